@@ -1,0 +1,183 @@
+//! The event log: the single source of truth of aiops (DESIGN.md, invariant 1).
+//!
+//! One trait, [`EventLog`], with two backends chosen at start by [`registry::open`]:
+//! - [`embedded`]: append-only segment files on one node; the default, needs no service.
+//! - [`nats`]: a NATS JetStream stream, for durability across nodes and scale-out.
+//!
+//! A log message is opaque bytes (an encoded batch, see `aiops-schemas`) plus a subject
+//! (`aiops.<kind>.<partition>`), a message id (for de-duplication of retried appends) and the
+//! event-time range of the batch (for the time index). Every message gets a sequence number;
+//! sequence order is log order and never changes.
+//!
+//! The shared behaviour both backends MUST have is one test suite, `tests/conformance.rs`, run
+//! against each.
+
+pub mod embedded;
+pub mod error;
+pub mod nats;
+pub mod registry;
+
+pub use error::LogError;
+pub use registry::{LogSpec, open};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// One message to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    /// Subject, e.g. `aiops.metrics.3`. Must be non-empty, ASCII, without spaces or wildcards.
+    pub subject: String,
+    /// De-duplication id: appending a message whose id the log already holds (within the
+    /// backend's duplicate window) stores nothing and returns the first copy's sequence.
+    pub msg_id: String,
+    /// Smallest event time in the payload, Unix ms.
+    pub time_min_ms: i64,
+    /// Largest event time in the payload, Unix ms.
+    pub time_max_ms: i64,
+    /// The encoded batch.
+    pub payload: Bytes,
+}
+
+/// One stored message, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Position in the log; strictly increasing in log order, starting at 1.
+    pub seq: u64,
+    /// Subject it was appended under.
+    pub subject: String,
+    /// Its de-duplication id.
+    pub msg_id: String,
+    /// Smallest event time in the payload, Unix ms.
+    pub time_min_ms: i64,
+    /// Largest event time in the payload, Unix ms.
+    pub time_max_ms: i64,
+    /// The payload exactly as appended.
+    pub payload: Bytes,
+}
+
+/// The outcome of appending one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Sequence the message is stored at (the earlier copy's, for a duplicate).
+    pub seq: u64,
+    /// True when the log already held this message id and stored nothing new.
+    pub duplicate: bool,
+}
+
+/// Size and range of the log, as the backend knows it without decoding payloads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LogStats {
+    /// Backend name: `embedded` or `nats`.
+    pub backend: String,
+    /// First sequence still stored (after retention), or the next sequence when empty.
+    pub first_seq: u64,
+    /// Sequence the next appended message will get.
+    pub next_seq: u64,
+    /// Messages stored.
+    pub messages: u64,
+    /// Bytes stored, including the backend's framing.
+    pub bytes: u64,
+    /// One sentence on what an acknowledged append survives (process crash, power loss, node loss).
+    pub durability: String,
+}
+
+/// An event log backend. Implementations are shared across tasks (`Arc<dyn EventLog>`).
+///
+/// Contract (checked by `tests/conformance.rs` for every backend):
+/// - `append` returns only after every message is stored as durably as the backend's policy
+///   says ([`LogStats::durability`]); on error, the caller must assume any subset may be stored
+///   and retry with the same message ids, which makes the retry safe.
+/// - Messages of one `append` call get consecutive sequence numbers in the given order, unless
+///   another caller appends concurrently, in which case each call's messages stay in order.
+/// - A reader returns every stored message exactly once, in sequence order, and never a message
+///   whose checksum fails: it returns [`LogError::Corrupt`] naming where instead.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends messages in order; see the trait contract.
+    ///
+    /// # Errors
+    /// [`LogError::Unavailable`] when the backend cannot take writes now (a retry may help),
+    /// [`LogError::Io`] on disk errors, [`LogError::InvalidMessage`] for a bad subject or id.
+    async fn append(&self, msgs: Vec<AppendMessage>) -> Result<Vec<Appended>, LogError>;
+
+    /// A reader positioned at the first stored message with sequence `>= from`.
+    ///
+    /// # Errors
+    /// [`LogError::Unavailable`] or [`LogError::Io`] if the log cannot be opened for reading.
+    async fn reader(&self, from: u64) -> Result<Box<dyn LogReader>, LogError>;
+
+    /// The smallest sequence from which a replay of events with time `>= ts_ms` must start: every
+    /// message before it has `time_max_ms < ts_ms`. Uses the time index, not a scan.
+    ///
+    /// # Errors
+    /// As for [`EventLog::reader`].
+    async fn seek_time(&self, ts_ms: i64) -> Result<u64, LogError>;
+
+    /// Counts, bytes and durability of the log.
+    ///
+    /// # Errors
+    /// As for [`EventLog::reader`].
+    async fn stats(&self) -> Result<LogStats, LogError>;
+
+    /// Flushes what is buffered and releases the backend. Appends after `close` fail with
+    /// [`LogError::Closed`].
+    ///
+    /// # Errors
+    /// If the final flush fails.
+    async fn close(&self) -> Result<(), LogError>;
+}
+
+/// A sequential reader over the log.
+#[async_trait]
+pub trait LogReader: Send {
+    /// The next stored messages in sequence order, at most `max`. An empty vector means the
+    /// reader is at the end of the log now; calling again later returns what was appended since.
+    ///
+    /// # Errors
+    /// [`LogError::Corrupt`] for a message whose checksum fails (the reader does not skip it),
+    /// [`LogError::Io`] or [`LogError::Unavailable`] otherwise.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Record>, LogError>;
+
+    /// The sequence of the next message this reader will return.
+    fn position(&self) -> u64;
+}
+
+/// Checks a subject and message id before they reach a backend; both backends call this so they
+/// refuse the same things.
+///
+/// # Errors
+/// [`LogError::InvalidMessage`] naming what is wrong.
+pub fn validate(msg: &AppendMessage) -> Result<(), LogError> {
+    let ok_subject = !msg.subject.is_empty()
+        && msg.subject.len() <= 255
+        && msg
+            .subject
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'*' && b != b'>')
+        && !msg.subject.starts_with('.')
+        && !msg.subject.ends_with('.')
+        && !msg.subject.contains("..");
+    if !ok_subject {
+        return Err(LogError::InvalidMessage(format!(
+            "bad subject {:?}: need dot-separated ASCII tokens without spaces or wildcards",
+            msg.subject
+        )));
+    }
+    if msg.msg_id.is_empty()
+        || msg.msg_id.len() > 255
+        || !msg.msg_id.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(LogError::InvalidMessage(format!(
+            "bad message id {:?}: need 1–255 printable ASCII characters",
+            msg.msg_id
+        )));
+    }
+    if msg.time_min_ms > msg.time_max_ms {
+        return Err(LogError::InvalidMessage(format!(
+            "time range is inverted: min {} > max {}",
+            msg.time_min_ms, msg.time_max_ms
+        )));
+    }
+    Ok(())
+}

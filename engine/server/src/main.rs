@@ -1,0 +1,2 @@
+//! The `aiops` binary.
+fn main() {}

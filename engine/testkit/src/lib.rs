@@ -1,0 +1,1 @@
+//! Test kit: real peers on free loopback ports.
