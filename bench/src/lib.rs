@@ -1,1 +1,26 @@
-//! Benchmarks of aiops.
+//! The `aiops-bench` harness: scenario benchmarks of the whole engine, written as JSON with the
+//! machine described, and a compare step.
+//!
+//! - [`ingest`]: remote_write ingest into each log backend, bytes per sample, replay rate.
+//!   - [`engine`]: the engine under test as a child process (and `nats-server` for JetStream).
+//!   - [`bodies`]: the pool of pre-encoded remote_write bodies; [`rw`] adapts it to the
+//!     connectors' encoder.
+//!   - [`load`]: the keep-alive HTTP load generator with an hdrhistogram of latencies.
+//!   - [`replay`]: reads and decodes the whole log.
+//! - [`demo_rate`]: how fast the demo generator produces events.
+//! - [`report`]: results files, human tables and the `compare` verdicts.
+//! - [`machine`]: the machine and commit a result belongs to.
+//! - [`error`]: what can fail, per step.
+
+pub mod bodies;
+pub mod demo_rate;
+pub mod engine;
+pub mod error;
+pub mod ingest;
+pub mod load;
+pub mod machine;
+pub mod replay;
+pub mod report;
+pub mod rw;
+
+pub use error::BenchError;

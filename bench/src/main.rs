@@ -1,0 +1,271 @@
+//! `aiops-bench`: scenario benchmarks of aiops. See `aiops-bench --help` and docs/benchmarks.md.
+
+use aiops_bench::engine::Backend;
+use aiops_bench::ingest::{self, IngestParams};
+use aiops_bench::machine::{Machine, Provenance};
+use aiops_bench::report::{self, Figure, Report};
+use aiops_bench::{BenchError, demo_rate};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Scenario benchmarks of the aiops engine.
+///
+/// Every run writes JSON with the machine (cores, CPU model, memory, kernel), the exact command
+/// line, the git commit and every figure; `compare` prints how one result differs from another.
+/// Numbers are only comparable on the same machine: run a baseline and a candidate back to back.
+#[derive(Debug, Parser)]
+#[command(name = "aiops-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Sustained Prometheus remote_write ingest into the log, per backend.
+    ///
+    /// Starts `<aiops-bin> run` as a child process on a free port (plus `nats-server -js` for the
+    /// nats backend), posts pre-encoded remote_write bodies from this process over
+    /// `--connections` keep-alive HTTP/1.1 connections for `--duration`, and reports accepted
+    /// samples/s and request latency p50/p99/p999/max after a warm-up. 429/503 answers are
+    /// retried after Retry-After and counted as backpressure, never as accepted. Then it stops
+    /// the engine with SIGTERM, measures the log's bytes per accepted sample, and replays the
+    /// whole log (reading and decoding every message) for events/s.
+    Ingest(IngestArgs),
+    /// How many events per second the demo generator produces at speed 0, on one core.
+    DemoRate(DemoRateArgs),
+    /// Compares two results files figure by figure: "1.12× slower / 1.30× faster / no change (±5%)".
+    ///
+    /// B is compared against the baseline A.
+    Compare {
+        /// Baseline results file.
+        a: PathBuf,
+        /// Candidate results file.
+        b: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendChoice {
+    Embedded,
+    Nats,
+    Both,
+}
+
+#[derive(Debug, clap::Args)]
+struct IngestArgs {
+    /// Log backend(s) to measure, one after the other.
+    #[arg(long, value_enum, default_value = "embedded")]
+    backend: BackendChoice,
+    /// Load duration per backend, warm-up included (e.g. `20s`).
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Start of the run excluded from samples/s and latency.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Concurrent keep-alive HTTP/1.1 connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Distinct series the bodies cycle through.
+    #[arg(long, default_value_t = 10_000)]
+    series: usize,
+    /// Samples per remote_write request.
+    #[arg(long, default_value_t = 2000)]
+    samples_per_request: usize,
+    /// Distinct pre-encoded bodies; the pool is cycled when the run needs more.
+    #[arg(long, default_value_t = 512)]
+    pool: usize,
+    /// The engine binary (`cargo build --release -p aiops-server`).
+    #[arg(long, default_value = "target/release/aiops")]
+    aiops_bin: PathBuf,
+    /// Results file (JSON).
+    #[arg(long, default_value = "bench/results/ingest.json")]
+    out: PathBuf,
+    /// Messages per reader batch during the replay.
+    #[arg(long, default_value_t = 1024)]
+    replay_batch: usize,
+    /// Record a CPU profile of the engine (`perf record -g`) during the steady part, to this
+    /// file (with `both`, the last backend's profile is kept).
+    #[arg(long)]
+    perf_out: Option<PathBuf>,
+    /// Parent directory for the engine's temporary data directory (default: $TMPDIR).
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+    /// Worker threads of the load generator (1 leaves the most CPU to the engine).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoRateArgs {
+    /// Event time to generate (e.g. `1d`).
+    #[arg(long, default_value = "1d", value_parser = humantime::parse_duration)]
+    event_time: Duration,
+    /// Simulated hosts.
+    #[arg(long, default_value_t = 6)]
+    hosts: usize,
+    /// Simulated services.
+    #[arg(long, default_value_t = 4)]
+    services: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Results file (JSON).
+    #[arg(long, default_value = "bench/results/demo-rate.json")]
+    out: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Ingest(args) => cmd_ingest(args),
+        Cmd::DemoRate(args) => cmd_demo_rate(args),
+        Cmd::Compare { a, b } => cmd_compare(&a, &b),
+    }
+}
+
+fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    rt.context("cannot build the tokio runtime")
+}
+
+fn cmd_ingest(args: IngestArgs) -> anyhow::Result<()> {
+    let backends = match args.backend {
+        BackendChoice::Embedded => vec![Backend::Embedded],
+        BackendChoice::Nats => vec![Backend::Nats],
+        BackendChoice::Both => vec![Backend::Embedded, Backend::Nats],
+    };
+    if args.warmup >= args.duration {
+        anyhow::bail!(
+            "--warmup ({:?}) must be shorter than --duration ({:?})",
+            args.warmup,
+            args.duration
+        );
+    }
+    let params = IngestParams {
+        backends,
+        duration_s: args.duration.as_secs_f64(),
+        warmup_s: args.warmup.as_secs_f64(),
+        connections: args.connections,
+        series: args.series,
+        samples_per_request: args.samples_per_request,
+        pool: args.pool,
+        aiops_bin: args.aiops_bin,
+        replay_batch: args.replay_batch,
+        perf_out: args.perf_out,
+        tmp_dir: args.tmp_dir,
+    };
+    let provenance = Provenance::current();
+    let details = runtime(args.client_threads)?.block_on(ingest::run(&params))?;
+    let figures = ingest::figures(&details);
+    for run in &details.runs {
+        for p in &run.problems {
+            eprintln!("{}: {p}", run.backend.as_str());
+        }
+        if run.replay_matches_accepted == Some(false) {
+            eprintln!(
+                "{}: replay found {} events but {} samples were accepted",
+                run.backend.as_str(),
+                run.replay.as_ref().map(|r| r.events).unwrap_or(0),
+                run.load.accepted_samples
+            );
+        }
+        eprintln!(
+            "{}: {} requests accepted, {} backpressure answers, {} errors{}",
+            run.backend.as_str(),
+            run.load.accepted_requests,
+            run.load.backpressure,
+            run.load.errors,
+            run.load
+                .first_error
+                .as_deref()
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default()
+        );
+    }
+    print!("{}", report::table(&figures));
+    for line in ingest::aims_summary(&figures) {
+        println!("{line}");
+    }
+    write_report(&args.out, "ingest", provenance, details, figures)
+}
+
+fn cmd_demo_rate(args: DemoRateArgs) -> anyhow::Result<()> {
+    let provenance = Provenance::current();
+    let plan = demo_rate::DemoRatePlan {
+        event_time: args.event_time,
+        hosts: args.hosts,
+        services: args.services,
+        seed: args.seed,
+    };
+    let result = runtime(1)?.block_on(demo_rate::run(&plan))?;
+    let figures = demo_rate::figures(&result);
+    print!("{}", report::table(&figures));
+    write_report(&args.out, "demo-rate", provenance, result, figures)
+}
+
+fn write_report<T: Serialize>(
+    out: &Path,
+    benchmark: &str,
+    provenance: Provenance,
+    details: T,
+    figures: Vec<Figure>,
+) -> anyhow::Result<()> {
+    let report = Report {
+        benchmark: benchmark.to_string(),
+        machine: Machine::describe(),
+        provenance,
+        details,
+        figures,
+    };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let json = serde_json::to_string_pretty(&report)?;
+    std::fs::write(out, json + "\n").with_context(|| format!("cannot write {}", out.display()))?;
+    println!("results written to {}", out.display());
+    Ok(())
+}
+
+fn read_figures(path: &Path) -> Result<Vec<Figure>, BenchError> {
+    let text = std::fs::read_to_string(path).map_err(|e| BenchError::io(path, e))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| BenchError::Results {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let figures = value.get("figures").cloned().ok_or(BenchError::Results {
+        path: path.to_path_buf(),
+        reason: "no `figures` list: not an aiops-bench results file".into(),
+    })?;
+    serde_json::from_value(figures).map_err(|e| BenchError::Results {
+        path: path.to_path_buf(),
+        reason: format!("bad `figures`: {e}"),
+    })
+}
+
+fn cmd_compare(a: &Path, b: &Path) -> anyhow::Result<()> {
+    let fa = read_figures(a)?;
+    let fb = read_figures(b)?;
+    println!("B = {}  vs  baseline A = {}", b.display(), a.display());
+    print!("{}", report::compare(&fa, &fb));
+    Ok(())
+}
