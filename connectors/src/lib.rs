@@ -1,1 +1,14 @@
-//! Sources and sinks of aiops.
+//! Sources and sinks of aiops. Connectors do not know the event log: a source yields Arrow
+//! batches and the engine appends them (DESIGN.md, "Dependency direction").
+//!
+//! - [`sources`]: the source traits ([`sources::PushDecoder`] for request bodies pushed to aiops,
+//!   [`sources::PullSource`] for sources that produce data by themselves) and one folder per
+//!   connector: `remote_write`, `json`, `alertmanager`, `grafana`, `scrape`, `demo`.
+//! - [`registry`]: the one list of push endpoints and pull-source configurations.
+//! - [`error`]: decode and source errors, with the short reasons used in metrics.
+
+pub mod error;
+pub mod registry;
+pub mod sources;
+
+pub use error::{DecodeError, SourceError};

@@ -1,0 +1,114 @@
+//! Errors of sources: what was wrong with a pushed body, or why a pull source failed.
+
+/// Why a pushed request body was rejected. The whole body is rejected; nothing of it is kept.
+/// Messages name the line (NDJSON) or element (JSON array), the field and the problem.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    /// The body is not valid snappy (block format).
+    #[error("body is not valid snappy (block format) compressed data: {0}")]
+    Snappy(String),
+    /// The decompressed body is not a valid protobuf message of the expected type.
+    #[error("body is not a valid protobuf {message}: {detail}")]
+    Protobuf {
+        /// The expected message type.
+        message: &'static str,
+        /// What prost reported.
+        detail: String,
+    },
+    /// The body is not valid JSON.
+    #[error("invalid JSON at line {line}, column {column}: {message}")]
+    Json {
+        /// 1-based line (for NDJSON, the record's line).
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser reported.
+        message: String,
+    },
+    /// A required field is absent.
+    #[error("{at}: missing required field \"{field}\"")]
+    MissingField {
+        /// Where: `line 3`, `element 2`, `series 5`, `alert 1`.
+        at: String,
+        /// The field.
+        field: &'static str,
+    },
+    /// A field has the wrong JSON type.
+    #[error("{at}: field \"{field}\" must be {expected}, got {got}")]
+    WrongType {
+        /// Where.
+        at: String,
+        /// The field.
+        field: String,
+        /// What it must be.
+        expected: &'static str,
+        /// What it was.
+        got: &'static str,
+    },
+    /// A field has the right type but a value that cannot be used.
+    #[error("{at}: field \"{field}\" {message}")]
+    InvalidValue {
+        /// Where.
+        at: String,
+        /// The field.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A field this endpoint does not know (a typo would otherwise lose data silently).
+    #[error("{at}: unknown field \"{field}\" (allowed: {allowed})")]
+    UnknownField {
+        /// Where.
+        at: String,
+        /// The field.
+        field: String,
+        /// The allowed fields.
+        allowed: &'static str,
+    },
+    /// The content type or encoding is not one this endpoint reads.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// The body holds no events.
+    #[error("body is empty: no events to ingest")]
+    Empty,
+    /// The decompressed body would exceed the limit.
+    #[error("decompressed body of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Declared decompressed size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl DecodeError {
+    /// A short, bounded label for the rejection metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Snappy(_) => "bad_snappy",
+            DecodeError::Protobuf { .. } => "bad_protobuf",
+            DecodeError::Json { .. } => "bad_json",
+            DecodeError::MissingField { .. } => "missing_field",
+            DecodeError::WrongType { .. } => "wrong_type",
+            DecodeError::InvalidValue { .. } => "invalid_value",
+            DecodeError::UnknownField { .. } => "unknown_field",
+            DecodeError::UnsupportedMediaType(_) => "unsupported_media_type",
+            DecodeError::Empty => "empty",
+            DecodeError::TooLarge { .. } => "too_large",
+        }
+    }
+}
+
+/// Why a pull source could not produce its next batch.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source's configuration is invalid; fix the config file.
+    #[error("invalid source config: {0}")]
+    Config(String),
+    /// A network or peer problem; retrying later may help.
+    #[error("source unavailable (retry may help): {0}")]
+    Unavailable(String),
+    /// A bug: the source produced something inconsistent.
+    #[error("internal source error (a bug): {0}")]
+    Internal(String),
+}

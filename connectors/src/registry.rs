@@ -1,0 +1,131 @@
+//! The one list of connectors: push endpoints (served by the engine's HTTP server) and pull-source
+//! configurations (built into running sources). Adding a connector adds one line here.
+
+use crate::error::SourceError;
+use crate::sources::{
+    PullSource, PushDecoder, alertmanager, demo, grafana, json, remote_write, scrape,
+};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// An HTTP route that accepts pushed data.
+pub struct PushEndpoint {
+    /// The path, served for `POST`.
+    pub path: &'static str,
+    /// Decodes request bodies.
+    pub decoder: Arc<dyn PushDecoder>,
+    /// One sentence for the docs and `--help`.
+    pub doc: &'static str,
+}
+
+impl std::fmt::Debug for PushEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushEndpoint")
+            .field("path", &self.path)
+            .field("decoder", &self.decoder.name())
+            .finish()
+    }
+}
+
+/// Every push endpoint of this build.
+pub fn push_endpoints() -> Vec<PushEndpoint> {
+    vec![
+        PushEndpoint {
+            path: "/api/v1/write",
+            decoder: Arc::new(remote_write::RemoteWriteDecoder),
+            doc: "Prometheus remote_write 1.0 (snappy + protobuf WriteRequest) into metrics.",
+        },
+        PushEndpoint {
+            path: "/api/ingest/metrics",
+            decoder: Arc::new(json::JsonDecoder::metrics()),
+            doc: "Metric samples as JSON or NDJSON: name, labels, value, time.",
+        },
+        PushEndpoint {
+            path: "/api/ingest/logs",
+            decoder: Arc::new(json::JsonDecoder::logs()),
+            doc: "Log records as JSON or NDJSON: time, severity, body, labels, attributes.",
+        },
+        PushEndpoint {
+            path: "/api/ingest/events",
+            decoder: Arc::new(json::JsonDecoder::events()),
+            doc: "Generic events (deploys, config changes, …) as JSON or NDJSON.",
+        },
+        PushEndpoint {
+            path: "/api/alerts/webhook/alertmanager",
+            decoder: Arc::new(alertmanager::AlertmanagerDecoder),
+            doc: "Alertmanager webhook notifications (version 4) into alerts.",
+        },
+        PushEndpoint {
+            path: "/api/alerts/webhook/grafana",
+            decoder: Arc::new(grafana::GrafanaDecoder),
+            doc: "Grafana unified-alerting webhook notifications into alerts.",
+        },
+    ]
+}
+
+/// A configured pull source (`[[sources]]` in the config file), tagged by `type`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum PullSourceConfig {
+    /// Prometheus-style scrape of text-format targets.
+    Scrape(scrape::ScrapeConfig),
+    /// The built-in demo telemetry generator.
+    Demo(demo::DemoConfig),
+}
+
+impl PullSourceConfig {
+    /// The source's type name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PullSourceConfig::Scrape(_) => "scrape",
+            PullSourceConfig::Demo(_) => "demo",
+        }
+    }
+
+    /// Builds the running source.
+    ///
+    /// # Errors
+    /// [`SourceError::Config`] naming the invalid setting.
+    pub fn build(&self) -> Result<Box<dyn PullSource>, SourceError> {
+        match self {
+            PullSourceConfig::Scrape(c) => c.build(),
+            PullSourceConfig::Demo(c) => c.build(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn endpoints_are_unique_and_documented() {
+        let eps = push_endpoints();
+        let paths: HashSet<_> = eps.iter().map(|e| e.path).collect();
+        let names: HashSet<_> = eps.iter().map(|e| e.decoder.name()).collect();
+        assert_eq!(paths.len(), eps.len());
+        assert_eq!(names.len(), eps.len());
+        assert!(
+            eps.iter()
+                .all(|e| !e.doc.is_empty() && e.path.starts_with("/api/"))
+        );
+    }
+
+    #[test]
+    fn pull_configs_parse_from_toml() {
+        #[derive(Deserialize)]
+        struct F {
+            sources: Vec<PullSourceConfig>,
+        }
+        let f: F = toml::from_str(
+            "[[sources]]\ntype = \"scrape\"\njob = \"node\"\ntargets = [\"127.0.0.1:9100\"]\ninterval = \"5s\"\n\n[[sources]]\ntype = \"demo\"\n",
+        )
+        .unwrap();
+        assert_eq!(f.sources.len(), 2);
+        assert_eq!(f.sources[0].type_name(), "scrape");
+        assert!(f.sources.iter().all(|s| s.build().is_ok()));
+        let bad: Result<F, _> = toml::from_str("[[sources]]\ntype = \"scrape\"\njobb = \"x\"\n");
+        assert!(bad.is_err());
+    }
+}
