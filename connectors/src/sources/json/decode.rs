@@ -69,11 +69,11 @@ fn json_error(e: &serde_json::Error, line_offset: usize) -> DecodeError {
     }
 }
 
+/// Records of a body, each with its location (`line N` / `element N`).
+type Records = Vec<(String, Map<String, Value>)>;
+
 /// Splits a body into records with their location (`line N` / `element N`).
-fn records(
-    body: &[u8],
-    content_type: Option<&str>,
-) -> Result<Vec<(String, Map<String, Value>)>, DecodeError> {
+fn records(body: &[u8], content_type: Option<&str>) -> Result<Records, DecodeError> {
     let text = std::str::from_utf8(body).map_err(|e| DecodeError::Json {
         line: 1 + body[..e.valid_up_to()]
             .iter()
@@ -320,12 +320,12 @@ impl PushDecoder for JsonDecoder {
     }
 
     fn decode(&self, body: &[u8], req: &PushRequest<'_>) -> Result<Vec<SourceBatch>, DecodeError> {
-        if let Some(enc) = req.content_encoding {
-            if !enc.trim().eq_ignore_ascii_case("identity") {
-                return Err(DecodeError::UnsupportedMediaType(format!(
-                    "Content-Encoding {enc:?}: send JSON uncompressed"
-                )));
-            }
+        if let Some(enc) = req.content_encoding
+            && !enc.trim().eq_ignore_ascii_case("identity")
+        {
+            return Err(DecodeError::UnsupportedMediaType(format!(
+                "Content-Encoding {enc:?}: send JSON uncompressed"
+            )));
         }
         let recs = records(body, req.content_type)?;
         let source = self.name();

@@ -8,4 +8,4 @@ mod source;
 mod tests;
 
 pub use proto::{Label, Sample, TimeSeries, WriteRequest};
-pub use source::{MAX_DECOMPRESSED_BYTES, RemoteWriteDecoder, encode_write_request};
+pub use source::{MAX_DECOMPRESSED_BYTES, RemoteWriteDecoder, Series, encode_write_request};

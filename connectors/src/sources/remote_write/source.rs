@@ -20,12 +20,12 @@ impl PushDecoder for RemoteWriteDecoder {
     }
 
     fn decode(&self, body: &[u8], req: &PushRequest<'_>) -> Result<Vec<SourceBatch>, DecodeError> {
-        if let Some(enc) = req.content_encoding {
-            if !enc.trim().eq_ignore_ascii_case("snappy") {
-                return Err(DecodeError::UnsupportedMediaType(format!(
-                    "Content-Encoding {enc:?}: remote_write bodies must be snappy-compressed"
-                )));
-            }
+        if let Some(enc) = req.content_encoding
+            && !enc.trim().eq_ignore_ascii_case("snappy")
+        {
+            return Err(DecodeError::UnsupportedMediaType(format!(
+                "Content-Encoding {enc:?}: remote_write bodies must be snappy-compressed"
+            )));
         }
         if let Some(ct) = req.content_type {
             let ct = ct.split(';').next().unwrap_or("").trim();
@@ -99,9 +99,13 @@ impl PushDecoder for RemoteWriteDecoder {
     }
 }
 
+/// One series for [`encode_write_request`]: its labels (including `__name__`) and its
+/// `(timestamp ms, value)` samples.
+pub type Series = (Vec<(String, String)>, Vec<(i64, f64)>);
+
 /// Encodes series as a remote_write body (snappy block format of a protobuf `WriteRequest`).
 /// Each series is its labels (including `__name__`) and its `(timestamp ms, value)` samples.
-pub fn encode_write_request(series: &[(Vec<(String, String)>, Vec<(i64, f64)>)]) -> Vec<u8> {
+pub fn encode_write_request(series: &[Series]) -> Vec<u8> {
     let wr = WriteRequest {
         timeseries: series
             .iter()

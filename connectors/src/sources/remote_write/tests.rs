@@ -16,11 +16,7 @@ fn req() -> PushRequest<'static> {
     }
 }
 
-fn series(
-    name: &str,
-    host: &str,
-    samples: &[(i64, f64)],
-) -> (Vec<(String, String)>, Vec<(i64, f64)>) {
+fn series(name: &str, host: &str, samples: &[(i64, f64)]) -> Series {
     (
         vec![
             ("__name__".into(), name.into()),

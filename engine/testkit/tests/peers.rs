@@ -1,0 +1,41 @@
+//! Each peer starts on a free port and answers.
+
+use aiops_testkit::*;
+use std::net::SocketAddr;
+
+fn addr(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://")
+        .trim_start_matches("nats://")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn nats_with_and_without_jetstream() {
+    let n = NatsServer::start().unwrap();
+    let (code, body) = http_get(addr(&n.monitor_url()), "/jsz").unwrap();
+    assert_eq!(code, 200);
+    assert!(body.contains("\"config\""), "{body}");
+    let plain = NatsServer::start_without_jetstream().unwrap();
+    let (_, body) = http_get(addr(&plain.monitor_url()), "/jsz").unwrap();
+    assert!(!body.contains("\"store_dir\""), "{body}");
+}
+
+#[test]
+fn prometheus_node_exporter_alertmanager() {
+    let ne = NodeExporter::start().unwrap();
+    let (code, body) = http_get(ne.addr().parse().unwrap(), "/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(body.contains("node_cpu_seconds_total"));
+    let mut p = Prometheus::start("global:\n  scrape_interval: 1s\n", &[]).unwrap();
+    assert_eq!(http_get(addr(&p.url()), "/-/ready").unwrap().0, 200);
+    p.stop();
+    let am = Alertmanager::start("route:\n  receiver: r\nreceivers:\n  - name: r\n").unwrap();
+    assert_eq!(http_get(addr(&am.url()), "/-/ready").unwrap().0, 200);
+}
+
+#[test]
+fn missing_binary_names_the_package() {
+    let e = require_binary("definitely-not-installed-xyz").unwrap_err();
+    assert!(e.contains("Debian package"), "{e}");
+}
