@@ -1,52 +1,267 @@
-//! Embedded log backend (being written).
+//! The embedded event log: append-only segment files in one directory, for a single node.
+//!
+//! # Design constraints
+//! - **Segments**: files `<first_seq:020>.seg` starting with the 8-byte magic `AIOLOG01`, sealed
+//!   and replaced by a new one past `segment_bytes` (default 128 MiB). A sealed segment gets an
+//!   index file `<first_seq:020>.idx` (written atomically; rebuilt by a scan if missing or stale).
+//! - **Record framing** (little endian):
+//!
+//!   | offset | size | field |
+//!   |---|---|---|
+//!   | 0 | 4 | length of everything after the checksum field |
+//!   | 4 | 4 | CRC32C of everything after this field |
+//!   | 8 | 8 | sequence |
+//!   | 16 | 8 | event time min (ms) |
+//!   | 24 | 8 | event time max (ms) |
+//!   | 32 | 8 | append time (wall clock ms; retention and dedup only) |
+//!   | 40 | 2 | subject length `s` |
+//!   | 42 | 2 | message id length `i` |
+//!   | 44 | 4 | reserved (0) |
+//!   | 48 | s | subject |
+//!   | 48+s | i | message id |
+//!   | 48+s+i | … | payload |
+//! - **Durability**: one writer thread group-commits: it takes every queued append, writes them
+//!   with one `write`, and with `fsync = "always"` (default) fsyncs once before acknowledging
+//!   any of them. With an interval, it fsyncs at most that often. Readers only see committed
+//!   records (fsynced, under `always`).
+//! - **Recovery** on open: the last segment is scanned; a record cut short at its end, or a final
+//!   record failing its checksum with nothing valid after it (a torn write), is truncated away
+//!   and the complete records before it are kept. A damaged record with valid records after it
+//!   is corruption: never served nor skipped — a reader returns [`LogError::Corrupt`] with the
+//!   segment and byte offset when it reaches it.
+//! - **De-duplication**: message ids seen within `dedup_window` (default 2 min, at most
+//!   `dedup_max_ids`) are not stored again; the window is rebuilt from the log on open.
+//! - **Time index**: per segment the largest event time and a sparse index (every 32 records:
+//!   offset and the block's largest event time), so `seek_time` and `reader(from)` never scan
+//!   from the start.
+//! - **Retention**: whole sealed segments are deleted, oldest first, by age of their newest
+//!   append and by total size; the active segment never is.
+//! - **One process per directory**: an exclusive lock on `LOCK`.
 
-use crate::{AppendMessage, Appended, EventLog, LogError, LogReader, LogStats};
+mod config;
+mod format;
+mod reader;
+mod segment;
+mod shared;
+mod writer;
+
+pub use config::{EmbeddedConfig, FsyncPolicy};
+pub use reader::EmbeddedReader;
+
+use crate::{AppendMessage, Appended, EventLog, LogError, LogReader, LogStats, validate};
 use async_trait::async_trait;
-use std::path::PathBuf;
+use parking_lot::Mutex;
+use shared::Shared;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::{mpsc, oneshot};
+use writer::{Dedup, Op, Writer};
 
-/// Configuration of the embedded log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmbeddedConfig {
-    /// Log directory.
-    pub dir: PathBuf,
+/// The embedded log.
+pub struct EmbeddedLog {
+    cfg: EmbeddedConfig,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Op>,
+    closed: AtomicBool,
+    _lock: std::fs::File,
 }
 
-impl EmbeddedConfig {
-    /// Defaults for a directory.
-    pub fn new(dir: PathBuf) -> Self {
-        EmbeddedConfig { dir }
+impl std::fmt::Debug for EmbeddedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedLog")
+            .field("dir", &self.cfg.dir)
+            .finish()
     }
 }
 
-/// The embedded log.
-#[derive(Debug)]
-pub struct EmbeddedLog;
+fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
+    move |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 impl EmbeddedLog {
-    /// Opens the log.
+    /// Opens (creating if needed) the log in `cfg.dir`, recovering a torn tail.
     ///
     /// # Errors
-    /// Not yet built.
-    pub async fn open(_cfg: EmbeddedConfig) -> Result<Self, LogError> {
-        Err(LogError::Config("embedded log not built yet".into()))
+    /// [`LogError::Config`] if another process holds the directory; I/O and corruption errors
+    /// (a sealed segment that is not a segment file).
+    pub async fn open(cfg: EmbeddedConfig) -> Result<Self, LogError> {
+        let c = cfg.clone();
+        tokio::task::spawn_blocking(move || Self::open_blocking(c))
+            .await
+            .map_err(|e| LogError::Unavailable(format!("open task failed: {e}")))?
+    }
+
+    fn open_blocking(cfg: EmbeddedConfig) -> Result<Self, LogError> {
+        let dir = cfg.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(LogError::Config(format!(
+                "log directory {} is in use by another aiops process (lock file {})",
+                dir.display(),
+                lock_path.display()
+            )));
+        }
+        let files = segment::list(&dir)?;
+        let now = writer::wall_ms();
+        let window_start = now - cfg.dedup_window.as_millis() as i64;
+        let mut segments = Vec::with_capacity(files.len());
+        let mut dedup = Dedup::default();
+        let n = files.len();
+        for (i, (first_seq, path)) in files.into_iter().enumerate() {
+            let last = i + 1 == n;
+            let seg = if last {
+                let (seg, extras) = segment::scan(&path, first_seq, true, true)?;
+                for (id, seq, ts) in extras.ids {
+                    if ts >= window_start {
+                        dedup.insert(id, seq, ts);
+                    }
+                }
+                seg
+            } else {
+                match segment::read_index(&path, first_seq) {
+                    Some(s) if s.newest_append_ts < window_start || i + 2 < n => s,
+                    _ => {
+                        let (seg, extras) = segment::scan(&path, first_seq, false, true)?;
+                        for (id, seq, ts) in extras.ids {
+                            if ts >= window_start {
+                                dedup.insert(id, seq, ts);
+                            }
+                        }
+                        if seg.corrupt.is_empty() {
+                            segment::write_index(&seg)?;
+                        }
+                        seg
+                    }
+                }
+            };
+            for (offset, reason) in &seg.corrupt {
+                tracing::error!(segment = %seg.path.display(), offset, reason = %reason, "corrupt record in the log; readers will stop there");
+            }
+            segments.push(seg);
+        }
+        if segments.is_empty() {
+            let seg = segment::Segment::empty(&dir, 1);
+            writer::create_segment(&seg.path)?;
+            writer::sync_dir(&dir)?;
+            segments.push(seg);
+        }
+        let shared = Arc::new(Shared {
+            dir: dir.clone(),
+            segments: Mutex::new(segments),
+        });
+        let w = Writer::new(cfg.clone(), shared.clone(), dedup)?;
+        let (tx, rx) = mpsc::channel(cfg.writer_queue.max(1));
+        std::thread::Builder::new()
+            .name("aiops-log-writer".into())
+            .spawn(move || w.run(rx))
+            .map_err(io(&dir))?;
+        // Ticks drive interval fsync and retention; the ticker ends when the writer's queue closes.
+        let tick_tx = tx.clone();
+        let every = match cfg.fsync {
+            FsyncPolicy::Interval(d) => d.min(std::time::Duration::from_secs(1)),
+            FsyncPolicy::Always => std::time::Duration::from_secs(1),
+        };
+        let _ = std::thread::Builder::new()
+            .name("aiops-log-ticker".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    if tick_tx.is_closed() {
+                        return;
+                    }
+                    // A full queue means the writer is busy anyway.
+                    let _ = tick_tx.try_send(Op::Tick);
+                }
+            });
+        tracing::debug!(dir = %dir.display(), "embedded log open");
+        Ok(EmbeddedLog {
+            cfg,
+            shared,
+            tx,
+            closed: AtomicBool::new(false),
+            _lock: lock,
+        })
     }
 }
 
 #[async_trait]
 impl EventLog for EmbeddedLog {
-    async fn append(&self, _msgs: Vec<AppendMessage>) -> Result<Vec<Appended>, LogError> {
-        Err(LogError::Closed)
+    async fn append(&self, msgs: Vec<AppendMessage>) -> Result<Vec<Appended>, LogError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(LogError::Closed);
+        }
+        for m in &msgs {
+            validate(m)?;
+        }
+        if msgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Append(msgs, reply))
+            .await
+            .map_err(|_| LogError::Closed)?;
+        rx.await.map_err(|_| LogError::Closed)?
     }
-    async fn reader(&self, _from: u64) -> Result<Box<dyn LogReader>, LogError> {
-        Err(LogError::Closed)
+
+    async fn reader(&self, from: u64) -> Result<Box<dyn LogReader>, LogError> {
+        Ok(Box::new(EmbeddedReader::new(self.shared.clone(), from)))
     }
-    async fn seek_time(&self, _ts_ms: i64) -> Result<u64, LogError> {
-        Err(LogError::Closed)
+
+    async fn seek_time(&self, ts_ms: i64) -> Result<u64, LogError> {
+        let segs = self.shared.segments.lock();
+        for s in segs.iter() {
+            if s.time_max < ts_ms {
+                continue;
+            }
+            if let Some(e) = s.index.iter().find(|e| e.block_time_max >= ts_ms) {
+                return Ok(e.seq);
+            }
+        }
+        Ok(segs.last().map(|s| s.next_seq).unwrap_or(1))
     }
+
     async fn stats(&self) -> Result<LogStats, LogError> {
-        Err(LogError::Closed)
+        let segs = self.shared.segments.lock();
+        let first_seq = segs.first().map(|s| s.first_seq).unwrap_or(1);
+        let next_seq = segs.last().map(|s| s.next_seq).unwrap_or(1);
+        Ok(LogStats {
+            backend: "embedded".into(),
+            first_seq,
+            next_seq,
+            messages: next_seq - first_seq,
+            bytes: segs.iter().map(|s| s.len).sum(),
+            durability: self.cfg.durability(),
+        })
     }
+
     async fn close(&self) -> Result<(), LogError> {
-        Ok(())
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Op::Close(reply)).await.is_err() {
+            return Ok(());
+        }
+        rx.await.unwrap_or(Ok(()))
+    }
+}
+
+impl Drop for EmbeddedLog {
+    fn drop(&mut self) {
+        // Stop the writer (and with it the ticker) if close was not called.
+        let (reply, _rx) = oneshot::channel();
+        let _ = self.tx.try_send(Op::Close(reply));
+        let _ = &self.shared;
     }
 }

@@ -1,0 +1,222 @@
+//! The behaviour every event-log backend must have (the contract of `EventLog` in lib.rs), as
+//! generic functions over `Arc<dyn EventLog>`. Each backend's test file instantiates them. They do
+//! not assume an empty log or sequences starting at 1, so a shared server stream works too.
+#![allow(dead_code)]
+
+use aiops_log::{AppendMessage, EventLog, LogError, Record};
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// A message with a unique id under `prefix`.
+pub fn msg(prefix: &str, i: usize, t: i64) -> AppendMessage {
+    AppendMessage {
+        subject: format!("aiops.metrics.{}", i % 3),
+        msg_id: format!("{prefix}-{i}"),
+        time_min_ms: t,
+        time_max_ms: t + 10,
+        payload: Bytes::from(format!("payload {prefix} {i} {}", "x".repeat(i % 50))),
+    }
+}
+
+async fn read_all(log: &dyn EventLog, from: u64) -> Vec<Record> {
+    let mut r = log.reader(from).await.unwrap();
+    let mut out = Vec::new();
+    loop {
+        let b = r.next_batch(7).await.unwrap();
+        if b.is_empty() {
+            return out;
+        }
+        out.extend(b);
+    }
+}
+
+pub async fn append_read_in_order(log: Arc<dyn EventLog>, prefix: &str) {
+    let start = log.stats().await.unwrap().next_seq;
+    let msgs: Vec<_> = (0..50).map(|i| msg(prefix, i, 1000 + i as i64)).collect();
+    let res = log.append(msgs.clone()).await.unwrap();
+    assert_eq!(res.len(), 50);
+    for (i, a) in res.iter().enumerate() {
+        assert!(!a.duplicate);
+        assert_eq!(
+            a.seq,
+            start + i as u64,
+            "one call's messages are consecutive"
+        );
+    }
+    let got = read_all(log.as_ref(), start).await;
+    assert_eq!(got.len(), 50);
+    for (r, m) in got.iter().zip(&msgs) {
+        assert_eq!(
+            (&r.subject, &r.msg_id, &r.payload),
+            (&m.subject, &m.msg_id, &m.payload)
+        );
+        assert_eq!(
+            (r.time_min_ms, r.time_max_ms),
+            (m.time_min_ms, m.time_max_ms)
+        );
+    }
+    // Reading from the middle starts exactly there.
+    let mid = read_all(log.as_ref(), start + 20).await;
+    assert_eq!(mid.first().map(|r| r.seq), Some(start + 20));
+    assert_eq!(mid.len(), 30);
+    let s = log.stats().await.unwrap();
+    assert_eq!(s.next_seq, start + 50);
+    assert!(!s.durability.is_empty());
+}
+
+pub async fn dedup_by_msg_id(log: Arc<dyn EventLog>, prefix: &str) {
+    let first = log.append(vec![msg(prefix, 1, 5)]).await.unwrap();
+    // The ack was "lost": the same message is appended again, alone and within a batch.
+    let again = log.append(vec![msg(prefix, 1, 5)]).await.unwrap();
+    assert_eq!(
+        again[0],
+        aiops_log::Appended {
+            seq: first[0].seq,
+            duplicate: true
+        }
+    );
+    let mixed = log
+        .append(vec![
+            msg(prefix, 2, 5),
+            msg(prefix, 1, 5),
+            msg(prefix, 2, 5),
+        ])
+        .await
+        .unwrap();
+    assert!(!mixed[0].duplicate);
+    assert!(mixed[1].duplicate && mixed[1].seq == first[0].seq);
+    assert!(mixed[2].duplicate && mixed[2].seq == mixed[0].seq);
+    let all = read_all(log.as_ref(), first[0].seq).await;
+    let ours: Vec<_> = all
+        .iter()
+        .filter(|r| r.msg_id.starts_with(&format!("{prefix}-")))
+        .collect();
+    assert_eq!(ours.len(), 2, "each id stored once");
+}
+
+pub async fn reader_sees_later_appends(log: Arc<dyn EventLog>, prefix: &str) {
+    let start = log.stats().await.unwrap().next_seq;
+    let mut r = log.reader(start).await.unwrap();
+    assert!(r.next_batch(10).await.unwrap().is_empty());
+    log.append(vec![msg(prefix, 0, 1)]).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        got.extend(r.next_batch(10).await.unwrap());
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(got.len(), 1);
+    assert_eq!(r.position(), start + 1);
+    log.append((1..4).map(|i| msg(prefix, i, 1)).collect())
+        .await
+        .unwrap();
+    let more = r.next_batch(10).await.unwrap();
+    assert_eq!(
+        more.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![start + 1, start + 2, start + 3]
+    );
+}
+
+pub async fn seek_time_contract(log: Arc<dyn EventLog>, prefix: &str) {
+    let start = log.stats().await.unwrap().next_seq;
+    // Event times out of order, as real ingest is.
+    let times = [100, 300, 200, 900, 400, 1000, 50, 1200];
+    let msgs: Vec<_> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| msg(prefix, i, *t))
+        .collect();
+    log.append(msgs).await.unwrap();
+    for ts in [0, 100, 250, 905, 1000, 1205, 5000] {
+        let s = log.seek_time(ts).await.unwrap();
+        let all = read_all(log.as_ref(), start).await;
+        for r in all.iter().filter(|r| r.seq < s) {
+            assert!(
+                r.time_max_ms < ts,
+                "seek_time({ts}) = {s} skips seq {} with time_max {}",
+                r.seq,
+                r.time_max_ms
+            );
+        }
+        // And it does not point past a message it must include.
+        let first_needed = all.iter().find(|r| r.time_max_ms >= ts).map(|r| r.seq);
+        if let Some(n) = first_needed {
+            assert!(s <= n);
+        }
+    }
+}
+
+pub async fn concurrent_appends_keep_each_call_in_order(log: Arc<dyn EventLog>, prefix: &str) {
+    let start = log.stats().await.unwrap().next_seq;
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let log = log.clone();
+        let prefix = format!("{prefix}-t{t}");
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10 {
+                let msgs: Vec<_> = (0..5).map(|i| msg(&prefix, round * 5 + i, 1)).collect();
+                let res = log.append(msgs).await.unwrap();
+                assert!(res.windows(2).all(|w| w[0].seq < w[1].seq));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let all = read_all(log.as_ref(), start).await;
+    assert_eq!(all.len(), 200);
+    for t in 0..4 {
+        let p = format!("{prefix}-t{t}-");
+        let ids: Vec<usize> = all
+            .iter()
+            .filter_map(|r| r.msg_id.strip_prefix(&p).and_then(|n| n.parse().ok()))
+            .collect();
+        assert_eq!(
+            ids,
+            (0..50).collect::<Vec<_>>(),
+            "task {t}'s messages in order"
+        );
+    }
+}
+
+pub async fn invalid_messages_rejected(log: Arc<dyn EventLog>, prefix: &str) {
+    let before = log.stats().await.unwrap().next_seq;
+    for bad in [
+        AppendMessage {
+            subject: "has space".into(),
+            ..msg(prefix, 0, 1)
+        },
+        AppendMessage {
+            subject: "aiops.>".into(),
+            ..msg(prefix, 0, 1)
+        },
+        AppendMessage {
+            msg_id: String::new(),
+            ..msg(prefix, 0, 1)
+        },
+        AppendMessage {
+            time_min_ms: 5,
+            time_max_ms: 1,
+            ..msg(prefix, 0, 1)
+        },
+    ] {
+        let e = log.append(vec![msg(prefix, 9, 1), bad]).await.unwrap_err();
+        assert!(matches!(e, LogError::InvalidMessage(_)), "{e}");
+    }
+    assert_eq!(
+        log.stats().await.unwrap().next_seq,
+        before,
+        "a refused call stores nothing"
+    );
+}
+
+pub async fn closed_log_refuses_appends(log: Arc<dyn EventLog>, prefix: &str) {
+    log.append(vec![msg(prefix, 0, 1)]).await.unwrap();
+    log.close().await.unwrap();
+    assert!(matches!(
+        log.append(vec![msg(prefix, 1, 1)]).await,
+        Err(LogError::Closed)
+    ));
+}
