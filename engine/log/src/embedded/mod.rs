@@ -129,7 +129,7 @@ impl EmbeddedLog {
                 seg
             } else {
                 match segment::read_index(&path, first_seq) {
-                    Some(s) if s.newest_append_ts < window_start || i + 2 < n => s,
+                    Some(s) if s.newest_append_ts < window_start => s,
                     _ => {
                         let (seg, extras) = segment::scan(&path, first_seq, false, true)?;
                         for (id, seq, ts) in extras.ids {

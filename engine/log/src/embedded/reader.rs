@@ -125,9 +125,10 @@ impl EmbeddedReader {
                         break;
                     }
                     Err(Bad::Invalid(reason)) => {
+                        o.offset += at as u64;
                         return Err(LogError::Corrupt {
                             segment: o.path.clone(),
-                            offset: o.offset + at as u64,
+                            offset: o.offset,
                             reason,
                         });
                     }
@@ -149,8 +150,13 @@ impl LogReader for EmbeddedReader {
     async fn next_batch(&mut self, max: usize) -> Result<Vec<Record>, LogError> {
         let mut out = Vec::new();
         while out.len() < max.max(1) {
-            if !self.read_some(max.max(1), &mut out)? {
-                break;
+            match self.read_some(max.max(1), &mut out) {
+                Ok(true) => {}
+                Ok(false) => break,
+                // Hand out what precedes a damaged record first; the position stays before it,
+                // so the next call reports the damage.
+                Err(e) if out.is_empty() => return Err(e),
+                Err(_) => break,
             }
         }
         Ok(out)
