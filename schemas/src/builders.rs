@@ -21,7 +21,7 @@ fn labels_builder() -> LabelsBuilder {
 }
 
 fn time_builder() -> TimestampMillisecondBuilder {
-    TimestampMillisecondBuilder::new().with_timezone("UTC")
+    TimestampMillisecondBuilder::new().with_timezone(crate::schema::TIME_ZONE)
 }
 
 /// Appends one map entry list. `MapBuilder::append` fails only when keys and values differ in

@@ -25,9 +25,13 @@ pub struct Column {
     pub doc: &'static str,
 }
 
+/// The time zone of every timestamp column: UTC written as an offset, which Arrow and
+/// DataFusion handle without a time-zone database.
+pub const TIME_ZONE: &str = "+00:00";
+
 /// The Arrow type of event time columns: milliseconds since the Unix epoch, UTC.
 pub fn time_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+    DataType::Timestamp(TimeUnit::Millisecond, Some(TIME_ZONE.into()))
 }
 
 /// The Arrow type of label and attribute maps (`Map<Utf8, Utf8>`), exactly as [`MapBuilder`]

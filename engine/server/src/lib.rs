@@ -1,1 +1,23 @@
-//! The aiops engine process.
+//! The aiops engine process: everything between the HTTP edge and the event log.
+//!
+//! - [`config`]: the typed configuration tree (TOML + `AIOPS__` environment overrides).
+//! - [`clock`]: the one place that reads the wall clock.
+//! - [`ingest`]: decoded batches → partitioned, encoded log messages, with backpressure.
+//! - [`http`]: the HTTP API (push endpoints from the connector registry, health, metrics).
+//! - [`pull`]: runs pull sources (scrapes, demo) into the ingestor.
+//! - [`follower`]: the first log consumer; counts events and measures lag.
+//! - [`metrics`]: self-metrics in the Prometheus text format.
+//! - [`replay`]: reads a time range of the log back as events (NDJSON, table).
+//! - [`log_stats`]: counts, time range and bytes per kind, from message headers.
+//! - [`server`]: wires all of the above into `aiops run`.
+
+pub mod clock;
+pub mod config;
+pub mod follower;
+pub mod http;
+pub mod ingest;
+pub mod log_stats;
+pub mod metrics;
+pub mod pull;
+pub mod replay;
+pub mod server;

@@ -1,2 +1,260 @@
-//! The `aiops` binary.
-fn main() {}
+//! The `aiops` binary: command-line parsing and process edges (signals, exit codes, logging).
+
+use aiops_schemas::Kind;
+use aiops_server::config::Config;
+use aiops_server::replay::{ReplayFilter, ReplayFormat};
+use aiops_server::{clock, log_stats, replay, server};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// aiops — an event-sourced stream-processing engine for operations teams.
+///
+/// Ingests metrics, logs, alerts and events into an event log (embedded by default, or NATS
+/// JetStream) and lets you replay any past time range exactly as it was stored.
+#[derive(Debug, Parser)]
+#[command(name = "aiops", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// Data directory (embedded log in DIR/log). Overrides `data_dir` in the config.
+    #[arg(long, global = true, env = "AIOPS_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Event log: `embedded` (default) or `nats://HOST:PORT` for NATS JetStream.
+    #[arg(long, global = true, env = "AIOPS_LOG", value_name = "LOG")]
+    log: Option<String>,
+    /// TOML config file (see aiops.example.toml). Environment AIOPS__SECTION__KEY overrides it.
+    #[arg(long, global = true, env = "AIOPS_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the engine: HTTP ingest (remote_write, JSON, webhooks), scrapes, self-metrics.
+    Run(RunArgs),
+    /// Print the events of a past time range in log order (no side effects).
+    Replay(ReplayArgs),
+    /// Inspect the event log.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// Print the reference of every event kind (the content of docs/events.md).
+    SchemaDocs,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// HTTP listen address. Overrides `http.listen` (default 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// Also run the built-in demo generator: a small fleet of hosts and services with metrics,
+    /// logs, deploys, alerts and scripted incidents, in real time.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// Start of the range (inclusive): RFC 3339 (`2026-11-24T10:00:00Z`), Unix milliseconds, or
+    /// a duration meaning "that long ago" (`1h`, `30m`). Default: the start of the log.
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// End of the range (exclusive), same forms as --from. Default: no end.
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// Only these kinds (metrics, logs, alerts, events); repeat or comma-separate.
+    #[arg(long = "kind", value_name = "KIND", value_delimiter = ',')]
+    kinds: Vec<Kind>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "ndjson")]
+    format: ReplayFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// Counts, event-time range and bytes per kind, and the log's durability.
+    Stats {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn load_config(g: &GlobalArgs) -> Result<Config> {
+    let mut cfg = Config::load(g.config.as_deref(), std::env::vars())?;
+    if let Some(d) = &g.data_dir {
+        cfg.data_dir.clone_from(d);
+        cfg.embedded.dir = d.join("log");
+    }
+    if let Some(l) = &g.log {
+        cfg.log.clone_from(l);
+    }
+    Ok(cfg)
+}
+
+/// Parses a CLI time: RFC 3339, Unix ms, or a duration ago.
+fn parse_time(s: &str) -> Result<i64> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    if s == "now" {
+        return Ok(clock::now_ms());
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        let d = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("time before 1970")?;
+        return Ok(i64::try_from(d.as_millis())?);
+    }
+    if let Ok(d) = humantime::parse_duration(s.trim_end_matches(" ago")) {
+        return Ok(clock::now_ms() - i64::try_from(d.as_millis())?);
+    }
+    bail!(
+        "cannot read time {s:?}: use RFC 3339 (2026-11-24T10:00:00Z), Unix milliseconds, or a duration ago (1h)"
+    )
+}
+
+fn fmt_ms(ms: Option<i64>) -> String {
+    match ms.and_then(|m| u64::try_from(m).ok()) {
+        Some(m) => humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(m),
+        )
+        .to_string(),
+        None => "-".to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(args) => {
+            let mut cfg = load_config(&cli.global)?;
+            if let Some(addr) = args.http {
+                cfg.http.listen = addr;
+            }
+            if args.demo {
+                cfg.sources
+                    .push(aiops_connectors::registry::PullSourceConfig::Demo(
+                        Default::default(),
+                    ));
+            }
+            server::run(cfg, shutdown_signal()).await?;
+        }
+        Command::Replay(args) => {
+            let cfg = load_config(&cli.global)?;
+            let filter = ReplayFilter {
+                from_ms: args.from.as_deref().map(parse_time).transpose()?,
+                to_ms: args.to.as_deref().map(parse_time).transpose()?,
+                kinds: args.kinds,
+            };
+            let log = server::open_log(&cfg).await?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+            let res = replay::replay(log.as_ref(), &filter, args.format, &mut out).await;
+            log.close().await?;
+            let sum = res?;
+            tracing::info!(
+                messages = sum.messages_read,
+                events = sum.events,
+                "replay done"
+            );
+        }
+        Command::Log {
+            command: LogCommand::Stats { json },
+        } => {
+            let cfg = load_config(&cli.global)?;
+            let log = server::open_log(&cfg).await?;
+            let res = log_stats::collect(log.as_ref()).await;
+            log.close().await?;
+            let report = res?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let s = &report.log;
+                println!("backend     {}", s.backend);
+                println!(
+                    "sequences   {} .. {} ({} messages)",
+                    s.first_seq, s.next_seq, s.messages
+                );
+                println!("bytes       {}", s.bytes);
+                println!("durability  {}", s.durability);
+                println!();
+                println!(
+                    "{:<8} {:>10} {:>14} {:>14}  {:<24}  {:<24}",
+                    "kind", "messages", "events", "bytes", "first event", "last event"
+                );
+                for (kind, k) in &report.kinds {
+                    println!(
+                        "{:<8} {:>10} {:>14} {:>14}  {:<24}  {:<24}",
+                        kind.as_str(),
+                        k.messages,
+                        k.events,
+                        k.bytes,
+                        fmt_ms(k.time_min_ms),
+                        fmt_ms(k.time_max_ms)
+                    );
+                }
+                if report.other_messages > 0 {
+                    println!("(+{} messages of other subjects)", report.other_messages);
+                }
+            }
+        }
+        Command::SchemaDocs => print!("{}", aiops_schemas::reference::markdown()),
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AIOPS_LOG_LEVEL")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

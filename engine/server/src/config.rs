@@ -1,0 +1,274 @@
+//! The typed configuration tree of `aiops run`: one TOML file, environment overrides, defaults.
+//!
+//! Precedence: defaults < `--config FILE` < environment `AIOPS__SECTION__KEY=value` < command-line
+//! flags. Every problem in a file is reported at once, with the key path that is wrong.
+
+use aiops_connectors::registry::PullSourceConfig;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything `aiops run` can be told. See `aiops.example.toml` for a documented example.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory for the embedded log and local state. Default `./data`.
+    pub data_dir: PathBuf,
+    /// The event log: `embedded` (in `<data_dir>/log`) or `nats://HOST:PORT`.
+    pub log: String,
+    /// HTTP server settings.
+    pub http: HttpConfig,
+    /// Ingest limits and backpressure.
+    pub ingest: IngestConfig,
+    /// Embedded-log tuning (used when `log = "embedded"`).
+    pub embedded: aiops_log::embedded::EmbeddedConfig,
+    /// NATS JetStream tuning (used when `log` is a `nats://` URL).
+    #[serde(skip)]
+    pub nats: aiops_log::nats::NatsConfig,
+    /// Sources that produce data by themselves: Prometheus scrapes, the demo generator.
+    pub sources: Vec<PullSourceConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            log: "embedded".to_string(),
+            http: HttpConfig::default(),
+            ingest: IngestConfig::default(),
+            embedded: aiops_log::embedded::EmbeddedConfig::new(PathBuf::from("data/log")),
+            nats: aiops_log::nats::NatsConfig::new("nats://127.0.0.1:4222"),
+            sources: Vec::new(),
+        }
+    }
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address. Default `127.0.0.1:9464`.
+    pub listen: SocketAddr,
+    /// Largest accepted request body in bytes (after transfer, before decompression); larger
+    /// requests get 413. Default 32 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            max_body_bytes: 32 << 20,
+        }
+    }
+}
+
+/// Ingest limits: how much may be in flight before ingest pushes back with 429/503.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Log partitions per kind (`aiops.<kind>.<partition>`). Changing it later only affects new
+    /// events. Default 4.
+    pub partitions: u32,
+    /// Appends allowed in flight at once; more wait up to `queue_timeout`. Default 64.
+    pub max_inflight_appends: usize,
+    /// How long a request waits for an append slot before 503 + Retry-After. Default 2s.
+    #[serde(with = "humantime_serde")]
+    pub queue_timeout: Duration,
+    /// How long an append may take before the request gets 503 (the client retries; message ids
+    /// make the retry safe). Default 10s.
+    #[serde(with = "humantime_serde")]
+    pub append_timeout: Duration,
+    /// Consumer lag (messages) above which ingest answers 429 until consumers catch up.
+    /// Default 100000.
+    pub max_consumer_lag: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            partitions: 4,
+            max_inflight_appends: 64,
+            queue_timeout: Duration::from_secs(2),
+            append_timeout: Duration::from_secs(10),
+            max_consumer_lag: 100_000,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file or an override is not valid; the message lists every problem found.
+    #[error("invalid config {origin}: {message}")]
+    Invalid {
+        /// The file, or "environment".
+        origin: String,
+        /// What is wrong, with the key path.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then `AIOPS__…` overrides from `env`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or variable and what is wrong.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (mut value, origin) = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                let v: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+                    origin: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                (v, path.display().to_string())
+            }
+            None => (toml::Table::new(), "(defaults)".to_string()),
+        };
+        let mut from_env = false;
+        for (key, raw) in env {
+            let Some(rest) = key.strip_prefix("AIOPS__") else {
+                continue;
+            };
+            from_env = true;
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            set_path(&mut value, &path, parse_env_value(&raw)).map_err(|message| {
+                ConfigError::Invalid {
+                    origin: format!("environment variable {key}"),
+                    message,
+                }
+            })?;
+        }
+        let origin = if from_env {
+            format!("{origin} with AIOPS__ overrides")
+        } else {
+            origin
+        };
+        let mut cfg: Config =
+            Config::deserialize(toml::Value::Table(value)).map_err(|e| ConfigError::Invalid {
+                origin: origin.clone(),
+                message: e.to_string(),
+            })?;
+        cfg.validate()
+            .map_err(|message| ConfigError::Invalid { origin, message })?;
+        cfg.embedded.dir = cfg.data_dir.join("log");
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but make no sense, listing every problem at once.
+    fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if self.ingest.partitions == 0 || self.ingest.partitions > 1024 {
+            problems.push(format!(
+                "ingest.partitions = {} (must be 1..=1024)",
+                self.ingest.partitions
+            ));
+        }
+        if self.ingest.max_inflight_appends == 0 {
+            problems.push("ingest.max_inflight_appends must be at least 1".to_string());
+        }
+        if self.http.max_body_bytes < 1024 {
+            problems.push(format!(
+                "http.max_body_bytes = {} (must be at least 1024)",
+                self.http.max_body_bytes
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+/// Environment values are TOML scalars when they parse as such (`8`, `true`, `"x"`), else strings.
+fn parse_env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], v: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Err("empty key".to_string()),
+        [last] => {
+            table.insert(last.clone(), v);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => set_path(t, rest, v),
+                _ => Err(format!("{first} is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../aiops.example.toml");
+        let cfg = Config::load(Some(Path::new(path)), Vec::new()).unwrap();
+        assert_eq!(cfg.log, "embedded");
+    }
+
+    #[test]
+    fn env_overrides_and_errors() {
+        let cfg = Config::load(
+            None,
+            vec![
+                ("AIOPS__INGEST__PARTITIONS".to_string(), "8".to_string()),
+                ("AIOPS__LOG".to_string(), "nats://127.0.0.1:1".to_string()),
+                ("UNRELATED".to_string(), "x".to_string()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.ingest.partitions, 8);
+        assert_eq!(cfg.log, "nats://127.0.0.1:1");
+
+        let err = Config::load(
+            None,
+            vec![("AIOPS__INGEST__PARTITIONZ".to_string(), "8".to_string())],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("partitionz"), "{err}");
+
+        let err = Config::load(
+            None,
+            vec![
+                ("AIOPS__INGEST__PARTITIONS".to_string(), "0".to_string()),
+                ("AIOPS__HTTP__MAX_BODY_BYTES".to_string(), "10".to_string()),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ingest.partitions") && err.contains("max_body_bytes"),
+            "{err}"
+        );
+    }
+}

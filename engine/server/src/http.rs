@@ -1,0 +1,194 @@
+//! The HTTP API: one route per push endpoint in the connector registry, plus health, self-metrics
+//! and log stats. Handlers answer 2xx only after the log accepted the request's batches.
+
+use crate::clock;
+use crate::ingest::{IdBasis, IngestError, Ingestor};
+use crate::metrics::Metrics;
+use aiops_connectors::registry::{PushEndpoint, push_endpoints};
+use aiops_connectors::sources::PushRequest;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use std::sync::Arc;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Appends batches to the log.
+    pub ingestor: Arc<Ingestor>,
+    /// Self-metrics.
+    pub metrics: Arc<Metrics>,
+    /// Largest accepted body, bytes.
+    pub max_body_bytes: usize,
+}
+
+/// The router with every endpoint of this build.
+pub fn router(state: AppState) -> Router {
+    let mut r = Router::new()
+        .route("/api/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/api/log/stats", get(log_stats));
+    for ep in push_endpoints() {
+        let ep = Arc::new(ep);
+        r = r.route(
+            ep.path,
+            post(
+                move |State(st): State<AppState>, headers: HeaderMap, body: Body| {
+                    let ep = ep.clone();
+                    async move { push(st, &ep, headers, body).await }
+                },
+            ),
+        );
+    }
+    r.with_state(state)
+}
+
+fn error(status: StatusCode, reason: &str, message: String) -> Response {
+    let mut resp = (
+        status,
+        axum::Json(json!({ "error": message, "reason": reason })),
+    )
+        .into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn push(st: AppState, ep: &PushEndpoint, headers: HeaderMap, body: Body) -> Response {
+    let limit = st.max_body_bytes;
+    let declared =
+        header_str(&headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        st.metrics.rejected(ep.path, "too_large");
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "request body of {} bytes exceeds the limit of {limit} bytes (http.max_body_bytes)",
+                declared.unwrap_or(0)
+            ),
+        );
+    }
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("length limit"))
+                || e.to_string().contains("length limit");
+            return if too_large {
+                st.metrics.rejected(ep.path, "too_large");
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!(
+                        "request body exceeds the limit of {limit} bytes (http.max_body_bytes)"
+                    ),
+                )
+            } else {
+                st.metrics.rejected(ep.path, "body_read");
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "body_read",
+                    format!("could not read request body: {e}"),
+                )
+            };
+        }
+    };
+    let req = PushRequest {
+        content_type: header_str(&headers, header::CONTENT_TYPE),
+        content_encoding: header_str(&headers, header::CONTENT_ENCODING),
+        now_ms: clock::now_ms(),
+    };
+    let batches = match ep.decoder.decode(&body, &req) {
+        Ok(b) => b,
+        Err(e) => {
+            let reason = e.reason();
+            st.metrics.rejected(ep.path, reason);
+            let status = if reason == "unsupported_media_type" {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return error(status, reason, e.to_string());
+        }
+    };
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    let basis = match key {
+        Some(k) if !k.is_empty() => IdBasis::ClientKey(k),
+        _ if ep.decoder.name().starts_with("json") => IdBasis::Unique,
+        _ => IdBasis::Content(&body),
+    };
+    match st.ingestor.ingest(batches, basis).await {
+        Ok(acc) => (
+            StatusCode::OK,
+            axum::Json(json!({
+                "accepted": acc.events,
+                "messages": acc.messages,
+                "duplicates": acc.duplicates,
+            })),
+        )
+            .into_response(),
+        Err(e) => {
+            st.metrics.rejected(ep.path, e.reason());
+            let status = match &e {
+                IngestError::Lagging(_) => StatusCode::TOO_MANY_REQUESTS,
+                e if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            if status == StatusCode::INTERNAL_SERVER_ERROR {
+                tracing::error!(endpoint = ep.path, error = %e, "ingest failed");
+            }
+            error(status, e.reason(), e.to_string())
+        }
+    }
+}
+
+async fn health(State(st): State<AppState>) -> Response {
+    match st.ingestor.log().stats().await {
+        Ok(s) => axum::Json(json!({
+            "status": "ok",
+            "log": s.backend,
+            "durability": s.durability,
+            "next_seq": s.next_seq,
+            "consumer_lag": st.metrics.consumer_lag(),
+        }))
+        .into_response(),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log_unavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn log_stats(State(st): State<AppState>) -> Response {
+    match st.ingestor.log().stats().await {
+        Ok(s) => axum::Json(s).into_response(),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log_unavailable",
+            e.to_string(),
+        ),
+    }
+}

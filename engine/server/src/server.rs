@@ -1,0 +1,132 @@
+//! `aiops run`: opens the log, starts the follower and the pull sources, serves HTTP until a
+//! shutdown signal, then stops accepting, finishes in-flight appends and closes the log.
+
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::ingest::Ingestor;
+use crate::metrics::Metrics;
+use crate::{follower, pull};
+use aiops_log::{EventLog, LogError, LogSpec};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The log could not be opened or closed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The HTTP address could not be bound (in use, no permission).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A configured source is invalid.
+    #[error("source #{index} ({name}): {message}")]
+    Source {
+        /// Position in `sources`.
+        index: usize,
+        /// Its type.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The log spec for a config: the embedded log in `<data_dir>/log` or NATS at `cfg.log`.
+///
+/// # Errors
+/// [`LogError::Config`] for an unknown log scheme.
+pub fn log_spec(cfg: &Config) -> Result<LogSpec, LogError> {
+    match LogSpec::parse(&cfg.log, &cfg.data_dir)? {
+        LogSpec::Embedded(e) => {
+            let mut c = cfg.embedded.clone();
+            c.dir = e.dir;
+            Ok(LogSpec::Embedded(c))
+        }
+        LogSpec::Nats(n) => {
+            let mut c = cfg.nats.clone();
+            c.url = n.url;
+            Ok(LogSpec::Nats(c))
+        }
+    }
+}
+
+/// Opens the log named by the config and says what it is and how durable.
+///
+/// # Errors
+/// As [`aiops_log::open`].
+pub async fn open_log(cfg: &Config) -> Result<Arc<dyn EventLog>, LogError> {
+    let log = aiops_log::open(&log_spec(cfg)?).await?;
+    let stats = log.stats().await?;
+    tracing::info!(
+        backend = %stats.backend,
+        first_seq = stats.first_seq,
+        next_seq = stats.next_seq,
+        bytes = stats.bytes,
+        durability = %stats.durability,
+        "event log open"
+    );
+    Ok(log)
+}
+
+/// Runs the engine until `shutdown` completes.
+///
+/// # Errors
+/// [`ServerError`] for start-up problems; a clean shutdown returns `Ok`.
+pub async fn run(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let mut sources = Vec::new();
+    for (index, sc) in cfg.sources.iter().enumerate() {
+        let src = sc.build().map_err(|e| ServerError::Source {
+            index,
+            name: format!("{sc:?}")
+                .split(['(', ' ', '{'])
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            message: e.to_string(),
+        })?;
+        sources.push(src);
+    }
+    let log = open_log(&cfg).await?;
+    let metrics = Arc::new(Metrics::default());
+    let ingestor = Arc::new(Ingestor::new(log.clone(), metrics.clone(), &cfg.ingest));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(follower::run(log.clone(), metrics.clone(), stop_rx.clone()));
+    for src in sources {
+        tracing::info!(source = src.name(), "starting pull source");
+        tasks.spawn(pull::run(src, ingestor.clone(), stop_rx.clone()));
+    }
+    let addr = cfg.http.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %local, "http listening");
+    let app = router(AppState {
+        ingestor,
+        metrics,
+        max_body_bytes: cfg.http.max_body_bytes,
+    });
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    tracing::info!("shutting down: stopping sources, closing the log");
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    log.close().await?;
+    served.map_err(ServerError::Serve)
+}

@@ -1,0 +1,128 @@
+//! A real `prometheus` scrapes a real `prometheus-node-exporter` and remote-writes to aiops: the
+//! samples are in the log with their labels and timestamps — the very samples Prometheus stored.
+
+mod common;
+
+use common::{Aiops, http_get, replay_json, wait_until};
+use serde_json::Value;
+use std::time::Duration;
+
+fn rfc3339_ms(v: &Value) -> i64 {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("time is not a string: {v}"));
+    let t = humantime::parse_rfc3339_weak(s).unwrap_or_else(|e| panic!("bad time {s}: {e}"));
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[test]
+fn prometheus_remote_write_of_node_exporter_lands_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut aiops = Aiops::start(dir.path(), "embedded", &[]);
+    let node = aiops_testkit::NodeExporter::start().unwrap();
+    let config = format!(
+        r#"
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: ['{node}']
+remote_write:
+  - url: {aiops}
+    queue_config:
+      batch_send_deadline: 1s
+      min_backoff: 50ms
+      max_backoff: 1s
+"#,
+        node = node.addr(),
+        aiops = aiops.url("/api/v1/write"),
+    );
+    let mut prom = aiops_testkit::Prometheus::start(&config, &[]).unwrap();
+
+    wait_until(
+        Duration::from_secs(60),
+        "remote_write samples from prometheus",
+        || {
+            aiops.metric("aiops_ingest_events_total{kind=\"metrics\",source=\"remote_write\"}")
+                > 1000.0
+        },
+    );
+    // Raw samples of `up` as Prometheus stored them (a range selector returns raw timestamps).
+    let q = format!(
+        "{}/api/v1/query?query=up%7Bjob%3D%22node%22%7D%5B1m%5D",
+        prom.url()
+    );
+    let mut raw: Vec<(i64, String)> = Vec::new();
+    wait_until(
+        Duration::from_secs(30),
+        "two raw `up` samples in prometheus",
+        || {
+            let Ok(body) = http_get(&q) else { return false };
+            let v: Value = serde_json::from_str(&body).unwrap();
+            raw = v["data"]["result"][0]["values"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|p| {
+                            (
+                                (p[0].as_f64().unwrap() * 1000.0).round() as i64,
+                                p[1].as_str().unwrap().to_string(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            raw.len() >= 2
+        },
+    );
+    // Let remote_write deliver what Prometheus stored, then stop Prometheus (it flushes its
+    // queue on shutdown) and the engine.
+    let target = aiops
+        .metric("aiops_ingest_events_total{kind=\"metrics\",source=\"remote_write\"}")
+        + 2000.0;
+    wait_until(Duration::from_secs(30), "more remote_write samples", || {
+        aiops.metric("aiops_ingest_events_total{kind=\"metrics\",source=\"remote_write\"}") > target
+    });
+    prom.stop();
+    aiops.stop();
+
+    let events = replay_json(dir.path(), "embedded", "metrics");
+    assert!(
+        events.len() > 1000,
+        "only {} samples in the log",
+        events.len()
+    );
+    let instance = node.addr().to_string();
+    // The `up` samples Prometheus stored are in the log with their exact timestamps and values.
+    for (ts, value) in &raw {
+        let found = events.iter().any(|e| {
+            e["name"] == "up"
+                && e["labels"]["job"] == "node"
+                && e["labels"]["instance"] == instance.as_str()
+                && rfc3339_ms(&e["time"]) == *ts
+                && e["value"].as_f64() == value.parse::<f64>().ok()
+        });
+        assert!(
+            found,
+            "sample up@{ts}={value} from prometheus is not in the log"
+        );
+    }
+    // node_exporter's own series arrive with their labels.
+    let cpu = events
+        .iter()
+        .find(|e| e["name"] == "node_cpu_seconds_total")
+        .expect("node_cpu_seconds_total in the log");
+    assert_eq!(cpu["labels"]["job"], "node");
+    assert!(
+        cpu["labels"]["mode"].is_string() && cpu["labels"]["cpu"].is_string(),
+        "{cpu}"
+    );
+    assert!(
+        cpu["labels"].get("__name__").is_none(),
+        "__name__ must not be a label: {cpu}"
+    );
+    assert_eq!(cpu["source"], "remote_write");
+    assert_eq!(cpu["kind"], "metrics");
+}
