@@ -7,9 +7,16 @@ use crate::error::BenchError;
 /// Encodes one `WriteRequest` (protobuf, snappy block) for `series`.
 ///
 /// # Errors
-/// [`BenchError::Encode`] if the encoder refuses it.
+/// [`BenchError::Encode`] if the encoder produced nothing for a non-empty input.
 pub fn encode(series: &[SeriesSamples]) -> Result<Vec<u8>, BenchError> {
     use aiops_connectors::sources::remote_write as rw;
-    let _ = (series, std::any::type_name::<rw::Placeholder>());
-    Err(BenchError::Encode("encoder not wired yet".into()))
+    let input: Vec<rw::Series> = series
+        .iter()
+        .map(|s| (s.labels.clone(), s.samples.clone()))
+        .collect();
+    let body = rw::encode_write_request(&input);
+    if body.is_empty() && !series.is_empty() {
+        return Err(BenchError::Encode("remote_write encoder produced an empty body".into()));
+    }
+    Ok(body)
 }

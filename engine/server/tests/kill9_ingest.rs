@@ -7,7 +7,6 @@
 
 mod common;
 
-use aiops_schemas::arrow_array::Array;
 use aiops_schemas::arrow_array::cast::AsArray;
 use aiops_schemas::arrow_array::types::TimestampMillisecondType;
 use common::Aiops;
