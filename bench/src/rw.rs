@@ -16,7 +16,9 @@ pub fn encode(series: &[SeriesSamples]) -> Result<Vec<u8>, BenchError> {
         .collect();
     let body = rw::encode_write_request(&input);
     if body.is_empty() && !series.is_empty() {
-        return Err(BenchError::Encode("remote_write encoder produced an empty body".into()));
+        return Err(BenchError::Encode(
+            "remote_write encoder produced an empty body".into(),
+        ));
     }
     Ok(body)
 }

@@ -1,4 +1,5 @@
 //! Keeps docs/events.md equal to the reference generated from the schemas.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 #[test]
 fn docs_events_md_matches_schemas() {

@@ -1,4 +1,5 @@
 //! The shared event-log suite, run against the embedded backend.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod suite;
 

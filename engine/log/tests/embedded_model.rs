@@ -1,6 +1,7 @@
 //! Model-based property test of the embedded log: random appends (with duplicate ids), crashes
 //! (drop without close, optionally tearing the last write), reopens, reads from random positions
 //! and time seeks, checked against a plain Vec.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use aiops_log::embedded::{EmbeddedConfig, EmbeddedLog};
 use aiops_log::{AppendMessage, EventLog};

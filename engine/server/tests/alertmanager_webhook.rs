@@ -1,6 +1,7 @@
 //! A real `prometheus-alertmanager` posts a firing and then a resolved alert to the webhook (the
 //! alert is created and resolved with the real `amtool`): both are in the log as alert events with
 //! the same fingerprint — Alertmanager's own.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Malformed requests get the right 4xx with a message naming the problem, and the log is
 //! unchanged (DESIGN.md invariant 5). Runs the real `aiops` binary on the embedded log.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

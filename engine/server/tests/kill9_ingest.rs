@@ -4,6 +4,7 @@
 //! The load generator keeps retrying every request until it is acknowledged (as Prometheus does),
 //! so by the end every sample has been acknowledged once; requests that were stored but whose
 //! answer was lost in the kill must not be stored twice (message ids de-duplicate the retry).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 
@@ -21,7 +22,7 @@ const SAMPLES_PER_SERIES: usize = 5;
 const BASE_TS: i64 = 1_790_000_000_000;
 
 fn body(r: usize) -> Vec<u8> {
-    let series: Vec<(Vec<(String, String)>, Vec<(i64, f64)>)> = (0..SERIES)
+    let series: Vec<aiops_connectors::sources::remote_write::Series> = (0..SERIES)
         .map(|s| {
             let labels = vec![
                 ("__name__".to_string(), "load_test".to_string()),

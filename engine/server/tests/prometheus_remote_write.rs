@@ -1,5 +1,6 @@
 //! A real `prometheus` scrapes a real `prometheus-node-exporter` and remote-writes to aiops: the
 //! samples are in the log with their labels and timestamps — the very samples Prometheus stored.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

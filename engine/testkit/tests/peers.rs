@@ -1,4 +1,5 @@
 //! Each peer starts on a free port and answers.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use aiops_testkit::*;
 use std::net::SocketAddr;

@@ -79,7 +79,7 @@ pub fn parse(buf: &[u8], at: usize) -> Result<Parsed, Bad> {
         return Err(Bad::Short(PREFIX));
     }
     let body_len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-    if body_len < FIXED || body_len > (1 << 30) {
+    if !(FIXED..=(1 << 30)).contains(&body_len) {
         return Err(Bad::Invalid(format!("impossible record length {body_len}")));
     }
     let total = PREFIX + body_len;

@@ -61,7 +61,7 @@ impl Segment {
     /// Accounts for one record appended at `offset`.
     pub fn note(&mut self, h: &format::Header, offset: u64, len: u64) {
         let n = h.seq - self.first_seq;
-        if n % INDEX_EVERY == 0 {
+        if n.is_multiple_of(INDEX_EVERY) {
             self.index.push(IndexEntry {
                 seq: h.seq,
                 offset,

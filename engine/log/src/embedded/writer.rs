@@ -205,14 +205,12 @@ impl Writer {
                     + m.payload.len()) as u64;
                 if self.len + buf.len() as u64 + rec_len > self.cfg.segment_bytes
                     && (self.len > SEGMENT_MAGIC.len() as u64 || !buf.is_empty())
-                {
-                    if let Err(e) = self
+                    && let Err(e) = self
                         .flush(&mut buf, &mut pending)
                         .and_then(|()| self.roll())
-                    {
-                        error = Some(e);
-                        break 'outer;
-                    }
+                {
+                    error = Some(e);
+                    break 'outer;
                 }
                 let h = Header {
                     seq: self.next_seq,

@@ -1,6 +1,6 @@
 //! Shared helpers for the engine's integration tests: start the real `aiops` binary on a free
 //! loopback port, wait until it is healthy, kill it with SIGKILL or stop it with SIGTERM.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -58,10 +58,10 @@ impl Aiops {
     fn wait_healthy(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            if let Ok(body) = http_get(&self.url("/api/health")) {
-                if body.contains("\"ok\"") {
-                    return;
-                }
+            if let Ok(body) = http_get(&self.url("/api/health"))
+                && body.contains("\"ok\"")
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
