@@ -226,3 +226,24 @@ async fn dedup_window_survives_restart_and_indexes_are_reused() {
     let mut r = log.reader(17).await.unwrap();
     assert_eq!(r.next_batch(1).await.unwrap()[0].seq, 17);
 }
+
+#[tokio::test]
+async fn read_only_open_beside_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(cfg(dir.path())).await.unwrap();
+    log.append((0..5).map(|i| suite::msg("ro", i, 1)).collect())
+        .await
+        .unwrap();
+    let mut c = cfg(dir.path());
+    c.read_only = true;
+    let ro = EmbeddedLog::open(c).await.unwrap();
+    let mut r = ro.reader(1).await.unwrap();
+    assert_eq!(read_all(&mut r).await.unwrap().len(), 5);
+    assert!(matches!(
+        ro.append(vec![suite::msg("ro", 9, 1)]).await,
+        Err(LogError::Config(_))
+    ));
+    // The writer is unaffected.
+    log.append(vec![suite::msg("ro", 5, 1)]).await.unwrap();
+    assert_eq!(log.stats().await.unwrap().next_seq, 7);
+}

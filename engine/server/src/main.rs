@@ -175,7 +175,7 @@ async fn run(cli: Cli) -> Result<()> {
                 to_ms: args.to.as_deref().map(parse_time).transpose()?,
                 kinds: args.kinds,
             };
-            let log = server::open_log(&cfg).await?;
+            let log = server::open_log_for_reading(&cfg).await?;
             let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
             let res = replay::replay(log.as_ref(), &filter, args.format, &mut out).await;
             log.close().await?;
@@ -190,7 +190,7 @@ async fn run(cli: Cli) -> Result<()> {
             command: LogCommand::Stats { json },
         } => {
             let cfg = load_config(&cli.global)?;
-            let log = server::open_log(&cfg).await?;
+            let log = server::open_log_for_reading(&cfg).await?;
             let res = log_stats::collect(log.as_ref()).await;
             log.close().await?;
             let report = res?;

@@ -79,6 +79,22 @@ pub async fn open_log(cfg: &Config) -> Result<Arc<dyn EventLog>, LogError> {
     Ok(log)
 }
 
+/// Opens the log for reading only (`replay`, `log stats`): beside a running engine, the embedded
+/// log is read without its lock and without recovery, as it was when opened.
+///
+/// # Errors
+/// As [`aiops_log::open`].
+pub async fn open_log_for_reading(cfg: &Config) -> Result<Arc<dyn EventLog>, LogError> {
+    let spec = match log_spec(cfg)? {
+        LogSpec::Embedded(mut c) => {
+            c.read_only = true;
+            LogSpec::Embedded(c)
+        }
+        other => other,
+    };
+    aiops_log::open(&spec).await
+}
+
 /// Runs the engine until `shutdown` completes.
 ///
 /// # Errors

@@ -168,6 +168,12 @@ async fn malformed_requests_are_rejected_and_change_nothing() {
         resp.text().await.unwrap()
     );
     assert!(next_seq(&a) > before);
+
+    // `aiops log stats` reads the log beside the running engine (read-only, no lock).
+    let stats = common::aiops_cmd(dir.path(), "embedded", &["log", "stats", "--json"]);
+    let v: Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(v["kinds"]["metrics"]["events"], 1, "{stats}");
+    assert_eq!(v["log"]["backend"], "embedded");
 }
 
 fn write_small_limit_config(dir: &std::path::Path) -> String {

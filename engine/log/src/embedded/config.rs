@@ -37,6 +37,9 @@ pub struct EmbeddedConfig {
     /// Log directory. Set from `--data-dir` (`<data_dir>/log`); not read from the file.
     #[serde(skip)]
     pub dir: PathBuf,
+    /// Open for reading only: no lock, no recovery, no appends (replay beside a running engine).
+    #[serde(skip)]
+    pub read_only: bool,
     /// `"always"` (default) or an interval such as `"100ms"`.
     pub fsync: FsyncPolicy,
     /// A segment is sealed and a new one started past this size. Default 128 MiB.
@@ -66,6 +69,7 @@ impl EmbeddedConfig {
     pub fn new(dir: PathBuf) -> Self {
         EmbeddedConfig {
             dir,
+            read_only: false,
             fsync: FsyncPolicy::Always,
             segment_bytes: 128 << 20,
             retention_age: None,

@@ -36,7 +36,9 @@
 //!   from the start.
 //! - **Retention**: whole sealed segments are deleted, oldest first, by age of their newest
 //!   append and by total size; the active segment never is.
-//! - **One process per directory**: an exclusive lock on `LOCK`.
+//! - **One writer per directory**: an exclusive lock on `LOCK`. A read-only open (`replay`,
+//!   `log stats` beside a running engine) takes no lock, changes nothing and sees the log as it
+//!   was when opened.
 
 mod config;
 mod format;
@@ -98,13 +100,20 @@ impl EmbeddedLog {
         let dir = cfg.dir.clone();
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let lock_path = dir.join("LOCK");
+        if cfg.read_only && !lock_path.exists() {
+            return Err(LogError::Config(format!(
+                "{} is not an aiops log directory (no LOCK file)",
+                dir.display()
+            )));
+        }
         let lock = std::fs::OpenOptions::new()
-            .create(true)
+            .create(!cfg.read_only)
             .truncate(false)
-            .write(true)
+            .read(true)
+            .write(!cfg.read_only)
             .open(&lock_path)
             .map_err(io(&lock_path))?;
-        if lock.try_lock().is_err() {
+        if !cfg.read_only && lock.try_lock().is_err() {
             return Err(LogError::Config(format!(
                 "log directory {} is in use by another aiops process (lock file {})",
                 dir.display(),
@@ -120,7 +129,16 @@ impl EmbeddedLog {
         for (i, (first_seq, path)) in files.into_iter().enumerate() {
             let last = i + 1 == n;
             let seg = if last {
-                let (seg, extras) = segment::scan(&path, first_seq, true, true)?;
+                let (seg, extras) = segment::scan(
+                    &path,
+                    first_seq,
+                    if cfg.read_only {
+                        segment::Tail::Stop
+                    } else {
+                        segment::Tail::Truncate
+                    },
+                    true,
+                )?;
                 for (id, seq, ts) in extras.ids {
                     if ts >= window_start {
                         dedup.insert(id, seq, ts);
@@ -131,13 +149,14 @@ impl EmbeddedLog {
                 match segment::read_index(&path, first_seq) {
                     Some(s) if s.newest_append_ts < window_start => s,
                     _ => {
-                        let (seg, extras) = segment::scan(&path, first_seq, false, true)?;
+                        let (seg, extras) =
+                            segment::scan(&path, first_seq, segment::Tail::Report, true)?;
                         for (id, seq, ts) in extras.ids {
                             if ts >= window_start {
                                 dedup.insert(id, seq, ts);
                             }
                         }
-                        if seg.corrupt.is_empty() {
+                        if seg.corrupt.is_empty() && !cfg.read_only {
                             segment::write_index(&seg)?;
                         }
                         seg
@@ -149,7 +168,9 @@ impl EmbeddedLog {
             }
             segments.push(seg);
         }
-        if segments.is_empty() {
+        if segments.is_empty() && cfg.read_only {
+            segments.push(segment::Segment::empty(&dir, 1));
+        } else if segments.is_empty() {
             let seg = segment::Segment::empty(&dir, 1);
             writer::create_segment(&seg.path)?;
             writer::sync_dir(&dir)?;
@@ -159,8 +180,18 @@ impl EmbeddedLog {
             dir: dir.clone(),
             segments: Mutex::new(segments),
         });
-        let w = Writer::new(cfg.clone(), shared.clone(), dedup)?;
         let (tx, rx) = mpsc::channel(cfg.writer_queue.max(1));
+        if cfg.read_only {
+            drop(rx);
+            return Ok(EmbeddedLog {
+                cfg,
+                shared,
+                tx,
+                closed: AtomicBool::new(false),
+                _lock: lock,
+            });
+        }
+        let w = Writer::new(cfg.clone(), shared.clone(), dedup)?;
         std::thread::Builder::new()
             .name("aiops-log-writer".into())
             .spawn(move || w.run(rx))
@@ -199,6 +230,12 @@ impl EventLog for EmbeddedLog {
     async fn append(&self, msgs: Vec<AppendMessage>) -> Result<Vec<Appended>, LogError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(LogError::Closed);
+        }
+        if self.cfg.read_only {
+            return Err(LogError::Config(format!(
+                "log {} is open read-only",
+                self.cfg.dir.display()
+            )));
         }
         for m in &msgs {
             validate(m)?;

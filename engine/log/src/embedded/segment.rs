@@ -112,7 +112,19 @@ pub struct ScanExtras {
     pub ids: Vec<(String, u64, i64)>,
 }
 
-/// Reads a whole segment, verifying every record. With `recover`, a torn tail — a final record cut
+/// What a scan does with a damaged tail (a last record cut short or failing its checksum, with
+/// nothing valid after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// Cut it away (the writer opening its active segment after a crash).
+    Truncate,
+    /// Stop before it, changing nothing (a read-only open while a writer may be mid-write).
+    Stop,
+    /// Record it as corruption (a sealed segment must end with a complete record).
+    Report,
+}
+
+/// Reads a whole segment, verifying every record. With [`Tail::Truncate`], a torn tail — a final record cut
 /// short, or a final record failing its checksum with nothing valid after it — is truncated away.
 /// A damaged record with valid records after it is recorded in `corrupt` and skipped for the scan
 /// only (readers refuse it).
@@ -122,9 +134,10 @@ pub struct ScanExtras {
 pub fn scan(
     path: &Path,
     first_seq: u64,
-    recover: bool,
+    tail: Tail,
     want_ids: bool,
 ) -> Result<(Segment, ScanExtras), LogError> {
+    let recover = tail == Tail::Truncate;
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(recover)
@@ -208,9 +221,13 @@ pub fn scan(
                     at = n;
                     continue;
                 }
-                if !recover {
-                    seg.corrupt.push((at as u64, reason));
-                    break;
+                match tail {
+                    Tail::Report => {
+                        seg.corrupt.push((at as u64, reason));
+                        break;
+                    }
+                    Tail::Stop => break,
+                    Tail::Truncate => {}
                 }
                 extras.cut = (buf.len() - at) as u64;
                 tracing::warn!(segment = %path.display(), offset = at, bytes_cut = extras.cut, reason = %reason, "recovered torn tail of the log");
