@@ -127,3 +127,52 @@ remote_write:
     assert_eq!(cpu["source"], "remote_write");
     assert_eq!(cpu["kind"], "metrics");
 }
+
+/// aiops scrapes a real node_exporter itself (a `[[sources]] type = "scrape"` in its config).
+#[test]
+fn aiops_scrapes_a_real_node_exporter() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = aiops_testkit::NodeExporter::start().unwrap();
+    let conf = dir.path().join("scrape.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[sources]]\ntype = \"scrape\"\njob = \"node\"\ntargets = [\"{}\"]\ninterval = \"300ms\"\n",
+            node.addr()
+        ),
+    )
+    .unwrap();
+    let mut aiops = Aiops::start(
+        dir.path(),
+        "embedded",
+        &["--config", conf.to_str().unwrap()],
+    );
+    wait_until(Duration::from_secs(30), "three scrape rounds", || {
+        aiops.metric("aiops_ingest_events_total{kind=\"metrics\",source=\"scrape\"}") > 0.0
+            && aiops.metric("aiops_log_events{kind=\"metrics\"}") > 0.0
+            && replay_json(dir.path(), "embedded", "metrics")
+                .iter()
+                .filter(|e| e["name"] == "up")
+                .count()
+                >= 3
+    });
+    aiops.stop();
+    let events = replay_json(dir.path(), "embedded", "metrics");
+    let instance = node.addr();
+    let up: Vec<&Value> = events.iter().filter(|e| e["name"] == "up").collect();
+    assert!(up.len() >= 3, "one `up` per round");
+    assert!(
+        up.iter()
+            .all(|e| e["value"] == 1.0 && e["labels"]["instance"] == instance.as_str())
+    );
+    let cpu = events
+        .iter()
+        .find(|e| e["name"] == "node_cpu_seconds_total")
+        .expect("node_exporter's samples");
+    assert_eq!(cpu["labels"]["job"], "node");
+    assert_eq!(cpu["source"], "scrape");
+    // Samples of one round share the scrape time; rounds are about an interval apart.
+    let mut times: Vec<i64> = up.iter().map(|e| rfc3339_ms(&e["time"])).collect();
+    times.dedup();
+    assert!(times.windows(2).all(|w| w[1] - w[0] >= 200), "{times:?}");
+}
