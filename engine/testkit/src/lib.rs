@@ -187,6 +187,28 @@ pub struct NatsServer {
     proc: Proc,
     port: u16,
     monitor_port: u16,
+    jetstream: bool,
+}
+
+/// The installed `nats-server`'s version as (major, minor, patch), from `nats-server --version`.
+///
+/// # Errors
+/// Missing binary, or output that is not `nats-server: vX.Y.Z`.
+pub fn nats_server_version() -> std::io::Result<(u32, u32, u32)> {
+    let bin = require_binary("nats-server").map_err(std::io::Error::other)?;
+    let out = Command::new(bin).arg("--version").output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let bad = || {
+        std::io::Error::other(format!(
+            "unexpected `nats-server --version` output: {text:?}"
+        ))
+    };
+    let v = text.trim().rsplit('v').next().ok_or_else(bad)?;
+    let mut parts = v.split(['.', '-']).map(|p| p.parse::<u32>());
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(a)), Some(Ok(b)), Some(Ok(c))) => Ok((a, b, c)),
+        _ => Err(bad()),
+    }
 }
 
 impl NatsServer {
@@ -201,8 +223,16 @@ impl NatsServer {
     /// Starts a server whose JetStream fsyncs every write (`sync_interval: always`).
     ///
     /// # Errors
-    /// As [`NatsServer::start`].
+    /// As [`NatsServer::start`]; also when the installed `nats-server` is older than 2.10, which
+    /// has no `sync_interval` setting (Debian 12 ships 2.9.10).
     pub fn start_sync_always() -> std::io::Result<NatsServer> {
+        let (major, minor, _) = nats_server_version()?;
+        if (major, minor) < (2, 10) {
+            return Err(std::io::Error::other(format!(
+                "nats-server {major}.{minor} has no `sync_interval: always` (added in 2.10); \
+                 install a newer nats-server to test fsync-per-write"
+            )));
+        }
         Self::start_with(true, true)
     }
 
@@ -243,6 +273,7 @@ impl NatsServer {
             proc,
             port,
             monitor_port,
+            jetstream,
         })
     }
 
@@ -274,7 +305,13 @@ impl NatsServer {
         self.proc.kill();
         self.proc.start()?;
         let addr = loopback(self.monitor_port);
-        self.proc.wait(|| http_ready(addr, "/healthz"))
+        // Same readiness as at start: with JetStream, only once JetStream answers.
+        let path = if self.jetstream {
+            "/healthz?js-enabled-only=true"
+        } else {
+            "/healthz"
+        };
+        self.proc.wait(|| http_ready(addr, path))
     }
 }
 

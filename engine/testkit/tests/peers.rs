@@ -40,3 +40,26 @@ fn missing_binary_names_the_package() {
     let e = require_binary("definitely-not-installed-xyz").unwrap_err();
     assert!(e.contains("Debian package"), "{e}");
 }
+
+#[test]
+fn nats_version_and_restart_keeps_port_and_store() {
+    let (major, minor, _) = nats_server_version().unwrap();
+    assert!(major >= 2, "{major}.{minor}");
+    let mut n = NatsServer::start().unwrap();
+    let url = n.url();
+    let store = n.store_dir();
+    n.kill9();
+    assert!(std::net::TcpStream::connect(addr(&url)).is_err(), "killed");
+    n.restart().unwrap();
+    assert_eq!(n.url(), url);
+    assert_eq!(n.store_dir(), store);
+    assert!(std::net::TcpStream::connect(addr(&url)).is_ok());
+    // sync_interval: always exists from 2.10 on; older servers get a clear error, not a hang.
+    match NatsServer::start_sync_always() {
+        Ok(s) => assert!((major, minor) >= (2, 10), "{}", s.url()),
+        Err(e) => {
+            assert!((major, minor) < (2, 10));
+            assert!(e.to_string().contains("sync_interval"), "{e}");
+        }
+    }
+}
