@@ -71,6 +71,9 @@ pub enum DecodeError {
     /// The body holds no events.
     #[error("body is empty: no events to ingest")]
     Empty,
+    /// A bug in the decoder: it produced a batch that does not fit its schema. Not the sender's fault.
+    #[error("internal error building the batch (a bug in aiops): {0}")]
+    Internal(String),
     /// The decompressed body would exceed the limit.
     #[error("decompressed body of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge {
@@ -95,6 +98,17 @@ impl DecodeError {
             DecodeError::UnsupportedMediaType(_) => "unsupported_media_type",
             DecodeError::Empty => "empty",
             DecodeError::TooLarge { .. } => "too_large",
+            DecodeError::Internal(_) => "internal",
+        }
+    }
+
+    /// A JSON syntax or shape error from serde_json, on a line counted from `line_offset`.
+    pub fn json(e: &serde_json::Error, line_offset: usize) -> DecodeError {
+        let message = e.to_string();
+        DecodeError::Json {
+            line: e.line() + line_offset,
+            column: e.column(),
+            message: message.split(" at line").next().unwrap_or("").to_string(),
         }
     }
 }

@@ -31,6 +31,30 @@ pub struct SourceBatch {
     pub time_range: Option<(i64, i64)>,
 }
 
+impl SourceBatch {
+    /// The one batch of a decoded request, from a builder's result (none when nothing was built).
+    ///
+    /// # Errors
+    /// [`DecodeError::Internal`] if the builder failed: a bug, not bad input.
+    pub fn single(
+        kind: Kind,
+        source: &'static str,
+        time_range: Option<(i64, i64)>,
+        built: Result<RecordBatch, aiops_schemas::arrow_schema::ArrowError>,
+    ) -> Result<Vec<SourceBatch>, DecodeError> {
+        let batch = built.map_err(|e| DecodeError::Internal(e.to_string()))?;
+        if batch.num_rows() == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(vec![SourceBatch {
+            kind,
+            source,
+            batch,
+            time_range,
+        }])
+    }
+}
+
 /// What a decoder may look at besides the body.
 #[derive(Debug, Clone, Copy)]
 pub struct PushRequest<'a> {

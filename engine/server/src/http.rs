@@ -114,10 +114,14 @@ async fn push(st: AppState, ep: &PushEndpoint, headers: HeaderMap, body: Body) -
         Err(e) => {
             let reason = e.reason();
             st.metrics.rejected(ep.path, reason);
-            let status = if reason == "unsupported_media_type" {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            } else {
-                StatusCode::BAD_REQUEST
+            let status = match reason {
+                "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+                "internal" => {
+                    tracing::error!(endpoint = ep.path, error = %e, "decoder bug");
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                _ => StatusCode::BAD_REQUEST,
             };
             return error(status, reason, e.to_string());
         }

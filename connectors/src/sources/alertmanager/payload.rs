@@ -53,16 +53,7 @@ pub fn decode_alerts(
     source: &'static str,
     now_ms: i64,
 ) -> Result<Vec<SourceBatch>, DecodeError> {
-    let payload: Payload = serde_json::from_slice(body).map_err(|e| DecodeError::Json {
-        line: e.line(),
-        column: e.column(),
-        message: e
-            .to_string()
-            .split(" at line")
-            .next()
-            .unwrap_or("")
-            .to_string(),
-    })?;
+    let payload: Payload = serde_json::from_slice(body).map_err(|e| DecodeError::json(&e, 0))?;
     let alerts = payload.alerts.ok_or(DecodeError::MissingField {
         at: "payload".into(),
         field: "alerts",
@@ -126,21 +117,8 @@ pub fn decode_alerts(
             generator_url: a.generator_url.as_deref().filter(|u| !u.is_empty()),
         });
     }
-    if b.is_empty() {
-        return Ok(Vec::new());
-    }
     let time_range = b.time_range();
-    let batch = b.finish().map_err(|e| DecodeError::InvalidValue {
-        at: "batch".into(),
-        field: "*".into(),
-        message: format!("internal error building the batch: {e}"),
-    })?;
-    Ok(vec![SourceBatch {
-        kind: Kind::Alerts,
-        source,
-        batch,
-        time_range,
-    }])
+    SourceBatch::single(Kind::Alerts, source, time_range, b.finish())
 }
 
 /// The Alertmanager webhook decoder.

@@ -3,7 +3,6 @@
 use super::time::parse_rfc3339_ms;
 use crate::error::DecodeError;
 use crate::sources::{PushDecoder, PushRequest, SourceBatch};
-use aiops_schemas::arrow_array::RecordBatch;
 use aiops_schemas::{EventBatchBuilder, Kind, LogBatchBuilder, MetricBatchBuilder};
 use serde_json::{Map, Value};
 
@@ -56,19 +55,6 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn json_error(e: &serde_json::Error, line_offset: usize) -> DecodeError {
-    DecodeError::Json {
-        line: e.line() + line_offset,
-        column: e.column(),
-        message: e
-            .to_string()
-            .split(" at line")
-            .next()
-            .unwrap_or("")
-            .to_string(),
-    }
-}
-
 /// Records of a body, each with its location (`line N` / `element N`).
 type Records = Vec<(String, Map<String, Value>)>;
 
@@ -115,7 +101,7 @@ fn records(body: &[u8], content_type: Option<&str>) -> Result<Records, DecodeErr
                 continue;
             }
             let at = format!("line {}", i + 1);
-            match serde_json::from_str::<Value>(line).map_err(|e| json_error(&e, i))? {
+            match serde_json::from_str::<Value>(line).map_err(|e| DecodeError::json(&e, i))? {
                 Value::Object(m) => out.push((at, m)),
                 other => {
                     return Err(DecodeError::WrongType {
@@ -128,7 +114,7 @@ fn records(body: &[u8], content_type: Option<&str>) -> Result<Records, DecodeErr
             }
         }
     } else {
-        match serde_json::from_str::<Value>(text).map_err(|e| json_error(&e, 0))? {
+        match serde_json::from_str::<Value>(text).map_err(|e| DecodeError::json(&e, 0))? {
             Value::Object(m) => out.push(("line 1".to_string(), m)),
             Value::Array(items) => {
                 for (i, item) in items.into_iter().enumerate() {
@@ -291,25 +277,6 @@ impl<'a> Rec<'a> {
     }
 }
 
-fn built(
-    kind: Kind,
-    time_range: Option<(i64, i64)>,
-    batch: Result<RecordBatch, aiops_schemas::arrow_schema::ArrowError>,
-    source: &'static str,
-) -> Result<Vec<SourceBatch>, DecodeError> {
-    let batch = batch.map_err(|e| DecodeError::InvalidValue {
-        at: "batch".into(),
-        field: "*".into(),
-        message: format!("internal error building the batch: {e}"),
-    })?;
-    Ok(vec![SourceBatch {
-        kind,
-        source,
-        batch,
-        time_range,
-    }])
-}
-
 impl PushDecoder for JsonDecoder {
     fn name(&self) -> &'static str {
         match self.kind {
@@ -348,7 +315,7 @@ impl PushDecoder for JsonDecoder {
                     let time = r.time(req.now_ms)?;
                     b.push(time, name, labels, value);
                 }
-                built(Kind::Metrics, b.time_range(), b.finish(), source)
+                SourceBatch::single(Kind::Metrics, source, b.time_range(), b.finish())
             }
             JsonKind::Logs => {
                 let mut b = LogBatchBuilder::new();
@@ -365,7 +332,7 @@ impl PushDecoder for JsonDecoder {
                     let time = r.time(req.now_ms)?;
                     b.push(time, &severity, body, labels, attrs);
                 }
-                built(Kind::Logs, b.time_range(), b.finish(), source)
+                SourceBatch::single(Kind::Logs, source, b.time_range(), b.finish())
             }
             JsonKind::Events => {
                 let mut b = EventBatchBuilder::new();
@@ -379,7 +346,7 @@ impl PushDecoder for JsonDecoder {
                     let time = r.time(req.now_ms)?;
                     b.push(time, ty, message, labels, attrs);
                 }
-                built(Kind::Events, b.time_range(), b.finish(), source)
+                SourceBatch::single(Kind::Events, source, b.time_range(), b.finish())
             }
         }
     }

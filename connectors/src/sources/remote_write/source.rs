@@ -81,21 +81,8 @@ impl PushDecoder for RemoteWriteDecoder {
                 b.push(s.timestamp, name, labels, s.value);
             }
         }
-        if b.is_empty() {
-            return Ok(Vec::new());
-        }
         let time_range = b.time_range();
-        let batch = b.finish().map_err(|e| DecodeError::InvalidValue {
-            at: "batch".into(),
-            field: "*".into(),
-            message: format!("internal error building the batch: {e}"),
-        })?;
-        Ok(vec![SourceBatch {
-            kind: Kind::Metrics,
-            source: "remote_write",
-            batch,
-            time_range,
-        }])
+        SourceBatch::single(Kind::Metrics, "remote_write", time_range, b.finish())
     }
 }
 
