@@ -1,53 +1,199 @@
-//! NATS JetStream log backend (being written).
+//! NATS JetStream backend: the log is one JetStream stream (default `AIOPS`, subjects `aiops.>`,
+//! file storage), and the stream sequence is the log sequence.
+//!
+//! - [`config`]: [`NatsConfig`], the stream's limits and the client's.
+//! - `connect`: connection, the JetStream check, creating or updating the stream.
+//! - `durability`: what an acknowledged append survives on this server.
+//! - `publish`: appends (ordered publishes, bounded outstanding acks, JetStream de-duplication
+//!   by the `Nats-Msg-Id` header).
+//! - `record`: the headers carrying message id and event-time range.
+//! - [`reader`]: sequential reads through an ephemeral pull consumer; [`durable`]: named,
+//!   acknowledged reads for scale-out workers.
+//! - `seek`: `seek_time` by a headers-only scan (why: see that module).
+
+pub mod config;
+mod connect;
+mod durability;
+pub mod durable;
+mod fetch;
+mod publish;
+pub mod reader;
+mod record;
+mod seek;
+
+pub use config::NatsConfig;
+pub use durable::DurableReader;
+pub use reader::NatsReader;
 
 use crate::{AppendMessage, Appended, EventLog, LogError, LogReader, LogStats};
+use async_nats::jetstream::{self, stream::Stream};
 use async_trait::async_trait;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::Semaphore;
 
-/// Configuration of the NATS log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NatsConfig {
-    /// Server URL.
-    pub url: String,
+/// The event log on a NATS JetStream server (or cluster).
+pub struct NatsLog {
+    cfg: NatsConfig,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: Stream,
+    /// Publishes awaiting acks, over all appends (`max_inflight`).
+    inflight: Arc<Semaphore>,
+    closed: AtomicBool,
+    durability: String,
 }
 
-impl NatsConfig {
-    /// Defaults for a URL.
-    pub fn new(url: &str) -> Self {
-        NatsConfig {
-            url: url.to_string(),
-        }
+impl std::fmt::Debug for NatsLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsLog")
+            .field("url", &self.cfg.url)
+            .field("stream", &self.cfg.stream)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
     }
 }
 
-/// The embedded log.
-#[derive(Debug)]
-pub struct NatsLog;
-
 impl NatsLog {
-    /// Opens the log.
+    /// Connects, checks JetStream, and creates or opens the log stream.
     ///
     /// # Errors
-    /// Not yet built.
-    pub async fn connect(_cfg: NatsConfig) -> Result<Self, LogError> {
-        Err(LogError::Config("nats log not built yet".into()))
+    /// [`LogError::Unavailable`] naming the URL when the server cannot be reached;
+    /// [`LogError::Config`] when the server has no JetStream, or the stream exists with settings
+    /// that cannot serve as the log, or the server refuses the configured limits.
+    pub async fn connect(cfg: NatsConfig) -> Result<NatsLog, LogError> {
+        if cfg.max_inflight == 0 || cfg.fetch_batch == 0 {
+            return Err(LogError::Config(
+                "nats.max_inflight and nats.fetch_batch must be at least 1".to_string(),
+            ));
+        }
+        let client = connect::client(&cfg).await?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(cfg.request_timeout)
+            .ack_timeout(cfg.request_timeout)
+            // Our own semaphore bounds what we await; the client's only has to exceed it (acks
+            // of appends that failed half-way are still collected in the background).
+            .max_ack_inflight(cfg.max_inflight.saturating_mul(4))
+            .backpressure_on_inflight(true)
+            .build(client.clone());
+        let stream = connect::stream(&js, &cfg).await?;
+        let info = client.server_info();
+        let durability = durability::describe(&cfg, &info.version).await;
+        tracing::info!(url = %cfg.url, stream = %cfg.stream, server_version = %info.version, replicas = cfg.replicas, durability = %durability, "event log on NATS JetStream");
+        Ok(NatsLog {
+            inflight: Arc::new(Semaphore::new(cfg.max_inflight)),
+            cfg,
+            client,
+            js,
+            stream,
+            closed: AtomicBool::new(false),
+            durability,
+        })
+    }
+
+    /// A durable, acknowledged reader named `name` over `filter_subject` (`aiops.metrics.*`, or
+    /// empty for all): what scale-out workers use to split partitions. The server keeps its
+    /// position; reopening the same name resumes after the last acknowledged batch.
+    ///
+    /// # Errors
+    /// [`LogError::Config`] when the name is refused or exists with another filter;
+    /// [`LogError::Unavailable`] when the server does not answer.
+    pub async fn durable_reader(
+        &self,
+        name: &str,
+        filter_subject: &str,
+    ) -> Result<DurableReader, LogError> {
+        self.check_open()?;
+        DurableReader::open(
+            &self.stream,
+            name,
+            filter_subject,
+            self.cfg.fetch_batch,
+            self.fetch_max_bytes(),
+            self.cfg.idle_wait,
+        )
+        .await
+    }
+
+    fn check_open(&self) -> Result<(), LogError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(LogError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Bytes per pull request: the configured bound, but never below what one message can be,
+    /// or a large message would block the reader.
+    fn fetch_max_bytes(&self) -> usize {
+        self.cfg
+            .fetch_max_bytes
+            .max(self.client.server_info().max_payload.saturating_mul(2))
     }
 }
 
 #[async_trait]
 impl EventLog for NatsLog {
-    async fn append(&self, _msgs: Vec<AppendMessage>) -> Result<Vec<Appended>, LogError> {
-        Err(LogError::Closed)
+    async fn append(&self, msgs: Vec<AppendMessage>) -> Result<Vec<Appended>, LogError> {
+        self.check_open()?;
+        publish::Publisher {
+            js: &self.js,
+            inflight: &self.inflight,
+            url: &self.cfg.url,
+            max_payload: self.client.server_info().max_payload,
+        }
+        .append(msgs)
+        .await
     }
-    async fn reader(&self, _from: u64) -> Result<Box<dyn LogReader>, LogError> {
-        Err(LogError::Closed)
+
+    async fn reader(&self, from: u64) -> Result<Box<dyn LogReader>, LogError> {
+        self.check_open()?;
+        let limits = reader::ReaderLimits {
+            fetch_batch: self.cfg.fetch_batch,
+            fetch_max_bytes: self.fetch_max_bytes(),
+            idle_wait: self.cfg.idle_wait,
+            inactive_threshold: self.cfg.reader_inactive_threshold,
+        };
+        Ok(Box::new(NatsReader::new(self.stream.clone(), limits, from)))
     }
-    async fn seek_time(&self, _ts_ms: i64) -> Result<u64, LogError> {
-        Err(LogError::Closed)
+
+    async fn seek_time(&self, ts_ms: i64) -> Result<u64, LogError> {
+        self.check_open()?;
+        seek::seek_time(&self.stream, ts_ms, self.cfg.idle_wait).await
     }
+
     async fn stats(&self) -> Result<LogStats, LogError> {
-        Err(LogError::Closed)
+        let info = self.stream.get_info().await.map_err(|e| {
+            LogError::Unavailable(format!(
+                "JetStream stream {} info at {}: {e}",
+                self.cfg.stream, self.cfg.url
+            ))
+        })?;
+        let s = &info.state;
+        let next_seq = s.last_sequence + 1;
+        Ok(LogStats {
+            backend: "nats".to_string(),
+            first_seq: if s.messages == 0 {
+                next_seq
+            } else {
+                s.first_sequence
+            },
+            next_seq,
+            messages: s.messages,
+            bytes: s.bytes,
+            durability: self.durability.clone(),
+        })
     }
+
     async fn close(&self) -> Result<(), LogError> {
-        Ok(())
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inflight.close();
+        self.client.drain().await.map_err(|e| {
+            LogError::Unavailable(format!(
+                "draining the NATS connection to {}: {e}",
+                self.cfg.url
+            ))
+        })
     }
 }

@@ -1,0 +1,140 @@
+//! Connecting: the client, the JetStream check, and the stream the log lives in (created when
+//! missing, updated where its limits differ, refused where it cannot serve as the log).
+
+use super::NatsConfig;
+use crate::LogError;
+use async_nats::jetstream::{self, stream};
+
+/// Subjects of the log stream (DESIGN.md "Log layout").
+pub(super) const SUBJECTS: &str = "aiops.>";
+
+/// Connects and checks that the server runs JetStream.
+///
+/// # Errors
+/// [`LogError::Unavailable`] naming the URL when the server cannot be reached;
+/// [`LogError::Config`] when it runs without JetStream.
+pub(super) async fn client(cfg: &NatsConfig) -> Result<async_nats::Client, LogError> {
+    let client = async_nats::ConnectOptions::new()
+        .name("aiops")
+        .connection_timeout(cfg.connect_timeout)
+        .request_timeout(Some(cfg.request_timeout))
+        .connect(cfg.url.as_str())
+        .await
+        .map_err(|e| {
+            LogError::Unavailable(format!("cannot connect to NATS at {}: {e}", cfg.url))
+        })?;
+    if !client.server_info().jetstream {
+        return Err(LogError::Config(format!(
+            "JetStream is not enabled on the NATS server at {}: start it with `nats-server -js` \
+             or add `jetstream {{}}` to its configuration file",
+            cfg.url
+        )));
+    }
+    Ok(client)
+}
+
+/// The stream configuration the log needs.
+fn wanted(cfg: &NatsConfig) -> stream::Config {
+    stream::Config {
+        name: cfg.stream.clone(),
+        description: Some("aiops event log".to_string()),
+        subjects: vec![SUBJECTS.to_string()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        discard: stream::DiscardPolicy::Old,
+        duplicate_window: cfg.duplicate_window,
+        max_age: cfg.max_age.unwrap_or_default(),
+        max_bytes: cfg
+            .max_bytes
+            .map_or(-1, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+        max_messages: -1,
+        max_messages_per_subject: -1,
+        num_replicas: cfg.replicas.max(1),
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// Opens the log stream, creating it when missing and updating limits that differ.
+///
+/// # Errors
+/// [`LogError::Config`] when a stream of that name exists but cannot be the log (other subjects,
+/// memory storage, work-queue retention) or the server refuses the settings;
+/// [`LogError::Unavailable`] when the JetStream API does not answer.
+pub(super) async fn stream(
+    js: &jetstream::Context,
+    cfg: &NatsConfig,
+) -> Result<stream::Stream, LogError> {
+    let want = wanted(cfg);
+    let existing = match js.get_stream(&cfg.stream).await {
+        Ok(s) => s,
+        Err(e) => {
+            let missing = matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(je)
+                if je.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND);
+            if !missing {
+                return Err(LogError::Unavailable(format!(
+                    "cannot look up JetStream stream {} at {}: {e}",
+                    cfg.stream, cfg.url
+                )));
+            }
+            tracing::info!(stream = %cfg.stream, url = %cfg.url, "creating the JetStream log stream");
+            return js.create_stream(want).await.map_err(|e| {
+                LogError::Config(format!(
+                    "cannot create JetStream stream {} (subjects {SUBJECTS}) at {}: {e}",
+                    cfg.stream, cfg.url
+                ))
+            });
+        }
+    };
+    let have = &existing.cached_info().config;
+    let refuse = |what: String| {
+        LogError::Config(format!(
+            "JetStream stream {} at {} cannot hold the aiops log: {what}; delete it or set \
+             nats.stream to another name",
+            cfg.stream, cfg.url
+        ))
+    };
+    if !have.subjects.iter().any(|s| s == SUBJECTS) {
+        return Err(refuse(format!(
+            "its subjects are {:?}, not {SUBJECTS}",
+            have.subjects
+        )));
+    }
+    if have.storage != stream::StorageType::File {
+        return Err(refuse("it uses memory storage".to_string()));
+    }
+    if have.retention != stream::RetentionPolicy::Limits {
+        return Err(refuse(format!(
+            "its retention is {:?}, which deletes messages once consumed",
+            have.retention
+        )));
+    }
+    let differs = have.duplicate_window != want.duplicate_window
+        || have.max_age != want.max_age
+        || have.max_bytes != want.max_bytes
+        || have.num_replicas != want.num_replicas
+        || !have.allow_direct;
+    if !differs {
+        return Ok(existing);
+    }
+    let mut update = have.clone();
+    update.duplicate_window = want.duplicate_window;
+    update.max_age = want.max_age;
+    update.max_bytes = want.max_bytes;
+    update.num_replicas = want.num_replicas;
+    update.allow_direct = true;
+    tracing::info!(stream = %cfg.stream, url = %cfg.url, "updating the JetStream log stream's limits to the configured ones");
+    js.update_stream(update).await.map_err(|e| {
+        LogError::Config(format!(
+            "JetStream stream {} at {} has other limits than configured and the server refused \
+             to update them: {e}",
+            cfg.stream, cfg.url
+        ))
+    })?;
+    js.get_stream(&cfg.stream).await.map_err(|e| {
+        LogError::Unavailable(format!(
+            "cannot look up JetStream stream {}: {e}",
+            cfg.stream
+        ))
+    })
+}

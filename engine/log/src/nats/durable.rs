@@ -1,0 +1,145 @@
+//! The durable reader scale-out workers use: a named pull consumer the server keeps, so a worker
+//! that restarts (or another one taking over its partitions) resumes where the last
+//! acknowledgement left off. Delivery is at least once: what a worker was handed but had not
+//! acknowledged is delivered again.
+
+use super::fetch::{fetch, stream_seq};
+use super::record;
+use crate::{LogError, LogReader, Record};
+use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::{self, stream::Stream};
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// A reader whose position the server keeps under a name. Each [`LogReader::next_batch`] first
+/// acknowledges everything the previous call returned (one `AckAll` for the batch), so "asking
+/// for more" means "done with the last batch". Call [`DurableReader::ack_returned`] before a
+/// clean shutdown to keep the last batch from being delivered again.
+pub struct DurableReader {
+    consumer: PullConsumer,
+    stream_name: String,
+    pos: u64,
+    /// The last message returned, not yet acknowledged.
+    unacked: Option<jetstream::Message>,
+    fetch_max_bytes: usize,
+    idle_wait: Duration,
+}
+
+impl std::fmt::Debug for DurableReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DurableReader")
+            .field("consumer", &self.consumer.cached_info().name)
+            .field("position", &self.pos)
+            .finish()
+    }
+}
+
+impl DurableReader {
+    /// Opens (or creates, delivering from the start of the stream) the durable consumer `name`
+    /// over `filter_subject` (e.g. `aiops.metrics.*`; empty for the whole log).
+    pub(super) async fn open(
+        stream: &Stream,
+        name: &str,
+        filter_subject: &str,
+        fetch_batch: usize,
+        fetch_max_bytes: usize,
+        idle_wait: Duration,
+    ) -> Result<DurableReader, LogError> {
+        let stream_name = stream.cached_info().config.name.clone();
+        let config = consumer::pull::Config {
+            durable_name: Some(name.to_string()),
+            description: Some("aiops durable reader".to_string()),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::All,
+            filter_subject: filter_subject.to_string(),
+            // Room for a few full batches between acknowledgements.
+            max_ack_pending: i64::try_from(fetch_batch.saturating_mul(4)).unwrap_or(i64::MAX),
+            ..Default::default()
+        };
+        let mut consumer: PullConsumer = stream
+            .get_or_create_consumer(name, config)
+            .await
+            .map_err(|e| {
+                LogError::Config(format!(
+                    "cannot open durable consumer {name:?} on JetStream stream {stream_name}: {e}"
+                ))
+            })?;
+        let info = consumer
+            .info()
+            .await
+            .map_err(|e| LogError::Unavailable(format!("durable consumer {name:?} info: {e}")))?;
+        if info.config.filter_subject != filter_subject {
+            return Err(LogError::Config(format!(
+                "durable consumer {name:?} on stream {stream_name} exists with filter {:?}, not \
+                 {filter_subject:?}: use another name or delete it",
+                info.config.filter_subject
+            )));
+        }
+        let pos = info.ack_floor.stream_sequence + 1;
+        Ok(DurableReader {
+            consumer,
+            stream_name,
+            pos,
+            unacked: None,
+            fetch_max_bytes,
+            idle_wait,
+        })
+    }
+
+    /// Acknowledges everything returned so far and waits for the server to confirm it.
+    ///
+    /// # Errors
+    /// [`LogError::Unavailable`] when the server does not confirm; the batch may then be
+    /// delivered again.
+    pub async fn ack_returned(&mut self) -> Result<(), LogError> {
+        if let Some(m) = self.unacked.take()
+            && let Err(e) = m.double_ack().await
+        {
+            let e = LogError::Unavailable(format!(
+                "acknowledging up to sequence {} on stream {}: {e}",
+                self.pos.saturating_sub(1),
+                self.stream_name
+            ));
+            self.unacked = Some(m);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LogReader for DurableReader {
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Record>, LogError> {
+        self.ack_returned().await?;
+        let fetched = fetch(&self.consumer, max, self.fetch_max_bytes, self.idle_wait)
+            .await
+            .map_err(|e| {
+                LogError::Unavailable(format!(
+                    "reading durable consumer {} on stream {}: {e}",
+                    self.consumer.cached_info().name,
+                    self.stream_name
+                ))
+            })?;
+        let mut out = Vec::with_capacity(fetched.messages.len());
+        for m in fetched.messages {
+            let seq = stream_seq(&m).map_err(LogError::Unavailable)?;
+            if seq >= self.pos {
+                // Earlier ones are redeliveries of what was already handed out.
+                out.push(record::to_record(
+                    &self.stream_name,
+                    seq,
+                    m.subject.as_str(),
+                    m.headers.as_ref(),
+                    m.payload.clone(),
+                )?);
+                self.pos = seq + 1;
+            }
+            self.unacked = Some(m);
+        }
+        Ok(out)
+    }
+
+    fn position(&self) -> u64 {
+        self.pos
+    }
+}

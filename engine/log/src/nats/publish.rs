@@ -1,0 +1,95 @@
+//! Appending: every message of a call is published in order on the one connection (so the server
+//! stores them in that order), with at most `max_inflight` acknowledgements outstanding over all
+//! calls; then the acks are awaited in order.
+
+use super::record;
+use crate::{AppendMessage, Appended, LogError};
+use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+
+/// What an append needs from the log.
+pub(super) struct Publisher<'a> {
+    pub js: &'a async_nats::jetstream::Context,
+    pub inflight: &'a Arc<Semaphore>,
+    pub url: &'a str,
+    pub max_payload: usize,
+}
+
+type Pending = (PublishAckFuture, OwnedSemaphorePermit);
+
+impl Publisher<'_> {
+    /// Publishes `msgs` in order and returns their outcomes in the same order.
+    ///
+    /// # Errors
+    /// [`LogError::InvalidMessage`] before anything is sent when one message is bad or larger
+    /// than the server accepts; [`LogError::Unavailable`] when a publish is not acknowledged in
+    /// time (any subset may then be stored; a retry with the same ids is safe);
+    /// [`LogError::Closed`] when the log closed meanwhile.
+    pub async fn append(&self, msgs: Vec<AppendMessage>) -> Result<Vec<Appended>, LogError> {
+        for m in &msgs {
+            crate::validate(m)?;
+            let size = record::wire_size(m);
+            if self.max_payload > 0 && size > self.max_payload {
+                return Err(LogError::InvalidMessage(format!(
+                    "message {} is {size} bytes, more than the NATS server's max_payload of {}",
+                    m.msg_id, self.max_payload
+                )));
+            }
+        }
+        let mut out = Vec::with_capacity(msgs.len());
+        let mut pending: VecDeque<Pending> = VecDeque::new();
+        for m in msgs {
+            let permit = loop {
+                match self.inflight.clone().try_acquire_owned() {
+                    Ok(p) => break p,
+                    Err(TryAcquireError::Closed) => return Err(LogError::Closed),
+                    Err(TryAcquireError::NoPermits) => match pending.pop_front() {
+                        // Free one of ours rather than wait on others while holding permits:
+                        // that way concurrent calls cannot wait on each other forever.
+                        Some(p) => out.push(self.ack(p).await?),
+                        None => {
+                            break self
+                                .inflight
+                                .clone()
+                                .acquire_owned()
+                                .await
+                                .map_err(|_| LogError::Closed)?;
+                        }
+                    },
+                }
+            };
+            let headers = record::headers_for(&m);
+            let fut = self
+                .js
+                .publish_with_headers(m.subject, headers, m.payload)
+                .await
+                .map_err(|e| self.unavailable(e.kind(), &e))?;
+            pending.push_back((fut, permit));
+        }
+        while let Some(p) = pending.pop_front() {
+            out.push(self.ack(p).await?);
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, (fut, _permit): Pending) -> Result<Appended, LogError> {
+        let ack = fut.await.map_err(|e| self.unavailable(e.kind(), &e))?;
+        Ok(Appended {
+            seq: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    fn unavailable(&self, kind: PublishErrorKind, e: &dyn std::fmt::Display) -> LogError {
+        let why = match kind {
+            PublishErrorKind::TimedOut => "no acknowledgement in time".to_string(),
+            PublishErrorKind::StreamNotFound => {
+                "no JetStream stream takes the subject (was the stream deleted?)".to_string()
+            }
+            _ => e.to_string(),
+        };
+        LogError::Unavailable(format!("JetStream publish to {}: {why}", self.url))
+    }
+}
