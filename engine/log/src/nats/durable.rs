@@ -15,13 +15,17 @@ use std::time::Duration;
 /// acknowledges everything the previous call returned (one `AckAll` for the batch), so "asking
 /// for more" means "done with the last batch". Call [`DurableReader::ack_returned`] before a
 /// clean shutdown to keep the last batch from being delivered again.
+///
+/// One reader per name at a time: opening a name takes it over, and what the previous holder
+/// was handed but had not acknowledged is delivered again, in sequence order. Records come in
+/// sequence order; [`LogReader::position`] is the acknowledged floor + 1 after opening, then
+/// the sequence after the last returned record (the next one of the filter is at or after it).
 pub struct DurableReader {
     consumer: PullConsumer,
     stream_name: String,
     pos: u64,
     /// The last message returned, not yet acknowledged.
     unacked: Option<jetstream::Message>,
-    fetch_max_bytes: usize,
     idle_wait: Duration,
 }
 
@@ -42,7 +46,6 @@ impl DurableReader {
         name: &str,
         filter_subject: &str,
         fetch_batch: usize,
-        fetch_max_bytes: usize,
         idle_wait: Duration,
     ) -> Result<DurableReader, LogError> {
         let stream_name = stream.cached_info().config.name.clone();
@@ -56,18 +59,20 @@ impl DurableReader {
             max_ack_pending: i64::try_from(fetch_batch.saturating_mul(4)).unwrap_or(i64::MAX),
             ..Default::default()
         };
+        let open_err = |e: String| {
+            LogError::Config(format!(
+                "cannot open durable consumer {name:?} on JetStream stream {stream_name}: {e}"
+            ))
+        };
         let mut consumer: PullConsumer = stream
-            .get_or_create_consumer(name, config)
+            .get_or_create_consumer(name, config.clone())
             .await
-            .map_err(|e| {
-                LogError::Config(format!(
-                    "cannot open durable consumer {name:?} on JetStream stream {stream_name}: {e}"
-                ))
-            })?;
-        let info = consumer
+            .map_err(|e| open_err(e.to_string()))?;
+        let mut info = consumer
             .info()
             .await
-            .map_err(|e| LogError::Unavailable(format!("durable consumer {name:?} info: {e}")))?;
+            .map_err(|e| LogError::Unavailable(format!("durable consumer {name:?} info: {e}")))?
+            .clone();
         if info.config.filter_subject != filter_subject {
             return Err(LogError::Config(format!(
                 "durable consumer {name:?} on stream {stream_name} exists with filter {:?}, not \
@@ -75,13 +80,39 @@ impl DurableReader {
                 info.config.filter_subject
             )));
         }
+        if info.delivered.stream_sequence > info.ack_floor.stream_sequence {
+            // The previous holder was handed messages it did not acknowledge. JetStream would
+            // redeliver them only after `ack_wait`, behind newer ones; recreating the consumer at
+            // the acknowledged floor hands them out again now and in order.
+            let floor = info.ack_floor.stream_sequence;
+            tracing::info!(consumer = name, stream = %stream_name, ack_floor = floor, delivered = info.delivered.stream_sequence, "durable reader taken over; redelivering from the acknowledged floor");
+            stream
+                .delete_consumer(name)
+                .await
+                .map_err(|e| open_err(e.to_string()))?;
+            let restart = consumer::pull::Config {
+                deliver_policy: if floor == 0 {
+                    DeliverPolicy::All
+                } else {
+                    DeliverPolicy::ByStartSequence {
+                        start_sequence: floor + 1,
+                    }
+                },
+                ..config
+            };
+            consumer = stream
+                .create_consumer(restart)
+                .await
+                .map_err(|e| open_err(e.to_string()))?;
+            info = consumer.cached_info().clone();
+            info.ack_floor.stream_sequence = floor;
+        }
         let pos = info.ack_floor.stream_sequence + 1;
         Ok(DurableReader {
             consumer,
             stream_name,
             pos,
             unacked: None,
-            fetch_max_bytes,
             idle_wait,
         })
     }
@@ -111,7 +142,10 @@ impl DurableReader {
 impl LogReader for DurableReader {
     async fn next_batch(&mut self, max: usize) -> Result<Vec<Record>, LogError> {
         self.ack_returned().await?;
-        let fetched = fetch(&self.consumer, max, self.fetch_max_bytes, self.idle_wait)
+        // No byte limit: a request stopped by one could stay waiting at the server and take
+        // later messages to an inbox nobody reads, which would come back only after ack_wait.
+        // The caller's `max` bounds the batch instead.
+        let fetched = fetch(&self.consumer, max, 0, self.idle_wait)
             .await
             .map_err(|e| {
                 LogError::Unavailable(format!(

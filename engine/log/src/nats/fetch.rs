@@ -5,16 +5,22 @@ use async_nats::jetstream::{self, consumer::PullConsumer};
 use futures::StreamExt;
 use std::time::Duration;
 
+/// How long past `expires` a pull request may stay unanswered before it counts as lost.
+const ANSWER_GRACE: Duration = Duration::from_secs(1);
+
 /// Messages of one pull request and whether it ended as the server meant it to.
 pub(super) struct Fetched {
     /// Delivered messages, in order.
     pub messages: Vec<jetstream::Message>,
-    /// False when the request failed after some messages: with no acks the server counts sent
-    /// messages as delivered, so the caller must recreate its consumer at its position.
+    /// False when the request failed after some messages, or may have stopped at `max_bytes`:
+    /// nats-server can keep such a request waiting and hand it later messages nobody receives
+    /// (with no acks, lost to the reader), so the caller must recreate its consumer at its
+    /// position before the next request.
     pub clean: bool,
 }
 
-/// Fetches what the consumer has, in delivery order.
+/// Fetches what the consumer has, in delivery order. `max_bytes` 0 means no byte limit; a
+/// positive one must be at least twice the server's `max_payload`.
 ///
 /// # Errors
 /// The server's or client's reason when the request failed before any message arrived (the
@@ -25,16 +31,33 @@ pub(super) async fn fetch(
     max_bytes: usize,
     expires: Duration,
 ) -> Result<Fetched, String> {
+    let max = max.max(1);
     let mut batch = consumer
         .fetch()
-        .max_messages(max.max(1))
+        .max_messages(max)
         .max_bytes(max_bytes)
         .expires(expires)
         .messages()
         .await
         .map_err(|e| e.to_string())?;
     let mut messages = Vec::new();
-    while let Some(item) = batch.next().await {
+    // The server ends every request by `expires`; silence longer than that means nobody serves
+    // the consumer any more (deleted for inactivity, server restarted), which the caller repairs.
+    let silence = expires + ANSWER_GRACE;
+    loop {
+        let item = match tokio::time::timeout(silence, batch.next()).await {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(_) if messages.is_empty() => {
+                return Err(format!("no answer to a pull request within {silence:?}"));
+            }
+            Err(_) => {
+                return Ok(Fetched {
+                    messages,
+                    clean: false,
+                });
+            }
+        };
         match item {
             Ok(m) => messages.push(m),
             Err(e) if messages.is_empty() => return Err(e.to_string()),
@@ -47,9 +70,13 @@ pub(super) async fn fetch(
             }
         }
     }
+    // A byte-limited request got within one message of its limit; one message is at most half
+    // of it, so a short batch with less than half the bytes ended for another reason.
+    let bytes: usize = messages.iter().map(|m| m.length).sum();
+    let byte_limited = max_bytes > 0 && messages.len() < max && bytes >= max_bytes / 2;
     Ok(Fetched {
         messages,
-        clean: true,
+        clean: !byte_limited,
     })
 }
 

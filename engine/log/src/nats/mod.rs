@@ -109,7 +109,6 @@ impl NatsLog {
             name,
             filter_subject,
             self.cfg.fetch_batch,
-            self.fetch_max_bytes(),
             self.cfg.idle_wait,
         )
         .await
