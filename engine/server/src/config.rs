@@ -24,7 +24,6 @@ pub struct Config {
     /// Embedded-log tuning (used when `log = "embedded"`).
     pub embedded: aiops_log::embedded::EmbeddedConfig,
     /// NATS JetStream tuning (used when `log` is a `nats://` URL).
-    #[serde(skip)]
     pub nats: aiops_log::nats::NatsConfig,
     /// Sources that produce data by themselves: Prometheus scrapes, the demo generator.
     pub sources: Vec<PullSourceConfig>,
