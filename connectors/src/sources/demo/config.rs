@@ -91,6 +91,7 @@ impl DemoConfig {
     ///
     /// # Errors
     /// As [`DemoConfig::validate`], or when `start` is before 1970.
+    #[allow(clippy::disallowed_methods)]
     pub fn shape(&self) -> Result<FleetShape, SourceError> {
         self.validate()?;
         // The one wall-clock read of the generator: where event time begins when not given.
