@@ -389,6 +389,7 @@ fn config_defaults_and_errors() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // compares with the wall clock on purpose
 fn start_defaults_to_now() {
     let c = DemoConfig {
         speed: 0.0,
