@@ -1,0 +1,55 @@
+//! Crate edges follow DESIGN.md's picture and point one way: schemas ← connectors ← engine, and
+//! bench on all. A dependency added against the direction fails here, not in review.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::{BTreeMap, BTreeSet};
+
+#[test]
+fn workspace_dependencies_point_one_way() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let members: BTreeSet<String> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    // Normal (non-dev) dependencies on other workspace crates.
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for p in meta["packages"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap().to_string();
+        let deps = p["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["kind"].is_null())
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .filter(|d| members.contains(d))
+            .collect();
+        edges.insert(name, deps);
+    }
+    let allowed: BTreeMap<&str, &[&str]> = BTreeMap::from([
+        ("aiops-schemas", &[][..]),
+        ("aiops-connectors", &["aiops-schemas"][..]),
+        ("aiops-log", &[][..]),
+        ("aiops-testkit", &[][..]),
+        ("aiops-server", &["aiops-schemas", "aiops-connectors", "aiops-log"][..]),
+        (
+            "aiops-bench",
+            &["aiops-schemas", "aiops-connectors", "aiops-log", "aiops-testkit", "aiops-server"][..],
+        ),
+    ]);
+    for (name, deps) in &edges {
+        let ok = allowed
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("new crate {name}: add it to this test with its allowed edges"));
+        for d in deps {
+            assert!(ok.contains(&d.as_str()), "{name} must not depend on {d} (edges point one way)");
+        }
+    }
+}
