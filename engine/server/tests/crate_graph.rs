@@ -7,11 +7,21 @@ use std::collections::{BTreeMap, BTreeSet};
 #[test]
 fn workspace_dependencies_point_one_way() {
     let out = std::process::Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let members: BTreeSet<String> = meta["packages"]
         .as_array()
@@ -38,18 +48,30 @@ fn workspace_dependencies_point_one_way() {
         ("aiops-connectors", &["aiops-schemas"][..]),
         ("aiops-log", &[][..]),
         ("aiops-testkit", &[][..]),
-        ("aiops-server", &["aiops-schemas", "aiops-connectors", "aiops-log"][..]),
+        (
+            "aiops-server",
+            &["aiops-schemas", "aiops-connectors", "aiops-log"][..],
+        ),
         (
             "aiops-bench",
-            &["aiops-schemas", "aiops-connectors", "aiops-log", "aiops-testkit", "aiops-server"][..],
+            &[
+                "aiops-schemas",
+                "aiops-connectors",
+                "aiops-log",
+                "aiops-testkit",
+                "aiops-server",
+            ][..],
         ),
     ]);
     for (name, deps) in &edges {
-        let ok = allowed
-            .get(name.as_str())
-            .unwrap_or_else(|| panic!("new crate {name}: add it to this test with its allowed edges"));
+        let ok = allowed.get(name.as_str()).unwrap_or_else(|| {
+            panic!("new crate {name}: add it to this test with its allowed edges")
+        });
         for d in deps {
-            assert!(ok.contains(&d.as_str()), "{name} must not depend on {d} (edges point one way)");
+            assert!(
+                ok.contains(&d.as_str()),
+                "{name} must not depend on {d} (edges point one way)"
+            );
         }
     }
 }

@@ -7,6 +7,32 @@ use aiops_log::{AppendMessage, EventLog, LogError, Record};
 use bytes::Bytes;
 use std::sync::Arc;
 
+/// Instantiates every case of the suite as a test. `$setup` is an async fn returning
+/// `(guard, Arc<dyn EventLog>)`; the guard (a temp dir, a server) lives as long as the test.
+/// A case added here runs against every backend.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($setup:path) => {
+        $crate::conformance_suite!(@cases $setup;
+            append_read_in_order,
+            dedup_by_msg_id,
+            reader_sees_later_appends,
+            seek_time_contract,
+            concurrent_appends_keep_each_call_in_order,
+            invalid_messages_rejected,
+            closed_log_refuses_appends);
+    };
+    (@cases $setup:path; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_guard, log) = $setup().await;
+                suite::$name(log, stringify!($name)).await;
+            }
+        )*
+    };
+}
+
 /// A message with a unique id under `prefix`.
 pub fn msg(prefix: &str, i: usize, t: i64) -> AppendMessage {
     AppendMessage {
