@@ -179,6 +179,7 @@ impl EmbeddedLog {
         let shared = Arc::new(Shared {
             dir: dir.clone(),
             segments: Mutex::new(segments),
+            failed: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(cfg.writer_queue.max(1));
         if cfg.read_only {
@@ -269,6 +270,11 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn stats(&self) -> Result<LogStats, LogError> {
+        if let Some(reason) = self.shared.failed.lock().clone() {
+            return Err(LogError::Unavailable(format!(
+                "the log writer stopped after an error and accepts no appends until restart: {reason}"
+            )));
+        }
         let segs = self.shared.segments.lock();
         let first_seq = segs.first().map(|s| s.first_seq).unwrap_or(1);
         let next_seq = segs.last().map(|s| s.next_seq).unwrap_or(1);

@@ -13,6 +13,8 @@ pub struct Shared {
     /// Segments in sequence order; the last is the active one. A segment's `len` covers only
     /// committed records, so readers never see a half-written one.
     pub segments: Mutex<Vec<Segment>>,
+    /// Set when the writer stopped after a disk error; appends and stats then fail.
+    pub failed: Mutex<Option<String>>,
 }
 
 impl Shared {

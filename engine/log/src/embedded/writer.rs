@@ -157,6 +157,12 @@ impl Writer {
         }
     }
 
+    /// Stops accepting appends after a disk error, and says so to health checks.
+    fn fail(&mut self, reason: String) {
+        *self.shared.failed.lock() = Some(reason.clone());
+        self.failed = Some(reason);
+    }
+
     fn maybe_sync(&mut self) {
         if let FsyncPolicy::Interval(d) = self.cfg.fsync
             && self.dirty
@@ -164,7 +170,7 @@ impl Writer {
         {
             if let Err(e) = self.file.sync_data() {
                 tracing::error!(error = %e, "log fsync failed");
-                self.failed = Some(format!("fsync failed: {e}"));
+                self.fail(format!("fsync failed: {e}"));
             }
             self.dirty = false;
             self.last_sync = Instant::now();
@@ -241,7 +247,7 @@ impl Writer {
             }
             Some(e) => {
                 tracing::error!(error = %e, "log append failed; the writer stops accepting appends");
-                self.failed = Some(e.to_string());
+                self.fail(e.to_string());
                 for (_, r) in batch {
                     let _ = r.send(Err(LogError::Unavailable(format!(
                         "log append failed: {e}"
