@@ -46,6 +46,11 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Work with SQL pipeline files.
+    Pipeline {
+        #[command(subcommand)]
+        command: PipelineCommand,
+    },
     /// Print the reference of every event kind (the content of docs/events.md).
     SchemaDocs,
 }
@@ -76,6 +81,17 @@ struct ReplayArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "ndjson")]
     format: ReplayFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum PipelineCommand {
+    /// Parse and plan pipeline files (or every *.sql in a directory) against the event schemas;
+    /// print `file:line:column: reason` for each problem. Exits non-zero if any file is refused.
+    Check {
+        /// Pipeline files or directories.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +240,48 @@ async fn run(cli: Cli) -> Result<()> {
                 if report.other_messages > 0 {
                     println!("(+{} messages of other subjects)", report.other_messages);
                 }
+            }
+        }
+        Command::Pipeline {
+            command: PipelineCommand::Check { files },
+        } => {
+            let mut paths = Vec::new();
+            for f in files {
+                if f.is_dir() {
+                    paths.extend(
+                        aiops_sql::pipeline::pipeline_files(&f)
+                            .with_context(|| format!("reading {}", f.display()))?,
+                    );
+                } else {
+                    paths.push(f);
+                }
+            }
+            let mut refused = 0;
+            for p in &paths {
+                match aiops_sql::check_file(p).await {
+                    Ok(c) => {
+                        let cols: Vec<String> = c
+                            .output_schema
+                            .fields()
+                            .iter()
+                            .map(|f| format!("{} {}", f.name(), f.data_type()))
+                            .collect();
+                        println!(
+                            "{}: ok: {} ← {} ({})",
+                            p.display(),
+                            c.output,
+                            c.inputs.join(", "),
+                            cols.join(", ")
+                        );
+                    }
+                    Err(e) => {
+                        refused += 1;
+                        eprintln!("{e}");
+                    }
+                }
+            }
+            if refused > 0 {
+                bail!("{refused} of {} pipeline files refused", paths.len());
             }
         }
         Command::SchemaDocs => print!("{}", aiops_schemas::reference::markdown()),

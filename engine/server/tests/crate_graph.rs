@@ -47,6 +47,7 @@ fn workspace_dependencies_point_one_way() {
         ("aiops-schemas", &[][..]),
         ("aiops-connectors", &["aiops-schemas"][..]),
         ("aiops-log", &[][..]),
+        ("aiops-sql", &["aiops-schemas"][..]),
         ("aiops-testkit", &[][..]),
         (
             "aiops-server",

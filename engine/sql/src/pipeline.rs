@@ -1,0 +1,238 @@
+//! Parsing and checking one pipeline file: one `INSERT INTO <output> SELECT …` statement over the
+//! input streams, planned by DataFusion. Every problem is reported with its line and column.
+
+use crate::catalog;
+use crate::error::PipelineError;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{ObjectNamePart, Spanned, Statement, TableObject};
+use std::path::{Path, PathBuf};
+
+/// A pipeline that parsed and planned.
+#[derive(Debug, Clone)]
+pub struct CheckedPipeline {
+    /// Pipeline name: the file stem.
+    pub name: String,
+    /// Where its rows go: a derived stream name, or `alerts`.
+    pub output: String,
+    /// The input streams it reads.
+    pub inputs: Vec<String>,
+    /// The schema of the rows it produces.
+    pub output_schema: SchemaRef,
+    /// The logical plan of its query.
+    pub plan: LogicalPlan,
+}
+
+/// Output names a pipeline may not write to: the raw input streams are written by ingest only.
+const READ_ONLY: [&str; 3] = ["metrics", "logs", "events"];
+
+fn err(file: &Path, line: u64, column: u64, message: impl Into<String>) -> PipelineError {
+    PipelineError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
+/// `… at Line: 3, Column: 7` in sqlparser's messages.
+fn parser_position(msg: &str) -> Option<(u64, u64)> {
+    let at = msg.rfind("Line: ")?;
+    let rest = &msg[at + 6..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let col: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((line.trim().parse().ok()?, col.parse().ok()?))
+}
+
+/// Line and column (1-based) of the first call `name(` in `source`, for errors of aiops'
+/// functions, which DataFusion reports without a span.
+fn call_position(source: &str, name: &str) -> Option<(u64, u64)> {
+    let needle = format!("{name}(");
+    source.lines().enumerate().find_map(|(i, line)| {
+        let lower = line.to_ascii_lowercase();
+        let col = lower.find(&needle)?;
+        let code = lower.split("--").next().unwrap_or("");
+        (col < code.len()).then_some((i as u64 + 1, col as u64 + 1))
+    })
+}
+
+/// Turns a DataFusion error into a positioned one: its diagnostic span if it has one, the
+/// parser's position if it names one, the call of an aiops function it names, else `fallback`.
+fn from_datafusion(
+    file: &Path,
+    source: &str,
+    e: &DataFusionError,
+    fallback: (u64, u64),
+) -> PipelineError {
+    if let Some(d) = e.diagnostic()
+        && let Some(span) = d.span
+        && span.start.line > 0
+    {
+        return err(file, span.start.line, span.start.column, d.message.clone());
+    }
+    let msg = e.strip_backtrace();
+    let msg = msg
+        .trim_start_matches("Error during planning: ")
+        .to_string();
+    let (line, column) = parser_position(&msg)
+        .or_else(|| {
+            catalog::FUNCTIONS
+                .iter()
+                .find(|f| msg.starts_with(&format!("{f}(")))
+                .and_then(|f| call_position(source, f))
+        })
+        .unwrap_or(fallback);
+    let msg = match msg.find(" at Line: ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
+    };
+    let msg = msg
+        .trim_start_matches("SQL error: ")
+        .trim_start_matches("ParserError(\"")
+        .trim_end_matches("\")")
+        .to_string();
+    err(file, line, column, msg)
+}
+
+/// Checks a pipeline read from `file`.
+///
+/// # Errors
+/// [`PipelineError`] with the file, position and reason.
+pub async fn check_file(file: &Path) -> Result<CheckedPipeline, PipelineError> {
+    let source = std::fs::read_to_string(file)
+        .map_err(|e| err(file, 0, 0, format!("cannot read pipeline file: {e}")))?;
+    check(file, &source).await
+}
+
+/// Checks pipeline `source` (named by `file` in errors): one `INSERT INTO <output> SELECT …`
+/// statement that plans against the input streams.
+///
+/// # Errors
+/// [`PipelineError`] with the position and reason of the first problem.
+pub async fn check(file: &Path, source: &str) -> Result<CheckedPipeline, PipelineError> {
+    let name = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("pipeline")
+        .to_string();
+    let ctx = catalog::session().map_err(|e| err(file, 0, 0, format!("internal error: {e}")))?;
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let stmt = state
+        .sql_to_statement(source, &dialect)
+        .map_err(|e| from_datafusion(file, source, &e, (1, 1)))?;
+    let DfStatement::Statement(stmt) = stmt else {
+        return Err(err(
+            file,
+            1,
+            1,
+            "a pipeline is one `INSERT INTO <output> SELECT …` statement",
+        ));
+    };
+    let stmt_start = {
+        let s = stmt.span().start;
+        (s.line.max(1), s.column.max(1))
+    };
+    let Statement::Insert(insert) = *stmt else {
+        return Err(err(
+            file,
+            stmt_start.0,
+            stmt_start.1,
+            "a pipeline is one `INSERT INTO <output> SELECT …` statement",
+        ));
+    };
+    let TableObject::TableName(target) = &insert.table else {
+        return Err(err(
+            file,
+            stmt_start.0,
+            stmt_start.1,
+            "INSERT INTO needs an output name",
+        ));
+    };
+    let at = target.span().start;
+    let (tl, tc) = (at.line.max(1), at.column.max(1));
+    let output = match target.0.as_slice() {
+        [ObjectNamePart::Identifier(id)] => id.value.clone(),
+        _ => {
+            return Err(err(
+                file,
+                tl,
+                tc,
+                format!("output {target} must be a plain name such as node_cpu_1m"),
+            ));
+        }
+    };
+    if READ_ONLY.contains(&output.as_str()) {
+        return Err(err(
+            file,
+            tl,
+            tc,
+            format!(
+                "cannot write to the input stream {output:?}; name a derived stream, or `alerts`"
+            ),
+        ));
+    }
+    if let Some(c) = insert.columns.first() {
+        let s = c.span().start;
+        return Err(err(
+            file,
+            s.line.max(1),
+            s.column.max(1),
+            "name output columns with AS in the SELECT, not in a column list",
+        ));
+    }
+    let Some(query) = insert.source else {
+        return Err(err(
+            file,
+            stmt_start.0,
+            stmt_start.1,
+            "INSERT INTO needs a SELECT",
+        ));
+    };
+    let query_start = {
+        let s = query.span().start;
+        (s.line.max(1), s.column.max(1))
+    };
+    let query_stmt = DfStatement::Statement(Box::new(Statement::Query(query)));
+    let inputs: Vec<String> = state
+        .resolve_table_references(&query_stmt)
+        .map_err(|e| from_datafusion(file, source, &e, query_start))?
+        .iter()
+        .map(|t| t.table().to_string())
+        .collect();
+    let plan = state
+        .statement_to_plan(query_stmt)
+        .await
+        .map_err(|e| from_datafusion(file, source, &e, query_start))?;
+    let output_schema = plan.schema().inner().clone();
+    if output_schema.fields().is_empty() {
+        return Err(err(
+            file,
+            query_start.0,
+            query_start.1,
+            "the SELECT produces no columns",
+        ));
+    }
+    Ok(CheckedPipeline {
+        name,
+        output,
+        inputs,
+        output_schema,
+        plan,
+    })
+}
+
+/// The `.sql` files of a directory, sorted.
+///
+/// # Errors
+/// If the directory cannot be read.
+pub fn pipeline_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    v.sort();
+    Ok(v)
+}

@@ -1,0 +1,3 @@
+-- error: 2:18: AS in the SELECT
+INSERT INTO out (a)
+SELECT count(*) FROM logs;

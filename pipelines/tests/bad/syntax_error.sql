@@ -1,0 +1,4 @@
+-- error: 4:19: Expected
+INSERT INTO out
+SELECT name
+FROM metrics WHERE;

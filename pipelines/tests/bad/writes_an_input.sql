@@ -1,0 +1,3 @@
+-- error: 2:13: input stream
+INSERT INTO metrics
+SELECT * FROM metrics;
