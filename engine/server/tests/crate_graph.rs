@@ -51,7 +51,12 @@ fn workspace_dependencies_point_one_way() {
         ("aiops-testkit", &[][..]),
         (
             "aiops-server",
-            &["aiops-schemas", "aiops-connectors", "aiops-log"][..],
+            &[
+                "aiops-schemas",
+                "aiops-connectors",
+                "aiops-log",
+                "aiops-sql",
+            ][..],
         ),
         (
             "aiops-bench",
@@ -59,6 +64,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-schemas",
                 "aiops-connectors",
                 "aiops-log",
+                "aiops-sql",
                 "aiops-testkit",
                 "aiops-server",
             ][..],
