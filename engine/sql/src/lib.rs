@@ -3,18 +3,24 @@
 //! A pipeline file holds one statement, `INSERT INTO <output> SELECT … FROM <input> …`, over the
 //! input streams `metrics`, `logs`, `alerts` and `events` (the Arrow schemas of
 //! `aiops-schemas`). This crate parses and plans such files and reports problems as
-//! `file:line:column: reason`; the streaming runtime that executes the plans comes with the rest
-//! of the streaming core.
+//! `file:line:column: reason`; [`runtime`] executes them over micro-batches in event time.
 //!
 //! - [`catalog`]: the DataFusion session pipelines are planned in: input tables and functions.
-//! - [`window`]: event-time window functions (`tumble`).
+//! - [`window`]: event-time window functions (`tumble`, `hop`).
+//! - [`runtime`]: the streaming runtime: windows, watermarks, lateness, state, checkpoints.
+//! - [`counter`]: counter-aware aggregates (`increase`, `rate`) with Prometheus reset semantics.
 //! - [`pipeline`]: parsing and checking one pipeline file.
+//! - [`reference`]: static reference tables (CSV or Parquet files) pipelines can join with.
 //! - [`error`]: the positioned error of a pipeline file.
 
 pub mod catalog;
+pub mod counter;
 pub mod error;
 pub mod pipeline;
+pub mod reference;
+pub mod runtime;
 pub mod window;
 
 pub use error::PipelineError;
 pub use pipeline::{CheckedPipeline, check, check_file};
+pub use runtime::{Emission, EmissionKind, RuntimeConfig, StreamingPipeline};

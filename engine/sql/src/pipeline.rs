@@ -6,6 +6,7 @@ use crate::error::PipelineError;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectNamePart, Spanned, Statement, TableObject};
 use std::path::{Path, PathBuf};
@@ -28,7 +29,12 @@ pub struct CheckedPipeline {
 /// Output names a pipeline may not write to: the raw input streams are written by ingest only.
 const READ_ONLY: [&str; 3] = ["metrics", "logs", "events"];
 
-fn err(file: &Path, line: u64, column: u64, message: impl Into<String>) -> PipelineError {
+pub(crate) fn err(
+    file: &Path,
+    line: u64,
+    column: u64,
+    message: impl Into<String>,
+) -> PipelineError {
     PipelineError {
         file: file.to_path_buf(),
         line,
@@ -112,12 +118,25 @@ pub async fn check_file(file: &Path) -> Result<CheckedPipeline, PipelineError> {
 /// # Errors
 /// [`PipelineError`] with the position and reason of the first problem.
 pub async fn check(file: &Path, source: &str) -> Result<CheckedPipeline, PipelineError> {
+    let ctx = catalog::session().map_err(|e| err(file, 0, 0, format!("internal error: {e}")))?;
+    check_in(&ctx, file, source).await
+}
+
+/// Checks pipeline `source` against the tables and functions of `ctx` (the runtime's session,
+/// whose input tables deliver micro-batches, or one with reference tables registered).
+///
+/// # Errors
+/// [`PipelineError`] with the position and reason of the first problem.
+pub async fn check_in(
+    ctx: &SessionContext,
+    file: &Path,
+    source: &str,
+) -> Result<CheckedPipeline, PipelineError> {
     let name = file
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("pipeline")
         .to_string();
-    let ctx = catalog::session().map_err(|e| err(file, 0, 0, format!("internal error: {e}")))?;
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
     let stmt = state
