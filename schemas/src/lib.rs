@@ -14,6 +14,7 @@
 
 pub mod builders;
 pub mod codec;
+pub mod derived;
 pub mod kind;
 pub mod partition;
 pub mod reference;

@@ -27,6 +27,8 @@ pub struct Config {
     pub nats: aiops_log::nats::NatsConfig,
     /// Sources that produce data by themselves: Prometheus scrapes, the demo generator.
     pub sources: Vec<PullSourceConfig>,
+    /// SQL pipelines: directory, checkpoints, event-time settings.
+    pub pipelines: crate::pipelines::PipelinesConfig,
 }
 
 impl Default for Config {
@@ -39,6 +41,7 @@ impl Default for Config {
             embedded: aiops_log::embedded::EmbeddedConfig::new(PathBuf::from("data/log")),
             nats: aiops_log::nats::NatsConfig::new("nats://127.0.0.1:4222"),
             sources: Vec::new(),
+            pipelines: crate::pipelines::PipelinesConfig::default(),
         }
     }
 }

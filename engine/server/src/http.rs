@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest accepted body, bytes.
     pub max_body_bytes: usize,
+    /// The running pipelines.
+    pub pipelines: crate::pipelines::runner::InfoBoard,
 }
 
 /// The router with every endpoint of this build.
@@ -31,7 +33,8 @@ pub fn router(state: AppState) -> Router {
     let mut r = Router::new()
         .route("/api/health", get(health))
         .route("/metrics", get(metrics))
-        .route("/api/log/stats", get(log_stats));
+        .route("/api/log/stats", get(log_stats))
+        .route("/api/pipelines", get(pipelines));
     for ep in push_endpoints() {
         let ep = Arc::new(ep);
         r = r.route(
@@ -195,4 +198,11 @@ async fn log_stats(State(st): State<AppState>) -> Response {
             e.to_string(),
         ),
     }
+}
+
+/// `GET /api/pipelines`: every running pipeline with its state, watermark, lag and rows/s, and
+/// the problems of the last refused change of the pipeline directory.
+async fn pipelines(State(st): State<AppState>) -> Response {
+    let board = st.pipelines.read().clone();
+    axum::Json(board).into_response()
 }

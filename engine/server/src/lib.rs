@@ -8,6 +8,7 @@
 //! - [`follower`]: the first log consumer; counts events and measures lag.
 //! - [`metrics`]: self-metrics in the Prometheus text format.
 //! - [`replay`]: reads a time range of the log back as events (NDJSON, table).
+//! - [`pipelines`]: SQL pipelines over the log: loading, running, checkpoints, forensic replay.
 //! - [`log_stats`]: counts, time range and bytes per kind, from message headers.
 //! - [`server`]: wires all of the above into `aiops run`.
 
@@ -18,6 +19,7 @@ pub mod http;
 pub mod ingest;
 pub mod log_stats;
 pub mod metrics;
+pub mod pipelines;
 pub mod pull;
 pub mod replay;
 pub mod server;

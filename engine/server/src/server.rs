@@ -37,6 +37,9 @@ pub enum ServerError {
         /// What is wrong.
         message: String,
     },
+    /// The pipelines could not be loaded or their checkpoint store opened.
+    #[error("pipelines: {0}")]
+    Pipelines(String),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
@@ -126,6 +129,19 @@ pub async fn run(
         tracing::info!(source = src.name(), "starting pull source");
         tasks.spawn(pull::run(src, ingestor.clone(), stop_rx.clone()));
     }
+    let board = crate::pipelines::runner::InfoBoard::default();
+    let store =
+        crate::pipelines::store::Store::open(&crate::pipelines::rebuild::store_dir(&cfg.data_dir))
+            .map_err(|e| ServerError::Pipelines(e.to_string()))?;
+    let supervisor = crate::pipelines::supervisor::start(
+        log.clone(),
+        cfg.pipelines.clone(),
+        store,
+        board.clone(),
+        stop_rx.clone(),
+    )
+    .await
+    .map_err(ServerError::Pipelines)?;
     let addr = cfg.http.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -136,6 +152,7 @@ pub async fn run(
         ingestor,
         metrics,
         max_body_bytes: cfg.http.max_body_bytes,
+        pipelines: board,
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -143,6 +160,9 @@ pub async fn run(
     tracing::info!("shutting down: stopping sources, closing the log");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    if let Err(e) = supervisor.await {
+        tracing::error!(error = %e, "pipeline supervisor panicked");
+    }
     log.close().await?;
     served.map_err(ServerError::Serve)
 }

@@ -1,0 +1,574 @@
+//! Runs a set of streaming pipelines over the event log: reads input messages in log order,
+//! feeds each pipeline the batches of its input kind, and appends what they emit to the log as
+//! derived events (`aiops.derived.<output>`) and late rows (`aiops.late.<pipeline>`).
+//!
+//! Recovery follows DESIGN.md (invariants 1 and 2): a checkpoint holds, per pipeline, the input
+//! position it consumed up to and its whole state; it is written only after the outputs of those
+//! inputs are in the log. After a crash each pipeline resumes from its checkpoint and re-derives
+//! the same outputs with the same message ids; ids already found in the log past the checkpoint
+//! are not appended again, so the log ends up exactly as after an uninterrupted run.
+
+use super::store::{PipelineCheckpoint, Store, StoreError};
+use aiops_log::{AppendMessage, EventLog, LogError, LogReader, Record};
+use aiops_schemas::Kind;
+use aiops_schemas::arrow_array::BooleanArray;
+use aiops_schemas::arrow_array::cast::AsArray;
+use aiops_schemas::arrow_array::types::TimestampMillisecondType;
+use aiops_schemas::derived::{
+    DERIVED_PREFIX, DerivedHeader, DerivedWhat, LATE_PREFIX, encode_derived,
+};
+use aiops_sql::runtime::{Emission, EmissionKind, PipelineStatus, RuntimeError, StreamingPipeline};
+use arrow_select::filter::filter_record_batch;
+use bytes::Bytes;
+use parking_lot::RwLock;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why the runner stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// Reading or appending to the log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A pipeline failed on a batch.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The checkpoint store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An emission could not be encoded.
+    #[error("encoding the output of pipeline {pipeline}: {detail}")]
+    Encode {
+        /// The pipeline.
+        pipeline: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// What one pipeline is doing, for `GET /api/pipelines`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineInfo {
+    /// Its name (file stem).
+    pub name: String,
+    /// The input stream.
+    pub input: String,
+    /// The output stream.
+    pub output: String,
+    /// `running`, or `failed: <reason>`.
+    pub state: String,
+    /// Next input sequence it has not consumed.
+    pub position: u64,
+    /// Log messages appended after its position.
+    pub lag: u64,
+    /// Input rows per second over the last few seconds.
+    pub rows_per_second: f64,
+    /// Watermark, counters and state size.
+    #[serde(flatten)]
+    pub status: PipelineStatus,
+}
+
+/// What `GET /api/pipelines` shows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Board {
+    /// The running pipelines.
+    pub pipelines: Vec<PipelineInfo>,
+    /// Why the last change of the pipeline directory was refused (`file:line:col: reason`
+    /// lines); empty when the directory on disk is what runs.
+    pub refused: Vec<String>,
+}
+
+/// Shared view of the running pipelines.
+pub type InfoBoard = Arc<RwLock<Board>>;
+
+/// Where emissions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Appended to the log (the engine, `rebuild`).
+    Live,
+    /// Returned to the caller only; nothing is written (forensic `replay --pipelines`).
+    Isolated,
+}
+
+/// One emission with the log message that carries it.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The pipeline that emitted it.
+    pub pipeline: String,
+    /// Its output stream name.
+    pub output: String,
+    /// The emission.
+    pub emission: Emission,
+    /// The log message (subject, deterministic id, encoded payload).
+    pub message: AppendMessage,
+}
+
+struct Running {
+    p: StreamingPipeline,
+    kind: Kind,
+    position: u64,
+    failed: Option<String>,
+    rate_since: Instant,
+    rate_rows: u64,
+    rows_per_second: f64,
+}
+
+/// Counts of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    /// Log messages read.
+    pub messages_read: u64,
+    /// Derived and late messages produced.
+    pub outputs: u64,
+    /// Of those, already in the log (recognized by id and not appended again).
+    pub already_in_log: u64,
+    /// Input messages that could not be decoded (skipped, logged).
+    pub undecodable: u64,
+}
+
+/// Runs pipelines over the log.
+pub struct Runner {
+    log: Arc<dyn EventLog>,
+    pipelines: Vec<Running>,
+    store: Option<Store>,
+    mode: Mode,
+    reader: Box<dyn LogReader>,
+    seen: HashSet<String>,
+    board: InfoBoard,
+    checkpoint_every: Duration,
+    last_checkpoint: Instant,
+    log_head: u64,
+    summary: RunSummary,
+    unsaved: bool,
+    range: Option<(i64, i64)>,
+}
+
+/// The deterministic message id of an emission.
+fn message_id(pipeline: &str, e: &Emission, payload: &[u8], input_seq: u64) -> String {
+    let h = aiops_schemas::partition::fnv1a(0xcbf2_9ce4_8422_2325, payload);
+    match e.kind {
+        EmissionKind::Output => format!("d.{pipeline}.{}.{h:016x}", e.window_start_ms),
+        // Late rows are tied to the input message that carried them: two input messages with
+        // identical late rows are two sets of late events.
+        EmissionKind::Late => format!("l.{pipeline}.{input_seq}.{h:016x}"),
+    }
+}
+
+fn encode(p: &StreamingPipeline, e: Emission, input_seq: u64) -> Result<Output, RunnerError> {
+    let what = match e.kind {
+        EmissionKind::Output => DerivedWhat::Events,
+        EmissionKind::Late => DerivedWhat::Late,
+    };
+    let header = DerivedHeader {
+        what,
+        window_start_ms: e.window_start_ms,
+        pipeline: p.name().to_string(),
+    };
+    let payload = encode_derived(&header, &e.batch).map_err(|err| RunnerError::Encode {
+        pipeline: p.name().to_string(),
+        detail: err.to_string(),
+    })?;
+    let (subject, range) = match e.kind {
+        EmissionKind::Output => (
+            format!("{DERIVED_PREFIX}{}", p.output()),
+            (
+                e.window_start_ms,
+                e.window_start_ms
+                    .saturating_add(p.window().size_ms())
+                    .saturating_sub(1),
+            ),
+        ),
+        EmissionKind::Late => {
+            let t = e
+                .batch
+                .column_by_name("time")
+                .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+                .map(|t| {
+                    let v = t.values();
+                    (
+                        v.iter().copied().min().unwrap_or(e.window_start_ms),
+                        v.iter().copied().max().unwrap_or(e.window_start_ms),
+                    )
+                })
+                .unwrap_or((e.window_start_ms, e.window_start_ms));
+            (format!("{LATE_PREFIX}{}", p.name()), t)
+        }
+    };
+    let msg_id = message_id(p.name(), &e, &payload, input_seq);
+    Ok(Output {
+        pipeline: p.name().to_string(),
+        output: p.output().to_string(),
+        message: AppendMessage {
+            subject,
+            msg_id,
+            time_min_ms: range.0,
+            time_max_ms: range.1,
+            payload: Bytes::from(payload),
+        },
+        emission: e,
+    })
+}
+
+/// Whether a subject carries pipeline outputs.
+fn is_output_subject(s: &str) -> bool {
+    s.starts_with(DERIVED_PREFIX) || s.starts_with(LATE_PREFIX)
+}
+
+impl Runner {
+    /// Prepares `pipelines` to run over `log`. With a `store`, each pipeline whose checkpoint
+    /// matches its SQL resumes from it; the others start at `start` (the log's first sequence
+    /// for the engine; where the time range starts for a forensic replay). In [`Mode::Live`]
+    /// the ids of outputs already in the log past the oldest resume point are collected so they
+    /// are not appended twice.
+    ///
+    /// # Errors
+    /// [`RunnerError`] when the log or the store cannot be read or a checkpoint not restored.
+    pub async fn new(
+        log: Arc<dyn EventLog>,
+        pipelines: Vec<StreamingPipeline>,
+        store: Option<Store>,
+        mode: Mode,
+        start: u64,
+        board: InfoBoard,
+        checkpoint_every: Duration,
+    ) -> Result<Runner, RunnerError> {
+        let stats = log.stats().await?;
+        let mut running = Vec::with_capacity(pipelines.len());
+        let mut scan_from = stats.next_seq;
+        for mut p in pipelines {
+            let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == p.input()) else {
+                continue;
+            };
+            let mut position = start;
+            let mut head = start;
+            if let Some(store) = &store
+                && let Some(ck) = store.load(p.name())?
+            {
+                if ck.fingerprint == p.fingerprint() {
+                    p.restore(&ck.state)?;
+                    position = ck.position;
+                    head = ck.log_head;
+                    tracing::info!(
+                        pipeline = p.name(),
+                        position,
+                        "pipeline resumes from its checkpoint"
+                    );
+                } else {
+                    tracing::info!(
+                        pipeline = p.name(),
+                        "pipeline SQL changed: state is rebuilt from the log"
+                    );
+                }
+            }
+            scan_from = scan_from.min(head);
+            running.push(Running {
+                p,
+                kind,
+                position,
+                failed: None,
+                rate_since: Instant::now(),
+                rate_rows: 0,
+                rows_per_second: 0.0,
+            });
+        }
+        let mut seen = HashSet::new();
+        if mode == Mode::Live {
+            let mut r = log.reader(scan_from).await?;
+            loop {
+                let batch = r.next_batch(1024).await?;
+                if batch.is_empty() {
+                    break;
+                }
+                for rec in batch {
+                    if is_output_subject(&rec.subject) {
+                        seen.insert(rec.msg_id);
+                    }
+                }
+            }
+        }
+        if !seen.is_empty() {
+            tracing::info!(
+                outputs = seen.len(),
+                from = scan_from,
+                "outputs already in the log past the checkpoints: they will not be appended again"
+            );
+        }
+        let from = running.iter().map(|r| r.position).min().unwrap_or(start);
+        let reader = log.reader(from).await?;
+        let runner = Runner {
+            log,
+            pipelines: running,
+            store,
+            mode,
+            reader,
+            seen,
+            board,
+            checkpoint_every,
+            last_checkpoint: Instant::now(),
+            log_head: stats.next_seq,
+            summary: RunSummary::default(),
+            unsaved: true,
+            range: None,
+        };
+        runner.publish(stats.next_seq);
+        Ok(runner)
+    }
+
+    /// Feeds only events with time in `[from, to)` (a forensic replay's range).
+    pub fn set_time_range(&mut self, from_ms: Option<i64>, to_ms: Option<i64>) {
+        self.range = (from_ms.is_some() || to_ms.is_some())
+            .then(|| (from_ms.unwrap_or(i64::MIN), to_ms.unwrap_or(i64::MAX)));
+    }
+
+    /// Counts so far.
+    pub fn summary(&self) -> RunSummary {
+        self.summary
+    }
+
+    /// The next sequence the reader returns.
+    pub fn position(&self) -> u64 {
+        self.reader.position()
+    }
+
+    /// Feeds one input record to the pipelines that read its kind.
+    async fn handle(&mut self, r: &Record, out: &mut Vec<Output>) -> Result<(), RunnerError> {
+        let Some(kind) = Kind::from_subject(&r.subject) else {
+            return Ok(());
+        };
+        if !self
+            .pipelines
+            .iter()
+            .any(|p| p.kind == kind && p.position <= r.seq && p.failed.is_none())
+        {
+            return Ok(());
+        }
+        if let Some((from, to)) = self.range
+            && (r.time_max_ms < from || r.time_min_ms >= to)
+        {
+            return Ok(());
+        }
+        let mut batch = match aiops_schemas::decode(&r.payload) {
+            Ok((_, b)) => b,
+            Err(e) => {
+                self.summary.undecodable += 1;
+                tracing::warn!(seq = r.seq, subject = %r.subject, error = %e, "pipelines skip an undecodable input message");
+                return Ok(());
+            }
+        };
+        if let Some((from, to)) = self.range
+            && let Some(t) = batch
+                .column_by_name("time")
+                .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+        {
+            let keep: BooleanArray = t
+                .values()
+                .iter()
+                .map(|v| Some(*v >= from && *v < to))
+                .collect();
+            if keep.true_count() < batch.num_rows() {
+                batch = filter_record_batch(&batch, &keep).map_err(|e| RunnerError::Encode {
+                    pipeline: "replay".into(),
+                    detail: e.to_string(),
+                })?;
+            }
+        }
+        let time_max = match self.range {
+            Some((_, to)) => r.time_max_ms.min(to.saturating_sub(1)),
+            None => r.time_max_ms,
+        };
+        let partition = r.subject.strip_prefix("aiops.").unwrap_or(&r.subject);
+        for run in self.pipelines.iter_mut() {
+            if run.kind != kind || run.position > r.seq || run.failed.is_some() {
+                continue;
+            }
+            run.rate_rows += batch.num_rows() as u64;
+            let emissions = run.p.process(partition, time_max, batch.clone()).await?;
+            for e in emissions {
+                out.push(encode(&run.p, e, r.seq)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends outputs not already in the log (live mode).
+    async fn append(&mut self, outs: &[Output]) -> Result<(), RunnerError> {
+        if self.mode != Mode::Live {
+            return Ok(());
+        }
+        let mut msgs = Vec::with_capacity(outs.len());
+        for o in outs {
+            if self.seen.remove(&o.message.msg_id) {
+                self.summary.already_in_log += 1;
+            } else {
+                msgs.push(o.message.clone());
+            }
+        }
+        if !msgs.is_empty() {
+            let appended = self.log.append(msgs).await?;
+            if let Some(last) = appended.last() {
+                self.log_head = self.log_head.max(last.seq + 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and processes up to `max` log messages (not beyond `end`), appends the outputs and
+    /// checkpoints when due. Returns the outputs and how many messages were read (0 at the end
+    /// of the log).
+    ///
+    /// # Errors
+    /// [`RunnerError`]; the caller stops and restarts from the last checkpoint.
+    pub async fn step(
+        &mut self,
+        max: usize,
+        end: Option<u64>,
+    ) -> Result<(Vec<Output>, usize), RunnerError> {
+        let mut records = self.reader.next_batch(max).await?;
+        if let Some(end) = end {
+            records.retain(|r| r.seq < end);
+        }
+        let mut outs = Vec::new();
+        for r in &records {
+            self.handle(r, &mut outs).await?;
+        }
+        self.summary.messages_read += records.len() as u64;
+        self.summary.outputs += outs.len() as u64;
+        self.append(&outs).await?;
+        if let Some(last) = records.last() {
+            for run in self.pipelines.iter_mut() {
+                run.position = run.position.max(last.seq + 1);
+            }
+        }
+        self.unsaved |= !records.is_empty();
+        if self.store.is_some()
+            && self.unsaved
+            && self.last_checkpoint.elapsed() >= self.checkpoint_every
+        {
+            self.checkpoint().await?;
+        }
+        Ok((outs, records.len()))
+    }
+
+    /// Closes every open window (end of a bounded replay) and returns (and in live mode appends)
+    /// what that emits.
+    ///
+    /// # Errors
+    /// As [`Runner::step`].
+    pub async fn finish(&mut self) -> Result<Vec<Output>, RunnerError> {
+        let mut outs = Vec::new();
+        let last = self.reader.position().saturating_sub(1);
+        for run in self.pipelines.iter_mut() {
+            for e in run.p.finish().await? {
+                outs.push(encode(&run.p, e, last)?);
+            }
+        }
+        self.summary.outputs += outs.len() as u64;
+        self.append(&outs).await?;
+        Ok(outs)
+    }
+
+    /// Writes every pipeline's position and state to the store, atomically.
+    ///
+    /// # Errors
+    /// [`RunnerError`] if a state cannot be serialized or the store fails.
+    pub async fn checkpoint(&mut self) -> Result<(), RunnerError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let mut cks = Vec::with_capacity(self.pipelines.len());
+        for run in self.pipelines.iter_mut() {
+            cks.push((
+                run.p.name().to_string(),
+                PipelineCheckpoint {
+                    fingerprint: run.p.fingerprint(),
+                    position: run.position,
+                    log_head: self.log_head,
+                    state: run.p.checkpoint()?,
+                },
+            ));
+        }
+        store.save(&cks).await?;
+        self.last_checkpoint = Instant::now();
+        self.unsaved = false;
+        Ok(())
+    }
+
+    /// Refreshes the shared view of the pipelines; `next_seq` is the log head for the lag.
+    pub fn publish(&self, next_seq: u64) {
+        let infos = self
+            .pipelines
+            .iter()
+            .map(|r| PipelineInfo {
+                name: r.p.name().to_string(),
+                input: r.p.input().to_string(),
+                output: r.p.output().to_string(),
+                state: r
+                    .failed
+                    .as_ref()
+                    .map_or_else(|| "running".to_string(), |f| format!("failed: {f}")),
+                position: r.position,
+                lag: next_seq.saturating_sub(r.position),
+                rows_per_second: r.rows_per_second,
+                status: r.p.status(),
+            })
+            .collect();
+        self.board.write().pipelines = infos;
+    }
+
+    fn update_rates(&mut self) {
+        for r in self.pipelines.iter_mut() {
+            let dt = r.rate_since.elapsed().as_secs_f64();
+            if dt >= 1.0 {
+                r.rows_per_second = r.rate_rows as f64 / dt;
+                r.rate_rows = 0;
+                r.rate_since = Instant::now();
+            }
+        }
+    }
+
+    /// Follows the log until `shutdown` flips, then checkpoints. Idle polls wait 50 ms.
+    ///
+    /// # Errors
+    /// [`RunnerError`] from a step; the state of the failure is published first.
+    pub async fn follow(
+        mut self,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), RunnerError> {
+        let mut last_publish = Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let n = match self.step(1024, None).await {
+                Ok((_, n)) => n,
+                Err(e) => {
+                    for r in self.pipelines.iter_mut() {
+                        r.failed = Some(e.to_string());
+                    }
+                    self.publish(self.log_head);
+                    return Err(e);
+                }
+            };
+            if last_publish.elapsed() >= Duration::from_millis(500) {
+                self.update_rates();
+                let head = self
+                    .log
+                    .stats()
+                    .await
+                    .map(|s| s.next_seq)
+                    .unwrap_or(self.log_head);
+                self.publish(head);
+                last_publish = Instant::now();
+            }
+            if n == 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+        self.checkpoint().await
+    }
+}
