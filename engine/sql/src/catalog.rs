@@ -37,6 +37,13 @@ pub fn session_with_inputs(
 ) -> Result<SessionContext> {
     let mut config = SessionConfig::new().with_target_partitions(1);
     config.options_mut().sql_parser.collect_spans = true;
+    // Plans are executed again for every micro-batch; dynamic filters would carry one batch's
+    // values into the next.
+    let opt = &mut config.options_mut().optimizer;
+    opt.enable_dynamic_filter_pushdown = false;
+    opt.enable_join_dynamic_filter_pushdown = false;
+    opt.enable_topk_dynamic_filter_pushdown = false;
+    opt.enable_aggregate_dynamic_filter_pushdown = false;
     let ctx = SessionContext::new_with_config(config);
     for kind in Kind::ALL {
         ctx.register_table(kind.as_str(), table(kind))?;

@@ -102,14 +102,24 @@ fn from_datafusion(
     err(file, line, column, msg)
 }
 
-/// Checks a pipeline read from `file`.
+/// Checks a pipeline read from `file`, with the reference tables of `tables/` beside it.
 ///
 /// # Errors
 /// [`PipelineError`] with the file, position and reason.
 pub async fn check_file(file: &Path) -> Result<CheckedPipeline, PipelineError> {
     let source = std::fs::read_to_string(file)
         .map_err(|e| err(file, 0, 0, format!("cannot read pipeline file: {e}")))?;
-    check(file, &source).await
+    let ctx = catalog::session().map_err(|e| err(file, 0, 0, format!("internal error: {e}")))?;
+    // Reference tables live beside the pipelines, in `tables/`, as the engine loads them.
+    if let Some(tdir) = file.parent().map(|d| d.join("tables"))
+        && tdir.is_dir()
+    {
+        let tables =
+            crate::reference::load_dir(&tdir).map_err(|e| err(file, 0, 0, e.to_string()))?;
+        crate::reference::register(&ctx, &tables)
+            .map_err(|e| err(file, 0, 0, e.strip_backtrace()))?;
+    }
+    check_in(&ctx, file, &source).await
 }
 
 /// Checks pipeline `source` (named by `file` in errors): one `INSERT INTO <output> SELECT …`

@@ -20,13 +20,18 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Shipped pipelines the runtime runs on its own (no reference tables), with their input.
+/// Shipped pipelines reading one input stream (and maybe reference tables), with that input.
 async fn shipped() -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     for f in pipeline_files(&pipelines_dir()).unwrap() {
         let p = aiops_sql::check_file(&f).await.unwrap();
-        if let [input] = p.inputs.as_slice() {
-            out.push((f, input.clone()));
+        let streams: Vec<&String> = p
+            .inputs
+            .iter()
+            .filter(|i| aiops_sql::catalog::input_names().contains(&i.as_str()))
+            .collect();
+        if let [input] = streams.as_slice() {
+            out.push((f, (*input).clone()));
         }
     }
     out

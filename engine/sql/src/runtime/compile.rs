@@ -85,6 +85,8 @@ pub(crate) struct Compiled {
     pub hidden: usize,
     /// Runs the plans.
     pub task: Arc<TaskContext>,
+    /// `pre` holds state between executions (a join's build side) and is reset before each.
+    pub reset: bool,
 }
 
 fn unsupported(file: &Path, what: &str) -> PipelineError {
@@ -229,6 +231,11 @@ fn find_window(
     })
 }
 
+/// Whether a plan holds a join (whose build side is kept between executions).
+fn has_join(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.name().contains("Join") || plan.children().into_iter().any(has_join)
+}
+
 fn internal(file: &Path, e: DataFusionError) -> PipelineError {
     err(
         file,
@@ -341,6 +348,7 @@ pub(crate) async fn compile(
         post_slot,
         post,
         hidden,
+        reset: has_join(&inner_agg.input().clone()),
         task: state.task_ctx(),
     })
 }

@@ -319,7 +319,15 @@ impl StreamingPipeline {
         }
         self.counters.rows_in += batch.num_rows() as u64;
         self.c.input_slot.put(vec![batch]);
-        let pre = collect(self.c.pre.clone(), self.c.task.clone())
+        // Joins keep their build side between executions; with a micro-batch as the build side
+        // that would be the first batch forever, so such plans are reset before each run.
+        let plan = if self.c.reset {
+            datafusion::physical_plan::execution_plan::reset_plan_states(self.c.pre.clone())
+                .map_err(df(&self.name))?
+        } else {
+            self.c.pre.clone()
+        };
+        let pre = collect(plan, self.c.task.clone())
             .await
             .map_err(df(&self.name))?;
         for b in &pre {

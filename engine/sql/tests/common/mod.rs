@@ -297,10 +297,25 @@ pub fn batches(
     out
 }
 
-/// The pipeline in `file`, compiled for streaming.
+/// The shipped reference tables (`pipelines/tables`).
+pub fn reference_tables() -> Vec<aiops_sql::reference::ReferenceTable> {
+    aiops_sql::reference::load_dir(&pipelines_dir().join("tables")).unwrap()
+}
+
+/// The pipeline in `file`, compiled for streaming, with the shipped reference tables.
 pub async fn compile(file: &Path, cfg: RuntimeConfig) -> StreamingPipeline {
     let source = std::fs::read_to_string(file).unwrap();
-    StreamingPipeline::compile(file, &source, &[], cfg)
+    let tables: Vec<(String, Arc<dyn datafusion::catalog::TableProvider>)> = reference_tables()
+        .into_iter()
+        .map(|t| {
+            let mem = MemTable::try_new(t.batch.schema(), vec![vec![t.batch.clone()]]).unwrap();
+            (
+                t.name,
+                Arc::new(mem) as Arc<dyn datafusion::catalog::TableProvider>,
+            )
+        })
+        .collect();
+    StreamingPipeline::compile(file, &source, &tables, cfg)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -352,6 +367,7 @@ pub async fn batch_result(file: &Path, kind: &str, rows: &[Row]) -> Vec<RecordBa
     let k = Kind::ALL.into_iter().find(|k| k.as_str() == kind).unwrap();
     let table = MemTable::try_new(schema_for(k), vec![vec![to_batch(kind, rows)]]).unwrap();
     ctx.register_table(kind, Arc::new(table)).unwrap();
+    aiops_sql::reference::register(&ctx, &reference_tables()).unwrap();
     ctx.sql(source[select..].trim_end().trim_end_matches(';'))
         .await
         .unwrap()
