@@ -102,24 +102,80 @@ fn from_datafusion(
     err(file, line, column, msg)
 }
 
-/// Checks a pipeline read from `file`, with the reference tables of `tables/` beside it.
+/// Checks a pipeline read from `file`, with the reference tables of `tables/` beside it and the
+/// outputs of the pipelines beside it readable as input streams (as the engine loads them).
 ///
 /// # Errors
 /// [`PipelineError`] with the file, position and reason.
 pub async fn check_file(file: &Path) -> Result<CheckedPipeline, PipelineError> {
     let source = std::fs::read_to_string(file)
         .map_err(|e| err(file, 0, 0, format!("cannot read pipeline file: {e}")))?;
-    let ctx = catalog::session().map_err(|e| err(file, 0, 0, format!("internal error: {e}")))?;
-    // Reference tables live beside the pipelines, in `tables/`, as the engine loads them.
-    if let Some(tdir) = file.parent().map(|d| d.join("tables"))
-        && tdir.is_dir()
-    {
-        let tables =
-            crate::reference::load_dir(&tdir).map_err(|e| err(file, 0, 0, e.to_string()))?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let tables = match dir.join("tables") {
+        t if t.is_dir() => {
+            crate::reference::load_dir(&t).map_err(|e| err(file, 0, 0, e.to_string()))?
+        }
+        _ => Vec::new(),
+    };
+    let session = |streams: &[(String, SchemaRef)]| -> Result<SessionContext, PipelineError> {
+        let internal = |e: datafusion::common::DataFusionError| {
+            err(
+                file,
+                0,
+                0,
+                format!("internal error: {}", e.strip_backtrace()),
+            )
+        };
+        let ctx = catalog::session().map_err(internal)?;
         crate::reference::register(&ctx, &tables)
             .map_err(|e| err(file, 0, 0, e.strip_backtrace()))?;
+        for (name, schema) in streams {
+            if !ctx.table_exist(name.as_str()).map_err(internal)? {
+                let t = datafusion::catalog::empty::EmptyTable::new(schema.clone());
+                ctx.register_table(name.as_str(), std::sync::Arc::new(t))
+                    .map_err(internal)?;
+            }
+        }
+        Ok(ctx)
+    };
+    // Outputs of the other pipelines beside this one, in as many passes as chains are long.
+    let mut others: Vec<(PathBuf, String)> = pipeline_files(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.file_name() != file.file_name())
+        .filter_map(|p| std::fs::read_to_string(&p).ok().map(|s| (p, s)))
+        .collect();
+    let mut streams: Vec<(String, SchemaRef)> = Vec::new();
+    loop {
+        let before = streams.len();
+        let mut rest = Vec::new();
+        for (p, s) in others {
+            match check_in(&session(&streams)?, &p, &s).await {
+                Ok(c) if c.output != "alerts" => {
+                    streams.push((c.output.clone(), derived_schema(&c.output_schema)));
+                }
+                Ok(_) => {}
+                Err(_) => rest.push((p, s)),
+            }
+        }
+        others = rest;
+        if others.is_empty() || streams.len() == before {
+            break;
+        }
     }
-    check_in(&ctx, file, &source).await
+    check_in(&session(&streams)?, file, &source).await
+}
+
+/// The schema of a pipeline's derived events as another pipeline reads them: `event_id`,
+/// `revision`, then the SELECT list.
+pub fn derived_schema(select: &SchemaRef) -> SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let mut fields = vec![
+        std::sync::Arc::new(Field::new("event_id", DataType::Utf8, false)),
+        std::sync::Arc::new(Field::new("revision", DataType::UInt32, false)),
+    ];
+    fields.extend(select.fields().iter().cloned());
+    std::sync::Arc::new(Schema::new(fields))
 }
 
 /// Checks pipeline `source` (named by `file` in errors): one `INSERT INTO <output> SELECT …`

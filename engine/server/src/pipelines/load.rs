@@ -5,6 +5,7 @@
 use aiops_sql::pipeline::pipeline_files;
 use aiops_sql::reference::{self, ReferenceTable};
 use aiops_sql::runtime::{RuntimeConfig, StreamingPipeline};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use std::path::{Path, PathBuf};
@@ -75,7 +76,10 @@ pub fn tables(dir: &Path) -> Result<Vec<NamedTable>, LoadError> {
         .collect()
 }
 
-/// Compiles every source; all or nothing.
+/// Compiles every source; all or nothing. A pipeline may read another one's output (`FROM
+/// <output name>`): sources are compiled in passes, each pass making the outputs compiled so far
+/// readable, until no more compile; the order of the result is the order of compilation, so a
+/// pipeline comes after the ones it reads.
 ///
 /// # Errors
 /// [`LoadError`] with every refused file's `file:line:col: reason`, and duplicate names.
@@ -85,21 +89,50 @@ pub async fn compile_all(
     cfg: RuntimeConfig,
 ) -> Result<Vec<StreamingPipeline>, LoadError> {
     let mut out: Vec<StreamingPipeline> = Vec::with_capacity(sources.len());
+    let mut pending: Vec<&PipelineSource> = sources.iter().collect();
     let mut problems = Vec::new();
-    for s in sources {
-        match StreamingPipeline::compile(&s.file, &s.sql, tables, cfg).await {
-            Ok(p) => {
-                if out.iter().any(|q| q.name() == p.name()) {
-                    problems.push(format!(
-                        "{}: a pipeline named {} is already loaded",
-                        s.file.display(),
-                        p.name()
-                    ));
-                } else {
-                    out.push(p);
+    loop {
+        let streams: Vec<(String, SchemaRef)> = out
+            .iter()
+            .map(|p| (p.output().to_string(), p.output_schema()))
+            .filter(|(name, _)| name != "alerts")
+            .collect();
+        let mut next = Vec::new();
+        problems.clear();
+        let before = out.len();
+        for s in pending {
+            match StreamingPipeline::compile_with_streams(&s.file, &s.sql, tables, &streams, cfg)
+                .await
+            {
+                Ok(p) => {
+                    if out.iter().any(|q| q.name() == p.name()) {
+                        problems.push(format!(
+                            "{}: a pipeline named {} is already loaded",
+                            s.file.display(),
+                            p.name()
+                        ));
+                    } else if out
+                        .iter()
+                        .any(|q| q.output() == p.output() && p.output() != "alerts")
+                    {
+                        problems.push(format!(
+                            "{}: output {} is already written by another pipeline",
+                            s.file.display(),
+                            p.output()
+                        ));
+                    } else {
+                        out.push(p);
+                    }
+                }
+                Err(e) => {
+                    problems.push(e.to_string());
+                    next.push(s);
                 }
             }
-            Err(e) => problems.push(e.to_string()),
+        }
+        pending = next;
+        if pending.is_empty() || out.len() == before {
+            break;
         }
     }
     if problems.is_empty() {

@@ -88,10 +88,9 @@ pub async fn rebuild(
     let mut files = NdjsonFiles::default();
     let mut last = Instant::now();
     loop {
-        let (outs, n) = runner
-            .step(1024, Some(end))
-            .await
-            .map_err(|e| e.to_string())?;
+        // No end bound: pipelines reading other pipelines' outputs must also read the outputs
+        // this rebuild appends; with the engine stopped, the log ends when they are consumed.
+        let (outs, n) = runner.step(1024, None).await.map_err(|e| e.to_string())?;
         if let Some(dir) = output {
             for o in &outs {
                 files.add(dir, o)?;
@@ -101,7 +100,7 @@ pub async fn rebuild(
             progress(runner.position(), end);
             last = Instant::now();
         }
-        if n == 0 || runner.position() >= end {
+        if n == 0 {
             break;
         }
     }

@@ -15,7 +15,7 @@ use aiops_schemas::arrow_array::BooleanArray;
 use aiops_schemas::arrow_array::cast::AsArray;
 use aiops_schemas::arrow_array::types::TimestampMillisecondType;
 use aiops_schemas::derived::{
-    DERIVED_PREFIX, DerivedHeader, DerivedWhat, LATE_PREFIX, encode_derived,
+    DERIVED_PREFIX, DerivedHeader, DerivedWhat, LATE_PREFIX, decode_derived, encode_derived,
 };
 use aiops_sql::runtime::{Emission, EmissionKind, PipelineStatus, RuntimeError, StreamingPipeline};
 use arrow_select::filter::filter_record_batch;
@@ -105,9 +105,18 @@ pub struct Output {
     pub message: AppendMessage,
 }
 
+/// What a pipeline reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Input {
+    /// An input kind (`aiops.<kind>.<partition>`).
+    Kind(Kind),
+    /// Another pipeline's output (`aiops.derived.<output>`).
+    Derived(String),
+}
+
 struct Running {
     p: StreamingPipeline,
-    kind: Kind,
+    input: Input,
     position: u64,
     failed: Option<String>,
     rate_since: Instant,
@@ -238,8 +247,9 @@ impl Runner {
         let mut running = Vec::with_capacity(pipelines.len());
         let mut scan_from = stats.next_seq;
         for mut p in pipelines {
-            let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == p.input()) else {
-                continue;
+            let input = match Kind::ALL.into_iter().find(|k| k.as_str() == p.input()) {
+                Some(k) => Input::Kind(k),
+                None => Input::Derived(p.input().to_string()),
             };
             let mut position = start;
             let mut head = start;
@@ -265,7 +275,7 @@ impl Runner {
             scan_from = scan_from.min(head);
             running.push(Running {
                 p,
-                kind,
+                input,
                 position,
                 failed: None,
                 rate_since: Instant::now(),
@@ -332,15 +342,21 @@ impl Runner {
         self.reader.position()
     }
 
-    /// Feeds one input record to the pipelines that read its kind.
+    /// Feeds one input record to the pipelines that read it.
     async fn handle(&mut self, r: &Record, out: &mut Vec<Output>) -> Result<(), RunnerError> {
-        let Some(kind) = Kind::from_subject(&r.subject) else {
-            return Ok(());
+        let input = match Kind::from_subject(&r.subject) {
+            Some(k) => Input::Kind(k),
+            // In isolation the derived events come from the pipelines themselves (`cascade`),
+            // not from what the live engine wrote to the log.
+            None => match r.subject.strip_prefix(DERIVED_PREFIX) {
+                Some(name) if self.mode == Mode::Live => Input::Derived(name.to_string()),
+                _ => return Ok(()),
+            },
         };
         if !self
             .pipelines
             .iter()
-            .any(|p| p.kind == kind && p.position <= r.seq && p.failed.is_none())
+            .any(|p| p.input == input && p.position <= r.seq && p.failed.is_none())
         {
             return Ok(());
         }
@@ -349,8 +365,16 @@ impl Runner {
         {
             return Ok(());
         }
-        let mut batch = match aiops_schemas::decode(&r.payload) {
-            Ok((_, b)) => b,
+        let decoded = match &input {
+            Input::Kind(_) => aiops_schemas::decode(&r.payload)
+                .map(|(_, b)| b)
+                .map_err(|e| e.to_string()),
+            Input::Derived(_) => decode_derived(&r.payload)
+                .map(|(_, b)| b)
+                .map_err(|e| e.to_string()),
+        };
+        let mut batch = match decoded {
+            Ok(b) => b,
             Err(e) => {
                 self.summary.undecodable += 1;
                 tracing::warn!(seq = r.seq, subject = %r.subject, error = %e, "pipelines skip an undecodable input message");
@@ -380,7 +404,7 @@ impl Runner {
         };
         let partition = r.subject.strip_prefix("aiops.").unwrap_or(&r.subject);
         for run in self.pipelines.iter_mut() {
-            if run.kind != kind || run.position > r.seq || run.failed.is_some() {
+            if run.input != input || run.position > r.seq || run.failed.is_some() {
                 continue;
             }
             run.rate_rows += batch.num_rows() as u64;
@@ -388,6 +412,33 @@ impl Runner {
             for e in emissions {
                 out.push(encode(&run.p, e, r.seq)?);
             }
+        }
+        Ok(())
+    }
+
+    /// In isolation nothing reaches the log, so pipelines reading other pipelines' outputs get
+    /// them here, in emission order (the order they would read them from the log).
+    async fn cascade(&mut self, outs: &mut Vec<Output>, from: usize) -> Result<(), RunnerError> {
+        let mut i = from;
+        while i < outs.len() {
+            if outs[i].emission.kind == EmissionKind::Output {
+                let input = Input::Derived(outs[i].output.clone());
+                let batch = outs[i].emission.batch.clone();
+                let time_max = outs[i].message.time_max_ms;
+                let partition = format!("derived.{}", outs[i].output);
+                let mut produced = Vec::new();
+                for run in self.pipelines.iter_mut() {
+                    if run.input != input || run.failed.is_some() {
+                        continue;
+                    }
+                    run.rate_rows += batch.num_rows() as u64;
+                    for e in run.p.process(&partition, time_max, batch.clone()).await? {
+                        produced.push(encode(&run.p, e, 0)?);
+                    }
+                }
+                outs.extend(produced);
+            }
+            i += 1;
         }
         Ok(())
     }
@@ -433,6 +484,9 @@ impl Runner {
         for r in &records {
             self.handle(r, &mut outs).await?;
         }
+        if self.mode == Mode::Isolated {
+            self.cascade(&mut outs, 0).await?;
+        }
         self.summary.messages_read += records.len() as u64;
         self.summary.outputs += outs.len() as u64;
         self.append(&outs).await?;
@@ -459,9 +513,15 @@ impl Runner {
     pub async fn finish(&mut self) -> Result<Vec<Output>, RunnerError> {
         let mut outs = Vec::new();
         let last = self.reader.position().saturating_sub(1);
-        for run in self.pipelines.iter_mut() {
+        // Upstream pipelines first: what closing them emits still reaches the ones reading them.
+        for k in 0..self.pipelines.len() {
+            let start = outs.len();
+            let run = &mut self.pipelines[k];
             for e in run.p.finish().await? {
                 outs.push(encode(&run.p, e, last)?);
+            }
+            if self.mode == Mode::Isolated {
+                self.cascade(&mut outs, start).await?;
             }
         }
         self.summary.outputs += outs.len() as u64;

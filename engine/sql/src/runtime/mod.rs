@@ -188,10 +188,31 @@ impl StreamingPipeline {
         tables: &[(String, Arc<dyn TableProvider>)],
         cfg: RuntimeConfig,
     ) -> Result<StreamingPipeline, PipelineError> {
-        let slots: Vec<(String, Slot)> = Kind::ALL
+        Self::compile_with_streams(file, source, tables, &[], cfg).await
+    }
+
+    /// As [`StreamingPipeline::compile`], with other pipelines' outputs readable as input
+    /// streams: `streams` holds each output's name and schema
+    /// ([`StreamingPipeline::output_schema`]).
+    ///
+    /// # Errors
+    /// As [`StreamingPipeline::compile`].
+    pub async fn compile_with_streams(
+        file: &Path,
+        source: &str,
+        tables: &[(String, Arc<dyn TableProvider>)],
+        streams: &[(String, SchemaRef)],
+        cfg: RuntimeConfig,
+    ) -> Result<StreamingPipeline, PipelineError> {
+        let mut slots: Vec<(String, Slot)> = Kind::ALL
             .iter()
             .map(|k| (k.as_str().to_string(), Slot::new(schema_for(*k))))
             .collect();
+        slots.extend(
+            streams
+                .iter()
+                .map(|(name, schema)| (name.clone(), Slot::new(schema.clone()))),
+        );
         let internal = |e: DataFusionError| err(file, 0, 0, format!("internal error: {e}"));
         let ctx = catalog::session_with_inputs(|kind| {
             slots
@@ -207,6 +228,10 @@ impl StreamingPipeline {
         .map_err(internal)?;
         for (name, t) in tables {
             ctx.register_table(name.as_str(), t.clone())
+                .map_err(internal)?;
+        }
+        for (name, slot) in &slots[Kind::ALL.len()..] {
+            ctx.register_table(name.as_str(), slot.table().map_err(internal)?)
                 .map_err(internal)?;
         }
         let checked: CheckedPipeline = check_in(&ctx, file, source).await?;
