@@ -11,7 +11,7 @@ SELECT
     / CAST(count(*) AS DOUBLE) AS error_ratio,
   max(CAST(attributes['duration_ms'] AS DOUBLE)) AS latency_max_ms,
   approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY CAST(attributes['duration_ms'] AS DOUBLE)) AS latency_p99_ms,
-  count(DISTINCT attributes['route']) AS routes
+  count(DISTINCT attributes['path']) AS paths
 FROM logs
 WHERE attributes['status'] IS NOT NULL
 GROUP BY tumble(time, INTERVAL '1 minute'), labels['service'];

@@ -150,7 +150,7 @@ pub fn logs(rng: &mut Rng, minutes: i64, per_minute: u64) -> Vec<Row> {
             attributes.push(("status", status.to_string()));
             attributes.push(("duration_ms", rng.below(2000).to_string()));
             attributes.push((
-                "route",
+                "path",
                 rng.pick(&["/", "/api/cart", "/api/pay", "/health"])
                     .to_string(),
             ));
