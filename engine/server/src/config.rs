@@ -235,6 +235,8 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../aiops.example.toml");
         let cfg = Config::load(Some(Path::new(path)), Vec::new()).unwrap();
         assert_eq!(cfg.log, "embedded");
+        // The example documents the defaults.
+        assert_eq!(cfg.pipelines, crate::pipelines::PipelinesConfig::default());
     }
 
     #[test]
