@@ -424,6 +424,11 @@ fn a_bad_pipeline_file_is_refused_and_the_running_set_goes_on() {
             })
         },
     );
+    assert_eq!(a.metric("aiops_pipeline_refused_files"), 1.0);
+    assert_eq!(
+        a.metric("aiops_pipeline_rows_in_total{pipeline=\"orders_per_minute\"}"),
+        first.len() as f64
+    );
     let v = pipelines_api(&a);
     let names: Vec<&str> = v["pipelines"]
         .as_array()
