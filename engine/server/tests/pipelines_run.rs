@@ -386,6 +386,42 @@ fn rebuild_is_byte_identical_across_batch_sizes_and_runs() {
             "minute {m}: {n} orders not in {windows:?}"
         );
     }
+    // The same as Parquet files, one per stream.
+    let pq = root.path().join("parquet");
+    aiops_cmd(
+        &data,
+        "embedded",
+        &[
+            "replay",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--pipelines",
+            dir.to_str().unwrap(),
+            "--config",
+            &cfg,
+            "--parquet",
+            pq.to_str().unwrap(),
+        ],
+    );
+    let file = std::fs::File::open(pq.join("orders_1m.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut total = 0i64;
+    for b in reader {
+        let b = b.unwrap();
+        let n = b
+            .column_by_name("orders")
+            .unwrap()
+            .as_primitive::<aiops_schemas::arrow_array::types::Int64Type>();
+        total += n.values().iter().sum::<i64>();
+    }
+    assert_eq!(total, windows.values().sum::<i64>());
+    assert!(pq.join("orders_5m.parquet").exists());
+    assert!(pq.join("orders_by_service_1m.parquet").exists());
     assert_eq!(
         aiops_cmd(&data, "embedded", &["log", "stats", "--json"]),
         before
