@@ -12,15 +12,21 @@
 //! - [`pipeline`]: parsing and checking one pipeline file.
 //! - [`reference`]: static reference tables (CSV or Parquet files) pipelines can join with.
 //! - [`error`]: the positioned error of a pipeline file.
+//! - [`settings`]: the `-- @key: value` settings of a pipeline's header comment.
+//! - [`alert_rule`]: the stage that turns an alert rule's rows into alerts with `for` semantics.
 
+pub mod alert_rule;
 pub mod catalog;
 pub mod counter;
 pub mod error;
 pub mod pipeline;
 pub mod reference;
 pub mod runtime;
+pub mod settings;
 pub mod window;
 
+pub use alert_rule::AlertRule;
 pub use error::PipelineError;
 pub use pipeline::{CheckedPipeline, check, check_file};
 pub use runtime::{Emission, EmissionKind, RuntimeConfig, StreamingPipeline};
+pub use settings::PipelineSettings;

@@ -3,6 +3,7 @@
 
 use crate::catalog;
 use crate::error::PipelineError;
+use crate::settings::{self, PipelineSettings};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
@@ -24,6 +25,8 @@ pub struct CheckedPipeline {
     pub output_schema: SchemaRef,
     /// The logical plan of its query.
     pub plan: LogicalPlan,
+    /// The settings of its header comment (`-- @for: 3`, …).
+    pub settings: PipelineSettings,
 }
 
 /// Output names a pipeline may not write to: the raw input streams are written by ingest only.
@@ -203,6 +206,7 @@ pub async fn check_in(
         .and_then(|s| s.to_str())
         .unwrap_or("pipeline")
         .to_string();
+    let settings = settings::parse(file, source)?;
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
     let stmt = state
@@ -300,13 +304,69 @@ pub async fn check_in(
             "the SELECT produces no columns",
         ));
     }
+    let window = plan_window(&plan);
+    if output == "alerts"
+        && let Some(PlanWindow::Hop) = window
+    {
+        let (line, column) = call_position(source, "hop").unwrap_or(query_start);
+        return Err(err(
+            file,
+            line,
+            column,
+            "an alert rule judges its condition once per tumbling window: use tumble(time, INTERVAL …), not hop",
+        ));
+    }
+    let size = match window {
+        Some(PlanWindow::Tumble { size_ms }) => Some(size_ms),
+        _ => None,
+    };
+    settings.validate(file, &output, &output_schema, size)?;
     Ok(CheckedPipeline {
         name,
         output,
         inputs,
         output_schema,
         plan,
+        settings,
     })
+}
+
+/// The event-time window a plan groups by, as far as the logical plan shows it.
+enum PlanWindow {
+    /// `tumble(time, INTERVAL …)` with a constant size.
+    Tumble { size_ms: i64 },
+    /// `hop(…)`.
+    Hop,
+}
+
+/// The window among the GROUP BY expressions of the plan's aggregate, if there is one whose
+/// size is a constant; the runtime's compile step reports anything else.
+fn plan_window(plan: &LogicalPlan) -> Option<PlanWindow> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::Expr;
+    let mut found = None;
+    // The visitor returns no error, so neither does the walk.
+    let _ = plan.apply(|node| {
+        let LogicalPlan::Aggregate(agg) = node else {
+            return Ok(TreeNodeRecursion::Continue);
+        };
+        for e in &agg.group_expr {
+            let Expr::ScalarFunction(f) = e.clone().unalias() else {
+                continue;
+            };
+            match (f.func.name(), f.args.as_slice()) {
+                ("hop", _) => found = Some(PlanWindow::Hop),
+                ("tumble", [_, Expr::Literal(v, _)]) => {
+                    if let Ok(size_ms) = crate::window::interval_ms(v) {
+                        found = Some(PlanWindow::Tumble { size_ms });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(TreeNodeRecursion::Stop)
+    });
+    found
 }
 
 /// The `.sql` files of a directory, sorted.
