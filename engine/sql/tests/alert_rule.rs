@@ -549,3 +549,22 @@ async fn settings_are_parsed_and_refused_with_positions() {
     assert_eq!(cfg.allowed_lateness_ms, 120_000);
     assert_eq!(ok.settings.windows_for(60_000), 1);
 }
+
+#[tokio::test]
+async fn delay_and_lateness_settings_override_the_engine_defaults() {
+    let sql = "-- @delay: 10s\n-- @lateness: 2m\nINSERT INTO orders_1m SELECT tumble(time, INTERVAL '1 minute') AS w, count(*) AS n FROM events GROUP BY tumble(time, INTERVAL '1 minute')";
+    let p = StreamingPipeline::compile(Path::new("o.sql"), sql, &[], RuntimeConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(p.runtime_config().watermark.delay_ms, 10_000);
+    assert_eq!(p.runtime_config().allowed_lateness_ms, 120_000);
+    assert_eq!(
+        p.runtime_config().watermark.idle_timeout_ms,
+        RuntimeConfig::default().watermark.idle_timeout_ms
+    );
+    let plain = "INSERT INTO orders_1m SELECT tumble(time, INTERVAL '1 minute') AS w, count(*) AS n FROM events GROUP BY tumble(time, INTERVAL '1 minute')";
+    let q = StreamingPipeline::compile(Path::new("o.sql"), plain, &[], RuntimeConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(q.runtime_config(), RuntimeConfig::default());
+}

@@ -10,13 +10,15 @@
 
 use super::store::{PipelineCheckpoint, Store, StoreError};
 use aiops_log::{AppendMessage, EventLog, LogError, LogReader, Record};
-use aiops_schemas::Kind;
 use aiops_schemas::arrow_array::BooleanArray;
+use aiops_schemas::arrow_array::RecordBatch;
 use aiops_schemas::arrow_array::cast::AsArray;
 use aiops_schemas::arrow_array::types::TimestampMillisecondType;
 use aiops_schemas::derived::{
     DERIVED_PREFIX, DerivedHeader, DerivedWhat, LATE_PREFIX, decode_derived, encode_derived,
 };
+use aiops_schemas::{Envelope, Kind};
+use aiops_sql::AlertRule;
 use aiops_sql::runtime::{Emission, EmissionKind, PipelineStatus, RuntimeError, StreamingPipeline};
 use arrow_select::filter::filter_record_batch;
 use bytes::Bytes;
@@ -116,6 +118,8 @@ enum Input {
 
 struct Running {
     p: StreamingPipeline,
+    /// The `for` stage of an alert rule (`INSERT INTO alerts`).
+    alert: Option<AlertRule>,
     input: Input,
     position: u64,
     failed: Option<String>,
@@ -220,9 +224,93 @@ fn encode(p: &StreamingPipeline, e: Emission, input_seq: u64) -> Result<Output, 
     })
 }
 
+/// Turns a pipeline's emissions into outputs; for an alert rule, also runs its `for` stage
+/// (each window result, then the watermark when `step_watermark`) and adds the alert events it
+/// produces.
+fn emit(
+    run: &mut Running,
+    emissions: Vec<Emission>,
+    input_seq: u64,
+    step_watermark: bool,
+    out: &mut Vec<Output>,
+) -> Result<(), RunnerError> {
+    let size = run.p.window().size_ms();
+    for e in emissions {
+        if let Some(rule) = run.alert.as_mut()
+            && e.kind == EmissionKind::Output
+        {
+            let alerts = rule
+                .on_emission(e.window_start_ms, size, &e.batch)
+                .map_err(|err| alert_err(run.p.name(), err))?;
+            let ws = e.window_start_ms;
+            out.push(encode(&run.p, e, input_seq)?);
+            if let Some(b) = alerts {
+                out.push(encode_alerts(run.p.name(), ws, b)?);
+            }
+        } else {
+            out.push(encode(&run.p, e, input_seq)?);
+        }
+    }
+    if step_watermark
+        && let (Some(rule), Some(wm)) = (run.alert.as_mut(), run.p.status().watermark_ms)
+        && let Some(b) = rule
+            .on_watermark(wm)
+            .map_err(|err| alert_err(run.p.name(), err))?
+    {
+        out.push(encode_alerts(run.p.name(), wm, b)?);
+    }
+    Ok(())
+}
+
+fn alert_err(pipeline: &str, e: impl std::fmt::Display) -> RunnerError {
+    RunnerError::Encode {
+        pipeline: pipeline.to_string(),
+        detail: format!("alert rule: {e}"),
+    }
+}
+
+/// Alert events of a rule as a message of the alert stream (`aiops.alerts.0`), like alerts from
+/// Alertmanager, so everything that consumes alerts sees them; the id derives from the content.
+fn encode_alerts(pipeline: &str, at_ms: i64, batch: RecordBatch) -> Result<Output, RunnerError> {
+    let range = batch
+        .column_by_name("time")
+        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+        .and_then(|t| {
+            Some((
+                t.values().iter().copied().min()?,
+                t.values().iter().copied().max()?,
+            ))
+        })
+        .unwrap_or((at_ms, at_ms));
+    let env = Envelope::new(Kind::Alerts, "pipeline", 0, range, &batch);
+    let payload = aiops_schemas::encode(&env, &batch).map_err(|e| alert_err(pipeline, e))?;
+    let h = aiops_schemas::partition::fnv1a(0xcbf2_9ce4_8422_2325, &payload);
+    Ok(Output {
+        pipeline: pipeline.to_string(),
+        output: "alerts".to_string(),
+        message: AppendMessage {
+            subject: Kind::Alerts.subject(0),
+            msg_id: format!("a.{pipeline}.{at_ms}.{h:016x}"),
+            time_min_ms: range.0,
+            time_max_ms: range.1,
+            payload: Bytes::from(payload),
+        },
+        emission: Emission {
+            kind: EmissionKind::Output,
+            window_start_ms: at_ms,
+            batch,
+        },
+    })
+}
+
 /// Whether a subject carries pipeline outputs.
 fn is_output_subject(s: &str) -> bool {
     s.starts_with(DERIVED_PREFIX) || s.starts_with(LATE_PREFIX)
+}
+
+/// Whether a message is one a pipeline wrote (derived events, late rows, alerts of a rule).
+fn is_pipeline_output(subject: &str, msg_id: &str) -> bool {
+    is_output_subject(subject) || (subject.starts_with("aiops.alerts.") && msg_id.starts_with("a."))
 }
 
 impl Runner {
@@ -253,6 +341,7 @@ impl Runner {
             };
             let mut position = start;
             let mut head = start;
+            let mut restored = false;
             if let Some(store) = &store
                 && let Some(ck) = store.load(p.name())?
             {
@@ -260,6 +349,7 @@ impl Runner {
                     p.restore(&ck.state)?;
                     position = ck.position;
                     head = ck.log_head;
+                    restored = true;
                     tracing::info!(
                         pipeline = p.name(),
                         position,
@@ -273,8 +363,20 @@ impl Runner {
                 }
             }
             scan_from = scan_from.min(head);
+            let mut alert = (p.output() == "alerts")
+                .then(|| AlertRule::new(p.name(), p.settings().clone(), &p.output_schema()));
+            if let (Some(a), Some(store)) = (alert.as_mut(), &store)
+                && restored
+                && let Some(bytes) = store.load_alert(p.name())?
+            {
+                a.restore(&bytes).map_err(|e| RunnerError::Encode {
+                    pipeline: p.name().to_string(),
+                    detail: e.to_string(),
+                })?;
+            }
             running.push(Running {
                 p,
+                alert,
                 input,
                 position,
                 failed: None,
@@ -292,7 +394,7 @@ impl Runner {
                     break;
                 }
                 for rec in batch {
-                    if is_output_subject(&rec.subject) {
+                    if is_pipeline_output(&rec.subject, &rec.msg_id) {
                         seen.insert(rec.msg_id);
                     }
                 }
@@ -409,9 +511,7 @@ impl Runner {
             }
             run.rate_rows += batch.num_rows() as u64;
             let emissions = run.p.process(partition, time_max, batch.clone()).await?;
-            for e in emissions {
-                out.push(encode(&run.p, e, r.seq)?);
-            }
+            emit(run, emissions, r.seq, true, out)?;
         }
         Ok(())
     }
@@ -432,9 +532,8 @@ impl Runner {
                         continue;
                     }
                     run.rate_rows += batch.num_rows() as u64;
-                    for e in run.p.process(&partition, time_max, batch.clone()).await? {
-                        produced.push(encode(&run.p, e, 0)?);
-                    }
+                    let emissions = run.p.process(&partition, time_max, batch.clone()).await?;
+                    emit(run, emissions, 0, true, &mut produced)?;
                 }
                 outs.extend(produced);
             }
@@ -517,9 +616,10 @@ impl Runner {
         for k in 0..self.pipelines.len() {
             let start = outs.len();
             let run = &mut self.pipelines[k];
-            for e in run.p.finish().await? {
-                outs.push(encode(&run.p, e, last)?);
-            }
+            let emissions = run.p.finish().await?;
+            // No watermark step after closing everything: a bounded replay leaves alerts that
+            // still hold firing rather than resolving them for lack of later windows.
+            emit(run, emissions, last, false, &mut outs)?;
             if self.mode == Mode::Isolated {
                 self.cascade(&mut outs, start).await?;
             }
@@ -546,6 +646,7 @@ impl Runner {
                     position: run.position,
                     log_head: self.log_head,
                     state: run.p.checkpoint()?,
+                    alert_state: run.alert.as_ref().map(AlertRule::checkpoint),
                 },
             ));
         }

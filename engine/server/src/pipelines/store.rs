@@ -35,6 +35,9 @@ pub struct PipelineCheckpoint {
     /// The state (`StreamingPipeline::checkpoint`).
     #[serde(skip)]
     pub state: Vec<u8>,
+    /// The state of an alert rule's `for` stage.
+    #[serde(skip)]
+    pub alert_state: Option<Vec<u8>>,
 }
 
 /// The sled database of checkpoints (cheap to clone: one shared database).
@@ -45,6 +48,7 @@ pub struct Store {
 
 const META: &str = "meta/";
 const STATE: &str = "state/";
+const ALERT: &str = "alert/";
 
 impl Store {
     /// Opens (or creates) the store in `dir`.
@@ -79,6 +83,14 @@ impl Store {
         Ok(Some(ck))
     }
 
+    /// The checkpointed `for` stage of alert rule `name`, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] when reading fails.
+    pub fn load_alert(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(format!("{ALERT}{name}"))?.map(|v| v.to_vec()))
+    }
+
     /// Writes the checkpoints of several pipelines atomically and durably.
     ///
     /// # Errors
@@ -92,6 +104,10 @@ impl Store {
             })?;
             batch.insert(format!("{META}{name}").as_bytes(), meta);
             batch.insert(format!("{STATE}{name}").as_bytes(), ck.state.as_slice());
+            match &ck.alert_state {
+                Some(a) => batch.insert(format!("{ALERT}{name}").as_bytes(), a.as_slice()),
+                None => batch.remove(format!("{ALERT}{name}").as_bytes()),
+            }
         }
         self.db.apply_batch(batch)?;
         self.db.flush_async().await?;
@@ -115,6 +131,7 @@ impl Store {
     pub fn remove(&self, name: &str) -> Result<(), StoreError> {
         self.db.remove(format!("{META}{name}"))?;
         self.db.remove(format!("{STATE}{name}"))?;
+        self.db.remove(format!("{ALERT}{name}"))?;
         Ok(())
     }
 }
