@@ -11,7 +11,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use std::sync::Arc;
 
 /// The functions aiops adds to SQL.
-pub const FUNCTIONS: [&str; 4] = ["tumble", "hop", "increase", "rate"];
+pub const FUNCTIONS: [&str; 5] = ["tumble", "hop", "session", "increase", "rate"];
 
 /// Names a pipeline may read from.
 pub fn input_names() -> Vec<&'static str> {
@@ -50,6 +50,7 @@ pub fn session_with_inputs(
     }
     ctx.register_udf(window::tumble());
     ctx.register_udf(window::hop());
+    ctx.register_udf(window::session());
     ctx.register_udaf(counter::increase());
     ctx.register_udaf(counter::rate());
     Ok(ctx)

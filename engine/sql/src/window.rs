@@ -8,6 +8,11 @@
 //! every `slide`: one row counts in `size / slide` windows. The streaming runtime expands rows
 //! into their windows; as a plain scalar (outside a GROUP BY that the runtime runs) it gives the
 //! start of the latest window that holds `time`.
+//!
+//! `session(time, INTERVAL gap)` groups each key's events into sessions: events less than `gap`
+//! apart belong to one session, which spans [first event, last event + gap). Sessions depend on
+//! the other events of the same key, so only the streaming runtime computes them; as a plain
+//! scalar (in a batch query) it returns `time` unchanged, which keeps pipelines planning.
 
 use datafusion::arrow::array::{ArrayRef, AsArray, TimestampMillisecondArray};
 use datafusion::arrow::datatypes::{DataType, IntervalUnit, TimeUnit, TimestampMillisecondType};
@@ -39,6 +44,11 @@ pub fn tumble() -> ScalarUDF {
 /// The `hop` UDF, ready to register.
 pub fn hop() -> ScalarUDF {
     ScalarUDF::from(Hop::default())
+}
+
+/// The `session` UDF, ready to register.
+pub fn session() -> ScalarUDF {
+    ScalarUDF::from(Session::default())
 }
 
 /// Window size in ms from an interval scalar; months are refused (not a fixed length).
@@ -90,6 +100,8 @@ fn window_return_type(name: &str, args: &[DataType], n: usize) -> Result<DataTyp
             "{name}(time, {}) takes an event time column and constant intervals, got {args:?}",
             if n == 2 {
                 "INTERVAL '…'"
+            } else if name == "session" {
+                "INTERVAL gap"
             } else {
                 "INTERVAL slide, INTERVAL size"
             }
@@ -187,5 +199,48 @@ impl ScalarUDFImpl for Tumble {
             _ => None,
         };
         map_time("tumble", time, tz, |t| t.div_euclid(size) * size)
+    }
+}
+
+/// The `session` function: gap-separated sessions per group key. Only the streaming runtime
+/// gives it session semantics; evaluated on its own it is the identity on `time`, because a
+/// row's session cannot be known from the row alone.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Session {
+    signature: Signature,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for Session {
+    fn name(&self) -> &str {
+        "session"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        window_return_type("session", args, 2)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [time, gap] = args.args.as_slice() else {
+            return exec_err!("session takes two arguments");
+        };
+        // Validated even though unused here, so a bad gap fails in batch as it does in streaming.
+        size_ms(gap)?;
+        let tz = match args.return_field.data_type() {
+            DataType::Timestamp(_, tz) => tz.clone(),
+            _ => None,
+        };
+        map_time("session", time, tz, |t| t)
     }
 }

@@ -41,13 +41,21 @@ pub enum WindowKind {
         /// Window length (a multiple of the slide).
         size_ms: i64,
     },
+    /// Per group key, sessions of events less than `gap_ms` apart, each spanning
+    /// [first event, last event + gap).
+    Session {
+        /// Largest distance between two events of one session (exclusive).
+        gap_ms: i64,
+    },
 }
 
 impl WindowKind {
-    /// Window length in ms.
+    /// Window length in ms. Sessions have no fixed length: for them this is the gap, the length
+    /// of the shortest session (one event), so a range `[start, start + size)` is a lower bound.
     pub fn size_ms(&self) -> i64 {
         match *self {
             WindowKind::Tumble { size_ms } | WindowKind::Hop { size_ms, .. } => size_ms,
+            WindowKind::Session { gap_ms } => gap_ms,
         }
     }
 }
@@ -166,7 +174,7 @@ fn find_window(
             continue;
         };
         let name = f.name();
-        if name != "tumble" && name != "hop" {
+        if !matches!(name, "tumble" | "hop" | "session") {
             continue;
         }
         if found.is_some() {
@@ -194,6 +202,7 @@ fn find_window(
         }
         let kind = match (name, sizes.as_slice()) {
             ("tumble", [size]) => WindowKind::Tumble { size_ms: *size },
+            ("session", [gap]) => WindowKind::Session { gap_ms: *gap },
             ("hop", [slide, size]) => {
                 if size % slide != 0 {
                     return Err(err(
@@ -226,7 +235,7 @@ fn find_window(
             file,
             1,
             1,
-            "a streaming pipeline groups by an event-time window: GROUP BY tumble(time, INTERVAL '1 minute') or hop(time, INTERVAL slide, INTERVAL size)",
+            "a streaming pipeline groups by an event-time window: GROUP BY tumble(time, INTERVAL '1 minute'), hop(time, INTERVAL slide, INTERVAL size) or session(time, INTERVAL gap)",
         )
     })
 }

@@ -6,18 +6,23 @@
 //! the SELECT list and leaves as an [`Emission`]: derived events whose ids are deterministic
 //! (pipeline output, window, group key, revision). Rows for a window that already fired but is
 //! within the allowed lateness update it and re-emit the changed groups with a higher revision;
-//! rows beyond it leave as a `Late` emission and are counted, never dropped silently. The whole
-//! state can be written to bytes and read back ([`StreamingPipeline::checkpoint`]), and processing
-//! is deterministic: the same input batches in the same order give the same bytes out.
+//! rows beyond it leave as a `Late` emission and are counted, never dropped silently. Session
+//! windows (`session(time, INTERVAL gap)`) are per group key and close when the watermark passes
+//! their last event + gap; the sessions closing at one end time leave as one emission, so the
+//! output does not depend on how the input was batched. The whole state can be written to bytes
+//! and read back ([`StreamingPipeline::checkpoint`]), and processing is deterministic: the same
+//! input batches in the same order give the same bytes out.
 //!
 //! - [`slot`]: input tables fed one micro-batch at a time.
 //! - [`compile`]: the physical plans and aggregate functions of a pipeline, built once.
 //! - [`state`]: the aggregation state of one window.
+//! - [`session`]: session windows: the sessions of each group key and their state.
 //! - [`watermark`]: event-time progress per partition and overall.
 //! - [`checkpoint`]: the byte form of a pipeline's state.
 
 pub mod checkpoint;
 pub mod compile;
+pub(crate) mod session;
 pub mod slot;
 pub(crate) mod state;
 pub mod watermark;
@@ -34,11 +39,12 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{concat_batches, filter, filter_record_batch, take};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMillisecondType};
 use datafusion::arrow::error::ArrowError;
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::catalog::TableProvider;
 use datafusion::common::DataFusionError;
 use datafusion::physical_plan::collect;
 use serde::{Deserialize, Serialize};
+use session::{Closed, Sessions};
 use slot::Slot;
 use state::WindowState;
 use std::collections::{BTreeMap, HashMap};
@@ -103,7 +109,8 @@ pub enum EmissionKind {
 pub struct Emission {
     /// Output or late rows.
     pub kind: EmissionKind,
-    /// Start of the (earliest) window the rows belong to, Unix ms.
+    /// Start of the (earliest) window the rows belong to, Unix ms; for late rows of session
+    /// windows, the earliest late row's time.
     pub window_start_ms: i64,
     /// The rows: for outputs, `event_id`, `revision`, then the SELECT list.
     pub batch: RecordBatch,
@@ -143,10 +150,16 @@ pub struct StreamingPipeline {
     output: String,
     fingerprint: u64,
     cfg: RuntimeConfig,
+    settings: crate::settings::PipelineSettings,
     c: Compiled,
     /// Dummy key column when the GROUP BY has only the window.
     no_keys: bool,
+    /// The plan above the aggregate works row by row (projections and filters only), so the
+    /// results of several windows can go through it at once and be split afterwards.
+    row_wise_post: bool,
     windows: BTreeMap<i64, WindowState>,
+    /// The state of session windows (`windows` stays empty then).
+    sessions: Option<Sessions>,
     wm: Watermarks,
     counters: Counters,
     out_schema: SchemaRef,
@@ -235,6 +248,8 @@ impl StreamingPipeline {
                 .map_err(internal)?;
         }
         let checked: CheckedPipeline = check_in(&ctx, file, source).await?;
+        // `-- @delay:` / `-- @lateness:` in the file override the engine's defaults.
+        let cfg = checked.settings.runtime_config(cfg);
         let c = compile::compile(&ctx, file, &checked, &slots).await?;
         let no_keys = c.keys.is_empty();
         let mut c = c;
@@ -270,14 +285,25 @@ impl StreamingPipeline {
                 .collect(),
         )
         .map_err(|e| err(file, 1, 1, format!("GROUP BY key type not supported: {e}")))?;
+        let sessions = match c.window {
+            WindowKind::Session { gap_ms } => Some(
+                Sessions::new(gap_ms, &c.aggs)
+                    .map_err(|e| err(file, 1, 1, format!("internal error: {e}")))?,
+            ),
+            _ => None,
+        };
+        let row_wise_post = row_wise(&c.post);
         Ok(StreamingPipeline {
             name: checked.name.clone(),
             output: checked.output.clone(),
             fingerprint: fnv(source.as_bytes()),
+            settings: checked.settings.clone(),
             cfg,
             c,
             no_keys,
+            row_wise_post,
             windows: BTreeMap::new(),
+            sessions,
             wm: Watermarks::default(),
             counters: Counters::default(),
             out_schema: Arc::new(Schema::new(fields)),
@@ -288,6 +314,16 @@ impl StreamingPipeline {
     /// The pipeline's name (its file stem).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The settings of its header comment (`-- @for: 3`, …).
+    pub fn settings(&self) -> &crate::settings::PipelineSettings {
+        &self.settings
+    }
+
+    /// The event-time settings it runs with (the engine's, overridden by its header).
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        self.cfg
     }
 
     /// Where its rows go: a derived stream name, or `alerts`.
@@ -315,14 +351,20 @@ impl StreamingPipeline {
         self.fingerprint
     }
 
-    /// Progress and size now.
+    /// Progress and size now. With session windows, every session (open, or closed but kept for
+    /// the allowed lateness) counts as an open window.
     pub fn status(&self) -> PipelineStatus {
+        let (sessions, session_groups, session_bytes) = self
+            .sessions
+            .as_ref()
+            .map_or((0, 0, 0), |s| (s.len(), s.groups(), s.size()));
         PipelineStatus {
             counters: self.counters,
             watermark_ms: self.wm.current,
-            open_windows: self.windows.len(),
-            groups: self.windows.values().map(WindowState::len).sum(),
-            state_bytes: self.windows.values().map(WindowState::size).sum(),
+            open_windows: self.windows.len() + sessions,
+            groups: self.windows.values().map(WindowState::len).sum::<usize>() + session_groups,
+            state_bytes: self.windows.values().map(WindowState::size).sum::<usize>()
+                + session_bytes,
         }
     }
 
@@ -410,6 +452,8 @@ impl StreamingPipeline {
                     }
                 }
             }
+            // Rows find their sessions in `Sessions::absorb`.
+            WindowKind::Session { .. } => {}
         }
         pairs
     }
@@ -434,6 +478,7 @@ impl StreamingPipeline {
         };
         let mut late = vec![false; n];
         let pairs = self.assign(time.values(), self.wm.current, &mut late);
+        let session = matches!(self.c.window, WindowKind::Session { .. });
         let keys: Vec<ArrayRef> = if self.no_keys {
             vec![Arc::new(BooleanArray::from(vec![true; n]))]
         } else {
@@ -471,6 +516,9 @@ impl StreamingPipeline {
             })
             .collect::<Result<_, _>>()
             .map_err(df(&name))?;
+        if session {
+            self.absorb_sessions(time.values(), &keys, &args, &filters, &mut late)?;
+        }
         let mut starts: Vec<i64> = pairs.iter().map(|p| p.1).collect();
         starts.sort_unstable();
         starts.dedup();
@@ -485,26 +533,7 @@ impl StreamingPipeline {
             if rows.len() == n {
                 state.update(&keys, &args, &filters).map_err(df(&name))?;
             } else {
-                let idx = UInt32Array::from(rows);
-                let pick = |a: &ArrayRef| take(a.as_ref(), &idx, None);
-                let k: Vec<ArrayRef> = keys
-                    .iter()
-                    .map(pick)
-                    .collect::<Result<_, _>>()
-                    .map_err(arrow_err(&name))?;
-                let a: Vec<Vec<ArrayRef>> = args
-                    .iter()
-                    .map(|v| v.iter().map(pick).collect::<Result<Vec<_>, _>>())
-                    .collect::<Result<_, _>>()
-                    .map_err(arrow_err(&name))?;
-                let f: Vec<Option<BooleanArray>> = filters
-                    .iter()
-                    .map(|f| {
-                        f.as_ref()
-                            .map(|f| take(f, &idx, None).map(|x| x.as_boolean().clone()))
-                            .transpose()
-                    })
-                    .collect::<Result<_, _>>()
+                let (k, a, f) = pick(&UInt32Array::from(rows), &keys, &args, &filters)
                     .map_err(arrow_err(&name))?;
                 state.update(&k, &a, &f).map_err(df(&name))?;
             }
@@ -524,11 +553,60 @@ impl StreamingPipeline {
             self.counters.late_rows += n_late as u64;
             out.push(Emission {
                 kind: EmissionKind::Late,
-                window_start_ms: first.div_euclid(size) * size,
+                window_start_ms: if session {
+                    first
+                } else {
+                    first.div_euclid(size) * size
+                },
                 batch: rows,
             });
         }
         Ok(())
+    }
+
+    /// Adds rows to their session windows. A row more than the allowed lateness behind the
+    /// watermark is late: every session it could touch may have been dropped already (a session
+    /// is kept until the watermark passes its end by the lateness, and a row can only join a
+    /// session whose end is after it).
+    fn absorb_sessions(
+        &mut self,
+        time: &[i64],
+        keys: &[ArrayRef],
+        args: &[Vec<ArrayRef>],
+        filters: &[Option<BooleanArray>],
+        late: &mut [bool],
+    ) -> Result<(), RuntimeError> {
+        let name = self.name.as_str();
+        let bound = self
+            .wm
+            .current
+            .map(|w| w.saturating_sub(self.cfg.allowed_lateness_ms));
+        let mut rows = Vec::with_capacity(time.len());
+        for (i, &t) in time.iter().enumerate() {
+            if bound.is_some_and(|b| t < b) {
+                late[i] = true;
+            } else {
+                rows.push(i as u32);
+            }
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let key_rows = self
+            .converter
+            .convert_columns(keys)
+            .map_err(arrow_err(name))?;
+        let Some(sessions) = self.sessions.as_mut() else {
+            return Ok(());
+        };
+        if rows.len() == time.len() {
+            sessions.absorb(&key_rows, time, &rows, args, filters)
+        } else {
+            let (_, a, f) = pick(&UInt32Array::from(rows.clone()), &[], args, filters)
+                .map_err(arrow_err(name))?;
+            sessions.absorb(&key_rows, time, &rows, &a, &f)
+        }
+        .map_err(df(name))
     }
 
     /// Emits the windows the watermark passed (all of them when `all`), re-emits changed groups
@@ -538,6 +616,21 @@ impl StreamingPipeline {
             return Ok(());
         };
         let wm = if all { i64::MAX } else { wm };
+        if let Some(sessions) = self.sessions.as_mut() {
+            let expire = if all {
+                i64::MAX
+            } else {
+                wm.saturating_sub(self.cfg.allowed_lateness_ms)
+            };
+            let (closed, revisions) = sessions
+                .close(wm, expire, &self.c.aggs)
+                .map_err(df(&self.name))?;
+            self.counters.revisions += revisions;
+            if let Some(c) = closed {
+                self.emit_sessions(c, out).await?;
+            }
+            return Ok(());
+        }
         let size = self.c.window.size_ms();
         let starts: Vec<i64> = self.windows.keys().copied().collect();
         for s in starts {
@@ -593,36 +686,163 @@ impl StreamingPipeline {
             .converter
             .convert_columns(&keys)
             .map_err(arrow_err(&name))?;
-        let mut rev_of: HashMap<u64, u32> = HashMap::with_capacity(n);
+        let mut rev_of: HashMap<u64, (u32, i64)> = HashMap::with_capacity(n);
         for g in 0..n {
             if mask.as_ref().is_none_or(|m| m.value(g)) {
-                rev_of.insert(fnv(key_rows.row(g).as_ref()), revisions.value(g));
+                rev_of.insert(fnv(key_rows.row(g).as_ref()), (revisions.value(g), s));
             }
         }
-        let window_field = self.c.agg_schema.field(self.c.window_pos);
-        let tz = match window_field.data_type() {
+        let window_col: ArrayRef = Arc::new(
+            TimestampMillisecondArray::from(vec![s; n]).with_timezone_opt(self.window_tz()),
+        );
+        let batch = self.agg_batch(window_col, keys, values)?;
+        let batch = match &mask {
+            Some(m) => filter_record_batch(&batch, m).map_err(arrow_err(&name))?,
+            None => batch,
+        };
+        let Some(post) = self.run_post(batch).await? else {
+            return Ok(None);
+        };
+        let key_rows = self.hidden_key_rows(&post)?;
+        let rows: Vec<usize> = (0..post.num_rows()).collect();
+        self.build_emission(s, &post, &key_rows, rows, |_, h| {
+            Ok(rev_of.get(&h).copied().unwrap_or((0, s)))
+        })
+        .map(Some)
+    }
+
+    /// The derived events of closed sessions: one emission per session end time, each session a
+    /// group whose window value is the session's start.
+    async fn emit_sessions(
+        &mut self,
+        c: Closed,
+        out: &mut Vec<Emission>,
+    ) -> Result<(), RuntimeError> {
+        let name = self.name.clone();
+        let n = c.key_rows.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let parser = self.converter.parser();
+        let mut keys = self
+            .converter
+            .convert_rows(c.key_rows.iter().map(|k| parser.parse(k)))
+            .map_err(arrow_err(&name))?;
+        // Rows give dictionary keys back as plain values; the plan wants the declared types.
+        for (k, f) in keys.iter_mut().zip(self.c.key_schema.fields()) {
+            if k.data_type() != f.data_type() {
+                *k =
+                    datafusion::arrow::compute::cast(k, f.data_type()).map_err(arrow_err(&name))?;
+            }
+        }
+        // Sessions of one end time leave together: emissions then depend only on the sessions,
+        // not on how far the watermark moved at once (which depends on the batching).
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        for i in 0..n {
+            match ranges.last_mut() {
+                Some((from, len)) if c.ends[*from] == c.ends[i] => *len += 1,
+                _ => ranges.push((i, 1)),
+            }
+        }
+        let mut range_of = vec![0usize; n];
+        for (r, (from, len)) in ranges.iter().enumerate() {
+            range_of[*from..*from + *len].fill(r);
+        }
+        let window_col: ArrayRef = Arc::new(
+            TimestampMillisecondArray::from(c.starts.clone()).with_timezone_opt(self.window_tz()),
+        );
+        let batch = self.agg_batch(window_col, keys, c.values)?;
+        // Each session by key hash and start (a key has one session per start).
+        let session_of: HashMap<(u64, i64), usize> = c
+            .key_rows
+            .iter()
+            .zip(&c.starts)
+            .enumerate()
+            .map(|(i, (k, s))| ((fnv(k), *s), i))
+            .collect();
+        let missing = || {
+            df(&name)(DataFusionError::Internal(
+                "a session result lost its session".into(),
+            ))
+        };
+        // Runs the plan above the aggregate once for all sessions when it is row by row (one
+        // execution per end time costs far more than the rows), else once per end time.
+        let parts: Vec<(Option<usize>, RecordBatch)> = if self.row_wise_post {
+            vec![(None, batch)]
+        } else {
+            ranges
+                .iter()
+                .enumerate()
+                .map(|(r, (from, len))| (Some(r), batch.slice(*from, *len)))
+                .collect()
+        };
+        for (range, part) in parts {
+            let Some(post) = self.run_post(part).await? else {
+                continue;
+            };
+            let key_rows = self.hidden_key_rows(&post)?;
+            let starts = timestamps_ms(
+                post.column(post.num_columns() - self.c.hidden + self.c.window_pos)
+                    .as_ref(),
+            )
+            .ok_or_else(missing)?
+            .to_vec();
+            let mut by_range: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            for (row, start) in starts.iter().enumerate() {
+                let i = *session_of
+                    .get(&(fnv(key_rows.row(row).as_ref()), *start))
+                    .ok_or_else(missing)?;
+                by_range
+                    .entry(range.unwrap_or(range_of[i]))
+                    .or_default()
+                    .push(row);
+            }
+            for rows in by_range.into_values() {
+                let first = rows.iter().map(|r| starts[*r]).min().unwrap_or_default();
+                let e = self.build_emission(first, &post, &key_rows, rows, |row, h| {
+                    let i = *session_of.get(&(h, starts[row])).ok_or_else(missing)?;
+                    Ok((c.revisions[i], c.id_starts[i]))
+                })?;
+                out.push(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Time zone of the window column.
+    fn window_tz(&self) -> Option<Arc<str>> {
+        match self.c.agg_schema.field(self.c.window_pos).data_type() {
             DataType::Timestamp(_, tz) => tz.clone(),
             _ => None,
-        };
-        let window_col: ArrayRef =
-            Arc::new(TimestampMillisecondArray::from(vec![s; n]).with_timezone_opt(tz));
+        }
+    }
+
+    /// A window result as the plan above the aggregate reads it: the GROUP BY columns (the window
+    /// at its position among the keys) then the aggregate values.
+    fn agg_batch(
+        &self,
+        window_col: ArrayRef,
+        keys: Vec<ArrayRef>,
+        values: Vec<ArrayRef>,
+    ) -> Result<RecordBatch, RuntimeError> {
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.c.agg_schema.fields().len());
-        let mut key_iter = keys.iter();
+        let mut key_iter = keys.into_iter();
         let n_groups = self.c.keys.len() + 1;
         for i in 0..n_groups {
             if i == self.c.window_pos {
                 cols.push(window_col.clone());
             } else if let Some(k) = key_iter.next() {
-                cols.push(k.clone());
+                cols.push(k);
             }
         }
         cols.extend(values);
-        let batch =
-            RecordBatch::try_new(self.c.agg_schema.clone(), cols).map_err(arrow_err(&name))?;
-        let batch = match &mask {
-            Some(m) => filter_record_batch(&batch, m).map_err(arrow_err(&name))?,
-            None => batch,
-        };
+        RecordBatch::try_new(self.c.agg_schema.clone(), cols).map_err(arrow_err(&self.name))
+    }
+
+    /// Runs HAVING and the SELECT list (with the hidden group columns) over a window result;
+    /// `None` when no row is left.
+    async fn run_post(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>, RuntimeError> {
+        let name = self.name.clone();
         if batch.num_rows() == 0 {
             return Ok(None);
         }
@@ -632,12 +852,13 @@ impl StreamingPipeline {
             .map_err(df(&name))?;
         let post_schema = self.c.post.schema();
         let post = concat_batches(&post_schema, &post).map_err(arrow_err(&name))?;
+        Ok((post.num_rows() > 0).then_some(post))
+    }
+
+    /// The group keys of the plan's output rows, from the hidden columns, as rows.
+    fn hidden_key_rows(&self, post: &RecordBatch) -> Result<Rows, RuntimeError> {
         let m = post.num_rows();
-        if m == 0 {
-            return Ok(None);
-        }
-        let ncols = post.num_columns();
-        let user = ncols - self.c.hidden;
+        let user = post.num_columns() - self.c.hidden;
         let hidden_keys: Vec<ArrayRef> = if self.no_keys {
             vec![Arc::new(BooleanArray::from(vec![true; m]))]
         } else {
@@ -646,36 +867,88 @@ impl StreamingPipeline {
                 .map(|i| post.column(user + i).clone())
                 .collect()
         };
-        let rows = self
-            .converter
+        self.converter
             .convert_columns(&hidden_keys)
-            .map_err(arrow_err(&name))?;
-        let mut order: Vec<usize> = (0..m).collect();
-        order.sort_by(|a, b| rows.row(*a).cmp(&rows.row(*b)));
+            .map_err(arrow_err(&self.name))
+    }
+
+    /// The emission of rows `rows` of the plan's output `post`: sorted by group key, with event
+    /// ids `{output}/{id start}/{key hash}/{revision}`, where `revision` gives the revision and
+    /// id start of a row (its index and key hash). `s` is the emission's (earliest) window start.
+    fn build_emission(
+        &mut self,
+        s: i64,
+        post: &RecordBatch,
+        key_rows: &Rows,
+        mut rows: Vec<usize>,
+        revision: impl Fn(usize, u64) -> Result<(u32, i64), RuntimeError>,
+    ) -> Result<Emission, RuntimeError> {
+        let name = self.name.as_str();
+        let m = rows.len();
+        let user = post.num_columns() - self.c.hidden;
+        rows.sort_by(|a, b| key_rows.row(*a).cmp(&key_rows.row(*b)));
         let mut ids = StringBuilder::with_capacity(m, m * (self.output.len() + 40));
         let mut revs = Vec::with_capacity(m);
-        for &i in &order {
-            let h = fnv(rows.row(i).as_ref());
-            let rev = rev_of.get(&h).copied().unwrap_or(0);
-            let _ = write!(ids, "{}/{s}/{h:016x}/{rev}", self.output);
+        for &i in &rows {
+            let h = fnv(key_rows.row(i).as_ref());
+            let (rev, id_start) = revision(i, h)?;
+            let _ = write!(ids, "{}/{id_start}/{h:016x}/{rev}", self.output);
             ids.append_value("");
             revs.push(rev);
         }
-        let idx = UInt32Array::from(order.iter().map(|i| *i as u32).collect::<Vec<_>>());
+        let idx = UInt32Array::from(rows.iter().map(|i| *i as u32).collect::<Vec<_>>());
         let mut cols: Vec<ArrayRef> =
             vec![Arc::new(ids.finish()), Arc::new(UInt32Array::from(revs))];
         for c in &post.columns()[..user] {
-            cols.push(take(c.as_ref(), &idx, None).map_err(arrow_err(&name))?);
+            cols.push(take(c.as_ref(), &idx, None).map_err(arrow_err(name))?);
         }
-        let batch =
-            RecordBatch::try_new(self.out_schema.clone(), cols).map_err(arrow_err(&name))?;
+        let batch = RecordBatch::try_new(self.out_schema.clone(), cols).map_err(arrow_err(name))?;
         self.counters.rows_out += batch.num_rows() as u64;
-        Ok(Some(Emission {
+        Ok(Emission {
             kind: EmissionKind::Output,
             window_start_ms: s,
             batch,
-        }))
+        })
     }
+}
+
+/// Whether a plan only projects and filters rows (over the slot a window result is put in).
+fn row_wise(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> bool {
+    matches!(
+        plan.name(),
+        "ProjectionExec"
+            | "FilterExec"
+            | "CoalesceBatchesExec"
+            | "StreamingTableExec"
+            | "CooperativeExec"
+    ) && plan.children().into_iter().all(row_wise)
+}
+
+/// Arguments picked by row index: keys, each aggregate's arguments and FILTERs.
+type Picked = (Vec<ArrayRef>, Vec<Vec<ArrayRef>>, Vec<Option<BooleanArray>>);
+
+/// The rows `idx` of key columns, aggregate arguments and FILTERs.
+fn pick(
+    idx: &UInt32Array,
+    keys: &[ArrayRef],
+    args: &[Vec<ArrayRef>],
+    filters: &[Option<BooleanArray>],
+) -> Result<Picked, ArrowError> {
+    let pick = |a: &ArrayRef| take(a.as_ref(), idx, None);
+    let k: Vec<ArrayRef> = keys.iter().map(pick).collect::<Result<_, _>>()?;
+    let a: Vec<Vec<ArrayRef>> = args
+        .iter()
+        .map(|v| v.iter().map(pick).collect::<Result<Vec<_>, _>>())
+        .collect::<Result<_, _>>()?;
+    let f: Vec<Option<BooleanArray>> = filters
+        .iter()
+        .map(|f| {
+            f.as_ref()
+                .map(|f| take(f, idx, None).map(|x| x.as_boolean().clone()))
+                .transpose()
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((k, a, f))
 }
 
 /// A window column's values as Unix ms, for callers reading emissions.
