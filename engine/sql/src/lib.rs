@@ -6,7 +6,7 @@
 //! `file:line:column: reason`; [`runtime`] executes them over micro-batches in event time.
 //!
 //! - [`catalog`]: the DataFusion session pipelines are planned in: input tables and functions.
-//! - [`window`]: event-time window functions (`tumble`, `hop`).
+//! - [`window`]: event-time window functions (`tumble`, `hop`, `session`).
 //! - [`runtime`]: the streaming runtime: windows, watermarks, lateness, state, checkpoints.
 //! - [`counter`]: counter-aware aggregates (`increase`, `rate`) with Prometheus reset semantics.
 //! - [`pipeline`]: parsing and checking one pipeline file.

@@ -306,14 +306,21 @@ pub async fn check_in(
     }
     let window = plan_window(&plan);
     if output == "alerts"
-        && let Some(PlanWindow::Hop) = window
+        && let Some(w @ (PlanWindow::Hop | PlanWindow::Session)) = &window
     {
-        let (line, column) = call_position(source, "hop").unwrap_or(query_start);
+        let f = if matches!(w, PlanWindow::Hop) {
+            "hop"
+        } else {
+            "session"
+        };
+        let (line, column) = call_position(source, f).unwrap_or(query_start);
         return Err(err(
             file,
             line,
             column,
-            "an alert rule judges its condition once per tumbling window: use tumble(time, INTERVAL …), not hop",
+            format!(
+                "an alert rule judges its condition once per tumbling window: use tumble(time, INTERVAL …), not {f}"
+            ),
         ));
     }
     let size = match window {
@@ -337,6 +344,8 @@ enum PlanWindow {
     Tumble { size_ms: i64 },
     /// `hop(…)`.
     Hop,
+    /// `session(…)`.
+    Session,
 }
 
 /// The window among the GROUP BY expressions of the plan's aggregate, if there is one whose
@@ -356,6 +365,7 @@ fn plan_window(plan: &LogicalPlan) -> Option<PlanWindow> {
             };
             match (f.func.name(), f.args.as_slice()) {
                 ("hop", _) => found = Some(PlanWindow::Hop),
+                ("session", _) => found = Some(PlanWindow::Session),
                 ("tumble", [_, Expr::Literal(v, _)]) => {
                     if let Ok(size_ms) = crate::window::interval_ms(v) {
                         found = Some(PlanWindow::Tumble { size_ms });

@@ -19,6 +19,7 @@ use aiops_schemas::derived::{
 };
 use aiops_schemas::{Envelope, Kind};
 use aiops_sql::AlertRule;
+use aiops_sql::runtime::compile::WindowKind;
 use aiops_sql::runtime::{Emission, EmissionKind, PipelineStatus, RuntimeError, StreamingPipeline};
 use arrow_select::filter::filter_record_batch;
 use bytes::Bytes;
@@ -184,15 +185,24 @@ fn encode(p: &StreamingPipeline, e: Emission, input_seq: u64) -> Result<Output, 
         detail: err.to_string(),
     })?;
     let (subject, range) = match e.kind {
-        EmissionKind::Output => (
-            format!("{DERIVED_PREFIX}{}", p.output()),
-            (
-                e.window_start_ms,
-                e.window_start_ms
-                    .saturating_add(p.window().size_ms())
+        EmissionKind::Output => {
+            let end = match p.window() {
+                // A session is as long as its events make it; it ended before the watermark.
+                WindowKind::Session { .. } => p
+                    .status()
+                    .watermark_ms
+                    .unwrap_or(e.window_start_ms)
+                    .max(e.window_start_ms),
+                w => e
+                    .window_start_ms
+                    .saturating_add(w.size_ms())
                     .saturating_sub(1),
-            ),
-        ),
+            };
+            (
+                format!("{DERIVED_PREFIX}{}", p.output()),
+                (e.window_start_ms, end),
+            )
+        }
         EmissionKind::Late => {
             let t = e
                 .batch
