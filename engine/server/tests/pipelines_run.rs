@@ -339,21 +339,18 @@ fn rebuild_is_byte_identical_across_batch_sizes_and_runs() {
     let before = aiops_cmd(&data, "embedded", &["log", "stats", "--json"]);
     let from = (BASE + 5 * 60_000).to_string();
     let to = (BASE + 10 * 60_000).to_string();
-    let out = aiops_cmd(
-        &data,
-        "embedded",
-        &[
-            "replay",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--pipelines",
-            dir.to_str().unwrap(),
-            "--config",
-            &cfg,
-        ],
-    );
+    let replay: Vec<&str> = vec![
+        "replay",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--pipelines",
+        dir.to_str().unwrap(),
+        "--config",
+        &cfg,
+    ];
+    let out = aiops_cmd(&data, "embedded", &replay);
     let mut windows = BTreeMap::new();
     for line in out.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
@@ -388,23 +385,9 @@ fn rebuild_is_byte_identical_across_batch_sizes_and_runs() {
     }
     // The same as Parquet files, one per stream.
     let pq = root.path().join("parquet");
-    aiops_cmd(
-        &data,
-        "embedded",
-        &[
-            "replay",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--pipelines",
-            dir.to_str().unwrap(),
-            "--config",
-            &cfg,
-            "--parquet",
-            pq.to_str().unwrap(),
-        ],
-    );
+    let mut to_parquet = replay.clone();
+    to_parquet.extend(["--parquet", pq.to_str().unwrap()]);
+    aiops_cmd(&data, "embedded", &to_parquet);
     let file = std::fs::File::open(pq.join("orders_1m.parquet")).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
