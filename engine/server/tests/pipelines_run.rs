@@ -604,6 +604,24 @@ fn an_alert_rule_fires_after_its_for_and_resolves_once_in_the_log() {
         ],
         "{out}"
     );
+    // A forensic replay shows the alert events and, apart, the rule's window results.
+    let pq = root.path().join("what-if");
+    aiops_cmd(
+        &data,
+        "embedded",
+        &[
+            "replay",
+            "--pipelines",
+            dir.to_str().unwrap(),
+            "--config",
+            &cfg,
+            "--parquet",
+            pq.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        pq.join("alerts.parquet").exists() && pq.join("alerts.orders_drop_alert.parquet").exists()
+    );
     // A second rebuild derives the same alerts and finds them already in the log.
     let again = aiops_cmd(&data, "embedded", &["rebuild", "--config", &cfg]);
     let sum: Value = serde_json::from_str(again.trim()).unwrap();

@@ -222,7 +222,13 @@ fn encode(p: &StreamingPipeline, e: Emission, input_seq: u64) -> Result<Output, 
     let msg_id = message_id(p.name(), &e, &payload, input_seq);
     Ok(Output {
         pipeline: p.name().to_string(),
-        output: p.output().to_string(),
+        // An alert rule's window results are a stream of their own beside the alert events
+        // (`alerts`): their columns are the rule's SELECT, not the alert schema.
+        output: if p.output() == "alerts" {
+            format!("alerts.{}", p.name())
+        } else {
+            p.output().to_string()
+        },
         message: AppendMessage {
             subject,
             msg_id,
