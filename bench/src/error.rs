@@ -67,6 +67,9 @@ pub enum BenchError {
     /// The demo generator failed.
     #[error("demo generator: {0}")]
     Demo(String),
+    /// The streaming SQL pipeline or the batch run failed, or their results differ.
+    #[error("pipeline: {0}")]
+    Pipeline(String),
 }
 
 impl BenchError {

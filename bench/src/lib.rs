@@ -8,6 +8,8 @@
 //!   - [`load`]: the keep-alive HTTP load generator with an hdrhistogram of latencies.
 //!   - [`replay`]: reads and decodes the whole log.
 //! - [`demo_rate`]: how fast the demo generator produces events.
+//! - [`pipeline`]: the streaming SQL runtime against DataFusion in batch: rows/s, window
+//!   latency to the log, state memory.
 //! - [`report`]: results files, human tables and the `compare` verdicts.
 //! - [`machine`]: the machine and commit a result belongs to.
 //! - [`error`]: what can fail, per step.
@@ -19,6 +21,7 @@ pub mod error;
 pub mod ingest;
 pub mod load;
 pub mod machine;
+pub mod pipeline;
 pub mod replay;
 pub mod report;
 pub mod rw;

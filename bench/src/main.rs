@@ -4,7 +4,7 @@ use aiops_bench::engine::Backend;
 use aiops_bench::ingest::{self, IngestParams};
 use aiops_bench::machine::{Machine, Provenance};
 use aiops_bench::report::{self, Figure, Report};
-use aiops_bench::{BenchError, demo_rate};
+use aiops_bench::{BenchError, demo_rate, pipeline};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
@@ -37,6 +37,20 @@ enum Cmd {
     Ingest(IngestArgs),
     /// How many events per second the demo generator produces at speed 0, on one core.
     DemoRate(DemoRateArgs),
+    /// The streaming SQL runtime: rows/s of a 1-minute tumbling GROUP BY against the same SELECT
+    /// in batch (DataFusion), window latency to the log, and peak RSS with many groups.
+    ///
+    /// Generates `--minutes` of `--series` metric series before the clock starts, runs them
+    /// through `StreamingPipeline::process`/`finish` (appending each window's derived events to
+    /// an embedded log in a temporary directory) and through DataFusion over a MemTable of the
+    /// same batches, `--rounds` times alternately (the median round of each is reported), and
+    /// checks both give the same sums. Then, each
+    /// in a child process, one window of `--rss-groups` groups fed each `--rss-multipliers`
+    /// rows per group, for peak RSS (VmHWM) and the runtime's state_bytes.
+    Pipeline(PipelineArgs),
+    /// One state-memory run of `pipeline` (run by it in a child process); prints JSON.
+    #[command(hide = true)]
+    PipelineRss(PipelineRssArgs),
     /// Compares two results files figure by figure: "1.12× slower / 1.30× faster / no change (±5%)".
     ///
     /// B is compared against the baseline A.
@@ -118,6 +132,65 @@ struct DemoRateArgs {
     out: PathBuf,
 }
 
+#[derive(Debug, clap::Args)]
+struct PipelineArgs {
+    /// Distinct series (groups per window).
+    #[arg(long, default_value_t = 10_000)]
+    series: usize,
+    /// Metric names per host (1–16): series are `names` names × `series / names` hosts.
+    #[arg(long, default_value_t = 10)]
+    names: usize,
+    /// Minutes of event time (1-minute windows).
+    #[arg(long, default_value_t = 120)]
+    minutes: usize,
+    /// Scrape interval of every series (must divide a minute).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Rows per micro-batch (one log message).
+    #[arg(long, default_value_t = 8192)]
+    batch_rows: usize,
+    /// Alternating streaming/batch rounds; the median of each is reported.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// fsync policy of the embedded log the windows are appended to: `always` or e.g. `100ms`.
+    #[arg(long, default_value = "always")]
+    fsync: String,
+    /// Parent directory of the temporary log (default: $TMPDIR).
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+    /// Groups in the one window of the state-memory runs.
+    #[arg(long, default_value_t = 1_000_000)]
+    rss_groups: usize,
+    /// Rows per group per window of each state-memory run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    rss_multipliers: Vec<usize>,
+    /// Leave out the state-memory runs.
+    #[arg(long)]
+    skip_rss: bool,
+    /// Leave out the throughput, batch and latency runs.
+    #[arg(long)]
+    skip_throughput: bool,
+    /// Results file (JSON).
+    #[arg(long, default_value = "bench/results/pipeline.json")]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct PipelineRssArgs {
+    /// Groups in the window.
+    #[arg(long)]
+    groups: usize,
+    /// Rows per group.
+    #[arg(long)]
+    rows_per_group: usize,
+    /// Metric names per host.
+    #[arg(long, default_value_t = 10)]
+    names: usize,
+    /// Rows per micro-batch.
+    #[arg(long, default_value_t = 8192)]
+    batch_rows: usize,
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -129,6 +202,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Ingest(args) => cmd_ingest(args),
         Cmd::DemoRate(args) => cmd_demo_rate(args),
+        Cmd::Pipeline(args) => cmd_pipeline(args),
+        Cmd::PipelineRss(args) => cmd_pipeline_rss(args),
         Cmd::Compare { a, b } => cmd_compare(&a, &b),
     }
 }
@@ -220,6 +295,85 @@ fn cmd_demo_rate(args: DemoRateArgs) -> anyhow::Result<()> {
     let figures = demo_rate::figures(&result);
     print!("{}", report::table(&figures));
     write_report(&args.out, "demo-rate", provenance, result, figures)
+}
+
+fn cmd_pipeline(args: PipelineArgs) -> anyhow::Result<()> {
+    let provenance = Provenance::current();
+    let mut details = pipeline::PipelineDetails::default();
+    if !args.skip_throughput {
+        let plan = pipeline::ThroughputPlan {
+            series: args.series,
+            names: args.names,
+            minutes: args.minutes,
+            interval_ms: i64::try_from(args.interval.as_millis()).unwrap_or(i64::MAX),
+            batch_rows: args.batch_rows,
+            rounds: args.rounds,
+            tmp_dir: args.tmp_dir.clone(),
+            fsync: args.fsync.clone(),
+        };
+        let t = runtime(1)?.block_on(pipeline::run_throughput(&plan))?;
+        println!(
+            "throughput: {} rows ({} series × {} min at {} ms, {} rows/window) in batches of {}; \
+             {} windows emitted per round",
+            report::human(t.rows as f64),
+            t.series,
+            t.minutes,
+            t.interval_ms,
+            report::human(t.rows_per_window as f64),
+            t.batch_rows,
+            t.streaming.windows
+        );
+        let per_round = |v: Vec<f64>| {
+            v.into_iter()
+                .map(report::human)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "rows/s per round: streaming {}; batch {} (median reported)",
+            per_round(t.streaming_rounds.iter().map(|r| r.rows_per_s).collect()),
+            per_round(t.batch_rounds.iter().map(|r| r.rows_per_s).collect())
+        );
+        details.throughput = Some(t);
+    }
+    if !args.skip_rss {
+        let exe = std::env::current_exe().context("cannot find this executable")?;
+        let mut runs = Vec::new();
+        for &m in &args.rss_multipliers {
+            let run =
+                pipeline::rss_in_child(&exe, args.rss_groups, m, args.names, args.batch_rows)?;
+            println!(
+                "state memory: {} groups × {} rows: peak RSS {} MiB aggregating, {} MiB with \
+                 emission (baseline {} MiB), state_bytes {} MiB, {} rows/s",
+                report::human(run.groups as f64),
+                run.rows_per_group,
+                run.peak_rss_aggregating_bytes >> 20,
+                run.peak_rss_bytes >> 20,
+                run.baseline_rss_bytes >> 20,
+                run.state_bytes >> 20,
+                report::human(run.rows_per_s)
+            );
+            runs.push(run);
+        }
+        details.rss = Some(pipeline::RssResult::of(runs));
+    }
+    let figures = pipeline::figures(&details);
+    print!("{}", report::table(&figures));
+    for line in pipeline::aims_summary(&details) {
+        println!("{line}");
+    }
+    write_report(&args.out, "pipeline", provenance, details, figures)
+}
+
+fn cmd_pipeline_rss(args: PipelineRssArgs) -> anyhow::Result<()> {
+    let run = runtime(1)?.block_on(pipeline::rss_one(
+        args.groups,
+        args.rows_per_group,
+        args.names,
+        args.batch_rows,
+    ))?;
+    println!("{}", serde_json::to_string(&run)?);
+    Ok(())
 }
 
 fn write_report<T: Serialize>(
