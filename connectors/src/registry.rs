@@ -3,7 +3,8 @@
 
 use crate::error::SourceError;
 use crate::sources::{
-    PullSource, PushDecoder, alertmanager, demo, grafana, json, remote_write, scrape,
+    PullSource, PushDecoder, alertmanager, am_api, cloudwatch, datadog, demo, grafana, json,
+    json_alerts, remote_write, scrape,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -59,6 +60,26 @@ pub fn push_endpoints() -> Vec<PushEndpoint> {
             path: "/api/alerts/webhook/grafana",
             decoder: Arc::new(grafana::GrafanaDecoder),
             doc: "Grafana unified-alerting webhook notifications into alerts.",
+        },
+        PushEndpoint {
+            path: "/api/alerts/webhook/datadog",
+            decoder: Arc::new(datadog::DatadogDecoder),
+            doc: "Datadog monitor notifications (Webhooks integration, JSON payload) into alerts.",
+        },
+        PushEndpoint {
+            path: "/api/alerts/webhook/cloudwatch",
+            decoder: Arc::new(cloudwatch::CloudWatchDecoder),
+            doc: "AWS CloudWatch alarm state changes via an SNS HTTP(S) subscription into alerts.",
+        },
+        PushEndpoint {
+            path: "/api/alerts",
+            decoder: Arc::new(json_alerts::JsonAlertsDecoder),
+            doc: "Alerts as JSON or NDJSON: name, status, severity, service, labels, annotations, times.",
+        },
+        PushEndpoint {
+            path: "/api/v2/alerts",
+            decoder: Arc::new(am_api::AlertmanagerApiDecoder),
+            doc: "Alertmanager API v2 postable alerts (what Prometheus posts to an Alertmanager).",
         },
     ]
 }

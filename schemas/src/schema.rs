@@ -137,7 +137,7 @@ pub fn columns(kind: Kind) -> Vec<Column> {
                 "ends_at",
                 time_type(),
                 true,
-                "When the alert resolved; null while it fires or when the sender gave none.",
+                "When the alert resolved; for a firing alert from an Alertmanager API v2 sender, when it expires unless refreshed; null otherwise.",
             ),
             col(
                 "source",

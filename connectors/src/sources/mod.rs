@@ -9,9 +9,13 @@ use aiops_schemas::arrow_array::RecordBatch;
 use async_trait::async_trait;
 
 pub mod alertmanager;
+pub mod am_api;
+pub mod cloudwatch;
+pub mod datadog;
 pub mod demo;
 pub mod grafana;
 pub mod json;
+pub mod json_alerts;
 pub mod remote_write;
 pub mod scrape;
 
