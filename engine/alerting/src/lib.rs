@@ -6,4 +6,17 @@
 //! appends back to the log. Nothing here reads a clock or does I/O, so replaying the same log
 //! gives the same decisions (DESIGN.md invariants 1 and 2).
 
+pub mod config;
+pub mod decision;
+pub mod engine;
+pub mod incident;
+pub mod matcher;
 pub mod model;
+pub mod route;
+pub mod silence;
+pub mod stats;
+pub mod timeinterval;
+
+pub use config::AlertingConfig;
+pub use decision::Decision;
+pub use engine::{AlertEngine, Control};

@@ -66,8 +66,8 @@ pub struct Alert {
 pub fn normalize_severity(s: &str) -> String {
     let l = s.trim().to_ascii_lowercase();
     match l.as_str() {
-        "critical" | "crit" | "fatal" | "emergency" | "emerg" | "alert" | "page" | "p1" | "sev1"
-        | "high" | "error" | "err" | "disaster" => "critical".into(),
+        "critical" | "crit" | "fatal" | "emergency" | "emerg" | "alert" | "page" | "p1"
+        | "sev1" | "high" | "error" | "err" | "disaster" => "critical".into(),
         "warning" | "warn" | "p2" | "p3" | "sev2" | "sev3" | "medium" | "average" => {
             "warning".into()
         }

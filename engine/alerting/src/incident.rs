@@ -1,0 +1,568 @@
+//! Incidents: firing alerts correlated by time proximity, shared labels and the service
+//! dependency map into one incident, with a ranked list of root-cause candidates and a
+//! timeline, and the lifecycle open → acknowledged → resolved.
+
+use crate::config::IncidentConfig;
+use crate::model::Alert;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Timeline entries kept per incident; later joins are counted in one closing entry.
+const TIMELINE_CAP: usize = 200;
+/// Closed incidents kept for the API.
+const CLOSED_KEPT: usize = 1000;
+
+/// Where an incident is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentStatus {
+    /// Nobody has taken it yet.
+    Open,
+    /// Someone is on it.
+    Acknowledged,
+    /// Over.
+    Resolved,
+}
+
+/// An alert as an incident remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentAlert {
+    /// Alert name.
+    pub name: String,
+    /// Service.
+    pub service: String,
+    /// Severity.
+    pub severity: String,
+    /// When it first fired within this incident.
+    pub first_firing_ms: i64,
+    /// `firing` or `resolved`.
+    pub status: String,
+}
+
+/// A root-cause candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootCause {
+    /// The service.
+    pub service: String,
+    /// Score in [0, 1]; higher is more likely.
+    pub score: f64,
+    /// Why, in words.
+    pub reasons: Vec<String>,
+}
+
+/// One line of an incident's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// When (engine time).
+    pub at_ms: i64,
+    /// `opened`, `alert_joined`, `alert_resolved`, `acknowledged`, `resolved`, `anomaly`, ….
+    pub kind: String,
+    /// What happened.
+    pub text: String,
+}
+
+/// An incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// `INC-<n>`, numbered in log order.
+    pub id: String,
+    /// The first alert's name and service.
+    pub title: String,
+    /// Lifecycle state.
+    pub status: IncidentStatus,
+    /// Highest severity among its alerts.
+    pub severity: String,
+    /// When it opened.
+    pub opened_at_ms: i64,
+    /// When it was acknowledged.
+    pub acknowledged_at_ms: Option<i64>,
+    /// Who acknowledged it.
+    pub acknowledged_by: Option<String>,
+    /// When it resolved.
+    pub resolved_at_ms: Option<i64>,
+    /// Who resolved it (`aiops` when its alerts all resolved).
+    pub resolved_by: Option<String>,
+    /// Last alert activity.
+    pub last_activity_ms: i64,
+    /// Its alerts by fingerprint.
+    pub alerts: BTreeMap<String, IncidentAlert>,
+    /// `label=value` pairs its alerts share with others (for correlation).
+    pub keys: BTreeSet<String>,
+    /// Ranked root-cause candidates.
+    pub root_causes: Vec<RootCause>,
+    /// What happened, in order.
+    pub timeline: Vec<TimelineEntry>,
+    /// Timeline entries not kept (beyond the cap).
+    pub timeline_dropped: u64,
+}
+
+impl Incident {
+    fn note(&mut self, at_ms: i64, kind: &str, text: String) {
+        if self.timeline.len() < TIMELINE_CAP || kind != "alert_joined" {
+            self.timeline.push(TimelineEntry {
+                at_ms,
+                kind: kind.into(),
+                text,
+            });
+        } else {
+            self.timeline_dropped += 1;
+        }
+    }
+
+    fn services(&self) -> BTreeSet<&str> {
+        self.alerts
+            .values()
+            .map(|a| a.service.as_str())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+fn severity_rank(s: &str) -> u8 {
+    match s {
+        "critical" => 3,
+        "warning" => 2,
+        "info" => 1,
+        _ => 0,
+    }
+}
+
+/// Why an incident command was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IncidentError {
+    /// No such incident.
+    #[error("no incident {0}")]
+    Unknown(String),
+    /// It is already resolved.
+    #[error("incident {0} is already resolved")]
+    Resolved(String),
+}
+
+/// All incidents and the correlation state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Incidents {
+    next: u64,
+    open: BTreeMap<String, Incident>,
+    closed: VecDeque<Incident>,
+    by_fp: BTreeMap<String, String>,
+    /// Anomaly evidence per service: times seen.
+    anomalies: BTreeMap<String, VecDeque<i64>>,
+}
+
+/// Numeric order of `INC-<n>` ids.
+fn id_num(id: &str) -> u64 {
+    id.strip_prefix("INC-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+impl Incidents {
+    /// Open and acknowledged incidents, oldest first.
+    pub fn open(&self) -> impl Iterator<Item = &Incident> {
+        let mut v: Vec<&Incident> = self.open.values().collect();
+        v.sort_by_key(|i| id_num(&i.id));
+        v.into_iter()
+    }
+
+    /// Recently closed incidents, oldest first.
+    pub fn closed(&self) -> impl Iterator<Item = &Incident> {
+        self.closed.iter()
+    }
+
+    /// An incident by id.
+    pub fn get(&self, id: &str) -> Option<&Incident> {
+        self.open
+            .get(id)
+            .or_else(|| self.closed.iter().find(|i| i.id == id))
+    }
+
+    /// Records anomaly evidence for a service (from anomaly events).
+    pub fn anomaly(&mut self, cfg: &IncidentConfig, service: &str, at_ms: i64) {
+        let q = self.anomalies.entry(service.to_string()).or_default();
+        q.push_back(at_ms);
+        while q.front().is_some_and(|t| *t < at_ms - cfg.window.ms()) || q.len() > 64 {
+            q.pop_front();
+        }
+    }
+
+    /// A firing alert: joins the incident it correlates with, or opens one. Returns the change.
+    pub fn on_firing(
+        &mut self,
+        cfg: &IncidentConfig,
+        a: &Alert,
+        now: i64,
+    ) -> Option<(String, Incident)> {
+        let keys: BTreeSet<String> = cfg
+            .correlate_labels
+            .iter()
+            .filter_map(|l| {
+                a.labels
+                    .get(l)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| format!("{l}={v}"))
+            })
+            .collect();
+        let existing = self.by_fp.get(&a.fingerprint).cloned();
+        let target = existing
+            .filter(|id| self.open.contains_key(id))
+            .or_else(|| {
+                let mut best: Option<&Incident> = None;
+                for inc in self.open.values() {
+                    if inc.last_activity_ms < now - cfg.window.ms() {
+                        continue;
+                    }
+                    let shares = !inc.keys.is_disjoint(&keys);
+                    let related = !a.service.is_empty()
+                        && inc
+                            .services()
+                            .iter()
+                            .any(|s| related(&cfg.dependencies, &a.service, s));
+                    if (shares || related)
+                        && best.is_none_or(|b| {
+                            (inc.opened_at_ms, id_num(&inc.id)) < (b.opened_at_ms, id_num(&b.id))
+                        })
+                    {
+                        best = Some(inc);
+                    }
+                }
+                best.map(|i| i.id.clone())
+            });
+        let (change, id) = match target {
+            Some(id) => ("updated", id),
+            None => {
+                if !cfg.open_on.contains(&a.severity) {
+                    return None;
+                }
+                self.next += 1;
+                let id = format!("INC-{}", self.next);
+                let title = if a.service.is_empty() {
+                    a.name.clone()
+                } else {
+                    format!("{} on {}", a.name, a.service)
+                };
+                let mut inc = Incident {
+                    id: id.clone(),
+                    title,
+                    status: IncidentStatus::Open,
+                    severity: a.severity.clone(),
+                    opened_at_ms: now,
+                    acknowledged_at_ms: None,
+                    acknowledged_by: None,
+                    resolved_at_ms: None,
+                    resolved_by: None,
+                    last_activity_ms: now,
+                    alerts: BTreeMap::new(),
+                    keys: BTreeSet::new(),
+                    root_causes: Vec::new(),
+                    timeline: Vec::new(),
+                    timeline_dropped: 0,
+                };
+                inc.note(
+                    now,
+                    "opened",
+                    format!("opened by {} ({})", a.name, a.fingerprint),
+                );
+                self.open.insert(id.clone(), inc);
+                ("opened", id)
+            }
+        };
+        self.by_fp.insert(a.fingerprint.clone(), id.clone());
+        let anomalies = &self.anomalies;
+        let inc = self.open.get_mut(&id)?;
+        let rejoin = inc.alerts.contains_key(&a.fingerprint);
+        let entry = inc
+            .alerts
+            .entry(a.fingerprint.clone())
+            .or_insert_with(|| IncidentAlert {
+                name: a.name.clone(),
+                service: a.service.clone(),
+                severity: a.severity.clone(),
+                first_firing_ms: now,
+                status: "firing".into(),
+            });
+        entry.status = "firing".into();
+        inc.keys.extend(keys);
+        inc.last_activity_ms = now;
+        if severity_rank(&a.severity) > severity_rank(&inc.severity) {
+            inc.severity = a.severity.clone();
+        }
+        if change == "updated" {
+            let what = if rejoin { "fires again" } else { "joined" };
+            inc.note(
+                now,
+                "alert_joined",
+                format!("{} {what} ({}, {})", a.name, a.service, a.fingerprint),
+            );
+        }
+        inc.root_causes = rank(inc, cfg, anomalies);
+        Some((change.to_string(), inc.clone()))
+    }
+
+    /// A resolved alert; when all of an incident's alerts have resolved, the incident resolves.
+    pub fn on_resolved(&mut self, fp: &str, now: i64) -> Option<(String, Incident)> {
+        let id = self.by_fp.get(fp)?.clone();
+        let inc = self.open.get_mut(&id)?;
+        let a = inc.alerts.get_mut(fp)?;
+        if a.status == "resolved" {
+            return None;
+        }
+        a.status = "resolved".into();
+        let name = a.name.clone();
+        inc.last_activity_ms = now;
+        inc.note(now, "alert_resolved", format!("{name} resolved ({fp})"));
+        if inc.alerts.values().all(|a| a.status == "resolved") {
+            return self.close(&id, "aiops", now).ok();
+        }
+        Some(("updated".into(), inc.clone()))
+    }
+
+    /// Acknowledges an open incident.
+    ///
+    /// # Errors
+    /// Unknown or resolved incident.
+    pub fn ack(
+        &mut self,
+        id: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<(String, Incident), IncidentError> {
+        let inc = self.open.get_mut(id).ok_or_else(|| {
+            if self.closed.iter().any(|i| i.id == id) {
+                IncidentError::Resolved(id.into())
+            } else {
+                IncidentError::Unknown(id.into())
+            }
+        })?;
+        if inc.acknowledged_at_ms.is_none() {
+            inc.acknowledged_at_ms = Some(now);
+            inc.acknowledged_by = Some(by.to_string());
+        }
+        inc.status = IncidentStatus::Acknowledged;
+        inc.note(now, "acknowledged", format!("acknowledged by {by}"));
+        Ok(("acknowledged".into(), inc.clone()))
+    }
+
+    /// Resolves an incident (by hand, or when its alerts resolved).
+    ///
+    /// # Errors
+    /// Unknown or already resolved incident.
+    pub fn close(
+        &mut self,
+        id: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<(String, Incident), IncidentError> {
+        let Some(mut inc) = self.open.remove(id) else {
+            return Err(if self.closed.iter().any(|i| i.id == id) {
+                IncidentError::Resolved(id.into())
+            } else {
+                IncidentError::Unknown(id.into())
+            });
+        };
+        inc.status = IncidentStatus::Resolved;
+        inc.resolved_at_ms = Some(now);
+        inc.resolved_by = Some(by.to_string());
+        inc.note(now, "resolved", format!("resolved by {by}"));
+        for fp in inc.alerts.keys() {
+            if self.by_fp.get(fp).is_some_and(|i| i == id) {
+                self.by_fp.remove(fp);
+            }
+        }
+        self.closed.push_back(inc.clone());
+        while self.closed.len() > CLOSED_KEPT {
+            self.closed.pop_front();
+        }
+        Ok(("resolved".into(), inc))
+    }
+}
+
+/// Whether two services are connected in the dependency map (either depends on the other,
+/// directly or through others).
+fn related(deps: &BTreeMap<String, Vec<String>>, a: &str, b: &str) -> bool {
+    a == b || depends_on(deps, a, b) || depends_on(deps, b, a)
+}
+
+/// Whether `a` depends on `b`, transitively.
+fn depends_on(deps: &BTreeMap<String, Vec<String>>, a: &str, b: &str) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![a];
+    while let Some(s) = stack.pop() {
+        if !seen.insert(s) {
+            continue;
+        }
+        for d in deps.get(s).into_iter().flatten() {
+            if d == b {
+                return true;
+            }
+            stack.push(d);
+        }
+    }
+    false
+}
+
+/// Ranks an incident's services: earliest to fire, most upstream (others depend on it), and
+/// backed by anomaly evidence score higher.
+fn rank(
+    inc: &Incident,
+    cfg: &IncidentConfig,
+    anomalies: &BTreeMap<String, VecDeque<i64>>,
+) -> Vec<RootCause> {
+    let mut first: BTreeMap<&str, i64> = BTreeMap::new();
+    for a in inc.alerts.values() {
+        let s = if a.service.is_empty() {
+            a.name.as_str()
+        } else {
+            a.service.as_str()
+        };
+        let t = first.entry(s).or_insert(a.first_firing_ms);
+        *t = (*t).min(a.first_firing_ms);
+    }
+    let n = first.len();
+    let mut order: Vec<(&str, i64)> = first.iter().map(|(s, t)| (*s, *t)).collect();
+    order.sort_by_key(|(s, t)| (*t, *s));
+    let mut out: Vec<RootCause> = order
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| {
+            let mut reasons = Vec::new();
+            let earliest = if n <= 1 {
+                1.0
+            } else {
+                1.0 - i as f64 / n as f64
+            };
+            if i == 0 {
+                reasons.push("fired first".to_string());
+            }
+            let dependents = first
+                .keys()
+                .filter(|o| *o != s && depends_on(&cfg.dependencies, o, s))
+                .count();
+            let upstream = if n <= 1 {
+                0.0
+            } else {
+                dependents as f64 / (n - 1) as f64
+            };
+            if dependents > 0 {
+                reasons.push(format!("{dependents} affected services depend on it"));
+            }
+            let window_start = inc.opened_at_ms - cfg.window.ms();
+            let anomaly = anomalies
+                .get(*s)
+                .is_some_and(|q| q.iter().any(|t| *t >= window_start));
+            if anomaly {
+                reasons.push("anomalies detected on it".to_string());
+            }
+            let score = 0.4 * earliest + 0.4 * upstream + if anomaly { 0.2 } else { 0.0 };
+            RootCause {
+                service: s.to_string(),
+                score: (score * 1000.0).round() / 1000.0,
+                reasons,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.service.cmp(&b.service))
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Labels, Status};
+
+    fn alert(fp: &str, name: &str, service: &str, sev: &str) -> Alert {
+        let mut labels = Labels::new();
+        labels.insert("alertname".into(), name.into());
+        labels.insert("service".into(), service.into());
+        Alert {
+            fingerprint: fp.into(),
+            name: name.into(),
+            status: Status::Firing,
+            severity: sev.into(),
+            service: service.into(),
+            labels,
+            annotations: Labels::new(),
+            starts_at_ms: 0,
+            ends_at_ms: None,
+            source: "test".into(),
+            generator_url: None,
+        }
+    }
+
+    fn cfg() -> IncidentConfig {
+        let mut c = IncidentConfig::default();
+        c.dependencies
+            .insert("frontend".into(), vec!["checkout".into()]);
+        c.dependencies.insert("checkout".into(), vec!["db".into()]);
+        c
+    }
+
+    #[test]
+    fn dependent_services_correlate_and_the_upstream_ranks_first() {
+        let c = cfg();
+        let mut inc = Incidents::default();
+        let (ch, i) = inc
+            .on_firing(&c, &alert("a", "Latency", "frontend", "warning"), 1_000)
+            .unwrap_or_else(|| panic!("opens"));
+        assert_eq!((ch.as_str(), i.id.as_str()), ("opened", "INC-1"));
+        inc.anomaly(&c, "db", 1_500);
+        let (ch, i) = inc
+            .on_firing(&c, &alert("b", "Slow", "db", "critical"), 2_000)
+            .unwrap_or_else(|| panic!("joins"));
+        assert_eq!((ch.as_str(), i.id.as_str()), ("updated", "INC-1"));
+        assert_eq!(i.severity, "critical");
+        assert_eq!(i.root_causes[0].service, "db");
+        // An unrelated service opens its own incident.
+        let (_, other) = inc
+            .on_firing(&c, &alert("c", "Down", "mail", "critical"), 2_500)
+            .unwrap_or_else(|| panic!("opens"));
+        assert_eq!(other.id, "INC-2");
+        // Far outside the window: a new incident even for a related service.
+        let (_, late) = inc
+            .on_firing(&c, &alert("d", "Slow", "checkout", "warning"), 10_000_000)
+            .unwrap_or_else(|| panic!("opens"));
+        assert_eq!(late.id, "INC-3");
+    }
+
+    #[test]
+    fn lifecycle_ack_and_auto_resolve() {
+        let c = cfg();
+        let mut inc = Incidents::default();
+        inc.on_firing(&c, &alert("a", "X", "db", "critical"), 0);
+        let (ch, i) = inc
+            .ack("INC-1", "ann", 60_000)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ch, "acknowledged");
+        assert_eq!(i.acknowledged_at_ms, Some(60_000));
+        let (ch, i) = inc
+            .on_resolved("a", 120_000)
+            .unwrap_or_else(|| panic!("resolves"));
+        assert_eq!(ch, "resolved");
+        assert_eq!(i.resolved_by.as_deref(), Some("aiops"));
+        assert_eq!(
+            inc.ack("INC-1", "x", 0),
+            Err(IncidentError::Resolved("INC-1".into()))
+        );
+        assert_eq!(
+            inc.ack("INC-9", "x", 0),
+            Err(IncidentError::Unknown("INC-9".into()))
+        );
+        let kinds: Vec<&str> = i.timeline.iter().map(|t| t.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["opened", "acknowledged", "alert_resolved", "resolved"]
+        );
+    }
+
+    #[test]
+    fn info_alerts_do_not_open_incidents() {
+        let mut inc = Incidents::default();
+        assert!(
+            inc.on_firing(&cfg(), &alert("a", "X", "db", "info"), 0)
+                .is_none()
+        );
+    }
+}
