@@ -8,10 +8,12 @@
 //! - labels: `alertname` = `AlarmName`; `namespace`, `metric` (from `Trigger`); `region` (the code
 //!   in `AlarmArn`, else the `Region` text); `account` (`AWSAccountId`); each
 //!   `Trigger.Dimensions` entry as `name` = `value` (our labels win on a clash); `severity`.
-//! - severity: `info` for `INSUFFICIENT_DATA`; otherwise the first `severity=<word>` token of
-//!   `AlarmDescription` if there is one, else `warning`.
-//! - status: `ALARM` and `INSUFFICIENT_DATA` are firing, `OK` is resolved; other states refuse
-//!   the request.
+//! - severity: the first `severity=<word>` token of `AlarmDescription` if there is one, else
+//!   `warning`, whatever the state: the labels of one alarm never change, so its `ALARM`,
+//!   `INSUFFICIENT_DATA` and `OK` notifications are one alert however it is identified.
+//! - status: `ALARM` and `INSUFFICIENT_DATA` (no data is not known to be fine) are firing, `OK`
+//!   is resolved; other states refuse the request. The `state` annotation tells `ALARM` from
+//!   `INSUFFICIENT_DATA`.
 //! - annotations: `summary` = `NewStateReason`, `description` = `AlarmDescription`, `alarm_arn`,
 //!   `state` (`NewStateValue`), `old_state` (`OldStateValue`).
 //! - times: `StateChangeTime` (`2026-11-25T10:00:00.000+0000`), else the SNS `Timestamp`, else the
@@ -218,11 +220,7 @@ fn normalize(o: Obj<'_>, sent_ms: Option<i64>, now_ms: i64) -> Result<Normalized
     {
         labels.insert("account".into(), account);
     }
-    let severity = if state == "INSUFFICIENT_DATA" {
-        "info"
-    } else {
-        description.and_then(severity_token).unwrap_or("warning")
-    };
+    let severity = description.and_then(severity_token).unwrap_or("warning");
     labels.insert("severity".into(), severity.to_string());
 
     let mut annotations = BTreeMap::new();

@@ -157,7 +157,13 @@ fn insufficient_data_and_defaults() {
     a["NewStateValue"] = json!("INSUFFICIENT_DATA");
     let r = rows(&decode(&envelope(&a)).unwrap());
     assert_eq!(r[0].status, "firing");
-    assert_eq!(r[0].labels["severity"], "info");
+    assert_eq!(r[0].annotations["state"], "INSUFFICIENT_DATA");
+    let alarm_rows = rows(&decode(&envelope(&alarm())).unwrap());
+    assert_eq!(
+        (&r[0].labels, &r[0].fingerprint),
+        (&alarm_rows[0].labels, &alarm_rows[0].fingerprint),
+        "one alarm, one label set whatever its state"
+    );
 
     // An older message: no AlarmArn, no StateChangeTime, no Trigger, no severity token.
     let old = json!({

@@ -22,9 +22,11 @@
 //!   `,`), then, winning over tags: `alertname` (the title without its leading `[Triggered]`,
 //!   `[Triggered on {…}]`, `[P1]`, … brackets), `alert_id`, `host` (`hostname`), `metric`
 //!   (`alert_metric`), `priority` (`alert_priority`, else `priority`), `org` (`org.name`).
-//! - `severity` (unless a `severity:` tag gives one): from `alert_type` (`error` → `critical`,
-//!   `warning` → `warning`, `info` → `info`), else from the priority (`P1`/`P2` → `critical`,
-//!   `P3` → `warning`, `P4`/`P5` → `info`); none otherwise (`success`, `normal`, `low`).
+//! - `severity`: a `severity:` tag if there is one; else from the monitor's priority (`P1`/`P2`
+//!   → `critical`, `P3` → `warning`, `P4`/`P5` → `info`), which does not change between the
+//!   triggered and recovered notifications of one alert, so both carry the same labels; else from
+//!   `alert_type` (`error` → `critical`, `warning` → `warning`, `info` → `info`); none otherwise
+//!   (`success`, `normal`, `low`).
 //! - status: resolved when `alert_transition` is `Recovered`, or, without a transition (nor one
 //!   in the title), when `alert_type` is `success`; firing otherwise. Transitions outside
 //!   Datadog's list (Triggered, Re-Triggered, Recovered, Warn, Re-Warn, No Data, Re-No Data,
@@ -303,14 +305,14 @@ fn normalize(o: Obj<'_>, now_ms: i64) -> Result<Normalized, DecodeError> {
         let org = Obj { at: o.at, m: org };
         set("org", org.opt_nonempty("name")?);
     }
-    let severity = match alert_type {
-        Some("error") => Some("critical"),
-        Some("warning") => Some("warning"),
-        Some("info") => Some("info"),
-        _ => match priority.map(str::to_ascii_uppercase).as_deref() {
-            Some("P1" | "P2") => Some("critical"),
-            Some("P3") => Some("warning"),
-            Some("P4" | "P5") => Some("info"),
+    let severity = match priority.map(str::to_ascii_uppercase).as_deref() {
+        Some("P1" | "P2") => Some("critical"),
+        Some("P3") => Some("warning"),
+        Some("P4" | "P5") => Some("info"),
+        _ => match alert_type {
+            Some("error") => Some("critical"),
+            Some("warning") => Some("warning"),
+            Some("info") => Some("info"),
             _ => None,
         },
     };

@@ -111,8 +111,11 @@ fn recovered_monitor_is_the_same_alert_resolved() {
     let r = rows(&decode(&body).unwrap());
     assert_eq!(r[0].status, "resolved");
     assert_eq!(r[0].fingerprint, "dd-1234@host:ip-012345");
-    assert_eq!(r[0].labels["alertname"], "Host is Down");
-    assert_eq!(r[0].labels["severity"], "critical", "from the P2 priority");
+    let triggered = rows(&decode(TRIGGERED).unwrap());
+    assert_eq!(
+        r[0].labels, triggered[0].labels,
+        "the recovery carries the labels of the alert it resolves (severity from the P2 priority)"
+    );
     let end = DATE + 300_000;
     assert_eq!(
         (r[0].starts_at, r[0].ends_at, r[0].time),
@@ -135,6 +138,14 @@ fn default_payload_and_tag_rules() {
     );
     assert_eq!(r[0].fingerprint, labels_fingerprint(&r[0].labels));
     assert_eq!(r[0].ends_at, Some(DATE), "last_updated when date is empty");
+
+    let r = rows(&decode(r#"{"title": "a", "alert_type": "error", "priority": "P4"}"#).unwrap());
+    assert_eq!(
+        r[0].labels["severity"], "info",
+        "the priority wins over the alert type"
+    );
+    let r = rows(&decode(r#"{"title": "a", "alert_type": "warning", "priority": "low"}"#).unwrap());
+    assert_eq!(r[0].labels["severity"], "warning");
 
     let body = r#"[{"title": "Disk", "alert_id": 99, "alert_type": "warning",
         "tags": "role:a,role:b,role:a,severity:page,:x", "alert_scope": "role:b, az:1",
