@@ -158,7 +158,8 @@ pub struct SourceConfig {
     /// Labels that identify an alert of this source (the fingerprint); all labels when unset.
     pub fingerprint_labels: Option<Vec<String>>,
     /// A firing alert not seen again for this long resolves (as stale); `0s` never. Defaults:
-    /// 5m, except `alertmanager`, `grafana` and `pipeline`, which send their resolutions.
+    /// 5m, except `alertmanager`, `grafana`, `pipeline`, `datadog` and `cloudwatch`, which send
+    /// their resolutions.
     pub resolve_timeout: Option<Dur>,
 }
 
@@ -451,7 +452,8 @@ impl AlertingConfig {
             return d.ms();
         }
         match source {
-            "alertmanager" | "grafana" | "pipeline" => 0,
+            // These send their resolutions (and only notify on change): never stale.
+            "alertmanager" | "grafana" | "pipeline" | "datadog" | "cloudwatch" => 0,
             _ => self
                 .global
                 .get("resolve_timeout")

@@ -363,7 +363,13 @@ impl AlertEngine {
     }
 
     fn apply(&mut self, mut a: Alert, now: i64, out: &mut Vec<Decision>) {
-        a.fingerprint = fingerprint(&a.labels, self.cfg.fingerprint_labels(&a.source));
+        // Configured identifying labels win; else the sender's own stable id (Alertmanager's,
+        // Datadog's monitor and scope, CloudWatch's alarm ARN); else all labels.
+        a.fingerprint = match self.cfg.fingerprint_labels(&a.source) {
+            Some(ids) => fingerprint(&a.labels, Some(ids)),
+            None if !a.fingerprint.is_empty() => a.fingerprint,
+            None => fingerprint(&a.labels, None),
+        };
         let fp = a.fingerprint.clone();
         self.st.stats.raw(Slice {
             source: &a.source,

@@ -29,6 +29,8 @@ pub struct Config {
     pub sources: Vec<PullSourceConfig>,
     /// SQL pipelines: directory, checkpoints, event-time settings.
     pub pipelines: crate::pipelines::PipelinesConfig,
+    /// Alert management: the alerting YAML, checkpoints, clock ticks.
+    pub alerting: crate::alerting::AlertingSettings,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             nats: aiops_log::nats::NatsConfig::new("nats://127.0.0.1:4222"),
             sources: Vec::new(),
             pipelines: crate::pipelines::PipelinesConfig::default(),
+            alerting: crate::alerting::AlertingSettings::default(),
         }
     }
 }

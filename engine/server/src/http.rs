@@ -16,7 +16,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// What every handler shares.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     /// Appends batches to the log.
     pub ingestor: Arc<Ingestor>,
@@ -26,6 +26,21 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The running pipelines.
     pub pipelines: crate::pipelines::runner::InfoBoard,
+    /// The alerting engine, when it runs in this process.
+    pub alerting: Option<Arc<crate::alerting::runner::AlertingHandle>>,
+    /// The log (alerting commands are appended to it).
+    pub log: Arc<dyn aiops_log::EventLog>,
+    /// When the process started, Unix ms.
+    pub started_ms: i64,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("alerting", &self.alerting)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The router with every endpoint of this build.
@@ -47,7 +62,7 @@ pub fn router(state: AppState) -> Router {
             ),
         );
     }
-    r.with_state(state)
+    crate::alerting::api::routes(r).with_state(state)
 }
 
 fn error(status: StatusCode, reason: &str, message: String) -> Response {
@@ -132,7 +147,9 @@ async fn push(st: AppState, ep: &PushEndpoint, headers: HeaderMap, body: Body) -
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
     let basis = match key {
         Some(k) if !k.is_empty() => IdBasis::ClientKey(k),
-        _ if ep.decoder.name().starts_with("json") => IdBasis::Unique,
+        // A re-sent alert is news (it is still firing): only retried webhook deliveries, which
+        // carry the same notification, are recognized by content.
+        _ if ep.decoder.name().starts_with("json") || ep.decoder.name() == "api" => IdBasis::Unique,
         _ => IdBasis::Content(&body),
     };
     match st.ingestor.ingest(batches, basis).await {

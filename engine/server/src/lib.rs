@@ -9,9 +9,11 @@
 //! - [`metrics`]: self-metrics in the Prometheus text format.
 //! - [`replay`]: reads a time range of the log back as events (NDJSON, table).
 //! - [`pipelines`]: SQL pipelines over the log: loading, running, checkpoints, forensic replay.
+//! - [`alerting`]: alert management over the log: dedup, routing, silences, incidents, API v2.
 //! - [`log_stats`]: counts, time range and bytes per kind, from message headers.
 //! - [`server`]: wires all of the above into `aiops run`.
 
+pub mod alerting;
 pub mod clock;
 pub mod config;
 pub mod follower;

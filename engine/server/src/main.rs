@@ -47,17 +47,47 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
-    /// Rebuild pipeline state from the whole log: discard the checkpoints, replay every input
-    /// through the pipelines and write new checkpoints. Derived events already in the log are
-    /// recognized and not written twice. Stop the engine first.
+    /// Rebuild pipeline and alerting state from the whole log: discard the checkpoints, replay
+    /// every input through the pipelines, then every alert and command through alerting, and
+    /// write new checkpoints. Derived events and decisions already in the log are recognized and
+    /// not written twice; no notification is sent. Stop the engine first.
     Rebuild(RebuildArgs),
     /// Work with SQL pipeline files.
     Pipeline {
         #[command(subcommand)]
         command: PipelineCommand,
     },
+    /// Work with the alerting configuration (Alertmanager's YAML plus an `aiops:` section).
+    Alerting {
+        #[command(subcommand)]
+        command: AlertingCommand,
+    },
     /// Print the reference of every event kind (the content of docs/events.md).
     SchemaDocs,
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertingCommand {
+    /// Parse and check an alerting configuration: routes, receivers, matchers, time intervals,
+    /// inhibition rules. Prints the problem and exits non-zero if the file is refused.
+    Check {
+        /// The YAML file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print the alerting decisions in the log (alert state changes, notification intents,
+    /// incident changes, statistics) as NDJSON, oldest first: what fired, why, and when.
+    Log {
+        /// Only decisions of this type: alert_state, notification, incident, alert_stats.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Start of the range (same forms as `replay --from`).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// End of the range, exclusive.
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -102,8 +132,8 @@ struct RebuildArgs {
     /// Pipeline directory. Overrides `pipelines.dir` (default `pipelines`).
     #[arg(long, value_name = "DIR")]
     pipelines: Option<PathBuf>,
-    /// Also write every derived event produced into DIR, one NDJSON file per stream, so two
-    /// rebuilds can be compared byte for byte.
+    /// Also write every derived event produced into DIR, one NDJSON file per stream (and the
+    /// alerting decisions to DIR/alerting.ndjson), so two rebuilds can be compared byte for byte.
     #[arg(long, value_name = "DIR")]
     output: Option<PathBuf>,
 }
@@ -251,9 +281,66 @@ async fn run(cli: Cli) -> Result<()> {
                 |pos, end| tracing::info!(position = pos, end, "rebuilding"),
             )
             .await;
+            let sum = match res {
+                Ok(sum) => sum,
+                Err(e) => {
+                    log.close().await?;
+                    anyhow::bail!(e);
+                }
+            };
+            let ares = aiops_server::alerting::rebuild::rebuild(
+                log.clone(),
+                &cfg.alerting,
+                &aiops_server::alerting::store_dir(&cfg.data_dir),
+                args.output.as_deref(),
+                |pos, end| tracing::info!(position = pos, end, "rebuilding alerting"),
+            )
+            .await;
             log.close().await?;
-            let sum = res.map_err(|e| anyhow::anyhow!(e))?;
-            println!("{}", serde_json::to_string(&sum)?);
+            let asum = ares.map_err(|e| anyhow::anyhow!(e))?;
+            let mut v = serde_json::to_value(sum)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("alerting".into(), serde_json::to_value(asum)?);
+            }
+            println!("{v}");
+        }
+        Command::Alerting {
+            command: AlertingCommand::Check { file },
+        } => match aiops_server::alerting::load_file(&file) {
+            Ok((cfg, _)) => {
+                let routes = aiops_alerting::route::Route::compile(&cfg).all().len();
+                println!(
+                    "{}: ok ({routes} routes, {} receivers, {} inhibition rules, {} time intervals)",
+                    file.display(),
+                    cfg.receivers.len(),
+                    cfg.inhibit_rules.len(),
+                    cfg.time_intervals.len()
+                );
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        },
+        Command::Alerting {
+            command: AlertingCommand::Log { kind, from, to },
+        } => {
+            let cfg = load_config(&cli.global)?;
+            let from = from.as_deref().map(parse_time).transpose()?;
+            let to = to.as_deref().map(parse_time).transpose()?;
+            let log = server::open_log_for_reading(&cfg).await?;
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            let res = aiops_server::alerting::codec::print_decisions(
+                log.as_ref(),
+                kind.as_deref(),
+                from,
+                to,
+                &mut out,
+            )
+            .await;
+            log.close().await?;
+            res?;
+            std::io::Write::flush(&mut out)?;
         }
         Command::Replay(args) => {
             let cfg = load_config(&cli.global)?;

@@ -40,6 +40,9 @@ pub enum ServerError {
     /// The pipelines could not be loaded or their checkpoint store opened.
     #[error("pipelines: {0}")]
     Pipelines(String),
+    /// The alerting configuration is invalid or its checkpoint store cannot be opened.
+    #[error("alerting: {0}")]
+    Alerting(String),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
@@ -142,6 +145,29 @@ pub async fn run(
     )
     .await
     .map_err(ServerError::Pipelines)?;
+    let (acfg, atext) = cfg.alerting.load().map_err(ServerError::Alerting)?;
+    let alerting =
+        crate::alerting::runner::AlertingHandle::new(aiops_alerting::AlertEngine::new(acfg), atext);
+    let astore = crate::alerting::store::Store::open(&crate::alerting::store_dir(&cfg.data_dir))
+        .map_err(|e| ServerError::Alerting(e.to_string()))?;
+    let first = log.stats().await?.first_seq;
+    let arunner = crate::alerting::runner::AlertRunner::new(
+        log.clone(),
+        alerting.clone(),
+        Some(astore),
+        true,
+        first,
+        cfg.alerting.checkpoint_interval,
+    )
+    .await
+    .map_err(|e| ServerError::Alerting(e.to_string()))?;
+    let tick = cfg.alerting.tick_interval;
+    let arx = stop_rx.clone();
+    tasks.spawn(async move {
+        if let Err(e) = arunner.follow(tick, arx).await {
+            tracing::error!(error = %e, "alerting stopped");
+        }
+    });
     let addr = cfg.http.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -153,6 +179,9 @@ pub async fn run(
         metrics,
         max_body_bytes: cfg.http.max_body_bytes,
         pipelines: board,
+        alerting: Some(alerting),
+        log: log.clone(),
+        started_ms: crate::clock::now_ms(),
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

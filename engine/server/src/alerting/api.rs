@@ -1,0 +1,514 @@
+//! Alerting over HTTP: the subset of Alertmanager's API v2 that `amtool` and Grafana's
+//! Alertmanager data source use (alerts, alert groups, silences, status), plus incidents and
+//! statistics. Reads answer from the engine's state; writes are control events appended to the
+//! log, and answer once the engine has applied them (or refused them, with the reason).
+
+use super::codec::control_message;
+use super::runner::AlertingHandle;
+use crate::http::AppState;
+use aiops_alerting::Control;
+use aiops_alerting::engine::AlertView;
+use aiops_alerting::matcher::{Matcher, all_match};
+use aiops_alerting::silence::{PostableSilence, format_rfc3339_ms};
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a write waits for the engine to apply it before answering.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Adds the alerting routes to the router.
+pub fn routes(r: Router<AppState>) -> Router<AppState> {
+    r.route("/api/v2/alerts", get(list_alerts))
+        .route("/api/v2/alerts/groups", get(list_groups))
+        .route("/api/v2/silences", get(list_silences).post(post_silence))
+        .route("/api/v2/silence/{id}", get(get_silence).delete(delete_silence))
+        .route("/api/v2/status", get(status))
+        .route("/api/v2/receivers", get(receivers))
+        .route("/api/incidents", get(list_incidents))
+        .route("/api/incidents/{id}", get(get_incident))
+        .route("/api/incidents/{id}/ack", post(ack_incident))
+        .route("/api/incidents/{id}/resolve", post(resolve_incident))
+        .route("/api/alerting/stats", get(stats))
+}
+
+/// Alertmanager answers API errors as a JSON string with a status; `amtool` prints it.
+fn am_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(Value::String(message.into()))).into_response()
+}
+
+fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn handle(st: &AppState) -> Result<&Arc<AlertingHandle>, Response> {
+    st.alerting.as_ref().ok_or_else(|| {
+        am_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "alerting is not running in this process",
+        )
+    })
+}
+
+/// Query parameters of `GET /api/v2/alerts` and `/alerts/groups` (repeated `filter`).
+#[derive(Debug, Default)]
+struct AlertQuery {
+    active: bool,
+    silenced: bool,
+    inhibited: bool,
+    filter: Vec<Matcher>,
+    receiver: Option<regex::Regex>,
+}
+
+fn parse_bool(v: &str, name: &str) -> Result<bool, String> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("{name}: {v:?} is not a boolean")),
+    }
+}
+
+fn alert_query(raw: &[(String, String)]) -> Result<AlertQuery, String> {
+    let mut q = AlertQuery {
+        active: true,
+        silenced: true,
+        inhibited: true,
+        ..AlertQuery::default()
+    };
+    for (k, v) in raw {
+        match k.as_str() {
+            "active" => q.active = parse_bool(v, k)?,
+            "silenced" => q.silenced = parse_bool(v, k)?,
+            "inhibited" => q.inhibited = parse_bool(v, k)?,
+            "unprocessed" => {
+                parse_bool(v, k)?;
+            }
+            "filter" => q
+                .filter
+                .push(Matcher::parse(v).map_err(|e| format!("filter: {e}"))?),
+            "receiver" => {
+                q.receiver = Some(
+                    regex::Regex::new(&format!("^(?:{v})$"))
+                        .map_err(|e| format!("receiver: {e}"))?,
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
+impl AlertQuery {
+    fn keeps(&self, v: &AlertView<'_>) -> bool {
+        let silenced = !v.silenced_by.is_empty();
+        let inhibited = !v.inhibited_by.is_empty();
+        if (!self.active && v.state() == "active")
+            || (!self.silenced && silenced)
+            || (!self.inhibited && inhibited)
+        {
+            return false;
+        }
+        if !all_match(&self.filter, &v.entry.alert.labels) {
+            return false;
+        }
+        self.receiver
+            .as_ref()
+            .is_none_or(|re| v.receivers.iter().any(|r| re.is_match(r)))
+    }
+}
+
+/// An alert in Alertmanager's `gettableAlert` form.
+fn gettable(v: &AlertView<'_>) -> Value {
+    let e = v.entry;
+    let a = &e.alert;
+    let firing = e.status == aiops_alerting::model::Status::Firing;
+    // A firing alert's endsAt is when it would resolve unless seen again, as Alertmanager shows.
+    let ends = if firing {
+        e.expires_ms.unwrap_or(e.last_seen_ms)
+    } else {
+        a.ends_at_ms.unwrap_or(e.last_seen_ms)
+    };
+    json!({
+        "labels": a.labels,
+        "annotations": a.annotations,
+        "startsAt": format_rfc3339_ms(a.starts_at_ms),
+        "endsAt": format_rfc3339_ms(ends),
+        "updatedAt": format_rfc3339_ms(e.last_seen_ms),
+        "generatorURL": a.generator_url.clone().unwrap_or_default(),
+        "fingerprint": a.fingerprint,
+        "receivers": v.receivers.iter().map(|r| json!({"name": r})).collect::<Vec<_>>(),
+        "status": {
+            "state": v.state(),
+            "silencedBy": v.silenced_by,
+            "inhibitedBy": v.inhibited_by,
+            "mutedBy": [],
+        },
+        // aiops' additions; Alertmanager clients ignore unknown fields.
+        "aiops": {
+            "status": e.status.as_str(),
+            "count": e.count,
+            "firstSeen": format_rfc3339_ms(e.first_seen_ms),
+            "flapping": e.flapping,
+            "source": a.source,
+            "severity": a.severity,
+            "service": a.service,
+        },
+    })
+}
+
+async fn list_alerts(
+    State(st): State<AppState>,
+    Query(raw): Query<Vec<(String, String)>>,
+) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let q = match alert_query(&raw) {
+        Ok(q) => q,
+        Err(e) => return am_error(StatusCode::BAD_REQUEST, e),
+    };
+    let engine = h.engine.read();
+    // Resolved alerts are history: Alertmanager lists only alerts that have not ended.
+    let out: Vec<Value> = engine
+        .alerts()
+        .iter()
+        .filter(|v| v.entry.status == aiops_alerting::model::Status::Firing && q.keeps(v))
+        .map(gettable)
+        .collect();
+    axum::Json(out).into_response()
+}
+
+async fn list_groups(
+    State(st): State<AppState>,
+    Query(raw): Query<Vec<(String, String)>>,
+) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let q = match alert_query(&raw) {
+        Ok(q) => q,
+        Err(e) => return am_error(StatusCode::BAD_REQUEST, e),
+    };
+    let engine = h.engine.read();
+    let out: Vec<Value> = engine
+        .groups()
+        .iter()
+        .filter_map(|(g, alerts)| {
+            let alerts: Vec<Value> = alerts
+                .iter()
+                .filter(|v| q.keeps(v))
+                .map(gettable)
+                .collect();
+            let keep = q.receiver.as_ref().is_none_or(|re| re.is_match(&g.receiver));
+            (keep && !alerts.is_empty()).then(|| {
+                json!({
+                    "labels": g.labels,
+                    "receiver": {"name": g.receiver},
+                    "alerts": alerts,
+                })
+            })
+        })
+        .collect();
+    axum::Json(out).into_response()
+}
+
+async fn list_silences(
+    State(st): State<AppState>,
+    Query(raw): Query<Vec<(String, String)>>,
+) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let mut filter = Vec::new();
+    for (k, v) in &raw {
+        if k == "filter" {
+            match Matcher::parse(v) {
+                Ok(m) => filter.push(m),
+                Err(e) => return am_error(StatusCode::BAD_REQUEST, format!("filter: {e}")),
+            }
+        }
+    }
+    let engine = h.engine.read();
+    let now = engine.clock_ms().max(crate::clock::now_ms());
+    let out: Vec<Value> = engine
+        .silences()
+        .iter()
+        .filter(|s| {
+            // A silence passes a filter when its own matchers include each filter matcher.
+            filter
+                .iter()
+                .all(|f| s.matchers.iter().any(|m| m.to_string() == f.to_string()))
+        })
+        .map(|s| serde_json::to_value(s.to_gettable(now)).unwrap_or(Value::Null))
+        .collect();
+    axum::Json(out).into_response()
+}
+
+async fn get_silence(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let engine = h.engine.read();
+    let now = engine.clock_ms().max(crate::clock::now_ms());
+    match engine.silences().get(&id) {
+        Some(s) => axum::Json(s.to_gettable(now)).into_response(),
+        None => am_error(StatusCode::NOT_FOUND, format!("silence {id} not found")),
+    }
+}
+
+/// Appends a command and waits for the engine to apply it.
+async fn command(st: &AppState, h: &AlertingHandle, c: Control) -> Result<(), Response> {
+    let now = crate::clock::now_ms();
+    let msg = control_message(c, now).map_err(|e| {
+        am_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    })?;
+    let appended = st.log.append(vec![msg]).await.map_err(|e| {
+        am_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the event log did not accept the command: {e}"),
+        )
+    })?;
+    let Some(seq) = appended.first().map(|a| a.seq) else {
+        return Err(am_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the event log returned no position",
+        ));
+    };
+    h.wait_for(seq, APPLY_TIMEOUT)
+        .await
+        .map_err(|e| am_error(StatusCode::BAD_REQUEST, e))
+}
+
+async fn post_silence(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h.clone(),
+        Err(r) => return r,
+    };
+    let p: PostableSilence = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return am_error(StatusCode::BAD_REQUEST, format!("bad silence: {e}")),
+    };
+    let now = crate::clock::now_ms();
+    let id = match p.id.as_deref().filter(|i| !i.is_empty()) {
+        Some(id) => {
+            if h.engine.read().silences().get(id).is_none() {
+                return am_error(StatusCode::NOT_FOUND, format!("silence {id} not found"));
+            }
+            id.to_string()
+        }
+        None => new_silence_id(now, &body),
+    };
+    let silence = match p.into_silence(id.clone(), now) {
+        Ok(s) => s,
+        Err(e) => return am_error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if let Err(e) = silence.validate() {
+        return am_error(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    match command(&st, &h, Control::SilenceSet { silence }).await {
+        Ok(()) => axum::Json(json!({ "silenceID": id })).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// A UUID-shaped id from the time and the request (unique enough: two identical requests in the
+/// same millisecond are the same silence).
+fn new_silence_id(now: i64, body: &[u8]) -> String {
+    let a = aiops_schemas::partition::fnv1a(0xcbf2_9ce4_8422_2325, body);
+    let b = aiops_schemas::partition::fnv1a(a ^ (now as u64), &now.to_le_bytes());
+    let hex = format!("{a:016x}{b:016x}");
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+async fn delete_silence(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h.clone(),
+        Err(r) => return r,
+    };
+    if h.engine.read().silences().get(&id).is_none() {
+        return am_error(StatusCode::NOT_FOUND, format!("silence {id} not found"));
+    }
+    match command(&st, &h, Control::SilenceExpire { id }).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn status(State(st): State<AppState>) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    axum::Json(json!({
+        "cluster": {"name": "aiops", "status": "disabled", "peers": []},
+        "versionInfo": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "revision": "",
+            "branch": "",
+            "buildUser": "",
+            "buildDate": "",
+            "goVersion": "none (aiops)",
+        },
+        "config": {"original": h.config_text},
+        "uptime": format_rfc3339_ms(st.started_ms),
+    }))
+    .into_response()
+}
+
+async fn receivers(State(st): State<AppState>) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let engine = h.engine.read();
+    let out: Vec<Value> = engine
+        .config()
+        .receivers
+        .iter()
+        .map(|r| json!({"name": r.name}))
+        .collect();
+    axum::Json(out).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct IncidentQuery {
+    /// `open` (default: open and acknowledged), `resolved`, or `all`.
+    status: Option<String>,
+}
+
+async fn list_incidents(State(st): State<AppState>, Query(q): Query<IncidentQuery>) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let engine = h.engine.read();
+    let inc = engine.incidents();
+    let which = q.status.as_deref().unwrap_or("open");
+    let list: Vec<Value> = match which {
+        "open" => inc.open().map(summary).collect(),
+        "resolved" => inc.closed().map(summary).collect(),
+        "all" => inc.open().chain(inc.closed()).map(summary).collect(),
+        other => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                format!("status must be open, resolved or all, not {other:?}"),
+            );
+        }
+    };
+    axum::Json(json!({ "incidents": list })).into_response()
+}
+
+/// An incident without its timeline, for lists.
+fn summary(i: &aiops_alerting::incident::Incident) -> Value {
+    json!({
+        "id": i.id,
+        "title": i.title,
+        "status": i.status,
+        "severity": i.severity,
+        "opened_at": format_rfc3339_ms(i.opened_at_ms),
+        "acknowledged_at": i.acknowledged_at_ms.map(format_rfc3339_ms),
+        "resolved_at": i.resolved_at_ms.map(format_rfc3339_ms),
+        "alerts": i.alerts.len(),
+        "firing": i.alerts.values().filter(|a| a.status == "firing").count(),
+        "root_causes": i.root_causes,
+    })
+}
+
+async fn get_incident(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let engine = h.engine.read();
+    match engine.incidents().get(&id) {
+        Some(i) => axum::Json(i).into_response(),
+        None => json_error(StatusCode::NOT_FOUND, format!("no incident {id}")),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Who {
+    by: Option<String>,
+}
+
+fn who(body: &[u8]) -> Result<String, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok("api".into());
+    }
+    let w: Who = serde_json::from_slice(body)
+        .map_err(|e| json_error(StatusCode::BAD_REQUEST, format!("bad body: {e}")))?;
+    Ok(w.by.filter(|b| !b.is_empty()).unwrap_or_else(|| "api".into()))
+}
+
+async fn incident_command(
+    st: AppState,
+    id: String,
+    body: &[u8],
+    make: fn(String, String) -> Control,
+) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h.clone(),
+        Err(r) => return r,
+    };
+    let by = match who(body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if h.engine.read().incidents().get(&id).is_none() {
+        return json_error(StatusCode::NOT_FOUND, format!("no incident {id}"));
+    }
+    if let Err(r) = command(&st, &h, make(id.clone(), by)).await {
+        return r;
+    }
+    let engine = h.engine.read();
+    match engine.incidents().get(&id) {
+        Some(i) => axum::Json(i).into_response(),
+        None => json_error(StatusCode::NOT_FOUND, format!("no incident {id}")),
+    }
+}
+
+async fn ack_incident(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    incident_command(st, id, &body, |id, by| Control::IncidentAck { id, by }).await
+}
+
+async fn resolve_incident(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    incident_command(st, id, &body, |id, by| Control::IncidentResolve { id, by }).await
+}
+
+async fn stats(State(st): State<AppState>) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let (s, clock) = {
+        let e = h.engine.read();
+        (e.stats(), e.clock_ms())
+    };
+    let run = *h.summary.lock();
+    axum::Json(json!({ "clock_ms": clock, "stats": s, "runner": run })).into_response()
+}

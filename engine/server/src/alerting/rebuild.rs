@@ -1,0 +1,75 @@
+//! Alerting state from the whole log (`aiops rebuild`): the checkpoint is dropped, every alert,
+//! command and tick is replayed, decisions already in the log are recognized by id and not
+//! appended again, and a fresh checkpoint is written. Optionally the decisions are written to
+//! `alerting.ndjson` so two rebuilds (or a rebuild and the live log) can be compared.
+
+use super::AlertingSettings;
+use super::runner::{AlertRunSummary, AlertRunner, AlertingHandle};
+use super::store::Store;
+use aiops_alerting::AlertEngine;
+use aiops_log::EventLog;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Rebuilds the alerting state; `progress` is called about once a second.
+///
+/// # Errors
+/// A message naming what failed: the configuration, the store (stop the engine first), the log,
+/// or the output file.
+pub async fn rebuild(
+    log: Arc<dyn EventLog>,
+    settings: &AlertingSettings,
+    store_dir: &Path,
+    output: Option<&Path>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<AlertRunSummary, String> {
+    let (cfg, text) = settings.load()?;
+    let store = Store::open(store_dir)
+        .map_err(|e| format!("{e} (is the engine running? stop it before a rebuild)"))?;
+    store.clear().await.map_err(|e| e.to_string())?;
+    let stats = log.stats().await.map_err(|e| e.to_string())?;
+    let handle = AlertingHandle::new(AlertEngine::new(cfg), text);
+    let mut runner = AlertRunner::new(
+        log,
+        handle,
+        Some(store),
+        true,
+        stats.first_seq,
+        Duration::MAX,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut file = match output {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let path = dir.join("alerting.ndjson");
+            let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(std::io::BufWriter::new(f))
+        }
+        None => None,
+    };
+    let mut last = Instant::now();
+    loop {
+        let (decisions, n) = runner.step(1024).await.map_err(|e| e.to_string())?;
+        if let Some(f) = file.as_mut() {
+            for d in &decisions {
+                serde_json::to_writer(&mut *f, d).map_err(|e| e.to_string())?;
+                f.write_all(b"\n").map_err(|e| e.to_string())?;
+            }
+        }
+        if last.elapsed() >= Duration::from_secs(1) {
+            progress(runner.position(), stats.next_seq);
+            last = Instant::now();
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    runner.checkpoint().await.map_err(|e| e.to_string())?;
+    if let Some(mut f) = file {
+        f.flush().map_err(|e| e.to_string())?;
+    }
+    Ok(runner.summary())
+}
