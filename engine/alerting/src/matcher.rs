@@ -139,13 +139,12 @@ impl Matcher {
             return Err(MatcherError::Name(name.to_string()));
         }
         let re = if op.is_regex() {
-            let re = regex::Regex::new(&format!("^(?:{value})$")).map_err(|e| {
-                MatcherError::Regex {
+            let re =
+                regex::Regex::new(&format!("^(?:{value})$")).map_err(|e| MatcherError::Regex {
                     name: name.to_string(),
                     value: value.to_string(),
                     reason: e.to_string(),
-                }
-            })?;
+                })?;
             Some(re)
         } else {
             None
@@ -477,7 +476,10 @@ mod tests {
         let q = parse_matchers(r#"{quote="She said: \"Hi, ladies! That's gender-neutral…\""}"#)
             .unwrap();
         assert_eq!(q.len(), 1);
-        assert_eq!(q[0].value, r#"She said: "Hi, ladies! That's gender-neutral…""#);
+        assert_eq!(
+            q[0].value,
+            r#"She said: "Hi, ladies! That's gender-neutral…""#
+        );
         let sc = parse_matchers(r#"statuscode=~"5..""#).unwrap();
         assert!(sc[0].matches(&l(&[("statuscode", "503")])));
         assert!(parse_matchers("{}").unwrap().is_empty());
@@ -525,7 +527,10 @@ mod tests {
     #[test]
     fn bad_matchers_say_why() {
         for (text, needle) in [
-            ("foo~bar", r#"bad matcher "foo~bar": expected one of =, !=, =~, !~ after "foo""#),
+            (
+                "foo~bar",
+                r#"bad matcher "foo~bar": expected one of =, !=, =~, !~ after "foo""#,
+            ),
             ("foo", r#"expected one of =, !=, =~, !~ after "foo""#),
             ("=x", "empty label name"),
             ("", "empty matcher"),
@@ -537,7 +542,10 @@ mod tests {
             (r#"a=x"y"#, "unquoted value"),
             ("1a=b", "bad label name \"1a\""),
         ] {
-            let e = Matcher::parse(text).err().map(|e| e.to_string()).unwrap_or_default();
+            let e = Matcher::parse(text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(e.contains(needle), "{text}: {e}");
         }
         for (text, needle) in [
@@ -545,10 +553,16 @@ mod tests {
             ("a=b,,c=d", "matcher 2 is empty"),
             (",a=b", "matcher 1 is empty"),
         ] {
-            let e = parse_matchers(text).err().map(|e| e.to_string()).unwrap_or_default();
+            let e = parse_matchers(text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(e.contains(needle), "{text}: {e}");
         }
-        assert_eq!(Matcher::new("", MatchOp::Eq, "x"), Err(MatcherError::EmptyName));
+        assert_eq!(
+            Matcher::new("", MatchOp::Eq, "x"),
+            Err(MatcherError::EmptyName)
+        );
         assert_eq!(
             Matcher::new("a-b", MatchOp::Eq, "x"),
             Err(MatcherError::Name("a-b".into()))
@@ -566,9 +580,15 @@ mod tests {
                 .unwrap();
         assert_eq!(c.matchers[1].op, MatchOp::Re);
         let j = serde_json::to_string(&c).unwrap();
-        assert_eq!(j, r#"{"matchers":["severity=\"critical\"","team=~\"db|infra\""]}"#);
+        assert_eq!(
+            j,
+            r#"{"matchers":["severity=\"critical\"","team=~\"db|infra\""]}"#
+        );
         let bad = serde_yaml_ng::from_str::<Cfg>("matchers: ['a=~\"(\"']");
-        assert!(bad.err().is_some_and(|e| e.to_string().contains("bad regex")));
+        assert!(
+            bad.err()
+                .is_some_and(|e| e.to_string().contains("bad regex"))
+        );
     }
 
     #[test]
