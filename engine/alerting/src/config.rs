@@ -114,7 +114,7 @@ pub struct Budget {
 
 /// An inhibition rule: a firing alert matching the source matchers mutes alerts matching the
 /// target matchers that have the same values of the `equal` labels.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InhibitRuleConfig {
     /// Matchers for the inhibiting alert.

@@ -7,7 +7,7 @@
 //! largest seen. Timers fire when the clock passes them, in (time, timer) order, so the same log
 //! always yields the same decisions.
 
-use crate::config::AlertingConfig;
+use crate::config::{AlertingConfig, InhibitRuleConfig};
 use crate::decision::{
     AlertChange, Change, Decision, IncidentChange, Notification, NotifiedAlert, Summary,
 };
@@ -112,6 +112,8 @@ struct State {
     budgets: BTreeMap<String, BudgetState>,
     incidents: Incidents,
     stats: Stats,
+    /// Inhibition rules created through the API (control events), by id.
+    inhibit_rules: BTreeMap<String, InhibitRuleConfig>,
 }
 
 /// A control command, from a control event in the log.
@@ -142,6 +144,18 @@ pub enum Control {
         /// Who.
         by: String,
     },
+    /// Create or replace an inhibition rule.
+    InhibitRuleSet {
+        /// Its id.
+        id: String,
+        /// The rule.
+        rule: InhibitRuleConfig,
+    },
+    /// Delete an inhibition rule created through the API.
+    InhibitRuleDelete {
+        /// Its id.
+        id: String,
+    },
     /// Anomaly evidence for a service (from a detector's anomaly event).
     Anomaly {
         /// The service.
@@ -158,12 +172,37 @@ pub enum ControlError {
     /// An incident command failed.
     #[error(transparent)]
     Incident(#[from] IncidentError),
+    /// An inhibition rule command failed.
+    #[error("inhibition rule {id}: {reason}")]
+    InhibitRule {
+        /// The rule id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Why a checkpoint could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[error("alerting checkpoint: {0}")]
 pub struct SnapshotError(String);
+
+/// Sizes of the engine's state.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Gauges {
+    /// Alerts firing.
+    pub firing: usize,
+    /// Alerts known (firing and recently resolved).
+    pub alerts: usize,
+    /// Aggregation groups.
+    pub groups: usize,
+    /// Silences active now.
+    pub silences_active: usize,
+    /// Open and acknowledged incidents.
+    pub incidents_open: usize,
+    /// Inhibition rules (configured and created through the API).
+    pub inhibit_rules: usize,
+}
 
 /// An alert as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -339,6 +378,25 @@ impl AlertEngine {
                 let (change, inc) = self.st.incidents.close(&id, &by, now)?;
                 self.count_resolved(&inc, now);
                 out.push(incident(now, change, inc));
+            }
+            Control::InhibitRuleSet { id, rule } => {
+                if rule.target_matchers.is_empty() {
+                    return Err(ControlError::InhibitRule {
+                        id,
+                        reason:
+                            "target_matchers must not be empty: the rule would mute every alert"
+                                .into(),
+                    });
+                }
+                self.st.inhibit_rules.insert(id, rule);
+            }
+            Control::InhibitRuleDelete { id } => {
+                if self.st.inhibit_rules.remove(&id).is_none() {
+                    return Err(ControlError::InhibitRule {
+                        id,
+                        reason: "no such rule".into(),
+                    });
+                }
             }
             Control::Anomaly { service } => {
                 self.st
@@ -626,7 +684,12 @@ impl AlertEngine {
     /// that matches both sides of a rule is not inhibited by others that also do.
     fn inhibited_by(&self, fp: &str, labels: &Labels) -> Vec<String> {
         let mut by = BTreeSet::new();
-        for rule in &self.cfg.inhibit_rules {
+        for rule in self
+            .cfg
+            .inhibit_rules
+            .iter()
+            .chain(self.st.inhibit_rules.values())
+        {
             if !all_match(&rule.target_matchers, labels) {
                 continue;
             }
@@ -902,6 +965,34 @@ impl AlertEngine {
     /// The incidents.
     pub fn incidents(&self) -> &Incidents {
         &self.st.incidents
+    }
+
+    /// Sizes of the state, for self-metrics.
+    pub fn gauges(&self) -> Gauges {
+        let now = self.st.clock_ms;
+        Gauges {
+            firing: self
+                .st
+                .alerts
+                .values()
+                .filter(|e| e.status == Status::Firing)
+                .count(),
+            alerts: self.st.alerts.len(),
+            groups: self.st.groups.len(),
+            silences_active: self
+                .st
+                .silences
+                .iter()
+                .filter(|s| s.state(now) == crate::silence::SilenceState::Active)
+                .count(),
+            incidents_open: self.st.incidents.open().count(),
+            inhibit_rules: self.cfg.inhibit_rules.len() + self.st.inhibit_rules.len(),
+        }
+    }
+
+    /// Inhibition rules created through the API, by id.
+    pub fn api_inhibit_rules(&self) -> &BTreeMap<String, InhibitRuleConfig> {
+        &self.st.inhibit_rules
     }
 
     /// Statistics now.

@@ -19,4 +19,4 @@ pub mod timeinterval;
 
 pub use config::AlertingConfig;
 pub use decision::Decision;
-pub use engine::{AlertEngine, Control};
+pub use engine::{AlertEngine, Control, Gauges};

@@ -644,3 +644,43 @@ fn checkpoint_and_restore_anywhere_equals_an_uninterrupted_run() {
         assert_eq!(out, whole, "cut at {cut}");
     }
 }
+
+#[test]
+fn inhibition_rules_created_by_command_apply_and_can_be_deleted() {
+    let mut e = AlertEngine::new(AlertingConfig::parse(TIMINGS).unwrap());
+    let rule: aiops_alerting::config::InhibitRuleConfig = serde_json::from_str(
+        r#"{"source_matchers": ["alertname=\"NodeDown\""], "target_matchers": ["alertname=\"HighLatency\""], "equal": ["instance"]}"#,
+    )
+    .unwrap();
+    e.control(
+        T0,
+        Control::InhibitRuleSet {
+            id: "r1".into(),
+            rule,
+        },
+    )
+    .unwrap();
+    let mk = |name: &str| {
+        alert(
+            &[("alertname", name), ("instance", "a")],
+            Status::Firing,
+            T0,
+            "alertmanager",
+        )
+    };
+    e.observe(T0, vec![mk("NodeDown"), mk("HighLatency")]);
+    let inhibited: Vec<String> = e
+        .alerts()
+        .iter()
+        .filter(|v| !v.inhibited_by.is_empty())
+        .map(|v| v.entry.alert.name.clone())
+        .collect();
+    assert_eq!(inhibited, ["HighLatency"]);
+    e.control(T0 + S, Control::InhibitRuleDelete { id: "r1".into() })
+        .unwrap();
+    assert!(e.alerts().iter().all(|v| v.inhibited_by.is_empty()));
+    assert!(
+        e.control(T0 + S, Control::InhibitRuleDelete { id: "r1".into() })
+            .is_err()
+    );
+}

@@ -201,7 +201,13 @@ async fn metrics(State(st): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        st.metrics.render() + &pipeline_metrics(&st.pipelines.read()),
+        st.metrics.render()
+            + &pipeline_metrics(&st.pipelines.read())
+            + &st
+                .alerting
+                .as_deref()
+                .map(crate::alerting::api::metrics_text)
+                .unwrap_or_default(),
     )
         .into_response()
 }

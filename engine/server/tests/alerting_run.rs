@@ -61,10 +61,14 @@ fn amtool(args: &[&str]) -> String {
 
 /// Every decision in the log, in order.
 fn decisions(data: &Path, cfg: &str, kind: &str) -> Vec<Value> {
-    aiops_cmd(data, "embedded", &["alerting", "log", "--type", kind, "--config", cfg])
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    aiops_cmd(
+        data,
+        "embedded",
+        &["alerting", "log", "--type", kind, "--config", cfg],
+    )
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect()
 }
 
 fn notified_names(ns: &[Value]) -> Vec<String> {
@@ -116,17 +120,23 @@ receivers:
         "severity=critical",
         "--annotation=summary=disk full",
     ]);
-    wait_until(Duration::from_secs(30), "amtool lists DiskFull from aiops", || {
-        let out = amtool(&["alert", "query", &aiops_url, "-o", "json"]);
-        out.contains("DiskFull")
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "amtool lists DiskFull from aiops",
+        || {
+            let out = amtool(&["alert", "query", &aiops_url, "-o", "json"]);
+            out.contains("DiskFull")
+        },
+    );
     let listed: Value =
         serde_json::from_str(&amtool(&["alert", "query", &aiops_url, "-o", "json"])).unwrap();
     assert_eq!(listed[0]["labels"]["instance"], "db-1");
     assert_eq!(listed[0]["status"]["state"], "active");
-    wait_until(Duration::from_secs(30), "the DiskFull notification intent", || {
-        notified_names(&decisions(&data, &cfg, "notification")).contains(&"DiskFull".into())
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "the DiskFull notification intent",
+        || notified_names(&decisions(&data, &cfg, "notification")).contains(&"DiskFull".into()),
+    );
 
     // amtool adds a silence in aiops; it is listed, and the silenced alert is suppressed.
     let id = amtool(&[
@@ -146,16 +156,26 @@ receivers:
     assert_eq!(silences[0]["id"], id.as_str(), "{q}");
     assert_eq!(silences[0]["status"]["state"], "active");
     assert_eq!(silences[0]["createdBy"], "tester");
-    amtool(&["alert", "add", &am_url, "alertname=CpuHigh", "instance=web-1"]);
-    wait_until(Duration::from_secs(30), "CpuHigh suppressed in aiops", || {
-        let all: Value =
-            serde_json::from_str(&http_get(&aiops.url("/api/v2/alerts")).unwrap()).unwrap();
-        all.as_array().unwrap().iter().any(|a| {
-            a["labels"]["alertname"] == "CpuHigh"
-                && a["status"]["state"] == "suppressed"
-                && a["status"]["silencedBy"][0] == id.as_str()
-        })
-    });
+    amtool(&[
+        "alert",
+        "add",
+        &am_url,
+        "alertname=CpuHigh",
+        "instance=web-1",
+    ]);
+    wait_until(
+        Duration::from_secs(30),
+        "CpuHigh suppressed in aiops",
+        || {
+            let all: Value =
+                serde_json::from_str(&http_get(&aiops.url("/api/v2/alerts")).unwrap()).unwrap();
+            all.as_array().unwrap().iter().any(|a| {
+                a["labels"]["alertname"] == "CpuHigh"
+                    && a["status"]["state"] == "suppressed"
+                    && a["status"]["silencedBy"][0] == id.as_str()
+            })
+        },
+    );
     // Several group intervals pass in engine time: no intent carries the silenced alert.
     let seen = engine_clock(&aiops);
     wait_until(Duration::from_secs(30), "5 s of engine time", || {
@@ -167,9 +187,15 @@ receivers:
     );
     // Expired through amtool, the silence stops holding the alert back.
     amtool(&["silence", "expire", &aiops_url, &id]);
-    let q: Value =
-        serde_json::from_str(&amtool(&["silence", "query", &aiops_url, "--expired", "-o", "json"]))
-            .unwrap();
+    let q: Value = serde_json::from_str(&amtool(&[
+        "silence",
+        "query",
+        &aiops_url,
+        "--expired",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
     assert_eq!(q[0]["status"]["state"], "expired");
     wait_until(Duration::from_secs(30), "the CpuHigh notification", || {
         notified_names(&decisions(&data, &cfg, "notification")).contains(&"CpuHigh".into())
@@ -207,10 +233,12 @@ fn post(url: &str, body: &Value) -> (u16, String) {
 
 /// The observable alerting state: alerts, silences, incidents.
 fn state(aiops: &Aiops) -> Value {
-    let get = |p: &str| -> Value { serde_json::from_str(&http_get(&aiops.url(p)).unwrap()).unwrap() };
+    let get =
+        |p: &str| -> Value { serde_json::from_str(&http_get(&aiops.url(p)).unwrap()).unwrap() };
     json!({
         "incidents": get("/api/incidents?status=all"),
         "silences": get("/api/v2/silences"),
+        "inhibit_rules": get("/api/alerting/inhibit_rules"),
         "alerts": get("/api/v2/alerts").as_array().unwrap().iter()
             .map(|a| json!([a["fingerprint"], a["status"], a["aiops"]["count"]]))
             .collect::<Vec<_>>(),
@@ -253,6 +281,22 @@ fn kill9_and_rebuild_give_the_uninterrupted_state_and_no_intent_twice() {
         }),
     );
     assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        &aiops.url("/api/alerting/inhibit_rules"),
+        &json!({
+            "id": "node-down-mutes-latency",
+            "source_matchers": ["alertname=\"Alert0\""],
+            "target_matchers": ["alertname=\"Alert1\""],
+            "equal": ["instance"],
+        }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        &aiops.url("/api/alerting/inhibit_rules"),
+        &json!({"target_matchers": ["bad~matcher"]}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad matcher"), "{body}");
     wait_until(Duration::from_secs(30), "a notification", || {
         !decisions(&data, &cfg, "notification").is_empty()
     });
@@ -265,7 +309,10 @@ fn kill9_and_rebuild_give_the_uninterrupted_state_and_no_intent_twice() {
     }
     let incidents: Value =
         serde_json::from_str(&http_get(&aiops.url("/api/incidents")).unwrap()).unwrap();
-    let first = incidents["incidents"][0]["id"].as_str().unwrap().to_string();
+    let first = incidents["incidents"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (status, body) = post(
         &aiops.url(&format!("/api/incidents/{first}/ack")),
         &json!({"by": "ann"}),
@@ -289,7 +336,11 @@ fn kill9_and_rebuild_give_the_uninterrupted_state_and_no_intent_twice() {
     let logged = decisions(&data, &cfg, "notification");
     let ids: Vec<&str> = logged.iter().map(|n| n["id"].as_str().unwrap()).collect();
     let unique: BTreeSet<&str> = ids.iter().copied().collect();
-    assert_eq!(ids.len(), unique.len(), "a notification intent is in the log twice");
+    assert_eq!(
+        ids.len(),
+        unique.len(),
+        "a notification intent is in the log twice"
+    );
     assert!(ids.len() >= 2, "{ids:?}");
 
     // A rebuild from the log derives every decision already there and appends none.
@@ -308,7 +359,11 @@ fn kill9_and_rebuild_give_the_uninterrupted_state_and_no_intent_twice() {
     let a = &sum["alerting"];
     assert!(a["decisions"].as_u64().unwrap() > 0, "{sum}");
     let all = decisions(&data, &cfg, "notification");
-    assert_eq!(all.len(), logged.len(), "rebuild appended notifications: {sum}");
+    assert_eq!(
+        all.len(),
+        logged.len(),
+        "rebuild appended notifications: {sum}"
+    );
     let rebuilt: Vec<Value> = std::fs::read_to_string(dir.path().join("rebuilt/alerting.ndjson"))
         .unwrap()
         .lines()
@@ -325,7 +380,11 @@ fn kill9_and_rebuild_give_the_uninterrupted_state_and_no_intent_twice() {
             })
             .collect()
     };
-    assert_eq!(strip(&rebuilt), strip(&logged), "rebuilt intents differ from the run's");
+    assert_eq!(
+        strip(&rebuilt),
+        strip(&logged),
+        "rebuilt intents differ from the run's"
+    );
     // And the state served from the rebuilt checkpoint equals the run's.
     let after = {
         let a = Aiops::start_on(&data, "embedded", port, &["--config", &cfg]);

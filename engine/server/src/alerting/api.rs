@@ -28,7 +28,10 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     r.route("/api/v2/alerts", get(list_alerts))
         .route("/api/v2/alerts/groups", get(list_groups))
         .route("/api/v2/silences", get(list_silences).post(post_silence))
-        .route("/api/v2/silence/{id}", get(get_silence).delete(delete_silence))
+        .route(
+            "/api/v2/silence/{id}",
+            get(get_silence).delete(delete_silence),
+        )
         .route("/api/v2/status", get(status))
         .route("/api/v2/receivers", get(receivers))
         .route("/api/incidents", get(list_incidents))
@@ -36,6 +39,14 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/api/incidents/{id}/ack", post(ack_incident))
         .route("/api/incidents/{id}/resolve", post(resolve_incident))
         .route("/api/alerting/stats", get(stats))
+        .route(
+            "/api/alerting/inhibit_rules",
+            get(list_inhibit_rules).post(post_inhibit_rule),
+        )
+        .route(
+            "/api/alerting/inhibit_rules/{id}",
+            axum::routing::delete(delete_inhibit_rule),
+        )
 }
 
 /// Alertmanager answers API errors as a JSON string with a status; `amtool` prints it.
@@ -202,12 +213,11 @@ async fn list_groups(
         .groups()
         .iter()
         .filter_map(|(g, alerts)| {
-            let alerts: Vec<Value> = alerts
-                .iter()
-                .filter(|v| q.keeps(v))
-                .map(gettable)
-                .collect();
-            let keep = q.receiver.as_ref().is_none_or(|re| re.is_match(&g.receiver));
+            let alerts: Vec<Value> = alerts.iter().filter(|v| q.keeps(v)).map(gettable).collect();
+            let keep = q
+                .receiver
+                .as_ref()
+                .is_none_or(|re| re.is_match(&g.receiver));
             (keep && !alerts.is_empty()).then(|| {
                 json!({
                     "labels": g.labels,
@@ -269,9 +279,8 @@ async fn get_silence(State(st): State<AppState>, Path(id): Path<String>) -> Resp
 /// Appends a command and waits for the engine to apply it.
 async fn command(st: &AppState, h: &AlertingHandle, c: Control) -> Result<(), Response> {
     let now = crate::clock::now_ms();
-    let msg = control_message(c, now).map_err(|e| {
-        am_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    })?;
+    let msg = control_message(c, now)
+        .map_err(|e| am_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let appended = st.log.append(vec![msg]).await.map_err(|e| {
         am_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -454,7 +463,9 @@ fn who(body: &[u8]) -> Result<String, Response> {
     }
     let w: Who = serde_json::from_slice(body)
         .map_err(|e| json_error(StatusCode::BAD_REQUEST, format!("bad body: {e}")))?;
-    Ok(w.by.filter(|b| !b.is_empty()).unwrap_or_else(|| "api".into()))
+    Ok(w.by
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "api".into()))
 }
 
 async fn incident_command(
@@ -511,4 +522,174 @@ async fn stats(State(st): State<AppState>) -> Response {
     };
     let run = *h.summary.lock();
     axum::Json(json!({ "clock_ms": clock, "stats": s, "runner": run })).into_response()
+}
+
+async fn list_inhibit_rules(State(st): State<AppState>) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let engine = h.engine.read();
+    axum::Json(json!({
+        "configured": engine.config().inhibit_rules,
+        "api": engine.api_inhibit_rules(),
+    }))
+    .into_response()
+}
+
+/// `POST /api/alerting/inhibit_rules`: `{"id"?, "source_matchers", "target_matchers", "equal"}`
+/// (matchers in Alertmanager's syntax); stored as a control event.
+async fn post_inhibit_rule(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h.clone(),
+        Err(r) => return r,
+    };
+    let mut v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, format!("bad inhibition rule: {e}")),
+    };
+    let id = v
+        .as_object_mut()
+        .and_then(|o| o.remove("id"))
+        .and_then(|i| i.as_str().map(str::to_string));
+    let mut rule: aiops_alerting::config::InhibitRuleConfig = match serde_json::from_value(v) {
+        Ok(r) => r,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, format!("bad inhibition rule: {e}")),
+    };
+    let legacy =
+        aiops_alerting::matcher::matchers_from_legacy(&rule.source_match, &rule.source_match_re)
+            .and_then(|s| {
+                aiops_alerting::matcher::matchers_from_legacy(
+                    &rule.target_match,
+                    &rule.target_match_re,
+                )
+                .map(|t| (s, t))
+            });
+    match legacy {
+        Ok((s, t)) => {
+            rule.source_matchers.extend(s);
+            rule.target_matchers.extend(t);
+            rule.source_match.clear();
+            rule.source_match_re.clear();
+            rule.target_match.clear();
+            rule.target_match_re.clear();
+        }
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+    let id =
+        id.filter(|i| !i.is_empty())
+            .unwrap_or_else(|| new_silence_id(crate::clock::now_ms(), &body));
+    match command(
+        &st,
+        &h,
+        Control::InhibitRuleSet {
+            id: id.clone(),
+            rule,
+        },
+    )
+    .await
+    {
+        Ok(()) => axum::Json(json!({ "id": id })).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn delete_inhibit_rule(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    let h = match handle(&st) {
+        Ok(h) => h.clone(),
+        Err(r) => return r,
+    };
+    if !h.engine.read().api_inhibit_rules().contains_key(&id) {
+        return json_error(StatusCode::NOT_FOUND, format!("no inhibition rule {id}"));
+    }
+    match command(&st, &h, Control::InhibitRuleDelete { id }).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(r) => r,
+    }
+}
+
+/// The alerting engine's self-metrics in the Prometheus text format.
+pub fn metrics_text(h: &AlertingHandle) -> String {
+    use std::fmt::Write as _;
+    let (g, s) = {
+        let e = h.engine.read();
+        (e.gauges(), e.stats())
+    };
+    let run = *h.summary.lock();
+    let mut out = String::new();
+    let rows: [(&str, &str, &str, f64); 11] = [
+        (
+            "aiops_alerting_alerts_received_total",
+            "counter",
+            "Alert observations received (every repeat).",
+            s.total.raw as f64,
+        ),
+        (
+            "aiops_alerting_alerts_deduplicated_total",
+            "counter",
+            "Distinct alert firings after dedup.",
+            s.total.deduplicated as f64,
+        ),
+        (
+            "aiops_alerting_notifications_total",
+            "counter",
+            "Notification intents emitted (storm summaries included).",
+            s.total.notifications as f64,
+        ),
+        (
+            "aiops_alerting_commands_refused_total",
+            "counter",
+            "Silence, incident and rule commands the engine refused.",
+            run.refused_commands as f64,
+        ),
+        (
+            "aiops_alerting_position",
+            "gauge",
+            "Next log sequence the alerting engine has not consumed.",
+            h.position.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        ),
+        (
+            "aiops_alerting_alerts_firing",
+            "gauge",
+            "Alerts firing now.",
+            g.firing as f64,
+        ),
+        (
+            "aiops_alerting_alerts",
+            "gauge",
+            "Alerts held (firing and recently resolved).",
+            g.alerts as f64,
+        ),
+        (
+            "aiops_alerting_groups",
+            "gauge",
+            "Aggregation groups.",
+            g.groups as f64,
+        ),
+        (
+            "aiops_alerting_silences_active",
+            "gauge",
+            "Silences active now.",
+            g.silences_active as f64,
+        ),
+        (
+            "aiops_alerting_incidents_open",
+            "gauge",
+            "Open and acknowledged incidents.",
+            g.incidents_open as f64,
+        ),
+        (
+            "aiops_alerting_inhibit_rules",
+            "gauge",
+            "Inhibition rules (configured and created through the API).",
+            g.inhibit_rules as f64,
+        ),
+    ];
+    for (name, kind, help, v) in rows {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    }
+    out
 }

@@ -317,8 +317,8 @@ impl AlertRunner {
             if d.is_empty() {
                 continue;
             }
-            let msg = decisions_message(r.seq, &d)
-                .map_err(|e| AlertRunnerError::State(e.to_string()))?;
+            let msg =
+                decisions_message(r.seq, &d).map_err(|e| AlertRunnerError::State(e.to_string()))?;
             if self.seen.remove(&msg.msg_id) {
                 self.summary.already_in_log += 1;
             } else {
@@ -339,7 +339,10 @@ impl AlertRunner {
             self.unsaved = true;
         }
         *self.handle.summary.lock() = self.summary;
-        if self.store.is_some() && self.unsaved && self.last_checkpoint.elapsed() >= self.checkpoint_every {
+        if self.store.is_some()
+            && self.unsaved
+            && self.last_checkpoint.elapsed() >= self.checkpoint_every
+        {
             self.checkpoint().await?;
         }
         Ok((all, records.len()))
@@ -414,7 +417,8 @@ impl AlertRunner {
 /// Services named by anomaly events (`type = 'anomaly'`, label `service`) in an events batch.
 fn anomaly_services(b: &RecordBatch) -> Vec<String> {
     let (Some(t), Some(labels)) = (
-        b.column_by_name("type").and_then(|c| c.as_string_opt::<i32>()),
+        b.column_by_name("type")
+            .and_then(|c| c.as_string_opt::<i32>()),
         b.column_by_name("labels").and_then(|c| c.as_map_opt()),
     ) else {
         return Vec::new();
