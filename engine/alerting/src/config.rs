@@ -484,6 +484,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shipped_config_parses() {
+        let c = AlertingConfig::parse(include_str!("../../../pipelines/alerting.yaml"))
+            .unwrap_or_else(|e| panic!("pipelines/alerting.yaml: {e}"));
+        assert_eq!(c.receivers.len(), 4);
+        assert!(c.aiops.incidents.dependencies.contains_key("frontend"));
+    }
+
+    #[test]
     fn default_config_parses() {
         AlertingConfig::parse(DEFAULT_CONFIG).unwrap_or_else(|e| panic!("{e}"));
     }
