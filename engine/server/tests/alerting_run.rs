@@ -253,13 +253,13 @@ fn kill9_and_rebuild_give_the_uninterrupted_state_and_no_intent_twice() {
     let mut aiops = Aiops::start(&data, "embedded", &["--config", &cfg]);
     let port = aiops.port;
     let send = |aiops: &Aiops, round: usize| {
-        let alerts: Vec<Value> = (0..20)
+        let alerts: Vec<Value> = (0..20usize)
             .map(|k| {
                 json!({
                     "name": format!("Alert{}", k % 4),
-                    "severity": if k % 5 == 0 { "critical" } else { "warning" },
+                    "severity": if k.is_multiple_of(5) { "critical" } else { "warning" },
                     "labels": {"instance": format!("host-{}", k % 7)},
-                    "status": if (k + round) % 6 == 0 { "resolved" } else { "firing" },
+                    "status": if (k + round).is_multiple_of(6) { "resolved" } else { "firing" },
                 })
             })
             .collect();

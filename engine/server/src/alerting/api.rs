@@ -3,6 +3,10 @@
 //! statistics. Reads answer from the engine's state; writes are control events appended to the
 //! log, and answer once the engine has applied them (or refused them, with the reason).
 
+// Helpers return the error response itself (`Result<_, Response>`) so handlers can `?` or match
+// into it; these are per-request, off the hot path, so the size of `Response` does not matter.
+#![allow(clippy::result_large_err)]
+
 use super::codec::control_message;
 use super::runner::AlertingHandle;
 use crate::http::AppState;
@@ -576,9 +580,9 @@ async fn post_inhibit_rule(State(st): State<AppState>, body: axum::body::Bytes) 
         }
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
     }
-    let id =
-        id.filter(|i| !i.is_empty())
-            .unwrap_or_else(|| new_silence_id(crate::clock::now_ms(), &body));
+    let id = id
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| new_silence_id(crate::clock::now_ms(), &body));
     match command(
         &st,
         &h,
