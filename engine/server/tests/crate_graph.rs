@@ -48,6 +48,7 @@ fn workspace_dependencies_point_one_way() {
         ("aiops-connectors", &["aiops-schemas"][..]),
         ("aiops-log", &[][..]),
         ("aiops-sql", &["aiops-schemas"][..]),
+        ("aiops-alerting", &["aiops-schemas"][..]),
         ("aiops-testkit", &[][..]),
         (
             "aiops-server",
@@ -56,6 +57,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-connectors",
                 "aiops-log",
                 "aiops-sql",
+                "aiops-alerting",
             ][..],
         ),
         (
@@ -65,6 +67,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-connectors",
                 "aiops-log",
                 "aiops-sql",
+                "aiops-alerting",
                 "aiops-testkit",
                 "aiops-server",
             ][..],
