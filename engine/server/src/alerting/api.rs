@@ -177,17 +177,23 @@ fn gettable(v: &AlertView<'_>) -> Value {
     })
 }
 
+/// The engine and the parsed alert query, or the error response.
+fn handle_and_query<'a>(
+    st: &'a AppState,
+    raw: &[(String, String)],
+) -> Result<(&'a Arc<AlertingHandle>, AlertQuery), Response> {
+    let h = handle(st)?;
+    let q = alert_query(raw).map_err(|e| am_error(StatusCode::BAD_REQUEST, e))?;
+    Ok((h, q))
+}
+
 async fn list_alerts(
     State(st): State<AppState>,
     Query(raw): Query<Vec<(String, String)>>,
 ) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h,
+    let (h, q) = match handle_and_query(&st, &raw) {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let q = match alert_query(&raw) {
-        Ok(q) => q,
-        Err(e) => return am_error(StatusCode::BAD_REQUEST, e),
     };
     let engine = h.engine.read();
     // Resolved alerts are history: Alertmanager lists only alerts that have not ended.
@@ -204,13 +210,9 @@ async fn list_groups(
     State(st): State<AppState>,
     Query(raw): Query<Vec<(String, String)>>,
 ) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h,
+    let (h, q) = match handle_and_query(&st, &raw) {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let q = match alert_query(&raw) {
-        Ok(q) => q,
-        Err(e) => return am_error(StatusCode::BAD_REQUEST, e),
     };
     let engine = h.engine.read();
     let out: Vec<Value> = engine

@@ -1,7 +1,7 @@
 //! Alerting state from the whole log (`aiops rebuild`): the checkpoint is dropped, every alert,
 //! command and tick is replayed, decisions already in the log are recognized by id and not
 //! appended again, and a fresh checkpoint is written. Optionally the decisions are written to
-//! `alerting.ndjson` so two rebuilds (or a rebuild and the live log) can be compared.
+//! `alerting.ndjson` (when there are any) so two rebuilds (or a rebuild and the live log) can be compared.
 
 use super::AlertingSettings;
 use super::runner::{AlertRunSummary, AlertRunner, AlertingHandle};
@@ -41,18 +41,17 @@ pub async fn rebuild(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let mut file = match output {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let path = dir.join("alerting.ndjson");
-            let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            Some(std::io::BufWriter::new(f))
-        }
-        None => None,
-    };
+    // Created with the first decision, so a log without alerts leaves no empty file behind.
+    let mut file: Option<std::io::BufWriter<std::fs::File>> = None;
     let mut last = Instant::now();
     loop {
         let (decisions, n) = runner.step(1024).await.map_err(|e| e.to_string())?;
+        if let (Some(dir), None, false) = (output, file.as_ref(), decisions.is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let path = dir.join("alerting.ndjson");
+            let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            file = Some(std::io::BufWriter::new(f));
+        }
         if let Some(f) = file.as_mut() {
             for d in &decisions {
                 serde_json::to_writer(&mut *f, d).map_err(|e| e.to_string())?;
