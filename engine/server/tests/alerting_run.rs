@@ -394,3 +394,68 @@ fn kill9_and_rebuild_give_the_uninterrupted_state_and_no_intent_twice() {
     };
     assert_eq!(after, before);
 }
+
+/// Prometheus' own alerting client (`alerting.alertmanagers`, API v2) pointed at aiops: its
+/// firing alert arrives at `POST /api/v2/alerts`, re-sends are deduplicated into one alert, and a
+/// notification intent follows.
+#[test]
+fn prometheus_sends_its_alerts_to_aiops_as_to_an_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let data = dir.path().join("data");
+    let aiops = Aiops::start(&data, "embedded", &["--config", &cfg]);
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        r#"
+groups:
+  - name: test
+    rules:
+      - alert: AlwaysFiring
+        expr: vector(1)
+        labels: {severity: warning, service: checkout}
+        annotations: {summary: "it always fires"}
+"#,
+    )
+    .unwrap();
+    let prom_config = format!(
+        r#"
+global: {{evaluation_interval: 1s}}
+rule_files: [{rules:?}]
+alerting:
+  alertmanagers:
+    - api_version: v2
+      static_configs: [{{targets: ['127.0.0.1:{port}']}}]
+"#,
+        rules = rules.to_str().unwrap(),
+        port = aiops.port
+    );
+    let _prom =
+        aiops_testkit::Prometheus::start(&prom_config, &["--rules.alert.resend-delay=1s"]).unwrap();
+    wait_until(
+        Duration::from_secs(60),
+        "Prometheus' alert, re-sent, in aiops",
+        || {
+            let all: Value =
+                serde_json::from_str(&http_get(&aiops.url("/api/v2/alerts")).unwrap()).unwrap();
+            all.as_array().unwrap().iter().any(|a| {
+                a["labels"]["alertname"] == "AlwaysFiring"
+                    && a["aiops"]["source"] == "alertmanager_api"
+                    && a["aiops"]["count"].as_u64().unwrap_or(0) >= 2
+            })
+        },
+    );
+    let all: Value =
+        serde_json::from_str(&http_get(&aiops.url("/api/v2/alerts")).unwrap()).unwrap();
+    let ours: Vec<&Value> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["labels"]["alertname"] == "AlwaysFiring")
+        .collect();
+    assert_eq!(ours.len(), 1, "re-sends are one alert: {all}");
+    assert_eq!(ours[0]["annotations"]["summary"], "it always fires");
+    wait_until(Duration::from_secs(30), "its notification intent", || {
+        notified_names(&decisions(&data, &cfg, "notification")).contains(&"AlwaysFiring".into())
+    });
+}
