@@ -18,7 +18,8 @@ use crate::route::Route;
 use crate::silence::{Silence, SilenceError, Silences};
 use crate::stats::{Slice, Stats, StatsSnapshot};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 /// How often resolved alerts and expired silences are collected, ms of engine time.
 const GC_EVERY_MS: i64 = 60_000;
@@ -228,6 +229,22 @@ impl AlertView<'_> {
     }
 }
 
+/// Per inhibition rule, the firing source alerts by their values of the rule's `equal` labels,
+/// each with whether it also matches the rule's targets. Built from the state when first needed
+/// after the set of firing alerts or rules changed, so a flush does not scan every alert for
+/// every member.
+type InhibitIndex = Vec<HashMap<Vec<Option<String>>, Vec<(String, bool)>>>;
+
+/// The inhibition index with the generation it was built at; not part of checkpoints.
+#[derive(Debug, Default)]
+struct InhibitCache(Mutex<Option<(u64, Arc<InhibitIndex>)>>);
+
+impl Clone for InhibitCache {
+    fn clone(&self) -> Self {
+        InhibitCache::default()
+    }
+}
+
 /// The alerting engine.
 #[derive(Debug, Clone)]
 pub struct AlertEngine {
@@ -235,6 +252,9 @@ pub struct AlertEngine {
     root: Route,
     routes: BTreeMap<String, Route>,
     st: State,
+    /// Bumped whenever firing alerts or inhibition rules change.
+    generation: u64,
+    inhibit: InhibitCache,
 }
 
 fn hash_hex(s: &str) -> String {
@@ -269,6 +289,8 @@ impl AlertEngine {
             root,
             routes,
             st: State::default(),
+            generation: 0,
+            inhibit: InhibitCache::default(),
         }
     }
 
@@ -301,6 +323,7 @@ impl AlertEngine {
     /// [`SnapshotError`] if the bytes are not a snapshot of this version.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
         self.st = serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
+        self.generation += 1;
         Ok(())
     }
 
@@ -389,8 +412,10 @@ impl AlertEngine {
                     });
                 }
                 self.st.inhibit_rules.insert(id, rule);
+                self.generation += 1;
             }
             Control::InhibitRuleDelete { id } => {
+                self.generation += 1;
                 if self.st.inhibit_rules.remove(&id).is_none() {
                     return Err(ControlError::InhibitRule {
                         id,
@@ -550,6 +575,7 @@ impl AlertEngine {
     }
 
     fn fired(&mut self, fp: &str, now: i64, out: &mut Vec<Decision>) {
+        self.generation += 1;
         let flap = self.flap(fp, now);
         out.push(self.change(fp, now, Change::Firing));
         if let Some(c) = flap {
@@ -606,6 +632,7 @@ impl AlertEngine {
     }
 
     fn resolve(&mut self, fp: &str, now: i64, change: Change, out: &mut Vec<Decision>) {
+        self.generation += 1;
         self.set_expiry(fp, None);
         let Some(e) = self.st.alerts.get_mut(fp) else {
             return;
@@ -683,37 +710,67 @@ impl AlertEngine {
     /// matchers match the alert, and a firing source alert with equal `equal` labels. An alert
     /// that matches both sides of a rule is not inhibited by others that also do.
     fn inhibited_by(&self, fp: &str, labels: &Labels) -> Vec<String> {
+        let index = self.inhibit_index();
         let mut by = BTreeSet::new();
-        for rule in self
-            .cfg
-            .inhibit_rules
-            .iter()
-            .chain(self.st.inhibit_rules.values())
-        {
+        for (rule, sources) in self.inhibit_rules().zip(index.iter()) {
             if !all_match(&rule.target_matchers, labels) {
                 continue;
             }
             let two_sided = all_match(&rule.source_matchers, labels);
-            for (sfp, s) in &self.st.alerts {
-                if s.status != Status::Firing || sfp == fp {
-                    continue;
-                }
-                if !all_match(&rule.source_matchers, &s.alert.labels) {
-                    continue;
-                }
-                if two_sided && all_match(&rule.target_matchers, &s.alert.labels) {
-                    continue;
-                }
-                let equal = rule
-                    .equal
-                    .iter()
-                    .all(|l| s.alert.labels.get(l) == labels.get(l));
-                if equal {
+            let key: Vec<Option<String>> =
+                rule.equal.iter().map(|l| labels.get(l).cloned()).collect();
+            for (sfp, also_target) in sources.get(&key).into_iter().flatten() {
+                if sfp != fp && !(two_sided && *also_target) {
                     by.insert(sfp.clone());
                 }
             }
         }
         by.into_iter().collect()
+    }
+
+    fn inhibit_rules(&self) -> impl Iterator<Item = &InhibitRuleConfig> {
+        self.cfg
+            .inhibit_rules
+            .iter()
+            .chain(self.st.inhibit_rules.values())
+    }
+
+    /// The inhibition index of the current generation, built if stale.
+    fn inhibit_index(&self) -> Arc<InhibitIndex> {
+        let mut cache = self
+            .inhibit
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((g, idx)) = cache.as_ref()
+            && *g == self.generation
+        {
+            return idx.clone();
+        }
+        let idx: InhibitIndex = self
+            .inhibit_rules()
+            .map(|rule| {
+                let mut m: HashMap<Vec<Option<String>>, Vec<(String, bool)>> = HashMap::new();
+                for (sfp, s) in &self.st.alerts {
+                    if s.status != Status::Firing
+                        || !all_match(&rule.source_matchers, &s.alert.labels)
+                    {
+                        continue;
+                    }
+                    let key = rule
+                        .equal
+                        .iter()
+                        .map(|l| s.alert.labels.get(l).cloned())
+                        .collect();
+                    let also_target = all_match(&rule.target_matchers, &s.alert.labels);
+                    m.entry(key).or_default().push((sfp.clone(), also_target));
+                }
+                m
+            })
+            .collect();
+        let idx = Arc::new(idx);
+        *cache = Some((self.generation, idx.clone()));
+        idx
     }
 
     fn muted(&self, fp: &str, now: i64) -> bool {
