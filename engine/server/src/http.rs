@@ -149,7 +149,11 @@ async fn push(st: AppState, ep: &PushEndpoint, headers: HeaderMap, body: Body) -
         Some(k) if !k.is_empty() => IdBasis::ClientKey(k),
         // A re-sent alert is news (it is still firing): only retried webhook deliveries, which
         // carry the same notification, are recognized by content.
-        _ if ep.decoder.name().starts_with("json") || ep.decoder.name() == "api" => IdBasis::Unique,
+        _ if ep.decoder.name().starts_with("json")
+            || matches!(ep.decoder.name(), "api" | "alertmanager_api") =>
+        {
+            IdBasis::Unique
+        }
         _ => IdBasis::Content(&body),
     };
     match st.ingestor.ingest(batches, basis).await {
