@@ -10,10 +10,13 @@
 //! - [`demo_rate`]: how fast the demo generator produces events.
 //! - [`pipeline`]: the streaming SQL runtime against DataFusion in batch: rows/s, window
 //!   latency to the log, state memory.
+//! - [`alerting`]: alert management: alerts/s through the engine, latency to the notification
+//!   intent in the log, and side by side with a real Alertmanager.
 //! - [`report`]: results files, human tables and the `compare` verdicts.
 //! - [`machine`]: the machine and commit a result belongs to.
 //! - [`error`]: what can fail, per step.
 
+pub mod alerting;
 pub mod bodies;
 pub mod demo_rate;
 pub mod engine;

@@ -4,7 +4,7 @@ use aiops_bench::engine::Backend;
 use aiops_bench::ingest::{self, IngestParams};
 use aiops_bench::machine::{Machine, Provenance};
 use aiops_bench::report::{self, Figure, Report};
-use aiops_bench::{BenchError, demo_rate, pipeline};
+use aiops_bench::{BenchError, alerting, demo_rate, pipeline};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
@@ -51,6 +51,20 @@ enum Cmd {
     /// One state-memory run of `pipeline` (run by it in a child process); prints JSON.
     #[command(hide = true)]
     PipelineRss(PipelineRssArgs),
+    /// Alert management: alerts/s through normalize → dedup → group → incident in process,
+    /// latency from alert ingest to the notification intent in the log, and the same alert
+    /// stream side by side with a real Alertmanager.
+    ///
+    /// 1. Builds `--observations` alert observations of `--fingerprints` alerts over `--minutes`
+    ///    of event time as Arrow alert batches, then runs them `--runs` times through a fresh
+    ///    `AlertEngine` (the median run is reported) with decisions counted and encoded.
+    /// 2. Starts `<aiops-bin> run` with `group_wait: 0s`, posts `--latency-alerts` new alerts at
+    ///    `--latency-rate` per second, and tails the log's segment files from this process:
+    ///    latency = notification intent readable in the log − POST start.
+    /// 3. Starts `aiops` and `prometheus-alertmanager` with the same configuration (webhook to a
+    ///    sink in this process), posts a paced stream to both at once and counts the
+    ///    notifications each emits, then an unpaced stream to each in turn (alerts/s).
+    Alerting(AlertingArgs),
     /// Compares two results files figure by figure: "1.12× slower / 1.30× faster / no change (±5%)".
     ///
     /// B is compared against the baseline A.
@@ -191,6 +205,71 @@ struct PipelineRssArgs {
     batch_rows: usize,
 }
 
+#[derive(Debug, clap::Args)]
+struct AlertingArgs {
+    /// Distinct alerts of the in-process stream.
+    #[arg(long, default_value_t = 10_000)]
+    fingerprints: usize,
+    /// Alert observations of the in-process stream (re-sends round-robin).
+    #[arg(long, default_value_t = 1_000_000)]
+    observations: usize,
+    /// Minutes of event time the in-process stream spans.
+    #[arg(long, default_value_t = 10)]
+    minutes: i64,
+    /// Rows per Arrow alert batch.
+    #[arg(long, default_value_t = 1000)]
+    batch_rows: usize,
+    /// In-process runs over the same stream (the first also encodes the decisions); the median
+    /// is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// New alerts posted in the latency run (one per request).
+    #[arg(long, default_value_t = 2000)]
+    latency_alerts: usize,
+    /// Requests per second of the latency run.
+    #[arg(long, default_value_t = 200.0)]
+    latency_rate: f64,
+    /// `[alerting] tick_interval` of the engine in the latency run.
+    #[arg(long, default_value = "10ms")]
+    tick_interval: String,
+    /// Fingerprints of the unpaced side-by-side stream.
+    #[arg(long, default_value_t = 5_000)]
+    blast_fingerprints: usize,
+    /// Times each is sent in the unpaced stream.
+    #[arg(long, default_value_t = 10)]
+    blast_rounds: usize,
+    /// Alerts per request in the side-by-side streams.
+    #[arg(long, default_value_t = 100)]
+    alerts_per_request: usize,
+    /// Keep-alive connections of the unpaced stream.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Rounds of the paced stream (one per second; the expected counts assume 20).
+    #[arg(long, default_value_t = 20)]
+    paced_rounds: usize,
+    /// Wait after each side-by-side stream before counting notifications.
+    #[arg(long, default_value = "7s", value_parser = humantime::parse_duration)]
+    settle: Duration,
+    /// The engine binary (`cargo build --release -p aiops-server`).
+    #[arg(long, default_value = "target/release/aiops")]
+    aiops_bin: PathBuf,
+    /// Parent directory for temporary data directories (default: $TMPDIR).
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+    /// Leave out the in-process engine runs.
+    #[arg(long)]
+    skip_engine: bool,
+    /// Leave out the latency run.
+    #[arg(long)]
+    skip_latency: bool,
+    /// Leave out the side-by-side run with Alertmanager.
+    #[arg(long)]
+    skip_compare: bool,
+    /// Results file (JSON).
+    #[arg(long, default_value = "bench/results/alerting.json")]
+    out: PathBuf,
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -204,6 +283,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::DemoRate(args) => cmd_demo_rate(args),
         Cmd::Pipeline(args) => cmd_pipeline(args),
         Cmd::PipelineRss(args) => cmd_pipeline_rss(args),
+        Cmd::Alerting(args) => cmd_alerting(args),
         Cmd::Compare { a, b } => cmd_compare(&a, &b),
     }
 }
@@ -374,6 +454,54 @@ fn cmd_pipeline_rss(args: PipelineRssArgs) -> anyhow::Result<()> {
     ))?;
     println!("{}", serde_json::to_string(&run)?);
     Ok(())
+}
+
+fn cmd_alerting(args: AlertingArgs) -> anyhow::Result<()> {
+    let provenance = Provenance::current();
+    let mut details = alerting::AlertingDetails::default();
+    if !args.skip_engine {
+        let plan = alerting::StreamPlan {
+            fingerprints: args.fingerprints,
+            observations: args.observations,
+            names: alerting::NAMES.len(),
+            services: alerting::SERVICES.len(),
+            span_ms: args.minutes.saturating_mul(60_000),
+            batch_rows: args.batch_rows,
+        };
+        details.engine = Some(alerting::run_engine_rounds(&plan, args.runs)?);
+    }
+    let rt = runtime(1)?;
+    if !args.skip_latency {
+        let plan = alerting::LatencyPlan {
+            alerts: args.latency_alerts,
+            rate_per_s: args.latency_rate,
+            aiops_bin: args.aiops_bin.clone(),
+            tmp_dir: args.tmp_dir.clone(),
+            tick_interval: args.tick_interval.clone(),
+            poll_us: 1000,
+        };
+        details.latency = Some(rt.block_on(alerting::run_latency(&plan))?);
+    }
+    if !args.skip_compare {
+        let plan = alerting::ComparePlan {
+            blast_fingerprints: args.blast_fingerprints,
+            blast_rounds: args.blast_rounds,
+            alerts_per_request: args.alerts_per_request,
+            connections: args.connections,
+            paced_rounds: args.paced_rounds,
+            round_interval_ms: 1000,
+            settle_ms: u64::try_from(args.settle.as_millis()).unwrap_or(u64::MAX),
+            aiops_bin: args.aiops_bin.clone(),
+            tmp_dir: args.tmp_dir.clone(),
+        };
+        details.compare = Some(rt.block_on(alerting::run_compare(&plan))?);
+    }
+    for line in alerting::summary(&details) {
+        println!("{line}");
+    }
+    let figures = alerting::figures(&details);
+    print!("{}", report::table(&figures));
+    write_report(&args.out, "alerting", provenance, details, figures)
 }
 
 fn write_report<T: Serialize>(
