@@ -47,8 +47,9 @@ fn workspace_dependencies_point_one_way() {
         ("aiops-schemas", &[][..]),
         ("aiops-connectors", &["aiops-schemas"][..]),
         ("aiops-log", &[][..]),
-        ("aiops-sql", &["aiops-schemas"][..]),
+        ("aiops-sql", &["aiops-schemas", "aiops-detect"][..]),
         ("aiops-alerting", &["aiops-schemas"][..]),
+        ("aiops-detect", &[][..]),
         ("aiops-testkit", &[][..]),
         (
             "aiops-server",
@@ -58,6 +59,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-log",
                 "aiops-sql",
                 "aiops-alerting",
+                "aiops-detect",
             ][..],
         ),
         (
@@ -68,6 +70,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-log",
                 "aiops-sql",
                 "aiops-alerting",
+                "aiops-detect",
                 "aiops-testkit",
                 "aiops-server",
             ][..],

@@ -1,0 +1,15 @@
+//! Detectors of aiops: per-series anomaly detection, forecasting and log template mining.
+//!
+//! Everything here is a deterministic state machine over event time: the same points in the same
+//! order give the same verdicts, bit for bit, and every state serializes (serde) so the engine
+//! can checkpoint it and `rebuild` can recreate it from the log. No I/O, no wall clock, no
+//! DataFusion: the SQL core and the bench harness drive these types.
+//!
+//! - [`series`]: the [`Detector`] trait every anomaly detector implements, its [`Verdict`].
+//! - [`registry`]: the one list of detectors, built from a [`DetectorConfig`].
+
+pub mod registry;
+pub mod series;
+
+pub use registry::{AnyDetector, DetectorConfig, DetectorError};
+pub use series::{Detector, Direction, Verdict};
