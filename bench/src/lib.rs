@@ -12,6 +12,8 @@
 //!   latency to the log, state memory.
 //! - [`alerting`]: alert management: alerts/s through the engine, latency to the notification
 //!   intent in the log, and side by side with a real Alertmanager.
+//! - [`nab`]: the NAB anomaly-detection scorer (NAB's scoring, profiles and threshold sweep).
+//! - [`loghub`]: the Loghub log-parsing scorer (grouping and parsing accuracy), beside drain3.
 //! - [`report`]: results files, human tables and the `compare` verdicts.
 //! - [`machine`]: the machine and commit a result belongs to.
 //! - [`error`]: what can fail, per step.
@@ -23,7 +25,9 @@ pub mod engine;
 pub mod error;
 pub mod ingest;
 pub mod load;
+pub mod loghub;
 pub mod machine;
+pub mod nab;
 pub mod pipeline;
 pub mod replay;
 pub mod report;

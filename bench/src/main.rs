@@ -65,6 +65,17 @@ enum Cmd {
     ///    sink in this process), posts a paced stream to both at once and counts the
     ///    notifications each emits, then an unpaced stream to each in turn (alerts/s).
     Alerting(AlertingArgs),
+    /// Scores an anomaly detector on NAB (Numenta Anomaly Benchmark) data with NAB's own rules.
+    ///
+    /// Prints a line per series and, last,
+    /// `nab standard=… reward_low_fp=… reward_low_fn=…`.
+    Nab(aiops_bench::nab::NabArgs),
+    /// Scores the log template miner on Loghub data sets (grouping and parsing accuracy), side by
+    /// side with Python's drain3.
+    ///
+    /// Prints a line per data set and, last,
+    /// `loghub grouping_accuracy=… parsing_accuracy=… lines_per_sec=…`.
+    Loghub(aiops_bench::loghub::LoghubArgs),
     /// Compares two results files figure by figure: "1.12× slower / 1.30× faster / no change (±5%)".
     ///
     /// B is compared against the baseline A.
@@ -284,6 +295,8 @@ fn main() -> anyhow::Result<()> {
         Cmd::Pipeline(args) => cmd_pipeline(args),
         Cmd::PipelineRss(args) => cmd_pipeline_rss(args),
         Cmd::Alerting(args) => cmd_alerting(args),
+        Cmd::Nab(args) => Ok(aiops_bench::nab::run(args)?),
+        Cmd::Loghub(args) => Ok(aiops_bench::loghub::run(args)?),
         Cmd::Compare { a, b } => cmd_compare(&a, &b),
     }
 }
