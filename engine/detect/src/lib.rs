@@ -7,7 +7,9 @@
 //!
 //! - [`series`]: the [`Detector`] trait every anomaly detector implements, its [`Verdict`].
 //! - [`registry`]: the one list of detectors, built from a [`DetectorConfig`].
+//! - [`drain`]: streaming Drain log template mining with masking and stable template ids.
 
+pub mod drain;
 pub mod registry;
 pub mod series;
 

@@ -1,0 +1,402 @@
+//! The Drain template miner: masking on real Loghub lines, stable ids across checkpoints and batch
+//! sizes, generalization, threshold and depth semantics, configuration errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aiops_detect::drain::{
+    Change, Drain, DrainConfig, DrainError, MaskConfig, ParsedBatch, Placeholder, TemplateId,
+};
+
+fn drain() -> Drain {
+    Drain::new(DrainConfig::default()).unwrap()
+}
+
+/// The template a single line gets in a fresh parser (its masked form).
+fn masked(line: &str) -> String {
+    let mut d = drain();
+    let p = d.parse(line);
+    d.template(p.template_id).unwrap().template.to_owned()
+}
+
+fn typed(line: &str) -> String {
+    let mut d = Drain::new(DrainConfig {
+        placeholder: Placeholder::Typed,
+        ..DrainConfig::default()
+    })
+    .unwrap();
+    let p = d.parse(line);
+    d.template(p.template_id).unwrap().template.to_owned()
+}
+
+// Content of real lines of /work/shared/data/loghub/*/*_2k.log.
+const HDFS_RECV: &str =
+    "Receiving block blk_5792489080791696128 src: /10.251.30.6:33145 dest: /10.251.30.6:50010";
+const HDFS_DEL: &str = "Deleting block blk_1781953582842324563 file /mnt/hadoop/dfs/data/current/subdir5/blk_1781953582842324563";
+const HPC_HWID: &str = "Component State Change: Component \\042SCSI-WWID:01000010:6005-08b4-0001-00c6-0006-3000-003d-0000\\042 is in the unavailable state (HWID=1973)";
+const SPARK_SIZE: &str =
+    "Block broadcast_9_piece0 stored as bytes in memory (estimated size 5.2 KB, free 5.2 KB)";
+const ZK_ACCEPT: &str = "Accepted socket connection from /10.10.34.13:37196";
+const HADOOP_APP: &str = "Created MRAppMaster for application appattempt_1445144423722_0020_000001";
+const BGL_HEX: &str = "CE sym 2, at 0x0b85eee0, mask 0x05";
+const SPARK_DIR: &str = "Created local directory at /opt/hdfs/nodemanager/usercache/curi/appcache/application_1485248649253_0147/blockmgr-70293f72-844a-4b39-9ad6-fb0ad7e364e4";
+const WIN_UUID: &str = "CSI Transaction @0x47e9e0 initialized for deployment engine {d16d444c-56d8-11d5-882d-0080c847b195} with flags 00000002";
+
+#[test]
+fn masks_ips_with_ports_and_block_ids() {
+    assert_eq!(
+        masked(HDFS_RECV),
+        "Receiving block <*> src: <*>:<*> dest: <*>:<*>"
+    );
+    assert_eq!(
+        typed(HDFS_RECV),
+        "Receiving block <BLK> src: <IP>:<NUM> dest: <IP>:<NUM>"
+    );
+    assert_eq!(masked(ZK_ACCEPT), "Accepted socket connection from <*>:<*>");
+}
+
+#[test]
+fn masks_paths_hex_and_numbers_inside_tokens() {
+    assert_eq!(masked(HDFS_DEL), "Deleting block <*> file <*>");
+    assert_eq!(typed(HDFS_DEL), "Deleting block <BLK> file <PATH>");
+    // The quoted (`\\042`) WWID keeps its dashes: each hex group is masked, not the whole id.
+    assert_eq!(
+        masked(HPC_HWID),
+        "Component State Change: Component \\042SCSI-WWID:<*>:<*>-<*>-<*>-<*>-<*>-<*>-<*>-0000\\042 is in the unavailable state (HWID=<*>)"
+    );
+    assert_eq!(
+        masked(SPARK_SIZE),
+        "Block <*> stored as bytes in memory (estimated size <*> KB, free <*> KB)"
+    );
+    assert_eq!(
+        masked(HADOOP_APP),
+        "Created MRAppMaster for application <*>"
+    );
+    assert_eq!(masked(BGL_HEX), "CE sym <*>, at <*>, mask <*>");
+    assert_eq!(typed(BGL_HEX), "CE sym <NUM>, at <HEX>, mask <HEX>");
+    assert_eq!(masked(SPARK_DIR), "Created local directory at <*>");
+    assert_eq!(
+        typed(WIN_UUID),
+        "CSI Transaction @<HEX> initialized for deployment engine {<UUID>} with flags <NUM>"
+    );
+}
+
+#[test]
+fn masks_urls_emails_timestamps_ipv6() {
+    assert_eq!(
+        typed("GET http://example.com:8080/a?b=1 from ops@example.org at 2024-01-02T03:04:05.123Z"),
+        "GET <URL> from <EMAIL> at <TIME>"
+    );
+    assert_eq!(
+        typed("peer [fe80::1]:443 up since 12:01:01"),
+        "peer <IP> up since <TIME>"
+    );
+    assert_eq!(typed("peer 2001:db8::8a2e:370:7334 down"), "peer <IP> down");
+}
+
+#[test]
+fn each_mask_rule_can_be_turned_off() {
+    let off = MaskConfig {
+        block_id: false,
+        mixed_id: false,
+        ipv4: false,
+        number: false,
+        ..MaskConfig::default()
+    };
+    let mut d = Drain::new(DrainConfig {
+        masks: off,
+        placeholder: Placeholder::Typed,
+        ..DrainConfig::default()
+    })
+    .unwrap();
+    let p = d.parse(HDFS_RECV);
+    // The address is still an absolute path (`/10.251.30.6`) once ipv4 is off; block id and port
+    // stay as they are.
+    assert_eq!(
+        d.template(p.template_id).unwrap().template,
+        "Receiving block blk_5792489080791696128 src: <PATH>:33145 dest: <PATH>:50010"
+    );
+    let none = MaskConfig {
+        url: false,
+        email: false,
+        uuid: false,
+        ipv4: false,
+        ipv6: false,
+        path: false,
+        timestamp: false,
+        block_id: false,
+        hex: false,
+        number: false,
+        mixed_id: false,
+    };
+    let mut d = Drain::new(DrainConfig {
+        masks: none,
+        ..DrainConfig::default()
+    })
+    .unwrap();
+    let p = d.parse(HDFS_DEL);
+    assert_eq!(d.template(p.template_id).unwrap().template, HDFS_DEL);
+}
+
+#[test]
+fn parameters_are_spans_of_the_line() {
+    let mut d = drain();
+    let p = d.parse(HDFS_RECV);
+    let params: Vec<&str> = p.parameters.iter().map(|r| &HDFS_RECV[r.clone()]).collect();
+    assert_eq!(
+        params,
+        [
+            "blk_5792489080791696128",
+            "/10.251.30.6:33145",
+            "/10.251.30.6:50010"
+        ]
+    );
+}
+
+/// Real lines of several data sets, interleaved, for the stream tests.
+fn stream() -> Vec<String> {
+    let mut lines = Vec::new();
+    let dir = std::path::Path::new("/work/shared/data/loghub");
+    for name in ["HDFS", "Zookeeper", "BGL", "Windows"] {
+        let path = dir.join(name).join(format!("{name}_2k.log"));
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            // The whole raw line (headers included) is fine for determinism tests.
+            lines.extend(text.lines().take(600).map(str::to_owned));
+        }
+    }
+    if lines.is_empty() {
+        // Without the data set, a synthetic stream with generalizations.
+        for i in 0..2000 {
+            lines.push(format!(
+                "user u{} did {} from 10.0.{}.{} in {} ms",
+                i % 13,
+                ["login", "logout", "read"][i % 3],
+                i % 7,
+                i % 250,
+                i
+            ));
+        }
+    }
+    lines
+}
+
+fn run_all(d: &mut Drain, lines: &[String]) -> Vec<(TemplateId, Change)> {
+    lines
+        .iter()
+        .map(|l| {
+            let p = d.parse(l);
+            (p.template_id, p.change)
+        })
+        .collect()
+}
+
+fn templates(d: &Drain) -> Vec<(TemplateId, String, u64)> {
+    d.templates()
+        .map(|t| (t.id, t.template.to_owned(), t.count))
+        .collect()
+}
+
+#[test]
+fn restore_mid_stream_gives_the_same_ids_and_templates() {
+    let lines = stream();
+    let mut whole = drain();
+    let expected = run_all(&mut whole, &lines);
+    let expected_templates = templates(&whole);
+    for cut in [0, 1, 37, lines.len() / 3, lines.len() / 2, lines.len() - 1] {
+        let mut first = drain();
+        let mut got = run_all(&mut first, &lines[..cut]);
+        let json = serde_json::to_string(&first).unwrap();
+        let mut restored: Drain = serde_json::from_str(&json).unwrap();
+        got.extend(run_all(&mut restored, &lines[cut..]));
+        assert_eq!(got, expected, "cut at {cut}");
+        assert_eq!(templates(&restored), expected_templates, "cut at {cut}");
+        // Serializing the restored parser gives the same bytes as the uninterrupted one.
+        assert_eq!(
+            serde_json::to_string(&restored).unwrap(),
+            serde_json::to_string(&whole).unwrap()
+        );
+    }
+}
+
+#[test]
+fn ids_do_not_depend_on_batch_size() {
+    let lines = stream();
+    let mut one = drain();
+    let expected = run_all(&mut one, &lines);
+    for size in [1, 7, 100, 4096] {
+        let mut d = drain();
+        let mut out = ParsedBatch::default();
+        let mut got = Vec::new();
+        for chunk in lines.chunks(size) {
+            d.parse_batch(chunk.iter().map(String::as_str), &mut out);
+            got.extend(out.lines.iter().map(|l| (l.template_id, l.change)));
+        }
+        assert_eq!(got, expected, "batch size {size}");
+    }
+}
+
+#[test]
+fn batch_parameters_match_single_parse() {
+    let lines = [
+        HDFS_RECV,
+        "Receiving block blk_1 src: /10.0.0.1:1 dest: /10.0.0.2:2",
+    ];
+    let mut a = drain();
+    let mut b = drain();
+    let mut out = ParsedBatch::default();
+    a.parse_batch(lines, &mut out);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(out.params_of(i), b.parse(l).parameters.as_slice());
+    }
+}
+
+#[test]
+fn ids_are_deterministic_across_parsers() {
+    let lines = stream();
+    let a = run_all(&mut drain(), &lines);
+    let b = run_all(&mut drain(), &lines);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn generalization_keeps_the_id_and_is_reported() {
+    let mut d = drain();
+    let a = d.parse_at(1_000, "Starting service alpha on node main");
+    assert_eq!(a.change, Change::New);
+    let b = d.parse_at(2_000, "Starting service alpha on node backup");
+    assert_eq!(b.template_id, a.template_id);
+    assert_eq!(b.change, Change::Updated);
+    let c = d.parse_at(1_500, "Starting service alpha on node spare");
+    assert_eq!(c.change, Change::Unchanged);
+    let t = d.template(a.template_id).unwrap();
+    assert_eq!(t.template, "Starting service alpha on node <*>");
+    assert_eq!(
+        (t.count, t.first_seen, t.last_seen),
+        (3, Some(1_000), Some(2_000))
+    );
+    assert_eq!(d.template_count(), 1);
+}
+
+#[test]
+fn similarity_threshold_is_the_fraction_of_equal_tokens() {
+    // Two of four tokens equal: similarity 0.5.
+    let lines = ["alpha beta gamma delta", "alpha beta omega sigma"];
+    for (threshold, same) in [(0.5, true), (0.51, false), (0.0, true), (1.0, false)] {
+        let mut d = Drain::new(DrainConfig {
+            similarity_threshold: threshold,
+            ..DrainConfig::default()
+        })
+        .unwrap();
+        let a = d.parse(lines[0]).template_id;
+        let b = d.parse(lines[1]).template_id;
+        assert_eq!(a == b, same, "threshold {threshold}");
+    }
+    // A template wildcard equals only a masked token: after generalization, the third token
+    // `<*>` does not count for a new literal there.
+    let mut d = Drain::new(DrainConfig {
+        similarity_threshold: 0.75,
+        ..DrainConfig::default()
+    })
+    .unwrap();
+    let a = d.parse("alpha beta gamma delta").template_id;
+    assert_eq!(d.parse("alpha beta omega delta").template_id, a); // 3/4
+    assert_eq!(d.parse("alpha beta sigma delta").template_id, a); // 3/4 again
+    assert_ne!(d.parse("alpha beta kappa zeta").template_id, a); // 2/4
+}
+
+#[test]
+fn depth_routes_by_the_first_depth_minus_two_tokens() {
+    // Different second token: separated at depth 4 (two routing tokens), merged at depth 3.
+    let lines = ["connect from alice to server", "connect via bob to server"];
+    let mut d4 = drain();
+    assert_ne!(
+        d4.parse(lines[0]).template_id,
+        d4.parse(lines[1]).template_id
+    );
+    let mut d3 = Drain::new(DrainConfig {
+        depth: 3,
+        ..DrainConfig::default()
+    })
+    .unwrap();
+    assert_eq!(
+        d3.parse(lines[0]).template_id,
+        d3.parse(lines[1]).template_id
+    );
+    // Lines of different lengths never share a template.
+    let mut d = drain();
+    assert_ne!(d.parse("a b c").template_id, d.parse("a b c d").template_id);
+}
+
+#[test]
+fn max_children_sends_overflow_to_the_wildcard_child() {
+    let mut d = Drain::new(DrainConfig {
+        max_children: 3,
+        depth: 3,
+        similarity_threshold: 0.5,
+        ..DrainConfig::default()
+    })
+    .unwrap();
+    // First tokens a, b get their own child; c, d, e share the wildcard child (and merge there).
+    let ids: Vec<TemplateId> = ["a x y", "b x y", "c x y", "d x y", "e x y"]
+        .iter()
+        .map(|l| d.parse(l).template_id)
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(ids[2], ids[3]);
+    assert_eq!(ids[3], ids[4]);
+    assert_eq!(d.template(ids[2]).unwrap().template, "<*> x y");
+}
+
+#[test]
+fn bad_config_is_refused_with_the_field() {
+    let err = Drain::new(DrainConfig {
+        similarity_threshold: 1.5,
+        ..DrainConfig::default()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DrainError::InvalidConfig {
+                field: "similarity_threshold",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("similarity_threshold"));
+    let err = Drain::new(DrainConfig {
+        depth: 1,
+        ..DrainConfig::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("`depth`"), "{err}");
+    let err = DrainConfig::from_json(r#"{"similarity": 0.4}"#).unwrap_err();
+    assert!(
+        err.to_string().contains("unknown field `similarity`"),
+        "{err}"
+    );
+    let err = DrainConfig::from_json(r#"{"masks": {"ipv5": true}}"#).unwrap_err();
+    assert!(err.to_string().contains("ipv5"), "{err}");
+    let err = DrainConfig::from_json(r#"{"max_children": 1}"#).unwrap_err();
+    assert!(err.to_string().contains("max_children"), "{err}");
+    let ok = DrainConfig::from_json(r#"{"depth": 5, "masks": {"number": false}}"#).unwrap();
+    assert_eq!(ok.depth, 5);
+    assert!(!ok.masks.number && ok.masks.ipv4);
+}
+
+#[test]
+fn corrupt_state_is_refused() {
+    let mut d = drain();
+    d.parse("a b c 1");
+    let mut v: serde_json::Value = serde_json::to_value(&d).unwrap();
+    v["clusters"][0]["tokens"][0] = serde_json::json!(999);
+    let err = serde_json::from_value::<Drain>(v).unwrap_err();
+    assert!(err.to_string().contains("drain state"), "{err}");
+}
+
+#[test]
+fn default_config_round_trips_as_json() {
+    let c = DrainConfig::default();
+    let json = serde_json::to_string(&c).unwrap();
+    assert_eq!(DrainConfig::from_json(&json).unwrap(), c);
+    assert_eq!(DrainConfig::from_json("{}").unwrap(), c);
+}
