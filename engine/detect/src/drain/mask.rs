@@ -7,8 +7,8 @@
 //! any default rule, which lets most tokens skip masking entirely.
 //!
 //! A token is cut in three levels, from coarse to fine:
-//! 1. the whole token (`url`, `email`, `ipv6`, `block_id` on the token without its enclosing
-//!    punctuation);
+//! 1. the whole token without its enclosing punctuation (`url`, `email`, Windows `path`,
+//!    `block_id`, `ipv4` endpoints with port, `ipv6`, `timestamp`);
 //! 2. *runs*, separated by `, ; : = | " ' ( ) [ ] { } < >` (`timestamp`, `uuid`, `ipv4`, `path`);
 //! 3. *pieces* of a run, separated by `. - + @ # $ % & * ! ?` (`hex`, `number`, `mixed_id`).
 //!
@@ -17,8 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Which masking rules run, each a named switch. Defaults: all on except `mixed_id`… see
-/// [`MaskConfig::default`].
+/// Which masking rules run, each a named switch (all on by default, see
+/// [`MaskConfig::default`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MaskConfig {
@@ -28,8 +28,8 @@ pub struct MaskConfig {
     pub email: bool,
     /// RFC 4122 style UUIDs `8-4-4-4-12` hex digits → `<UUID>`.
     pub uuid: bool,
-    /// IPv4 addresses, optionally with a leading `/` (Java's `InetAddress`); the port after `:` is a
-    /// separate number (`/10.0.0.1:50010` → `<IP>:<NUM>`).
+    /// IPv4 addresses, with the `host/` or `/` Java puts before them and a `:port` after, as
+    /// one placeholder (`msra-sa-41/10.0.0.1:8030`, `/10.0.0.1:50010` → `<IP>`).
     pub ipv4: bool,
     /// IPv6 addresses (`fe80::1`, `[::1]:8080`, `0:0:0:0:0:0:0:1`) → `<IP>`.
     pub ipv6: bool,
@@ -116,6 +116,49 @@ impl Kind {
     }
 }
 
+/// Byte class bits of [`CLASS`]: a token delimiter (whitespace; the parser adds its extra
+/// delimiters), a digit, `/` or `\\`, `@`, `:`.
+pub(crate) const DELIM: u8 = 1;
+pub(crate) const DIGIT: u8 = 2;
+pub(crate) const SLASH: u8 = 4;
+pub(crate) const AT: u8 = 8;
+pub(crate) const COLON: u8 = 16;
+
+/// The class of each byte (see [`DELIM`]).
+pub(crate) const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = if c.is_ascii_digit() {
+            DIGIT
+        } else if c == b'/' || c == b'\\' {
+            SLASH
+        } else if c == b'@' {
+            AT
+        } else if c == b':' {
+            COLON
+        } else if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+            DELIM
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
+/// What masking did to one token.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Masked {
+    /// Something was masked.
+    pub(crate) masked: bool,
+    /// The token looks variable: masked, or has a digit.
+    pub(crate) variable: bool,
+    /// The masked token is exactly one placeholder, of this kind.
+    pub(crate) whole: Option<Kind>,
+}
+
 /// The wildcard of templates: a generalized position, and a masked part under
 /// [`Placeholder::Wildcard`].
 pub const WILDCARD: &str = "<*>";
@@ -162,6 +205,11 @@ impl Masker {
         Self { rules, placeholder }
     }
 
+    /// Whether `t` is exactly one placeholder of this masker.
+    pub(crate) fn is_placeholder(&self, t: &str) -> bool {
+        placeholder_at(t.as_bytes(), 0, self.placeholder) == Some(t.len())
+    }
+
     fn ph(&self, kind: Kind) -> &'static str {
         match self.placeholder {
             Placeholder::Wildcard => WILDCARD,
@@ -170,21 +218,39 @@ impl Masker {
     }
 
     /// Appends the masked form of `token` (no whitespace inside) to `out`. Returns whether anything
-    /// was masked.
-    pub(crate) fn mask_token(&self, token: &str, out: &mut String) -> bool {
-        let b = token.as_bytes();
-        // One pass for the characters the rules need; every default rule needs a digit, a slash,
-        // a backslash or an `@`, so most words take the fast path.
-        let (mut digit, mut slash, mut at, mut colon) = (false, false, false, false);
-        for &c in b {
-            digit |= c.is_ascii_digit();
-            slash |= c == b'/' || c == b'\\';
-            at |= c == b'@';
-            colon |= c == b':';
+    /// was masked, and whether the token looks variable (masked, or has a digit).
+    /// `flags` is the union of [`CLASS`] bits of the token's bytes (the tokenizer computes it
+    /// while looking for the token's end, so the token is scanned once).
+    pub(crate) fn mask_token(&self, token: &str, flags: u8, out: &mut String) -> Masked {
+        let start = out.len();
+        let last = self.mask_token_inner(token, flags, out);
+        Masked {
+            masked: last.is_some(),
+            variable: last.is_some() || flags & DIGIT != 0,
+            whole: last.filter(|_| self.is_placeholder(&out[start..])),
         }
+    }
+
+    /// Whether `t` contains a placeholder of this masker.
+    pub(crate) fn contains_placeholder(&self, t: &str) -> bool {
+        let b = t.as_bytes();
+        (0..b.len()).any(|i| b[i] == b'<' && placeholder_at(b, i, self.placeholder).is_some())
+    }
+
+    /// Masks into `out`; the kind of the last placeholder written, `None` if nothing was masked.
+    fn mask_token_inner(&self, token: &str, flags: u8, out: &mut String) -> Option<Kind> {
+        let b = token.as_bytes();
+        // Every default rule needs a digit, a slash, a backslash or an `@`, so most words take
+        // the fast path.
+        let (digit, slash, at, colon) = (
+            flags & DIGIT != 0,
+            flags & SLASH != 0,
+            flags & AT != 0,
+            flags & COLON != 0,
+        );
         if !(digit || slash || at) {
             out.push_str(token);
-            return false;
+            return None;
         }
         let start = out.len();
         // Level 1: the whole token, without enclosing punctuation.
@@ -193,7 +259,7 @@ impl Masker {
             if is_ipv6_with_port(t) {
                 out.push_str(self.ph(Kind::Ip));
                 out.push_str(&token[t.len()..]);
-                return true;
+                return Some(Kind::Ip);
             }
         }
         let (lead, core, trail) = strip_punct(token);
@@ -201,10 +267,11 @@ impl Masker {
             out.push_str(lead);
             out.push_str(self.ph(kind));
             out.push_str(trail);
-            return true;
+            return Some(kind);
         }
         // Level 2: runs.
         let mut placeholders = 0;
+        let mut last = None;
         let mut i = 0;
         while i < b.len() {
             if is_run_sep(b[i]) {
@@ -216,12 +283,16 @@ impl Masker {
             while i < b.len() && !is_run_sep(b[i]) {
                 i += 1;
             }
-            placeholders += self.mask_run(&token[s..i], out);
+            let (n, kind) = self.mask_run(&token[s..i], out);
+            placeholders += n;
+            if kind.is_some() {
+                last = kind;
+            }
         }
         if placeholders >= 2 {
             collapse(out, start, self.placeholder);
         }
-        placeholders > 0
+        last
     }
 
     fn whole_token(
@@ -249,6 +320,9 @@ impl Masker {
         if r.block_id && is_block_id(core) {
             return Some(Kind::Block);
         }
+        if r.ipv4 && is_ipv4_endpoint(core.as_bytes()) {
+            return Some(Kind::Ip);
+        }
         if colon && r.ipv6 && is_ipv6_with_port(core) {
             return Some(Kind::Ip);
         }
@@ -258,8 +332,9 @@ impl Masker {
         None
     }
 
-    /// Masks one run into `out`; returns the number of placeholders written.
-    fn mask_run(&self, run: &str, out: &mut String) -> usize {
+    /// Masks one run into `out`; returns the number of placeholders written and the last one's
+    /// kind.
+    fn mask_run(&self, run: &str, out: &mut String) -> (usize, Option<Kind>) {
         let r = &self.rules;
         let b = run.as_bytes();
         if !b
@@ -267,7 +342,7 @@ impl Masker {
             .any(|&c| c.is_ascii_digit() || c == b'/' || c == b'\\')
         {
             out.push_str(run);
-            return 0;
+            return (0, None);
         }
         let kind = if r.timestamp && is_timestamp(b) {
             Some(Kind::Time)
@@ -284,11 +359,22 @@ impl Masker {
         };
         if let Some(kind) = kind {
             out.push_str(self.ph(kind));
-            return 1;
+            return (1, Some(kind));
         }
         // Level 3: pieces.
         let mut placeholders = 0;
+        let mut last = None;
         let mut i = 0;
+        // A sign at the start of the run belongs to the number after it.
+        if r.number && b.len() > 1 && matches!(b[0], b'-' | b'+') && b[1].is_ascii_digit() {
+            let end = b[1..]
+                .iter()
+                .position(|&c| is_piece_sep(c))
+                .map_or(b.len(), |p| p + 1);
+            if b[1..end].iter().all(u8::is_ascii_digit) {
+                i = 1;
+            }
+        }
         while i < b.len() {
             if is_piece_sep(b[i]) {
                 out.push(b[i] as char);
@@ -304,11 +390,12 @@ impl Masker {
                 Some(kind) => {
                     out.push_str(self.ph(kind));
                     placeholders += 1;
+                    last = Some(kind);
                 }
                 None => out.push_str(piece),
             }
         }
-        placeholders
+        (placeholders, last)
     }
 
     fn piece_kind(&self, p: &[u8]) -> Option<Kind> {
@@ -481,6 +568,25 @@ fn is_ipv4(b: &[u8]) -> bool {
     parts == 4
 }
 
+/// An IPv4 endpoint as Java prints it: `[host]/a.b.c.d[:port]`, or `a.b.c.d:port`.
+fn is_ipv4_endpoint(b: &[u8]) -> bool {
+    let (host, rest) = match b.iter().rposition(|&c| c == b'/') {
+        Some(p) => (&b[..p], &b[p + 1..]),
+        None => (&b[..0], b),
+    };
+    if !host
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+    {
+        return false;
+    }
+    let (ip, port) = match rest.iter().position(|&c| c == b':') {
+        Some(p) => (&rest[..p], &rest[p + 1..]),
+        None => (rest, &rest[..0]),
+    };
+    is_ipv4(ip) && port.iter().all(u8::is_ascii_digit) && (b.len() > ip.len())
+}
+
 /// IPv6, optionally bracketed with a port (`[::1]:80`), or with a `%zone`.
 fn is_ipv6_with_port(t: &str) -> bool {
     let t = t.strip_prefix('/').unwrap_or(t);
@@ -635,7 +741,8 @@ mod tests {
     fn m(t: &str) -> String {
         let masker = Masker::new(MaskConfig::default(), Placeholder::Wildcard);
         let mut out = String::new();
-        masker.mask_token(t, &mut out);
+        let flags = t.bytes().fold(0, |f, c| f | CLASS[c as usize]);
+        masker.mask_token(t, flags, &mut out);
         out
     }
 
@@ -644,7 +751,9 @@ mod tests {
         assert_eq!(m("node-246"), "node-<*>");
         assert_eq!(m("(HWID=1973)"), "(HWID=<*>)");
         assert_eq!(m("10.250.19.102"), "<*>");
-        assert_eq!(m("/10.10.34.11:52225"), "<*>:<*>");
+        assert_eq!(m("/10.10.34.11:52225"), "<*>");
+        assert_eq!(m("msra-sa-41/10.190.173.170:8030"), "<*>");
+        assert_eq!(m("-5,"), "<*>,");
         assert_eq!(m("v6.1.7601.23505"), "<*>");
         assert_eq!(m("size:123"), "size:<*>");
         assert_eq!(m("alt0"), "alt0");

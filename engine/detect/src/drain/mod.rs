@@ -42,11 +42,13 @@ pub use mask::{MaskConfig, Placeholder, WILDCARD};
 pub struct DrainConfig {
     /// A line joins the most similar group of its leaf when the similarity (the fraction of
     /// positions whose token equals the template's; a template wildcard equals only a masked
-    /// token) is at least this. In `[0, 1]`; default 0.5.
+    /// token) is at least this. In `[0, 1]`; default 0.85: masking already turned the values into
+    /// placeholders, so the remaining differences are mostly constants that tell templates apart.
     pub similarity_threshold: f64,
     /// Depth of the prefix tree counting the root and the token-count layer: lines are routed by
-    /// their first `depth - 2` tokens. At least 2; default 4 (two routing tokens). Note that
-    /// logpai's Drain and drain3 route by `depth - 3` tokens: their `depth = 4` is `3` here.
+    /// their first `depth - 2` tokens. At least 2; default 3 (one routing token). Note that
+    /// logpai's Drain and drain3 route by `depth - 3` tokens: their default `depth = 4` is the
+    /// `3` here.
     pub depth: usize,
     /// Children per internal node before further distinct tokens share the wildcard child.
     /// At least 2; default 100.
@@ -56,6 +58,16 @@ pub struct DrainConfig {
     /// A routing token that still contains a digit after masking goes to the wildcard child
     /// (Drain's rule, keeps unmasked ids from flooding the tree). Default true.
     pub parametrize_numeric_tokens: bool,
+    /// How much a position where the line and the template differ counts toward the similarity
+    /// when both tokens look variable (contain a digit or a placeholder, e.g. `IRQ9` and `IRQ2`, or
+    /// `LOCAL(<*>),` and `<*>,`): such a pair is most likely a value the masks missed, while two
+    /// different words are most likely different constants. In `[0, 1]`; default 0.5.
+    pub variable_mismatch_credit: f64,
+    /// Consecutive tokens that are each entirely one placeholder of the same kind (`<*> <*> <*>`
+    /// from three block ids, or three numbers) become one token:
+    /// a variable-length list of values (block ids, numbers) is one parameter, so lists of
+    /// different lengths share a template. Default true.
+    pub collapse_wildcard_runs: bool,
     /// Masking rules.
     pub masks: MaskConfig,
     /// What masked parts are replaced with. Default [`Placeholder::Wildcard`] (`<*>`).
@@ -63,15 +75,18 @@ pub struct DrainConfig {
 }
 
 impl Default for DrainConfig {
-    /// The one configuration scored on Loghub: threshold 0.5, depth 4, 100 children, whitespace
-    /// tokens, all masks, `<*>` placeholders.
+    /// The one configuration scored on Loghub: threshold 0.85, depth 3, 100 children, whitespace
+    /// tokens, numeric routing tokens to the wildcard child, wildcard runs collapsed, variable
+    /// mismatches credited 0.5, all masks, `<*>` placeholders.
     fn default() -> Self {
         Self {
-            similarity_threshold: 0.5,
-            depth: 4,
+            similarity_threshold: 0.85,
+            depth: 3,
             max_children: 100,
             extra_delimiters: String::new(),
             parametrize_numeric_tokens: true,
+            collapse_wildcard_runs: true,
+            variable_mismatch_credit: 0.5,
             masks: MaskConfig::default(),
             placeholder: Placeholder::Wildcard,
         }
@@ -90,6 +105,12 @@ impl DrainConfig {
             return bad(
                 "similarity_threshold",
                 format!("must be in [0, 1], got {}", self.similarity_threshold),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.variable_mismatch_credit) {
+            return bad(
+                "variable_mismatch_credit",
+                format!("must be in [0, 1], got {}", self.variable_mismatch_credit),
             );
         }
         if self.depth < 2 {
@@ -263,6 +284,8 @@ struct Scratch {
     ids: Vec<u32>,
     /// Whether masking changed each token.
     masked_tok: Vec<bool>,
+    /// Whether each token looks variable (masked, or has a digit).
+    var_tok: Vec<bool>,
 }
 
 /// The serialized form of a [`Drain`]: configuration, interned tokens, templates and the tree.
@@ -290,12 +313,15 @@ struct DrainStateRef<'a> {
 pub struct Drain {
     config: DrainConfig,
     masker: Masker,
-    delims: [bool; 256],
+    /// Byte classes: [`mask::CLASS`] plus the extra delimiters.
+    class: [u8; 256],
     /// Interned tokens of templates; index = token id.
     tokens: Vec<Box<str>>,
     token_index: FxMap<Box<str>, u32>,
     /// Whether each interned token routes to the wildcard child (placeholder or digit).
     token_is_param: Vec<bool>,
+    /// Whether each interned token looks variable (digit or placeholder inside).
+    token_is_var: Vec<bool>,
     clusters: Vec<Cluster>,
     /// Template strings, kept in step with `clusters`.
     texts: Vec<String>,
@@ -314,20 +340,18 @@ impl Drain {
     /// [`DrainError::InvalidConfig`] when a field is out of range.
     pub fn new(config: DrainConfig) -> Result<Self, DrainError> {
         config.validate()?;
-        let mut delims = [false; 256];
-        for b in [b' ', b'\t', b'\n', b'\r', 0x0b, 0x0c] {
-            delims[b as usize] = true;
-        }
+        let mut class = mask::CLASS;
         for b in config.extra_delimiters.bytes() {
-            delims[b as usize] = true;
+            class[b as usize] = mask::DELIM;
         }
         let mut d = Self {
             masker: Masker::new(config.masks, config.placeholder),
             config,
-            delims,
+            class,
             tokens: Vec::new(),
             token_index: FxMap::default(),
             token_is_param: Vec::new(),
+            token_is_var: Vec::new(),
             clusters: Vec::new(),
             texts: Vec::new(),
             id_index: BTreeMap::new(),
@@ -444,6 +468,8 @@ impl Drain {
         self.tokens.push(s.into());
         self.token_index.insert(s.into(), id);
         self.token_is_param.push(self.is_param_token(s));
+        self.token_is_var
+            .push(s.bytes().any(|c| c.is_ascii_digit()) || self.masker.contains_placeholder(s));
         id
     }
 
@@ -465,21 +491,43 @@ impl Drain {
         s.orig.clear();
         s.ids.clear();
         s.masked_tok.clear();
+        s.var_tok.clear();
+        // The kind of the previous token when it is exactly one placeholder.
+        let mut prev_whole = None;
         let b = content.as_bytes();
         let mut i = 0;
         while i < b.len() {
-            if self.delims[b[i] as usize] {
+            if self.class[b[i] as usize] == mask::DELIM {
                 i += 1;
                 continue;
             }
             let start = i;
-            while i < b.len() && !self.delims[b[i] as usize] {
+            let mut flags = 0u8;
+            while i < b.len() {
+                let c = self.class[b[i] as usize];
+                if c == mask::DELIM {
+                    break;
+                }
+                flags |= c;
                 i += 1;
             }
             let m0 = s.masked.len();
-            let was_masked = self.masker.mask_token(&content[start..i], &mut s.masked);
-            s.masked_tok.push(was_masked);
+            let m = self
+                .masker
+                .mask_token(&content[start..i], flags, &mut s.masked);
             let m1 = s.masked.len();
+            if self.config.collapse_wildcard_runs && m.whole.is_some() && prev_whole == m.whole {
+                // A run of placeholders of one kind: the previous token now spans this one too.
+                s.masked.truncate(m0);
+                if let Some(o) = s.orig.last_mut() {
+                    o.1 = i as u32;
+                }
+                continue;
+            }
+            prev_whole = m.whole;
+            let (was_masked, variable) = (m.masked, m.variable);
+            s.masked_tok.push(was_masked);
+            s.var_tok.push(variable);
             s.spans.push((m0 as u32, m1 as u32));
             s.orig.push((start as u32, i as u32));
             let tok = &s.masked[m0..m1];
@@ -511,30 +559,36 @@ impl Drain {
         let leaf = self.find_leaf()?;
         let ids = &self.scratch.ids;
         let n = ids.len();
-        let mut best: Option<(u32, usize, usize)> = None; // (cluster, equal, wildcards)
+        let var = &self.scratch.var_tok;
+        let credit = self.config.variable_mismatch_credit;
+        let mut best: Option<(u32, f64, usize)> = None; // (cluster, score, wildcards)
         for &c in &self.nodes[leaf as usize].clusters {
             let t = &self.clusters[c as usize].tokens;
-            let mut equal = 0;
-            let mut wild = 0;
-            for (&a, &b) in t.iter().zip(ids) {
+            let mut equal = 0usize;
+            let mut soft = 0usize;
+            let mut wild = 0usize;
+            for (i, (&a, &b)) in t.iter().zip(ids).enumerate() {
                 if a == b {
                     equal += 1;
+                } else if var[i] && self.token_is_var[a as usize] {
+                    soft += 1;
                 }
                 if a == WILDCARD_ID {
                     wild += 1;
                 }
             }
+            let score = equal as f64 + credit * soft as f64;
             let better = match best {
                 None => true,
-                Some((_, e, w)) => equal > e || (equal == e && wild > w),
+                Some((_, e, w)) => score > e || (score == e && wild > w),
             };
             if better {
-                best = Some((c, equal, wild));
+                best = Some((c, score, wild));
             }
         }
-        let (c, equal, _) = best?;
-        // Compare as exact rationals: equal / n >= threshold.
-        (n == 0 || equal as f64 >= self.config.similarity_threshold * n as f64).then_some(c)
+        let (c, score, _) = best?;
+        // score / n >= threshold, without dividing.
+        (n == 0 || score >= self.config.similarity_threshold * n as f64).then_some(c)
     }
 
     fn parse_core(
@@ -548,10 +602,14 @@ impl Drain {
             Some(c) => {
                 let ci = c as usize;
                 let mut changed = false;
-                for (t, &l) in self.clusters[ci].tokens.iter_mut().zip(&self.scratch.ids) {
-                    if *t != l && *t != WILDCARD_ID {
-                        *t = WILDCARD_ID;
-                        changed = true;
+                for i in 0..self.scratch.ids.len() {
+                    let (t, l) = (self.clusters[ci].tokens[i], self.scratch.ids[i]);
+                    if t != l && t != WILDCARD_ID {
+                        let g = self.generalize(t, i);
+                        if g != t {
+                            self.clusters[ci].tokens[i] = g;
+                            changed = true;
+                        }
                     }
                 }
                 if changed {
@@ -585,6 +643,34 @@ impl Drain {
             }
         }
         (c.id, change)
+    }
+
+    /// The token replacing template token `t` where line token `i` differs: `<*>`, keeping the
+    /// punctuation both share at the start and end (`[a1]`, `[b2]` → `[<*>]`; `<*>,`,
+    /// `LOCAL(<*>),` → `<*>,`), as Loghub's templates do.
+    fn generalize(&mut self, t: u32, i: usize) -> u32 {
+        let (s0, s1) = self.scratch.spans[i];
+        let line = &self.scratch.masked[s0 as usize..s1 as usize];
+        let tmpl = &self.tokens[t as usize];
+        let (a, b) = (tmpl.as_bytes(), line.as_bytes());
+        let keep = |c: u8| c.is_ascii_punctuation() && !matches!(c, b'<' | b'>' | b'*');
+        let mut p = 0;
+        while p < a.len() && p < b.len() && a[p] == b[p] && keep(a[p]) {
+            p += 1;
+        }
+        let mut q = 0;
+        while q < a.len() - p
+            && q < b.len() - p
+            && a[a.len() - 1 - q] == b[b.len() - 1 - q]
+            && keep(a[a.len() - 1 - q])
+        {
+            q += 1;
+        }
+        if p == 0 && q == 0 {
+            return WILDCARD_ID;
+        }
+        let g = format!("{}{WILDCARD}{}", &tmpl[..p], &tmpl[tmpl.len() - q..]);
+        self.intern(&g)
     }
 
     fn render(&self, ci: usize) -> String {
@@ -717,6 +803,7 @@ impl Drain {
         d.tokens.clear();
         d.token_index.clear();
         d.token_is_param.clear();
+        d.token_is_var.clear();
         for (i, t) in state.tokens.iter().enumerate() {
             if d.intern(t) as usize != i {
                 return bad(format!("token {i} ({t:?}) is a duplicate"));
@@ -792,7 +879,11 @@ mod tests {
 
     #[test]
     fn generalizes_and_keeps_id() {
-        let mut d = Drain::new(DrainConfig::default()).unwrap();
+        let mut d = Drain::new(DrainConfig {
+            similarity_threshold: 0.5,
+            ..DrainConfig::default()
+        })
+        .unwrap();
         let a = d.parse("login of alice from web");
         let b = d.parse("login of bob from web");
         assert_eq!(a.template_id, b.template_id);
