@@ -456,3 +456,24 @@ fn default_config_round_trips_as_json() {
     assert_eq!(DrainConfig::from_json(&json).unwrap(), c);
     assert_eq!(DrainConfig::from_json("{}").unwrap(), c);
 }
+
+#[test]
+fn extra_delimiters_split_tokens() {
+    let mut d = Drain::new(DrainConfig {
+        extra_delimiters: ",;".into(),
+        ..DrainConfig::default()
+    })
+    .unwrap();
+    let line = "users=alice,bob;count 2";
+    let p = d.parse(line);
+    assert_eq!(
+        d.template(p.template_id).unwrap().template,
+        "users=alice bob count <*>"
+    );
+    let err = Drain::new(DrainConfig {
+        extra_delimiters: "*".into(),
+        ..DrainConfig::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("extra_delimiters"), "{err}");
+}

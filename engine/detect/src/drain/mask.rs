@@ -29,7 +29,8 @@ pub struct MaskConfig {
     /// RFC 4122 style UUIDs `8-4-4-4-12` hex digits → `<UUID>`.
     pub uuid: bool,
     /// IPv4 addresses, with the `host/` or `/` Java puts before them and a `:port` after, as
-    /// one placeholder (`msra-sa-41/10.0.0.1:8030`, `/10.0.0.1:50010` → `<IP>`).
+    /// one placeholder (`msra-sa-41/10.0.0.1:8030`, `/10.0.0.1:50010` → `<IP>`); also `host:port`
+    /// endpoints whose host name has a digit and a `.` or `-` (`db-1.prod:5432`).
     pub ipv4: bool,
     /// IPv6 addresses (`fe80::1`, `[::1]:8080`, `0:0:0:0:0:0:0:1`) → `<IP>`.
     pub ipv6: bool,
@@ -584,7 +585,20 @@ fn is_ipv4_endpoint(b: &[u8]) -> bool {
         Some(p) => (&rest[..p], &rest[p + 1..]),
         None => (rest, &rest[..0]),
     };
+    if host.is_empty() && !port.is_empty() && port.iter().all(u8::is_ascii_digit) && is_hostname(ip)
+    {
+        return port.len() <= 5;
+    }
     is_ipv4(ip) && port.iter().all(u8::is_ascii_digit) && (b.len() > ip.len())
+}
+
+/// A DNS-like host name with a digit and a `.` or `-` (`db-1`, `node7.prod`), as in `host:port`.
+fn is_hostname(b: &[u8]) -> bool {
+    b.first().is_some_and(u8::is_ascii_alphabetic)
+        && b.iter().any(u8::is_ascii_digit)
+        && b.iter().any(|&c| c == b'.' || c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-'))
 }
 
 /// IPv6, optionally bracketed with a port (`[::1]:80`), or with a `%zone`.
@@ -754,6 +768,8 @@ mod tests {
         assert_eq!(m("/10.10.34.11:52225"), "<*>");
         assert_eq!(m("msra-sa-41/10.190.173.170:8030"), "<*>");
         assert_eq!(m("-5,"), "<*>,");
+        assert_eq!(m("msra-sa-41:8030."), "<*>.");
+        assert_eq!(m("PendingReds:0"), "PendingReds:<*>");
         assert_eq!(m("v6.1.7601.23505"), "<*>");
         assert_eq!(m("size:123"), "size:<*>");
         assert_eq!(m("alt0"), "alt0");
