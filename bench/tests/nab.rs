@@ -51,10 +51,17 @@ fn published(detector: &str, profile: &str) -> Vec<(String, f64, [u64; 4])> {
         .collect()
 }
 
+/// The threshold as written in the fixture's thresholds.json, parsed from its text (Rust's
+/// parse is correctly rounded).
 fn published_threshold(detector: &str, profile: &str) -> f64 {
     let text = std::fs::read_to_string(fixtures().join("thresholds.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v[detector][profile]["threshold"].as_f64().unwrap()
+    let d = text.find(&format!("\"{detector}\": {{")).unwrap();
+    let p = d + text[d..].find(&format!("\"{profile}\": {{")).unwrap();
+    let t = p + text[p..].find("\"threshold\": ").unwrap() + "\"threshold\": ".len();
+    let end = t + text[t..]
+        .find(|c: char| c == ',' || c.is_whitespace() || c == '}')
+        .unwrap();
+    text[t..end].parse().unwrap()
 }
 
 /// NAB's profiles, as in its config/profiles.json.
@@ -439,4 +446,40 @@ fn an_unknown_detector_is_a_detector_error() {
     a.detector = Some("no-such-detector".to_string());
     let err = nab::evaluate(&a).unwrap_err();
     assert!(matches!(err, NabError::Detector(_)), "{err}");
+}
+
+#[test]
+fn published_thresholds_are_read_exactly_as_written() {
+    let (_tmp, root) = scratch();
+    let thresholds = root.join("thresholds.json");
+    // 17 significant digits, where a fast float parse can be one ulp off.
+    let written = [
+        "0.9813537597656257",
+        "0.9945251464843755",
+        "0.9845962524414067",
+    ];
+    std::fs::write(
+        &thresholds,
+        format!(
+            r#"{{"numenta": {{"standard": {{"score": 1.0, "threshold": {}}},
+                "reward_low_FP_rate": {{"score": 1.0, "threshold": {}}},
+                "reward_low_FN_rate": {{"score": 1.0, "threshold": {}}}}}}}"#,
+            written[0], written[1], written[2]
+        ),
+    )
+    .unwrap();
+    let report = nab::evaluate(&args(
+        &root,
+        Some(root.join("results/numenta")),
+        Some(thresholds),
+    ))
+    .unwrap();
+    for (p, w) in report.profiles.iter().zip(written) {
+        assert_eq!(
+            p.threshold.to_bits(),
+            w.parse::<f64>().unwrap().to_bits(),
+            "{w}"
+        );
+        assert_eq!(p.threshold_source, "published");
+    }
 }

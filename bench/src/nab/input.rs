@@ -333,10 +333,70 @@ pub fn read_thresholds(
     path: &Path,
 ) -> Result<BTreeMap<String, BTreeMap<String, PublishedThreshold>>, NabError> {
     let text = read_text(path)?;
-    serde_json::from_str(&text).map_err(|source| NabError::Json {
-        path: path.to_path_buf(),
-        source,
-    })
+    let mut all: BTreeMap<String, BTreeMap<String, PublishedThreshold>> =
+        serde_json::from_str(&text).map_err(|source| NabError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    // serde_json's default float parsing can be one ulp off for 17-digit numbers such as NAB's
+    // thresholds, and a threshold is compared exactly with anomaly scores: take each number as
+    // Rust's correctly rounded parse of its text.
+    let exact = exact_numbers(&text);
+    for t in all.values_mut().flat_map(BTreeMap::values_mut) {
+        for x in [&mut t.threshold, &mut t.score] {
+            if let Some(&e) = exact.get(&x.to_bits()) {
+                *x = e;
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// Every number of a JSON text, keyed by the bits of serde_json's parse of it, valued by the
+/// correctly rounded parse (`str::parse`); a key two texts disagree on is left out.
+fn exact_numbers(json: &str) -> std::collections::HashMap<u64, f64> {
+    let mut out = std::collections::HashMap::new();
+    let mut ambiguous = std::collections::HashSet::new();
+    let bytes = json.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string, escapes included.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let tok = json.get(start..i).unwrap_or("");
+                if let (Ok(approx), Ok(exact)) =
+                    (serde_json::from_str::<f64>(tok), tok.parse::<f64>())
+                {
+                    let key = approx.to_bits();
+                    if out
+                        .get(&key)
+                        .is_some_and(|&e: &f64| e.to_bits() != exact.to_bits())
+                    {
+                        ambiguous.insert(key);
+                    }
+                    out.insert(key, exact);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    for key in ambiguous {
+        out.remove(&key);
+    }
+    out
 }
 
 /// One row of NAB's `<detector>_<profile>_scores.csv`.
