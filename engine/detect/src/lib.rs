@@ -7,11 +7,25 @@
 //!
 //! - [`series`]: the [`Detector`] trait every anomaly detector implements, its [`Verdict`].
 //! - [`registry`]: the one list of detectors, built from a [`DetectorConfig`].
+//! - [`robust_z`], [`ewma`], [`seasonal`], [`changepoint`] (CUSUM): the per-series detectors;
+//!   [`ensemble`]: all of them combined into one calibrated score (the default detector).
+//! - [`forecast`]: trend + seasonality forecast with a prediction interval, time until a
+//!   threshold is crossed.
+//! - [`calibrate`]: the common score scale (tail probability → surprise → score);
+//!   [`stats`]: rolling median/MAD, cadence and gap detection, counter rates.
 //! - [`drain`]: streaming Drain log template mining with masking and stable template ids.
 
+pub mod calibrate;
+pub mod changepoint;
 pub mod drain;
+pub mod ensemble;
+pub mod ewma;
+pub mod forecast;
 pub mod registry;
+pub mod robust_z;
+pub mod seasonal;
 pub mod series;
+pub mod stats;
 
 pub use registry::{AnyDetector, DetectorConfig, DetectorError};
 pub use series::{Detector, Direction, Verdict};

@@ -44,6 +44,56 @@ pub struct Verdict {
     pub warming_up: bool,
 }
 
+impl Verdict {
+    /// The verdict on a missing point (NaN or infinite value): score 0, band unknown (NaN).
+    pub fn missing(warming_up: bool) -> Self {
+        Self {
+            score: 0.0,
+            expected: f64::NAN,
+            lower: f64::NAN,
+            upper: f64::NAN,
+            direction: Direction::None,
+            warming_up,
+        }
+    }
+
+    /// The verdict during warm-up: score 0, the band collapsed on the current expectation.
+    pub fn warming(expected: f64) -> Self {
+        Self {
+            score: 0.0,
+            expected,
+            lower: expected,
+            upper: expected,
+            direction: Direction::None,
+            warming_up: true,
+        }
+    }
+
+    /// The verdict on `value` with the band `[lower, upper]` around `expected` and a score;
+    /// the direction says which side of the band the value is on.
+    pub fn judged(value: f64, expected: f64, lower: f64, upper: f64, score: f64) -> Self {
+        let direction = if value > upper {
+            Direction::Up
+        } else if value < lower {
+            Direction::Down
+        } else {
+            Direction::None
+        };
+        Self {
+            score: if score.is_nan() {
+                0.0
+            } else {
+                score.clamp(0.0, 1.0)
+            },
+            expected,
+            lower,
+            upper,
+            direction,
+            warming_up: false,
+        }
+    }
+}
+
 /// A per-series anomaly detector.
 ///
 /// Implementations MUST be deterministic (no wall clock, no randomness without a fixed seed, no
