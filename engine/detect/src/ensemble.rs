@@ -269,7 +269,11 @@ impl Ensemble {
 
     /// Bytes of state, approximately (for the memory figure in the documentation).
     pub fn bytes(&self) -> usize {
-        self.model.bytes() + 2 * 16 * self.config.robust_window + std::mem::size_of::<Self>()
+        let windows = usize::from(self.on.residual_z) + usize::from(self.on.robust_z);
+        self.model.bytes()
+            + windows * 16 * self.config.robust_window
+            + self.calibrators.len() * (4 * 64 + 32)
+            + std::mem::size_of::<Self>()
     }
 }
 
@@ -296,8 +300,13 @@ impl Detector for Ensemble {
         let z = resid / e.sigma;
         // Nominal surprise of each member (NaN: not available for this point).
         let mut nominal = [f64::NAN; 7];
-        if self.on.seasonal && e.expected.is_finite() {
-            nominal[0] = student_surprise(z, e.dof);
+        let base = if e.expected.is_finite() && (self.on.seasonal || self.on.persistence) {
+            student_surprise(z, e.dof)
+        } else {
+            f64::NAN
+        };
+        if self.on.seasonal {
+            nominal[0] = base;
         }
         if self.on.residual_z
             && self.residuals.len() >= 8
@@ -315,7 +324,6 @@ impl Detector for Ensemble {
             nominal[3] = student_surprise(self.ewma.z(x), self.ewma.dof(cfg.ewma_alpha));
         }
         if self.on.persistence && e.expected.is_finite() {
-            let base = student_surprise(z, e.dof);
             self.recent += cfg.persistence_alpha * (base - self.recent);
             nominal[5] = self.recent;
         }
@@ -388,11 +396,16 @@ impl Detector for Ensemble {
                 }
             }
         }
-        if e.expected.is_finite() {
+        // Only the members that are on keep state (and cost time).
+        if self.on.residual_z && e.expected.is_finite() {
             self.residuals.push(resid);
         }
-        self.raw.push(x);
-        self.ewma.update(x, cfg.ewma_alpha, cfg.baseline.clip);
+        if self.on.robust_z {
+            self.raw.push(x);
+        }
+        if self.on.ewma {
+            self.ewma.update(x, cfg.ewma_alpha, cfg.baseline.clip);
+        }
         self.model.update(time_ms, x, self.input.interval_ms());
         verdict
     }

@@ -169,14 +169,19 @@ impl Profile {
     fn locate(&self, time_ms: i64) -> (usize, usize, f64) {
         let n = self.values.len();
         let pos = time_ms.rem_euclid(self.period_ms) as f64 / self.period_ms as f64 * n as f64;
-        let b0 = (pos.floor() as usize).min(n - 1);
+        // `pos` is >= 0: truncation is the floor.
+        let b0 = (pos as usize).min(n - 1);
         let w = (pos - b0 as f64).clamp(0.0, 1.0);
-        (b0, (b0 + 1) % n, w)
+        let b1 = if b0 + 1 == n { 0 } else { b0 + 1 };
+        (b0, b1, w)
     }
 
     /// The seasonal value at `time_ms` (0 where no bucket around it was seen).
     pub fn at(&self, time_ms: i64) -> f64 {
-        let (b0, b1, w) = self.locate(time_ms);
+        self.at_loc(self.locate(time_ms))
+    }
+
+    fn at_loc(&self, (b0, b1, w): (usize, usize, f64)) -> f64 {
         let (s0, s1) = (self.counts[b0] > 0, self.counts[b1] > 0);
         let (v0, v1) = (f64::from(self.values[b0]), f64::from(self.values[b1]));
         match (s0, s1) {
@@ -190,8 +195,13 @@ impl Profile {
     /// Moves the buckets around `time_ms` towards `target` (the value minus the level): a
     /// never-seen bucket takes it, a seen one moves by `max(gamma, 1/visits)` of the error.
     pub fn update(&mut self, time_ms: i64, target: f64, gamma: f64) {
-        let (b0, b1, w) = self.locate(time_ms);
-        let err = target - self.at(time_ms);
+        let loc = self.locate(time_ms);
+        self.update_loc(loc, self.at_loc(loc), target, gamma);
+    }
+
+    /// [`Self::update`] with the location and current value already computed.
+    fn update_loc(&mut self, (b0, b1, w): (usize, usize, f64), at: f64, target: f64, gamma: f64) {
+        let err = target - at;
         for (b, wt) in [(b0, 1.0 - w), (b1, w)] {
             if wt <= 0.0 {
                 continue;
@@ -284,23 +294,30 @@ impl Component {
             self.profile = Some(Profile::new(self.period_ms, buckets));
         }
         let learnt = self.learnt(time_ms);
-        let pred = self.predict(time_ms);
+        let loc = self.profile.as_ref().map(|p| p.locate(time_ms));
+        let s_at = match (self.profile.as_ref(), loc) {
+            (Some(p), Some(l)) => p.at_loc(l),
+            _ => 0.0,
+        };
+        let pred = self.level + s_at;
         let raw_err = x - pred;
         let scored = self.level_n > 0 && learnt;
+        // The scale before this error: it bounds the error's influence below.
+        let sig_before = self.sigma(floor);
         if scored {
             let e2 = raw_err * raw_err;
             self.err_n += 1;
-            let sig = self.sigma(floor);
+            let sig = sig_before;
             let lim = cfg.clip * cfg.clip * sig * sig;
             let e2c = if self.err_n > 8 && e2 > lim { lim } else { e2 };
-            let a = cfg.scale_alpha.max(1.0 / self.err_n as f64);
+            let a = rate(cfg.scale_alpha, self.err_n);
             self.err_var += a * (e2c - self.err_var);
-            let b = 0.005_f64.max(1.0 / self.err_n as f64);
+            let b = rate(0.005, self.err_n);
             self.sel_err += b * (e2c - self.sel_err);
         }
         // Winsorize the error that teaches the model.
         let err = if self.err_n > 8 {
-            let s = cfg.clip * self.sigma(floor);
+            let s = cfg.clip * sig_before;
             raw_err.clamp(-s, s)
         } else {
             raw_err
@@ -308,22 +325,32 @@ impl Component {
         self.level_n += 1;
         if self.level_n == 1 {
             // First point (or first after a gap): the level explains it entirely.
-            self.level = x - self.profile.as_ref().map_or(0.0, |p| p.at(time_ms));
+            self.level = x - s_at;
         } else if learnt {
-            let a = cfg.level_alpha.max(1.0 / self.level_n as f64);
+            let a = rate(cfg.level_alpha, self.level_n);
             self.level += a * err;
         }
         // During the first period the level stays at the first value and the buckets take the
         // shape; afterwards the usual Holt-Winters update.
         let level = self.level;
-        if let Some(p) = self.profile.as_mut() {
+        if let (Some(p), Some(l)) = (self.profile.as_mut(), loc) {
             let target = if learnt {
-                p.at(time_ms) + (1.0 - cfg.level_alpha) * err
+                s_at + (1.0 - cfg.level_alpha) * err
             } else {
                 x - level
             };
-            p.update(time_ms, target, cfg.season_gamma);
+            p.update_loc(l, s_at, target, cfg.season_gamma);
         }
+    }
+}
+
+/// The weight of the `n`-th point in an exponentially weighted mean of weight `alpha`:
+/// `max(alpha, 1/n)` (equal weights until `1/alpha` points), without a division once past that.
+fn rate(alpha: f64, n: u64) -> f64 {
+    if n as f64 * alpha >= 1.0 {
+        alpha
+    } else {
+        1.0 / n as f64
     }
 }
 
