@@ -15,7 +15,7 @@
 //!
 //! Warm-up: that of the baseline (36 hours and 32 points with the default `auto` period); after a
 //! gap the statistics restart and the baseline re-learns its level. Memory per series: that of
-//! the baseline plus ~100 bytes (about 3.3 KiB at 5-minute resolution).
+//! the baseline plus ~100 bytes (about 3.5 KiB at 5-minute resolution).
 
 use crate::calibrate::{cusum_surprise, score_of_surprise};
 use crate::registry::DetectorError;

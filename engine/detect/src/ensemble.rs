@@ -44,8 +44,9 @@
 //! re-learns its level for `warmup` points: no false alarm after an outage. Counters: set
 //! `baseline.counter` to judge the rate per second (resets are tolerated).
 //!
-//! Memory per series: about 6 KiB at 5-minute resolution (baseline ~3.2 KiB, six calibrators
-//! 1.6 KiB, two 64-point windows 2 KiB) — [`Ensemble::bytes`].
+//! Memory per series: about 6.5 KiB at 5-minute resolution with the default members (baseline
+//! ~3.4 KiB, seven 256-byte calibrators, the rest ~1 KiB; each rolling window that is on adds
+//! 1 KiB) — [`Ensemble::bytes`].
 
 use crate::calibrate::{
     TailCalibrator, TailParams, cusum_surprise, score_of_surprise, student_surprise,

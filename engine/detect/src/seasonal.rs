@@ -22,8 +22,8 @@
 //! period to measure the error and choose) and at least `warmup` points; after a gap the levels
 //! are re-learnt for `warmup` points (the seasonal arrays are kept).
 //!
-//! Memory per series: 5 bytes per bucket plus ~300 bytes: about 3.2 KiB with `auto` at 5-minute
-//! resolution (288 daily + 288 weekly buckets), 1.2 KiB for hourly data.
+//! Memory per series: 5 bytes per bucket plus ~500 bytes: about 3.4 KiB with `auto` at 5-minute
+//! resolution (288 daily + 288 weekly buckets), 1.4 KiB for hourly data.
 
 use crate::calibrate::{score_of_surprise, student_surprise};
 use crate::registry::DetectorError;

@@ -28,9 +28,10 @@ impl RollingWindow {
         let capacity = capacity.max(1);
         Self {
             capacity,
-            ring: Vec::with_capacity(capacity),
+            // Allocated as the window fills (an unused window costs nothing).
+            ring: Vec::new(),
             head: 0,
-            sorted: Vec::with_capacity(capacity),
+            sorted: Vec::new(),
         }
     }
 
