@@ -14,6 +14,8 @@
 //! - [`calibrate`]: the common score scale (tail probability → surprise → score);
 //!   [`stats`]: rolling median/MAD, cadence and gap detection, counter rates.
 //! - [`drain`]: streaming Drain log template mining with masking and stable template ids.
+//! - [`templates`]: per-service template mining over event time: changes, per-window counts,
+//!   new-template and surge anomalies.
 
 pub mod calibrate;
 pub mod changepoint;
@@ -26,6 +28,7 @@ pub mod robust_z;
 pub mod seasonal;
 pub mod series;
 pub mod stats;
+pub mod templates;
 
 pub use registry::{AnyDetector, DetectorConfig, DetectorError};
 pub use series::{Detector, Direction, Verdict};

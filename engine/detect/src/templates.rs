@@ -79,13 +79,13 @@ impl MinerConfig {
         if self.delay_ms < 0 {
             return bad("delay_ms", format!("must not be negative, got {}", self.delay_ms));
         }
-        if !(self.baseline_alpha > 0.0 && self.baseline_alpha <= 1.0) {
+        if self.baseline_alpha.is_nan() || self.baseline_alpha <= 0.0 || self.baseline_alpha > 1.0 {
             return bad(
                 "baseline_alpha",
                 format!("must be in (0, 1], got {}", self.baseline_alpha),
             );
         }
-        if !(self.surge_factor >= 1.0) {
+        if self.surge_factor.is_nan() || self.surge_factor < 1.0 {
             return bad(
                 "surge_factor",
                 format!("must be at least 1, got {}", self.surge_factor),
