@@ -74,10 +74,16 @@ impl MinerConfig {
         self.drain.validate()?;
         let bad = |field: &'static str, reason: String| Err(MinerError::Config { field, reason });
         if self.window_ms <= 0 {
-            return bad("window_ms", format!("must be positive, got {}", self.window_ms));
+            return bad(
+                "window_ms",
+                format!("must be positive, got {}", self.window_ms),
+            );
         }
         if self.delay_ms < 0 {
-            return bad("delay_ms", format!("must not be negative, got {}", self.delay_ms));
+            return bad(
+                "delay_ms",
+                format!("must not be negative, got {}", self.delay_ms),
+            );
         }
         if self.baseline_alpha.is_nan() || self.baseline_alpha <= 0.0 || self.baseline_alpha > 1.0 {
             return bad(

@@ -24,7 +24,12 @@ fn ordinary(minute: i64, i: u64) -> (i64, &'static str, String) {
         _ => (
             t,
             "debug",
-            format!("worker {} finished job {} after {} ms", i % 8, i * 7, i % 100),
+            format!(
+                "worker {} finished job {} after {} ms",
+                i % 8,
+                i * 7,
+                i % 100
+            ),
         ),
     }
 }
@@ -158,8 +163,16 @@ fn a_template_rate_surge_and_an_error_surge_are_anomalies() {
         .filter(|a| a.window_start_ms == at)
         .map(|a| a.kind)
         .collect();
-    assert!(kinds.contains(&AnomalyKind::RateSurge), "{:?}", out.anomalies);
-    assert!(kinds.contains(&AnomalyKind::ErrorSurge), "{:?}", out.anomalies);
+    assert!(
+        kinds.contains(&AnomalyKind::RateSurge),
+        "{:?}",
+        out.anomalies
+    );
+    assert!(
+        kinds.contains(&AnomalyKind::ErrorSurge),
+        "{:?}",
+        out.anomalies
+    );
     assert!(
         out.anomalies.iter().all(|a| a.window_start_ms == at),
         "anomalies outside the surge: {:?}",
@@ -190,7 +203,11 @@ fn late_records_are_parsed_and_counted_as_late_only() {
     assert!(m.drain("svc").unwrap().template(id).is_some());
     m.finish(&mut out);
     let total: u64 = out.counts.iter().map(|c| c.count).sum();
-    assert_eq!(total, 1, "the late record is in no window: {:?}", out.counts);
+    assert_eq!(
+        total, 1,
+        "the late record is in no window: {:?}",
+        out.counts
+    );
 }
 
 #[test]
@@ -200,7 +217,11 @@ fn a_restored_checkpoint_continues_bit_for_bit() {
             vec![(
                 T0 + minute * MIN + 1,
                 "error",
-                format!("disk /dev/sd{} almost full: {}%", minute % 3, 90 + minute % 9),
+                format!(
+                    "disk /dev/sd{} almost full: {}%",
+                    minute % 3,
+                    90 + minute % 9
+                ),
             )]
         } else {
             Vec::new()

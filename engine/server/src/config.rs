@@ -31,6 +31,8 @@ pub struct Config {
     pub pipelines: crate::pipelines::PipelinesConfig,
     /// Alert management: the alerting YAML, checkpoints, clock ticks.
     pub alerting: crate::alerting::AlertingSettings,
+    /// Log template mining: Drain parameters, windows, new-template and surge anomalies.
+    pub templates: crate::templates::TemplateSettings,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             sources: Vec::new(),
             pipelines: crate::pipelines::PipelinesConfig::default(),
             alerting: crate::alerting::AlertingSettings::default(),
+            templates: crate::templates::TemplateSettings::default(),
         }
     }
 }
@@ -240,6 +243,7 @@ mod tests {
         assert_eq!(cfg.log, "embedded");
         // The example documents the defaults.
         assert_eq!(cfg.pipelines, crate::pipelines::PipelinesConfig::default());
+        assert_eq!(cfg.templates, crate::templates::TemplateSettings::default());
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct AppState {
     pub pipelines: crate::pipelines::runner::InfoBoard,
     /// The alerting engine, when it runs in this process.
     pub alerting: Option<Arc<crate::alerting::runner::AlertingHandle>>,
+    /// The template miner, when it runs in this process.
+    pub templates: Option<Arc<crate::templates::runner::TemplatesHandle>>,
     /// The log (alerting commands are appended to it).
     pub log: Arc<dyn aiops_log::EventLog>,
     /// When the process started, Unix ms.
@@ -49,7 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/log/stats", get(log_stats))
-        .route("/api/pipelines", get(pipelines));
+        .route("/api/pipelines", get(pipelines))
+        .route("/api/logs/templates", get(log_templates));
     for ep in push_endpoints() {
         let ep = Arc::new(ep);
         r = r.route(
@@ -305,6 +308,64 @@ async fn log_stats(State(st): State<AppState>) -> Response {
             e.to_string(),
         ),
     }
+}
+
+/// Query of `GET /api/logs/templates`.
+#[derive(Debug, serde::Deserialize)]
+struct TemplatesQuery {
+    /// Only this service's templates.
+    service: Option<String>,
+    /// At most this many templates per service, most frequent first (default 1000).
+    limit: Option<usize>,
+}
+
+/// `GET /api/logs/templates[?service=S&limit=N]`: the template table per service — id,
+/// template, count, first and last seen — most frequent first.
+async fn log_templates(
+    State(st): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<TemplatesQuery>,
+) -> Response {
+    let Some(h) = &st.templates else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "disabled",
+            "template mining is not running in this process ([templates] enabled = false)".into(),
+        );
+    };
+    let miner = h.miner.read();
+    let limit = q.limit.unwrap_or(1000);
+    let mut services = serde_json::Map::new();
+    for s in miner.services() {
+        if q.service.as_deref().is_some_and(|want| want != s) {
+            continue;
+        }
+        let Some(d) = miner.drain(s) else { continue };
+        let mut ts: Vec<_> = d.templates().collect();
+        ts.sort_by(|a, b| b.count.cmp(&a.count).then(a.id.cmp(&b.id)));
+        let rows: Vec<serde_json::Value> = ts
+            .iter()
+            .take(limit)
+            .map(|t| {
+                json!({
+                    "id": t.id.to_string(),
+                    "template": t.template,
+                    "count": t.count,
+                    "first_seen_ms": t.first_seen,
+                    "last_seen_ms": t.last_seen,
+                })
+            })
+            .collect();
+        services.insert(s.to_string(), json!({ "templates": ts.len(), "top": rows }));
+    }
+    let (records, late) = miner.records();
+    axum::Json(json!({
+        "position": h.position.load(std::sync::atomic::Ordering::Acquire),
+        "records": records,
+        "late_records": late,
+        "watermark_ms": miner.watermark_ms(),
+        "services": services,
+    }))
+    .into_response()
 }
 
 /// `GET /api/pipelines`: every running pipeline with its state, watermark, lag and rows/s, and

@@ -10,10 +10,13 @@
 //! - [`replay`]: reads a time range of the log back as events (NDJSON, table).
 //! - [`pipelines`]: SQL pipelines over the log: loading, running, checkpoints, forensic replay.
 //! - [`alerting`]: alert management over the log: dedup, routing, silences, incidents, API v2.
+//! - [`templates`]: log template mining over the log: template events, counts, anomalies.
+//! - [`checkpoint`]: the single-state checkpoint store of the alerting and template runners.
 //! - [`log_stats`]: counts, time range and bytes per kind, from message headers.
 //! - [`server`]: wires all of the above into `aiops run`.
 
 pub mod alerting;
+pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod follower;
@@ -25,3 +28,4 @@ pub mod pipelines;
 pub mod pull;
 pub mod replay;
 pub mod server;
+pub mod templates;

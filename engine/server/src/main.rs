@@ -288,6 +288,19 @@ async fn run(cli: Cli) -> Result<()> {
                     anyhow::bail!(e);
                 }
             };
+            let tres = if cfg.templates.enabled {
+                Some(
+                    aiops_server::templates::rebuild::rebuild(
+                        log.clone(),
+                        &cfg.templates,
+                        &aiops_server::templates::store_dir(&cfg.data_dir),
+                        |pos, end| tracing::info!(position = pos, end, "rebuilding log templates"),
+                    )
+                    .await,
+                )
+            } else {
+                None
+            };
             let ares = aiops_server::alerting::rebuild::rebuild(
                 log.clone(),
                 &cfg.alerting,
@@ -298,9 +311,11 @@ async fn run(cli: Cli) -> Result<()> {
             .await;
             log.close().await?;
             let asum = ares.map_err(|e| anyhow::anyhow!(e))?;
+            let tsum = tres.transpose().map_err(|e| anyhow::anyhow!(e))?;
             let mut v = serde_json::to_value(sum)?;
             if let Some(o) = v.as_object_mut() {
                 o.insert("alerting".into(), serde_json::to_value(asum)?);
+                o.insert("templates".into(), serde_json::to_value(tsum)?);
             }
             println!("{v}");
         }

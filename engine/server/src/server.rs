@@ -40,6 +40,9 @@ pub enum ServerError {
     /// The pipelines could not be loaded or their checkpoint store opened.
     #[error("pipelines: {0}")]
     Pipelines(String),
+    /// The template miner's configuration is invalid or its checkpoint store cannot be opened.
+    #[error("templates: {0}")]
+    Templates(String),
     /// The alerting configuration is invalid or its checkpoint store cannot be opened.
     #[error("alerting: {0}")]
     Alerting(String),
@@ -168,6 +171,29 @@ pub async fn run(
             tracing::error!(error = %e, "alerting stopped");
         }
     });
+    let templates = if cfg.templates.enabled {
+        let tstore = crate::checkpoint::Store::open(&crate::templates::store_dir(&cfg.data_dir))
+            .map_err(|e| ServerError::Templates(e.to_string()))?;
+        let trunner = crate::templates::runner::TemplateRunner::new(
+            log.clone(),
+            &cfg.templates,
+            Some(tstore),
+            true,
+            first,
+        )
+        .await
+        .map_err(|e| ServerError::Templates(e.to_string()))?;
+        let handle = trunner.handle();
+        let trx = stop_rx.clone();
+        tasks.spawn(async move {
+            if let Err(e) = trunner.follow(trx).await {
+                tracing::error!(error = %e, "template mining stopped");
+            }
+        });
+        Some(handle)
+    } else {
+        None
+    };
     let addr = cfg.http.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -180,6 +206,7 @@ pub async fn run(
         max_body_bytes: cfg.http.max_body_bytes,
         pipelines: board,
         alerting: Some(alerting),
+        templates,
         log: log.clone(),
         started_ms: crate::clock::now_ms(),
     });

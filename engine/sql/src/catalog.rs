@@ -11,7 +11,15 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use std::sync::Arc;
 
 /// The functions aiops adds to SQL.
-pub const FUNCTIONS: [&str; 5] = ["tumble", "hop", "session", "increase", "rate"];
+pub const FUNCTIONS: [&str; 7] = [
+    "tumble",
+    "hop",
+    "session",
+    "increase",
+    "rate",
+    "anomaly",
+    "time_until",
+];
 
 /// Names a pipeline may read from.
 pub fn input_names() -> Vec<&'static str> {
@@ -53,5 +61,7 @@ pub fn session_with_inputs(
     ctx.register_udf(window::session());
     ctx.register_udaf(counter::increase());
     ctx.register_udaf(counter::rate());
+    ctx.register_udf(crate::detect::anomaly_udf());
+    ctx.register_udf(crate::detect::time_until_udf());
     Ok(ctx)
 }

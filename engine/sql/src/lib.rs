@@ -14,10 +14,12 @@
 //! - [`error`]: the positioned error of a pipeline file.
 //! - [`settings`]: the `-- @key: value` settings of a pipeline's header comment.
 //! - [`alert_rule`]: the stage that turns an alert rule's rows into alerts with `for` semantics.
+//! - [`detect`]: `anomaly()` and `time_until()`: per-series detectors run after each window.
 
 pub mod alert_rule;
 pub mod catalog;
 pub mod counter;
+pub mod detect;
 pub mod error;
 pub mod pipeline;
 pub mod reference;
@@ -26,6 +28,7 @@ pub mod settings;
 pub mod window;
 
 pub use alert_rule::AlertRule;
+pub use detect::DetectStage;
 pub use error::PipelineError;
 pub use pipeline::{CheckedPipeline, check, check_file};
 pub use runtime::{Emission, EmissionKind, RuntimeConfig, StreamingPipeline};

@@ -27,6 +27,8 @@ pub struct CheckedPipeline {
     pub plan: LogicalPlan,
     /// The settings of its header comment (`-- @for: 3`, …).
     pub settings: PipelineSettings,
+    /// Its `anomaly()` / `time_until()` columns.
+    pub detect: Vec<crate::detect::DetectSpec>,
 }
 
 /// Output names a pipeline may not write to: the raw input streams are written by ingest only.
@@ -323,11 +325,24 @@ pub async fn check_in(
             ),
         ));
     }
+    let has_window = window.is_some();
     let size = match window {
         Some(PlanWindow::Tumble { size_ms }) => Some(size_ms),
         _ => None,
     };
     settings.validate(file, &output, &output_schema, size)?;
+    let detect = crate::detect::specs(&plan).map_err(|e| {
+        let (line, column) = call_position(source, e.function).unwrap_or(query_start);
+        err(file, line, column, e.to_string())
+    })?;
+    if !detect.is_empty() && !has_window {
+        return Err(err(
+            file,
+            query_start.0,
+            query_start.1,
+            "anomaly() and time_until() judge one value per window: GROUP BY tumble(time, INTERVAL …)",
+        ));
+    }
     Ok(CheckedPipeline {
         name,
         output,
@@ -335,6 +350,7 @@ pub async fn check_in(
         output_schema,
         plan,
         settings,
+        detect,
     })
 }
 

@@ -18,9 +18,9 @@ use aiops_schemas::derived::{
     DERIVED_PREFIX, DerivedHeader, DerivedWhat, LATE_PREFIX, decode_derived, encode_derived,
 };
 use aiops_schemas::{Envelope, Kind};
-use aiops_sql::AlertRule;
 use aiops_sql::runtime::compile::WindowKind;
 use aiops_sql::runtime::{Emission, EmissionKind, PipelineStatus, RuntimeError, StreamingPipeline};
+use aiops_sql::{AlertRule, DetectStage};
 use arrow_select::filter::filter_record_batch;
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -121,6 +121,8 @@ struct Running {
     p: StreamingPipeline,
     /// The `for` stage of an alert rule (`INSERT INTO alerts`).
     alert: Option<AlertRule>,
+    /// The stage of its `anomaly()` / `time_until()` columns.
+    detect: Option<DetectStage>,
     input: Input,
     position: u64,
     failed: Option<String>,
@@ -251,7 +253,21 @@ fn emit(
     out: &mut Vec<Output>,
 ) -> Result<(), RunnerError> {
     let size = run.p.window().size_ms();
-    for e in emissions {
+    for mut e in emissions {
+        if let Some(stage) = run.detect.as_mut()
+            && e.kind == EmissionKind::Output
+        {
+            let d = stage
+                .on_emission(e.window_start_ms, &e.batch)
+                .map_err(|err| RunnerError::Encode {
+                    pipeline: run.p.name().to_string(),
+                    detail: err.to_string(),
+                })?;
+            e.batch = d.batch;
+            if let Some(events) = d.events {
+                out.push(encode_anomalies(run.p.name(), e.window_start_ms, events)?);
+            }
+        }
         if let Some(rule) = run.alert.as_mut()
             && e.kind == EmissionKind::Output
         {
@@ -319,6 +335,37 @@ fn encode_alerts(pipeline: &str, at_ms: i64, batch: RecordBatch) -> Result<Outpu
     })
 }
 
+/// Anomaly events of a pipeline's `anomaly()` columns as a message of the events stream
+/// (`aiops.events.0`), where the alerting engine and other pipelines read events; the id derives
+/// from the content.
+fn encode_anomalies(pipeline: &str, at_ms: i64, batch: RecordBatch) -> Result<Output, RunnerError> {
+    let env = Envelope::new(Kind::Events, "pipeline", 0, (at_ms, at_ms), &batch);
+    let payload = aiops_schemas::encode(&env, &batch).map_err(|e| RunnerError::Encode {
+        pipeline: pipeline.to_string(),
+        detail: e.to_string(),
+    })?;
+    let h = aiops_schemas::partition::fnv1a(0xcbf2_9ce4_8422_2325, &payload);
+    Ok(Output {
+        pipeline: pipeline.to_string(),
+        output: "anomalies".to_string(),
+        message: AppendMessage {
+            subject: Kind::Events.subject(0),
+            msg_id: format!("{ANOMALY_ID_PREFIX}{pipeline}.{at_ms}.{h:016x}"),
+            time_min_ms: at_ms,
+            time_max_ms: at_ms,
+            payload: Bytes::from(payload),
+        },
+        emission: Emission {
+            kind: EmissionKind::Output,
+            window_start_ms: at_ms,
+            batch,
+        },
+    })
+}
+
+/// Message-id prefix of anomaly events written by pipelines.
+const ANOMALY_ID_PREFIX: &str = "n.";
+
 /// Whether a subject carries pipeline outputs.
 fn is_output_subject(s: &str) -> bool {
     s.starts_with(DERIVED_PREFIX) || s.starts_with(LATE_PREFIX)
@@ -326,7 +373,9 @@ fn is_output_subject(s: &str) -> bool {
 
 /// Whether a message is one a pipeline wrote (derived events, late rows, alerts of a rule).
 fn is_pipeline_output(subject: &str, msg_id: &str) -> bool {
-    is_output_subject(subject) || (subject.starts_with("aiops.alerts.") && msg_id.starts_with("a."))
+    is_output_subject(subject)
+        || (subject.starts_with("aiops.alerts.") && msg_id.starts_with("a."))
+        || (subject.starts_with("aiops.events.") && msg_id.starts_with(ANOMALY_ID_PREFIX))
 }
 
 impl Runner {
@@ -390,9 +439,20 @@ impl Runner {
                     detail: e.to_string(),
                 })?;
             }
+            let mut detect = DetectStage::new(p.name(), p.detect_specs(), &p.output_schema());
+            if let (Some(d), Some(store)) = (detect.as_mut(), &store)
+                && restored
+                && let Some(bytes) = store.load_detect(p.name())?
+            {
+                d.restore(&bytes).map_err(|e| RunnerError::Encode {
+                    pipeline: p.name().to_string(),
+                    detail: e.to_string(),
+                })?;
+            }
             running.push(Running {
                 p,
                 alert,
+                detect,
                 input,
                 position,
                 failed: None,
@@ -663,6 +723,13 @@ impl Runner {
                     log_head: self.log_head,
                     state: run.p.checkpoint()?,
                     alert_state: run.alert.as_ref().map(AlertRule::checkpoint),
+                    detect_state: match &run.detect {
+                        Some(d) => Some(d.checkpoint().map_err(|e| RunnerError::Encode {
+                            pipeline: run.p.name().to_string(),
+                            detail: e.to_string(),
+                        })?),
+                        None => None,
+                    },
                 },
             ));
         }

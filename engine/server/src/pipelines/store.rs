@@ -38,6 +38,9 @@ pub struct PipelineCheckpoint {
     /// The state of an alert rule's `for` stage.
     #[serde(skip)]
     pub alert_state: Option<Vec<u8>>,
+    /// The per-series state of its `anomaly()` / `time_until()` columns.
+    #[serde(skip)]
+    pub detect_state: Option<Vec<u8>>,
 }
 
 /// The sled database of checkpoints (cheap to clone: one shared database).
@@ -49,6 +52,7 @@ pub struct Store {
 const META: &str = "meta/";
 const STATE: &str = "state/";
 const ALERT: &str = "alert/";
+const DETECT: &str = "detect/";
 
 impl Store {
     /// Opens (or creates) the store in `dir`.
@@ -91,6 +95,14 @@ impl Store {
         Ok(self.db.get(format!("{ALERT}{name}"))?.map(|v| v.to_vec()))
     }
 
+    /// The checkpointed detector state of pipeline `name`, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] when reading fails.
+    pub fn load_detect(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(format!("{DETECT}{name}"))?.map(|v| v.to_vec()))
+    }
+
     /// Writes the checkpoints of several pipelines atomically and durably.
     ///
     /// # Errors
@@ -107,6 +119,10 @@ impl Store {
             match &ck.alert_state {
                 Some(a) => batch.insert(format!("{ALERT}{name}").as_bytes(), a.as_slice()),
                 None => batch.remove(format!("{ALERT}{name}").as_bytes()),
+            }
+            match &ck.detect_state {
+                Some(d) => batch.insert(format!("{DETECT}{name}").as_bytes(), d.as_slice()),
+                None => batch.remove(format!("{DETECT}{name}").as_bytes()),
             }
         }
         self.db.apply_batch(batch)?;
@@ -132,6 +148,7 @@ impl Store {
         self.db.remove(format!("{META}{name}"))?;
         self.db.remove(format!("{STATE}{name}"))?;
         self.db.remove(format!("{ALERT}{name}"))?;
+        self.db.remove(format!("{DETECT}{name}"))?;
         Ok(())
     }
 }

@@ -151,6 +151,7 @@ pub struct StreamingPipeline {
     fingerprint: u64,
     cfg: RuntimeConfig,
     settings: crate::settings::PipelineSettings,
+    detect: Vec<crate::detect::DetectSpec>,
     c: Compiled,
     /// Dummy key column when the GROUP BY has only the window.
     no_keys: bool,
@@ -298,6 +299,7 @@ impl StreamingPipeline {
             output: checked.output.clone(),
             fingerprint: fnv(source.as_bytes()),
             settings: checked.settings.clone(),
+            detect: checked.detect.clone(),
             cfg,
             c,
             no_keys,
@@ -309,6 +311,11 @@ impl StreamingPipeline {
             out_schema: Arc::new(Schema::new(fields)),
             converter,
         })
+    }
+
+    /// Its `anomaly()` / `time_until()` columns, for the [`crate::DetectStage`] run after it.
+    pub fn detect_specs(&self) -> &[crate::detect::DetectSpec] {
+        &self.detect
     }
 
     /// The pipeline's name (its file stem).
