@@ -168,15 +168,16 @@ async fn outputs(data: &Path) -> (Vec<(String, String)>, Vec<RecordBatch>) {
     (ids, events)
 }
 
-/// (type, labels, attributes) of every event in `batches`.
-fn rows(
-    batches: &[RecordBatch],
-) -> Vec<(
+/// One event: type, labels, attributes, time.
+type EventRow = (
     String,
     BTreeMap<String, String>,
     BTreeMap<String, String>,
     i64,
-)> {
+);
+
+/// (type, labels, attributes, time) of every event in `batches`.
+fn rows(batches: &[RecordBatch]) -> Vec<EventRow> {
     let map = |b: &RecordBatch, col: &str, i: usize| -> BTreeMap<String, String> {
         let m = b.column_by_name(col).unwrap().as_map();
         let e = m.value(i);

@@ -70,8 +70,8 @@ pub enum SpecKind {
     Anomaly {
         /// The detector's name, as written.
         detector: String,
-        /// Its configuration.
-        config: DetectorConfig,
+        /// Its configuration (boxed: detector configurations are large, `TimeUntil` is not).
+        config: Box<DetectorConfig>,
         /// Score at which an anomaly event is written.
         threshold: f64,
     },
@@ -306,7 +306,7 @@ fn anomaly_kind(args: &[Expr]) -> Result<SpecKind, SpecError> {
     };
     Ok(SpecKind::Anomaly {
         detector,
-        config,
+        config: Box::new(config),
         threshold,
     })
 }

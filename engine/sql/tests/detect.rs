@@ -151,10 +151,11 @@ async fn the_stage_scores_what_a_detector_fed_the_batch_values_gives() {
     assert!(streamed.values().any(Option::is_some), "all warming up");
 }
 
+/// An anomaly event: labels, attributes, time.
+type AnomalyRow = (BTreeMap<String, String>, BTreeMap<String, String>, i64);
+
 /// (labels, attributes, time) of anomaly events.
-fn anomaly_events(
-    events: &[RecordBatch],
-) -> Vec<(BTreeMap<String, String>, BTreeMap<String, String>, i64)> {
+fn anomaly_events(events: &[RecordBatch]) -> Vec<AnomalyRow> {
     let map = |b: &RecordBatch, col: &str, i: usize| -> BTreeMap<String, String> {
         let m = b.column_by_name(col).unwrap().as_map();
         let e = m.value(i);
