@@ -7,8 +7,8 @@
 //!   `template_id`; attributes `template`, `change` = `new` | `updated`): the log holds every
 //!   template's history, so a replay reproduces the ids;
 //! - per-window counts on the derived stream `aiops.derived.log_templates_1m` (`window_start`,
-//!   `service`, `template_id`, `template`, `count`, `errors`), readable by pipelines as
-//!   `FROM log_templates_1m`;
+//!   `service`, `template_id`, `template`, `count`, `errors`), for replays and the read side
+//!   (pipelines cannot read it with `FROM` yet: the checker knows only pipeline outputs);
 //! - template-level anomalies as events `type = 'anomaly'` (labels `service`, `detector =
 //!   log_template`, `kind`, `template_id`), which the alerting engine takes as evidence.
 //!
