@@ -82,25 +82,7 @@ fn minute(m: i64) -> (String, String) {
 }
 
 fn post(a: &Aiops, path: &str, body: &str) {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            "-H",
-            "content-type: application/x-ndjson",
-            "--data-binary",
-            "@-",
-        ])
-        .arg(a.url(path))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(body.as_bytes())?;
-            c.wait()
-        })
-        .unwrap();
-    assert!(out.success(), "ingest to {path} failed");
+    common::post_ndjson(a, path, body);
 }
 
 /// Posts minutes `from..to` in chunks of two minutes (ingest splits a body by partition, and a

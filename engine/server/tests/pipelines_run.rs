@@ -99,25 +99,7 @@ fn ndjson(chunk: &[(i64, String, u32)]) -> String {
 }
 
 fn post(a: &Aiops, body: String) {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            "-H",
-            "content-type: application/x-ndjson",
-            "--data-binary",
-            "@-",
-        ])
-        .arg(a.url("/api/ingest/events"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(body.as_bytes())?;
-            c.wait()
-        })
-        .unwrap();
-    assert!(out.success(), "ingest failed");
+    common::post_ndjson(a, "/api/ingest/events", &body);
 }
 
 fn pipelines_api(a: &Aiops) -> Value {

@@ -182,3 +182,28 @@ pub fn http_get(url: &str) -> Result<String, String> {
         Err(head.lines().next().unwrap_or("").to_string())
     }
 }
+
+/// Posts an NDJSON body to `path` of `a` with curl; panics unless the answer is 2xx.
+pub fn post_ndjson(a: &Aiops, path: &str, body: &str) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            "content-type: application/x-ndjson",
+            "--data-binary",
+            "@-",
+        ])
+        .arg(a.url(path))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            if let Some(mut stdin) = c.stdin.take() {
+                stdin.write_all(body.as_bytes())?;
+            }
+            c.wait()
+        })
+        .unwrap();
+    assert!(out.success(), "ingest to {path} failed");
+}
