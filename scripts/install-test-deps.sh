@@ -19,3 +19,18 @@ fi
 for svc in prometheus prometheus-node-exporter prometheus-alertmanager; do
   (service "$svc" stop >/dev/null 2>&1 || true)
 done
+# The email sink's tests run a real SMTP server on loopback (Python's aiosmtpd). pip first; on an
+# externally managed Python (PEP 668) fall back to the flag, then to Debian's package.
+if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+  echo "installing test peer: aiosmtpd"
+  python3 -m pip install --quiet aiosmtpd >/dev/null 2>&1 \
+    || python3 -m pip install --quiet --break-system-packages aiosmtpd >/dev/null 2>&1 \
+    || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-aiosmtpd >/dev/null; }
+fi
+# Build dependency: reqwest's default TLS backend (native-tls) links the system OpenSSL.
+if ! pkg-config --exists openssl 2>/dev/null; then
+  echo "installing build deps: libssl-dev pkg-config"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libssl-dev pkg-config >/dev/null
+fi

@@ -5,10 +5,15 @@
 //!   [`sources::PullSource`] for sources that produce data by themselves) and one folder per
 //!   connector: `remote_write`, `json`, `alertmanager`, `grafana`, `scrape`, `demo`.
 //! - [`registry`]: the one list of push endpoints and pull-source configurations.
+//! - [`sinks`]: the providers workflow actions call (webhook, Slack, Teams, Feishu, DingTalk,
+//!   email, Jira, PagerDuty, Grafana annotations, enrichment HTTP GET, local commands): one
+//!   [`sinks::Provider`] trait, one [`sinks::registry`], one folder each, and the outbound guard
+//!   ([`sinks::outbound`]) every HTTP provider goes through.
 //! - [`error`]: decode and source errors, with the short reasons used in metrics.
 
 pub mod error;
 pub mod registry;
+pub mod sinks;
 pub mod sources;
 
 pub use error::{DecodeError, SourceError};
