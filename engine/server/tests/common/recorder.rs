@@ -1,0 +1,169 @@
+//! A recording HTTP server for provider tests: accepts requests on a free loopback port in a
+//! thread, checks each against a contract function, records it with its receive time, and answers
+//! what the contract function says.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One received request.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: serde_json::Value,
+    pub at_ms: i64,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The contract: `Err(reason)` answers 400 with the reason (and counts a violation).
+pub type Contract = dyn Fn(&Received) -> Result<(u16, String), String> + Send + Sync;
+
+/// The running recorder.
+pub struct Recorder {
+    pub port: u16,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    pub violations: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    pub fn start(contract: Arc<Contract>) -> Recorder {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let (r2, v2) = (received.clone(), violations.clone());
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let (r3, v3, c3) = (r2.clone(), v2.clone(), contract.clone());
+                std::thread::spawn(move || {
+                    let _ = handle(s, &r3, &v3, c3.as_ref());
+                });
+            }
+        });
+        Recorder {
+            port,
+            received,
+            violations,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn all(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+}
+
+fn handle(
+    s: std::net::TcpStream,
+    rec: &Mutex<Vec<Received>>,
+    viol: &Mutex<Vec<String>>,
+    contract: &Contract,
+) -> std::io::Result<()> {
+    let mut w = s.try_clone()?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            let (k, v) = (k.trim().to_string(), v.trim().to_string());
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.parse().unwrap_or(0);
+            }
+            headers.push((k, v));
+        }
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let req = Received {
+        method,
+        path,
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        at_ms,
+    };
+    let (status, answer) = match contract(&req) {
+        Ok(x) => x,
+        Err(reason) => {
+            viol.lock().unwrap().push(reason.clone());
+            (400, serde_json::json!({"status": "invalid event", "message": reason}).to_string())
+        }
+    };
+    rec.lock().unwrap().push(req);
+    write!(
+        w,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+        answer.len()
+    )?;
+    w.flush()
+}
+
+/// PagerDuty Events API v2 (https://developer.pagerduty.com/docs/events-api-v2/trigger-events/):
+/// POST /v2/enqueue, JSON with routing_key (32 chars here), event_action, dedup_key, and for a
+/// trigger payload.summary (≤ 1024), payload.source, payload.severity in
+/// critical|error|warning|info. Answers 202 with the dedup key.
+pub fn pagerduty(routing_key: &'static str) -> Arc<Contract> {
+    Arc::new(move |r: &Received| {
+        if r.method != "POST" || r.path != "/v2/enqueue" {
+            return Err(format!("{} {} is not POST /v2/enqueue", r.method, r.path));
+        }
+        if !r.header("content-type").is_some_and(|c| c.starts_with("application/json")) {
+            return Err("content-type must be application/json".into());
+        }
+        let b = &r.body;
+        if b["routing_key"] != routing_key {
+            return Err("wrong routing_key".into());
+        }
+        let action = b["event_action"].as_str().unwrap_or("");
+        if !matches!(action, "trigger" | "acknowledge" | "resolve") {
+            return Err(format!("bad event_action {action:?}"));
+        }
+        let key = b["dedup_key"].as_str().ok_or("dedup_key missing")?;
+        if action == "trigger" {
+            let p = &b["payload"];
+            let summary = p["summary"].as_str().ok_or("payload.summary missing")?;
+            if summary.is_empty() || summary.len() > 1024 {
+                return Err("payload.summary must be 1..1024 chars".into());
+            }
+            p["source"].as_str().ok_or("payload.source missing")?;
+            let sev = p["severity"].as_str().ok_or("payload.severity missing")?;
+            if !matches!(sev, "critical" | "error" | "warning" | "info") {
+                return Err(format!("bad severity {sev:?}"));
+            }
+        }
+        Ok((
+            202,
+            serde_json::json!({"status": "success", "message": "Event processed", "dedup_key": key}).to_string(),
+        ))
+    })
+}
