@@ -32,5 +32,6 @@ pub mod pipeline;
 pub mod replay;
 pub mod report;
 pub mod rw;
+pub mod workflows;
 
 pub use error::BenchError;

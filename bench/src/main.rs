@@ -65,6 +65,23 @@ enum Cmd {
     ///    sink in this process), posts a paced stream to both at once and counts the
     ///    notifications each emits, then an unpaced stream to each in turn (alerts/s).
     Alerting(AlertingArgs),
+    /// Workflow engine: executions/s of the engine alone (trigger → render → intent → result →
+    /// finished), and p50/p99 from trigger to the first request at a recording server through
+    /// the real webhook provider. Prints JSON.
+    Workflows {
+        /// Triggers for the throughput measurement.
+        #[arg(long, default_value_t = 200_000)]
+        executions: u64,
+        /// Throughput runs (median reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Alerts for the latency measurement.
+        #[arg(long, default_value_t = 5_000)]
+        latency_alerts: u64,
+        /// Their rate per second.
+        #[arg(long, default_value_t = 500)]
+        latency_rate: u64,
+    },
     /// Scores an anomaly detector on NAB (Numenta Anomaly Benchmark) data with NAB's own rules.
     ///
     /// Prints a line per series and, last,
@@ -295,6 +312,24 @@ fn main() -> anyhow::Result<()> {
         Cmd::Pipeline(args) => cmd_pipeline(args),
         Cmd::PipelineRss(args) => cmd_pipeline_rss(args),
         Cmd::Alerting(args) => cmd_alerting(args),
+        Cmd::Workflows {
+            executions,
+            runs,
+            latency_alerts,
+            latency_rate,
+        } => {
+            let t = aiops_bench::workflows::run_throughput(executions, runs)?;
+            let rt = runtime(2)?;
+            let l = rt.block_on(aiops_bench::workflows::run_latency(
+                latency_alerts,
+                latency_rate,
+            ))?;
+            println!(
+                "{}",
+                serde_json::json!({"throughput": t, "latency": l, "machine": aiops_bench::machine::Machine::describe()})
+            );
+            Ok(())
+        }
         Cmd::Nab(args) => Ok(aiops_bench::nab::run(args)?),
         Cmd::Loghub(args) => Ok(aiops_bench::loghub::run(args)?),
         Cmd::Compare { a, b } => cmd_compare(&a, &b),

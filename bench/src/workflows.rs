@@ -116,7 +116,9 @@ pub fn run_throughput(n: u64, runs: usize) -> anyhow::Result<Value> {
         rates.push(n as f64 / secs);
     }
     rates.sort_by(f64::total_cmp);
-    Ok(json!({"executions": n, "runs": rates.len(), "executions_per_s_median": rates[rates.len() / 2], "executions_per_s_all": rates}))
+    Ok(
+        json!({"executions": n, "runs": rates.len(), "executions_per_s_median": rates[rates.len() / 2], "executions_per_s_all": rates}),
+    )
 }
 
 /// p50/p99 from trigger to the recording server reading the request, `n` alerts at `rate`/s.

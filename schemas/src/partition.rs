@@ -26,9 +26,22 @@ pub fn hash_labels<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> u
     let mut acc = 0u64;
     for (k, v) in pairs {
         let h = fnv1a(fnv1a(FNV_OFFSET, k.as_bytes()), &[0xff]);
-        acc = acc.wrapping_add(fnv1a(h, v.as_bytes()));
+        // Each pair's hash is finalized before the (order-independent) sum: raw FNV-1a values of
+        // strings that differ only in their last byte differ by ±prime, so two such pairs could
+        // cancel out in a plain sum ({a=x0, b=y0} and {a=x1, b=y1} collided).
+        acc = acc.wrapping_add(fmix64(fnv1a(h, v.as_bytes())));
     }
     acc
+}
+
+/// MurmurHash3's 64-bit finalizer: every input bit affects every output bit.
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^= k >> 33;
+    k
 }
 
 /// The series key hash of a metric (name and labels).
@@ -125,6 +138,21 @@ mod tests {
         );
         assert_ne!(hash_labels([("a", "1")]), hash_labels([("a", "2")]));
         assert_ne!(hash_labels([("a", "12")]), hash_labels([("a1", "2")]));
+        // Pairs differing only in their last byte must not cancel out.
+        assert_ne!(
+            hash_labels([("alertname", "A0"), ("service", "svc-A0")]),
+            hash_labels([("alertname", "A1"), ("service", "svc-A1")])
+        );
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..100 {
+            for j in 0..100 {
+                let (a, b) = (format!("x{i}"), format!("y{j}"));
+                assert!(
+                    seen.insert(hash_labels([("a", a.as_str()), ("b", b.as_str())])),
+                    "collision at {i},{j}"
+                );
+            }
+        }
     }
 
     #[test]

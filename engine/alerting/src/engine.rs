@@ -162,6 +162,16 @@ pub enum Control {
         /// The service.
         service: String,
     },
+    /// A line in an incident's timeline from elsewhere (workflow and auto-heal steps). It changes
+    /// no lifecycle state and makes no decision, so workflows reacting to incidents cannot loop.
+    Note {
+        /// Incident id.
+        incident: String,
+        /// Entry kind (`workflow`, `autoheal`, …).
+        kind: String,
+        /// What happened.
+        text: String,
+    },
 }
 
 /// Why a control command was refused (the log keeps it; it changes nothing).
@@ -428,6 +438,11 @@ impl AlertEngine {
                     .incidents
                     .anomaly(&self.cfg.aiops.incidents, &service, now);
             }
+            Control::Note {
+                incident,
+                kind,
+                text,
+            } => self.st.incidents.add_note(&incident, now, &kind, text),
         }
         Ok(out)
     }

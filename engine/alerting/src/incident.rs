@@ -176,6 +176,15 @@ impl Incidents {
             .or_else(|| self.closed.iter().find(|i| i.id == id))
     }
 
+    /// Adds a timeline entry to an incident (open or recently closed); unknown ids are ignored.
+    pub fn add_note(&mut self, id: &str, at_ms: i64, kind: &str, text: String) {
+        if let Some(i) = self.open.get_mut(id) {
+            i.note(at_ms, kind, text);
+        } else if let Some(i) = self.closed.iter_mut().find(|i| i.id == id) {
+            i.note(at_ms, kind, text);
+        }
+    }
+
     /// Records anomaly evidence for a service (from anomaly events).
     pub fn anomaly(&mut self, cfg: &IncidentConfig, service: &str, at_ms: i64) {
         let q = self.anomalies.entry(service.to_string()).or_default();

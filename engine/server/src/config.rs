@@ -33,6 +33,8 @@ pub struct Config {
     pub alerting: crate::alerting::AlertingSettings,
     /// Log template mining: Drain parameters, windows, new-template and surge anomalies.
     pub templates: crate::templates::TemplateSettings,
+    /// Workflows and auto-heal: files, providers, secrets, users, limits.
+    pub workflows: crate::workflows::WorkflowSettings,
 }
 
 impl Default for Config {
@@ -48,6 +50,7 @@ impl Default for Config {
             pipelines: crate::pipelines::PipelinesConfig::default(),
             alerting: crate::alerting::AlertingSettings::default(),
             templates: crate::templates::TemplateSettings::default(),
+            workflows: crate::workflows::WorkflowSettings::default(),
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct AppState {
     pub alerting: Option<Arc<crate::alerting::runner::AlertingHandle>>,
     /// The template miner, when it runs in this process.
     pub templates: Option<Arc<crate::templates::runner::TemplatesHandle>>,
+    /// The workflow engine and its API, when it runs in this process.
+    pub workflows: Option<Arc<crate::workflows::api::WorkflowsApi>>,
     /// The log (alerting commands are appended to it).
     pub log: Arc<dyn aiops_log::EventLog>,
     /// When the process started, Unix ms.
@@ -65,7 +67,7 @@ pub fn router(state: AppState) -> Router {
             ),
         );
     }
-    crate::alerting::api::routes(r).with_state(state)
+    crate::workflows::api::routes(crate::alerting::api::routes(r)).with_state(state)
 }
 
 fn error(status: StatusCode, reason: &str, message: String) -> Response {
@@ -214,6 +216,11 @@ async fn metrics(State(st): State<AppState>) -> Response {
                 .alerting
                 .as_deref()
                 .map(crate::alerting::api::metrics_text)
+                .unwrap_or_default()
+            + &st
+                .workflows
+                .as_deref()
+                .map(crate::workflows::api::metrics_text)
                 .unwrap_or_default(),
     )
         .into_response()

@@ -13,6 +13,7 @@
 //! - [`templates`]: log template mining over the log: template events, counts, anomalies.
 //! - [`checkpoint`]: the single-state checkpoint store of the alerting and template runners.
 //! - [`log_stats`]: counts, time range and bytes per kind, from message headers.
+//! - [`workflows`]: workflows and auto-heal over the log; the executor of effects.
 //! - [`server`]: wires all of the above into `aiops run`.
 
 pub mod alerting;
@@ -29,3 +30,4 @@ pub mod pull;
 pub mod replay;
 pub mod server;
 pub mod templates;
+pub mod workflows;

@@ -62,8 +62,36 @@ enum Command {
         #[command(subcommand)]
         command: AlertingCommand,
     },
+    /// Work with workflows and auto-heal strategies.
+    Workflow {
+        #[command(subcommand)]
+        command: WorkflowCmd,
+    },
     /// Print the reference of every event kind (the content of docs/events.md).
     SchemaDocs,
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkflowCmd {
+    /// Check workflow files (or every *.yaml in a directory) against the configured providers
+    /// and secrets: triggers, filters, templates, durations. Prints `file:line: reason` for each
+    /// problem and exits non-zero if any file is refused. Files under an `autoheal` directory
+    /// (or with `strategies:` at the top) are checked as auto-heal strategies.
+    Check {
+        /// Workflow or strategy files or directories.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Run the workflows over a past range without running anything, and print what would
+    /// have run (NDJSON, one line per effect, with what the log says became of it then).
+    Replay {
+        /// Start of the range (same forms as `replay --from`).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// End of the range, exclusive.
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +149,10 @@ struct ReplayArgs {
     /// running engine is not affected: a safe way to try a new alert rule on last week.
     #[arg(long, value_name = "DIR")]
     pipelines: Option<PathBuf>,
+    /// Run the workflows (`workflows.dir`, `workflows.autoheal_dir`) over the range and print
+    /// what would have run; no effect is executed.
+    #[arg(long, conflicts_with = "pipelines")]
+    workflows: bool,
     /// With --pipelines: write one Parquet file per output stream into DIR instead of NDJSON on
     /// standard output.
     #[arg(long, value_name = "DIR", requires = "pipelines")]
@@ -239,6 +271,20 @@ async fn run(cli: Cli) -> Result<()> {
             }
             server::run(cfg, shutdown_signal()).await?;
         }
+        Command::Replay(args) if args.workflows => {
+            workflow_replay(&cli.global, args.from, args.to).await?;
+        }
+        Command::Workflow {
+            command: WorkflowCmd::Replay { from, to },
+        } => workflow_replay(&cli.global, from, to).await?,
+        Command::Workflow {
+            command: WorkflowCmd::Check { files },
+        } => {
+            let cfg = load_config(&cli.global)?;
+            if !workflow_check(&cfg, &files)? {
+                std::process::exit(1);
+            }
+        }
         Command::Replay(args) if args.pipelines.is_some() => {
             let cfg = load_config(&cli.global)?;
             let from_ms = args.from.as_deref().map(parse_time).transpose()?;
@@ -309,13 +355,27 @@ async fn run(cli: Cli) -> Result<()> {
                 |pos, end| tracing::info!(position = pos, end, "rebuilding alerting"),
             )
             .await;
+            let wres = if cfg.workflows.enabled {
+                Some(
+                    aiops_server::workflows::dry::rebuild(
+                        log.clone(),
+                        &cfg.workflows,
+                        &aiops_server::workflows::store_dir(&cfg.data_dir),
+                    )
+                    .await,
+                )
+            } else {
+                None
+            };
             log.close().await?;
             let asum = ares.map_err(|e| anyhow::anyhow!(e))?;
+            let wsum = wres.transpose()?;
             let tsum = tres.transpose().map_err(|e| anyhow::anyhow!(e))?;
             let mut v = serde_json::to_value(sum)?;
             if let Some(o) = v.as_object_mut() {
                 o.insert("alerting".into(), serde_json::to_value(asum)?);
                 o.insert("templates".into(), serde_json::to_value(tsum)?);
+                o.insert("workflows".into(), serde_json::to_value(wsum)?);
             }
             println!("{v}");
         }
@@ -460,6 +520,90 @@ async fn run(cli: Cli) -> Result<()> {
         Command::SchemaDocs => print!("{}", aiops_schemas::reference::markdown()),
     }
     Ok(())
+}
+
+/// `aiops workflow replay` / `aiops replay --workflows`.
+async fn workflow_replay(g: &GlobalArgs, from: Option<String>, to: Option<String>) -> Result<()> {
+    let cfg = load_config(g)?;
+    let from = from.as_deref().map(parse_time).transpose()?;
+    let to = to.as_deref().map(parse_time).transpose()?;
+    let log = server::open_log_for_reading(&cfg).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let res =
+        aiops_server::workflows::dry::replay(log.clone(), &cfg.workflows, from, to, &mut out).await;
+    log.close().await?;
+    let sum = res?;
+    tracing::info!(
+        would_run = sum.would_run,
+        ran_then = sum.ran_then,
+        "workflow replay done (nothing executed)"
+    );
+    Ok(())
+}
+
+/// `aiops workflow check`: true when every file compiles.
+fn workflow_check(cfg: &Config, paths: &[PathBuf]) -> Result<bool> {
+    let providers = std::sync::Arc::new(
+        cfg.workflows
+            .providers_lenient()
+            .map_err(anyhow::Error::msg)?,
+    );
+    let renderer = aiops_workflow::Renderer::default();
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("{}", p.display()))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|x| matches!(x.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+                .collect();
+            v.sort();
+            files.extend(v);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut ok = true;
+    for f in files {
+        let name = f.display().to_string();
+        let text = match std::fs::read_to_string(&f) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                ok = false;
+                continue;
+            }
+        };
+        let strategy = text.trim_start().starts_with("strategies:")
+            || f.components().any(|c| c.as_os_str() == "autoheal");
+        let res = if strategy {
+            aiops_workflow::autoheal::compile_strategies(
+                &name,
+                &text,
+                providers.as_ref(),
+                &renderer,
+            )
+            .map(|s| format!("{} strategies", s.len()))
+        } else {
+            aiops_workflow::compile_text(&name, &text, providers.as_ref(), &renderer).map(|w| {
+                format!(
+                    "workflow {} ({} triggers, {} steps and actions)",
+                    w.id,
+                    w.triggers.len(),
+                    w.items.len()
+                )
+            })
+        };
+        match res {
+            Ok(what) => println!("{name}: ok ({what})"),
+            Err(e) => {
+                eprintln!("{e}");
+                ok = false;
+            }
+        }
+    }
+    Ok(ok)
 }
 
 fn main() -> std::process::ExitCode {

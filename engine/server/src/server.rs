@@ -46,6 +46,9 @@ pub enum ServerError {
     /// The alerting configuration is invalid or its checkpoint store cannot be opened.
     #[error("alerting: {0}")]
     Alerting(String),
+    /// The workflows, providers or secrets are invalid, or the checkpoint store cannot be opened.
+    #[error("workflows: {0}")]
+    Workflows(String),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
@@ -194,6 +197,11 @@ pub async fn run(
     } else {
         None
     };
+    let workflows = if cfg.workflows.enabled {
+        Some(start_workflows(&cfg, log.clone(), first, &stop_rx, &mut tasks).await?)
+    } else {
+        None
+    };
     let addr = cfg.http.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -207,6 +215,7 @@ pub async fn run(
         pipelines: board,
         alerting: Some(alerting),
         templates,
+        workflows,
         log: log.clone(),
         started_ms: crate::clock::now_ms(),
     });
@@ -221,4 +230,90 @@ pub async fn run(
     }
     log.close().await?;
     served.map_err(ServerError::Serve)
+}
+
+/// Starts the workflow runner and the executor: compiles the workflow and strategy files (a bad
+/// file stops the start with file:line), records them in the log as the deployed set, and
+/// returns the API's handle.
+async fn start_workflows(
+    cfg: &Config,
+    log: Arc<dyn EventLog>,
+    first: u64,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Result<Arc<crate::workflows::api::WorkflowsApi>, ServerError> {
+    use crate::workflows::{codec, executor, query, runner};
+    let w = &cfg.workflows;
+    let providers = Arc::new(w.providers().map_err(ServerError::Workflows)?);
+    let limits = w.limits().map_err(ServerError::Workflows)?;
+    let deployed = runner::Deployed {
+        workflows: crate::workflows::read_dir(&w.dir).map_err(ServerError::Workflows)?,
+        strategies: crate::workflows::read_dir(&w.autoheal_dir).map_err(ServerError::Workflows)?,
+    };
+    crate::workflows::compile_set(
+        &deployed.workflows,
+        &deployed.strategies,
+        providers.clone(),
+        limits.clone(),
+    )
+    .map_err(|errs| {
+        ServerError::Workflows(
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    let handle = runner::WorkflowsHandle::new(providers, limits);
+    let store = crate::checkpoint::Store::open(&crate::workflows::store_dir(&cfg.data_dir))
+        .map_err(|e| ServerError::Workflows(e.to_string()))?;
+    let wrunner = runner::WorkflowRunner::new(
+        log.clone(),
+        handle.clone(),
+        Some(store),
+        true,
+        first,
+        w.checkpoint_interval,
+    )
+    .await
+    .map_err(|e| ServerError::Workflows(e.to_string()))?;
+    // The files as they are now become the deployed set from this point of the log on.
+    let msg = codec::control_message(
+        codec::WorkflowCommand::Deployed {
+            workflows: deployed.workflows.clone(),
+            strategies: deployed.strategies.clone(),
+        },
+        crate::clock::now_ms(),
+    )
+    .map_err(|e| ServerError::Workflows(e.to_string()))?;
+    log.append(vec![msg]).await?;
+    tracing::info!(
+        workflows = deployed.workflows.len(),
+        strategies = deployed.strategies.len(),
+        "workflows deployed"
+    );
+    let query = Arc::new(query::QueryEngine::new(
+        log.clone(),
+        Some(cfg.pipelines.dir.join("tables")),
+    ));
+    let exec = executor::Executor::new(
+        handle.clone(),
+        log.clone(),
+        query,
+        w.max_in_flight,
+        w.sql_window,
+    );
+    let wrunner = wrunner.with_sink(exec.clone());
+    let tick = w.tick_interval;
+    let rx = stop_rx.clone();
+    tasks.spawn(async move {
+        if let Err(e) = wrunner.follow(tick, rx).await {
+            tracing::error!(error = %e, "workflows stopped");
+        }
+    });
+    tasks.spawn(exec.clone().run(stop_rx.clone()));
+    let mut api = crate::workflows::api::WorkflowsApi::new(handle, w.dir.clone(), &w.users)
+        .map_err(ServerError::Workflows)?;
+    api.executor = Some(exec);
+    Ok(Arc::new(api))
 }

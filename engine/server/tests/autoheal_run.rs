@@ -109,7 +109,9 @@ fn supervise(script: &Path, port: u16, state: &Path) -> Supervisor {
     std::thread::spawn(move || {
         let mut child: Option<Child> = None;
         while !s2.load(Ordering::SeqCst) {
-            let running = child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+            let running = child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
             if !running {
                 child = Some(
                     Command::new("python3")
@@ -137,12 +139,19 @@ fn stop_guard(stop: Arc<AtomicBool>) -> Supervisor {
 }
 
 fn incidents(a: &Aiops) -> Vec<Value> {
-    let v: Value = serde_json::from_str(&http_get(&a.url("/api/incidents?status=all")).unwrap_or_default()).unwrap_or(Value::Null);
-    v["incidents"].as_array().cloned().or_else(|| v.as_array().cloned()).unwrap_or_default()
+    let v: Value =
+        serde_json::from_str(&http_get(&a.url("/api/incidents?status=all")).unwrap_or_default())
+            .unwrap_or(Value::Null);
+    v["incidents"]
+        .as_array()
+        .cloned()
+        .or_else(|| v.as_array().cloned())
+        .unwrap_or_default()
 }
 
 fn incident(a: &Aiops, id: &str) -> Value {
-    serde_json::from_str(&http_get(&a.url(&format!("/api/incidents/{id}"))).unwrap_or_default()).unwrap_or(Value::Null)
+    serde_json::from_str(&http_get(&a.url(&format!("/api/incidents/{id}"))).unwrap_or_default())
+        .unwrap_or(Value::Null)
 }
 
 #[test]
@@ -226,7 +235,9 @@ max_args = 1
     std::thread::sleep(Duration::from_secs(3));
     std::fs::write(state.join("shop.broken"), "").unwrap();
     wait_until(Duration::from_secs(40), "the shop incident", || {
-        incidents(&a).iter().any(|i| i["title"].as_str().unwrap_or("").contains("shop"))
+        incidents(&a)
+            .iter()
+            .any(|i| i["title"].as_str().unwrap_or("").contains("shop"))
     });
     let id = incidents(&a)
         .into_iter()
@@ -235,11 +246,36 @@ max_args = 1
         .as_str()
         .unwrap()
         .to_string();
-    wait_until(Duration::from_secs(60), "the incident to resolve", || incident(&a, &id)["status"] == "resolved");
+    wait_until(
+        Duration::from_secs(60),
+        "the incident to resolve and auto-heal to finish",
+        || {
+            let i = incident(&a, &id);
+            i["status"] == "resolved"
+                && i["timeline"]
+                    .to_string()
+                    .contains("workflow autoheal succeeded")
+        },
+    );
     let restarts = std::fs::read_to_string(state.join("restarts.log")).unwrap();
-    assert_eq!(restarts.lines().collect::<Vec<_>>(), vec!["restart shop"], "one restart of shop");
+    assert_eq!(
+        restarts.lines().collect::<Vec<_>>(),
+        vec!["restart shop"],
+        "one restart of shop"
+    );
     let inc = incident(&a, &id);
-    let timeline: Vec<String> = inc["timeline"].as_array().unwrap().iter().map(|t| format!("{}: {}", t["kind"].as_str().unwrap_or(""), t["text"].as_str().unwrap_or(""))).collect();
+    let timeline: Vec<String> = inc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}: {}",
+                t["kind"].as_str().unwrap_or(""),
+                t["text"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
     let text = timeline.join("\n");
     for want in [
         "autoheal: auto-heal chose strategy restart-service",
@@ -254,10 +290,15 @@ max_args = 1
 
     // ledger degrades too: restarting does not fix it, verify fails, auto-heal escalates.
     std::fs::write(state.join("ledger.broken"), "").unwrap();
-    wait_until(Duration::from_secs(60), "the escalation", || rec.count() == 1);
+    wait_until(Duration::from_secs(60), "the escalation", || {
+        rec.count() == 1
+    });
     let r = &rec.all()[0];
     let summary = r.body["payload"]["summary"].as_str().unwrap();
-    assert!(summary.starts_with("auto-heal could not fix ledger"), "{summary}");
+    assert!(
+        summary.starts_with("auto-heal could not fix ledger"),
+        "{summary}"
+    );
     assert!(summary.contains("restart.verify"), "{summary}");
     assert!(rec.violations.lock().unwrap().is_empty());
 }

@@ -51,6 +51,7 @@ fn workspace_dependencies_point_one_way() {
         ("aiops-alerting", &["aiops-schemas"][..]),
         ("aiops-detect", &[][..]),
         ("aiops-testkit", &[][..]),
+        ("aiops-workflow", &["aiops-alerting"][..]),
         (
             "aiops-server",
             &[
@@ -60,6 +61,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-sql",
                 "aiops-alerting",
                 "aiops-detect",
+                "aiops-workflow",
             ][..],
         ),
         (
@@ -73,6 +75,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-detect",
                 "aiops-testkit",
                 "aiops-server",
+                "aiops-workflow",
             ][..],
         ),
     ]);

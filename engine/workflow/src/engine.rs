@@ -251,8 +251,8 @@ fn digest(v: &Value) -> String {
 }
 
 /// The template context of an alerting decision, with its trigger kind and the id of what
-/// resolves a throttle bound to it.
-fn decision_ctx(d: &Decision) -> Option<(&'static str, Value, Option<String>)> {
+/// resolves a throttle bound to it (also used by the API to diagnose an incident).
+pub fn decision_ctx(d: &Decision) -> Option<(&'static str, Value, Option<String>)> {
     match d {
         Decision::AlertState(c) => Some((
             "alert",
@@ -327,6 +327,12 @@ impl WorkflowEngine {
             renderer,
             st: State::default(),
         }
+    }
+
+    /// Replaces the configuration (a new deployment); the state stays. Executions of workflows
+    /// that are gone fail at their next step.
+    pub fn set_config(&mut self, cfg: EngineConfig) {
+        self.cfg = cfg;
     }
 
     /// The configuration.
@@ -665,6 +671,51 @@ impl WorkflowEngine {
                 self.advance(&id, out);
                 Ok(())
             }
+            WorkflowControl::Heal {
+                incident,
+                ctx,
+                strategy,
+                by: _,
+                request_id,
+            } => {
+                let obj = ctx.get("incident").cloned().unwrap_or(Value::Null);
+                let chosen = match strategy {
+                    Some(s) => self
+                        .cfg
+                        .strategies
+                        .iter()
+                        .find(|x| &x.id == s)
+                        .map(|x| x.id.clone())
+                        .ok_or_else(|| format!("no strategy {s:?}"))?,
+                    None => self
+                        .cfg
+                        .strategies
+                        .iter()
+                        .find(|x| x.matches(&obj))
+                        .map(|x| x.id.clone())
+                        .ok_or_else(|| format!("no strategy matches incident {incident}"))?,
+                };
+                let cause = format!("manual/{request_id}");
+                let id = format!("{AUTOHEAL}/{cause}");
+                out.push(WorkflowEvent::Diagnosed {
+                    execution: id.clone(),
+                    incident: Some(incident.clone()),
+                    strategy: Some(chosen.clone()),
+                    considered: self.cfg.strategies.iter().map(|s| s.id.clone()).collect(),
+                    at_ms: self.st.now_ms,
+                });
+                let exec = self.new_exec(
+                    id,
+                    AUTOHEAL.into(),
+                    Plan::Strategy(chosen),
+                    "manual",
+                    cause,
+                    Some(incident.clone()),
+                    ctx.clone(),
+                );
+                self.admit(exec, 16, 1000, out);
+                Ok(())
+            }
             WorkflowControl::Reject {
                 execution,
                 by,
@@ -769,6 +820,7 @@ impl WorkflowEngine {
             errors.join("; ")
         };
         out.push(WorkflowEvent::StepFinished {
+            incident: e.incident.clone(),
             execution: id.clone(),
             step: item.name.clone(),
             ok: all_ok,
@@ -911,6 +963,40 @@ impl WorkflowEngine {
             rate_wait_since: None,
         };
         self.admit(exec, wf.concurrency, wf.queue, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_exec(
+        &self,
+        id: String,
+        workflow: String,
+        plan: Plan,
+        trigger: &str,
+        cause: String,
+        incident: Option<String>,
+        ctx: Value,
+    ) -> Execution {
+        Execution {
+            id,
+            workflow,
+            plan,
+            trigger: trigger.to_string(),
+            cause,
+            incident,
+            ctx,
+            status: ExecStatus::Queued,
+            item: 0,
+            pending: BTreeSet::new(),
+            outcomes: BTreeMap::new(),
+            calls: 0,
+            steps: Map::new(),
+            approved: None,
+            approval: None,
+            failure: None,
+            started_ms: self.st.now_ms,
+            jumps: 0,
+            rate_wait_since: None,
+        }
     }
 
     fn admit(
@@ -1095,6 +1181,7 @@ impl WorkflowEngine {
                 Ok(true) => {}
                 Ok(false) => {
                     out.push(WorkflowEvent::StepSkipped {
+                        incident: e.incident.clone(),
                         execution: id.to_string(),
                         step: item.name.clone(),
                         reason: format!("condition {cond:?} is false"),
@@ -1316,6 +1403,7 @@ impl WorkflowEngine {
     fn refuse(&mut self, id: &str, item: &Item, reason: String, out: &mut Vec<WorkflowEvent>) {
         self.st.counters.refused += 1;
         out.push(WorkflowEvent::StepSkipped {
+            incident: self.st.executions.get(id).and_then(|e| e.incident.clone()),
             execution: id.to_string(),
             step: item.name.clone(),
             reason: reason.clone(),

@@ -134,6 +134,9 @@ pub enum WorkflowEvent {
         refused: bool,
         /// When.
         at_ms: i64,
+        /// Incident, if any.
+        #[serde(default)]
+        incident: Option<String>,
     },
     /// An effect is about to run.
     Intent(Intent),
@@ -199,6 +202,9 @@ pub enum WorkflowEvent {
         detail: String,
         /// When.
         at_ms: i64,
+        /// Incident, if any.
+        #[serde(default)]
+        incident: Option<String>,
     },
     /// An execution finished.
     ExecutionFinished {
@@ -261,6 +267,8 @@ impl WorkflowEvent {
     pub fn incident(&self) -> Option<&str> {
         match self {
             WorkflowEvent::ExecutionStarted { incident, .. }
+            | WorkflowEvent::StepSkipped { incident, .. }
+            | WorkflowEvent::StepFinished { incident, .. }
             | WorkflowEvent::Diagnosed { incident, .. }
             | WorkflowEvent::ExecutionFinished { incident, .. } => incident.as_deref(),
             WorkflowEvent::Intent(i) => i.incident.as_deref(),
@@ -385,6 +393,19 @@ pub enum WorkflowControl {
         by: String,
         /// Their roles (checked by the API's authentication).
         roles: Vec<String>,
+    },
+    /// Run auto-heal for an incident by hand (`POST /api/autoheal/fix`).
+    Heal {
+        /// Incident id.
+        incident: String,
+        /// The incident's template context as the API saw it (logged, so a replay sees it too).
+        ctx: Value,
+        /// A strategy by id; none: the first that matches.
+        strategy: Option<String>,
+        /// Who.
+        by: String,
+        /// Unique per request.
+        request_id: String,
     },
     /// Reject a waiting step (the execution fails and escalates).
     Reject {

@@ -294,6 +294,30 @@ impl AlertRunner {
         if r.subject == CLOCK_SUBJECT {
             return self.handle.engine.write().advance(r.time_max_ms);
         }
+        if r.subject == crate::workflows::codec::EFFECTS_SUBJECT {
+            // Workflow and auto-heal steps of an incident go into its timeline (no decision).
+            let mut engine = self.handle.engine.write();
+            for line in crate::workflows::codec::parse_effects(&r.payload) {
+                if let crate::workflows::codec::EffectsLine::Event(ev) = line
+                    && let Some(inc) = ev.incident()
+                {
+                    let kind = if ev.id().starts_with("autoheal/") {
+                        "autoheal"
+                    } else {
+                        "workflow"
+                    };
+                    let _ = engine.control(
+                        ev.at_ms(),
+                        Control::Note {
+                            incident: inc.to_string(),
+                            kind: kind.into(),
+                            text: ev.text(),
+                        },
+                    );
+                }
+            }
+            return Vec::new();
+        }
         Vec::new()
     }
 

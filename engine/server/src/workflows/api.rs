@@ -43,7 +43,10 @@ impl std::fmt::Debug for WorkflowsApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkflowsApi")
             .field("dir", &self.dir)
-            .field("users", &self.users.iter().map(|u| &u.name).collect::<Vec<_>>())
+            .field(
+                "users",
+                &self.users.iter().map(|u| &u.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -64,7 +67,12 @@ impl WorkflowsApi {
                 .providers
                 .secrets()
                 .get(&u.token_secret)
-                .ok_or_else(|| format!("workflows.users.{name}: secret {:?} is not configured", u.token_secret))?;
+                .ok_or_else(|| {
+                    format!(
+                        "workflows.users.{name}: secret {:?} is not configured",
+                        u.token_secret
+                    )
+                })?;
             out.push(User {
                 name: name.clone(),
                 roles: u.roles.clone(),
@@ -89,7 +97,8 @@ impl WorkflowsApi {
             let b = token.as_bytes();
             let mut diff = a.len() ^ b.len();
             for i in 0..a.len().max(b.len()) {
-                diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
+                diff |=
+                    usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
             }
             if diff == 0 {
                 found = Some(u);
@@ -102,8 +111,14 @@ impl WorkflowsApi {
 /// Adds the workflow routes.
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
     r.route("/api/workflows", get(list).post(create))
-        .route("/api/workflows/executions/{*rest}", get(get_execution).post(execution_action))
-        .route("/api/workflows/{id}", get(get_one).put(replace).delete(remove))
+        .route(
+            "/api/workflows/executions/{*rest}",
+            get(get_execution).post(execution_action),
+        )
+        .route(
+            "/api/workflows/{id}",
+            get(get_one).put(replace).delete(remove),
+        )
         .route("/api/workflows/{id}/execute", post(execute))
         .route("/api/workflows/{id}/executions", get(executions))
         .route("/api/autoheal/strategies", get(strategies))
@@ -116,21 +131,32 @@ fn err(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn api(st: &AppState) -> Result<Arc<WorkflowsApi>, Response> {
-    st.workflows
-        .clone()
-        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "workflows are not running in this process ([workflows] enabled = false)"))
+    st.workflows.clone().ok_or_else(|| {
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "workflows are not running in this process ([workflows] enabled = false)",
+        )
+    })
 }
 
-async fn append_and_wait(st: &AppState, a: &WorkflowsApi, body: WorkflowCommand) -> Result<(), Response> {
+async fn append_and_wait(
+    st: &AppState,
+    a: &WorkflowsApi,
+    body: WorkflowCommand,
+) -> Result<(), Response> {
     let msg = control_message(body, crate::clock::now_ms())
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let appended = st
-        .log
-        .append(vec![msg])
-        .await
-        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, format!("the log did not accept the command: {e}")))?;
+    let appended = st.log.append(vec![msg]).await.map_err(|e| {
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the log did not accept the command: {e}"),
+        )
+    })?;
     let Some(seq) = appended.first().map(|x| x.seq) else {
-        return Err(err(StatusCode::INTERNAL_SERVER_ERROR, "the log returned no position"));
+        return Err(err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the log returned no position",
+        ));
     };
     a.handle
         .wait_for(seq, Duration::from_secs(10))
@@ -154,7 +180,8 @@ async fn list(State(st): State<AppState>) -> Response {
     let e = a.handle.engine.read();
     let c = e.counters();
     let list: Vec<Value> = e.config().workflows.values().map(|w| summary(w)).collect();
-    axum::Json(json!({"workflows": list, "counters": c, "active_executions": e.active().count()})).into_response()
+    axum::Json(json!({"workflows": list, "counters": c, "active_executions": e.active().count()}))
+        .into_response()
 }
 
 async fn get_one(State(st): State<AppState>, Path(id): Path<String>) -> Response {
@@ -165,7 +192,14 @@ async fn get_one(State(st): State<AppState>, Path(id): Path<String>) -> Response
     let e = a.handle.engine.read();
     match e.config().workflows.get(&id) {
         Some(w) => {
-            let text = a.handle.deployed.read().workflows.get(&w.file).cloned().unwrap_or_default();
+            let text = a
+                .handle
+                .deployed
+                .read()
+                .workflows
+                .get(&w.file)
+                .cloned()
+                .unwrap_or_default();
             let mut v = summary(w);
             if let Some(o) = v.as_object_mut() {
                 o.insert("yaml".into(), Value::String(text));
@@ -186,15 +220,26 @@ fn require(a: &WorkflowsApi, headers: &HeaderMap, role: &str) -> Result<User, Re
         });
     }
     let Some(u) = a.user(headers) else {
-        return Err(err(StatusCode::UNAUTHORIZED, "a bearer token of a configured user is required"));
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            "a bearer token of a configured user is required",
+        ));
     };
     if !u.roles.iter().any(|r| r == role || r == "admin") {
-        return Err(err(StatusCode::FORBIDDEN, format!("user {} lacks role {role:?}", u.name)));
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            format!("user {} lacks role {role:?}", u.name),
+        ));
     }
     Ok(u.clone())
 }
 
-async fn write_and_deploy(st: &AppState, a: &WorkflowsApi, file: String, text: Option<String>) -> Result<(), Response> {
+async fn write_and_deploy(
+    st: &AppState,
+    a: &WorkflowsApi,
+    file: String,
+    text: Option<String>,
+) -> Result<(), Response> {
     let mut d: Deployed = a.handle.deployed.read().clone();
     match &text {
         Some(t) => {
@@ -205,8 +250,21 @@ async fn write_and_deploy(st: &AppState, a: &WorkflowsApi, file: String, text: O
         }
     }
     // Check before anything is written.
-    super::compile_set(&d.workflows, &d.strategies, a.handle.providers.clone(), a.handle.limits.clone())
-        .map_err(|errs| err(StatusCode::BAD_REQUEST, errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+    super::compile_set(
+        &d.workflows,
+        &d.strategies,
+        a.handle.providers.clone(),
+        a.handle.limits.clone(),
+    )
+    .map_err(|errs| {
+        err(
+            StatusCode::BAD_REQUEST,
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
     let path = a.dir.join(&file);
     let io = match &text {
         Some(t) => std::fs::create_dir_all(&a.dir).and_then(|_| {
@@ -219,8 +277,21 @@ async fn write_and_deploy(st: &AppState, a: &WorkflowsApi, file: String, text: O
             other => other,
         },
     };
-    io.map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, format!("{}: {e}", path.display())))?;
-    append_and_wait(st, a, WorkflowCommand::Deployed { workflows: d.workflows, strategies: d.strategies }).await
+    io.map_err(|e| {
+        err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{}: {e}", path.display()),
+        )
+    })?;
+    append_and_wait(
+        st,
+        a,
+        WorkflowCommand::Deployed {
+            workflows: d.workflows,
+            strategies: d.strategies,
+        },
+    )
+    .await
 }
 
 fn id_of(text: &str) -> Result<String, Response> {
@@ -242,7 +313,10 @@ async fn create(State(st): State<AppState>, headers: HeaderMap, body: String) ->
         Err(r) => return r,
     };
     if a.handle.engine.read().config().workflows.contains_key(&id) {
-        return err(StatusCode::CONFLICT, format!("workflow {id:?} exists; PUT /api/workflows/{id} replaces it"));
+        return err(
+            StatusCode::CONFLICT,
+            format!("workflow {id:?} exists; PUT /api/workflows/{id} replaces it"),
+        );
     }
     match write_and_deploy(&st, &a, format!("{id}.yaml"), Some(body)).await {
         Ok(()) => (StatusCode::CREATED, axum::Json(json!({"id": id}))).into_response(),
@@ -250,7 +324,12 @@ async fn create(State(st): State<AppState>, headers: HeaderMap, body: String) ->
     }
 }
 
-async fn replace(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: String) -> Response {
+async fn replace(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
     let a = match api(&st) {
         Ok(a) => a,
         Err(r) => return r,
@@ -260,17 +339,34 @@ async fn replace(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<
     }
     match id_of(&body) {
         Ok(i) if i == id => {}
-        Ok(i) => return err(StatusCode::BAD_REQUEST, format!("the body's workflow id {i:?} is not {id:?}")),
+        Ok(i) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!("the body's workflow id {i:?} is not {id:?}"),
+            );
+        }
         Err(r) => return r,
     }
-    let file = a.handle.engine.read().config().workflows.get(&id).map(|w| w.file.clone()).unwrap_or_else(|| format!("{id}.yaml"));
+    let file = a
+        .handle
+        .engine
+        .read()
+        .config()
+        .workflows
+        .get(&id)
+        .map(|w| w.file.clone())
+        .unwrap_or_else(|| format!("{id}.yaml"));
     match write_and_deploy(&st, &a, file, Some(body)).await {
         Ok(()) => axum::Json(json!({"id": id})).into_response(),
         Err(r) => r,
     }
 }
 
-async fn remove(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn remove(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     let a = match api(&st) {
         Ok(a) => a,
         Err(r) => return r,
@@ -278,7 +374,15 @@ async fn remove(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<S
     if let Err(r) = require(&a, &headers, "admin") {
         return r;
     }
-    let Some(file) = a.handle.engine.read().config().workflows.get(&id).map(|w| w.file.clone()) else {
+    let Some(file) = a
+        .handle
+        .engine
+        .read()
+        .config()
+        .workflows
+        .get(&id)
+        .map(|w| w.file.clone())
+    else {
         return err(StatusCode::NOT_FOUND, format!("no workflow {id:?}"));
     };
     match write_and_deploy(&st, &a, file, None).await {
@@ -289,10 +393,18 @@ async fn remove(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<S
 
 fn request_id(body: &[u8]) -> String {
     let now = crate::clock::now_ms();
-    format!("{now}-{:08x}", aiops_schemas::partition::fnv1a(now as u64, body) as u32)
+    format!(
+        "{now}-{:08x}",
+        aiops_schemas::partition::fnv1a(now as u64, body) as u32
+    )
 }
 
-async fn execute(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+async fn execute(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
     let a = match api(&st) {
         Ok(a) => a,
         Err(r) => return r,
@@ -310,9 +422,18 @@ async fn execute(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<
         }
     };
     let rid = request_id(&body);
-    let cmd = WorkflowControl::Execute { workflow: id.clone(), request_id: rid.clone(), by: user.name, inputs };
+    let cmd = WorkflowControl::Execute {
+        workflow: id.clone(),
+        request_id: rid.clone(),
+        by: user.name,
+        inputs,
+    };
     match append_and_wait(&st, &a, WorkflowCommand::Command { command: cmd }).await {
-        Ok(()) => (StatusCode::ACCEPTED, axum::Json(json!({"execution": format!("{id}/manual/{rid}")}))).into_response(),
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"execution": format!("{id}/manual/{rid}")})),
+        )
+            .into_response(),
         Err(r) => r,
     }
 }
@@ -331,7 +452,11 @@ async fn executions(State(st): State<AppState>, Path(id): Path<String>) -> Respo
         Err(r) => return r,
     };
     let e = a.handle.engine.read();
-    let active: Vec<Value> = e.active().filter(|x| x.workflow == id).map(exec_json).collect();
+    let active: Vec<Value> = e
+        .active()
+        .filter(|x| x.workflow == id)
+        .map(exec_json)
+        .collect();
     let done: Vec<Value> = e
         .recent()
         .filter(|x| x.workflow == id)
@@ -355,24 +480,48 @@ async fn get_execution(State(st): State<AppState>, Path(rest): Path<String>) -> 
     }
 }
 
-async fn execution_action(State(st): State<AppState>, headers: HeaderMap, Path(rest): Path<String>, body: axum::body::Bytes) -> Response {
+async fn execution_action(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(rest): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
     let a = match api(&st) {
         Ok(a) => a,
         Err(r) => return r,
     };
     let (exec, action) = match rest.rsplit_once('/') {
         Some((e, act @ ("approve" | "reject"))) => (e.to_string(), act),
-        _ => return err(StatusCode::NOT_FOUND, "POST /api/workflows/executions/{id}/approve or …/reject"),
+        _ => {
+            return err(
+                StatusCode::NOT_FOUND,
+                "POST /api/workflows/executions/{id}/approve or …/reject",
+            );
+        }
     };
     if a.users.is_empty() {
-        return err(StatusCode::FORBIDDEN, "approvals need configured users ([workflows.users]) with roles");
+        return err(
+            StatusCode::FORBIDDEN,
+            "approvals need configured users ([workflows.users]) with roles",
+        );
     }
     let Some(user) = a.user(&headers).cloned() else {
-        return err(StatusCode::UNAUTHORIZED, "a bearer token of a configured user is required");
+        return err(
+            StatusCode::UNAUTHORIZED,
+            "a bearer token of a configured user is required",
+        );
     };
-    let pending = a.handle.engine.read().execution(&exec).and_then(|e| e.approval.clone());
+    let pending = a
+        .handle
+        .engine
+        .read()
+        .execution(&exec)
+        .and_then(|e| e.approval.clone());
     let Some(pending) = pending else {
-        return err(StatusCode::NOT_FOUND, format!("execution {exec:?} is not waiting for an approval"));
+        return err(
+            StatusCode::NOT_FOUND,
+            format!("execution {exec:?} is not waiting for an approval"),
+        );
     };
     let cmd = if action == "approve" {
         #[derive(serde::Deserialize)]
@@ -388,17 +537,30 @@ async fn execution_action(State(st): State<AppState>, headers: HeaderMap, Path(r
             }
         };
         let Some(digest) = b.digest else {
-            return err(StatusCode::BAD_REQUEST, format!(
-                "approve the exact call: send {{\"digest\": \"{}\"}} (GET the execution to review what it runs)",
-                pending.digest
-            ));
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "approve the exact call: send {{\"digest\": \"{}\"}} (GET the execution to review what it runs)",
+                    pending.digest
+                ),
+            );
         };
-        WorkflowControl::Approve { execution: exec.clone(), digest, by: user.name.clone(), roles: user.roles.clone() }
+        WorkflowControl::Approve {
+            execution: exec.clone(),
+            digest,
+            by: user.name.clone(),
+            roles: user.roles.clone(),
+        }
     } else {
-        WorkflowControl::Reject { execution: exec.clone(), by: user.name.clone(), roles: user.roles.clone() }
+        WorkflowControl::Reject {
+            execution: exec.clone(),
+            by: user.name.clone(),
+            roles: user.roles.clone(),
+        }
     };
     match append_and_wait(&st, &a, WorkflowCommand::Command { command: cmd }).await {
-        Ok(()) => axum::Json(json!({"execution": exec, "action": action, "by": user.name})).into_response(),
+        Ok(()) => axum::Json(json!({"execution": exec, "action": action, "by": user.name}))
+            .into_response(),
         Err(r) => {
             // A refusal by the engine (role, digest) is the client's problem, not a conflict.
             let (parts, body) = r.into_parts();
@@ -431,9 +593,17 @@ fn incident_ctx(st: &AppState, body: &[u8]) -> Result<(String, Value), Response>
     struct Req {
         incident: String,
     }
-    let r: Req = serde_json::from_slice(body).map_err(|e| err(StatusCode::BAD_REQUEST, format!("body must be {{\"incident\": \"INC-…\"}}: {e}")))?;
+    let r: Req = serde_json::from_slice(body).map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("body must be {{\"incident\": \"INC-…\"}}: {e}"),
+        )
+    })?;
     let Some(al) = &st.alerting else {
-        return Err(err(StatusCode::SERVICE_UNAVAILABLE, "alerting is not running in this process"));
+        return Err(err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "alerting is not running in this process",
+        ));
     };
     let inc = al
         .engine
@@ -441,13 +611,19 @@ fn incident_ctx(st: &AppState, body: &[u8]) -> Result<(String, Value), Response>
         .incidents()
         .get(&r.incident)
         .cloned()
-        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no incident {:?}", r.incident)))?;
+        .ok_or_else(|| {
+            err(
+                StatusCode::NOT_FOUND,
+                format!("no incident {:?}", r.incident),
+            )
+        })?;
     let d = aiops_alerting::Decision::Incident(aiops_alerting::decision::IncidentChange {
         at_ms: inc.opened_at_ms,
         change: "opened".into(),
         incident: inc,
     });
-    let (_, ctx, _) = aiops_workflow::engine::decision_ctx(&d).ok_or_else(|| err(StatusCode::INTERNAL_SERVER_ERROR, "no context"))?;
+    let (_, ctx, _) = aiops_workflow::engine::decision_ctx(&d)
+        .ok_or_else(|| err(StatusCode::INTERNAL_SERVER_ERROR, "no context"))?;
     Ok((r.incident, ctx))
 }
 
@@ -468,7 +644,12 @@ async fn diagnose(State(st): State<AppState>, body: axum::body::Bytes) -> Respon
         .iter()
         .map(|s| json!({"strategy": s.id, "matches": s.matches(&obj)}))
         .collect();
-    let chosen = e.config().strategies.iter().find(|s| s.matches(&obj)).map(|s| s.id.clone());
+    let chosen = e
+        .config()
+        .strategies
+        .iter()
+        .find(|s| s.matches(&obj))
+        .map(|s| s.id.clone());
     axum::Json(json!({"incident": id, "strategy": chosen, "candidates": candidates, "evidence": obj.get("evidence"), "services": obj.get("services")})).into_response()
 }
 
@@ -485,13 +666,25 @@ async fn fix(State(st): State<AppState>, headers: HeaderMap, body: axum::body::B
         Ok(x) => x,
         Err(r) => return r,
     };
-    let strategy = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("strategy").and_then(Value::as_str).map(str::to_string));
+    let strategy = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+        v.get("strategy")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
     let rid = request_id(&body);
-    let cmd = WorkflowControl::Heal { incident: id, ctx, strategy, by: user.name, request_id: rid.clone() };
+    let cmd = WorkflowControl::Heal {
+        incident: id,
+        ctx,
+        strategy,
+        by: user.name,
+        request_id: rid.clone(),
+    };
     match append_and_wait(&st, &a, WorkflowCommand::Command { command: cmd }).await {
-        Ok(()) => (StatusCode::ACCEPTED, axum::Json(json!({"execution": format!("autoheal/manual/{rid}")}))).into_response(),
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"execution": format!("autoheal/manual/{rid}")})),
+        )
+            .into_response(),
         Err(r) => r,
     }
 }
@@ -503,7 +696,10 @@ pub fn metrics_text(a: &WorkflowsApi) -> String {
     let e = a.handle.engine.read();
     let c = e.counters();
     let mut out = String::new();
-    let _ = writeln!(out, "# HELP aiops_workflow_executions_total Workflow executions by outcome.");
+    let _ = writeln!(
+        out,
+        "# HELP aiops_workflow_executions_total Workflow executions by outcome."
+    );
     let _ = writeln!(out, "# TYPE aiops_workflow_executions_total counter");
     for (k, v) in [
         ("started", c.started),
@@ -514,16 +710,42 @@ pub fn metrics_text(a: &WorkflowsApi) -> String {
         ("throttled", c.throttled),
         ("queued", c.queued),
     ] {
-        let _ = writeln!(out, "aiops_workflow_executions_total{{outcome=\"{k}\"}} {v}");
+        let _ = writeln!(
+            out,
+            "aiops_workflow_executions_total{{outcome=\"{k}\"}} {v}"
+        );
     }
     for (name, help, v) in [
-        ("aiops_workflow_intents_total", "Effect intents logged.", c.intents),
-        ("aiops_workflow_results_total", "Effect results read back from the log.", c.results),
-        ("aiops_workflow_rate_limited_total", "Times an action waited for a rate limit.", c.rate_limited),
-        ("aiops_workflow_refused_total", "Steps refused (blast radius, parameters, templates).", c.refused),
-        ("aiops_workflow_approvals_total", "Approvals requested.", c.approvals),
+        (
+            "aiops_workflow_intents_total",
+            "Effect intents logged.",
+            c.intents,
+        ),
+        (
+            "aiops_workflow_results_total",
+            "Effect results read back from the log.",
+            c.results,
+        ),
+        (
+            "aiops_workflow_rate_limited_total",
+            "Times an action waited for a rate limit.",
+            c.rate_limited,
+        ),
+        (
+            "aiops_workflow_refused_total",
+            "Steps refused (blast radius, parameters, templates).",
+            c.refused,
+        ),
+        (
+            "aiops_workflow_approvals_total",
+            "Approvals requested.",
+            c.approvals,
+        ),
     ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
     }
     let _ = writeln!(
         out,
@@ -537,12 +759,32 @@ pub fn metrics_text(a: &WorkflowsApi) -> String {
     );
     if let Some(x) = &a.executor {
         for (name, help, v) in [
-            ("aiops_effect_attempts_total", "Provider calls made (attempts).", &x.stats.attempts),
-            ("aiops_effect_succeeded_total", "Effects that succeeded.", &x.stats.succeeded),
-            ("aiops_effect_failed_total", "Effects that failed after their retries.", &x.stats.failed),
-            ("aiops_effect_resumed_total", "Effects run again after a restart (no result logged).", &x.stats.resumed),
+            (
+                "aiops_effect_attempts_total",
+                "Provider calls made (attempts).",
+                &x.stats.attempts,
+            ),
+            (
+                "aiops_effect_succeeded_total",
+                "Effects that succeeded.",
+                &x.stats.succeeded,
+            ),
+            (
+                "aiops_effect_failed_total",
+                "Effects that failed after their retries.",
+                &x.stats.failed,
+            ),
+            (
+                "aiops_effect_resumed_total",
+                "Effects run again after a restart (no result logged).",
+                &x.stats.resumed,
+            ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
         }
     }
     out

@@ -39,13 +39,17 @@ fn fill_secrets(v: &mut Value, secrets: &Secrets, at: &str) -> Result<(), String
                 }
             });
             if let Some(m) = missing {
-                return Err(format!("{at}: secret {m:?} is not configured under [workflows.secrets]"));
+                return Err(format!(
+                    "{at}: secret {m:?} is not configured under [workflows.secrets]"
+                ));
             }
             *s = out.into_owned();
             Ok(())
         }
         Value::Array(a) => a.iter_mut().try_for_each(|x| fill_secrets(x, secrets, at)),
-        Value::Object(o) => o.values_mut().try_for_each(|x| fill_secrets(x, secrets, at)),
+        Value::Object(o) => o
+            .values_mut()
+            .try_for_each(|x| fill_secrets(x, secrets, at)),
         _ => Ok(()),
     }
 }
@@ -65,8 +69,8 @@ impl ProviderSet {
             let at = format!("workflows.providers.{name}");
             let mut v = raw.clone();
             fill_secrets(&mut v, &secrets, &at)?;
-            let p = build_provider(name, &v, ctx)
-                .map_err(|e| secrets.redact(&format!("{at}: {e}")))?;
+            let p =
+                build_provider(name, &v, ctx).map_err(|e| secrets.redact(&format!("{at}: {e}")))?;
             providers.insert(name.clone(), p);
         }
         Ok(ProviderSet { providers, secrets })

@@ -146,7 +146,10 @@ pub struct ControlEvent {
 ///
 /// # Errors
 /// Serialization failure (a bug).
-pub fn control_message(body: WorkflowCommand, now_ms: i64) -> Result<AppendMessage, serde_json::Error> {
+pub fn control_message(
+    body: WorkflowCommand,
+    now_ms: i64,
+) -> Result<AppendMessage, serde_json::Error> {
     let payload = serde_json::to_vec(&ControlEvent {
         kind: "workflow".into(),
         at_ms: now_ms,

@@ -57,9 +57,16 @@ pub async fn replay(
         Some(t) => Some(log.seek_time(t).await?),
         None => None,
     };
-    let mut runner = WorkflowRunner::new(log, handle.clone(), None, false, start, std::time::Duration::from_secs(3600))
-        .await?
-        .collecting();
+    let mut runner = WorkflowRunner::new(
+        log,
+        handle.clone(),
+        None,
+        false,
+        start,
+        std::time::Duration::from_secs(3600),
+    )
+    .await?
+    .collecting();
     runner.run_to_end(end).await?;
     let mut sum = DryRunSummary {
         messages_read: runner.summary().messages_read,
@@ -86,7 +93,10 @@ pub async fn replay(
             _ => {}
         }
     }
-    serde_json::to_writer(&mut *out, &json!({"type": "summary", "summary": sum, "note": "nothing was executed"}))?;
+    serde_json::to_writer(
+        &mut *out,
+        &json!({"type": "summary", "summary": sum, "note": "nothing was executed"}),
+    )?;
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(sum)
@@ -106,7 +116,15 @@ pub async fn rebuild(
     let store = crate::checkpoint::Store::open(store_dir)?;
     store.clear().await?;
     let first = log.stats().await?.first_seq;
-    let mut runner = WorkflowRunner::new(log, handle, Some(store), true, first, std::time::Duration::from_secs(3600)).await?;
+    let mut runner = WorkflowRunner::new(
+        log,
+        handle,
+        Some(store),
+        true,
+        first,
+        std::time::Duration::from_secs(3600),
+    )
+    .await?;
     runner.run_to_end(None).await?;
     runner.checkpoint().await?;
     Ok(runner.summary())

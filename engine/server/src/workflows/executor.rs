@@ -121,7 +121,10 @@ impl Executor {
                     .resumed
                     .fetch_add(todo.len() as u64, Ordering::Relaxed);
                 if !todo.is_empty() {
-                    tracing::info!(count = todo.len(), "resuming effects without a logged result");
+                    tracing::info!(
+                        count = todo.len(),
+                        "resuming effects without a logged result"
+                    );
                 }
                 first = false;
             }
@@ -133,7 +136,11 @@ impl Executor {
         }
     }
 
-    async fn execute(self: Arc<Self>, intent: Intent, shutdown: tokio::sync::watch::Receiver<bool>) {
+    async fn execute(
+        self: Arc<Self>,
+        intent: Intent,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         let Ok(_permit) = self.sem.clone().acquire_owned().await else {
             return;
         };
@@ -190,7 +197,11 @@ impl Executor {
         match intent.kind.as_str() {
             "sql" => {
                 r.attempts = 1;
-                match self.query.sql(&intent.params, intent.at_ms, self.sql_window_ms).await {
+                match self
+                    .query
+                    .sql(&intent.params, intent.at_ms, self.sql_window_ms)
+                    .await
+                {
                     Ok(rows) => {
                         r.ok = true;
                         r.status = "ok".into();
@@ -208,7 +219,12 @@ impl Executor {
                 match self.query.verify(&intent.params, at).await {
                     Ok(v) => {
                         r.ok = v;
-                        r.status = if v { "condition true" } else { "condition false" }.into();
+                        r.status = if v {
+                            "condition true"
+                        } else {
+                            "condition false"
+                        }
+                        .into();
                         r.response = serde_json::json!({"value": v});
                     }
                     Err(e) => {
@@ -242,8 +258,10 @@ impl Executor {
                 return;
             }
         };
-        let timeout = Duration::from_millis(u64::try_from(intent.timeout_ms.max(1)).unwrap_or(30_000));
-        let mut backoff = Duration::from_millis(u64::try_from(intent.backoff_ms.max(0)).unwrap_or(1000));
+        let timeout =
+            Duration::from_millis(u64::try_from(intent.timeout_ms.max(1)).unwrap_or(30_000));
+        let mut backoff =
+            Duration::from_millis(u64::try_from(intent.backoff_ms.max(0)).unwrap_or(1000));
         for attempt in 1..=intent.attempts.max(1) {
             r.attempts = attempt;
             self.stats.attempts.fetch_add(1, Ordering::Relaxed);

@@ -177,8 +177,8 @@ impl WorkflowSettings {
     fn build_with(&self, secrets: secrets::Secrets) -> Result<ProviderSet, String> {
         let mut cfg = BTreeMap::new();
         for (name, v) in &self.providers {
-            let json = serde_json::to_value(v)
-                .map_err(|e| format!("workflows.providers.{name}: {e}"))?;
+            let json =
+                serde_json::to_value(v).map_err(|e| format!("workflows.providers.{name}: {e}"))?;
             cfg.insert(name.clone(), json);
         }
         let ctx = aiops_connectors::sinks::ProviderContext {
@@ -211,8 +211,7 @@ pub fn read_dir(dir: &Path) -> Result<BTreeMap<String, String>, String> {
             .and_then(|x| x.to_str())
             .unwrap_or("")
             .to_string();
-        let text =
-            std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
         out.insert(name, text);
     }
     Ok(out)

@@ -51,9 +51,9 @@ fn param_values(params: Option<&Value>) -> Vec<(String, ScalarValue)> {
 }
 
 fn time_filter(b: &RecordBatch, from: i64, to: i64) -> Option<RecordBatch> {
-    let t = b.column_by_name("time")?.as_primitive_opt::<
-        aiops_schemas::arrow_array::types::TimestampMillisecondType,
-    >()?;
+    let t = b
+        .column_by_name("time")?
+        .as_primitive_opt::<aiops_schemas::arrow_array::types::TimestampMillisecondType>()?;
     let mask: BooleanArray = (0..t.len())
         .map(|i| Some(t.is_valid(i) && t.value(i) >= from && t.value(i) <= to))
         .collect();
@@ -106,7 +106,9 @@ impl QueryEngine {
             let batches = inputs.remove(&kind).unwrap_or_default();
             match MemTable::try_new(schema_for(kind), vec![batches]) {
                 Ok(t) => Arc::new(t),
-                Err(_) => Arc::new(datafusion::catalog::empty::EmptyTable::new(schema_for(kind))),
+                Err(_) => Arc::new(datafusion::catalog::empty::EmptyTable::new(schema_for(
+                    kind,
+                ))),
             }
         })
         .map_err(|e| e.to_string())?;
@@ -121,7 +123,8 @@ impl QueryEngine {
         let df = if pv.is_empty() {
             df
         } else {
-            df.with_param_values(pv).map_err(|e| format!("sql parameters: {e}"))?
+            df.with_param_values(pv)
+                .map_err(|e| format!("sql parameters: {e}"))?
         };
         df.limit(0, Some(MAX_ROWS))
             .map_err(|e| e.to_string())?
@@ -134,12 +137,19 @@ impl QueryEngine {
     ///
     /// # Errors
     /// A missing `query`, a planning or execution error.
-    pub async fn sql(&self, params: &Map<String, Value>, at_ms: i64, window_ms: i64) -> Result<Value, String> {
+    pub async fn sql(
+        &self,
+        params: &Map<String, Value>,
+        at_ms: i64,
+        window_ms: i64,
+    ) -> Result<Value, String> {
         let q = params
             .get("query")
             .and_then(Value::as_str)
             .ok_or("sql step: `with.query` (a SQL string) is required")?;
-        let batches = self.run(q, params.get("params"), at_ms - window_ms, at_ms).await?;
+        let batches = self
+            .run(q, params.get("params"), at_ms - window_ms, at_ms)
+            .await?;
         let mut buf = Vec::new();
         {
             let mut w = arrow_json::ArrayWriter::new(&mut buf);
@@ -170,7 +180,9 @@ impl QueryEngine {
             .map(aiops_workflow::compile::duration_ms)
             .transpose()?
             .unwrap_or(60_000);
-        let batches = self.run(q, params.get("params"), at_ms - window, at_ms).await?;
+        let batches = self
+            .run(q, params.get("params"), at_ms - window, at_ms)
+            .await?;
         let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
             return Ok(false);
         };

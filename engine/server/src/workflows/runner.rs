@@ -235,8 +235,10 @@ fn providers_hash(p: &ProviderSet) -> u64 {
 /// Row objects of an events batch (`type`, `message`, `time_ms`, `labels`, `attributes`).
 fn event_rows(b: &RecordBatch) -> Vec<(String, i64, Value)> {
     let (Some(t), Some(msg), Some(labels), Some(attrs)) = (
-        b.column_by_name("type").and_then(|c| c.as_string_opt::<i32>()),
-        b.column_by_name("message").and_then(|c| c.as_string_opt::<i32>()),
+        b.column_by_name("type")
+            .and_then(|c| c.as_string_opt::<i32>()),
+        b.column_by_name("message")
+            .and_then(|c| c.as_string_opt::<i32>()),
         b.column_by_name("labels").and_then(|c| c.as_map_opt()),
         b.column_by_name("attributes").and_then(|c| c.as_map_opt()),
     ) else {
@@ -257,7 +259,10 @@ fn event_rows(b: &RecordBatch) -> Vec<(String, i64, Value)> {
         ) {
             for j in 0..e.len() {
                 if v.is_valid(j) {
-                    o.insert(k.value(j).to_string(), Value::String(v.value(j).to_string()));
+                    o.insert(
+                        k.value(j).to_string(),
+                        Value::String(v.value(j).to_string()),
+                    );
                 }
             }
         }
@@ -303,9 +308,9 @@ impl WorkflowRunner {
             if ck.config_hash == config_hash {
                 let saved: Saved = serde_json::from_slice(&state)
                     .map_err(|e| WorkflowRunnerError::State(e.to_string()))?;
-                handle
-                    .deploy(saved.deployed)
-                    .map_err(|e| WorkflowRunnerError::State(format!("checkpointed workflows: {e}")))?;
+                handle.deploy(saved.deployed).map_err(|e| {
+                    WorkflowRunnerError::State(format!("checkpointed workflows: {e}"))
+                })?;
                 let bytes = serde_json::to_vec(&saved.engine)
                     .map_err(|e| WorkflowRunnerError::State(e.to_string()))?;
                 handle
@@ -423,7 +428,11 @@ impl WorkflowRunner {
                 }
                 Some(Ok(ev)) => match ev.body {
                     WorkflowCommand::Command { command } => {
-                        let res = self.handle.engine.write().on_control(&command, ev.at_ms, &mut out);
+                        let res = self
+                            .handle
+                            .engine
+                            .write()
+                            .on_control(&command, ev.at_ms, &mut out);
                         if let Err(reason) = &res {
                             self.summary.refused_commands += 1;
                             tracing::info!(seq = r.seq, reason = %reason, "workflow command refused");
@@ -453,11 +462,18 @@ impl WorkflowRunner {
             return out;
         }
         if Kind::from_subject(&r.subject) == Some(Kind::Events) {
-            let has_event_triggers = self.handle.engine.read().config().workflows.values().any(|w| {
-                w.triggers
-                    .iter()
-                    .any(|t| matches!(t, aiops_workflow::compile::Trigger::Event(..)))
-            });
+            let has_event_triggers =
+                self.handle
+                    .engine
+                    .read()
+                    .config()
+                    .workflows
+                    .values()
+                    .any(|w| {
+                        w.triggers
+                            .iter()
+                            .any(|t| matches!(t, aiops_workflow::compile::Trigger::Event(..)))
+                    });
             if !has_event_triggers {
                 return out;
             }
@@ -509,7 +525,9 @@ impl WorkflowRunner {
             self.handle.moved_to(last.seq + 1);
             self.unsaved = true;
         }
-        if !self.handle.caught_up.load(Ordering::Acquire) && self.reader.position() >= self.start_head {
+        if !self.handle.caught_up.load(Ordering::Acquire)
+            && self.reader.position() >= self.start_head
+        {
             self.handle.caught_up.store(true, Ordering::Release);
         }
         if self.handle.caught_up.load(Ordering::Acquire)
@@ -518,7 +536,10 @@ impl WorkflowRunner {
             s.poke();
         }
         *self.handle.summary.lock() = self.summary;
-        if self.store.is_some() && self.unsaved && self.last_checkpoint.elapsed() >= self.checkpoint_every {
+        if self.store.is_some()
+            && self.unsaved
+            && self.last_checkpoint.elapsed() >= self.checkpoint_every
+        {
             self.checkpoint().await?;
         }
         Ok(records.len())
@@ -544,7 +565,8 @@ impl WorkflowRunner {
             deployed: self.handle.deployed.read().clone(),
             engine,
         };
-        let state = serde_json::to_vec(&saved).map_err(|e| WorkflowRunnerError::State(e.to_string()))?;
+        let state =
+            serde_json::to_vec(&saved).map_err(|e| WorkflowRunnerError::State(e.to_string()))?;
         let ck = Checkpoint {
             config_hash: self.config_hash,
             position: self.reader.position(),

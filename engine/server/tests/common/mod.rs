@@ -2,6 +2,8 @@
 //! loopback port, wait until it is healthy, kill it with SIGKILL or stop it with SIGTERM.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod recorder;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +25,17 @@ impl Aiops {
 
     /// Starts `aiops run` on a given port (to restart on the port clients already use).
     pub fn start_on(data_dir: &Path, log: &str, port: u16, extra: &[&str]) -> Aiops {
+        Self::start_env(data_dir, log, port, extra, &[])
+    }
+
+    /// Starts `aiops run` with extra environment variables for the child.
+    pub fn start_env(
+        data_dir: &Path,
+        log: &str,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Aiops {
         let stderr = data_dir.join(format!("aiops-{port}.stderr"));
         std::fs::create_dir_all(data_dir).unwrap();
         let err = std::fs::File::create(&stderr).unwrap();
@@ -36,6 +49,7 @@ impl Aiops {
             .arg(format!("127.0.0.1:{port}"))
             .args(extra)
             .env("AIOPS_LOG_LEVEL", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(err)
             .spawn()

@@ -39,6 +39,12 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn start(contract: Arc<Contract>) -> Recorder {
+        Self::start_delayed(contract, std::time::Duration::ZERO)
+    }
+
+    /// Like [`Recorder::start`], answering each request only after `delay` (recorded at once),
+    /// so a crash test can land between a request and its answer.
+    pub fn start_delayed(contract: Arc<Contract>, delay: std::time::Duration) -> Recorder {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -48,7 +54,7 @@ impl Recorder {
             for s in l.incoming().flatten() {
                 let (r3, v3, c3) = (r2.clone(), v2.clone(), contract.clone());
                 std::thread::spawn(move || {
-                    let _ = handle(s, &r3, &v3, c3.as_ref());
+                    let _ = handle(s, &r3, &v3, c3.as_ref(), delay);
                 });
             }
         });
@@ -77,6 +83,7 @@ fn handle(
     rec: &Mutex<Vec<Received>>,
     viol: &Mutex<Vec<String>>,
     contract: &Contract,
+    delay: std::time::Duration,
 ) -> std::io::Result<()> {
     let mut w = s.try_clone()?;
     let mut r = BufReader::new(s);
@@ -104,7 +111,10 @@ fn handle(
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
-    let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let req = Received {
         method,
         path,
@@ -116,10 +126,14 @@ fn handle(
         Ok(x) => x,
         Err(reason) => {
             viol.lock().unwrap().push(reason.clone());
-            (400, serde_json::json!({"status": "invalid event", "message": reason}).to_string())
+            (
+                400,
+                serde_json::json!({"status": "invalid event", "message": reason}).to_string(),
+            )
         }
     };
     rec.lock().unwrap().push(req);
+    std::thread::sleep(delay);
     write!(
         w,
         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
@@ -137,7 +151,10 @@ pub fn pagerduty(routing_key: &'static str) -> Arc<Contract> {
         if r.method != "POST" || r.path != "/v2/enqueue" {
             return Err(format!("{} {} is not POST /v2/enqueue", r.method, r.path));
         }
-        if !r.header("content-type").is_some_and(|c| c.starts_with("application/json")) {
+        if !r
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
+        {
             return Err("content-type must be application/json".into());
         }
         let b = &r.body;
