@@ -78,6 +78,15 @@ impl Recorder {
     }
 }
 
+// The receiver stamps arrival in wall time: compared with result times the engine's executor
+// stamps in wall time too (both are edges).
+#[allow(clippy::disallowed_methods)]
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 fn handle(
     s: std::net::TcpStream,
     rec: &Mutex<Vec<Received>>,
@@ -111,10 +120,7 @@ fn handle(
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
-    let at_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let at_ms = now_ms();
     let req = Received {
         method,
         path,
