@@ -451,3 +451,46 @@ fn workflow_check_reports_file_and_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn workflow_api_creates_replaces_and_deletes_through_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rec = Recorder::start(pagerduty(PD_KEY));
+    let cfg = setup(dir, &rec, &[]);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("roles = [\"sre\"]", "roles = [\"admin\"]");
+    std::fs::write(&cfg, text).unwrap();
+    let a = start(dir, &cfg, &[]);
+    let url = a.url("/api/workflows");
+    // Only an admin may write.
+    let (code, _) = curl("POST", &url, Some(BOB_TOKEN), PAGE);
+    assert_eq!(code, 403);
+    // A bad file is refused with its line and changes nothing.
+    let (code, v) = curl("POST", &url, Some(ANN_TOKEN), &PAGE.replace("providers.pd", "providers.nope"));
+    assert_eq!(code, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("page.yaml:16: step pagerduty: no provider \"nope\""), "{v}");
+    assert!(!dir.join("workflows/page.yaml").exists());
+    let (code, v) = curl("POST", &url, Some(ANN_TOKEN), PAGE);
+    assert_eq!(code, 201, "{v}");
+    assert!(dir.join("workflows/page.yaml").exists());
+    let (code, _) = curl("POST", &url, Some(ANN_TOKEN), PAGE);
+    assert_eq!(code, 409, "a second create is refused");
+    let list: Value = serde_json::from_str(&http_get(&url).unwrap()).unwrap();
+    assert_eq!(list["workflows"][0]["id"], "page");
+    // Replace: the new text is served and runs.
+    let changed = PAGE.replace("Page for every firing alert", "Page for every alert");
+    let (code, v) = curl("PUT", &a.url("/api/workflows/page"), Some(ANN_TOKEN), &changed);
+    assert_eq!(code, 200, "{v}");
+    let one: Value = serde_json::from_str(&http_get(&a.url("/api/workflows/page")).unwrap()).unwrap();
+    assert_eq!(one["description"], "Page for every alert");
+    post_alerts(&a, &["Deployed1".to_string()]);
+    wait_until(Duration::from_secs(10), "the deployed workflow to run", || rec.count() == 1);
+    let (code, _) = curl("DELETE", &a.url("/api/workflows/page"), Some(ANN_TOKEN), "");
+    assert_eq!(code, 204);
+    assert!(!dir.join("workflows/page.yaml").exists());
+    post_alerts(&a, &["AfterDelete".to_string()]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(rec.count(), 1, "a deleted workflow does not run");
+    let (code, _) = curl("GET", &a.url("/api/workflows/page"), None, "");
+    assert_eq!(code, 404);
+}
