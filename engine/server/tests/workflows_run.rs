@@ -458,7 +458,9 @@ fn workflow_api_creates_replaces_and_deletes_through_the_log() {
     let dir = tmp.path();
     let rec = Recorder::start(pagerduty(PD_KEY));
     let cfg = setup(dir, &rec, &[]);
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("roles = [\"sre\"]", "roles = [\"admin\"]");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("roles = [\"sre\"]", "roles = [\"admin\"]");
     std::fs::write(&cfg, text).unwrap();
     let a = start(dir, &cfg, &[]);
     let url = a.url("/api/workflows");
@@ -466,9 +468,20 @@ fn workflow_api_creates_replaces_and_deletes_through_the_log() {
     let (code, _) = curl("POST", &url, Some(BOB_TOKEN), PAGE);
     assert_eq!(code, 403);
     // A bad file is refused with its line and changes nothing.
-    let (code, v) = curl("POST", &url, Some(ANN_TOKEN), &PAGE.replace("providers.pd", "providers.nope"));
+    let (code, v) = curl(
+        "POST",
+        &url,
+        Some(ANN_TOKEN),
+        &PAGE.replace("providers.pd", "providers.nope"),
+    );
     assert_eq!(code, 400, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("page.yaml:16: step pagerduty: no provider \"nope\""), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("page.yaml:16: step pagerduty: no provider \"nope\""),
+        "{v}"
+    );
     assert!(!dir.join("workflows/page.yaml").exists());
     let (code, v) = curl("POST", &url, Some(ANN_TOKEN), PAGE);
     assert_eq!(code, 201, "{v}");
@@ -479,12 +492,22 @@ fn workflow_api_creates_replaces_and_deletes_through_the_log() {
     assert_eq!(list["workflows"][0]["id"], "page");
     // Replace: the new text is served and runs.
     let changed = PAGE.replace("Page for every firing alert", "Page for every alert");
-    let (code, v) = curl("PUT", &a.url("/api/workflows/page"), Some(ANN_TOKEN), &changed);
+    let (code, v) = curl(
+        "PUT",
+        &a.url("/api/workflows/page"),
+        Some(ANN_TOKEN),
+        &changed,
+    );
     assert_eq!(code, 200, "{v}");
-    let one: Value = serde_json::from_str(&http_get(&a.url("/api/workflows/page")).unwrap()).unwrap();
+    let one: Value =
+        serde_json::from_str(&http_get(&a.url("/api/workflows/page")).unwrap()).unwrap();
     assert_eq!(one["description"], "Page for every alert");
     post_alerts(&a, &["Deployed1".to_string()]);
-    wait_until(Duration::from_secs(10), "the deployed workflow to run", || rec.count() == 1);
+    wait_until(
+        Duration::from_secs(10),
+        "the deployed workflow to run",
+        || rec.count() == 1,
+    );
     let (code, _) = curl("DELETE", &a.url("/api/workflows/page"), Some(ANN_TOKEN), "");
     assert_eq!(code, 204);
     assert!(!dir.join("workflows/page.yaml").exists());

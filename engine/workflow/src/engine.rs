@@ -941,27 +941,15 @@ impl WorkflowEngine {
                 },
             );
         }
-        let exec = Execution {
-            id: id.clone(),
-            workflow: wf.id.clone(),
-            plan: Plan::Workflow(wf.id.clone()),
-            trigger: kind.to_string(),
+        let exec = self.new_exec(
+            id,
+            wf.id.clone(),
+            Plan::Workflow(wf.id.clone()),
+            kind,
             cause,
             incident,
             ctx,
-            status: ExecStatus::Queued,
-            item: 0,
-            pending: BTreeSet::new(),
-            outcomes: BTreeMap::new(),
-            calls: 0,
-            steps: Map::new(),
-            approved: None,
-            approval: None,
-            failure: None,
-            started_ms: now,
-            jumps: 0,
-            rate_wait_since: None,
-        };
+        );
         self.admit(exec, wf.concurrency, wf.queue, out);
     }
 
@@ -1080,27 +1068,15 @@ impl WorkflowEngine {
             at_ms: self.st.now_ms,
         });
         let Some(strategy) = chosen else { return };
-        let exec = Execution {
+        let exec = self.new_exec(
             id,
-            workflow: AUTOHEAL.into(),
-            plan: Plan::Strategy(strategy),
-            trigger: "incident".into(),
-            cause: cause.to_string(),
+            AUTOHEAL.into(),
+            Plan::Strategy(strategy),
+            "incident",
+            cause.to_string(),
             incident,
             ctx,
-            status: ExecStatus::Queued,
-            item: 0,
-            pending: BTreeSet::new(),
-            outcomes: BTreeMap::new(),
-            calls: 0,
-            steps: Map::new(),
-            approved: None,
-            approval: None,
-            failure: None,
-            started_ms: self.st.now_ms,
-            jumps: 0,
-            rate_wait_since: None,
-        };
+        );
         self.admit(exec, 16, 1000, out);
     }
 
