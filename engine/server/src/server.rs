@@ -277,7 +277,9 @@ async fn start_workflows(
     )
     .await
     .map_err(|e| ServerError::Workflows(e.to_string()))?;
-    // The files as they are now become the deployed set from this point of the log on.
+    // The files as they are now become the deployed set from this point of the log on (nothing
+    // to record when there are none and none were deployed before).
+    let nothing = deployed == runner::Deployed::default() && *handle.deployed.read() == deployed;
     let msg = codec::control_message(
         codec::WorkflowCommand::Deployed {
             workflows: deployed.workflows.clone(),
@@ -286,7 +288,9 @@ async fn start_workflows(
         crate::clock::now_ms(),
     )
     .map_err(|e| ServerError::Workflows(e.to_string()))?;
-    log.append(vec![msg]).await?;
+    if !nothing {
+        log.append(vec![msg]).await?;
+    }
     tracing::info!(
         workflows = deployed.workflows.len(),
         strategies = deployed.strategies.len(),

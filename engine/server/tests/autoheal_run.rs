@@ -301,4 +301,25 @@ max_args = 1
     );
     assert!(summary.contains("restart.verify"), "{summary}");
     assert!(rec.violations.lock().unwrap().is_empty());
+
+    // The API diagnoses the ledger incident the same way (nothing runs).
+    let ledger = incidents(&a)
+        .into_iter()
+        .find(|i| i["title"].as_str().unwrap_or("").contains("ledger"))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "-XPOST", "-H", "content-type: application/json", "--data-binary"])
+        .arg(format!("{{\"incident\": \"{ledger}\"}}"))
+        .arg(a.url("/api/autoheal/diagnose"))
+        .output()
+        .unwrap();
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["strategy"], "restart-service", "{d}");
+    assert_eq!(d["services"], serde_json::json!(["ledger"]), "{d}");
+    let strategies: Value = serde_json::from_str(&http_get(&a.url("/api/autoheal/strategies")).unwrap()).unwrap();
+    assert_eq!(strategies["strategies"][0]["remedies"], serde_json::json!(["restart"]));
+    assert_eq!(rec.count(), 1);
 }

@@ -794,3 +794,29 @@ workflow:
     e.on_tick(20 * h + 1, &mut out);
     assert_eq!(intents(&out).len(), 2);
 }
+
+#[test]
+fn event_triggers_match_kind_and_filters() {
+    let wf = r#"
+workflow:
+  id: on-deploy
+  triggers:
+    - type: event
+      kind: deploy
+      filters: [{key: labels.service, value: checkout}]
+  actions:
+    - name: note
+      provider: {type: slack, config: slack-ops, with: {text: "deploy of {{ event.labels.service }} {{ event.attributes.version }}"}}
+"#;
+    let mut e = engine(&[wf]);
+    let mut out = Vec::new();
+    let ev = |svc: &str| json!({"type": "deploy", "message": "", "time_ms": 5, "labels": {"service": svc}, "attributes": {"version": "1.2.3"}});
+    e.on_event("anomaly", "1.0", 5, &ev("checkout"), &mut out);
+    e.on_event("deploy", "1.1", 5, &ev("search"), &mut out);
+    assert!(intents(&out).is_empty());
+    e.on_event("deploy", "1.2", 5, &ev("checkout"), &mut out);
+    let i = intents(&out);
+    assert_eq!(i.len(), 1);
+    assert_eq!(i[0].params["text"], "deploy of checkout 1.2.3");
+    assert_eq!(i[0].execution, "on-deploy/event/1.2");
+}
