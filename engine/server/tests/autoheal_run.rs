@@ -311,7 +311,13 @@ max_args = 1
         .unwrap()
         .to_string();
     let out = std::process::Command::new("curl")
-        .args(["-sf", "-XPOST", "-H", "content-type: application/json", "--data-binary"])
+        .args([
+            "-sf",
+            "-XPOST",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+        ])
         .arg(format!("{{\"incident\": \"{ledger}\"}}"))
         .arg(a.url("/api/autoheal/diagnose"))
         .output()
@@ -319,7 +325,11 @@ max_args = 1
     let d: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(d["strategy"], "restart-service", "{d}");
     assert_eq!(d["services"], serde_json::json!(["ledger"]), "{d}");
-    let strategies: Value = serde_json::from_str(&http_get(&a.url("/api/autoheal/strategies")).unwrap()).unwrap();
-    assert_eq!(strategies["strategies"][0]["remedies"], serde_json::json!(["restart"]));
+    let strategies: Value =
+        serde_json::from_str(&http_get(&a.url("/api/autoheal/strategies")).unwrap()).unwrap();
+    assert_eq!(
+        strategies["strategies"][0]["remedies"],
+        serde_json::json!(["restart"])
+    );
     assert_eq!(rec.count(), 1);
 }
