@@ -572,9 +572,27 @@ impl WorkflowEngine {
         }
     }
 
-    /// Feeds a clock tick.
+    /// Feeds a clock tick. Ticks also drop expired throttles and idle rate windows, so state
+    /// stays bounded by what is active.
     pub fn on_tick(&mut self, at_ms: i64, out: &mut Vec<WorkflowEvent>) {
         self.advance_time(at_ms, out);
+        let now = self.st.now_ms;
+        self.st
+            .throttles
+            .retain(|_, t| t.until_ms.is_none_or(|u| u > now));
+        let longest = self
+            .cfg
+            .limits
+            .provider
+            .values()
+            .chain(self.cfg.limits.default_provider.iter())
+            .chain(self.cfg.limits.per_target.iter())
+            .map(|r| r.per_ms)
+            .max()
+            .unwrap_or(0);
+        self.st
+            .rate
+            .retain(|_, q| q.back().is_some_and(|t| *t > now - longest));
     }
 
     /// Feeds a command. `Err` is the refusal (also reported as an event where it concerns an

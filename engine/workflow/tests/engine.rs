@@ -534,6 +534,10 @@ workflow:
     assert_eq!(intents(&out).len(), 2);
     e.on_tick(122_000, &mut out);
     assert_eq!(intents(&out).len(), 3);
+    // Idle windows are dropped: the state does not keep every target ever seen.
+    let before = e.snapshot().unwrap().len();
+    e.on_tick(10_000_000, &mut out);
+    assert!(e.snapshot().unwrap().len() < before);
 }
 
 #[test]
