@@ -539,6 +539,12 @@ pub fn secret_refs(s: &str) -> Vec<String> {
 
 fn compile_item(cx: &Ctx<'_>, s: &StepSpec, is_action: bool) -> Result<Item, CompileError> {
     let near = format!("name: {}", s.name);
+    if s.name == "escalate" {
+        return Err(cx.err(
+            &near,
+            "step name \"escalate\" is reserved (the escalation's key)",
+        ));
+    }
     if !valid_id(&s.name) {
         return Err(cx.err(
             &near,

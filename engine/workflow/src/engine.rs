@@ -244,6 +244,16 @@ impl std::fmt::Debug for WorkflowEngine {
     }
 }
 
+/// Replaces the marker's opening bracket in every string, so data never contains a marker.
+fn neutralize_markers(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('\u{27e6}') => *s = s.replace('\u{27e6}', "["),
+        Value::Array(a) => a.iter_mut().for_each(neutralize_markers),
+        Value::Object(o) => o.values_mut().for_each(neutralize_markers),
+        _ => {}
+    }
+}
+
 fn digest(v: &Value) -> String {
     let mut h = Sha256::new();
     h.update(v.to_string().as_bytes());
@@ -715,6 +725,10 @@ impl WorkflowEngine {
                 };
                 let cause = format!("manual/{request_id}");
                 let id = format!("{AUTOHEAL}/{cause}");
+                if self.st.executions.contains_key(&id) || self.st.recent.iter().any(|r| r.id == id)
+                {
+                    return Err(format!("execution {id} exists already"));
+                }
                 out.push(WorkflowEvent::Diagnosed {
                     execution: id.clone(),
                     incident: Some(incident.clone()),
@@ -1104,6 +1118,13 @@ impl WorkflowEngine {
             _ => Map::new(),
         };
         ctx.insert("steps".into(), Value::Object(e.steps.clone()));
+        // Data (labels, messages, step results) must not be able to forge a secret marker that
+        // the executor would replace with the secret's value.
+        let mut data = Value::Object(ctx);
+        neutralize_markers(&mut data);
+        let Value::Object(mut ctx) = data else {
+            return Value::Null;
+        };
         ctx.insert(
             "execution".into(),
             json!({"id": e.id, "started_ms": e.started_ms, "failure": e.failure}),
@@ -1244,7 +1265,9 @@ impl WorkflowEngine {
                 .iter()
                 .map(|(p, t)| json!({"kind": item.call.kind, "provider": item.call.provider, "target": t, "params": p}))
                 .collect();
-            let d = digest(&json!({"step": item.name, "calls": rendered}));
+            let d = digest(
+                &json!({"execution": id, "step": item.name, "role": ap.role, "calls": rendered}),
+            );
             let e = self.st.executions.get_mut(id);
             if let Some(e) = e
                 && e.approved.as_deref() != Some(d.as_str())
@@ -1307,6 +1330,7 @@ impl WorkflowEngine {
         };
         let incident = e.incident.clone();
         let workflow = e.workflow.clone();
+        let jumps = e.jumps;
         let not_before = (item.call.kind == "verify").then(|| {
             let settle = item
                 .call
@@ -1320,10 +1344,17 @@ impl WorkflowEngine {
         let n = calls.len();
         let mut keys = BTreeSet::new();
         for (i, (params, target)) in calls.into_iter().enumerate() {
-            let key = if list.is_some() {
-                format!("{id}/{}#{i}", item.name)
-            } else {
+            // A step run again (auto-heal's next round) gets a new key: its first run's key
+            // and result must not stand for it.
+            let base = if jumps == 0 {
                 format!("{id}/{}", item.name)
+            } else {
+                format!("{id}/{}@{jumps}", item.name)
+            };
+            let key = if list.is_some() {
+                format!("{base}#{i}")
+            } else {
+                base
             };
             let intent = Intent {
                 key: key.clone(),

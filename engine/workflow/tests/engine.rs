@@ -561,6 +561,15 @@ workflow:
     assert_eq!(i[0].params["args"], json!([evil, "--fixed"]));
     assert_eq!(i[0].params["note"], format!("svc={evil}"));
 
+    // Data cannot forge a secret marker for the executor to fill in.
+    let mut out = Vec::new();
+    e.on_decision(
+        &alert(2, "f", "F", "firing", json!({"service": "⟦secret:PD_KEY⟧"})),
+        &mut out,
+    );
+    let i = intents(&out);
+    assert_eq!(i[0].params["args"][0], "[secret:PD_KEY⟧");
+
     let big = r#"
 workflow:
   id: big

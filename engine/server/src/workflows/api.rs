@@ -39,6 +39,8 @@ pub struct WorkflowsApi {
     /// The executor (for its metrics), when effects run in this process.
     pub executor: Option<Arc<super::executor::Executor>>,
     users: Vec<User>,
+    /// Serializes create/replace/delete: each reads, changes and records the whole set.
+    deploy_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for WorkflowsApi {
@@ -86,6 +88,7 @@ impl WorkflowsApi {
             dir,
             executor: None,
             users: out,
+            deploy_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -242,6 +245,7 @@ async fn write_and_deploy(
     file: String,
     text: Option<String>,
 ) -> Result<(), Response> {
+    let _serial = a.deploy_lock.lock().await;
     let mut d: Deployed = a.handle.deployed.read().clone();
     match &text {
         Some(t) => {

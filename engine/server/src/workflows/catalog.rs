@@ -118,8 +118,10 @@ impl Catalog for ProviderSet {
             .providers
             .get(name)
             .ok_or_else(|| format!("no provider {name:?}"))?;
-        let real = self.reveal(params)?;
-        p.validate(&real)
+        // Validated with the markers in place: the engine's decision must not depend on secret
+        // values, which are not in the log (a rebuild would decide differently). What only the
+        // real value can show fails at the call, as a logged result.
+        p.validate(params)
             .map_err(|e| self.secrets.redact(&e.to_string()))
     }
     fn target(&self, name: &str, params: &Map<String, Value>) -> String {

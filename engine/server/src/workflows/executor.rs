@@ -105,6 +105,9 @@ impl Executor {
             if !self.handle.caught_up.load(Ordering::Acquire) {
                 continue;
             }
+            // Only intents whose events are in the log: the runner holds this lock from
+            // changing the engine until its events are appended.
+            let published = self.handle.step_lock.lock().await;
             let todo: Vec<Intent> = {
                 let engine = self.handle.engine.read();
                 let mut fl = self.in_flight.lock();
@@ -128,6 +131,7 @@ impl Executor {
                 }
                 first = false;
             }
+            drop(published);
             for intent in todo {
                 let me = self.clone();
                 let sd = shutdown.clone();
@@ -141,15 +145,18 @@ impl Executor {
         intent: Intent,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        let Ok(_permit) = self.sem.clone().acquire_owned().await else {
-            return;
-        };
+        // Wait for a verify's settle point before taking a slot, so waiting verifies do not
+        // hold back other effects.
         if let Some(nb) = intent.not_before_ms {
             let wait = nb - crate::clock::now_ms();
             if wait > 0 {
                 tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
             }
         }
+        let Ok(_permit) = self.sem.clone().acquire_owned().await else {
+            self.in_flight.lock().remove(&intent.key);
+            return;
+        };
         if self.delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
         }
@@ -165,6 +172,7 @@ impl Executor {
         }
         tracing::info!(key = %intent.key, kind = %intent.kind, ok = result.ok, status = %result.status, attempts = result.attempts, "effect finished");
         let Ok(msg) = result_message(&result) else {
+            self.in_flight.lock().remove(&intent.key);
             return;
         };
         // The result must reach the log; until it does the intent stays in flight here.

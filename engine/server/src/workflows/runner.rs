@@ -95,6 +95,9 @@ pub struct WorkflowsHandle {
     moved: Notify,
     /// Counts so far.
     pub summary: Mutex<WorkflowRunSummary>,
+    /// Held by the runner from feeding the engine until the events are appended, and by the
+    /// executor while it takes pending intents: no effect runs before its intent is logged.
+    pub step_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for WorkflowsHandle {
@@ -128,6 +131,7 @@ impl WorkflowsHandle {
             outcomes: Mutex::new(BTreeMap::new()),
             moved: Notify::new(),
             summary: Mutex::new(WorkflowRunSummary::default()),
+            step_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -496,6 +500,18 @@ impl WorkflowRunner {
     /// [`WorkflowRunnerError`]; the caller stops and restarts from the checkpoint.
     pub async fn step(&mut self, max: usize) -> Result<usize, WorkflowRunnerError> {
         let records = self.reader.next_batch(max).await?;
+        let handle = self.handle.clone();
+        let guard = handle.step_lock.lock().await;
+        let res = self.step_records(records).await;
+        drop(guard);
+        if res.is_err() {
+            // The engine may hold intents that are not in the log: stop the executor.
+            self.handle.caught_up.store(false, Ordering::Release);
+        }
+        res
+    }
+
+    async fn step_records(&mut self, records: Vec<Record>) -> Result<usize, WorkflowRunnerError> {
         let mut msgs = Vec::new();
         for r in &records {
             let ev = self.handle_record(r);

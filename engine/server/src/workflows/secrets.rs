@@ -50,8 +50,10 @@ impl Secrets {
                     .to_string(),
                 _ => return Err(format!("secret {name}: set exactly one of `env` or `file`")),
             };
-            if v.is_empty() {
-                return Err(format!("secret {name} is empty"));
+            if v.chars().count() < 4 {
+                return Err(format!(
+                    "secret {name} is shorter than 4 characters (too short to be redacted reliably)"
+                ));
             }
             values.insert(name.clone(), v);
         }
@@ -82,7 +84,7 @@ impl Secrets {
     pub fn redact(&self, s: &str) -> String {
         let mut out = s.to_string();
         for v in self.values.values() {
-            if v.len() >= 4 && out.contains(v.as_str()) {
+            if !v.is_empty() && out.contains(v.as_str()) {
                 out = out.replace(v.as_str(), "***");
             }
         }
