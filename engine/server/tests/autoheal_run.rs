@@ -332,4 +332,38 @@ max_args = 1
         serde_json::json!(["restart"])
     );
     assert_eq!(rec.count(), 1);
+
+    // A manual fix runs the strategy again for that incident: the restart still does not help,
+    // so it escalates a second time, with a key of its own.
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-XPOST",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+        ])
+        .arg(format!("{{\"incident\": \"{ledger}\"}}"))
+        .arg(a.url("/api/autoheal/fix"))
+        .output()
+        .unwrap();
+    let f: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        f["execution"]
+            .as_str()
+            .unwrap()
+            .starts_with("autoheal/manual/"),
+        "{f}"
+    );
+    wait_until(Duration::from_secs(30), "the second escalation", || {
+        rec.count() == 2
+    });
+    let keys: Vec<String> = rec
+        .all()
+        .iter()
+        .map(|r| r.body["dedup_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_ne!(keys[0], keys[1]);
+    let restarts = std::fs::read_to_string(state.join("restarts.log")).unwrap();
+    assert_eq!(restarts.matches("restart ledger").count(), 2, "{restarts}");
 }
