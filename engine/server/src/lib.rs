@@ -14,6 +14,7 @@
 //! - [`checkpoint`]: the single-state checkpoint store of the alerting and template runners.
 //! - [`log_stats`]: counts, time range and bytes per kind, from message headers.
 //! - [`workflows`]: workflows and auto-heal over the log; the executor of effects.
+//! - [`progress`]: a runner's position and its commands' outcomes, for API handlers to wait on.
 //! - [`server`]: wires all of the above into `aiops run`.
 
 pub mod alerting;
@@ -26,6 +27,7 @@ pub mod ingest;
 pub mod log_stats;
 pub mod metrics;
 pub mod pipelines;
+pub mod progress;
 pub mod pull;
 pub mod replay;
 pub mod server;

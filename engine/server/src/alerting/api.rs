@@ -652,7 +652,7 @@ pub fn metrics_text(h: &AlertingHandle) -> String {
             "aiops_alerting_position",
             "gauge",
             "Next log sequence the alerting engine has not consumed.",
-            h.position.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            h.progress.position() as f64,
         ),
         (
             "aiops_alerting_alerts_firing",

@@ -19,7 +19,8 @@ pub const CONTROL_SUBJECT: &str = crate::pipelines::supervisor::CONTROL_SUBJECT;
 /// Subject of clock ticks.
 pub const CLOCK_SUBJECT: &str = "aiops.clock";
 
-fn fnv(b: &[u8]) -> u64 {
+/// FNV-1a of a message payload (message ids of the engine's own outputs).
+pub(crate) fn fnv(b: &[u8]) -> u64 {
     aiops_schemas::partition::fnv1a(0xcbf2_9ce4_8422_2325, b)
 }
 

@@ -19,11 +19,9 @@ use aiops_schemas::arrow_array::cast::AsArray;
 use aiops_schemas::arrow_array::{Array, RecordBatch};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 /// Why the runner stopped.
 #[derive(Debug, thiserror::Error)]
@@ -63,12 +61,8 @@ pub struct AlertRunSummary {
 pub struct AlertingHandle {
     /// The engine (the runner writes, the API reads).
     pub engine: RwLock<AlertEngine>,
-    /// Next log sequence the engine has not consumed.
-    pub position: AtomicU64,
-    /// Outcome of recent control events by sequence: `None` applied, `Some(reason)` refused.
-    outcomes: Mutex<BTreeMap<u64, Option<String>>>,
-    /// Woken whenever the position moves.
-    moved: Notify,
+    /// How far the engine has read, and what became of recent commands.
+    pub progress: crate::progress::CommandProgress,
     /// Counts so far.
     pub summary: Mutex<AlertRunSummary>,
     /// The configuration text (served by `/api/v2/status`).
@@ -78,7 +72,7 @@ pub struct AlertingHandle {
 impl std::fmt::Debug for AlertingHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AlertingHandle")
-            .field("position", &self.position.load(Ordering::Relaxed))
+            .field("position", &self.progress.position())
             .finish()
     }
 }
@@ -88,9 +82,7 @@ impl AlertingHandle {
     pub fn new(engine: AlertEngine, config_text: String) -> Arc<AlertingHandle> {
         Arc::new(AlertingHandle {
             engine: RwLock::new(engine),
-            position: AtomicU64::new(0),
-            outcomes: Mutex::new(BTreeMap::new()),
-            moved: Notify::new(),
+            progress: crate::progress::CommandProgress::default(),
             summary: Mutex::new(AlertRunSummary::default()),
             config_text,
         })
@@ -102,34 +94,9 @@ impl AlertingHandle {
     /// # Errors
     /// `Err` with the refusal, or with a timeout message.
     pub async fn wait_for(&self, seq: u64, timeout: Duration) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.moved.notified();
-            if self.position.load(Ordering::Acquire) > seq {
-                return match self.outcomes.lock().get(&seq) {
-                    Some(Some(reason)) => Err(reason.clone()),
-                    _ => Ok(()),
-                };
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(format!(
-                    "the alerting engine has not processed the command within {timeout:?}; it is in the log and will apply"
-                ));
-            }
-        }
-    }
-
-    fn record(&self, seq: u64, outcome: Option<String>) {
-        let mut o = self.outcomes.lock();
-        o.insert(seq, outcome);
-        while o.len() > 1024 {
-            o.pop_first();
-        }
-    }
-
-    fn moved_to(&self, pos: u64) {
-        self.position.store(pos, Ordering::Release);
-        self.moved.notify_waiters();
+        self.progress
+            .wait_for(seq, timeout, "alerting engine")
+            .await
     }
 }
 
@@ -205,7 +172,7 @@ impl AlertRunner {
             }
         }
         let reader = log.reader(position).await?;
-        handle.moved_to(position);
+        handle.progress.moved_to(position);
         Ok(AlertRunner {
             log,
             handle,
@@ -273,18 +240,20 @@ impl AlertRunner {
                 None => Vec::new(),
                 Some(Err(e)) => {
                     self.summary.refused_commands += 1;
-                    self.handle.record(r.seq, Some(format!("bad command: {e}")));
+                    self.handle
+                        .progress
+                        .record(r.seq, Some(format!("bad command: {e}")));
                     tracing::warn!(seq = r.seq, error = %e, "alerting ignores a malformed command");
                     Vec::new()
                 }
                 Some(Ok(ev)) => match self.handle.engine.write().control(ev.at_ms, ev.command) {
                     Ok(d) => {
-                        self.handle.record(r.seq, None);
+                        self.handle.progress.record(r.seq, None);
                         d
                     }
                     Err(e) => {
                         self.summary.refused_commands += 1;
-                        self.handle.record(r.seq, Some(e.to_string()));
+                        self.handle.progress.record(r.seq, Some(e.to_string()));
                         tracing::info!(seq = r.seq, reason = %e, "alerting command refused");
                         Vec::new()
                     }
@@ -359,7 +328,7 @@ impl AlertRunner {
             }
         }
         if let Some(last) = records.last() {
-            self.handle.moved_to(last.seq + 1);
+            self.handle.progress.moved_to(last.seq + 1);
             self.unsaved = true;
         }
         *self.handle.summary.lock() = self.summary;

@@ -6,6 +6,7 @@
 //! from the idempotency key. Commands and the deployed workflow set are control events on
 //! `aiops.control` with `"type": "workflow"`.
 
+use crate::alerting::codec::fnv;
 use aiops_log::AppendMessage;
 use aiops_workflow::{EffectResult, WorkflowControl, WorkflowEvent};
 use bytes::Bytes;
@@ -14,10 +15,6 @@ use std::collections::BTreeMap;
 
 /// Subject of workflow events and effect results.
 pub const EFFECTS_SUBJECT: &str = "aiops.effects";
-
-fn fnv(b: &[u8]) -> u64 {
-    aiops_schemas::partition::fnv1a(0xcbf2_9ce4_8422_2325, b)
-}
 
 /// The message carrying the events caused by input `input_seq`.
 ///

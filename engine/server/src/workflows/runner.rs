@@ -27,9 +27,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 /// Why the runner stopped.
 #[derive(Debug, thiserror::Error)]
@@ -87,12 +86,10 @@ pub struct WorkflowsHandle {
     pub providers: Arc<ProviderSet>,
     /// Rate limits.
     pub limits: Limits,
-    /// Next log sequence the engine has not consumed.
-    pub position: AtomicU64,
+    /// How far the engine has read, and what became of recent commands.
+    pub progress: crate::progress::CommandProgress,
     /// True once the runner has read the log as it was at start.
     pub caught_up: AtomicBool,
-    outcomes: Mutex<BTreeMap<u64, Option<String>>>,
-    moved: Notify,
     /// Counts so far.
     pub summary: Mutex<WorkflowRunSummary>,
     /// Held by the runner from feeding the engine until the events are appended, and by the
@@ -103,7 +100,7 @@ pub struct WorkflowsHandle {
 impl std::fmt::Debug for WorkflowsHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkflowsHandle")
-            .field("position", &self.position.load(Ordering::Relaxed))
+            .field("position", &self.progress.position())
             .finish()
     }
 }
@@ -126,10 +123,8 @@ impl WorkflowsHandle {
             deployed: RwLock::new(Deployed::default()),
             providers,
             limits,
-            position: AtomicU64::new(0),
+            progress: crate::progress::CommandProgress::default(),
             caught_up: AtomicBool::new(false),
-            outcomes: Mutex::new(BTreeMap::new()),
-            moved: Notify::new(),
             summary: Mutex::new(WorkflowRunSummary::default()),
             step_lock: tokio::sync::Mutex::new(()),
         })
@@ -141,34 +136,9 @@ impl WorkflowsHandle {
     /// # Errors
     /// The refusal, or a timeout message.
     pub async fn wait_for(&self, seq: u64, timeout: Duration) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.moved.notified();
-            if self.position.load(Ordering::Acquire) > seq {
-                return match self.outcomes.lock().get(&seq) {
-                    Some(Some(reason)) => Err(reason.clone()),
-                    _ => Ok(()),
-                };
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(format!(
-                    "the workflow engine has not processed the command within {timeout:?}; it is in the log and will apply"
-                ));
-            }
-        }
-    }
-
-    fn record(&self, seq: u64, outcome: Option<String>) {
-        let mut o = self.outcomes.lock();
-        o.insert(seq, outcome);
-        while o.len() > 1024 {
-            o.pop_first();
-        }
-    }
-
-    fn moved_to(&self, pos: u64) {
-        self.position.store(pos, Ordering::Release);
-        self.moved.notify_waiters();
+        self.progress
+            .wait_for(seq, timeout, "workflow engine")
+            .await
     }
 
     /// Compiles and applies a deployed set; the running set stays when it does not compile.
@@ -345,7 +315,7 @@ impl WorkflowRunner {
             }
         }
         let reader = log.reader(position).await?;
-        handle.moved_to(position);
+        handle.progress.moved_to(position);
         Ok(WorkflowRunner {
             log,
             handle,
@@ -428,7 +398,9 @@ impl WorkflowRunner {
                 None => {}
                 Some(Err(e)) => {
                     self.summary.refused_commands += 1;
-                    self.handle.record(r.seq, Some(format!("bad command: {e}")));
+                    self.handle
+                        .progress
+                        .record(r.seq, Some(format!("bad command: {e}")));
                 }
                 Some(Ok(ev)) => match ev.body {
                     WorkflowCommand::Command { command } => {
@@ -441,7 +413,7 @@ impl WorkflowRunner {
                             self.summary.refused_commands += 1;
                             tracing::info!(seq = r.seq, reason = %reason, "workflow command refused");
                         }
-                        self.handle.record(r.seq, res.err());
+                        self.handle.progress.record(r.seq, res.err());
                     }
                     WorkflowCommand::Deployed {
                         workflows,
@@ -455,7 +427,7 @@ impl WorkflowRunner {
                             self.summary.refused_deployments += 1;
                             tracing::warn!(seq = r.seq, reason = %reason, "a deployed workflow set does not compile here; the running set stays");
                         }
-                        self.handle.record(r.seq, res.err());
+                        self.handle.progress.record(r.seq, res.err());
                     }
                 },
             }
@@ -538,7 +510,7 @@ impl WorkflowRunner {
             }
         }
         if let Some(last) = records.last() {
-            self.handle.moved_to(last.seq + 1);
+            self.handle.progress.moved_to(last.seq + 1);
             self.unsaved = true;
         }
         if !self.handle.caught_up.load(Ordering::Acquire)
