@@ -231,8 +231,10 @@ max_args = 1
         &["--config", cfg.to_str().unwrap()],
         &[("TEST_PD_KEY", PD_KEY)],
     );
-    // Healthy for a few seconds, then shop degrades.
-    std::thread::sleep(Duration::from_secs(3));
+    // Healthy for a few scrapes (two series each), then shop degrades.
+    wait_until(Duration::from_secs(20), "healthy samples scraped", || {
+        a.metric("aiops_ingest_events_total") >= 8.0
+    });
     std::fs::write(state.join("shop.broken"), "").unwrap();
     wait_until(Duration::from_secs(40), "the shop incident", || {
         incidents(&a)
