@@ -1,0 +1,24 @@
+//! The read side of aiops: everything that answers questions about the log without changing it.
+//!
+//! - [`auth`]: API tokens (stored hashed) with roles, and a per-token rate limit.
+//! - [`timerange`]: the event-time range a query's filters allow, for pruning.
+//! - [`archive`]: compaction of old log messages into Parquet files (zstd, kind/hour), retention,
+//!   and time-pruned reads.
+//! - [`table`]: a table over one stream (a kind or a pipeline's output) reading archive + log.
+//! - [`directory`]: which derived streams exist and their schemas.
+//! - [`state`]: tables over live engine state (alerts, silences, incidents, executions).
+//! - [`catalog`]: the DataFusion session the Postgres endpoint and `aiops sql` query.
+//! - [`limits`]: time, memory and result-size limits of one query.
+//! - [`pg`]: the Postgres wire endpoint (pgwire) with token authentication.
+//! - [`pgmaps`]: label maps leave the endpoint as JSON text.
+
+pub mod archive;
+pub mod auth;
+pub mod catalog;
+pub mod directory;
+pub mod limits;
+pub mod pg;
+pub mod pgmaps;
+pub mod state;
+pub mod table;
+pub mod timerange;

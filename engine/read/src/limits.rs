@@ -1,0 +1,130 @@
+//! Limits of one read-side query — wall time, memory, result size — and the mapping of failures
+//! to Postgres SQLSTATE codes, so every client (psql, Grafana, `aiops sql`) gets the same
+//! clear error instead of a dropped connection or a stuck server.
+
+use aiops_schemas::arrow_array::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::DataFrame;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Query limits (`[sql]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryLimits {
+    /// A query running longer is cancelled. Default 30s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Memory all running queries may hold for joins, sorts and aggregations together.
+    /// Default 1 GiB.
+    pub memory_bytes: usize,
+    /// Largest result a query may return, bytes of Arrow data. Default 256 MiB.
+    pub max_result_bytes: usize,
+    /// Worker threads of the query runtime (separate from ingest and the HTTP API, so a heavy
+    /// query cannot starve them). Default 2.
+    pub threads: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            timeout: Duration::from_secs(30),
+            memory_bytes: 1 << 30,
+            max_result_bytes: 256 << 20,
+            threads: 2,
+        }
+    }
+}
+
+/// A failed query: a SQLSTATE and a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct QueryError {
+    /// Postgres SQLSTATE, e.g. `42P01` (undefined table).
+    pub code: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl QueryError {
+    /// An error with `code`.
+    pub fn new(code: &'static str, message: impl Into<String>) -> QueryError {
+        QueryError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The SQLSTATE for a DataFusion error.
+pub fn classify(e: &DataFusionError) -> QueryError {
+    let msg = e.to_string();
+    let code = match e.find_root() {
+        _ if msg.contains("No field named") => "42703",
+        DataFusionError::SQL(..) => "42601",
+        DataFusionError::Plan(m) if m.contains("not found") && m.contains("able") => "42P01",
+        DataFusionError::Plan(m) if m.contains("No field named") || m.contains("not found") => {
+            "42703"
+        }
+        DataFusionError::Plan(m) if m.contains("function") => "42883",
+        DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => "42000",
+        DataFusionError::ResourcesExhausted(_) => "53200",
+        DataFusionError::NotImplemented(_) => "0A000",
+        DataFusionError::ArrowError(..) if msg.contains("ivide by zero") => "22012",
+        DataFusionError::ArrowError(..) => "22000",
+        _ if msg.contains("ResourcesExhausted") || msg.contains("Resources exhausted") => "53200",
+        _ => "XX000",
+    };
+    QueryError {
+        code,
+        message: msg.replace("Error during planning: ", ""),
+    }
+}
+
+/// Runs `df` to completion within the limits: the whole result, or an error. Dropping the
+/// future (timeout) cancels the plan's tasks.
+///
+/// # Errors
+/// `57014` at the time limit, `54000` when the result is too large, `53200` at the memory
+/// limit, else the classified execution error.
+pub async fn collect(df: DataFrame, limits: &QueryLimits) -> Result<Vec<RecordBatch>, QueryError> {
+    let max = limits.max_result_bytes;
+    let run = async move {
+        let mut stream = df.execute_stream().await.map_err(|e| classify(&e))?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(b) = stream.next().await {
+            let b = b.map_err(|e| classify(&e))?;
+            bytes += b.get_array_memory_size();
+            if bytes > max {
+                return Err(QueryError::new(
+                    "54000",
+                    format!(
+                        "result exceeds the limit of {max} bytes (sql.max_result_bytes); add a LIMIT, a narrower time range or aggregate"
+                    ),
+                ));
+            }
+            out.push(b);
+        }
+        Ok(out)
+    };
+    match tokio::time::timeout(limits.timeout, run).await {
+        Ok(r) => r,
+        Err(_) => Err(QueryError::new(
+            "57014",
+            format!(
+                "canceling statement: it ran longer than the limit of {} (sql.timeout)",
+                humantime_fmt(limits.timeout)
+            ),
+        )),
+    }
+}
+
+fn humantime_fmt(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
