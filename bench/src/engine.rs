@@ -89,6 +89,9 @@ impl Engine {
         cmd.arg("run")
             .arg("--data-dir")
             .arg(&data_dir)
+            .arg("--pg")
+            .arg("127.0.0.1:0")
+            .env("AIOPS__AUTH__ANONYMOUS_ROLE", "admin")
             .arg("--http")
             .arg(addr.to_string());
         if backend == Backend::Nats {

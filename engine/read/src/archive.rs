@@ -17,7 +17,7 @@ use aiops_schemas::arrow_array::types::TimestampMillisecondType;
 use aiops_schemas::arrow_array::{Array, BooleanArray, RecordBatch};
 use aiops_schemas::arrow_schema::SchemaRef;
 use aiops_schemas::derived::{DERIVED_PREFIX, DerivedWhat, decode_derived};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
@@ -154,7 +154,7 @@ pub struct ArchiveStats {
 pub struct Archive {
     dir: PathBuf,
     manifest: RwLock<Manifest>,
-    compacting: Mutex<()>,
+    compacting: tokio::sync::Mutex<()>,
 }
 
 /// The stream a log subject belongs to, if its messages are archived (data, not control).
@@ -275,7 +275,7 @@ impl Archive {
         Ok(Archive {
             dir: dir.to_path_buf(),
             manifest: RwLock::new(manifest),
-            compacting: Mutex::new(()),
+            compacting: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -295,7 +295,7 @@ impl Archive {
         Ok(Archive {
             dir: dir.to_path_buf(),
             manifest: RwLock::new(manifest),
-            compacting: Mutex::new(()),
+            compacting: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -369,7 +369,7 @@ impl Archive {
         cfg: &ArchiveConfig,
     ) -> Result<CompactReport, ArchiveError> {
         let _one = self.compacting.try_lock();
-        if _one.is_none() {
+        if _one.is_err() {
             return Ok(CompactReport {
                 archived_through: self.archived_through(),
                 ..CompactReport::default()

@@ -35,6 +35,12 @@ pub struct Config {
     pub templates: crate::templates::TemplateSettings,
     /// Workflows and auto-heal: files, providers, secrets, users, limits.
     pub workflows: crate::workflows::WorkflowSettings,
+    /// The Postgres wire endpoint and query limits.
+    pub sql: crate::read::SqlSettings,
+    /// The Parquet archive: age, retention, pass sizes.
+    pub archive: aiops_read::archive::ArchiveConfig,
+    /// API tokens, open routes, rate limits.
+    pub auth: crate::auth::AuthSettings,
 }
 
 impl Default for Config {
@@ -51,6 +57,9 @@ impl Default for Config {
             alerting: crate::alerting::AlertingSettings::default(),
             templates: crate::templates::TemplateSettings::default(),
             workflows: crate::workflows::WorkflowSettings::default(),
+            sql: crate::read::SqlSettings::default(),
+            archive: aiops_read::archive::ArchiveConfig::default(),
+            auth: crate::auth::AuthSettings::default(),
         }
     }
 }
@@ -62,7 +71,8 @@ pub struct HttpConfig {
     /// Listen address. Default `127.0.0.1:9464`.
     pub listen: SocketAddr,
     /// Largest accepted request body in bytes (after transfer, before decompression); larger
-    /// requests get 413. Default 32 MiB.
+    /// requests get 413. Applies to the ingest routes; other API routes take at most 1 MiB.
+    /// Default 8 MiB.
     pub max_body_bytes: usize,
 }
 
@@ -70,7 +80,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
-            max_body_bytes: 32 << 20,
+            max_body_bytes: 8 << 20,
         }
     }
 }

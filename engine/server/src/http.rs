@@ -36,6 +36,10 @@ pub struct AppState {
     pub log: Arc<dyn aiops_log::EventLog>,
     /// When the process started, Unix ms.
     pub started_ms: i64,
+    /// Tokens, roles and rate limits.
+    pub auth: Arc<crate::auth::HttpAuth>,
+    /// The read side (queries), when it runs.
+    pub read: Option<crate::read::ReadSide>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -47,6 +51,9 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// Largest body of a non-ingest API request.
+pub const API_BODY_LIMIT: usize = 1 << 20;
+
 /// The router with every endpoint of this build.
 pub fn router(state: AppState) -> Router {
     let mut r = Router::new()
@@ -55,10 +62,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/log/stats", get(log_stats))
         .route("/api/pipelines", get(pipelines))
         .route("/api/logs/templates", get(log_templates));
-    for ep in push_endpoints() {
+    let mut eps: Vec<(&'static str, PushEndpoint)> =
+        push_endpoints().into_iter().map(|e| (e.path, e)).collect();
+    // `POST /api/logs` submits logs like `/api/ingest/logs`.
+    if let Some(logs) = push_endpoints()
+        .into_iter()
+        .find(|e| e.path == "/api/ingest/logs")
+    {
+        eps.push(("/api/logs", logs));
+    }
+    for (path, ep) in eps {
         let ep = Arc::new(ep);
         r = r.route(
-            ep.path,
+            path,
             post(
                 move |State(st): State<AppState>, headers: HeaderMap, body: Body| {
                     let ep = ep.clone();
@@ -67,7 +83,15 @@ pub fn router(state: AppState) -> Router {
             ),
         );
     }
-    crate::workflows::api::routes(crate::alerting::api::routes(r)).with_state(state)
+    let r = crate::api::routes(crate::workflows::api::routes(crate::alerting::api::routes(r)));
+    r.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::layer,
+    ))
+    // API bodies (silences, workflows, queries) are small; ingest routes read their body with
+    // their own limit (http.max_body_bytes).
+    .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT))
+    .with_state(state)
 }
 
 fn error(status: StatusCode, reason: &str, message: String) -> Response {

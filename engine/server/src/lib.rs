@@ -15,9 +15,14 @@
 //! - [`log_stats`]: counts, time range and bytes per kind, from message headers.
 //! - [`workflows`]: workflows and auto-heal over the log; the executor of effects.
 //! - [`progress`]: a runner's position and its commands' outcomes, for API handlers to wait on.
+//! - [`auth`]: bearer tokens, roles, rate limits and audit events on the HTTP API.
+//! - [`read`]: the Postgres endpoint, the archive's compaction, `aiops sql`.
+//! - [`api`]: the read-side HTTP API (queries, metrics, log search, tokens, OpenAPI).
 //! - [`server`]: wires all of the above into `aiops run`.
 
 pub mod alerting;
+pub mod api;
+pub mod auth;
 pub mod checkpoint;
 pub mod clock;
 pub mod config;
@@ -29,6 +34,7 @@ pub mod metrics;
 pub mod pipelines;
 pub mod progress;
 pub mod pull;
+pub mod read;
 pub mod replay;
 pub mod server;
 pub mod templates;

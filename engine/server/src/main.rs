@@ -69,6 +69,16 @@ enum Command {
     },
     /// Print the reference of every event kind (the content of docs/events.md).
     SchemaDocs,
+    /// Run one SQL query over the Parquet archive and the log (read-only; safe beside a running
+    /// engine): tables metrics, logs, alerts, events and every pipeline's output stream.
+    /// Example: aiops sql "SELECT name, count(*) FROM metrics GROUP BY name"
+    Sql(SqlArgs),
+    /// Manage API tokens (stored hashed in DATA_DIR/auth/tokens.json). A running engine picks
+    /// up changes on the next request with an unknown token.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +137,39 @@ struct RunArgs {
     /// logs, deploys, alerts and scripted incidents, in real time.
     #[arg(long)]
     demo: bool,
+    /// Postgres wire endpoint listen address. Overrides `sql.listen` (default 127.0.0.1:5433).
+    #[arg(long, value_name = "ADDR")]
+    pg: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+struct SqlArgs {
+    /// The query.
+    sql: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: aiops_server::read::SqlFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// Create a token and print it once.
+    Create {
+        /// Who or what uses it (e.g. grafana, ci, alice).
+        #[arg(long)]
+        name: String,
+        /// ingest (push data only), viewer (read), operator (silences, acknowledge, run and
+        /// approve workflows), admin (configuration, tokens).
+        #[arg(long, default_value = "viewer")]
+        role: String,
+    },
+    /// List tokens (ids, names, roles — never the tokens).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// The id `list` shows.
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -205,24 +248,7 @@ fn load_config(g: &GlobalArgs) -> Result<Config> {
 
 /// Parses a CLI time: RFC 3339, Unix ms, or a duration ago.
 fn parse_time(s: &str) -> Result<i64> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    if s == "now" {
-        return Ok(clock::now_ms());
-    }
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        let d = t
-            .duration_since(std::time::UNIX_EPOCH)
-            .context("time before 1970")?;
-        return Ok(i64::try_from(d.as_millis())?);
-    }
-    if let Ok(d) = humantime::parse_duration(s.trim_end_matches(" ago")) {
-        return Ok(clock::now_ms() - i64::try_from(d.as_millis())?);
-    }
-    bail!(
-        "cannot read time {s:?}: use RFC 3339 (2026-11-24T10:00:00Z), Unix milliseconds, or a duration ago (1h)"
-    )
+    replay::parse_time_arg(s, clock::now_ms()).map_err(|e| anyhow::anyhow!(e))
 }
 
 fn fmt_ms(ms: Option<i64>) -> String {
@@ -262,6 +288,9 @@ async fn run(cli: Cli) -> Result<()> {
             let mut cfg = load_config(&cli.global)?;
             if let Some(addr) = args.http {
                 cfg.http.listen = addr;
+            }
+            if let Some(addr) = args.pg {
+                cfg.sql.listen = addr;
             }
             if args.demo {
                 cfg.sources
@@ -518,6 +547,49 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::SchemaDocs => print!("{}", aiops_schemas::reference::markdown()),
+        Command::Sql(args) => {
+            let cfg = load_config(&cli.global)?;
+            let mut out = std::io::stdout();
+            aiops_server::read::run_cli(&cfg, &args.sql, args.format, &mut out).await?;
+        }
+        Command::Token { cmd } => {
+            let cfg = load_config(&cli.global)?;
+            let store = aiops_read::auth::TokenStore::open(
+                &aiops_server::read::tokens_path(&cfg.data_dir),
+                &cfg.auth.tokens,
+            )?;
+            match cmd {
+                TokenCmd::Create { name, role } => {
+                    let role: aiops_read::auth::Role = role.parse()?;
+                    let (rec, token) = store.create(&name, role, clock::now_ms())?;
+                    eprintln!(
+                        "created token {} ({}, role {}); it is shown only now:",
+                        rec.id,
+                        rec.name,
+                        rec.role.as_str()
+                    );
+                    println!("{token}");
+                }
+                TokenCmd::List => {
+                    for t in store.list() {
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            t.id,
+                            t.role.as_str(),
+                            t.origin,
+                            fmt_ms(Some(t.created_ms)),
+                            t.name
+                        );
+                    }
+                }
+                TokenCmd::Revoke { id } => {
+                    if !store.revoke(&id)? {
+                        bail!("no token {id} (see `aiops token list`)");
+                    }
+                    eprintln!("revoked {id}");
+                }
+            }
+        }
     }
     Ok(())
 }

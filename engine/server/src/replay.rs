@@ -195,3 +195,28 @@ pub async fn replay(
 fn arrow_select_filter(batch: &RecordBatch, mask: &BooleanArray) -> Result<RecordBatch, String> {
     arrow_select::filter::filter_record_batch(batch, mask).map_err(|e| e.to_string())
 }
+
+/// Parses a time argument: Unix ms, `now`, RFC 3339, or a duration ago (`1h`, `30m ago`),
+/// relative to `now_ms`.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_time_arg(s: &str, now_ms: i64) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    if s == "now" {
+        return Ok(now_ms);
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(s)
+        && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
+    {
+        return i64::try_from(d.as_millis()).map_err(|e| e.to_string());
+    }
+    if let Ok(d) = humantime::parse_duration(s.trim_end_matches(" ago")) {
+        return Ok(now_ms - i64::try_from(d.as_millis()).map_err(|e| e.to_string())?);
+    }
+    Err(format!(
+        "cannot read time {s:?}: use RFC 3339 (2026-11-24T10:00:00Z), Unix milliseconds, or a duration ago (1h)"
+    ))
+}

@@ -49,6 +49,9 @@ pub enum ServerError {
     /// The workflows, providers or secrets are invalid, or the checkpoint store cannot be opened.
     #[error("workflows: {0}")]
     Workflows(String),
+    /// The read side (archive, Postgres endpoint, tokens) could not start.
+    #[error("read side: {0}")]
+    Read(String),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
@@ -202,7 +205,42 @@ pub async fn run(
     } else {
         None
     };
+    let tokens = Arc::new(
+        aiops_read::auth::TokenStore::open(
+            &crate::read::tokens_path(&cfg.data_dir),
+            &cfg.auth.tokens,
+        )
+        .map_err(|e| ServerError::Read(e.to_string()))?,
+    );
+    if let Some(token) = tokens
+        .bootstrap(crate::clock::now_ms())
+        .map_err(|e| ServerError::Read(e.to_string()))?
+    {
+        // Printed once, to the terminal only (never to the log): aiops keeps only its hash.
+        eprintln!(
+            "\naiops: no API token existed, so an admin token was created. It is shown only now:\n\n    {token}\n\nUse it as `Authorization: Bearer <token>` on the HTTP API and as the password on the\nPostgres endpoint. Create more with `aiops token create --name NAME --role viewer`.\n"
+        );
+    }
+    let state_src: Arc<dyn aiops_read::state::StateSource> =
+        Arc::new(crate::read::state::EngineState {
+            alerting: Some(alerting.clone()),
+            workflows: workflows.clone(),
+        });
+    let read = crate::read::start(
+        &cfg,
+        log.clone(),
+        Some(state_src),
+        tokens.clone(),
+        stop_rx.clone(),
+    )
+    .await
+    .map_err(|e| ServerError::Read(e.to_string()))?;
     let addr = cfg.http.listen;
+    let auth = Arc::new(crate::auth::HttpAuth::new(
+        tokens,
+        cfg.auth.clone(),
+        addr.ip().is_loopback(),
+    ));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
@@ -218,6 +256,8 @@ pub async fn run(
         workflows,
         log: log.clone(),
         started_ms: crate::clock::now_ms(),
+        auth,
+        read: Some(read),
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -48,7 +48,11 @@ impl Aiops {
             .arg("--http")
             .arg(format!("127.0.0.1:{port}"))
             .args(extra)
+            .args(pg_arg(extra))
             .env("AIOPS_LOG_LEVEL", "info")
+            // Tests of other capabilities act as a trusted single user; the auth tests pass
+            // AIOPS_TEST_SECURE=1 to run with the defaults (every route needs its token).
+            .envs(anonymous_admin(env))
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(err)
@@ -63,6 +67,30 @@ impl Aiops {
         };
         a.wait_healthy(Duration::from_secs(30));
         a
+    }
+
+    /// Where the Postgres endpoint listens (from the engine's stderr).
+    pub fn pg_port(&self) -> u16 {
+        let raw = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        // Without the terminal colours tracing adds around field names.
+        let mut text = String::new();
+        let mut esc = false;
+        for ch in raw.chars() {
+            match (esc, ch) {
+                (false, '\u{1b}') => esc = true,
+                (true, 'm') => esc = false,
+                (true, _) => {}
+                (false, c) => text.push(c),
+            }
+        }
+        text.lines()
+            .filter(|l| l.contains("postgres endpoint listening"))
+            .find_map(|l| {
+                let i = l.find("addr=")? + 5;
+                let a: String = l[i..].chars().take_while(|c| !c.is_whitespace()).collect();
+                a.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
+            })
+            .expect("the engine logs where the postgres endpoint listens")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -220,4 +248,22 @@ pub fn post_ndjson(a: &Aiops, path: &str, body: &str) {
         })
         .unwrap();
     assert!(out.success(), "ingest to {path} failed");
+}
+
+/// `--pg 127.0.0.1:0` unless the test chose an address: engines started in parallel must not
+/// fight over 5433.
+fn pg_arg(extra: &[&str]) -> Vec<&'static str> {
+    if extra.contains(&"--pg") {
+        Vec::new()
+    } else {
+        vec!["--pg", "127.0.0.1:0"]
+    }
+}
+
+fn anonymous_admin(env: &[(&str, &str)]) -> Vec<(&'static str, &'static str)> {
+    if env.iter().any(|(k, v)| *k == "AIOPS_TEST_SECURE" && *v == "1") {
+        Vec::new()
+    } else {
+        vec![("AIOPS__AUTH__ANONYMOUS_ROLE", "admin")]
+    }
 }

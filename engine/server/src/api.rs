@@ -1,0 +1,558 @@
+//! The read-side HTTP API: SQL queries, a metric series over a range, log search, API tokens,
+//! and the OpenAPI document of every route. Queries run on the read side's runtime within its
+//! limits, with user values bound as parameters, never spliced into SQL.
+
+use crate::auth::{Caller, Need, required};
+use crate::http::AppState;
+use aiops_read::auth::Role;
+use aiops_schemas::arrow_array::RecordBatch;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use datafusion::scalar::ScalarValue;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Adds the read-side routes.
+pub fn routes(r: Router<AppState>) -> Router<AppState> {
+    r.route("/api/sql", post(sql))
+        .route("/api/sql/tables", get(tables))
+        .route("/api/metrics", get(metrics_range))
+        .route("/api/logs/search", get(log_search))
+        .route("/api/tokens", get(list_tokens).post(create_token))
+        .route("/api/tokens/{id}", delete(revoke_token))
+        .route("/api/archive", get(archive_stats))
+        .route("/api/openapi.json", get(openapi))
+}
+
+fn err(status: StatusCode, reason: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": message.into(), "reason": reason})),
+    )
+        .into_response()
+}
+
+fn read_side(st: &AppState) -> Result<&crate::read::ReadSide, Response> {
+    st.read.as_ref().ok_or_else(|| {
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the read side is not running in this process",
+        )
+    })
+}
+
+fn query_error(e: &aiops_read::limits::QueryError) -> Response {
+    let status = match e.code {
+        "57014" | "53200" | "54000" => StatusCode::UNPROCESSABLE_ENTITY,
+        "XX000" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    (
+        status,
+        axum::Json(json!({"error": e.message, "reason": "query", "sqlstate": e.code})),
+    )
+        .into_response()
+}
+
+fn rows_json(batches: &[RecordBatch]) -> Result<Vec<Value>, String> {
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow_json::ArrayWriter::new(&mut buf);
+        for b in batches {
+            w.write(b).map_err(|e| e.to_string())?;
+        }
+        w.finish().map_err(|e| e.to_string())?;
+    }
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&buf).map_err(|e| e.to_string())
+}
+
+fn columns_json(batches: &[RecordBatch]) -> Vec<Value> {
+    batches
+        .first()
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlRequest {
+    sql: String,
+}
+
+async fn sql(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
+    let rs = match read_side(&st) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let req: SqlRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                format!("expected {{\"sql\": \"SELECT …\"}}: {e}"),
+            );
+        }
+    };
+    match rs.query(&req.sql).await {
+        Ok(b) => match rows_json(&b) {
+            Ok(rows) => axum::Json(json!({"columns": columns_json(&b), "rows": rows})).into_response(),
+            Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, "encode", e),
+        },
+        Err(e) => query_error(&e),
+    }
+}
+
+async fn tables(State(st): State<AppState>) -> Response {
+    let rs = match read_side(&st) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let q = "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position";
+    match rs.query(q).await {
+        Ok(b) => {
+            let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+            for r in rows_json(&b).unwrap_or_default() {
+                let t = r["table_name"].as_str().unwrap_or("").to_string();
+                out.entry(t)
+                    .or_default()
+                    .push(json!({"name": r["column_name"], "type": r["data_type"]}));
+            }
+            axum::Json(json!({"tables": out})).into_response()
+        }
+        Err(e) => query_error(&e),
+    }
+}
+
+/// Time in a query string: RFC 3339 or Unix ms.
+fn parse_time(v: &str, what: &str) -> Result<i64, Response> {
+    crate::replay::parse_time_arg(v, crate::clock::now_ms()).map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            "bad_time",
+            format!("{what}: {e}"),
+        )
+    })
+}
+
+fn ts(ms: i64) -> ScalarValue {
+    ScalarValue::TimestampMillisecond(Some(ms), Some(aiops_schemas::schema::TIME_ZONE.into()))
+}
+
+async fn run_bound(
+    rs: &crate::read::ReadSide,
+    sql: &str,
+    params: Vec<ScalarValue>,
+) -> Result<Vec<RecordBatch>, aiops_read::limits::QueryError> {
+    let ctx = rs.ctx.clone();
+    let limits = rs.limits.clone();
+    let sql = sql.to_string();
+    let task = rs.runtime.spawn(async move {
+        let df = ctx
+            .sql(&sql)
+            .await
+            .and_then(|d| d.with_param_values(params))
+            .map_err(|e| aiops_read::limits::classify(&e))?;
+        aiops_read::limits::collect(df, &limits).await
+    });
+    task.await
+        .unwrap_or_else(|e| Err(aiops_read::limits::QueryError::new("XX000", e.to_string())))
+}
+
+async fn metrics_range(
+    State(st): State<AppState>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    let rs = match read_side(&st) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let mut name = None;
+    let (mut from, mut to, mut step) = (None, None, None);
+    let mut labels = Vec::new();
+    for (k, v) in &q {
+        match k.as_str() {
+            "name" => name = Some(v.clone()),
+            "from" => from = Some(v.clone()),
+            "to" => to = Some(v.clone()),
+            "step" => step = Some(v.clone()),
+            k if k.starts_with("label.") => labels.push((k["label.".len()..].to_string(), v.clone())),
+            other => {
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    "bad_parameter",
+                    format!("unknown parameter {other:?}: expected name, from, to, step, label.<name>"),
+                );
+            }
+        }
+    }
+    let Some(name) = name else {
+        return err(StatusCode::BAD_REQUEST, "bad_parameter", "`name` (the metric name) is required");
+    };
+    let now = crate::clock::now_ms();
+    let to_ms = match to.as_deref().map(|v| parse_time(v, "to")).transpose() {
+        Ok(t) => t.unwrap_or(now),
+        Err(r) => return r,
+    };
+    let from_ms = match from.as_deref().map(|v| parse_time(v, "from")).transpose() {
+        Ok(t) => t.unwrap_or(to_ms - 3_600_000),
+        Err(r) => return r,
+    };
+    let step_ms = match step.as_deref().map(aiops_workflow::compile::duration_ms).transpose() {
+        Ok(s) => s.unwrap_or(0),
+        Err(e) => return err(StatusCode::BAD_REQUEST, "bad_parameter", format!("step: {e}")),
+    };
+    if from_ms > to_ms {
+        return err(StatusCode::BAD_REQUEST, "bad_parameter", "`from` is after `to`");
+    }
+    let mut params = vec![
+        ScalarValue::Utf8(Some(name.clone())),
+        ts(from_ms),
+        ts(to_ms),
+    ];
+    let mut filter = String::new();
+    for (k, v) in &labels {
+        params.push(ScalarValue::Utf8(Some(k.clone())));
+        params.push(ScalarValue::Utf8(Some(v.clone())));
+        let n = params.len();
+        filter.push_str(&format!(" AND element_at(labels, ${})[1] = ${n}", n - 1));
+    }
+    let sql = if step_ms > 0 {
+        params.push(ScalarValue::Int64(Some(step_ms)));
+        let n = params.len();
+        format!(
+            "SELECT CAST(to_unixtime(time) * 1000 AS BIGINT) / ${n} * ${n} AS t, labels, avg(value) AS v FROM metrics WHERE name = $1 AND time >= $2 AND time <= $3{filter} GROUP BY 1, 2 ORDER BY 1"
+        )
+    } else {
+        format!(
+            "SELECT CAST(to_unixtime(time) * 1000 AS BIGINT) AS t, labels, value AS v FROM metrics WHERE name = $1 AND time >= $2 AND time <= $3{filter} ORDER BY 1"
+        )
+    };
+    let batches = match run_bound(rs, &sql, params).await {
+        Ok(b) => b,
+        Err(e) => return query_error(&e),
+    };
+    let mut series: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
+    for r in rows_json(&batches).unwrap_or_default() {
+        let key = r["labels"].to_string();
+        series
+            .entry(key)
+            .or_insert_with(|| (r["labels"].clone(), Vec::new()))
+            .1
+            .push(json!([r["t"], r["v"]]));
+    }
+    let out: Vec<Value> = series
+        .into_values()
+        .map(|(l, p)| json!({"name": name, "labels": l, "points": p}))
+        .collect();
+    axum::Json(json!({"from": from_ms, "to": to_ms, "step_ms": step_ms, "series": out})).into_response()
+}
+
+async fn log_search(
+    State(st): State<AppState>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    let rs = match read_side(&st) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let (mut text, mut from, mut to, mut limit, mut severity) = (None, None, None, 100usize, None);
+    let mut labels = Vec::new();
+    for (k, v) in &q {
+        match k.as_str() {
+            "q" => text = Some(v.clone()),
+            "from" => from = Some(v.clone()),
+            "to" => to = Some(v.clone()),
+            "severity" => severity = Some(v.clone()),
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=10_000).contains(&n) => limit = n,
+                _ => return err(StatusCode::BAD_REQUEST, "bad_parameter", "limit must be 1 to 10000"),
+            },
+            k if k.starts_with("label.") => labels.push((k["label.".len()..].to_string(), v.clone())),
+            other => {
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    "bad_parameter",
+                    format!("unknown parameter {other:?}: expected q, from, to, severity, limit, label.<name>"),
+                );
+            }
+        }
+    }
+    let now = crate::clock::now_ms();
+    let to_ms = match to.as_deref().map(|v| parse_time(v, "to")).transpose() {
+        Ok(t) => t.unwrap_or(now),
+        Err(r) => return r,
+    };
+    let from_ms = match from.as_deref().map(|v| parse_time(v, "from")).transpose() {
+        Ok(t) => t.unwrap_or(to_ms - 3_600_000),
+        Err(r) => return r,
+    };
+    let mut params = vec![ts(from_ms), ts(to_ms)];
+    let mut filter = String::new();
+    if let Some(t) = text {
+        params.push(ScalarValue::Utf8(Some(t.to_lowercase())));
+        filter.push_str(&format!(" AND strpos(lower(body), ${}) > 0", params.len()));
+    }
+    if let Some(s) = severity {
+        params.push(ScalarValue::Utf8(Some(s)));
+        filter.push_str(&format!(" AND severity = ${}", params.len()));
+    }
+    for (k, v) in &labels {
+        params.push(ScalarValue::Utf8(Some(k.clone())));
+        params.push(ScalarValue::Utf8(Some(v.clone())));
+        let n = params.len();
+        filter.push_str(&format!(" AND element_at(labels, ${})[1] = ${n}", n - 1));
+    }
+    let sql = format!(
+        "SELECT time, severity, body, labels, attributes FROM logs WHERE time >= $1 AND time <= $2{filter} ORDER BY time DESC LIMIT {limit}"
+    );
+    match run_bound(rs, &sql, params).await {
+        Ok(b) => axum::Json(json!({"logs": rows_json(&b).unwrap_or_default()})).into_response(),
+        Err(e) => query_error(&e),
+    }
+}
+
+async fn list_tokens(State(st): State<AppState>) -> Response {
+    let list: Vec<Value> = st
+        .auth
+        .tokens
+        .list()
+        .into_iter()
+        .map(|t| json!({"id": t.id, "name": t.name, "role": t.role, "created_ms": t.created_ms, "origin": t.origin}))
+        .collect();
+    axum::Json(json!({"tokens": list})).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    role: Role,
+}
+
+async fn create_token(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
+    let req: NewToken = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                format!("expected {{\"name\": …, \"role\": \"viewer|operator|admin|ingest\"}}: {e}"),
+            );
+        }
+    };
+    match st.auth.tokens.create(&req.name, req.role, crate::clock::now_ms()) {
+        Ok((rec, token)) => (
+            StatusCode::CREATED,
+            axum::Json(json!({"id": rec.id, "name": rec.name, "role": rec.role, "token": token,
+                "note": "shown once: aiops stores only its SHA-256"})),
+        )
+            .into_response(),
+        Err(e) => err(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+    }
+}
+
+async fn revoke_token(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    caller: Option<axum::Extension<Caller>>,
+) -> Response {
+    if caller.is_some_and(|c| c.token == id) {
+        return err(StatusCode::BAD_REQUEST, "invalid", "a token cannot revoke itself");
+    }
+    match st.auth.tokens.revoke(&id) {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => err(StatusCode::NOT_FOUND, "not_found", format!("no token {id}")),
+        Err(e) => err(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+    }
+}
+
+async fn archive_stats(State(st): State<AppState>) -> Response {
+    let a = st.read.as_ref().and_then(|r| r.archive.as_ref());
+    match a {
+        Some(a) => axum::Json(json!({"enabled": true, "stats": a.stats(), "streams": a.streams()})).into_response(),
+        None => axum::Json(json!({"enabled": false})).into_response(),
+    }
+}
+
+/// Every route of the API: method, path template, summary. The OpenAPI document is generated
+/// from it, and a test checks it against the routes the code registers.
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("get", "/api/health", "Liveness and log reachability."),
+    ("get", "/metrics", "Self-metrics in the Prometheus text format."),
+    ("get", "/api/openapi.json", "This document."),
+    ("get", "/api/log/stats", "Counts, time range and bytes per kind."),
+    ("get", "/api/pipelines", "The running pipelines with watermarks and lag."),
+    ("get", "/api/logs/templates", "Mined log templates per service."),
+    ("post", "/api/v1/write", "Prometheus remote_write (snappy protobuf)."),
+    ("post", "/api/ingest/metrics", "Metrics as JSON."),
+    ("post", "/api/ingest/logs", "Logs as JSON."),
+    ("post", "/api/logs", "Submit logs as JSON (same as /api/ingest/logs)."),
+    ("post", "/api/ingest/events", "Events (deploys, changes) as JSON."),
+    ("post", "/api/alerts/webhook/alertmanager", "Alertmanager webhook receiver."),
+    ("post", "/api/alerts/webhook/grafana", "Grafana alerting webhook receiver."),
+    ("post", "/api/alerts/webhook/datadog", "Datadog webhook receiver."),
+    ("post", "/api/alerts/webhook/cloudwatch", "CloudWatch (SNS) alarm receiver."),
+    ("post", "/api/alerts", "Alerts as JSON."),
+    ("post", "/api/v2/alerts", "Alertmanager API v2: post alerts."),
+    ("get", "/api/v2/alerts", "Alertmanager API v2: list alerts."),
+    ("get", "/api/v2/alerts/groups", "Alertmanager API v2: alert groups."),
+    ("get", "/api/v2/silences", "Alertmanager API v2: list silences."),
+    ("post", "/api/v2/silences", "Alertmanager API v2: create or update a silence."),
+    ("get", "/api/v2/silence/{id}", "Alertmanager API v2: one silence."),
+    ("delete", "/api/v2/silence/{id}", "Alertmanager API v2: expire a silence."),
+    ("get", "/api/v2/status", "Alertmanager API v2: status and configuration."),
+    ("get", "/api/v2/receivers", "Alertmanager API v2: receivers."),
+    ("get", "/api/incidents", "Incidents (open, resolved or all)."),
+    ("get", "/api/incidents/{id}", "One incident with its timeline."),
+    ("post", "/api/incidents/{id}/ack", "Acknowledge an incident."),
+    ("post", "/api/incidents/{id}/resolve", "Resolve an incident."),
+    ("get", "/api/alerting/stats", "Alerting statistics (noise, budgets)."),
+    ("get", "/api/alerting/inhibit_rules", "Inhibition rules."),
+    ("post", "/api/alerting/inhibit_rules", "Add an inhibition rule."),
+    ("delete", "/api/alerting/inhibit_rules/{id}", "Remove an inhibition rule."),
+    ("get", "/api/workflows", "Deployed workflows."),
+    ("post", "/api/workflows", "Create a workflow (YAML body)."),
+    ("get", "/api/workflows/{id}", "One workflow's YAML."),
+    ("put", "/api/workflows/{id}", "Replace a workflow."),
+    ("delete", "/api/workflows/{id}", "Remove a workflow."),
+    ("post", "/api/workflows/{id}/execute", "Run a workflow manually."),
+    ("get", "/api/workflows/{id}/executions", "A workflow's executions."),
+    ("get", "/api/workflows/executions/{*rest}", "One execution."),
+    ("post", "/api/workflows/executions/{*rest}", "Approve or reject an execution's step (`{id}/approve`, `{id}/reject`)."),
+    ("get", "/api/autoheal/strategies", "Auto-heal strategies."),
+    ("post", "/api/autoheal/diagnose", "Which strategy an incident would get."),
+    ("post", "/api/autoheal/fix", "Run an incident's strategy now."),
+    ("post", "/api/sql", "Run a SQL query over the archive, the log and live state."),
+    ("get", "/api/sql/tables", "Tables and columns queryable with SQL."),
+    ("get", "/api/metrics", "A metric's series over a range (name, from, to, step, label.<name>)."),
+    ("get", "/api/logs/search", "Search logs by text, labels, severity and time range."),
+    ("get", "/api/tokens", "API tokens (ids, names, roles; never the tokens)."),
+    ("post", "/api/tokens", "Create an API token; the answer shows it once."),
+    ("delete", "/api/tokens/{id}", "Revoke an API token."),
+    ("get", "/api/archive", "Parquet archive statistics."),
+];
+
+fn method_of(m: &str) -> Method {
+    match m {
+        "post" => Method::POST,
+        "put" => Method::PUT,
+        "delete" => Method::DELETE,
+        _ => Method::GET,
+    }
+}
+
+/// The OpenAPI 3.0 document of [`ROUTES`], with each route's required role.
+pub fn openapi_doc() -> Value {
+    let mut paths: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
+    for (m, p, summary) in ROUTES {
+        let need = required(&method_of(m), p);
+        let (security, role) = match need {
+            Need::Open => (json!([]), "none".to_string()),
+            Need::Role(r) => (json!([{"bearer": []}]), r.as_str().to_string()),
+        };
+        let params: Vec<Value> = p
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|n| json!({"name": n.trim_start_matches('*'), "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut responses = serde_json::Map::new();
+        responses.insert("200".into(), json!({"description": "Success."}));
+        responses.insert("400".into(), json!({"description": "Bad request: the body names what is wrong."}));
+        if need != Need::Open {
+            responses.insert("401".into(), json!({"description": "No or unknown token."}));
+            responses.insert("403".into(), json!({"description": "The token's role does not allow this."}));
+            responses.insert("429".into(), json!({"description": "Rate limit of the token exceeded."}));
+        }
+        let mut op = json!({
+            "summary": summary,
+            "operationId": format!("{m}_{}", p.trim_start_matches('/').replace(['/', '{', '}', '*', '.'], "_")),
+            "security": security,
+            "x-aiops-role": role,
+            "responses": responses,
+        });
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if matches!(*m, "post" | "put") {
+            op["requestBody"] = json!({"content": {"application/json": {"schema": {"type": "object"}}}});
+        }
+        let openapi_path = p.replace("{*rest}", "{rest}");
+        paths.entry(openapi_path).or_default().insert((*m).to_string(), op);
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "aiops HTTP API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Ingest, alerting, workflows and the read side of aiops. Bearer API tokens with roles ingest, viewer, operator, admin.",
+        },
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    })
+}
+
+async fn openapi() -> Response {
+    axum::Json(openapi_doc()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every `.route("…")` in the sources (and every push endpoint) is in the document, and the
+    /// document lists no route the code does not register.
+    #[test]
+    fn openapi_matches_the_registered_routes() {
+        let mut code = std::collections::BTreeSet::new();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut stack = vec![src];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    let mut rest = text.as_str();
+                    while let Some(i) = rest.find(".route(") {
+                        rest = &rest[i + 7..];
+                        let t = rest.trim_start();
+                        if let Some(s) = t.strip_prefix('"') {
+                            let end = s.find('"').unwrap();
+                            code.insert(s[..end].to_string());
+                        }
+                    }
+                }
+            }
+        }
+        for p in crate::auth::ingest_paths() {
+            code.insert(p.to_string());
+        }
+        let documented: std::collections::BTreeSet<String> =
+            ROUTES.iter().map(|r| r.1.to_string()).collect();
+        let missing: Vec<_> = code.difference(&documented).collect();
+        assert!(missing.is_empty(), "routes without documentation: {missing:?}");
+        let extra: Vec<_> = documented.difference(&code).collect();
+        assert!(extra.is_empty(), "documented but not registered: {extra:?}");
+        let doc = openapi_doc();
+        assert_eq!(doc["openapi"], "3.0.3");
+        assert_eq!(doc["paths"]["/api/health"]["get"]["security"], json!([]));
+        assert_eq!(doc["paths"]["/api/tokens"]["post"]["x-aiops-role"], "admin");
+    }
+}

@@ -1,0 +1,381 @@
+//! The read side in the engine process: the Postgres endpoint on its own runtime, the archive's
+//! compaction loop, the derived-stream directory, and `aiops sql`.
+//!
+//! - [`state`]: the engine's live state (alerts, silences, incidents, executions) as tables.
+
+pub mod state;
+
+use aiops_log::EventLog;
+use aiops_read::archive::{Archive, ArchiveConfig};
+use aiops_read::auth::TokenStore;
+use aiops_read::catalog::{ReadSources, session};
+use aiops_read::directory::StreamDirectory;
+use aiops_read::limits::QueryLimits;
+use aiops_read::pg::{PgServer, PgStats};
+use datafusion::prelude::SessionContext;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// `[sql]`: the Postgres endpoint and query limits.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqlSettings {
+    /// Serve the Postgres wire endpoint. Default on.
+    pub enabled: bool,
+    /// Its listen address. Default 127.0.0.1:5433 (5432 is usually a real PostgreSQL).
+    pub listen: SocketAddr,
+    /// Connections served at once; more are closed. Default 64.
+    pub max_connections: usize,
+    /// A query running longer is cancelled with SQLSTATE 57014. Default 30s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Memory for joins, sorts and aggregations of all running queries. Default 1 GiB.
+    pub memory_bytes: usize,
+    /// Largest result of an HTTP or `aiops sql` query (the Postgres endpoint streams).
+    /// Default 256 MiB.
+    pub max_result_bytes: usize,
+    /// Threads of the query runtime, apart from ingest and the HTTP API. Default 2.
+    pub threads: usize,
+}
+
+impl Default for SqlSettings {
+    fn default() -> Self {
+        let l = QueryLimits::default();
+        SqlSettings {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 5433)),
+            max_connections: 64,
+            timeout: l.timeout,
+            memory_bytes: l.memory_bytes,
+            max_result_bytes: l.max_result_bytes,
+            threads: l.threads,
+        }
+    }
+}
+
+impl SqlSettings {
+    /// The limits of one query.
+    pub fn limits(&self) -> QueryLimits {
+        QueryLimits {
+            timeout: self.timeout,
+            memory_bytes: self.memory_bytes,
+            max_result_bytes: self.max_result_bytes,
+            threads: self.threads.max(1),
+        }
+    }
+}
+
+/// Where the archive lives.
+pub fn archive_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("archive")
+}
+
+/// Where the token hashes live.
+pub fn tokens_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("auth").join("tokens.json")
+}
+
+/// The read side of a running engine.
+#[derive(Clone)]
+pub struct ReadSide {
+    /// The session queries run in (shared by the Postgres endpoint and the HTTP API).
+    pub ctx: Arc<SessionContext>,
+    /// Query limits.
+    pub limits: QueryLimits,
+    /// The archive, when enabled.
+    pub archive: Option<Arc<Archive>>,
+    /// The Postgres endpoint's counters, when it runs.
+    pub pg: Option<Arc<PgStats>>,
+    /// Where the Postgres endpoint listens, when it runs.
+    pub pg_addr: Option<SocketAddr>,
+    /// The query runtime: HTTP handlers run their queries here too.
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for ReadSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadSide")
+            .field("pg_addr", &self.pg_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadSide {
+    /// Runs `sql` within the limits on the query runtime.
+    ///
+    /// # Errors
+    /// The query's error with its SQLSTATE.
+    pub async fn query(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<aiops_schemas::arrow_array::RecordBatch>, aiops_read::limits::QueryError> {
+        let ctx = self.ctx.clone();
+        let limits = self.limits.clone();
+        let sql = sql.to_string();
+        let task = self.runtime.spawn(async move {
+            let df = ctx.sql(&sql).await.map_err(|e| aiops_read::limits::classify(&e))?;
+            aiops_read::limits::collect(df, &limits).await
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => Err(aiops_read::limits::QueryError::new(
+                "XX000",
+                format!("query task failed: {e}"),
+            )),
+        }
+    }
+}
+
+/// Why the read side could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The archive could not be opened.
+    #[error(transparent)]
+    Archive(#[from] aiops_read::archive::ArchiveError),
+    /// The session could not be built.
+    #[error("sql session: {0}")]
+    Session(String),
+    /// The Postgres address could not be bound.
+    #[error("cannot listen on {addr} (sql.listen / --pg): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The query runtime could not start.
+    #[error("query runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Starts the read side: archive + compaction loop, directory refresh, the query runtime and
+/// (when enabled) the Postgres endpoint. Everything stops when `stop` turns true.
+///
+/// # Errors
+/// [`ReadError`].
+pub async fn start(
+    cfg: &crate::config::Config,
+    log: Arc<dyn EventLog>,
+    state: Option<Arc<dyn aiops_read::state::StateSource>>,
+    tokens: Arc<TokenStore>,
+    stop: watch::Receiver<bool>,
+) -> Result<ReadSide, ReadError> {
+    let limits = cfg.sql.limits();
+    let archive = if cfg.archive.enabled {
+        Some(Arc::new(Archive::open(&archive_dir(&cfg.data_dir))?))
+    } else {
+        None
+    };
+    let directory = Arc::new(StreamDirectory::default());
+    let src = ReadSources {
+        log: log.clone(),
+        archive: archive.clone(),
+        directory: directory.clone(),
+        state,
+    };
+    let ctx = Arc::new(session(src, &limits).map_err(|e| ReadError::Session(e.to_string()))?);
+    let listener = if cfg.sql.enabled {
+        let addr = cfg.sql.listen;
+        let l = std::net::TcpListener::bind(addr).map_err(|source| ReadError::Bind { addr, source })?;
+        l.set_nonblocking(true)
+            .map_err(|source| ReadError::Bind { addr, source })?;
+        Some(l)
+    } else {
+        None
+    };
+    let pg_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+    let (rt_tx, rt_rx) = std::sync::mpsc::sync_channel(1);
+    let pg = listener.as_ref().map(|_| {
+        Arc::new(PgServer::new(ctx.clone(), tokens, limits.clone()))
+    });
+    let stats = pg.as_ref().map(|p| p.stats.clone());
+    let threads = limits.threads.max(1);
+    let mut stop_rt = stop.clone();
+    // Its own runtime, so a heavy query cannot starve ingest or the HTTP API.
+    std::thread::Builder::new()
+        .name("aiops-sql".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name("aiops-sql")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = rt_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = rt_tx.send(Ok(rt.handle().clone()));
+            rt.block_on(async move {
+                if let (Some(pg), Some(l)) = (pg, listener) {
+                    match tokio::net::TcpListener::from_std(l) {
+                        Ok(l) => {
+                            tokio::spawn(pg.serve(l, 64));
+                        }
+                        Err(e) => tracing::error!(error = %e, "postgres endpoint could not start"),
+                    }
+                }
+                while !*stop_rt.borrow() {
+                    if stop_rt.changed().await.is_err() {
+                        break;
+                    }
+                }
+            });
+            rt.shutdown_timeout(Duration::from_secs(1));
+        })
+        .map_err(ReadError::Runtime)?;
+    let runtime = tokio::task::spawn_blocking(move || rt_rx.recv())
+        .await
+        .map_err(|e| ReadError::Runtime(std::io::Error::other(e.to_string())))?
+        .map_err(|e| ReadError::Runtime(std::io::Error::other(e.to_string())))?
+        .map_err(ReadError::Runtime)?;
+    if let Some(addr) = pg_addr {
+        tracing::info!(addr = %addr, "postgres endpoint listening (password = an aiops API token)");
+    }
+    // The directory follows the log so new pipeline outputs show up in table lists.
+    {
+        let (log, archive, directory, mut stop) =
+            (log.clone(), archive.clone(), directory.clone(), stop.clone());
+        runtime.spawn(async move {
+            loop {
+                if let Err(e) = directory.refresh(&log, archive.as_ref()).await {
+                    tracing::warn!(error = %e, "derived stream directory: refresh failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+    }
+    if let Some(a) = archive.clone() {
+        let acfg = cfg.archive.clone();
+        let mut stop = stop.clone();
+        runtime.spawn(async move { compaction_loop(a, log, acfg, &mut stop).await });
+    }
+    Ok(ReadSide {
+        ctx,
+        limits,
+        archive,
+        pg: stats,
+        pg_addr,
+        runtime,
+    })
+}
+
+async fn compaction_loop(
+    archive: Arc<Archive>,
+    log: Arc<dyn EventLog>,
+    cfg: ArchiveConfig,
+    stop: &mut watch::Receiver<bool>,
+) {
+    loop {
+        let now = crate::clock::now_ms();
+        let after = i64::try_from(cfg.after.as_millis()).unwrap_or(i64::MAX);
+        let keep = i64::try_from(cfg.retention.as_millis()).unwrap_or(i64::MAX);
+        // Passes until caught up, each bounded by max_rows_per_pass.
+        loop {
+            match archive
+                .compact(&log, now.saturating_sub(after), now.saturating_sub(keep), &cfg)
+                .await
+            {
+                Ok(r) if r.rows > 0 || r.expired_files > 0 => {
+                    tracing::info!(rows = r.rows, files = r.files, bytes = r.bytes, expired = r.expired_files, archived_through = r.archived_through, "archive compaction");
+                    if r.rows == 0 {
+                        break;
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "archive compaction failed; retrying later");
+                    break;
+                }
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Output format of `aiops sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqlFormat {
+    /// An aligned table.
+    Table,
+    /// One JSON object per row.
+    Ndjson,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// `aiops sql`: one query over the archive and the log (read-only, beside a running engine).
+///
+/// # Errors
+/// The log or archive cannot be opened, or the query fails (with its SQLSTATE).
+pub async fn run_cli(
+    cfg: &crate::config::Config,
+    sql: &str,
+    format: SqlFormat,
+    out: &mut (dyn std::io::Write + Send),
+) -> anyhow::Result<usize> {
+    let log = crate::server::open_log_for_reading(cfg).await?;
+    let dir = archive_dir(&cfg.data_dir);
+    let archive = if cfg.archive.enabled && dir.join("manifest.json").exists() {
+        Some(Arc::new(Archive::open_read_only(&dir)?))
+    } else {
+        None
+    };
+    let src = ReadSources {
+        log,
+        archive,
+        directory: Arc::new(StreamDirectory::default()),
+        state: None,
+    };
+    src.directory.refresh(&src.log, src.archive.as_ref()).await?;
+    let limits = cfg.sql.limits();
+    let ctx = session(src, &limits)?;
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", describe(&aiops_read::limits::classify(&e))))?;
+    let batches = aiops_read::limits::collect(df, &limits)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
+    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    match format {
+        SqlFormat::Table => {
+            let t = arrow_cast::pretty::pretty_format_batches(&batches)?;
+            writeln!(out, "{t}")?;
+            writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
+        }
+        SqlFormat::Ndjson => {
+            let mut w = arrow_json::LineDelimitedWriter::new(&mut *out);
+            for b in &batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        SqlFormat::Csv => {
+            let mut w = datafusion::arrow::csv::Writer::new(&mut *out);
+            for b in &batches {
+                w.write(b)?;
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn describe(e: &aiops_read::limits::QueryError) -> String {
+    format!("{} (SQLSTATE {})", e.message, e.code)
+}
