@@ -29,6 +29,7 @@ pub mod loghub;
 pub mod machine;
 pub mod nab;
 pub mod pipeline;
+pub mod readside;
 pub mod replay;
 pub mod report;
 pub mod rw;

@@ -65,6 +65,17 @@ enum Cmd {
     ///    sink in this process), posts a paced stream to both at once and counts the
     ///    notifications each emits, then an unpaced stream to each in turn (alerts/s).
     Alerting(AlertingArgs),
+    /// Read side: p50/p99 of a Grafana-style 6-hour time-series query over `--series` series at
+    /// 15 s on the Postgres endpoint, live (log) and archived (Parquet); archive bytes per
+    /// sample. Prints JSON.
+    Readside {
+        /// Series.
+        #[arg(long, default_value_t = 10_000)]
+        series: usize,
+        /// Queries per phase.
+        #[arg(long, default_value_t = 20)]
+        queries: u64,
+    },
     /// Workflow engine: executions/s of the engine alone (trigger → render → intent → result →
     /// finished), and p50/p99 from trigger to the first request at a recording server through
     /// the real webhook provider. Prints JSON.
@@ -312,6 +323,15 @@ fn main() -> anyhow::Result<()> {
         Cmd::Pipeline(args) => cmd_pipeline(args),
         Cmd::PipelineRss(args) => cmd_pipeline_rss(args),
         Cmd::Alerting(args) => cmd_alerting(args),
+        Cmd::Readside { series, queries } => {
+            let rt = runtime(2)?;
+            let r = rt.block_on(aiops_bench::readside::run(series, queries))?;
+            println!(
+                "{}",
+                serde_json::json!({"readside": r, "machine": aiops_bench::machine::Machine::describe()})
+            );
+            Ok(())
+        }
         Cmd::Workflows {
             executions,
             runs,

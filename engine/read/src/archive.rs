@@ -428,15 +428,16 @@ impl Archive {
         let rg = cfg.row_group_rows.max(1024);
         let buckets: Vec<Bucket> = buckets.into_values().collect();
         // Encoding and zstd are CPU work: off the async threads.
-        let files = tokio::task::spawn_blocking(move || -> Result<Vec<ArchiveFile>, ArchiveError> {
-            let mut out = Vec::new();
-            for (i, b) in buckets.iter().enumerate() {
-                out.push(write_bucket(&dir, b, i, rg)?);
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| ioerr(&self.dir)(format!("compaction task failed: {e}")))??;
+        let files =
+            tokio::task::spawn_blocking(move || -> Result<Vec<ArchiveFile>, ArchiveError> {
+                let mut out = Vec::new();
+                for (i, b) in buckets.iter().enumerate() {
+                    out.push(write_bucket(&dir, b, i, rg)?);
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| ioerr(&self.dir)(format!("compaction task failed: {e}")))??;
         for f in files {
             report.files += 1;
             report.rows += f.rows;
@@ -495,7 +496,8 @@ fn remove_unlisted(
             remove_unlisted(&p, listed)?;
         } else {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let stray = (name.ends_with(".parquet") && !listed.contains(&p)) || name.ends_with(".tmp");
+            let stray =
+                (name.ends_with(".parquet") && !listed.contains(&p)) || name.ends_with(".tmp");
             if stray && name != MANIFEST {
                 tracing::warn!(file = %p.display(), "removing an archive file no manifest lists (left by an interrupted compaction)");
                 std::fs::remove_file(&p).map_err(|e| ioerr(&p)(e.to_string()))?;
@@ -541,7 +543,9 @@ fn write_bucket(
     );
     let path = dir.join(&rel);
     let e = ioerr(&path);
-    let parent = path.parent().ok_or_else(|| e("no parent directory".into()))?;
+    let parent = path
+        .parent()
+        .ok_or_else(|| e("no parent directory".into()))?;
     std::fs::create_dir_all(parent).map_err(|x| e(x.to_string()))?;
     let Some(first) = b.batches.first() else {
         return Err(e("empty bucket".into()));
@@ -564,13 +568,16 @@ fn write_bucket(
         }
     }
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|x| e(x.to_string()))?))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).map_err(|x| e(x.to_string()))?,
+        ))
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .build();
     let tmp = path.with_extension("parquet.tmp");
     let file = std::fs::File::create(&tmp).map_err(|x| e(x.to_string()))?;
-    let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|x| e(x.to_string()))?;
+    let mut w =
+        ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|x| e(x.to_string()))?;
     w.write(&sorted).map_err(|x| e(x.to_string()))?;
     let file = w.into_inner().map_err(|x| e(x.to_string()))?;
     file.sync_all().map_err(|x| e(x.to_string()))?;
@@ -607,7 +614,10 @@ pub fn read_file(
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|x| e(x.to_string()))?;
     let meta = builder.metadata().clone();
     let pschema = builder.parquet_schema();
-    let tidx = pschema.columns().iter().position(|c| c.path().parts() == [time_col]);
+    let tidx = pschema
+        .columns()
+        .iter()
+        .position(|c| c.path().parts() == [time_col]);
     let mut groups = Vec::new();
     for (i, rg) in meta.row_groups().iter().enumerate() {
         let keep = match tidx.and_then(|t| rg.column(t).statistics()) {

@@ -180,7 +180,9 @@ impl TokenStore {
 
     /// Reads the file again if it changed since it was last read.
     fn reload_if_changed(&self) {
-        let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        let mtime = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
         if mtime.is_none() || *self.loaded.lock() == mtime {
             return;
         }
@@ -440,6 +442,9 @@ mod tests {
         assert!(l.check("a", t0).is_ok());
         assert!(l.check("a", t0).is_err());
         assert!(l.check("b", t0).is_ok());
-        assert!(l.check("a", t0 + std::time::Duration::from_millis(150)).is_ok());
+        assert!(
+            l.check("a", t0 + std::time::Duration::from_millis(150))
+                .is_ok()
+        );
     }
 }

@@ -23,12 +23,12 @@ use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::portal::Portal;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{QueryResponse, Response};
-use pgwire::messages::data::DataRow;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, PgWireServerHandlers,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
 use pgwire::messages::startup::{Password as PasswordMessage, PasswordMessageFamily};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use std::fmt::Debug;
@@ -87,7 +87,11 @@ impl AuthSource for AcceptChecked {
 
 #[async_trait]
 impl StartupHandler for TokenStartup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -126,9 +130,9 @@ impl StartupHandler for TokenStartup {
             .metadata_mut()
             .insert(META_ROLE.to_string(), rec.role.as_str().to_string());
         client.metadata_mut().insert(META_TOKEN.to_string(), rec.id);
-        let checked = PgWireFrontendMessage::PasswordMessageFamily(PasswordMessageFamily::Password(
-            PasswordMessage::new(self.checked.clone()),
-        ));
+        let checked = PgWireFrontendMessage::PasswordMessageFamily(
+            PasswordMessageFamily::Password(PasswordMessage::new(self.checked.clone())),
+        );
         self.inner.on_startup(client, checked).await
     }
 }
@@ -183,7 +187,12 @@ impl Limited {
         };
         let schema = q.row_schema.clone();
         let tag = q.command_tag.clone();
-        let rows = deadline_stream(q.data_rows, deadline, self.limits.clone(), self.stats.clone());
+        let rows = deadline_stream(
+            q.data_rows,
+            deadline,
+            self.limits.clone(),
+            self.stats.clone(),
+        );
         let mut out = QueryResponse::new(schema, rows);
         out.command_tag = tag;
         Response::Query(out)
@@ -218,12 +227,7 @@ fn deadline_stream(
 impl SimpleQueryHandler for Limited {
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
-        C: ClientInfo
-            + ClientPortalStore
-            + Sink<PgWireBackendMessage>
-            + Unpin
-            + Send
-            + Sync,
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
@@ -259,12 +263,7 @@ impl ExtendedQueryHandler for Limited {
         max_rows: usize,
     ) -> PgWireResult<Response>
     where
-        C: ClientInfo
-            + ClientPortalStore
-            + Sink<PgWireBackendMessage>
-            + Unpin
-            + Send
-            + Sync,
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
@@ -342,8 +341,9 @@ impl PgServer {
         let checked = hex::encode(secret);
         let mut params = DefaultServerParameterProvider::default();
         params.server_version = "16.6 (aiops)".to_string();
-        let inner = CleartextPasswordAuthStartupHandler::new(AcceptChecked(checked.clone()), params)
-            .with_connection_manager(manager.clone());
+        let inner =
+            CleartextPasswordAuthStartupHandler::new(AcceptChecked(checked.clone()), params)
+                .with_connection_manager(manager.clone());
         let handlers = Handlers {
             service: Arc::new(Limited {
                 inner: Arc::new(DfSessionService::new_with_hooks(ctx, hooks)),

@@ -44,13 +44,15 @@ pub fn map_to_json_udf() -> ScalarUDF {
 }
 
 fn to_json(a: &ArrayRef) -> Result<ArrayRef> {
-    let m = a
-        .as_map_opt()
-        .ok_or_else(|| DataFusionError::Plan(format!("map_to_json needs a map, got {}", a.data_type())))?;
+    let m = a.as_map_opt().ok_or_else(|| {
+        DataFusionError::Plan(format!("map_to_json needs a map, got {}", a.data_type()))
+    })?;
     let keys = m.keys().as_string_opt::<i32>();
     let values = m.values().as_string_opt::<i32>();
     let (Some(keys), Some(values)) = (keys, values) else {
-        return Err(DataFusionError::Plan("map_to_json needs a map of strings".into()));
+        return Err(DataFusionError::Plan(
+            "map_to_json needs a map of strings".into(),
+        ));
     };
     let offsets = m.value_offsets();
     let mut b = StringBuilder::new();

@@ -180,7 +180,10 @@ impl Scan {
 
 type Tx = mpsc::Sender<Result<RecordBatch>>;
 
-fn stream_from(schema: SchemaRef, rx: mpsc::Receiver<Result<RecordBatch>>) -> SendableRecordBatchStream {
+fn stream_from(
+    schema: SchemaRef,
+    rx: mpsc::Receiver<Result<RecordBatch>>,
+) -> SendableRecordBatchStream {
     let s = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
     Box::pin(RecordBatchStreamAdapter::new(schema, s))
 }

@@ -43,7 +43,11 @@ async fn archive_plus_log_equals_log_alone() {
     let cutoff = T0 + 30 * 60_000;
     let mut passes = 0;
     loop {
-        let r = fx.archive.compact(&fx.log, cutoff, i64::MIN, &cfg).await.unwrap();
+        let r = fx
+            .archive
+            .compact(&fx.log, cutoff, i64::MIN, &cfg)
+            .await
+            .unwrap();
         passes += 1;
         if r.rows == 0 {
             break;
@@ -55,7 +59,10 @@ async fn archive_plus_log_equals_log_alone() {
     assert!(stats.archived_through > 1);
     for f in fx.archive.files("metrics", TimeRange::ALL) {
         assert!(f.1.time_max_ms < cutoff, "{f:?}");
-        assert!(f.0.to_string_lossy().contains("/metrics/2026-12-02T08/"), "{f:?}");
+        assert!(
+            f.0.to_string_lossy().contains("/metrics/2026-12-02T08/"),
+            "{f:?}"
+        );
     }
     let got = answers(&fx.session(true).await).await;
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -76,7 +83,9 @@ async fn archive_plus_log_equals_log_alone() {
     assert!(fx.archive.files("metrics", early).len() < all);
 
     // Reopened (as after a restart), the archive answers the same.
-    let reopened = std::sync::Arc::new(aiops_read::archive::Archive::open(&fx.dir.path().join("archive")).unwrap());
+    let reopened = std::sync::Arc::new(
+        aiops_read::archive::Archive::open(&fx.dir.path().join("archive")).unwrap(),
+    );
     assert_eq!(reopened.stats(), fx.archive.stats());
 }
 
@@ -85,7 +94,10 @@ async fn stray_files_are_removed_and_retention_expires_old_hours() {
     let fx = fixture().await;
     let dir = fx.dir.path().join("archive");
     let cfg = ArchiveConfig::default();
-    fx.archive.compact(&fx.log, T0 + 3_600_000, i64::MIN, &cfg).await.unwrap();
+    fx.archive
+        .compact(&fx.log, T0 + 3_600_000, i64::MIN, &cfg)
+        .await
+        .unwrap();
     let before = fx.archive.stats();
     assert_eq!(before.rows, 720 + 60 + 1);
     // A pass killed after writing a file but before the manifest leaves an unlisted file.
@@ -96,7 +108,10 @@ async fn stray_files_are_removed_and_retention_expires_old_hours() {
     assert!(!stray.exists());
     assert_eq!(reopened.stats(), before);
     // Retention: everything is older than the expiry point.
-    let r = reopened.compact(&fx.log, T0 + 3_600_000, T0 + 2 * 3_600_000, &cfg).await.unwrap();
+    let r = reopened
+        .compact(&fx.log, T0 + 3_600_000, T0 + 2 * 3_600_000, &cfg)
+        .await
+        .unwrap();
     assert!(r.expired_files > 0);
     assert_eq!(reopened.stats().files, 0);
 }

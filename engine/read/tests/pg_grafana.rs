@@ -96,7 +96,13 @@ async fn grafana_queries_over_the_extended_protocol() {
     let one = c.query_one("SELECT 1", &[]).await.unwrap();
     assert_eq!(one.get::<_, i64>(0), 1);
 
-    let tables: Vec<String> = c.query(GRAFANA_TABLES, &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let tables: Vec<String> = c
+        .query(GRAFANA_TABLES, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     for t in ["metrics", "logs", "alerts", "events", "cpu_1m"] {
         assert!(
             tables.contains(&t.to_string()) || tables.contains(&format!("public.{t}")),
@@ -125,7 +131,9 @@ async fn grafana_queries_over_the_extended_protocol() {
         let v: f64 = r.get(2);
         let h = HOSTS.iter().position(|x| *x == host).unwrap();
         let minute = ((t as i64) * 1000 - T0) / 60_000;
-        let steps: Vec<i64> = (minute * 4..minute * 4 + 4).filter(|i| T0 + i * 15_000 <= T0 + 20 * 60_000).collect();
+        let steps: Vec<i64> = (minute * 4..minute * 4 + 4)
+            .filter(|i| T0 + i * 15_000 <= T0 + 20 * 60_000)
+            .collect();
         let want = steps.iter().map(|i| cpu(h, *i)).sum::<f64>() / steps.len() as f64;
         assert!((v - want).abs() < 1e-9, "{host} at {t}: {v} vs {want}");
     }
@@ -134,30 +142,49 @@ async fn grafana_queries_over_the_extended_protocol() {
     assert_eq!(rows.len(), 5);
     assert_eq!(rows[0].columns()[0].type_(), &Type::TIMESTAMPTZ);
     let first: std::time::SystemTime = rows[0].get(0);
-    assert_eq!(first, std::time::UNIX_EPOCH + Duration::from_millis(T0 as u64));
+    assert_eq!(
+        first,
+        std::time::UNIX_EPOCH + Duration::from_millis(T0 as u64)
+    );
     assert_eq!(rows[0].get::<_, f64>(2), 1.5);
 
     let rows = c.query(EPOCH, &[]).await.unwrap();
     let got: Vec<(i64, f64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    assert_eq!(got, (0..4).map(|i| (T0 / 1000 + i * 15, cpu(1, i))).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        (0..4)
+            .map(|i| (T0 / 1000 + i * 15, cpu(1, i)))
+            .collect::<Vec<_>>()
+    );
 
     // A prepared statement with a bound parameter (template variables arrive this way from
     // other clients).
-    let stmt = c.prepare("SELECT count(*) FROM metrics WHERE name = $1").await.unwrap();
+    let stmt = c
+        .prepare("SELECT count(*) FROM metrics WHERE name = $1")
+        .await
+        .unwrap();
     let n: i64 = c.query_one(&stmt, &[&"cpu"]).await.unwrap().get(0);
     assert_eq!(n, STEPS * 3);
     let n: i64 = c.query_one(&stmt, &[&"nope"]).await.unwrap().get(0);
     assert_eq!(n, 0);
 
     // Errors: a SQLSTATE and a message, and the connection keeps working.
-    let e = c.query("SELECT * FROM no_such_table", &[]).await.unwrap_err();
-    let db = e.as_db_error().expect("a Postgres error, not a dropped connection");
+    let e = c
+        .query("SELECT * FROM no_such_table", &[])
+        .await
+        .unwrap_err();
+    let db = e
+        .as_db_error()
+        .expect("a Postgres error, not a dropped connection");
     assert_eq!(db.code().code(), "42P01", "{db:?}");
     let e = c.query("SELEC 1", &[]).await.unwrap_err();
     assert_eq!(e.as_db_error().unwrap().code().code(), "42601");
     let e = c.query("SELECT nope FROM metrics", &[]).await.unwrap_err();
     assert_eq!(e.as_db_error().unwrap().code().code(), "42703");
-    assert_eq!(c.query_one("SELECT 2", &[]).await.unwrap().get::<_, i64>(0), 2);
+    assert_eq!(
+        c.query_one("SELECT 2", &[]).await.unwrap().get::<_, i64>(0),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,10 +192,26 @@ async fn tokens_and_roles_on_the_postgres_endpoint() {
     let fx = fixture().await;
     let pg = pg(&fx, QueryLimits::default()).await;
     let e = pg.connect("").await.err().expect("no token is refused");
-    assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("28P01"), "{e:?}");
-    let e = pg.connect("aiops_0000").await.err().expect("a wrong token is refused");
-    assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("28P01"), "{e:?}");
-    let e = pg.connect(&pg.ingest).await.err().expect("an ingest token cannot query");
+    assert_eq!(
+        e.as_db_error().map(|d| d.code().code()),
+        Some("28P01"),
+        "{e:?}"
+    );
+    let e = pg
+        .connect("aiops_0000")
+        .await
+        .err()
+        .expect("a wrong token is refused");
+    assert_eq!(
+        e.as_db_error().map(|d| d.code().code()),
+        Some("28P01"),
+        "{e:?}"
+    );
+    let e = pg
+        .connect(&pg.ingest)
+        .await
+        .err()
+        .expect("an ingest token cannot query");
     let db = e.as_db_error().unwrap();
     assert_eq!(db.code().code(), "28000");
     assert!(db.message().contains("ingest"), "{}", db.message());
@@ -176,10 +219,18 @@ async fn tokens_and_roles_on_the_postgres_endpoint() {
     for token in [&pg.viewer, &pg.operator, &pg.admin] {
         let c = pg.connect(token).await.unwrap();
         for t in ["metrics", "logs", "alerts", "events", "cpu_1m"] {
-            c.query(&format!("SELECT count(*) FROM {t}"), &[]).await.unwrap();
+            c.query(&format!("SELECT count(*) FROM {t}"), &[])
+                .await
+                .unwrap();
         }
     }
-    assert!(pg.server.stats.auth_failures.load(std::sync::atomic::Ordering::Relaxed) >= 3);
+    assert!(
+        pg.server
+            .stats
+            .auth_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 3
+    );
 }
 
 fn psql(pg: &Pg, token: &str, sql: &str) -> std::process::Output {
@@ -199,7 +250,14 @@ async fn psql_runs_grafana_queries_and_catalog_commands() {
     let p = pg.clone();
     let out = tokio::task::spawn_blocking(move || {
         let mut outs = Vec::new();
-        for q in [TIME_SERIES, TABLE, EPOCH, GRAFANA_TABLES, "\\dt", "\\d metrics"] {
+        for q in [
+            TIME_SERIES,
+            TABLE,
+            EPOCH,
+            GRAFANA_TABLES,
+            "\\dt",
+            "\\d metrics",
+        ] {
             outs.push((q, psql(&p, &p.viewer, q)));
         }
         outs.push(("bad", psql(&p, &p.viewer, "SELECT * FROM no_such_table")));
@@ -222,22 +280,39 @@ async fn psql_runs_grafana_queries_and_catalog_commands() {
     assert_eq!(&first[1..], ["a", "1.5"]);
     let table = &out[1].1;
     assert!(table.status.success(), "{}", err(table));
-    assert!(text(table).starts_with("2026-12-02 08:00:00"), "{}", text(table));
+    assert!(
+        text(table).starts_with("2026-12-02 08:00:00"),
+        "{}",
+        text(table)
+    );
     let epoch = &out[2].1;
-    assert_eq!(text(epoch).trim(), "1796198400|10.0\n1796198415|11.0\n1796198430|12.0\n1796198445|13.0");
+    assert_eq!(
+        text(epoch).trim(),
+        "1796198400|10.0\n1796198415|11.0\n1796198430|12.0\n1796198445|13.0"
+    );
     assert!(text(&out[3].1).contains("cpu_1m"), "{}", err(&out[3].1));
     let (dt, d) = (&out[4].1, &out[5].1);
     assert!(dt.status.success(), "\\dt: {}", err(dt));
     assert!(text(dt).contains("metrics"), "{}", text(dt));
     assert!(d.status.success(), "\\d metrics: {}", err(d));
     assert!(text(d).contains("labels|text"), "{}", text(d));
-    assert!(text(d).contains("time|timestamp with time zone"), "{}", text(d));
+    assert!(
+        text(d).contains("time|timestamp with time zone"),
+        "{}",
+        text(d)
+    );
     let bad = &out[6].1;
     assert!(!bad.status.success());
     assert!(err(bad).contains("no_such_table"), "{}", err(bad));
     let wrong = &out[7].1;
     assert!(!wrong.status.success());
-    assert!(err(wrong).to_lowercase().contains("password authentication failed"), "{}", err(wrong));
+    assert!(
+        err(wrong)
+            .to_lowercase()
+            .contains("password authentication failed"),
+        "{}",
+        err(wrong)
+    );
     let _ = port;
 }
 
@@ -259,7 +334,11 @@ async fn runaway_queries_hit_their_limits_and_the_server_keeps_answering() {
         .unwrap_err();
     let code = e.as_db_error().unwrap().code().code().to_string();
     assert!(code == "57014" || code == "53200", "{e:?}");
-    assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
     // A heavy regex over a large generated input.
     let t = Instant::now();
     let e = c
@@ -267,7 +346,11 @@ async fn runaway_queries_hit_their_limits_and_the_server_keeps_answering() {
         .await
         .unwrap_err();
     assert_eq!(e.as_db_error().unwrap().code().code(), "57014", "{e:?}");
-    assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
     // Memory: sorting every row of a self join holds more than 8 MiB.
     let e = c
         .query("SELECT a.labels, b.labels FROM metrics a JOIN metrics b ON a.name = b.name ORDER BY a.value, b.value", &[])
@@ -276,6 +359,15 @@ async fn runaway_queries_hit_their_limits_and_the_server_keeps_answering() {
     let code = e.as_db_error().unwrap().code().code().to_string();
     assert!(code == "53200" || code == "57014", "{e:?}");
     // Still answering.
-    assert_eq!(c.query_one("SELECT 3", &[]).await.unwrap().get::<_, i64>(0), 3);
-    assert!(pg.server.stats.timeouts.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert_eq!(
+        c.query_one("SELECT 3", &[]).await.unwrap().get::<_, i64>(0),
+        3
+    );
+    assert!(
+        pg.server
+            .stats
+            .timeouts
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
 }

@@ -110,7 +110,9 @@ async fn sql(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
     };
     match rs.query(&req.sql).await {
         Ok(b) => match rows_json(&b) {
-            Ok(rows) => axum::Json(json!({"columns": columns_json(&b), "rows": rows})).into_response(),
+            Ok(rows) => {
+                axum::Json(json!({"columns": columns_json(&b), "rows": rows})).into_response()
+            }
             Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, "encode", e),
         },
         Err(e) => query_error(&e),
@@ -140,13 +142,8 @@ async fn tables(State(st): State<AppState>) -> Response {
 
 /// Time in a query string: RFC 3339 or Unix ms.
 fn parse_time(v: &str, what: &str) -> Result<i64, Response> {
-    crate::replay::parse_time_arg(v, crate::clock::now_ms()).map_err(|e| {
-        err(
-            StatusCode::BAD_REQUEST,
-            "bad_time",
-            format!("{what}: {e}"),
-        )
-    })
+    crate::replay::parse_time_arg(v, crate::clock::now_ms())
+        .map_err(|e| err(StatusCode::BAD_REQUEST, "bad_time", format!("{what}: {e}")))
 }
 
 fn ts(ms: i64) -> ScalarValue {
@@ -190,18 +187,26 @@ async fn metrics_range(
             "from" => from = Some(v.clone()),
             "to" => to = Some(v.clone()),
             "step" => step = Some(v.clone()),
-            k if k.starts_with("label.") => labels.push((k["label.".len()..].to_string(), v.clone())),
+            k if k.starts_with("label.") => {
+                labels.push((k["label.".len()..].to_string(), v.clone()))
+            }
             other => {
                 return err(
                     StatusCode::BAD_REQUEST,
                     "bad_parameter",
-                    format!("unknown parameter {other:?}: expected name, from, to, step, label.<name>"),
+                    format!(
+                        "unknown parameter {other:?}: expected name, from, to, step, label.<name>"
+                    ),
                 );
             }
         }
     }
     let Some(name) = name else {
-        return err(StatusCode::BAD_REQUEST, "bad_parameter", "`name` (the metric name) is required");
+        return err(
+            StatusCode::BAD_REQUEST,
+            "bad_parameter",
+            "`name` (the metric name) is required",
+        );
     };
     let now = crate::clock::now_ms();
     let to_ms = match to.as_deref().map(|v| parse_time(v, "to")).transpose() {
@@ -212,12 +217,26 @@ async fn metrics_range(
         Ok(t) => t.unwrap_or(to_ms - 3_600_000),
         Err(r) => return r,
     };
-    let step_ms = match step.as_deref().map(aiops_workflow::compile::duration_ms).transpose() {
+    let step_ms = match step
+        .as_deref()
+        .map(aiops_workflow::compile::duration_ms)
+        .transpose()
+    {
         Ok(s) => s.unwrap_or(0),
-        Err(e) => return err(StatusCode::BAD_REQUEST, "bad_parameter", format!("step: {e}")),
+        Err(e) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "bad_parameter",
+                format!("step: {e}"),
+            );
+        }
     };
     if from_ms > to_ms {
-        return err(StatusCode::BAD_REQUEST, "bad_parameter", "`from` is after `to`");
+        return err(
+            StatusCode::BAD_REQUEST,
+            "bad_parameter",
+            "`from` is after `to`",
+        );
     }
     let mut params = vec![
         ScalarValue::Utf8(Some(name.clone())),
@@ -259,7 +278,8 @@ async fn metrics_range(
         .into_values()
         .map(|(l, p)| json!({"name": name, "labels": l, "points": p}))
         .collect();
-    axum::Json(json!({"from": from_ms, "to": to_ms, "step_ms": step_ms, "series": out})).into_response()
+    axum::Json(json!({"from": from_ms, "to": to_ms, "step_ms": step_ms, "series": out}))
+        .into_response()
 }
 
 async fn log_search(
@@ -280,14 +300,24 @@ async fn log_search(
             "severity" => severity = Some(v.clone()),
             "limit" => match v.parse::<usize>() {
                 Ok(n) if (1..=10_000).contains(&n) => limit = n,
-                _ => return err(StatusCode::BAD_REQUEST, "bad_parameter", "limit must be 1 to 10000"),
+                _ => {
+                    return err(
+                        StatusCode::BAD_REQUEST,
+                        "bad_parameter",
+                        "limit must be 1 to 10000",
+                    );
+                }
             },
-            k if k.starts_with("label.") => labels.push((k["label.".len()..].to_string(), v.clone())),
+            k if k.starts_with("label.") => {
+                labels.push((k["label.".len()..].to_string(), v.clone()))
+            }
             other => {
                 return err(
                     StatusCode::BAD_REQUEST,
                     "bad_parameter",
-                    format!("unknown parameter {other:?}: expected q, from, to, severity, limit, label.<name>"),
+                    format!(
+                        "unknown parameter {other:?}: expected q, from, to, severity, limit, label.<name>"
+                    ),
                 );
             }
         }
@@ -351,15 +381,23 @@ async fn create_token(State(st): State<AppState>, body: axum::body::Bytes) -> Re
             return err(
                 StatusCode::BAD_REQUEST,
                 "bad_json",
-                format!("expected {{\"name\": …, \"role\": \"viewer|operator|admin|ingest\"}}: {e}"),
+                format!(
+                    "expected {{\"name\": …, \"role\": \"viewer|operator|admin|ingest\"}}: {e}"
+                ),
             );
         }
     };
-    match st.auth.tokens.create(&req.name, req.role, crate::clock::now_ms()) {
+    match st
+        .auth
+        .tokens
+        .create(&req.name, req.role, crate::clock::now_ms())
+    {
         Ok((rec, token)) => (
             StatusCode::CREATED,
-            axum::Json(json!({"id": rec.id, "name": rec.name, "role": rec.role, "token": token,
-                "note": "shown once: aiops stores only its SHA-256"})),
+            axum::Json(
+                json!({"id": rec.id, "name": rec.name, "role": rec.role, "token": token,
+                "note": "shown once: aiops stores only its SHA-256"}),
+            ),
         )
             .into_response(),
         Err(e) => err(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
@@ -372,7 +410,11 @@ async fn revoke_token(
     caller: Option<axum::Extension<Caller>>,
 ) -> Response {
     if caller.is_some_and(|c| c.token == id) {
-        return err(StatusCode::BAD_REQUEST, "invalid", "a token cannot revoke itself");
+        return err(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "a token cannot revoke itself",
+        );
     }
     match st.auth.tokens.revoke(&id) {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
@@ -384,7 +426,8 @@ async fn revoke_token(
 async fn archive_stats(State(st): State<AppState>) -> Response {
     let a = st.read.as_ref().and_then(|r| r.archive.as_ref());
     match a {
-        Some(a) => axum::Json(json!({"enabled": true, "stats": a.stats(), "streams": a.streams()})).into_response(),
+        Some(a) => axum::Json(json!({"enabled": true, "stats": a.stats(), "streams": a.streams()}))
+            .into_response(),
         None => axum::Json(json!({"enabled": false})).into_response(),
     }
 }
@@ -393,56 +436,204 @@ async fn archive_stats(State(st): State<AppState>) -> Response {
 /// from it, and a test checks it against the routes the code registers.
 pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", "/api/health", "Liveness and log reachability."),
-    ("get", "/metrics", "Self-metrics in the Prometheus text format."),
+    (
+        "get",
+        "/metrics",
+        "Self-metrics in the Prometheus text format.",
+    ),
     ("get", "/api/openapi.json", "This document."),
-    ("get", "/api/log/stats", "Counts, time range and bytes per kind."),
-    ("get", "/api/pipelines", "The running pipelines with watermarks and lag."),
-    ("get", "/api/logs/templates", "Mined log templates per service."),
-    ("post", "/api/v1/write", "Prometheus remote_write (snappy protobuf)."),
+    (
+        "get",
+        "/api/log/stats",
+        "Counts, time range and bytes per kind.",
+    ),
+    (
+        "get",
+        "/api/pipelines",
+        "The running pipelines with watermarks and lag.",
+    ),
+    (
+        "get",
+        "/api/logs/templates",
+        "Mined log templates per service.",
+    ),
+    (
+        "post",
+        "/api/v1/write",
+        "Prometheus remote_write (snappy protobuf).",
+    ),
     ("post", "/api/ingest/metrics", "Metrics as JSON."),
     ("post", "/api/ingest/logs", "Logs as JSON."),
-    ("post", "/api/logs", "Submit logs as JSON (same as /api/ingest/logs)."),
-    ("post", "/api/ingest/events", "Events (deploys, changes) as JSON."),
-    ("post", "/api/alerts/webhook/alertmanager", "Alertmanager webhook receiver."),
-    ("post", "/api/alerts/webhook/grafana", "Grafana alerting webhook receiver."),
-    ("post", "/api/alerts/webhook/datadog", "Datadog webhook receiver."),
-    ("post", "/api/alerts/webhook/cloudwatch", "CloudWatch (SNS) alarm receiver."),
+    (
+        "post",
+        "/api/logs",
+        "Submit logs as JSON (same as /api/ingest/logs).",
+    ),
+    (
+        "post",
+        "/api/ingest/events",
+        "Events (deploys, changes) as JSON.",
+    ),
+    (
+        "post",
+        "/api/alerts/webhook/alertmanager",
+        "Alertmanager webhook receiver.",
+    ),
+    (
+        "post",
+        "/api/alerts/webhook/grafana",
+        "Grafana alerting webhook receiver.",
+    ),
+    (
+        "post",
+        "/api/alerts/webhook/datadog",
+        "Datadog webhook receiver.",
+    ),
+    (
+        "post",
+        "/api/alerts/webhook/cloudwatch",
+        "CloudWatch (SNS) alarm receiver.",
+    ),
     ("post", "/api/alerts", "Alerts as JSON."),
-    ("post", "/api/v2/alerts", "Alertmanager API v2: post alerts."),
+    (
+        "post",
+        "/api/v2/alerts",
+        "Alertmanager API v2: post alerts.",
+    ),
     ("get", "/api/v2/alerts", "Alertmanager API v2: list alerts."),
-    ("get", "/api/v2/alerts/groups", "Alertmanager API v2: alert groups."),
-    ("get", "/api/v2/silences", "Alertmanager API v2: list silences."),
-    ("post", "/api/v2/silences", "Alertmanager API v2: create or update a silence."),
-    ("get", "/api/v2/silence/{id}", "Alertmanager API v2: one silence."),
-    ("delete", "/api/v2/silence/{id}", "Alertmanager API v2: expire a silence."),
-    ("get", "/api/v2/status", "Alertmanager API v2: status and configuration."),
-    ("get", "/api/v2/receivers", "Alertmanager API v2: receivers."),
-    ("get", "/api/incidents", "Incidents (open, resolved or all)."),
-    ("get", "/api/incidents/{id}", "One incident with its timeline."),
-    ("post", "/api/incidents/{id}/ack", "Acknowledge an incident."),
-    ("post", "/api/incidents/{id}/resolve", "Resolve an incident."),
-    ("get", "/api/alerting/stats", "Alerting statistics (noise, budgets)."),
+    (
+        "get",
+        "/api/v2/alerts/groups",
+        "Alertmanager API v2: alert groups.",
+    ),
+    (
+        "get",
+        "/api/v2/silences",
+        "Alertmanager API v2: list silences.",
+    ),
+    (
+        "post",
+        "/api/v2/silences",
+        "Alertmanager API v2: create or update a silence.",
+    ),
+    (
+        "get",
+        "/api/v2/silence/{id}",
+        "Alertmanager API v2: one silence.",
+    ),
+    (
+        "delete",
+        "/api/v2/silence/{id}",
+        "Alertmanager API v2: expire a silence.",
+    ),
+    (
+        "get",
+        "/api/v2/status",
+        "Alertmanager API v2: status and configuration.",
+    ),
+    (
+        "get",
+        "/api/v2/receivers",
+        "Alertmanager API v2: receivers.",
+    ),
+    (
+        "get",
+        "/api/incidents",
+        "Incidents (open, resolved or all).",
+    ),
+    (
+        "get",
+        "/api/incidents/{id}",
+        "One incident with its timeline.",
+    ),
+    (
+        "post",
+        "/api/incidents/{id}/ack",
+        "Acknowledge an incident.",
+    ),
+    (
+        "post",
+        "/api/incidents/{id}/resolve",
+        "Resolve an incident.",
+    ),
+    (
+        "get",
+        "/api/alerting/stats",
+        "Alerting statistics (noise, budgets).",
+    ),
     ("get", "/api/alerting/inhibit_rules", "Inhibition rules."),
-    ("post", "/api/alerting/inhibit_rules", "Add an inhibition rule."),
-    ("delete", "/api/alerting/inhibit_rules/{id}", "Remove an inhibition rule."),
+    (
+        "post",
+        "/api/alerting/inhibit_rules",
+        "Add an inhibition rule.",
+    ),
+    (
+        "delete",
+        "/api/alerting/inhibit_rules/{id}",
+        "Remove an inhibition rule.",
+    ),
     ("get", "/api/workflows", "Deployed workflows."),
     ("post", "/api/workflows", "Create a workflow (YAML body)."),
     ("get", "/api/workflows/{id}", "One workflow's YAML."),
     ("put", "/api/workflows/{id}", "Replace a workflow."),
     ("delete", "/api/workflows/{id}", "Remove a workflow."),
-    ("post", "/api/workflows/{id}/execute", "Run a workflow manually."),
-    ("get", "/api/workflows/{id}/executions", "A workflow's executions."),
+    (
+        "post",
+        "/api/workflows/{id}/execute",
+        "Run a workflow manually.",
+    ),
+    (
+        "get",
+        "/api/workflows/{id}/executions",
+        "A workflow's executions.",
+    ),
     ("get", "/api/workflows/executions/{*rest}", "One execution."),
-    ("post", "/api/workflows/executions/{*rest}", "Approve or reject an execution's step (`{id}/approve`, `{id}/reject`)."),
+    (
+        "post",
+        "/api/workflows/executions/{*rest}",
+        "Approve or reject an execution's step (`{id}/approve`, `{id}/reject`).",
+    ),
     ("get", "/api/autoheal/strategies", "Auto-heal strategies."),
-    ("post", "/api/autoheal/diagnose", "Which strategy an incident would get."),
-    ("post", "/api/autoheal/fix", "Run an incident's strategy now."),
-    ("post", "/api/sql", "Run a SQL query over the archive, the log and live state."),
-    ("get", "/api/sql/tables", "Tables and columns queryable with SQL."),
-    ("get", "/api/metrics", "A metric's series over a range (name, from, to, step, label.<name>)."),
-    ("get", "/api/logs/search", "Search logs by text, labels, severity and time range."),
-    ("get", "/api/tokens", "API tokens (ids, names, roles; never the tokens)."),
-    ("post", "/api/tokens", "Create an API token; the answer shows it once."),
+    (
+        "post",
+        "/api/autoheal/diagnose",
+        "Which strategy an incident would get.",
+    ),
+    (
+        "post",
+        "/api/autoheal/fix",
+        "Run an incident's strategy now.",
+    ),
+    (
+        "post",
+        "/api/sql",
+        "Run a SQL query over the archive, the log and live state.",
+    ),
+    (
+        "get",
+        "/api/sql/tables",
+        "Tables and columns queryable with SQL.",
+    ),
+    (
+        "get",
+        "/api/metrics",
+        "A metric's series over a range (name, from, to, step, label.<name>).",
+    ),
+    (
+        "get",
+        "/api/logs/search",
+        "Search logs by text, labels, severity and time range.",
+    ),
+    (
+        "get",
+        "/api/tokens",
+        "API tokens (ids, names, roles; never the tokens).",
+    ),
+    (
+        "post",
+        "/api/tokens",
+        "Create an API token; the answer shows it once.",
+    ),
     ("delete", "/api/tokens/{id}", "Revoke an API token."),
     ("get", "/api/archive", "Parquet archive statistics."),
 ];
@@ -472,11 +663,20 @@ pub fn openapi_doc() -> Value {
             .collect();
         let mut responses = serde_json::Map::new();
         responses.insert("200".into(), json!({"description": "Success."}));
-        responses.insert("400".into(), json!({"description": "Bad request: the body names what is wrong."}));
+        responses.insert(
+            "400".into(),
+            json!({"description": "Bad request: the body names what is wrong."}),
+        );
         if need != Need::Open {
             responses.insert("401".into(), json!({"description": "No or unknown token."}));
-            responses.insert("403".into(), json!({"description": "The token's role does not allow this."}));
-            responses.insert("429".into(), json!({"description": "Rate limit of the token exceeded."}));
+            responses.insert(
+                "403".into(),
+                json!({"description": "The token's role does not allow this."}),
+            );
+            responses.insert(
+                "429".into(),
+                json!({"description": "Rate limit of the token exceeded."}),
+            );
         }
         let mut op = json!({
             "summary": summary,
@@ -489,10 +689,14 @@ pub fn openapi_doc() -> Value {
             op["parameters"] = Value::Array(params);
         }
         if matches!(*m, "post" | "put") {
-            op["requestBody"] = json!({"content": {"application/json": {"schema": {"type": "object"}}}});
+            op["requestBody"] =
+                json!({"content": {"application/json": {"schema": {"type": "object"}}}});
         }
         let openapi_path = p.replace("{*rest}", "{rest}");
-        paths.entry(openapi_path).or_default().insert((*m).to_string(), op);
+        paths
+            .entry(openapi_path)
+            .or_default()
+            .insert((*m).to_string(), op);
     }
     json!({
         "openapi": "3.0.3",
@@ -547,7 +751,10 @@ mod tests {
         let documented: std::collections::BTreeSet<String> =
             ROUTES.iter().map(|r| r.1.to_string()).collect();
         let missing: Vec<_> = code.difference(&documented).collect();
-        assert!(missing.is_empty(), "routes without documentation: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "routes without documentation: {missing:?}"
+        );
         let extra: Vec<_> = documented.difference(&code).collect();
         assert!(extra.is_empty(), "documented but not registered: {extra:?}");
         let doc = openapi_doc();

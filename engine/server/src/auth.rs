@@ -77,11 +77,13 @@ pub fn required(method: &Method, route: &str) -> Need {
     }
     let read = matches!(*method, Method::GET | Method::HEAD);
     if read {
-        return Need::Role(if route.starts_with("/api/tokens") || route == "/api/audit" {
-            Role::Admin
-        } else {
-            Role::Viewer
-        });
+        return Need::Role(
+            if route.starts_with("/api/tokens") || route == "/api/audit" {
+                Role::Admin
+            } else {
+                Role::Viewer
+            },
+        );
     }
     // Writes that are queries, not changes.
     if matches!(
@@ -95,7 +97,11 @@ pub fn required(method: &Method, route: &str) -> Need {
         || route.ends_with("/execute")
         || route.starts_with("/api/workflows/executions/")
         || route == "/api/autoheal/fix";
-    Need::Role(if operator { Role::Operator } else { Role::Admin })
+    Need::Role(if operator {
+        Role::Operator
+    } else {
+        Role::Admin
+    })
 }
 
 /// Authentication state shared by every request.
@@ -132,7 +138,11 @@ pub struct Caller {
 }
 
 fn refuse(status: StatusCode, reason: &str, message: String) -> Response {
-    let mut r = (status, axum::Json(json!({"error": message, "reason": reason}))).into_response();
+    let mut r = (
+        status,
+        axum::Json(json!({"error": message, "reason": reason})),
+    )
+        .into_response();
     if status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -165,7 +175,10 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .map(str::to_string);
     let record = bearer.as_deref().and_then(|t| auth.tokens.verify(t));
@@ -276,7 +289,10 @@ async fn audit(st: &AppState, caller: &Caller, method: &Method, route: &str, sta
         now,
         "audit",
         &format!("{method} {route} → {code}"),
-        [("actor", caller.name.as_str()), ("token", caller.token.as_str())],
+        [
+            ("actor", caller.name.as_str()),
+            ("token", caller.token.as_str()),
+        ],
         [
             ("method", method.as_str()),
             ("route", route),

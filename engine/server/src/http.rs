@@ -83,7 +83,9 @@ pub fn router(state: AppState) -> Router {
             ),
         );
     }
-    let r = crate::api::routes(crate::workflows::api::routes(crate::alerting::api::routes(r)));
+    let r = crate::api::routes(crate::workflows::api::routes(crate::alerting::api::routes(
+        r,
+    )));
     r.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         crate::auth::layer,

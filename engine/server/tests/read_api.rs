@@ -38,7 +38,10 @@ async fn send(
     let resp = r.send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn expect_refused_base(who: &str, need: &str, is_ingest: bool) -> bool {
@@ -75,7 +78,15 @@ async fn auth_matrix_audit_limits_and_sql() {
     // Tokens per role, created through the API.
     let mut tokens = vec![("admin".to_string(), admin.clone())];
     for role in ["viewer", "operator", "ingest"] {
-        let (s, v) = send(&c, &a, "post", "/api/tokens", Some(&admin), Some(json!({"name": format!("t-{role}"), "role": role}))).await;
+        let (s, v) = send(
+            &c,
+            &a,
+            "post",
+            "/api/tokens",
+            Some(&admin),
+            Some(json!({"name": format!("t-{role}"), "role": role})),
+        )
+        .await;
         assert_eq!(s, 201, "{v}");
         tokens.push((role.to_string(), v["token"].as_str().unwrap().to_string()));
     }
@@ -94,7 +105,9 @@ async fn auth_matrix_audit_limits_and_sql() {
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
             let need = op["x-aiops-role"].as_str().unwrap();
-            let concrete = path.replace("{rest}", "nope/approve").replace("{id}", "nope");
+            let concrete = path
+                .replace("{rest}", "nope/approve")
+                .replace("{id}", "nope");
             let body = matches!(method.as_str(), "post" | "put").then(|| json!({}));
             let is_ingest = need == "ingest";
             let approval = path.starts_with("/api/workflows/executions/") && method == "post";
@@ -115,7 +128,10 @@ async fn auth_matrix_audit_limits_and_sql() {
                 if approval && !expect_refused_base(who, need, is_ingest) {
                     // Past the token check, the approval handler binds the approver to the
                     // step's role among [workflows.users] (none configured here).
-                    assert!(s == 404 || (s == 403 && v.to_string().contains("approvals")), "{method} {path} as {who}: {s} {v}");
+                    assert!(
+                        s == 404 || (s == 403 && v.to_string().contains("approvals")),
+                        "{method} {path} as {who}: {s} {v}"
+                    );
                     continue;
                 }
                 if approval && who == "wrong" {
@@ -123,9 +139,16 @@ async fn auth_matrix_audit_limits_and_sql() {
                     assert!(refused || s == 404, "{method} {path} as {who}: {s} {v}");
                     continue;
                 }
-                assert_eq!(refused, expect_refused, "{method} {path} as {who} (needs {need}): {s} {v}");
+                assert_eq!(
+                    refused, expect_refused,
+                    "{method} {path} as {who} (needs {need}): {s} {v}"
+                );
                 if expect_refused {
-                    let want = if matches!(who, "none" | "wrong") { 401 } else { 403 };
+                    let want = if matches!(who, "none" | "wrong") {
+                        401
+                    } else {
+                        403
+                    };
                     assert_eq!(s, want, "{method} {path} as {who}: {v}");
                 }
                 checked += 1;
@@ -143,12 +166,29 @@ async fn auth_matrix_audit_limits_and_sql() {
     let created: Vec<&Value> = rows.iter().filter(|r| r["status"] == "201").collect();
     assert!(created.len() >= 3, "{rows:?}");
     assert!(created.iter().all(|r| r["actor"] == "bootstrap admin"));
-    assert!(rows.iter().any(|r| r["status"] == "401"), "refused writes are audited: {rows:?}");
-    let (_, all) = send(&c, &a, "post", "/api/sql", Some(&viewer), Some(json!({"sql": "SELECT * FROM events"}))).await;
+    assert!(
+        rows.iter().any(|r| r["status"] == "401"),
+        "refused writes are audited: {rows:?}"
+    );
+    let (_, all) = send(
+        &c,
+        &a,
+        "post",
+        "/api/sql",
+        Some(&viewer),
+        Some(json!({"sql": "SELECT * FROM events"})),
+    )
+    .await;
     let (_, list) = send(&c, &a, "get", "/api/tokens", Some(&admin), None).await;
     for (_, t) in &tokens {
-        assert!(!all.to_string().contains(t.as_str()), "a token is readable through SQL");
-        assert!(!list.to_string().contains(t.as_str()), "a token is readable through the API");
+        assert!(
+            !all.to_string().contains(t.as_str()),
+            "a token is readable through SQL"
+        );
+        assert!(
+            !list.to_string().contains(t.as_str()),
+            "a token is readable through the API"
+        );
     }
     // Only hashes on disk.
     let mut stack = vec![dir.path().to_path_buf()];
@@ -160,7 +200,11 @@ async fn auth_matrix_audit_limits_and_sql() {
             } else if !p.to_string_lossy().ends_with(".stderr") {
                 let bytes = std::fs::read(&p).unwrap_or_default();
                 for (_, t) in &tokens {
-                    assert!(!bytes.windows(t.len()).any(|w| w == t.as_bytes()), "token in {}", p.display());
+                    assert!(
+                        !bytes.windows(t.len()).any(|w| w == t.as_bytes()),
+                        "token in {}",
+                        p.display()
+                    );
                 }
             }
         }
@@ -180,35 +224,75 @@ async fn auth_matrix_audit_limits_and_sql() {
     assert!(conn("aiops_wrong".into()).await.is_err());
     let e = conn(token_of("ingest")).await.err().unwrap();
     assert_eq!(e.as_db_error().unwrap().code().code(), "28000");
-    let tables = ["metrics", "logs", "alerts", "events", "alert_states", "silences", "incidents", "workflow_executions"];
+    let tables = [
+        "metrics",
+        "logs",
+        "alerts",
+        "events",
+        "alert_states",
+        "silences",
+        "incidents",
+        "workflow_executions",
+    ];
     for role in ["viewer", "operator", "admin"] {
         let client = conn(token_of(role)).await.unwrap();
         for t in tables {
-            client.simple_query(&format!("SELECT * FROM {t} LIMIT 1")).await.unwrap_or_else(|e| panic!("{role} {t}: {e}"));
+            client
+                .simple_query(&format!("SELECT * FROM {t} LIMIT 1"))
+                .await
+                .unwrap_or_else(|e| panic!("{role} {t}: {e}"));
         }
     }
     let client = conn(viewer.clone()).await.unwrap();
     let n: i64 = client
-        .query_one("SELECT count(*) FROM logs WHERE strpos(body, $1) > 0", &[&"payment failed"])
+        .query_one(
+            "SELECT count(*) FROM logs WHERE strpos(body, $1) > 0",
+            &[&"payment failed"],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(n, 1);
 
     // Log search and metric range over the API.
-    let (s, v) = send(&c, &a, "get", "/api/logs/search?q=PAYMENT&label.service=checkout&from=1h", Some(&viewer), None).await;
+    let (s, v) = send(
+        &c,
+        &a,
+        "get",
+        "/api/logs/search?q=PAYMENT&label.service=checkout&from=1h",
+        Some(&viewer),
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["logs"].as_array().unwrap().len(), 1, "{v}");
-    let (s, v) = send(&c, &a, "get", "/api/logs/search?bogus=1", Some(&viewer), None).await;
+    let (s, v) = send(
+        &c,
+        &a,
+        "get",
+        "/api/logs/search?bogus=1",
+        Some(&viewer),
+        None,
+    )
+    .await;
     assert_eq!(s, 400, "{v}");
 
     // Limits: a 10 MB body is refused; a runaway query is cancelled while health answers.
     let big = "x".repeat(10 << 20);
     for path in ["/api/sql", "/api/ingest/logs"] {
-        match c.post(a.url(path)).bearer_auth(&admin).body(big.clone()).send().await {
+        match c
+            .post(a.url(path))
+            .bearer_auth(&admin)
+            .body(big.clone())
+            .send()
+            .await
+        {
             Ok(r) => assert_eq!(r.status().as_u16(), 413, "{path}"),
             // Ingest answers 413 from the declared length and closes before the body is sent.
-            Err(e) => assert!(e.is_request() && path.starts_with("/api/ingest"), "{path}: {e}"),
+            Err(e) => assert!(
+                e.is_request() && path.starts_with("/api/ingest"),
+                "{path}: {e}"
+            ),
         }
     }
     let heavy = {
@@ -218,14 +302,25 @@ async fn auth_matrix_audit_limits_and_sql() {
             let r = c.post(url).bearer_auth(t)
                 .json(&json!({"sql": "SELECT count(*) FROM generate_series(1, 3000) a, generate_series(1, 3000) b, generate_series(1, 3000) c WHERE a.value * b.value > c.value * 7"}))
                 .send().await.unwrap();
-            (r.status().as_u16(), r.text().await.unwrap(), started.elapsed())
+            (
+                r.status().as_u16(),
+                r.text().await.unwrap(),
+                started.elapsed(),
+            )
         })
     };
     let mut health_ok = 0;
     while !heavy.is_finished() {
         let t = Instant::now();
-        let r = c.get(a.url("/api/health")).timeout(Duration::from_secs(1)).send().await;
-        assert!(r.is_ok_and(|r| r.status().is_success()), "health stopped answering during a heavy query");
+        let r = c
+            .get(a.url("/api/health"))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await;
+        assert!(
+            r.is_ok_and(|r| r.status().is_success()),
+            "health stopped answering during a heavy query"
+        );
         assert!(t.elapsed() < Duration::from_secs(1));
         health_ok += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -239,22 +334,41 @@ async fn auth_matrix_audit_limits_and_sql() {
     // Rate limit per token.
     let mut limited = None;
     for _ in 0..600 {
-        let r = c.get(a.url("/api/log/stats")).bearer_auth(&viewer).send().await.unwrap();
+        let r = c
+            .get(a.url("/api/log/stats"))
+            .bearer_auth(&viewer)
+            .send()
+            .await
+            .unwrap();
         if r.status().as_u16() == 429 {
-            limited = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            limited = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
             break;
         }
     }
-    assert!(limited.is_some(), "600 requests at once never hit the limit");
+    assert!(
+        limited.is_some(),
+        "600 requests at once never hit the limit"
+    );
 
     // `aiops sql` beside the running engine.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiops"))
         .args(["sql", "--data-dir"])
         .arg(dir.path())
-        .args(["--format", "csv", "SELECT count(*) AS n FROM logs WHERE severity = 'error'"])
+        .args([
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM logs WHERE severity = 'error'",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "n\n1");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiops"))
         .args(["sql", "--data-dir"])
@@ -263,7 +377,11 @@ async fn auth_matrix_audit_limits_and_sql() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("42P01"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("42P01"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[allow(clippy::disallowed_methods)] // the test's own clock, for data near "now"

@@ -10,7 +10,9 @@ use aiops_read::catalog::{ReadSources, session};
 use aiops_read::directory::StreamDirectory;
 use aiops_read::limits::QueryLimits;
 use aiops_read::pg::PgServer;
-use aiops_schemas::arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use aiops_schemas::arrow_array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use aiops_schemas::arrow_schema::{DataType, Field, Schema};
 use aiops_schemas::builders::{EventBatchBuilder, MetricBatchBuilder};
 use aiops_schemas::derived::{DerivedHeader, DerivedWhat, encode_derived};
@@ -87,7 +89,13 @@ pub async fn fixture() -> Fixture {
         });
         if m == 30 {
             let mut e = EventBatchBuilder::new();
-            e.push(T0 + 30 * 60_000, "deploy", "checkout v2", [("service", "checkout")], [("version", "v2")]);
+            e.push(
+                T0 + 30 * 60_000,
+                "deploy",
+                "checkout v2",
+                [("service", "checkout")],
+                [("version", "v2")],
+            );
             let range = e.time_range().unwrap();
             let batch = e.finish().unwrap();
             let env = Envelope::new(Kind::Events, "test", 0, range, &batch);
@@ -117,7 +125,10 @@ impl Fixture {
 
     pub async fn session(&self, with_archive: bool) -> datafusion::prelude::SessionContext {
         let src = self.sources(with_archive);
-        src.directory.refresh(&src.log, src.archive.as_ref()).await.unwrap();
+        src.directory
+            .refresh(&src.log, src.archive.as_ref())
+            .await
+            .unwrap();
         session(src, &QueryLimits::default()).unwrap()
     }
 }
@@ -140,7 +151,10 @@ pub async fn pg(fx: &Fixture, limits: QueryLimits) -> Pg {
     let (_, admin) = tokens.create("admin", Role::Admin, 1).unwrap();
     let (_, ingest) = tokens.create("shipper", Role::Ingest, 1).unwrap();
     let src = fx.sources(true);
-    src.directory.refresh(&src.log, src.archive.as_ref()).await.unwrap();
+    src.directory
+        .refresh(&src.log, src.archive.as_ref())
+        .await
+        .unwrap();
     let ctx = Arc::new(session(src, &limits).unwrap());
     let server = Arc::new(PgServer::new(ctx, tokens, limits));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -159,11 +173,18 @@ pub async fn pg(fx: &Fixture, limits: QueryLimits) -> Pg {
 
 impl Pg {
     pub fn conn_str(&self, token: &str) -> String {
-        format!("host=127.0.0.1 port={} user=grafana dbname=aiops password={token} sslmode=disable", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=grafana dbname=aiops password={token} sslmode=disable",
+            self.port
+        )
     }
 
-    pub async fn connect(&self, token: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, conn) = tokio_postgres::connect(&self.conn_str(token), tokio_postgres::NoTls).await?;
+    pub async fn connect(
+        &self,
+        token: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) =
+            tokio_postgres::connect(&self.conn_str(token), tokio_postgres::NoTls).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });

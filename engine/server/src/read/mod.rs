@@ -117,7 +117,10 @@ impl ReadSide {
         let limits = self.limits.clone();
         let sql = sql.to_string();
         let task = self.runtime.spawn(async move {
-            let df = ctx.sql(&sql).await.map_err(|e| aiops_read::limits::classify(&e))?;
+            let df = ctx
+                .sql(&sql)
+                .await
+                .map_err(|e| aiops_read::limits::classify(&e))?;
             aiops_read::limits::collect(df, &limits).await
         });
         match task.await {
@@ -180,7 +183,8 @@ pub async fn start(
     let ctx = Arc::new(session(src, &limits).map_err(|e| ReadError::Session(e.to_string()))?);
     let listener = if cfg.sql.enabled {
         let addr = cfg.sql.listen;
-        let l = std::net::TcpListener::bind(addr).map_err(|source| ReadError::Bind { addr, source })?;
+        let l =
+            std::net::TcpListener::bind(addr).map_err(|source| ReadError::Bind { addr, source })?;
         l.set_nonblocking(true)
             .map_err(|source| ReadError::Bind { addr, source })?;
         Some(l)
@@ -189,9 +193,9 @@ pub async fn start(
     };
     let pg_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
     let (rt_tx, rt_rx) = std::sync::mpsc::sync_channel(1);
-    let pg = listener.as_ref().map(|_| {
-        Arc::new(PgServer::new(ctx.clone(), tokens, limits.clone()))
-    });
+    let pg = listener
+        .as_ref()
+        .map(|_| Arc::new(PgServer::new(ctx.clone(), tokens, limits.clone())));
     let stats = pg.as_ref().map(|p| p.stats.clone());
     let threads = limits.threads.max(1);
     let mut stop_rt = stop.clone();
@@ -240,8 +244,12 @@ pub async fn start(
     }
     // The directory follows the log so new pipeline outputs show up in table lists.
     {
-        let (log, archive, directory, mut stop) =
-            (log.clone(), archive.clone(), directory.clone(), stop.clone());
+        let (log, archive, directory, mut stop) = (
+            log.clone(),
+            archive.clone(),
+            directory.clone(),
+            stop.clone(),
+        );
         runtime.spawn(async move {
             loop {
                 if let Err(e) = directory.refresh(&log, archive.as_ref()).await {
@@ -282,11 +290,23 @@ async fn compaction_loop(
         // Passes until caught up, each bounded by max_rows_per_pass.
         loop {
             match archive
-                .compact(&log, now.saturating_sub(after), now.saturating_sub(keep), &cfg)
+                .compact(
+                    &log,
+                    now.saturating_sub(after),
+                    now.saturating_sub(keep),
+                    &cfg,
+                )
                 .await
             {
                 Ok(r) if r.rows > 0 || r.expired_files > 0 => {
-                    tracing::info!(rows = r.rows, files = r.files, bytes = r.bytes, expired = r.expired_files, archived_through = r.archived_through, "archive compaction");
+                    tracing::info!(
+                        rows = r.rows,
+                        files = r.files,
+                        bytes = r.bytes,
+                        expired = r.expired_files,
+                        archived_through = r.archived_through,
+                        "archive compaction"
+                    );
                     if r.rows == 0 {
                         break;
                     }
@@ -342,7 +362,9 @@ pub async fn run_cli(
         directory: Arc::new(StreamDirectory::default()),
         state: None,
     };
-    src.directory.refresh(&src.log, src.archive.as_ref()).await?;
+    src.directory
+        .refresh(&src.log, src.archive.as_ref())
+        .await?;
     let limits = cfg.sql.limits();
     let ctx = session(src, &limits)?;
     let df = ctx

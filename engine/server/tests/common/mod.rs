@@ -261,7 +261,10 @@ fn pg_arg(extra: &[&str]) -> Vec<&'static str> {
 }
 
 fn anonymous_admin(env: &[(&str, &str)]) -> Vec<(&'static str, &'static str)> {
-    if env.iter().any(|(k, v)| *k == "AIOPS_TEST_SECURE" && *v == "1") {
+    if env
+        .iter()
+        .any(|(k, v)| *k == "AIOPS_TEST_SECURE" && *v == "1")
+    {
         Vec::new()
     } else {
         vec![("AIOPS__AUTH__ANONYMOUS_ROLE", "admin")]
