@@ -122,7 +122,7 @@ pub async fn collect(df: DataFrame, limits: &QueryLimits) -> Result<Vec<RecordBa
 }
 
 fn humantime_fmt(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
+    if d.as_millis().is_multiple_of(1000) {
         format!("{}s", d.as_secs())
     } else {
         format!("{}ms", d.as_millis())

@@ -191,7 +191,7 @@ async fn grafana_queries_over_the_extended_protocol() {
 async fn tokens_and_roles_on_the_postgres_endpoint() {
     let fx = fixture().await;
     let pg = pg(&fx, QueryLimits::default()).await;
-    let e = pg.connect("").await.err().expect("no token is refused");
+    let e = pg.connect("").await.expect_err("no token is refused");
     assert_eq!(
         e.as_db_error().map(|d| d.code().code()),
         Some("28P01"),
@@ -200,8 +200,7 @@ async fn tokens_and_roles_on_the_postgres_endpoint() {
     let e = pg
         .connect("aiops_0000")
         .await
-        .err()
-        .expect("a wrong token is refused");
+        .expect_err("a wrong token is refused");
     assert_eq!(
         e.as_db_error().map(|d| d.code().code()),
         Some("28P01"),
@@ -210,8 +209,7 @@ async fn tokens_and_roles_on_the_postgres_endpoint() {
     let e = pg
         .connect(&pg.ingest)
         .await
-        .err()
-        .expect("an ingest token cannot query");
+        .expect_err("an ingest token cannot query");
     let db = e.as_db_error().unwrap();
     assert_eq!(db.code().code(), "28000");
     assert!(db.message().contains("ingest"), "{}", db.message());

@@ -166,7 +166,7 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| req.uri().path().to_string());
     let auth = st.auth.clone();
-    let need = if auth.settings.open_routes.iter().any(|r| *r == route) {
+    let need = if auth.settings.open_routes.contains(&route) {
         Need::Open
     } else {
         required(&method, &route)

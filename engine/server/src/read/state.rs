@@ -188,7 +188,7 @@ impl EngineState {
             .map(|x| {
                 json!({
                     "id": x.id, "workflow": x.workflow,
-                    "status": serde_json::to_value(&x.status).unwrap_or(Value::Null).as_str().map(str::to_string).unwrap_or_else(|| format!("{:?}", x.status).to_lowercase()),
+                    "status": serde_json::to_value(x.status).unwrap_or(Value::Null).as_str().map(str::to_string).unwrap_or_else(|| format!("{:?}", x.status).to_lowercase()),
                     "cause": x.cause, "incident": x.incident, "started_at": x.started_ms,
                 })
             })
