@@ -742,7 +742,9 @@ mod tests {
                         let t = rest.trim_start();
                         if let Some(s) = t.strip_prefix('"') {
                             let end = s.find('"').unwrap();
-                            code.insert(s[..end].to_string());
+                            if s.starts_with('/') {
+                                code.insert(s[..end].to_string());
+                            }
                         }
                     }
                 }
