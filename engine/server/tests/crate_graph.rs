@@ -53,6 +53,10 @@ fn workspace_dependencies_point_one_way() {
         ("aiops-testkit", &[][..]),
         ("aiops-workflow", &["aiops-alerting"][..]),
         (
+            "aiops-read",
+            &["aiops-schemas", "aiops-log", "aiops-sql"][..],
+        ),
+        (
             "aiops-server",
             &[
                 "aiops-schemas",
@@ -62,6 +66,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-alerting",
                 "aiops-detect",
                 "aiops-workflow",
+                "aiops-read",
             ][..],
         ),
         (
@@ -76,6 +81,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-testkit",
                 "aiops-server",
                 "aiops-workflow",
+                "aiops-read",
             ][..],
         ),
     ]);
