@@ -452,8 +452,9 @@ impl AlertingConfig {
             return d.ms();
         }
         match source {
-            // These send their resolutions (and only notify on change): never stale.
-            "alertmanager" | "grafana" | "pipeline" | "datadog" | "cloudwatch" => 0,
+            // These send their resolutions (and only notify on change): never stale. `aiops` is
+            // the source of aiops' own SQL alert rules, which send state changes only.
+            "alertmanager" | "grafana" | "aiops" | "pipeline" | "datadog" | "cloudwatch" => 0,
             _ => self
                 .global
                 .get("resolve_timeout")
@@ -528,6 +529,8 @@ time_intervals:
         assert!(c.route.routes[0].continue_);
         assert_eq!(c.resolve_timeout_ms("api"), 120_000);
         assert_eq!(c.resolve_timeout_ms("alertmanager"), 0);
+        // aiops' own SQL alert rules send state changes only: a long-firing rule stays firing.
+        assert_eq!(c.resolve_timeout_ms("aiops"), 0);
         assert!(c.receivers[0].integrations.contains_key("slack_configs"));
     }
 

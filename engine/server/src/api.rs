@@ -62,7 +62,7 @@ fn query_error(e: &aiops_read::limits::QueryError) -> Response {
         .into_response()
 }
 
-fn rows_json(batches: &[RecordBatch]) -> Result<Vec<Value>, String> {
+pub(crate) fn rows_json(batches: &[RecordBatch]) -> Result<Vec<Value>, String> {
     let mut buf = Vec::new();
     {
         let mut w = arrow_json::ArrayWriter::new(&mut buf);
@@ -77,7 +77,7 @@ fn rows_json(batches: &[RecordBatch]) -> Result<Vec<Value>, String> {
     serde_json::from_slice(&buf).map_err(|e| e.to_string())
 }
 
-fn columns_json(batches: &[RecordBatch]) -> Vec<Value> {
+pub(crate) fn columns_json(batches: &[RecordBatch]) -> Vec<Value> {
     batches
         .first()
         .map(|b| {
@@ -639,6 +639,103 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ),
     ("delete", "/api/tokens/{id}", "Revoke an API token."),
     ("get", "/api/archive", "Parquet archive statistics."),
+    (
+        "get",
+        "/api/grafana/dashboards",
+        "The Grafana data source, dashboards and annotations a sync would write.",
+    ),
+    (
+        "post",
+        "/api/grafana/dashboards",
+        "Sync the folder, data source, dashboards and annotations to Grafana.",
+    ),
+    (
+        "get",
+        "/api/grafana/alerts",
+        "The Grafana alert rules for the SQL alert rules.",
+    ),
+    (
+        "post",
+        "/api/grafana/alerts",
+        "Sync the Grafana alert rules for the SQL alert rules.",
+    ),
+    (
+        "get",
+        "/api/business-metrics",
+        "Business metrics: the pipelines writing a derived stream.",
+    ),
+    (
+        "post",
+        "/api/business-metrics",
+        "Create a business metric {name, sql, description?}; compiled with the directory first.",
+    ),
+    (
+        "get",
+        "/api/business-metrics/{name}",
+        "One business metric.",
+    ),
+    (
+        "put",
+        "/api/business-metrics/{name}",
+        "Replace a business metric's SQL.",
+    ),
+    (
+        "delete",
+        "/api/business-metrics/{name}",
+        "Remove a business metric (its stream stays queryable).",
+    ),
+    (
+        "get",
+        "/api/business-metrics/{name}/data",
+        "A business metric's windows in a range (from, to, limit).",
+    ),
+    (
+        "get",
+        "/api/alerts/rules",
+        "SQL alert rules with their state.",
+    ),
+    (
+        "post",
+        "/api/alerts/rules",
+        "Create a SQL alert rule {name, sql, description?}.",
+    ),
+    ("get", "/api/alerts/rules/{name}", "One SQL alert rule."),
+    (
+        "put",
+        "/api/alerts/rules/{name}",
+        "Replace a SQL alert rule.",
+    ),
+    (
+        "delete",
+        "/api/alerts/rules/{name}",
+        "Remove a SQL alert rule.",
+    ),
+    (
+        "get",
+        "/api/datasources",
+        "Pull sources (scrapes, demo): from the config file and created through the API.",
+    ),
+    (
+        "post",
+        "/api/datasources",
+        "Create and start a pull source {id, type, …settings}; kept across restarts.",
+    ),
+    ("get", "/api/datasources/{id}", "One pull source."),
+    (
+        "put",
+        "/api/datasources/{id}",
+        "Replace an API-created pull source (restarts it).",
+    ),
+    (
+        "delete",
+        "/api/datasources/{id}",
+        "Stop and remove an API-created pull source.",
+    ),
+    (
+        "post",
+        "/api/datasources/{id}/test",
+        "Pull once from a source and report what came back; nothing is written.",
+    ),
 ];
 
 fn method_of(m: &str) -> Method {

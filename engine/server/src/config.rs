@@ -41,6 +41,8 @@ pub struct Config {
     pub archive: aiops_read::archive::ArchiveConfig,
     /// API tokens, open routes, rate limits.
     pub auth: crate::auth::AuthSettings,
+    /// Grafana automation: where Grafana is, the data source, folder and rule group.
+    pub grafana: crate::grafana::GrafanaSettings,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             sql: crate::read::SqlSettings::default(),
             archive: aiops_read::archive::ArchiveConfig::default(),
             auth: crate::auth::AuthSettings::default(),
+            grafana: crate::grafana::GrafanaSettings::default(),
         }
     }
 }

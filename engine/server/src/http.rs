@@ -40,6 +40,12 @@ pub struct AppState {
     pub auth: Arc<crate::auth::HttpAuth>,
     /// The read side (queries), when it runs.
     pub read: Option<crate::read::ReadSide>,
+    /// Grafana automation.
+    pub grafana: Arc<crate::grafana::sync::GrafanaContext>,
+    /// The pull sources (config and API).
+    pub datasources: Arc<crate::datasources::DataSources>,
+    /// Business metrics and alert rules as pipeline files.
+    pub pipeline_files: Arc<crate::pipelines::api::PipelineFiles>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -83,8 +89,10 @@ pub fn router(state: AppState) -> Router {
             ),
         );
     }
-    let r = crate::api::routes(crate::workflows::api::routes(crate::alerting::api::routes(
-        r,
+    let r = crate::datasources::routes(crate::pipelines::api::routes(crate::grafana::api::routes(
+        crate::api::routes(crate::workflows::api::routes(crate::alerting::api::routes(
+            r,
+        ))),
     )));
     r.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),

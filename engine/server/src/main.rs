@@ -73,6 +73,14 @@ enum Command {
     /// engine): tables metrics, logs, alerts, events and every pipeline's output stream.
     /// Example: aiops sql "SELECT name, count(*) FROM metrics GROUP BY name"
     Sql(SqlArgs),
+    /// Provision aiops in Grafana through the running engine: the PostgreSQL data source, a
+    /// dashboard per pipeline and an overview, incidents and deploys as annotations, and (with
+    /// --alerts) Grafana alert rules for the SQL alert rules. Writes only what changed. Needs
+    /// `[grafana] url` and `token` in the engine's config.
+    Grafana {
+        #[command(subcommand)]
+        cmd: GrafanaCmd,
+    },
     /// Manage API tokens (stored hashed in DATA_DIR/auth/tokens.json). A running engine picks
     /// up changes on the next request with an unknown token.
     Token {
@@ -149,6 +157,25 @@ struct SqlArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     format: aiops_server::read::SqlFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum GrafanaCmd {
+    /// Sync now and print the report (what was created, updated, deleted, left unchanged).
+    Sync {
+        /// The engine's HTTP API. Default: http:// + `http.listen` of the config.
+        #[arg(long, value_name = "URL")]
+        api: Option<String>,
+        /// An admin API token (a viewer token is enough with --dry-run).
+        #[arg(long, env = "AIOPS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Also sync Grafana alert rules for the SQL alert rules.
+        #[arg(long)]
+        alerts: bool,
+        /// Print what would be written (data source, dashboards, annotations, rules); write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -551,6 +578,24 @@ async fn run(cli: Cli) -> Result<()> {
             let cfg = load_config(&cli.global)?;
             let mut out = std::io::stdout();
             aiops_server::read::run_cli(&cfg, &args.sql, args.format, &mut out).await?;
+        }
+        Command::Grafana {
+            cmd:
+                GrafanaCmd::Sync {
+                    api,
+                    token,
+                    alerts,
+                    dry_run,
+                },
+        } => {
+            let cfg = load_config(&cli.global)?;
+            let req = aiops_server::grafana::cli::SyncRequest {
+                api: api.unwrap_or_else(|| format!("http://{}", cfg.http.listen)),
+                token,
+                alerts,
+                dry_run,
+            };
+            aiops_server::grafana::cli::run(&req, &mut std::io::stdout()).await?;
         }
         Command::Token { cmd } => {
             let cfg = load_config(&cli.global)?;

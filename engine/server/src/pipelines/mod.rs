@@ -7,7 +7,9 @@
 //! - [`supervisor`]: reloads the directory while running; changes are control events.
 //! - [`rebuild`]: `aiops rebuild`: state from the whole log, checkpoints discarded.
 //! - [`forensic`]: `aiops replay --pipelines`: pipelines over a past range, nothing written.
+//! - [`api`]: business metrics and SQL alert rules as pipeline files over HTTP.
 
+pub mod api;
 pub mod forensic;
 pub mod load;
 pub mod rebuild;

@@ -42,6 +42,7 @@ fn defs() -> &'static Vec<StateTableDef> {
                     ("fingerprint", s.clone(), false),
                     ("alertname", s.clone(), true),
                     ("status", s.clone(), false),
+                    ("state", s.clone(), false),
                     ("severity", s.clone(), true),
                     ("service", s.clone(), true),
                     ("source", s.clone(), true),
@@ -52,7 +53,7 @@ fn defs() -> &'static Vec<StateTableDef> {
                     ("summary", s.clone(), true),
                     ("labels", s.clone(), false),
                 ]),
-                doc: "Every alert the alerting engine knows, firing or resolved, with its current state.",
+                doc: "Every alert the alerting engine knows: status firing or resolved, state active or suppressed (silenced, inhibited, flapping).",
             },
             StateTableDef {
                 name: "silences",
@@ -115,7 +116,8 @@ impl EngineState {
                 json!({
                     "fingerprint": a.fingerprint,
                     "alertname": a.labels.get("alertname"),
-                    "status": v.state(),
+                    "status": if e.status == aiops_alerting::model::Status::Firing { "firing" } else { "resolved" },
+                    "state": v.state(),
                     "severity": a.severity,
                     "service": a.service,
                     "source": a.source,

@@ -2,6 +2,7 @@
 //! loopback port, wait until it is healthy, kill it with SIGKILL or stop it with SIGTERM.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod grafana;
 pub mod recorder;
 
 use std::path::{Path, PathBuf};

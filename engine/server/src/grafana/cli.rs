@@ -1,0 +1,77 @@
+//! `aiops grafana sync`: asks the running engine to sync Grafana (the engine holds the pipelines,
+//! the alert state and the incidents the dashboards and annotations are made from).
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// What `aiops grafana sync` was asked.
+#[derive(Debug, Clone)]
+pub struct SyncRequest {
+    /// The engine's HTTP API, e.g. `http://127.0.0.1:9464`.
+    pub api: String,
+    /// An admin token (a viewer token is enough for `dry_run`).
+    pub token: Option<String>,
+    /// Also the alert rules.
+    pub alerts: bool,
+    /// Print what would be written, write nothing.
+    pub dry_run: bool,
+}
+
+async fn call(
+    http: &reqwest::Client,
+    req: &SyncRequest,
+    post: bool,
+    path: &str,
+) -> anyhow::Result<Value> {
+    let url = format!("{}{path}", req.api.trim_end_matches('/'));
+    let mut r = if post {
+        http.post(&url)
+    } else {
+        http.get(&url)
+    };
+    if let Some(t) = &req.token {
+        r = r.bearer_auth(t);
+    }
+    let resp = r.send().await.with_context(|| {
+        format!("cannot reach the engine at {url} (is `aiops run` running? --api)")
+    })?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let msg = body["error"].as_str().unwrap_or("");
+        if status.as_u16() == 401 || status.as_u16() == 403 {
+            bail!("{path}: HTTP {status}: {msg} (pass an admin token with --token or AIOPS_TOKEN)");
+        }
+        bail!("{path}: HTTP {status}: {msg}");
+    }
+    Ok(body)
+}
+
+/// Runs the sync and prints the report (or the plan) as JSON to `out`.
+///
+/// # Errors
+/// The engine is unreachable or refuses the request (its message is shown).
+pub async fn run(req: &SyncRequest, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(120))
+        .build()?;
+    let mut paths = vec!["/api/grafana/dashboards"];
+    if req.alerts {
+        paths.push("/api/grafana/alerts");
+    }
+    for p in paths {
+        let v = call(&http, req, !req.dry_run, p).await?;
+        if !req.dry_run {
+            let n = |k: &str| v[k].as_array().map_or(0, Vec::len);
+            eprintln!(
+                "{p}: {} created, {} updated, {} deleted, {} unchanged",
+                n("created"),
+                n("updated"),
+                n("deleted"),
+                v["unchanged"].as_u64().unwrap_or(0)
+            );
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    }
+    Ok(())
+}
