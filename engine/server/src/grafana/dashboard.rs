@@ -332,8 +332,8 @@ fn annotations() -> Value {
     let grafana = json!({"type": "grafana", "uid": "-- Grafana --"});
     json!({"list": [
         {"builtIn": 1, "datasource": grafana, "enable": true, "hide": true, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"},
-        {"datasource": grafana, "enable": true, "iconColor": "red", "name": "aiops incidents", "target": {"type": "tags", "tags": ["aiops", "incident"], "matchAny": false, "limit": 100}},
-        {"datasource": grafana, "enable": true, "iconColor": "blue", "name": "deploys", "target": {"type": "tags", "tags": ["aiops", "deploy"], "matchAny": false, "limit": 100}},
+        {"datasource": grafana, "enable": true, "iconColor": "red", "name": "aiops incidents", "target": {"refId": "Anno", "type": "tags", "tags": ["aiops", "incident"], "matchAny": false, "limit": 100}},
+        {"datasource": grafana, "enable": true, "iconColor": "blue", "name": "deploys", "target": {"refId": "Anno", "type": "tags", "tags": ["aiops", "deploy"], "matchAny": false, "limit": 100}},
     ]})
 }
 
@@ -356,7 +356,7 @@ fn dashboard(
         "time": {"from": "now-6h", "to": "now"},
         "refresh": "1m",
         "annotations": annotations(),
-        "links": [{"type": "dashboards", "tags": ["aiops"], "asDropdown": true, "title": "aiops", "includeVars": false, "keepTime": true}],
+        "links": [{"type": "dashboards", "tags": ["aiops"], "asDropdown": true, "title": "aiops", "includeVars": false, "keepTime": true, "icon": "external link", "targetBlank": false, "tooltip": "Every aiops dashboard", "url": ""}],
         "templating": {"list": []},
         "panels": panels,
     })
@@ -589,7 +589,18 @@ pub fn overview_dashboard(pipelines: &[PipelineDesc], ds: &DataSourceRef) -> Val
             &p.description,
             vec![target(ds, "A", "time_series", series_sql(p, &s, v))],
         );
-        panel["links"] = json!([{"title": format!("aiops / {}", p.name), "url": format!("/d/{}", pipeline_uid(&p.name))}]);
+        panel["links"] = json!([{
+            "title": format!("aiops / {}", p.name),
+            "type": "link",
+            "url": format!("/d/{}", pipeline_uid(&p.name)),
+            "asDropdown": false,
+            "icon": "dashboard",
+            "includeVars": false,
+            "keepTime": true,
+            "tags": [],
+            "targetBlank": false,
+            "tooltip": "The pipeline's dashboard",
+        }]);
         panels.push(l.panel(ds, panel, 8, 7));
     }
     panels.push(l.panel(
