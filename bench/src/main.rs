@@ -75,6 +75,10 @@ enum Cmd {
         /// Queries per phase.
         #[arg(long, default_value_t = 20)]
         queries: u64,
+        /// Also load the same samples into this PostgreSQL (libpq conninfo, e.g.
+        /// `host=127.0.0.1 user=postgres dbname=test`) and run the same query there, as a peer.
+        #[arg(long, value_name = "CONNINFO")]
+        postgres: Option<String>,
     },
     /// Workflow engine: executions/s of the engine alone (trigger → render → intent → result →
     /// finished), and p50/p99 from trigger to the first request at a recording server through
@@ -323,9 +327,17 @@ fn main() -> anyhow::Result<()> {
         Cmd::Pipeline(args) => cmd_pipeline(args),
         Cmd::PipelineRss(args) => cmd_pipeline_rss(args),
         Cmd::Alerting(args) => cmd_alerting(args),
-        Cmd::Readside { series, queries } => {
+        Cmd::Readside {
+            series,
+            queries,
+            postgres,
+        } => {
             let rt = runtime(2)?;
-            let r = rt.block_on(aiops_bench::readside::run(series, queries))?;
+            let r = rt.block_on(aiops_bench::readside::run(
+                series,
+                queries,
+                postgres.as_deref(),
+            ))?;
             println!(
                 "{}",
                 serde_json::json!({"readside": r, "machine": aiops_bench::machine::Machine::describe()})

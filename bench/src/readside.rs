@@ -20,6 +20,43 @@ use std::time::{Duration, Instant};
 /// 2026-12-01T00:00:00Z.
 const T0: i64 = 1_796_083_200_000;
 
+/// The samples: a noisy walk per series (not a repeating pattern, which would compress to
+/// nothing), each series scraped at its own offset within the 15 s, as targets are.
+struct Samples {
+    level: Vec<f64>,
+    rng: u64,
+}
+
+impl Samples {
+    fn new(series: usize) -> Samples {
+        Samples {
+            level: (0..series).map(|s| 10.0 + (s % 100) as f64).collect(),
+            rng: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// Every series' sample of the scrape round at `t`: (series, time, value).
+    fn step(&mut self, t: i64) -> Vec<(usize, i64, f64)> {
+        let rng = &mut self.rng;
+        self.level
+            .iter_mut()
+            .enumerate()
+            .map(|(s, v)| {
+                *rng ^= *rng << 13;
+                *rng ^= *rng >> 7;
+                *rng ^= *rng << 17;
+                let noise = (*rng >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                *v = (*v + noise).max(0.0);
+                (
+                    s,
+                    t + (s as i64 * 7) % 15_000,
+                    (*v * 1000.0).round() / 1000.0,
+                )
+            })
+            .collect()
+    }
+}
+
 /// Latencies of one phase.
 #[derive(Debug, Serialize)]
 pub struct Phase {
@@ -52,6 +89,91 @@ pub struct ReadsideResult {
     pub archive_bytes_per_sample: f64,
     /// Seconds the compaction of all samples took.
     pub compaction_seconds: f64,
+    /// The same query on PostgreSQL over the same samples (table `aiops_bench.metrics`, `COPY`-loaded,
+    /// indexed on time, analyzed),
+    /// when one is reachable; else why not.
+    pub postgres: Result<PostgresPeer, String>,
+}
+
+/// The PostgreSQL peer.
+#[derive(Debug, Serialize)]
+pub struct PostgresPeer {
+    /// `SELECT version()`.
+    pub version: String,
+    /// Latencies of the same query text.
+    pub query: Phase,
+    /// Table + index bytes per sample (`pg_total_relation_size`).
+    pub bytes_per_sample: f64,
+    /// Seconds the `COPY` of all samples took.
+    pub load_seconds: f64,
+}
+
+/// Loads the samples into PostgreSQL at `conninfo` and runs `query` there `n` times.
+async fn postgres_peer(
+    conninfo: &str,
+    series: usize,
+    steps: i64,
+    samples: u64,
+    query: &str,
+    n: u64,
+) -> anyhow::Result<PostgresPeer> {
+    use futures::SinkExt;
+    let (c, conn) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let version: String = c.query_one("SELECT version()", &[]).await?.get(0);
+    c.batch_execute(
+        "CREATE SCHEMA IF NOT EXISTS aiops_bench; SET search_path = aiops_bench; DROP TABLE IF EXISTS metrics; CREATE UNLOGGED TABLE metrics (time timestamptz NOT NULL, name text NOT NULL, instance text NOT NULL, job text NOT NULL, value double precision NOT NULL)",
+    )
+    .await?;
+    let t = Instant::now();
+    let sink = c.copy_in("COPY metrics FROM STDIN (FORMAT text)").await?;
+    futures::pin_mut!(sink);
+    let mut samples_of = Samples::new(series);
+    let mut buf = bytes::BytesMut::with_capacity(1 << 20);
+    for i in 0..steps {
+        for (s, ts, v) in samples_of.step(T0 + i * 15_000) {
+            use std::fmt::Write;
+            let _ = writeln!(
+                StrBuf(&mut buf),
+                "{}\thttp_requests_rate\thost-{s:05}\tapi\t{v}",
+                aiops_alerting::silence::format_rfc3339_ms(ts)
+            );
+        }
+        if buf.len() > (1 << 20) {
+            sink.send(buf.split().freeze()).await?;
+        }
+    }
+    sink.send(buf.split().freeze()).await?;
+    sink.finish().await?;
+    // Grafana's PostgreSQL guidance: an index on the time column.
+    c.batch_execute("CREATE INDEX ON metrics (time); ANALYZE metrics")
+        .await?;
+    let load_seconds = t.elapsed().as_secs_f64();
+    let bytes: i64 = c
+        .query_one("SELECT pg_total_relation_size('metrics')", &[])
+        .await?
+        .get(0);
+    let query = measure(&c, query, n).await?;
+    // The same query text as on aiops (`metrics` in its own schema, dropped after).
+    c.batch_execute("DROP SCHEMA aiops_bench CASCADE").await?;
+    Ok(PostgresPeer {
+        version,
+        query,
+        bytes_per_sample: bytes as f64 / samples.max(1) as f64,
+        load_seconds,
+    })
+}
+
+/// `fmt::Write` into a `BytesMut`.
+struct StrBuf<'a>(&'a mut bytes::BytesMut);
+
+impl std::fmt::Write for StrBuf<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
 }
 
 async fn measure(c: &tokio_postgres::Client, q: &str, n: u64) -> anyhow::Result<Phase> {
@@ -77,7 +199,11 @@ async fn measure(c: &tokio_postgres::Client, q: &str, n: u64) -> anyhow::Result<
 ///
 /// # Errors
 /// Any failure of the log, the archive or a query.
-pub async fn run(series: usize, queries: u64) -> anyhow::Result<ReadsideResult> {
+pub async fn run(
+    series: usize,
+    queries: u64,
+    postgres: Option<&str>,
+) -> anyhow::Result<ReadsideResult> {
     let dir = tempfile::tempdir()?;
     let log: Arc<dyn EventLog> =
         Arc::new(EmbeddedLog::open(EmbeddedConfig::new(dir.path().join("log"))).await?);
@@ -85,16 +211,17 @@ pub async fn run(series: usize, queries: u64) -> anyhow::Result<ReadsideResult> 
     let mut samples = 0u64;
     let mut pending = Vec::new();
     // One message per scrape round: every series at one timestamp, as a scrape would write.
+    let mut samples_of = Samples::new(series);
     for i in 0..steps {
         let t = T0 + i * 15_000;
         let mut b = MetricBatchBuilder::new();
-        for s in 0..series {
+        for (s, ts, v) in samples_of.step(t) {
             let inst = format!("host-{s:05}");
             b.push(
-                t,
+                ts,
                 "http_requests_rate",
                 [("instance", inst.as_str()), ("job", "api")],
-                (s % 100) as f64 + (i % 60) as f64,
+                v,
             );
         }
         let range = b.time_range().unwrap_or((t, t));
@@ -156,6 +283,12 @@ pub async fn run(series: usize, queries: u64) -> anyhow::Result<ReadsideResult> 
     let compaction_seconds = t.elapsed().as_secs_f64();
     let archived = measure(&client, &query, queries).await?;
     let st = archive.stats();
+    let postgres = match postgres {
+        Some(ci) => postgres_peer(ci, series, steps, samples, &query, queries)
+            .await
+            .map_err(|e| format!("{e:#}")),
+        None => Err("not requested (--postgres CONNINFO)".to_string()),
+    };
     Ok(ReadsideResult {
         series,
         samples,
@@ -165,5 +298,6 @@ pub async fn run(series: usize, queries: u64) -> anyhow::Result<ReadsideResult> 
         log_bytes_per_sample: log_bytes as f64 / samples as f64,
         archive_bytes_per_sample: st.bytes as f64 / samples.max(1) as f64,
         compaction_seconds,
+        postgres,
     })
 }
