@@ -116,10 +116,39 @@ fn api(e: DataFusionError) -> PgWireError {
     PgWireError::ApiError(Box::new(e))
 }
 
+/// The schemas on the search path: aiops serves one schema, `public`.
+const SEARCH_PATH: &str = "public";
+
+/// datafusion-pg-catalog rewrites the search-path subquery of Grafana's table list (it has no
+/// `current_setting()`) to `IN ('')`, so every table would be listed as `public.<table>` and
+/// Grafana's query builder would write schema-qualified names. This puts the search path back:
+/// `quote_ident(table_schema) IN ('')` becomes `… IN ('public')`. Nothing else has that shape.
+fn restore_search_path(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions_mut};
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let SqlExpr::InList {
+            expr,
+            list,
+            negated: false,
+        } = e
+            && list.len() == 1
+            && list[0].to_string() == "''"
+            && expr
+                .to_string()
+                .eq_ignore_ascii_case("quote_ident(table_schema)")
+        {
+            list[0] = SqlExpr::value(Value::SingleQuotedString(SEARCH_PATH.to_string()));
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
 async fn plan_query(stmt: &Statement, ctx: &SessionContext) -> PgWireResult<LogicalPlan> {
     let state = ctx.state();
+    let mut stmt = stmt.clone();
+    restore_search_path(&mut stmt);
     let plan = state
-        .statement_to_plan(DfStatement::Statement(Box::new(stmt.clone())))
+        .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
         .await
         .map_err(api)?;
     maps_as_json(plan).map_err(api)
