@@ -106,9 +106,15 @@ async fn grafana_queries_over_the_extended_protocol() {
     // Unqualified, as Grafana shows tables on the search path (its query builder then writes
     // `FROM metrics`, not `FROM public.metrics`).
     for t in ["metrics", "logs", "alerts", "events", "cpu_1m"] {
-        assert!(tables.contains(&t.to_string()), "{t} missing from {tables:?}");
+        assert!(
+            tables.contains(&t.to_string()),
+            "{t} missing from {tables:?}"
+        );
     }
-    assert!(!tables.iter().any(|t| t.starts_with("public.")), "{tables:?}");
+    assert!(
+        !tables.iter().any(|t| t.starts_with("public.")),
+        "{tables:?}"
+    );
     let cols: Vec<(String, String)> = c
         // The query builder passes the table as the table list named it.
         .query(&grafana_columns("public.metrics"), &[])

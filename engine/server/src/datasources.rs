@@ -398,7 +398,10 @@ async fn test(State(st): State<AppState>, Path(id): Path<String>) -> Response {
         Err(e) => return invalid(&e),
     };
     let limit = match &c {
-        PullSourceConfig::Scrape(s) => s.timeout + Duration::from_secs(2),
+        PullSourceConfig::Scrape(s) => s
+            .timeout
+            .min(s.interval)
+            .saturating_add(Duration::from_secs(2)),
         _ => Duration::from_secs(15),
     };
     let mut src = match c.build() {

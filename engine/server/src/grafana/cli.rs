@@ -4,8 +4,8 @@
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-/// What `aiops grafana sync` was asked.
-#[derive(Debug, Clone)]
+/// What `aiops grafana sync` was asked (no `Debug`: it holds a token).
+#[derive(Clone)]
 pub struct SyncRequest {
     /// The engine's HTTP API, e.g. `http://127.0.0.1:9464`.
     pub api: String,

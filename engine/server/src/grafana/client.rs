@@ -14,8 +14,7 @@ pub struct Requests {
     pub writes: u64,
 }
 
-/// A client for one Grafana.
-#[derive(Debug)]
+/// A client for one Grafana (its `Debug` leaves the token out).
 pub struct GrafanaClient {
     http: reqwest::Client,
     base: url::Url,
@@ -23,6 +22,15 @@ pub struct GrafanaClient {
     org_id: i64,
     /// What it did so far.
     pub requests: Requests,
+}
+
+impl std::fmt::Debug for GrafanaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrafanaClient")
+            .field("base", &self.base.as_str())
+            .field("org_id", &self.org_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GrafanaClient {
@@ -42,6 +50,11 @@ impl GrafanaClient {
                     .into(),
             )
         })?;
+        if token.expose().trim().is_empty() {
+            return Err(GrafanaError::NotConfigured(
+                "grafana.token is empty (AIOPS__GRAFANA__TOKEN)".into(),
+            ));
+        }
         let mut base = url::Url::parse(url)
             .map_err(|e| GrafanaError::NotConfigured(format!("grafana.url {url:?}: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") {

@@ -69,14 +69,14 @@ pub fn grafana_rule(pipeline: &str, a: &AlertDesc, t: &RuleTarget) -> Value {
                 "queryType": "",
                 "relativeTimeRange": {"from": 0, "to": 0},
                 "datasourceUid": "__expr__",
-                "model": {"refId": "B", "type": "reduce", "expression": "A", "reducer": "last", "datasource": {"type": "__expr__", "uid": "__expr__"}},
+                "model": {"refId": "B", "type": "reduce", "expression": "A", "reducer": "last", "datasource": {"type": "__expr__", "uid": "__expr__"}, "intervalMs": 1000, "maxDataPoints": 43200},
             },
             {
                 "refId": "C",
                 "queryType": "",
                 "relativeTimeRange": {"from": 0, "to": 0},
                 "datasourceUid": "__expr__",
-                "model": {"refId": "C", "type": "threshold", "expression": "B", "conditions": [{"evaluator": {"type": "gt", "params": [0]}}], "datasource": {"type": "__expr__", "uid": "__expr__"}},
+                "model": {"refId": "C", "type": "threshold", "expression": "B", "conditions": [{"evaluator": {"type": "gt", "params": [0]}}], "datasource": {"type": "__expr__", "uid": "__expr__"}, "intervalMs": 1000, "maxDataPoints": 43200},
             },
         ],
         // aiops already applied `@for`; Grafana fires on the first evaluation that sees it.

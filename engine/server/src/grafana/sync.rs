@@ -60,6 +60,9 @@ pub struct Plan {
     pub rules: Vec<Value>,
     /// Incident and deploy annotations.
     pub annotations: Vec<Annotation>,
+    /// Uids of every pipeline file on disk: never deleted as stale, even while a pipeline is
+    /// refused, reloading or has no data yet.
+    pub keep: BTreeSet<String>,
 }
 
 /// What a sync did.
@@ -321,6 +324,17 @@ async fn check_queries(rs: &ReadSide, plan: &Plan, now_ms: i64) -> Result<(), Gr
     Ok(())
 }
 
+fn load_keep(ctx: &GrafanaContext) -> BTreeSet<String> {
+    let mut keep = BTreeSet::new();
+    for f in crate::pipelines::load::read_dir(&ctx.pipelines_dir).unwrap_or_default() {
+        if let Some(stem) = f.file.file_stem().and_then(|s| s.to_str()) {
+            keep.insert(dashboard::pipeline_uid(stem));
+            keep.insert(rules::rule_uid(stem));
+        }
+    }
+    keep
+}
+
 /// The plan for the engine's current state.
 ///
 /// # Errors
@@ -343,6 +357,7 @@ pub async fn plan(
         dashboards: Vec::new(),
         rules: Vec::new(),
         annotations: Vec::new(),
+        keep: load_keep(ctx),
     };
     match scope {
         Scope::Dashboards => {
@@ -473,14 +488,16 @@ async fn dashboards_sync(
     c: &mut GrafanaClient,
     s: &GrafanaSettings,
     want: &[Value],
+    keep: &BTreeSet<String>,
     r: &mut Report,
 ) -> Result<(), GrafanaError> {
-    let wanted = uids(want);
+    let mut wanted = uids(want);
+    wanted.extend(keep.iter().cloned());
     for d in want {
         let uid = d["uid"].as_str().unwrap_or_default();
         let have = c.get(&format!("api/dashboards/uid/{uid}")).await?;
         let same = have.as_ref().is_some_and(|h| {
-            strip(&h["dashboard"], &["id", "version"]) == *d
+            covers(&strip(&h["dashboard"], &["id", "version"]), d)
                 && h["meta"]["folderUid"] == json!(s.folder_uid)
         });
         if same {
@@ -581,9 +598,11 @@ fn rule_fields(v: &Value) -> Value {
 async fn rules_sync(
     c: &mut GrafanaClient,
     want: &[Value],
+    keep: &BTreeSet<String>,
     r: &mut Report,
 ) -> Result<(), GrafanaError> {
-    let wanted = uids(want);
+    let mut wanted = uids(want);
+    wanted.extend(keep.iter().cloned());
     for rule in want {
         let uid = rule["uid"].as_str().unwrap_or_default();
         let path = format!("api/v1/provisioning/alert-rules/{uid}");
@@ -593,7 +612,7 @@ async fn rules_sync(
                     .await?;
                 r.created.push(format!("alert rule {uid}"));
             }
-            Some(have) if rule_fields(&have) != rule_fields(rule) => {
+            Some(have) if !covers(&rule_fields(&have), &rule_fields(rule)) => {
                 c.write(Method::PUT, &path, rule).await?;
                 r.updated.push(format!("alert rule {uid}"));
             }
@@ -676,10 +695,10 @@ pub async fn apply(
     match scope {
         Scope::Dashboards => {
             datasource_sync(&mut c, ctx, &plan.datasource, &mut r, now_ms).await?;
-            dashboards_sync(&mut c, s, &plan.dashboards, &mut r).await?;
+            dashboards_sync(&mut c, s, &plan.dashboards, &plan.keep, &mut r).await?;
             annotations_sync(&mut c, &plan.annotations, &mut r).await?;
         }
-        Scope::Alerts => rules_sync(&mut c, &plan.rules, &mut r).await?,
+        Scope::Alerts => rules_sync(&mut c, &plan.rules, &plan.keep, &mut r).await?,
     }
     r.requests = c.requests;
     tracing::info!(
