@@ -31,7 +31,8 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/api/openapi.json", get(openapi))
 }
 
-fn err(status: StatusCode, reason: &str, message: impl Into<String>) -> Response {
+/// The JSON error response every API handler returns: `{"error": message, "reason": reason}`.
+pub(crate) fn err(status: StatusCode, reason: &str, message: impl Into<String>) -> Response {
     (
         status,
         axum::Json(json!({"error": message.into(), "reason": reason})),
@@ -144,7 +145,7 @@ async fn tables(State(st): State<AppState>) -> Response {
 }
 
 /// Time in a query string: RFC 3339 or Unix ms.
-fn parse_time(v: &str, what: &str) -> Result<i64, Response> {
+pub(crate) fn parse_time(v: &str, what: &str) -> Result<i64, Response> {
     crate::replay::parse_time_arg(v, crate::clock::now_ms())
         .map_err(|e| err(StatusCode::BAD_REQUEST, "bad_time", format!("{what}: {e}")))
 }

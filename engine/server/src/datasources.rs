@@ -7,6 +7,7 @@
 // Handlers return the error response itself; it is built once per failed request.
 #![allow(clippy::result_large_err)]
 
+use crate::api::err;
 use crate::http::AppState;
 use crate::ingest::Ingestor;
 use aiops_connectors::registry::PullSourceConfig;
@@ -194,14 +195,6 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
             get(show).put(replace).delete(remove),
         )
         .route("/api/datasources/{id}/test", post(test))
-}
-
-fn err(status: StatusCode, reason: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": message.into(), "reason": reason})),
-    )
-        .into_response()
 }
 
 fn valid_id(id: &str) -> Result<(), Response> {

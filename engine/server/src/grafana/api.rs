@@ -41,11 +41,11 @@ fn error(e: &GrafanaError) -> Response {
 
 async fn plan(st: &AppState, scope: Scope) -> Result<sync::Plan, Response> {
     let rs = st.read.as_ref().ok_or_else(|| {
-        (
+        crate::api::err(
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"error": "the read side is not running in this process", "reason": "unavailable"})),
+            "unavailable",
+            "the read side is not running in this process",
         )
-            .into_response()
     })?;
     sync::plan(
         &st.grafana,

@@ -13,6 +13,7 @@
 
 use super::PipelinesConfig;
 use super::load::{self, PipelineSource};
+use crate::api::err;
 use crate::http::AppState;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -94,14 +95,6 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
             )
             .delete(|st: State<AppState>, n: Path<String>| remove(st, Kind::Rule, n)),
     )
-}
-
-fn err(status: StatusCode, reason: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": message.into(), "reason": reason})),
-    )
-        .into_response()
 }
 
 /// A pipeline name: it becomes a file name and a Grafana uid.
@@ -467,10 +460,9 @@ async fn data(
     let now = crate::clock::now_ms();
     let parse = |v: &Option<String>, what: &str, default: i64| -> Result<i64, Response> {
         v.as_deref()
-            .map(|t| crate::replay::parse_time_arg(t, now))
+            .map(|t| crate::api::parse_time(t, what))
             .transpose()
             .map(|t| t.unwrap_or(default))
-            .map_err(|e| err(StatusCode::BAD_REQUEST, "bad_time", format!("{what}: {e}")))
     };
     let to = match parse(&q.to, "to", now) {
         Ok(t) => t,
