@@ -4,10 +4,15 @@
 //! exist and up to which log sequence the archive is complete, so a query reads the archive for
 //! sequences before that point and the log after it — each message exactly once.
 //!
-//! Compaction archives a prefix of the log: it stops at the first data message that is not old
-//! enough yet, so `archived_through` is exact even with late data. Files are written under a
-//! temporary name and renamed; the manifest is replaced atomically last, and files the manifest
-//! does not list (a crash between the two) are deleted at open.
+//! Compaction archives a prefix of the log: it stops at the first data message that is not
+//! archivable yet, so `archived_through` is exact even with late data. A message is archivable
+//! when its rows are older than the cutoff, or when its newest row lies so far in the future that
+//! waiting for it would stop compaction (see `archivable`); a live message therefore holds the
+//! prefix back for at most twice `after`. Each message's rows go to the file of their own hour,
+//! however far apart (past, future, spanning hours). Files are written under a temporary name and
+//! renamed; the manifest is replaced atomically last, and files the manifest does not list (a
+//! crash between the two) are deleted at open. Retention never deletes a file whose messages the
+//! log still holds, so archive ∪ log always has exactly the rows of the log alone.
 
 use crate::timerange::TimeRange;
 use aiops_log::EventLog;
@@ -38,11 +43,14 @@ const MANIFEST: &str = "manifest.json";
 pub struct ArchiveConfig {
     /// Compact old log messages into Parquet. Default on.
     pub enabled: bool,
-    /// Messages whose newest event is older than this (behind the wall clock) are archived.
-    /// Default 2h.
+    /// Messages whose newest event is older than this (behind the wall clock) are archived;
+    /// so are messages whose newest event is more than this ahead of the clock (future
+    /// timestamps), so no message holds compaction back longer than twice this. Default 2h.
     #[serde(with = "humantime_serde")]
     pub after: Duration,
-    /// Archive files whose newest row is older than this are deleted. Default 30 days.
+    /// Archive files whose newest row is older than this are deleted once the log no longer
+    /// holds their messages (never earlier: that would hide rows the log still has). Default 30
+    /// days.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
     /// How often compaction runs. Default 1m.
@@ -82,6 +90,30 @@ pub enum ArchiveError {
     /// The log could not be read.
     #[error(transparent)]
     Log(#[from] aiops_log::LogError),
+    /// A crash-safety test stopped the pass at a [`CrashPoint`]; never happens otherwise.
+    #[error("compaction stopped at a simulated crash point (tests only)")]
+    Interrupted,
+}
+
+/// Where [`Archive::compact_until`] stops a pass, as a `kill -9` there would (tests only).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// After this many of the pass's files are written (renamed into place).
+    AfterFiles(usize),
+    /// After the new manifest is written under its temporary name, before the rename.
+    ManifestTemp,
+    /// After the manifest is replaced, before files expired by retention are deleted.
+    AfterManifest,
+}
+
+/// What one scan reads from the archive, taken at one moment ([`Archive::view`]).
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveView {
+    /// The files that can hold rows of the scan's range, oldest first, with their full paths.
+    pub files: Vec<(PathBuf, ArchiveFile)>,
+    /// Every log message before this sequence is in the archive: the log part starts here.
+    pub archived_through: u64,
 }
 
 fn ioerr(path: &Path) -> impl Fn(String) -> ArchiveError + '_ {
@@ -190,9 +222,11 @@ pub fn time_column(schema: &SchemaRef) -> Option<String> {
     })
 }
 
-fn hour_label(hour_ms: i64) -> String {
-    let days = hour_ms.div_euclid(86_400_000);
-    let hour = hour_ms.rem_euclid(86_400_000) / HOUR_MS;
+/// `YYYY-MM-DDTHH` of hour number `hour` (hours since the Unix epoch; an index rather than
+/// milliseconds so that the hours of the most extreme timestamps do not overflow).
+fn hour_label(hour: i64) -> String {
+    let days = hour.div_euclid(24);
+    let hour = hour.rem_euclid(24);
     let (y, m, d) = civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}T{hour:02}")
 }
@@ -249,7 +283,8 @@ fn sort_by_time(b: &RecordBatch, col: &str) -> RecordBatch {
 /// Rows grouped per (stream, hour, schema) while a pass runs.
 struct Bucket {
     stream: String,
-    hour_ms: i64,
+    /// Hours since the epoch.
+    hour: i64,
     first_seq: u64,
     last_seq: u64,
     batches: Vec<RecordBatch>,
@@ -346,27 +381,67 @@ impl Archive {
 
     /// The files of `stream` that can hold rows in `range`, oldest first.
     pub fn files(&self, stream: &str, range: TimeRange) -> Vec<(PathBuf, ArchiveFile)> {
-        self.manifest
-            .read()
-            .files
-            .iter()
-            .filter(|f| f.stream == stream && range.overlaps(f.time_min_ms, f.time_max_ms))
-            .map(|f| (self.dir.join(&f.path), f.clone()))
-            .collect()
+        self.view(stream, range).files
     }
 
-    /// One compaction pass: archives log messages whose newest event is before `cutoff_ms`,
-    /// in log order, stopping at the first that is not, or after `max_rows`. Then deletes files
-    /// whose newest row is before `expire_before_ms`.
+    /// A consistent view for one scan of `stream` over `range`: the archive files that can hold
+    /// rows in it (oldest first) and the log sequence from which the log holds the rest, taken
+    /// under one lock. A scan that read the file list and `archived_through` at two different
+    /// moments could see a compaction finish in between and read the rows it moved from neither
+    /// side (or from both).
+    pub fn view(&self, stream: &str, range: TimeRange) -> ArchiveView {
+        let m = self.manifest.read();
+        ArchiveView {
+            files: m
+                .files
+                .iter()
+                .filter(|f| f.stream == stream && range.overlaps(f.time_min_ms, f.time_max_ms))
+                .map(|f| (self.dir.join(&f.path), f.clone()))
+                .collect(),
+            archived_through: m.archived_through,
+        }
+    }
+
+    /// True while the manifest lists the file at `rel` (relative path): a file of a view that
+    /// has gone since was expired by retention, not lost.
+    pub fn lists(&self, rel: &str) -> bool {
+        self.manifest.read().files.iter().any(|f| f.path == rel)
+    }
+
+    /// One compaction pass: archives a prefix of the log, in log order, stopping at the first
+    /// data message that is not archivable yet (see `archivable`) or after
+    /// `cfg.max_rows_per_pass` rows. Then deletes files whose newest row is before
+    /// `expire_before_ms` and whose messages the log no longer holds (the archive never hides a
+    /// row the log still has).
     ///
     /// # Errors
-    /// Reading the log or writing a file failed; the manifest is then unchanged.
+    /// Reading the log or writing a file failed; the manifest is then unchanged and the files
+    /// this pass wrote are removed.
     pub async fn compact(
         &self,
         log: &Arc<dyn EventLog>,
         cutoff_ms: i64,
         expire_before_ms: i64,
         cfg: &ArchiveConfig,
+    ) -> Result<CompactReport, ArchiveError> {
+        self.compact_until(log, cutoff_ms, expire_before_ms, cfg, None)
+            .await
+    }
+
+    /// [`Archive::compact`] that stops dead at `crash`, leaving the directory exactly as a
+    /// `kill -9` at that point would (no clean-up, in-memory state stale): for crash-safety
+    /// tests, which then drop this `Archive` and open the directory again.
+    ///
+    /// # Errors
+    /// As [`Archive::compact`]; [`ArchiveError::Interrupted`] at the crash point.
+    #[doc(hidden)]
+    pub async fn compact_until(
+        &self,
+        log: &Arc<dyn EventLog>,
+        cutoff_ms: i64,
+        expire_before_ms: i64,
+        cfg: &ArchiveConfig,
+        crash: Option<CrashPoint>,
     ) -> Result<CompactReport, ArchiveError> {
         let _one = self.compacting.try_lock();
         if _one.is_err() {
@@ -375,8 +450,17 @@ impl Archive {
                 ..CompactReport::default()
             });
         }
+        let after_ms = i64::try_from(cfg.after.as_millis()).unwrap_or(i64::MAX);
         let stats = log.stats().await?;
-        let start = self.archived_through().max(stats.first_seq);
+        let archived = self.archived_through();
+        if stats.first_seq > archived.max(1) {
+            tracing::warn!(
+                archived_through = archived,
+                log_first_seq = stats.first_seq,
+                "the log's retention removed messages before they were archived; keep the log's retention longer than twice archive.after"
+            );
+        }
+        let start = archived.max(stats.first_seq);
         let mut reader = log.reader(start).await?;
         let mut end = start;
         let mut report = CompactReport::default();
@@ -389,7 +473,7 @@ impl Archive {
             }
             for rec in recs {
                 let stream = stream_of(&rec.subject);
-                if stream.is_some() && rec.time_max_ms >= cutoff_ms {
+                if stream.is_some() && !archivable(&rec, cutoff_ms, after_ms) {
                     break 'read;
                 }
                 end = rec.seq + 1;
@@ -399,18 +483,18 @@ impl Archive {
                 else {
                     continue;
                 };
-                let Some(tcol) = time_column(&batch.schema()) else {
+                if batch.num_rows() == 0 {
                     continue;
-                };
+                }
                 rows += batch.num_rows();
                 let schema_key = format!("{:?}", batch.schema().fields());
-                for (hour_ms, part) in split_hours(&batch, &tcol, rec.time_min_ms, rec.time_max_ms)
-                {
+                let tcol = time_column(&batch.schema());
+                for (hour, part) in split_hours(&batch, tcol.as_deref(), rec.time_min_ms) {
                     let b = buckets
-                        .entry((stream.clone(), hour_ms, schema_key.clone()))
+                        .entry((stream.clone(), hour, schema_key.clone()))
                         .or_insert_with(|| Bucket {
                             stream: stream.clone(),
-                            hour_ms,
+                            hour,
                             first_seq: rec.seq,
                             last_seq: rec.seq,
                             batches: Vec::new(),
@@ -423,42 +507,81 @@ impl Archive {
                 }
             }
         }
-        let mut written = Vec::new();
         let dir = self.dir.clone();
         let rg = cfg.row_group_rows.max(1024);
         let buckets: Vec<Bucket> = buckets.into_values().collect();
         // Encoding and zstd are CPU work: off the async threads.
-        let files =
+        let written =
             tokio::task::spawn_blocking(move || -> Result<Vec<ArchiveFile>, ArchiveError> {
-                let mut out = Vec::new();
+                let mut out: Vec<ArchiveFile> = Vec::new();
+                let mut result = Ok(());
                 for (i, b) in buckets.iter().enumerate() {
-                    out.push(write_bucket(&dir, b, i, rg)?);
+                    if crash == Some(CrashPoint::AfterFiles(i)) {
+                        return Err(ArchiveError::Interrupted);
+                    }
+                    match write_bucket(&dir, b, i, rg) {
+                        Ok(f) => out.push(f),
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                // The renames are durable before a manifest can name the files.
+                if result.is_ok() {
+                    let parents: std::collections::BTreeSet<PathBuf> = out
+                        .iter()
+                        .filter_map(|f| dir.join(&f.path).parent().map(Path::to_path_buf))
+                        .collect();
+                    result = parents.iter().try_for_each(|p| sync_dir(p));
+                }
+                if let Err(e) = result {
+                    // Not listed anywhere: remove now rather than at the next start.
+                    for f in &out {
+                        let _ = std::fs::remove_file(dir.join(&f.path));
+                    }
+                    return Err(e);
+                }
+                if crash == Some(CrashPoint::AfterFiles(out.len())) {
+                    return Err(ArchiveError::Interrupted);
                 }
                 Ok(out)
             })
             .await
             .map_err(|e| ioerr(&self.dir)(format!("compaction task failed: {e}")))??;
-        for f in files {
+        for f in &written {
             report.files += 1;
             report.rows += f.rows;
             report.bytes += f.bytes;
-            written.push(f);
         }
         let mut next = self.manifest.read().clone();
         next.archived_through = end.max(next.archived_through);
+        let fresh: Vec<String> = written.iter().map(|f| f.path.clone()).collect();
         next.files.extend(written);
         let before = next.files.len();
         let mut expired = Vec::new();
         next.files.retain(|f| {
-            let keep = f.time_max_ms >= expire_before_ms;
+            // Old enough, and the log no longer has its messages: otherwise deleting it would
+            // hide rows a query of the log alone returns (reads skip the archived prefix).
+            let keep = f.time_max_ms >= expire_before_ms || f.last_seq >= stats.first_seq;
             if !keep {
                 expired.push(self.dir.join(&f.path));
             }
             keep
         });
         report.expired_files = (before - next.files.len()) as u64;
-        self.write_manifest(&next)?;
+        if let Err(e) = self.write_manifest(&next, crash) {
+            if !matches!(e, ArchiveError::Interrupted) {
+                for p in &fresh {
+                    let _ = std::fs::remove_file(self.dir.join(p));
+                }
+            }
+            return Err(e);
+        }
         *self.manifest.write() = next;
+        if crash == Some(CrashPoint::AfterManifest) {
+            return Err(ArchiveError::Interrupted);
+        }
         for p in expired {
             let _ = std::fs::remove_file(&p);
             if let Some(parent) = p.parent() {
@@ -469,7 +592,7 @@ impl Archive {
         Ok(report)
     }
 
-    fn write_manifest(&self, m: &Manifest) -> Result<(), ArchiveError> {
+    fn write_manifest(&self, m: &Manifest, crash: Option<CrashPoint>) -> Result<(), ArchiveError> {
         let path = self.dir.join(MANIFEST);
         let tmp = self.dir.join(".manifest.json.tmp");
         let body = serde_json::to_vec(m).map_err(|e| ioerr(&path)(e.to_string()))?;
@@ -477,9 +600,39 @@ impl Archive {
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(|e| ioerr(&tmp)(e.to_string()))?;
+        if crash == Some(CrashPoint::ManifestTemp) {
+            return Err(ArchiveError::Interrupted);
+        }
         std::fs::rename(&tmp, &path).map_err(|e| ioerr(&path)(e.to_string()))?;
+        // The new manifest is in place (and lists the pass's files): from here on a failure must
+        // not make the caller remove them.
+        if let Err(e) = sync_dir(&self.dir) {
+            tracing::warn!(error = %e, "archive manifest replaced but its directory could not be synced; a power loss may bring back the previous manifest");
+        }
         Ok(())
     }
+}
+
+/// Makes the renames inside `dir` durable (a power loss cannot bring back the old names).
+fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| ioerr(dir)(e.to_string()))
+}
+
+/// Whether compaction may archive `rec` now. The pass's wall clock is `cutoff + after`:
+/// - rows all older than the cutoff: yes (the normal case);
+/// - a newest row more than `after` ahead of the wall clock (a clock-skewed or hostile future
+///   timestamp): yes, at once, into its future hour — waiting for it would stop compaction until
+///   that time comes;
+/// - otherwise (live data, a little ahead of the clock): not yet. Such a message blocks the
+///   messages behind it for at most `2 × after` of wall time.
+///
+/// Which messages are archived never changes a query's result (reads split the log by
+/// sequence at `archived_through`); it only has to keep compaction moving.
+fn archivable(rec: &aiops_log::Record, cutoff_ms: i64, after_ms: i64) -> bool {
+    let future_from = cutoff_ms.saturating_add(after_ms).saturating_add(after_ms);
+    rec.time_max_ms < cutoff_ms || rec.time_max_ms > future_from
 }
 
 fn remove_unlisted(
@@ -507,22 +660,41 @@ fn remove_unlisted(
     Ok(())
 }
 
-/// The batch cut into per-hour parts (most messages fall in one hour and are not copied).
-fn split_hours(b: &RecordBatch, col: &str, min_ms: i64, max_ms: i64) -> Vec<(i64, RecordBatch)> {
-    let (h0, h1) = (min_ms.div_euclid(HOUR_MS), max_ms.div_euclid(HOUR_MS));
-    if h0 == h1 {
-        return vec![(h0 * HOUR_MS, b.clone())];
+/// The batch cut into per-hour parts, keyed by hour number, each row in the hour of its own
+/// time (most messages fall in one hour and are not copied). Rows without a time (a null, or a
+/// batch without a time column) go to the hour of `fallback_ms`, the message's header time, so
+/// that no row is left out of the archive.
+fn split_hours(b: &RecordBatch, col: Option<&str>, fallback_ms: i64) -> Vec<(i64, RecordBatch)> {
+    let fallback = fallback_ms.div_euclid(HOUR_MS);
+    let Some(t) = col
+        .and_then(|c| b.column_by_name(c))
+        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+    else {
+        return vec![(fallback, b.clone())];
+    };
+    let hour_of = |i: usize| {
+        if t.is_valid(i) {
+            t.value(i).div_euclid(HOUR_MS)
+        } else {
+            fallback
+        }
+    };
+    let first = hour_of(0);
+    if (1..t.len()).all(|i| hour_of(i) == first) {
+        return vec![(first, b.clone())];
+    }
+    let mut rows: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    for i in 0..t.len() {
+        // A batch of one log message is far below u32::MAX rows (the log bounds message size).
+        rows.entry(hour_of(i)).or_default().push(i as u32);
     }
     let mut out = Vec::new();
-    for h in h0..=h1.min(h0 + 24 * 366) {
-        let r = TimeRange {
-            from_ms: h * HOUR_MS,
-            to_ms: h * HOUR_MS + HOUR_MS - 1,
-        };
-        match filter_time(b, col, r) {
-            None => out.push((h * HOUR_MS, b.clone())),
-            Some(p) if p.num_rows() > 0 => out.push((h * HOUR_MS, p)),
-            Some(_) => {}
+    for (hour, idx) in rows {
+        let idx = datafusion::arrow::array::UInt32Array::from(idx);
+        match datafusion::arrow::compute::take_record_batch(b, &idx) {
+            Ok(part) => out.push((hour, part)),
+            // Cannot happen for in-range indices; keep every row rather than lose some.
+            Err(_) => return vec![(first, b.clone())],
         }
     }
     out
@@ -537,7 +709,7 @@ fn write_bucket(
     let rel = format!(
         "{}/{}/{}-{}-{n}.parquet",
         b.stream,
-        hour_label(b.hour_ms),
+        hour_label(b.hour),
         b.first_seq,
         b.last_seq
     );
@@ -553,11 +725,15 @@ fn write_bucket(
     let schema = first.schema();
     let all = datafusion::arrow::compute::concat_batches(&schema, &b.batches)
         .map_err(|x| e(x.to_string()))?;
-    let tcol = time_column(&schema).ok_or_else(|| e("no time column".into()))?;
-    let sorted = sort_by_time(&all, &tcol);
+    let tcol = time_column(&schema);
+    let sorted = match &tcol {
+        Some(c) => sort_by_time(&all, c),
+        None => all,
+    };
     let (mut tmin, mut tmax) = (i64::MAX, i64::MIN);
-    if let Some(t) = sorted
-        .column_by_name(&tcol)
+    if let Some(t) = tcol
+        .as_deref()
+        .and_then(|c| sorted.column_by_name(c))
         .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
     {
         for i in 0..t.len() {
@@ -566,6 +742,12 @@ fn write_bucket(
                 tmax = tmax.max(t.value(i));
             }
         }
+    }
+    if tmin > tmax {
+        // No row has a time: the file covers its hour, so listings and retention still see it
+        // (time filters never match such rows; unfiltered scans read every file).
+        tmin = b.hour.saturating_mul(HOUR_MS);
+        tmax = tmin.saturating_add(HOUR_MS - 1);
     }
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
@@ -604,7 +786,7 @@ fn write_bucket(
 /// The file cannot be read.
 pub fn read_file(
     path: &Path,
-    time_col: &str,
+    time_col: Option<&str>,
     range: TimeRange,
     columns: &[String],
     mut send: impl FnMut(RecordBatch) -> bool,
@@ -614,10 +796,12 @@ pub fn read_file(
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|x| e(x.to_string()))?;
     let meta = builder.metadata().clone();
     let pschema = builder.parquet_schema();
-    let tidx = pschema
-        .columns()
-        .iter()
-        .position(|c| c.path().parts() == [time_col]);
+    let tidx = time_col.and_then(|tc| {
+        pschema
+            .columns()
+            .iter()
+            .position(|c| c.path().parts() == [tc])
+    });
     let mut groups = Vec::new();
     for (i, rg) in meta.row_groups().iter().enumerate() {
         let keep = match tidx.and_then(|t| rg.column(t).statistics()) {
@@ -641,8 +825,9 @@ pub fn read_file(
             roots.push(i);
         }
     }
-    if !columns.iter().any(|c| c == time_col)
-        && let Ok(i) = arrow_schema.index_of(time_col)
+    if let Some(tc) = time_col
+        && !columns.iter().any(|c| c == tc)
+        && let Ok(i) = arrow_schema.index_of(tc)
     {
         roots.push(i);
     }
@@ -656,7 +841,7 @@ pub fn read_file(
         .map_err(|x| e(x.to_string()))?;
     for b in reader {
         let b = b.map_err(|x| e(x.to_string()))?;
-        let b = match filter_time(&b, time_col, range) {
+        let b = match time_col.and_then(|tc| filter_time(&b, tc, range)) {
             None => b,
             Some(f) => f,
         };
@@ -673,9 +858,13 @@ mod tests {
 
     #[test]
     fn hour_labels_are_utc_calendar_hours() {
-        assert_eq!(hour_label(0), "1970-01-01T00");
+        let h = |ms: i64| hour_label(ms.div_euclid(HOUR_MS));
+        assert_eq!(h(0), "1970-01-01T00");
         // 2026-12-02T08:00:00Z
-        assert_eq!(hour_label(1_796_198_400_000), "2026-12-02T08");
-        assert_eq!(hour_label(951_782_400_000), "2000-02-29T00");
+        assert_eq!(h(1_796_198_400_000), "2026-12-02T08");
+        assert_eq!(h(951_782_400_000), "2000-02-29T00");
+        assert_eq!(h(-1), "1969-12-31T23");
+        // The extremes do not overflow.
+        assert!(!h(i64::MIN).is_empty() && !h(i64::MAX).is_empty());
     }
 }

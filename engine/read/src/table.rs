@@ -2,8 +2,12 @@
 //! output — that reads the Parquet archive for what is archived and the log for the rest. The
 //! time range of the query's filters prunes archive files, row groups and log messages; the
 //! filters themselves stay above the scan (inexact pushdown), so pruning never changes a result.
+//!
+//! Which rows come from where is decided once per scan, from one [`ArchiveView`]: the archive
+//! files it lists, and the log from its `archived_through` on. A compaction that finishes while
+//! the scan runs changes neither side, so every row is read exactly once.
 
-use crate::archive::{self, Archive};
+use crate::archive::{self, Archive, ArchiveView};
 use crate::timerange::{self, TimeRange};
 use aiops_log::EventLog;
 use aiops_schemas::arrow_array::{ArrayRef, RecordBatch, new_null_array};
@@ -91,6 +95,11 @@ impl TableProvider for StreamTable {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => self.schema.clone(),
         };
+        let view = self
+            .archive
+            .as_ref()
+            .map(|a| a.view(&self.stream, range))
+            .unwrap_or_default();
         let scan = Arc::new(Scan {
             stream: self.stream.clone(),
             schema: schema.clone(),
@@ -98,6 +107,7 @@ impl TableProvider for StreamTable {
             range,
             log: self.log.clone(),
             archive: self.archive.clone(),
+            view,
         });
         let mut parts: Vec<Arc<dyn PartitionStream>> = vec![Arc::new(LogPart(scan.clone()))];
         if self.archive.is_some() {
@@ -122,6 +132,8 @@ struct Scan {
     range: TimeRange,
     log: Arc<dyn EventLog>,
     archive: Option<Arc<Archive>>,
+    /// The archive files to read and where the log part starts, fixed when the scan is planned.
+    view: ArchiveView,
 }
 
 impl std::fmt::Debug for Scan {
@@ -208,13 +220,15 @@ impl PartitionStream for ArchivePart {
 }
 
 fn read_archive(scan: &Scan, tx: &Tx) {
-    let (Some(archive), Some(tcol)) = (&scan.archive, &scan.time_col) else {
+    let Some(archive) = &scan.archive else {
         return;
     };
     let columns = scan.columns();
-    for (path, _) in archive.files(&scan.stream, scan.range) {
+    // A stream without a time column is read whole (its range is everything).
+    let tcol = scan.time_col.as_deref();
+    for (path, file) in &scan.view.files {
         let mut open = true;
-        let r = archive::read_file(&path, tcol, scan.range, &columns, |b| {
+        let r = archive::read_file(path, tcol, scan.range, &columns, |b| {
             let msg = scan.conform(&b).transpose();
             open = match msg {
                 Some(m) => tx.blocking_send(m).is_ok(),
@@ -223,6 +237,12 @@ fn read_archive(scan: &Scan, tx: &Tx) {
             open
         });
         if let Err(e) = r {
+            if !archive.lists(&file.path) {
+                // Retention expired it after the scan was planned: its rows are past retention
+                // and no longer in the log either (retention waits for the log to drop them).
+                tracing::debug!(file = %file.path, "archive file expired during a scan");
+                continue;
+            }
             let _ = tx.blocking_send(Err(DataFusionError::External(Box::new(e))));
             return;
         }
@@ -257,10 +277,7 @@ async fn read_log(scan: &Scan, tx: &Tx) -> Result<()> {
     let ext = |e: aiops_log::LogError| DataFusionError::External(Box::new(e));
     let stats = scan.log.stats().await.map_err(ext)?;
     let end = stats.next_seq;
-    let mut start = stats.first_seq;
-    if let Some(a) = &scan.archive {
-        start = start.max(a.archived_through());
-    }
+    let mut start = stats.first_seq.max(scan.view.archived_through);
     if scan.range.from_ms > i64::MIN {
         start = start.max(scan.log.seek_time(scan.range.from_ms).await.map_err(ext)?);
     }
