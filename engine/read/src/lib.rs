@@ -10,6 +10,7 @@
 //! - [`catalog`]: the DataFusion session the Postgres endpoint and `aiops sql` query.
 //! - [`limits`]: time, memory and result-size limits of one query.
 //! - [`pg`]: the Postgres wire endpoint (pgwire) with token authentication.
+//! - [`pgconn`]: connection admission of the Postgres endpoint (login timeout, slots).
 //! - [`pgmaps`]: label maps leave the endpoint as JSON text.
 
 pub mod archive;
@@ -18,6 +19,7 @@ pub mod catalog;
 pub mod directory;
 pub mod limits;
 pub mod pg;
+pub mod pgconn;
 pub mod pgmaps;
 pub mod state;
 pub mod table;

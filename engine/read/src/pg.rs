@@ -5,6 +5,7 @@
 
 use crate::auth::{Role, TokenStore};
 use crate::limits::{QueryLimits, classify};
+pub use crate::pgconn::ConnLimits;
 use async_trait::async_trait;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
@@ -55,6 +56,10 @@ pub struct PgStats {
     pub errors: AtomicU64,
     /// Statements cancelled at the time limit.
     pub timeouts: AtomicU64,
+    /// Sockets closed because they did not log in within `sql.startup_timeout`.
+    pub startup_timeouts: AtomicU64,
+    /// Logins refused because every authenticated slot (`sql.max_connections`) was taken.
+    pub refused_full: AtomicU64,
 }
 
 fn user_error(code: &str, message: String) -> PgWireError {
@@ -72,6 +77,16 @@ struct TokenStartup {
     tokens: Arc<TokenStore>,
     checked: String,
     stats: Arc<PgStats>,
+    /// Moves a socket from the unauthenticated budget to an authenticated slot.
+    gate: Arc<crate::pgconn::Gate>,
+}
+
+/// Makes every startup failure fatal: pgwire would otherwise answer a non-fatal error during
+/// the login with ReadyForQuery, leaving an unauthenticated session open.
+fn fatal(e: PgWireError) -> PgWireError {
+    let mut info = ErrorInfo::from(e);
+    info.severity = "FATAL".to_string();
+    PgWireError::UserError(Box::new(info))
 }
 
 /// The password source of the inner handler: only ever sees the per-process secret.
@@ -92,6 +107,17 @@ impl StartupHandler for TokenStartup {
         client: &mut C,
         message: PgWireFrontendMessage,
     ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.login(client, message).await.map_err(fatal)
+    }
+}
+
+impl TokenStartup {
+    async fn login<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -125,6 +151,26 @@ impl StartupHandler for TokenStartup {
                     rec.role.as_str()
                 ),
             ))));
+        }
+        // Only a valid token takes one of the `sql.max_connections` slots.
+        let peer = client.socket_addr();
+        match self.gate.admit(peer) {
+            Ok(()) => {}
+            Err(crate::pgconn::AdmitError::Full) => {
+                self.stats.refused_full.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(peer = %peer, "postgres login refused: every connection slot is taken (sql.max_connections)");
+                return Err(user_error(
+                    "53300",
+                    "sorry, too many clients already (sql.max_connections); retry later"
+                        .to_string(),
+                ));
+            }
+            Err(crate::pgconn::AdmitError::NotPending) => {
+                return Err(user_error(
+                    "08P01",
+                    "the login took longer than sql.startup_timeout; connect again".to_string(),
+                ));
+            }
         }
         client
             .metadata_mut()
@@ -316,6 +362,8 @@ impl PgWireServerHandlers for Handlers {
 /// The Postgres endpoint over a session.
 pub struct PgServer {
     handlers: Arc<Handlers>,
+    /// Unauthenticated sockets and their hand-over to authenticated slots.
+    gate: Arc<crate::pgconn::Gate>,
     /// Counters for `/metrics`.
     pub stats: Arc<PgStats>,
 }
@@ -336,6 +384,7 @@ impl PgServer {
             Arc::new(crate::pgmaps::MapsAsJsonHook),
         ];
         let stats = Arc::new(PgStats::default());
+        let gate = Arc::new(crate::pgconn::Gate::default());
         let manager = Arc::new(ConnectionManager::new());
         let secret: [u8; 32] = rand::random();
         let checked = hex::encode(secret);
@@ -355,20 +404,34 @@ impl PgServer {
                 tokens,
                 checked,
                 stats: stats.clone(),
+                gate: gate.clone(),
             }),
             cancel: Arc::new(DefaultCancelHandler::new(manager)),
             errors: Arc::new(SqlStateErrors(stats.clone())),
         };
         PgServer {
             handlers: Arc::new(handlers),
+            gate,
             stats,
         }
     }
 
-    /// Accepts connections on `listener` until the task is dropped, at most `max_connections`
-    /// at once (more are closed right away with a log line).
+    /// Accepts connections on `listener` until the task is dropped: at most `max_connections`
+    /// logged in at once, the other limits at their defaults (see [`PgServer::serve_with`]).
     pub async fn serve(self: Arc<Self>, listener: TcpListener, max_connections: usize) {
-        let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+        let limits = ConnLimits {
+            max_connections,
+            ..ConnLimits::default()
+        };
+        self.serve_with(listener, limits).await;
+    }
+
+    /// Accepts connections on `listener` until the task is dropped. A socket must log in within
+    /// `limits.startup_timeout` and, until it has, counts only against
+    /// `limits.max_unauthenticated` (the oldest such socket is closed to make room); a valid
+    /// login takes one of `limits.max_connections` slots (53300 when none is free).
+    pub async fn serve_with(self: Arc<Self>, listener: TcpListener, limits: ConnLimits) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
         loop {
             let (socket, peer) = match listener.accept().await {
                 Ok(x) => x,
@@ -378,18 +441,19 @@ impl PgServer {
                     continue;
                 }
             };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(peer = %peer, max_connections, "postgres endpoint: connection refused, too many connections");
-                continue;
-            };
             let handlers = self.handlers.clone();
+            let gate = self.gate.clone();
+            let stats = self.stats.clone();
+            let slots = slots.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
-                if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
-                    tracing::debug!(peer = %peer, error = %e, "postgres connection ended with an error");
-                }
+                let conn = async move {
+                    if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                        tracing::debug!(peer = %peer, error = %e, "postgres connection ended with an error");
+                    }
+                };
+                crate::pgconn::supervise(gate, peer, slots, limits, stats, conn).await;
                 tracing::debug!(peer = %peer, secs = started.elapsed().as_secs_f64(), "postgres connection closed");
-                drop(permit);
             });
         }
     }
