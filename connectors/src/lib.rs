@@ -7,11 +7,14 @@
 //! - [`registry`]: the one list of push endpoints and pull-source configurations.
 //! - [`sinks`]: the providers workflow actions call (webhook, Slack, Teams, Feishu, DingTalk,
 //!   email, Jira, PagerDuty, Grafana annotations, enrichment HTTP GET, local commands): one
-//!   [`sinks::Provider`] trait, one [`sinks::registry`], one folder each, and the outbound guard
-//!   ([`sinks::outbound`]) every HTTP provider goes through.
+//!   [`sinks::Provider`] trait, one [`sinks::registry`], one folder each.
+//! - [`outbound`]: the one guard every outbound HTTP call goes through (providers, scrapes and
+//!   other pull sources, Grafana): address classes, the allow list, checked on the URL, after DNS
+//!   and on every redirect.
 //! - [`error`]: decode and source errors, with the short reasons used in metrics.
 
 pub mod error;
+pub mod outbound;
 pub mod registry;
 pub mod sinks;
 pub mod sources;

@@ -103,14 +103,35 @@ impl PullSourceConfig {
         }
     }
 
-    /// Builds the running source.
+    /// Builds the running source with the default outbound policy (no loopback, private,
+    /// link-local or metadata targets).
     ///
     /// # Errors
     /// [`SourceError::Config`] naming the invalid setting.
     pub fn build(&self) -> Result<Box<dyn PullSource>, SourceError> {
+        self.build_with(&crate::outbound::OutboundPolicy::default())
+    }
+
+    /// Builds the running source; network sources reach their targets only through the guard
+    /// of `outbound`.
+    ///
+    /// # Errors
+    /// [`SourceError::Config`] naming the invalid setting or the refused target.
+    pub fn build_with(
+        &self,
+        outbound: &crate::outbound::OutboundPolicy,
+    ) -> Result<Box<dyn PullSource>, SourceError> {
         match self {
-            PullSourceConfig::Scrape(c) => c.build(),
+            PullSourceConfig::Scrape(c) => c.build_with(outbound),
             PullSourceConfig::Demo(c) => c.build(),
+        }
+    }
+
+    /// The targets `outbound` refuses, with reasons (empty for sources without targets).
+    pub fn refused_targets(&self, outbound: &crate::outbound::OutboundPolicy) -> Vec<String> {
+        match self {
+            PullSourceConfig::Scrape(c) => c.refused_targets(outbound),
+            PullSourceConfig::Demo(_) => Vec::new(),
         }
     }
 }
@@ -145,7 +166,11 @@ mod tests {
         .unwrap();
         assert_eq!(f.sources.len(), 2);
         assert_eq!(f.sources[0].type_name(), "scrape");
-        assert!(f.sources.iter().all(|s| s.build().is_ok()));
+        // A loopback target is refused by default and built when the allow list names it.
+        assert!(f.sources[0].build().is_err());
+        assert_eq!(f.sources[0].refused_targets(&Default::default()).len(), 1);
+        let allow = crate::outbound::OutboundPolicy::allowing(["127.0.0.1"]);
+        assert!(f.sources.iter().all(|s| s.build_with(&allow).is_ok()));
         let bad: Result<F, _> = toml::from_str("[[sources]]\ntype = \"scrape\"\njobb = \"x\"\n");
         assert!(bad.is_err());
     }

@@ -1,4 +1,6 @@
-//! Outbound safety: the one way providers reach the network over HTTP.
+//! Outbound safety: the one way aiops reaches the network over HTTP — workflow providers, scrape
+//! and every other pull source, data source tests and the Grafana client, all with the same
+//! allow list (`[outbound] allow`, merged with `[workflows] outbound_allow`).
 //!
 //! By default a target is refused when it is loopback, private (10/8, 172.16/12, 192.168/16,
 //! fc00::/7), link-local (169.254/16, fe80::/10), cloud metadata (169.254.169.254,
@@ -148,6 +150,23 @@ impl OutboundPolicy {
         Ok(parsed)
     }
 
+    /// Save-time check of a URL someone configured (a scrape target, a data source, a workflow
+    /// step): parses it and applies the same rules as [`OutboundPolicy::check_url`], with an
+    /// error that does not depend on the sinks.
+    ///
+    /// # Errors
+    /// [`OutboundError`] naming the host and the address class (e.g. "169.254.169.254 is a
+    /// cloud metadata address and not in outbound.allow").
+    pub fn check(&self, url: &str) -> Result<url::Url, OutboundError> {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| OutboundError::InvalidUrl(format!("not a valid absolute URL: {e}")))?;
+        let guard = Guard::new(self).map_err(|e| OutboundError::AllowList(e.to_string()))?;
+        guard
+            .check(&parsed)
+            .map_err(|r| OutboundError::Refused(r.0))?;
+        Ok(parsed)
+    }
+
     /// An HTTP client that enforces this policy on resolution and on every redirect, with a
     /// whole-request `timeout`, HTTP/1.1, rustls (ring) and the system's CA store, no proxy.
     ///
@@ -169,4 +188,32 @@ impl OutboundPolicy {
             .build()
             .map_err(|e| SinkError::Config(format!("cannot build the HTTP client: {e}")))
     }
+}
+
+/// Why [`OutboundPolicy::check`] refused a URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundError {
+    /// The URL does not parse; whoever configured it must fix it.
+    #[error("{0}")]
+    InvalidUrl(String),
+    /// The target is not public and not in the allow list; the operator must list it in
+    /// `[outbound] allow` if it is meant to be reached.
+    #[error("{0}")]
+    Refused(String),
+    /// The allow list itself is malformed; the operator must fix `[outbound] allow`.
+    #[error("{0}")]
+    AllowList(String),
+}
+
+/// The guard's reason when `err` (e.g. a `reqwest::Error` from a guarded client) failed because
+/// the guard refused the target after DNS resolution or on a redirect.
+pub fn refusal_reason(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut source = Some(err);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<Refusal>() {
+            return Some(r.0.clone());
+        }
+        source = s.source();
+    }
+    None
 }

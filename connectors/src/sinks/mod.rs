@@ -19,7 +19,8 @@
 //! [`feishu`], [`dingtalk`], [`email`], [`jira`], [`pagerduty`], [`grafana`], [`http`], [`exec`].
 
 pub mod error;
-pub mod outbound;
+/// The outbound guard moved to [`crate::outbound`] (pull sources and the engine use it too).
+pub use crate::outbound;
 pub mod registry;
 
 pub mod dingtalk;
@@ -37,10 +38,10 @@ pub mod webhook;
 mod clock;
 mod params;
 mod secret;
-mod transport;
+pub(crate) mod transport;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use error::SinkError;
 pub use outbound::OutboundPolicy;

@@ -2,6 +2,7 @@
 
 use super::source::ScrapeSource;
 use crate::error::SourceError;
+use crate::outbound::OutboundPolicy;
 use crate::sources::PullSource;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -49,11 +50,38 @@ impl ScrapeConfig {
         }
     }
 
-    /// Builds the running source.
+    /// Builds the running source with the default outbound policy: every loopback, private,
+    /// link-local and metadata target is refused.
     ///
     /// # Errors
     /// [`SourceError::Config`] listing every invalid setting.
     pub fn build(&self) -> Result<Box<dyn PullSource>, SourceError> {
+        self.build_with(&OutboundPolicy::default())
+    }
+
+    /// The targets `outbound` refuses, each with its reason (address class or name), so a
+    /// metadata or private target is refused when the source is saved, not when it runs.
+    pub fn refused_targets(&self, outbound: &OutboundPolicy) -> Vec<String> {
+        self.targets
+            .iter()
+            .filter_map(|t| {
+                outbound
+                    .check(&self.url(t))
+                    .err()
+                    .map(|e| format!("target {t:?}: {e}"))
+            })
+            .collect()
+    }
+
+    /// Builds the running source; its targets are reached only through the outbound guard of
+    /// `outbound` (checked here on each target URL, and again after DNS and on redirects).
+    ///
+    /// # Errors
+    /// [`SourceError::Config`] listing every invalid setting and refused target.
+    pub fn build_with(
+        &self,
+        outbound: &OutboundPolicy,
+    ) -> Result<Box<dyn PullSource>, SourceError> {
         let mut problems = Vec::new();
         if self.job.is_empty() {
             problems.push("job must not be empty".to_string());
@@ -67,6 +95,7 @@ impl ScrapeConfig {
         if self.targets.iter().any(|t| t.starts_with("https://")) {
             problems.push("https targets are not supported yet".to_string());
         }
+        problems.extend(self.refused_targets(outbound));
         if !problems.is_empty() {
             return Err(SourceError::Config(format!(
                 "scrape job {:?}: {}",
@@ -74,6 +103,6 @@ impl ScrapeConfig {
                 problems.join("; ")
             )));
         }
-        Ok(Box::new(ScrapeSource::new(self.clone())?))
+        Ok(Box::new(ScrapeSource::new(self.clone(), outbound)?))
     }
 }

@@ -3,6 +3,7 @@
 use super::config::ScrapeConfig;
 use super::parse::parse_text;
 use crate::error::SourceError;
+use crate::outbound::{OutboundPolicy, refusal_reason};
 use crate::sources::{PullSource, SourceBatch};
 use aiops_schemas::{Kind, MetricBatchBuilder};
 use async_trait::async_trait;
@@ -30,14 +31,14 @@ fn now_ms() -> i64 {
 }
 
 impl ScrapeSource {
-    /// A source for `cfg` (validated by [`ScrapeConfig::build`]).
+    /// A source for `cfg` (validated by [`ScrapeConfig::build_with`]) whose requests pass the
+    /// outbound guard of `outbound` (after DNS resolution and on every redirect).
     ///
     /// # Errors
-    /// [`SourceError::Config`] if the HTTP client cannot be built.
-    pub fn new(cfg: ScrapeConfig) -> Result<ScrapeSource, SourceError> {
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout.min(cfg.interval))
-            .build()
+    /// [`SourceError::Config`] if the HTTP client cannot be built or the allow list is malformed.
+    pub fn new(cfg: ScrapeConfig, outbound: &OutboundPolicy) -> Result<ScrapeSource, SourceError> {
+        let client = outbound
+            .client(cfg.timeout.min(cfg.interval))
             .map_err(|e| SourceError::Config(format!("http client: {e}")))?;
         Ok(ScrapeSource {
             cfg,
@@ -54,7 +55,10 @@ impl ScrapeSource {
             .header("accept", "text/plain;version=0.0.4")
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match refusal_reason(&e) {
+                Some(reason) => format!("refused by the outbound guard: {reason}"),
+                None => e.without_url().to_string(),
+            })?;
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status()));
         }

@@ -1,6 +1,7 @@
 //! The text-format parser on node_exporter-style input, and a scrape of a local HTTP server.
 
 use super::*;
+use crate::outbound::OutboundPolicy;
 use aiops_schemas::arrow_array::Array;
 use aiops_schemas::arrow_array::cast::AsArray;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,7 +78,10 @@ async fn scrapes_a_target_and_marks_down_ones() {
         metrics_path: "/metrics".into(),
         labels: [("env".to_string(), "test".to_string())].into(),
     };
-    let mut src = cfg.build().unwrap();
+    // Loopback targets are reached only when the allow list names them.
+    let mut src = cfg
+        .build_with(&OutboundPolicy::allowing(["127.0.0.1"]))
+        .unwrap();
     let out = src.next_batch().await.unwrap().unwrap();
     let b = &out[0].batch;
     assert_eq!(b.num_rows(), 7 + 2, "seven samples and one `up` per target");
@@ -112,4 +116,115 @@ fn config_errors_are_listed() {
         e.contains("job") && e.contains("targets") && e.contains("interval"),
         "{e}"
     );
+}
+
+fn scrape_of(targets: &[&str]) -> ScrapeConfig {
+    ScrapeConfig {
+        job: "probe".into(),
+        targets: targets.iter().map(|t| t.to_string()).collect(),
+        interval: std::time::Duration::from_millis(200),
+        timeout: std::time::Duration::from_secs(2),
+        metrics_path: "/metrics".into(),
+        labels: Default::default(),
+    }
+}
+
+#[test]
+fn metadata_and_private_targets_are_refused_when_built_and_allowed_when_listed() {
+    let cases = [
+        ("169.254.169.254", "cloud metadata"),
+        ("0xa9fea9fe", "cloud metadata"),
+        ("2852039166", "cloud metadata"),
+        ("[::ffff:169.254.169.254]", "cloud metadata"),
+        ("metadata.google.internal", "cloud metadata"),
+        ("[fd00:ec2::254]", "cloud metadata"),
+        ("http://169.254.169.254/latest/meta-data/", "cloud metadata"),
+        ("10.0.0.5:9100", "private"),
+        ("127.0.0.1:9100", "loopback"),
+        ("[fe80::1]:9100", "link-local"),
+    ];
+    for (target, class) in cases {
+        let e = scrape_of(&[target])
+            .build()
+            .err()
+            .unwrap_or_else(|| panic!("{target} must be refused"))
+            .to_string();
+        assert!(
+            e.contains(class) && e.contains("outbound.allow"),
+            "{target}: {e}"
+        );
+    }
+    // Listed in the allow list: accepted.
+    let allow = OutboundPolicy::allowing([
+        "169.254.169.254",
+        "fd00:ec2::254",
+        "metadata.google.internal",
+    ]);
+    for target in [
+        "169.254.169.254",
+        "0xa9fea9fe",
+        "2852039166",
+        "[::ffff:169.254.169.254]",
+        "metadata.google.internal",
+        "[fd00:ec2::254]",
+    ] {
+        assert!(scrape_of(&[target]).build_with(&allow).is_ok(), "{target}");
+    }
+    // Public targets need no entry.
+    assert!(scrape_of(&["192.0.43.10:9100"]).build().is_ok());
+}
+
+/// A name (from /etc/hosts) that resolves to loopback, for the after-DNS check; `None` when the
+/// machine has none besides `localhost` (which the guard refuses by name already).
+fn name_resolving_to_loopback() -> Option<String> {
+    let hosts = std::fs::read_to_string("/etc/hosts").ok()?;
+    hosts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let ip: std::net::IpAddr = f.next()?.parse().ok()?;
+        if !ip.is_loopback() {
+            return None;
+        }
+        f.find(|n| !n.starts_with('#') && !n.contains("localhost"))
+            .map(str::to_string)
+    })
+}
+
+#[tokio::test]
+async fn a_name_resolving_to_a_refused_address_is_refused_when_scraped() {
+    let Some(name) = name_resolving_to_loopback() else {
+        eprintln!("no /etc/hosts name for 127.0.0.1 besides localhost; skipped");
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nx 1\n",
+                )
+                .await;
+        }
+    });
+    let target = format!("{name}:{port}");
+    // Not a literal address: saving it is fine, the check happens after resolution.
+    let mut src = scrape_of(&[&target]).build().unwrap();
+    let out = src.next_batch().await.unwrap().unwrap();
+    assert_eq!(out[0].batch.num_rows(), 1, "only `up`");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing was sent"
+    );
+    // Listed: scraped.
+    let mut src = scrape_of(&[&target])
+        .build_with(&OutboundPolicy::allowing([name.as_str()]))
+        .unwrap();
+    let out = src.next_batch().await.unwrap().unwrap();
+    assert_eq!(out[0].batch.num_rows(), 2, "the sample and `up`");
 }
