@@ -74,13 +74,54 @@ pub enum DecodeError {
     /// A bug in the decoder: it produced a batch that does not fit its schema. Not the sender's fault.
     #[error("internal error building the batch (a bug in aiops): {0}")]
     Internal(String),
-    /// The decompressed body would exceed the limit.
-    #[error("decompressed body of {size} bytes exceeds the limit of {limit} bytes")]
+    /// The decompressed body would exceed the limit (a compression bomb or a misconfigured
+    /// sender); refused before anything is decompressed.
+    #[error(
+        "decompressed body of {size} bytes ({ratio}:1 from the {compressed}-byte body) exceeds \
+         the limit of {limit} bytes (ingest.max_decoded_bytes); send smaller requests"
+    )]
     TooLarge {
         /// Declared decompressed size.
         size: usize,
+        /// The size of the body as received.
+        compressed: usize,
+        /// `size / compressed`, rounded down: the compression ratio.
+        ratio: usize,
         /// The limit.
         limit: usize,
+    },
+    /// A repeated element (series, labels) exceeds its per-request limit; refused while
+    /// decoding, before more of them are allocated.
+    #[error("{at}: more than {limit} {what} in one request ({setting}); send smaller requests")]
+    TooMany {
+        /// Where (`body`).
+        at: String,
+        /// What was counted (`series`).
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+        /// The setting that raises it.
+        setting: &'static str,
+    },
+    /// An event time outside the accepted window around the ingest time.
+    #[error("{at}: field \"{field}\" {message}")]
+    TimeOutOfWindow {
+        /// Where: `line 3`, `series 2 sample 0`, `alert 1`.
+        at: String,
+        /// The field.
+        field: String,
+        /// The time and the bound it passes.
+        message: String,
+    },
+    /// A label name or value no query could use, or too many labels.
+    #[error("{at}: field \"{field}\" {message}")]
+    InvalidLabel {
+        /// Where.
+        at: String,
+        /// `labels`, or `labels.<name>` when one label is at fault.
+        field: String,
+        /// What is wrong.
+        message: String,
     },
 }
 
@@ -97,7 +138,9 @@ impl DecodeError {
             DecodeError::UnknownField { .. } => "unknown_field",
             DecodeError::UnsupportedMediaType(_) => "unsupported_media_type",
             DecodeError::Empty => "empty",
-            DecodeError::TooLarge { .. } => "too_large",
+            DecodeError::TooLarge { .. } | DecodeError::TooMany { .. } => "too_large",
+            DecodeError::TimeOutOfWindow { .. } => "time_out_of_window",
+            DecodeError::InvalidLabel { .. } => "invalid_label",
             DecodeError::Internal(_) => "internal",
         }
     }

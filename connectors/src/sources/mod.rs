@@ -18,8 +18,10 @@ pub mod json;
 pub mod json_alerts;
 pub mod remote_write;
 pub mod scrape;
+pub mod validate;
 
 pub use crate::error::{DecodeError, SourceError};
+pub use validate::IngestLimits;
 
 /// A decoded batch ready for the log: one kind, one Arrow batch of that kind's schema, and the
 /// batch's event-time range.
@@ -66,14 +68,19 @@ pub struct PushRequest<'a> {
     pub content_type: Option<&'a str>,
     /// `Content-Encoding` header, if any.
     pub content_encoding: Option<&'a str>,
-    /// Ingest time, Unix ms: the time of events that carry none.
+    /// Ingest time, Unix ms: the time of events that carry none, and the centre of the
+    /// accepted time window.
     pub now_ms: i64,
+    /// What the request may hold (time window, labels, decoded size); see
+    /// [`validate`](crate::sources::validate).
+    pub limits: IngestLimits,
 }
 
 /// Decodes one request body pushed to aiops into batches.
 ///
 /// MUST reject the whole body (return an error, no batches) when any part of it is malformed,
-/// so that a request is either stored whole or not at all.
+/// so that a request is either stored whole or not at all, and MUST apply the shared checks of
+/// [`validate`] (media, times, labels, event types) to everything it stores.
 pub trait PushDecoder: Send + Sync + 'static {
     /// The connector name, used as the batch source and in metrics.
     fn name(&self) -> &'static str;

@@ -3,10 +3,9 @@
 
 use crate::error::DecodeError;
 use crate::sources::json::parse_rfc3339_ms;
+use crate::sources::json_alerts::common::{Normalized, alert_batch, labels_fingerprint};
+use crate::sources::validate::{JSON, check_media, parse_json};
 use crate::sources::{PushDecoder, PushRequest, SourceBatch};
-use aiops_schemas::builders::AlertRow;
-use aiops_schemas::partition::hash_labels;
-use aiops_schemas::{AlertBatchBuilder, Kind};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -47,19 +46,25 @@ fn time(at: &str, field: &'static str, s: &str) -> Result<Option<i64>, DecodeErr
 /// Decodes a webhook body of the Alertmanager shape into one alert batch with `source`.
 ///
 /// # Errors
-/// Invalid JSON, a missing `alerts` array, an alert without labels, a bad status or time.
+/// A wrong media type or encoding, invalid JSON (repeated keys included), a missing `alerts`
+/// array, an alert without labels, a bad status or time, and what the shared checks refuse.
 pub fn decode_alerts(
     body: &[u8],
     source: &'static str,
-    now_ms: i64,
+    req: &PushRequest<'_>,
 ) -> Result<Vec<SourceBatch>, DecodeError> {
+    check_media(req, JSON)?;
+    let now_ms = req.now_ms;
+    // Parsed twice: once to refuse repeated keys (which typed parsing collapses silently), once
+    // into the typed payload, whose errors keep their line and column. Webhook bodies are small.
+    parse_json(body).map_err(|e| DecodeError::json(&e, 0))?;
     let payload: Payload = serde_json::from_slice(body).map_err(|e| DecodeError::json(&e, 0))?;
     let alerts = payload.alerts.ok_or(DecodeError::MissingField {
         at: "payload".into(),
         field: "alerts",
     })?;
-    let mut b = AlertBatchBuilder::new();
-    for (i, a) in alerts.iter().enumerate() {
+    let mut out = Vec::with_capacity(alerts.len());
+    for (i, a) in alerts.into_iter().enumerate() {
         let at = format!("alert {i}");
         if a.labels.is_empty() {
             return Err(DecodeError::MissingField {
@@ -101,24 +106,20 @@ pub fn decode_alerts(
         };
         let fingerprint = match a.fingerprint.as_deref() {
             Some(f) if !f.is_empty() => f.to_string(),
-            _ => format!(
-                "{:016x}",
-                hash_labels(a.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            ),
+            _ => labels_fingerprint(&a.labels),
         };
-        b.push(AlertRow {
-            fingerprint: &fingerprint,
+        out.push(Normalized {
+            at,
+            fingerprint,
             resolved,
-            labels: a.labels.iter(),
-            annotations: a.annotations.iter(),
+            labels: a.labels,
+            annotations: a.annotations,
             starts_at_ms: starts,
             ends_at_ms: ends,
-            source,
-            generator_url: a.generator_url.as_deref().filter(|u| !u.is_empty()),
+            generator_url: a.generator_url.filter(|u| !u.is_empty()),
         });
     }
-    let time_range = b.time_range();
-    SourceBatch::single(Kind::Alerts, source, time_range, b.finish())
+    alert_batch(source, &out, req)
 }
 
 /// The Alertmanager webhook decoder.
@@ -131,6 +132,6 @@ impl PushDecoder for AlertmanagerDecoder {
     }
 
     fn decode(&self, body: &[u8], req: &PushRequest<'_>) -> Result<Vec<SourceBatch>, DecodeError> {
-        decode_alerts(body, "alertmanager", req.now_ms)
+        decode_alerts(body, "alertmanager", req)
     }
 }

@@ -30,6 +30,7 @@ fn req() -> PushRequest<'static> {
         content_type: Some("application/json"),
         content_encoding: None,
         now_ms: 7,
+        limits: crate::sources::IngestLimits::any_time(),
     }
 }
 
@@ -81,4 +82,58 @@ fn rejects_bad_payloads() {
         let e = AlertmanagerDecoder.decode(body, &req()).unwrap_err();
         assert_eq!(e.reason(), reason, "{e}");
     }
+}
+
+#[test]
+fn webhooks_check_media_times_and_labels() {
+    let strict = |ct: Option<&'static str>, enc: Option<&'static str>| PushRequest {
+        content_type: ct,
+        content_encoding: enc,
+        // 2026-11-24T10:10:00Z.
+        now_ms: 1_795_515_000_000,
+        limits: crate::sources::IngestLimits::default(),
+    };
+    let ok =
+        AlertmanagerDecoder.decode(PAYLOAD.as_bytes(), &strict(Some("application/json"), None));
+    assert!(ok.is_ok(), "{ok:?}");
+    for (ct, enc) in [
+        (Some("application/xml"), None),
+        (Some("application/json"), Some("gzip")),
+        (Some("text/plain"), None),
+    ] {
+        let e = crate::sources::grafana::GrafanaDecoder
+            .decode(PAYLOAD.as_bytes(), &strict(ct, enc))
+            .unwrap_err();
+        assert_eq!(e.reason(), "unsupported_media_type", "{ct:?} {enc:?}");
+    }
+    let far = PAYLOAD.replace("2026-11-24T10:00:00.123456789Z", "33658-09-27T01:46:40Z");
+    let e = AlertmanagerDecoder
+        .decode(far.as_bytes(), &strict(None, None))
+        .unwrap_err();
+    assert!(
+        matches!(e.reason(), "time_out_of_window" | "invalid_value"),
+        "{e}"
+    );
+    let future = PAYLOAD.replace("2026-11-24T10:00:00.123456789Z", "2099-01-01T00:00:00Z");
+    let e = AlertmanagerDecoder
+        .decode(future.as_bytes(), &strict(None, None))
+        .unwrap_err();
+    assert_eq!(e.reason(), "time_out_of_window", "{e}");
+    assert!(
+        e.to_string().contains("alert 0: field \"starts_at\""),
+        "{e}"
+    );
+    let reserved = PAYLOAD.replace("\"instance\": \"a\"", "\"__tenant\": \"a\"");
+    let e = AlertmanagerDecoder
+        .decode(reserved.as_bytes(), &strict(None, None))
+        .unwrap_err();
+    assert_eq!(e.reason(), "invalid_label", "{e}");
+    let dup = PAYLOAD.replace(
+        "\"instance\": \"a\"",
+        "\"instance\": \"a\", \"instance\": \"z\"",
+    );
+    let e = AlertmanagerDecoder
+        .decode(dup.as_bytes(), &strict(None, None))
+        .unwrap_err();
+    assert!(e.to_string().contains("duplicate key"), "{e}");
 }

@@ -19,6 +19,7 @@ use crate::error::DecodeError;
 use crate::sources::json_alerts::common::{
     Normalized, Obj, alert_batch, is_unset_time, labels_fingerprint, parse_time, type_name,
 };
+use crate::sources::validate::{JSON, check_media, parse_json};
 use crate::sources::{PushDecoder, PushRequest, SourceBatch};
 use serde_json::Value;
 
@@ -32,7 +33,8 @@ impl PushDecoder for AlertmanagerApiDecoder {
     }
 
     fn decode(&self, body: &[u8], req: &PushRequest<'_>) -> Result<Vec<SourceBatch>, DecodeError> {
-        let v: Value = serde_json::from_slice(body).map_err(|e| DecodeError::json(&e, 0))?;
+        check_media(req, JSON)?;
+        let v: Value = parse_json(body).map_err(|e| DecodeError::json(&e, 0))?;
         let Value::Array(items) = v else {
             return Err(DecodeError::WrongType {
                 at: "body".into(),
@@ -54,7 +56,7 @@ impl PushDecoder for AlertmanagerApiDecoder {
             };
             alerts.push(normalize(Obj { at: &at, m }, req.now_ms)?);
         }
-        alert_batch("alertmanager_api", &alerts)
+        alert_batch("alertmanager_api", &alerts, req)
     }
 }
 
@@ -84,6 +86,7 @@ fn normalize(o: Obj<'_>, now_ms: i64) -> Result<Normalized, DecodeError> {
         return Err(o.invalid("endsAt", "is before startsAt"));
     }
     Ok(Normalized {
+        at: o.at.to_string(),
         fingerprint: labels_fingerprint(&labels),
         resolved: ends.is_some_and(|e| e <= now_ms),
         labels,

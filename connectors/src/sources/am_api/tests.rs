@@ -13,6 +13,7 @@ fn req() -> PushRequest<'static> {
         content_type: Some("application/json"),
         content_encoding: None,
         now_ms: NOW,
+        limits: crate::sources::IngestLimits::any_time(),
     }
 }
 

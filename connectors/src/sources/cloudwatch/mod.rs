@@ -32,10 +32,17 @@ mod tests;
 
 use crate::error::DecodeError;
 use crate::sources::json_alerts::common::{Normalized, Obj, alert_batch, parse_time, type_name};
+use crate::sources::validate::{Accepts, check_media, parse_json};
 use crate::sources::{PushDecoder, PushRequest, SourceBatch};
 use aiops_schemas::partition::hash_labels;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+
+/// SNS' `text/plain`, or JSON.
+const ACCEPTS: Accepts = Accepts {
+    types: &["text/plain", "application/json"],
+    encodings: &[],
+};
 
 /// The CloudWatch-via-SNS decoder (`POST /api/alerts/webhook/cloudwatch`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -47,8 +54,10 @@ impl PushDecoder for CloudWatchDecoder {
     }
 
     fn decode(&self, body: &[u8], req: &PushRequest<'_>) -> Result<Vec<SourceBatch>, DecodeError> {
-        // SNS posts with `Content-Type: text/plain; charset=UTF-8`: the content type is not checked.
-        let v: Value = serde_json::from_slice(body).map_err(|e| DecodeError::json(&e, 0))?;
+        // SNS posts with `Content-Type: text/plain; charset=UTF-8`; raw delivery and hand-made
+        // requests send JSON.
+        check_media(req, ACCEPTS)?;
+        let v: Value = parse_json(body).map_err(|e| DecodeError::json(&e, 0))?;
         let Value::Object(m) = v else {
             return Err(DecodeError::WrongType {
                 at: "body".into(),
@@ -67,7 +76,7 @@ impl PushDecoder for CloudWatchDecoder {
         if !is_envelope {
             // Raw message delivery: the body is the alarm.
             let alert = normalize(Obj { at: "alarm", m: &m }, None, req.now_ms)?;
-            return alert_batch("cloudwatch", &[alert]);
+            return alert_batch("cloudwatch", &[alert], req);
         }
         match top.req_str("Type")? {
             "Notification" => {}
@@ -100,7 +109,7 @@ impl PushDecoder for CloudWatchDecoder {
             None => None,
         };
         let message = top.req_str("Message")?;
-        let alarm: Map<String, Value> = match serde_json::from_str::<Value>(message) {
+        let alarm: Map<String, Value> = match parse_json(message.as_bytes()) {
             Ok(Value::Object(a)) => a,
             Ok(other) => return Err(top.wrong("Message", "a JSON object (the alarm)", &other)),
             Err(e) => {
@@ -118,7 +127,7 @@ impl PushDecoder for CloudWatchDecoder {
             sent,
             req.now_ms,
         )?;
-        alert_batch("cloudwatch", &[alert])
+        alert_batch("cloudwatch", &[alert], req)
     }
 }
 
@@ -244,6 +253,7 @@ fn normalize(o: Obj<'_>, sent_ms: Option<i64>, now_ms: i64) -> Result<Normalized
         ]),
     };
     Ok(Normalized {
+        at: o.at.to_string(),
         fingerprint: format!("{fingerprint:016x}"),
         resolved,
         labels,

@@ -14,6 +14,7 @@ fn req() -> PushRequest<'static> {
         content_type: Some("text/plain; charset=UTF-8"),
         content_encoding: None,
         now_ms: NOW,
+        limits: crate::sources::IngestLimits::any_time(),
     }
 }
 
@@ -306,4 +307,22 @@ fn rejects_malformed_notifications() {
     let e = CloudWatchDecoder.decode(b"{\"Type\":", &req()).unwrap_err();
     assert_eq!(e.reason(), "bad_json");
     assert_eq!(decode(&json!([1])).unwrap_err().reason(), "wrong_type");
+}
+
+#[test]
+fn sns_text_plain_is_read_but_other_media_are_refused() {
+    let body = json!({"AlarmName": "a", "NewStateValue": "ALARM"}).to_string();
+    assert!(CloudWatchDecoder.decode(body.as_bytes(), &req()).is_ok());
+    for (ct, enc) in [
+        (Some("application/xml"), None),
+        (Some("text/plain; charset=UTF-8"), Some("gzip")),
+    ] {
+        let r = PushRequest {
+            content_type: ct,
+            content_encoding: enc,
+            ..req()
+        };
+        let e = CloudWatchDecoder.decode(body.as_bytes(), &r).unwrap_err();
+        assert_eq!(e.reason(), "unsupported_media_type", "{ct:?} {enc:?}");
+    }
 }

@@ -49,6 +49,7 @@ use crate::error::DecodeError;
 use crate::sources::json_alerts::common::{
     Normalized, Obj, alert_batch, labels_fingerprint, parse_time, type_name,
 };
+use crate::sources::validate::{JSON, check_media, parse_json};
 use crate::sources::{PushDecoder, PushRequest, SourceBatch};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -74,7 +75,8 @@ impl PushDecoder for DatadogDecoder {
                     .into(),
             ));
         }
-        let v: Value = serde_json::from_slice(body).map_err(|e| DecodeError::json(&e, 0))?;
+        check_media(req, JSON)?;
+        let v: Value = parse_json(body).map_err(|e| DecodeError::json(&e, 0))?;
         let items: Vec<&Value> = match &v {
             Value::Array(items) => items.iter().collect(),
             one => vec![one],
@@ -92,7 +94,7 @@ impl PushDecoder for DatadogDecoder {
             };
             alerts.push(normalize(Obj { at: &at, m }, req.now_ms)?);
         }
-        alert_batch("datadog", &alerts)
+        alert_batch("datadog", &alerts, req)
     }
 }
 
@@ -358,6 +360,7 @@ fn normalize(o: Obj<'_>, now_ms: i64) -> Result<Normalized, DecodeError> {
         None => labels_fingerprint(&labels),
     };
     Ok(Normalized {
+        at: o.at.to_string(),
         fingerprint,
         resolved,
         labels,

@@ -13,6 +13,7 @@ fn req(ct: &'static str) -> PushRequest<'static> {
         content_type: Some(ct),
         content_encoding: None,
         now_ms: NOW,
+        limits: crate::sources::IngestLimits::any_time(),
     }
 }
 

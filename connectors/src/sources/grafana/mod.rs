@@ -19,6 +19,6 @@ impl PushDecoder for GrafanaDecoder {
     }
 
     fn decode(&self, body: &[u8], req: &PushRequest<'_>) -> Result<Vec<SourceBatch>, DecodeError> {
-        decode_alerts(body, "grafana", req.now_ms)
+        decode_alerts(body, "grafana", req)
     }
 }

@@ -25,6 +25,7 @@ fn grafana_payload_is_normalized() {
         content_type: Some("application/json"),
         content_encoding: None,
         now_ms: 0,
+        limits: crate::sources::IngestLimits::any_time(),
     };
     let out = GrafanaDecoder.decode(body.as_bytes(), &req).unwrap();
     assert_eq!(out[0].source, "grafana");

@@ -2,6 +2,9 @@
 
 use super::time::parse_rfc3339_ms;
 use crate::error::DecodeError;
+use crate::sources::validate::{
+    JSON_OR_NDJSON, LabelRules, check_event_type, check_media, parse_json,
+};
 use crate::sources::{PushDecoder, PushRequest, SourceBatch};
 use aiops_schemas::{EventBatchBuilder, Kind, LogBatchBuilder, MetricBatchBuilder};
 use serde_json::{Map, Value};
@@ -59,7 +62,9 @@ fn type_name(v: &Value) -> &'static str {
 type Records = Vec<(String, Map<String, Value>)>;
 
 /// Splits a body into records with their location (`line N` / `element N`).
-fn records(body: &[u8], content_type: Option<&str>) -> Result<Records, DecodeError> {
+/// `media` is the checked media type ([`check_media`]): `application/json`, one of the NDJSON
+/// types, or `None` (sniffed).
+fn records(body: &[u8], media: Option<String>) -> Result<Records, DecodeError> {
     let text = std::str::from_utf8(body).map_err(|e| DecodeError::Json {
         line: 1 + body[..e.valid_up_to()]
             .iter()
@@ -68,30 +73,13 @@ fn records(body: &[u8], content_type: Option<&str>) -> Result<Records, DecodeErr
         column: 0,
         message: "body is not UTF-8".into(),
     })?;
-    let ct = content_type.map(|c| {
-        c.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    });
-    let ndjson = match ct.as_deref() {
-        Some(
-            "application/x-ndjson"
-            | "application/ndjson"
-            | "application/jsonl"
-            | "application/jsonlines",
-        ) => true,
+    let ndjson = match media.as_deref() {
         Some("application/json") => false,
-        Some("") | None => {
+        Some(_) => true,
+        None => {
             // Sniff: one JSON value spanning the whole body is JSON, otherwise NDJSON.
             serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
                 && text.trim().lines().count() > 1
-        }
-        Some(other) => {
-            return Err(DecodeError::UnsupportedMediaType(format!(
-                "Content-Type {other:?}: send application/json or application/x-ndjson"
-            )));
         }
     };
     let mut out = Vec::new();
@@ -101,7 +89,7 @@ fn records(body: &[u8], content_type: Option<&str>) -> Result<Records, DecodeErr
                 continue;
             }
             let at = format!("line {}", i + 1);
-            match serde_json::from_str::<Value>(line).map_err(|e| DecodeError::json(&e, i))? {
+            match parse_json(line.as_bytes()).map_err(|e| DecodeError::json(&e, i))? {
                 Value::Object(m) => out.push((at, m)),
                 other => {
                     return Err(DecodeError::WrongType {
@@ -114,7 +102,7 @@ fn records(body: &[u8], content_type: Option<&str>) -> Result<Records, DecodeErr
             }
         }
     } else {
-        match serde_json::from_str::<Value>(text).map_err(|e| DecodeError::json(&e, 0))? {
+        match parse_json(text.as_bytes()).map_err(|e| DecodeError::json(&e, 0))? {
             Value::Object(m) => out.push(("line 1".to_string(), m)),
             Value::Array(items) => {
                 for (i, item) in items.into_iter().enumerate() {
@@ -287,15 +275,9 @@ impl PushDecoder for JsonDecoder {
     }
 
     fn decode(&self, body: &[u8], req: &PushRequest<'_>) -> Result<Vec<SourceBatch>, DecodeError> {
-        if let Some(enc) = req.content_encoding
-            && !enc.trim().eq_ignore_ascii_case("identity")
-        {
-            return Err(DecodeError::UnsupportedMediaType(format!(
-                "Content-Encoding {enc:?}: send JSON uncompressed"
-            )));
-        }
-        let recs = records(body, req.content_type)?;
+        let recs = records(body, check_media(req, JSON_OR_NDJSON)?)?;
         let source = self.name();
+        let limits = &req.limits;
         match self.kind {
             JsonKind::Metrics => {
                 let mut b = MetricBatchBuilder::new();
@@ -303,16 +285,17 @@ impl PushDecoder for JsonDecoder {
                     let r = Rec { at, m };
                     r.check_fields("name, labels, value, time")?;
                     let name = r.req_str("name")?;
-                    if name.is_empty() {
-                        return Err(DecodeError::InvalidValue {
-                            at: at.clone(),
-                            field: "name".into(),
-                            message: "must not be empty".into(),
-                        });
-                    }
+                    limits.check_metric_name(at, "name", name)?;
                     let labels = r.labels("labels")?;
+                    limits.check_labels(
+                        at,
+                        "labels",
+                        LabelRules::Prometheus,
+                        labels.iter().copied(),
+                    )?;
                     let value = r.value()?;
                     let time = r.time(req.now_ms)?;
+                    limits.check_time(at, "time", time, req.now_ms)?;
                     b.push(time, name, labels, value);
                 }
                 SourceBatch::single(Kind::Metrics, source, b.time_range(), b.finish())
@@ -328,8 +311,15 @@ impl PushDecoder for JsonDecoder {
                         .unwrap_or("info")
                         .to_ascii_lowercase();
                     let labels = r.labels("labels")?;
+                    limits.check_labels(
+                        at,
+                        "labels",
+                        LabelRules::Relaxed,
+                        labels.iter().copied(),
+                    )?;
                     let attrs = r.attributes("attributes")?;
                     let time = r.time(req.now_ms)?;
+                    limits.check_time(at, "time", time, req.now_ms)?;
                     b.push(time, &severity, body, labels, attrs);
                 }
                 SourceBatch::single(Kind::Logs, source, b.time_range(), b.finish())
@@ -340,10 +330,18 @@ impl PushDecoder for JsonDecoder {
                     let r = Rec { at, m };
                     r.check_fields("time, type, message, labels, attributes")?;
                     let ty = r.req_str("type")?;
+                    check_event_type(at, "type", ty)?;
                     let message = r.opt_str("message")?.unwrap_or("");
                     let labels = r.labels("labels")?;
+                    limits.check_labels(
+                        at,
+                        "labels",
+                        LabelRules::Relaxed,
+                        labels.iter().copied(),
+                    )?;
                     let attrs = r.attributes("attributes")?;
                     let time = r.time(req.now_ms)?;
+                    limits.check_time(at, "time", time, req.now_ms)?;
                     b.push(time, ty, message, labels, attrs);
                 }
                 SourceBatch::single(Kind::Events, source, b.time_range(), b.finish())

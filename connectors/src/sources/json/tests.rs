@@ -10,6 +10,7 @@ fn req(ct: &'static str) -> PushRequest<'static> {
         content_type: Some(ct),
         content_encoding: None,
         now_ms: 42,
+        limits: crate::sources::IngestLimits::any_time(),
     }
 }
 
@@ -134,4 +135,137 @@ fn rejections_name_line_and_field() {
         .decode(br#"{"severity":"info"}"#, &req("application/json"))
         .unwrap_err();
     assert!(e.to_string().contains("\"body\""), "{e}");
+}
+
+/// 2026-11-24T10:00:00Z.
+const NOW: i64 = 1_795_514_400_000;
+
+fn strict(ct: Option<&'static str>, enc: Option<&'static str>) -> PushRequest<'static> {
+    PushRequest {
+        content_type: ct,
+        content_encoding: enc,
+        now_ms: NOW,
+        limits: crate::sources::IngestLimits::default(),
+    }
+}
+
+#[test]
+fn what_no_query_can_use_is_refused_with_row_and_field() {
+    let json = Some("application/json");
+    let cases: Vec<(JsonDecoder, &str, &str, &str)> = vec![
+        (
+            JsonDecoder::metrics(),
+            r#"{"name":"a","value":1,"time":9223372036854775807}"#,
+            "time_out_of_window",
+            "line 1: field \"time\"",
+        ),
+        (
+            JsonDecoder::logs(),
+            r#"[{"body":"x"},{"body":"y","time":"9999-12-31T23:59:59Z"}]"#,
+            "time_out_of_window",
+            "element 1: field \"time\"",
+        ),
+        (
+            JsonDecoder::metrics(),
+            r#"{"name":"a","value":1,"labels":{"__name__":"b"}}"#,
+            "invalid_label",
+            "reserved",
+        ),
+        (
+            JsonDecoder::metrics(),
+            r#"{"name":"a","value":1,"labels":{"":"b"}}"#,
+            "invalid_label",
+            "empty label name",
+        ),
+        (
+            JsonDecoder::metrics(),
+            r#"{"name":"a","value":1,"labels":{"a-b":"c"}}"#,
+            "invalid_label",
+            "Prometheus label name",
+        ),
+        (
+            JsonDecoder::logs(),
+            "{\"body\":\"x\",\"labels\":{\"a\\u0000b\":\"c\"}}",
+            "invalid_label",
+            "control character",
+        ),
+        (
+            JsonDecoder::events(),
+            r#"{"type":"deploy","labels":{"service":"a","service":"b"}}"#,
+            "bad_json",
+            "duplicate key",
+        ),
+        (
+            JsonDecoder::metrics(),
+            r#"{"name":"","value":1}"#,
+            "invalid_label",
+            "field \"name\" is empty",
+        ),
+    ];
+    for (d, body, reason, msg) in cases {
+        let e = d.decode(body.as_bytes(), &strict(json, None)).unwrap_err();
+        assert_eq!(e.reason(), reason, "{body}: {e}");
+        assert!(e.to_string().contains(msg), "{e} lacks {msg:?}");
+    }
+    // Logs and events keep the labels real senders use (dots, dashes, slashes).
+    let ok = JsonDecoder::logs().decode(
+        br#"{"body":"x","labels":{"k8s.pod/name":"a-1","service":"api"}}"#,
+        &strict(json, None),
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[test]
+fn engine_owned_event_types_are_refused() {
+    for ty in ["audit", "anomaly", "log_template", "AUDIT"] {
+        let body = format!(r#"{{"type":"{ty}","message":"forged"}}"#);
+        let e = JsonDecoder::events()
+            .decode(body.as_bytes(), &strict(Some("application/json"), None))
+            .unwrap_err();
+        assert_eq!(e.reason(), "invalid_value");
+        assert!(
+            e.to_string().contains("line 1: field \"type\"")
+                && e.to_string().contains("only aiops itself writes"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn content_type_and_encoding_are_checked() {
+    let body = br#"{"name":"a","value":1}"#;
+    for (ct, enc, want) in [
+        (
+            Some("application/xml"),
+            None,
+            "Content-Type \"application/xml\"",
+        ),
+        (
+            Some("application/json"),
+            Some("gzip"),
+            "Content-Encoding \"gzip\"",
+        ),
+        (
+            Some("application/x-www-form-urlencoded"),
+            None,
+            "content-type: application/json",
+        ),
+    ] {
+        let e = JsonDecoder::metrics()
+            .decode(body, &strict(ct, enc))
+            .unwrap_err();
+        assert_eq!(e.reason(), "unsupported_media_type");
+        assert!(e.to_string().contains(want), "{e}");
+    }
+    for (ct, enc) in [
+        (None, None),
+        (Some("application/json; charset=utf-8"), Some("identity")),
+        (Some("application/x-ndjson"), None),
+    ] {
+        assert!(
+            JsonDecoder::metrics()
+                .decode(body, &strict(ct, enc))
+                .is_ok()
+        );
+    }
 }

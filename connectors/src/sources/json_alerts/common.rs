@@ -3,8 +3,9 @@
 //! parsing; the label-hash fingerprint; and the one batch built from normalized alerts.
 
 use crate::error::DecodeError;
-use crate::sources::SourceBatch;
 use crate::sources::json::parse_rfc3339_ms;
+use crate::sources::validate::LabelRules;
+use crate::sources::{PushRequest, SourceBatch};
 use aiops_schemas::builders::AlertRow;
 use aiops_schemas::partition::hash_labels;
 use aiops_schemas::{AlertBatchBuilder, Kind};
@@ -189,6 +190,8 @@ pub(crate) fn labels_fingerprint(labels: &BTreeMap<String, String>) -> String {
 /// One alert after normalization, before it goes into the batch.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Normalized {
+    /// Where the alert is in the body (`alert 1`, `line 3`), for the errors of [`alert_batch`].
+    pub(crate) at: String,
     /// Stable identity.
     pub(crate) fingerprint: String,
     /// `true` when resolved.
@@ -205,14 +208,31 @@ pub(crate) struct Normalized {
     pub(crate) generator_url: Option<String>,
 }
 
-/// The one alert batch of a request, built only after every alert of it was normalized.
+/// The one alert batch of a request, built only after every alert of it was normalized and
+/// passed the shared checks: labels (relaxed rules: Datadog tags and CloudWatch dimensions are
+/// not Prometheus names) and `starts_at` / `ends_at` within the time window.
 ///
 /// # Errors
-/// [`DecodeError::Internal`] if the builder fails (a bug).
+/// The first failed check, naming the alert and field; [`DecodeError::Internal`] if the builder
+/// fails (a bug).
 pub(crate) fn alert_batch(
     source: &'static str,
     alerts: &[Normalized],
+    req: &PushRequest<'_>,
 ) -> Result<Vec<SourceBatch>, DecodeError> {
+    let limits = &req.limits;
+    for a in alerts {
+        limits.check_labels(
+            &a.at,
+            "labels",
+            LabelRules::Relaxed,
+            a.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )?;
+        limits.check_time(&a.at, "starts_at", a.starts_at_ms, req.now_ms)?;
+        if let Some(e) = a.ends_at_ms {
+            limits.check_time(&a.at, "ends_at", e, req.now_ms)?;
+        }
+    }
     let mut b = AlertBatchBuilder::new();
     for a in alerts {
         b.push(AlertRow {

@@ -16,6 +16,7 @@ pub(crate) mod common;
 mod tests;
 
 use crate::error::DecodeError;
+use crate::sources::validate::{JSON_OR_NDJSON, check_media, parse_json};
 use crate::sources::{PushDecoder, PushRequest, SourceBatch};
 use common::{Normalized, Obj, alert_batch, labels_fingerprint, parse_time, type_name};
 use serde_json::{Map, Value};
@@ -34,19 +35,12 @@ impl PushDecoder for JsonAlertsDecoder {
     }
 
     fn decode(&self, body: &[u8], req: &PushRequest<'_>) -> Result<Vec<SourceBatch>, DecodeError> {
-        if let Some(enc) = req.content_encoding
-            && !enc.trim().eq_ignore_ascii_case("identity")
-        {
-            return Err(DecodeError::UnsupportedMediaType(format!(
-                "Content-Encoding {enc:?}: send JSON uncompressed"
-            )));
-        }
-        let recs = records(body, req.content_type)?;
+        let recs = records(body, check_media(req, JSON_OR_NDJSON)?)?;
         let alerts = recs
             .iter()
             .map(|(at, m)| normalize(Obj { at, m }, req.now_ms))
             .collect::<Result<Vec<_>, _>>()?;
-        alert_batch("api", &alerts)
+        alert_batch("api", &alerts, req)
     }
 }
 
@@ -66,7 +60,8 @@ fn as_object(at: String, v: Value) -> Result<(String, Map<String, Value>), Decod
     }
 }
 
-fn records(body: &[u8], content_type: Option<&str>) -> Result<Records, DecodeError> {
+/// `media` is the checked media type ([`check_media`]); `None` is sniffed.
+fn records(body: &[u8], media: Option<String>) -> Result<Records, DecodeError> {
     let text = std::str::from_utf8(body).map_err(|e| DecodeError::Json {
         line: 1 + body[..e.valid_up_to()]
             .iter()
@@ -75,25 +70,13 @@ fn records(body: &[u8], content_type: Option<&str>) -> Result<Records, DecodeErr
         column: 0,
         message: "body is not UTF-8".into(),
     })?;
-    let ct = content_type.map(|c| {
-        c.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    });
-    let ndjson = match ct.as_deref() {
-        Some("application/x-ndjson" | "application/ndjson" | "application/jsonl") => true,
+    let ndjson = match media.as_deref() {
         Some("application/json") => false,
-        Some("") | None => {
+        Some(_) => true,
+        None => {
             // Sniff: one JSON value spanning the whole body is JSON, otherwise NDJSON.
             serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
                 && text.trim().lines().count() > 1
-        }
-        Some(other) => {
-            return Err(DecodeError::UnsupportedMediaType(format!(
-                "Content-Type {other:?}: send application/json or application/x-ndjson"
-            )));
         }
     };
     let mut out = Vec::new();
@@ -102,11 +85,11 @@ fn records(body: &[u8], content_type: Option<&str>) -> Result<Records, DecodeErr
             if line.trim().is_empty() {
                 continue;
             }
-            let v = serde_json::from_str::<Value>(line).map_err(|e| DecodeError::json(&e, i))?;
+            let v = parse_json(line.as_bytes()).map_err(|e| DecodeError::json(&e, i))?;
             out.push(as_object(format!("line {}", i + 1), v)?);
         }
     } else {
-        match serde_json::from_str::<Value>(text).map_err(|e| DecodeError::json(&e, 0))? {
+        match parse_json(text.as_bytes()).map_err(|e| DecodeError::json(&e, 0))? {
             Value::Array(items) => {
                 for (i, item) in items.into_iter().enumerate() {
                     out.push(as_object(format!("element {i}"), item)?);
@@ -206,6 +189,7 @@ fn normalize(o: Obj<'_>, now_ms: i64) -> Result<Normalized, DecodeError> {
         None => labels_fingerprint(&labels),
     };
     Ok(Normalized {
+        at: o.at.to_string(),
         fingerprint,
         resolved,
         labels,

@@ -12,6 +12,7 @@ fn req(ct: Option<&'static str>) -> PushRequest<'static> {
         content_type: ct,
         content_encoding: None,
         now_ms: NOW,
+        limits: crate::sources::IngestLimits::any_time(),
     }
 }
 
@@ -203,4 +204,23 @@ fn rejects_malformed_records_whole() {
         .decode(b"<alerts/>", &req(Some("text/xml")))
         .unwrap_err();
     assert_eq!(e.reason(), "unsupported_media_type");
+}
+
+#[test]
+fn shared_checks_apply_to_json_alerts() {
+    let strict = |ct: Option<&'static str>| PushRequest {
+        content_type: ct,
+        content_encoding: None,
+        now_ms: NOW,
+        limits: crate::sources::IngestLimits::default(),
+    };
+    let d = |body: &str, ct| JsonAlertsDecoder.decode(body.as_bytes(), &strict(ct));
+    assert!(d(PAYLOAD, Some("application/json")).is_ok());
+    let e = d(PAYLOAD, Some("application/xml")).unwrap_err();
+    assert_eq!(e.reason(), "unsupported_media_type");
+    let e = d(r#"{"name":"A","starts_at":-9223372036854775808}"#, None).unwrap_err();
+    assert_eq!(e.reason(), "time_out_of_window", "{e}");
+    assert!(e.to_string().contains("line 1: field \"starts_at\""), "{e}");
+    let e = d(r#"{"name":"A","labels":{"__x":"1"}}"#, None).unwrap_err();
+    assert_eq!(e.reason(), "invalid_label", "{e}");
 }
