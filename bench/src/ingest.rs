@@ -106,7 +106,14 @@ pub async fn run(params: &IngestParams) -> Result<IngestDetails, BenchError> {
         series: params.series,
         samples_per_request: params.samples_per_request,
         bodies: params.pool,
-        start_ms: 1_700_000_000_000,
+        // Recent times: ingest refuses events older than `ingest.max_age` (365 days by default)
+        // or newer than `max_future`; 30 days back leaves room for 259,200 rounds of 10 s.
+        start_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
+            / 60_000
+            * 60_000
+            - 30 * 86_400_000,
         step_ms: 10_000,
     };
     let t0 = Instant::now();

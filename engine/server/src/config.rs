@@ -107,6 +107,30 @@ pub struct IngestConfig {
     /// Consumer lag (messages) above which ingest answers 429 until consumers catch up.
     /// Default 100000.
     pub max_consumer_lag: u64,
+    /// Oldest accepted event time, before the ingest time; older rows refuse the request (400
+    /// naming the row). Default 365d.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Newest accepted event time, after the ingest time (clock skew). Default 1h.
+    #[serde(with = "humantime_serde")]
+    pub max_future: Duration,
+    /// Most labels on one series, log stream, event or alert (`__name__` not counted).
+    /// Default 128 (Datadog alerts carry every host tag).
+    pub max_labels: usize,
+    /// Longest label name, bytes. Default 4096.
+    pub max_label_name_bytes: usize,
+    /// Longest label value (and metric name), bytes. Default 16384.
+    pub max_label_value_bytes: usize,
+    /// Largest decompressed body (remote_write's snappy), bytes, checked before decompressing;
+    /// more is answered 413 with the compression ratio. Default 8 × `http.max_body_bytes`.
+    pub max_decoded_bytes: Option<usize>,
+    /// Most series in one remote_write request (Prometheus sends at most
+    /// `max_samples_per_send`, 2000 by default). Default 100000.
+    pub max_series_per_request: usize,
+    /// How long an `Idempotency-Key` stays bound to the hash of its request's body: the same
+    /// key with a different body is answered 409 within this time. Default 10m.
+    #[serde(with = "humantime_serde")]
+    pub idempotency_window: Duration,
 }
 
 impl Default for IngestConfig {
@@ -117,6 +141,14 @@ impl Default for IngestConfig {
             queue_timeout: Duration::from_secs(2),
             append_timeout: Duration::from_secs(10),
             max_consumer_lag: 100_000,
+            max_age: Duration::from_secs(365 * 86_400),
+            max_future: Duration::from_secs(3600),
+            max_labels: 128,
+            max_label_name_bytes: 4096,
+            max_label_value_bytes: 16 * 1024,
+            max_decoded_bytes: None,
+            max_series_per_request: 100_000,
+            idempotency_window: Duration::from_secs(600),
         }
     }
 }
@@ -206,6 +238,21 @@ impl Config {
         }
         if self.ingest.max_inflight_appends == 0 {
             problems.push("ingest.max_inflight_appends must be at least 1".to_string());
+        }
+        let ing = &self.ingest;
+        for (name, v) in [
+            ("ingest.max_labels", ing.max_labels),
+            ("ingest.max_label_name_bytes", ing.max_label_name_bytes),
+            ("ingest.max_label_value_bytes", ing.max_label_value_bytes),
+            ("ingest.max_series_per_request", ing.max_series_per_request),
+            (
+                "ingest.max_decoded_bytes",
+                ing.max_decoded_bytes.unwrap_or(1),
+            ),
+        ] {
+            if v == 0 {
+                problems.push(format!("{name} must be at least 1"));
+            }
         }
         if self.http.max_body_bytes < 1024 {
             problems.push(format!(

@@ -165,6 +165,21 @@ async fn push(st: AppState, ep: &PushEndpoint, headers: HeaderMap, body: Body) -
         content_type: header_str(&headers, header::CONTENT_TYPE),
         content_encoding: header_str(&headers, header::CONTENT_ENCODING),
         now_ms: clock::now_ms(),
+        limits: st.ingestor.limits(limit),
+    };
+    // A header that is not visible ASCII would otherwise be treated as absent, losing the
+    // client's retry safety without telling it.
+    let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(k)) if k.len() <= 256 => Some(k),
+        Some(_) => {
+            st.metrics.rejected(ep.path, "bad_idempotency_key");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_idempotency_key",
+                "header Idempotency-Key must be at most 256 visible ASCII characters".into(),
+            );
+        }
     };
     let batches = match ep.decoder.decode(&body, &req) {
         Ok(b) => b,
@@ -183,14 +198,16 @@ async fn push(st: AppState, ep: &PushEndpoint, headers: HeaderMap, body: Body) -
             return error(status, reason, e.to_string());
         }
     };
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
     let basis = match key {
-        Some(k) if !k.is_empty() => IdBasis::ClientKey(k),
-        // A re-sent alert is news (it is still firing): only retried webhook deliveries, which
-        // carry the same notification, are recognized by content.
-        _ if ep.decoder.name().starts_with("json")
-            || matches!(ep.decoder.name(), "api" | "alertmanager_api") =>
-        {
+        Some(k) if !k.is_empty() => IdBasis::KeyedBody {
+            key: k,
+            body: &body,
+        },
+        // JSON metrics, logs and events without `time` are stamped with the ingest time, so two
+        // equal bodies can be two real events; Prometheus re-sends a firing alert to
+        // `/api/v2/alerts` as news (it is still firing). Webhooks and `/api/alerts` (whose doc
+        // promises it) are recognized by content: an equal body is a retried delivery.
+        _ if ep.decoder.name().starts_with("json") || ep.decoder.name() == "alertmanager_api" => {
             IdBasis::Unique
         }
         _ => IdBasis::Content(&body),
@@ -208,6 +225,7 @@ async fn push(st: AppState, ep: &PushEndpoint, headers: HeaderMap, body: Body) -
         Err(e) => {
             st.metrics.rejected(ep.path, e.reason());
             let status = match &e {
+                IngestError::KeyConflict { .. } => StatusCode::CONFLICT,
                 IngestError::Lagging(_) => StatusCode::TOO_MANY_REQUESTS,
                 e if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -7,14 +7,16 @@
 
 use crate::clock;
 use crate::metrics::Metrics;
+use aiops_connectors::sources::IngestLimits;
 use aiops_connectors::sources::SourceBatch;
 use aiops_log::{AppendMessage, EventLog, LogError};
 use aiops_schemas::arrow_array::RecordBatch;
 use aiops_schemas::partition::{fnv1a, split_by_partition};
 use aiops_schemas::{Envelope, encode};
 use bytes::Bytes;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
@@ -33,6 +35,18 @@ pub enum IngestError {
     /// The append took longer than allowed; it may or may not be stored — retrying is safe.
     #[error("log append timed out after {0:?}; retrying is safe")]
     Timeout(Duration),
+    /// The client reused an `Idempotency-Key` for a different body: a retry must resend the
+    /// same body; new data needs a new key. Nothing was stored.
+    #[error(
+        "Idempotency-Key {key} was used within the last {window:?} for a different body; \
+         a retry must resend the same body, new data needs a new key"
+    )]
+    KeyConflict {
+        /// The key, quoted and shortened for the message.
+        key: String,
+        /// How long a key stays bound to its body (`ingest.idempotency_window`).
+        window: Duration,
+    },
     /// A batch could not be encoded (a bug: decoders produce batches of their kind's schema).
     #[error("internal error encoding batch: {0}")]
     Encode(String),
@@ -47,6 +61,7 @@ impl IngestError {
             IngestError::Log(e) if e.is_retryable() => "log_unavailable",
             IngestError::Log(_) => "log_error",
             IngestError::Timeout(_) => "log_timeout",
+            IngestError::KeyConflict { .. } => "idempotency_conflict",
             IngestError::Encode(_) => "internal",
         }
     }
@@ -56,7 +71,7 @@ impl IngestError {
         match self {
             IngestError::Overloaded(_) | IngestError::Lagging(_) | IngestError::Timeout(_) => true,
             IngestError::Log(e) => e.is_retryable(),
-            IngestError::Encode(_) => false,
+            IngestError::Encode(_) | IngestError::KeyConflict { .. } => false,
         }
     }
 }
@@ -64,8 +79,17 @@ impl IngestError {
 /// How a request's message ids are derived.
 #[derive(Debug, Clone, Copy)]
 pub enum IdBasis<'a> {
-    /// The client's `Idempotency-Key`: a retry with the same key is stored once.
+    /// An internal key (pull sources): a retry with the same key is stored once.
     ClientKey(&'a str),
+    /// A client's `Idempotency-Key` bound to the request body: the same key and body are stored
+    /// once; the same key with another body within `ingest.idempotency_window` is refused
+    /// ([`IngestError::KeyConflict`]).
+    KeyedBody {
+        /// The `Idempotency-Key` header.
+        key: &'a str,
+        /// The raw request body.
+        body: &'a [u8],
+    },
     /// The request body carries its own timestamps (remote_write, webhooks): the same body is the
     /// same data, so the body's hash identifies it.
     Content(&'a [u8]),
@@ -85,6 +109,62 @@ pub struct Ingestor {
     max_consumer_lag: u64,
     counter: AtomicU64,
     boot: i64,
+    idempotency_window: Duration,
+    limits: IngestLimits,
+    max_decoded_bytes: Option<usize>,
+    keys: Mutex<KeyBindings>,
+}
+
+/// Most `Idempotency-Key`s remembered at once; the oldest are forgotten first, so a flood of
+/// keys costs bounded memory (and only weakens conflict detection for the oldest keys).
+const MAX_KEYS: usize = 100_000;
+
+/// Which body hash each recent `(route source, Idempotency-Key)` was accepted with.
+#[derive(Debug, Default)]
+struct KeyBindings {
+    map: HashMap<(String, String), (u64, Instant)>,
+    order: VecDeque<((String, String), Instant)>,
+}
+
+impl KeyBindings {
+    /// The body hash a key is bound to, if it was accepted within `window`.
+    fn get(&self, k: &(String, String), window: Duration) -> Option<u64> {
+        self.map
+            .get(k)
+            .filter(|(_, at)| at.elapsed() < window)
+            .map(|(h, _)| *h)
+    }
+
+    fn insert(&mut self, k: (String, String), hash: u64, window: Duration) {
+        let now = Instant::now();
+        while let Some((old, at)) = self.order.front() {
+            if self.order.len() < MAX_KEYS && at.elapsed() < window {
+                break;
+            }
+            // Only forget the binding if it was not renewed since this entry.
+            if self.map.get(old).is_some_and(|(_, t)| t == at) {
+                self.map.remove(old);
+            }
+            self.order.pop_front();
+        }
+        self.map.insert(k.clone(), (hash, now));
+        self.order.push_back((k, now));
+    }
+}
+
+/// The hash a key is bound to: 64-bit FNV-1a and CRC32C of the body, combined.
+fn body_hash(body: &[u8]) -> u64 {
+    fnv1a(0xcbf2_9ce4_8422_2325, body) ^ u64::from(crc32c::crc32c(body)).rotate_left(17)
+}
+
+/// A client's key for a message: Debug-quoted (control characters escaped), at most 64 chars.
+fn quoted_key(key: &str) -> String {
+    let head: String = key.chars().take(64).collect();
+    if head.len() < key.len() {
+        format!("{head:?}…")
+    } else {
+        format!("{head:?}")
+    }
 }
 
 impl std::fmt::Debug for Ingestor {
@@ -124,6 +204,29 @@ impl Ingestor {
             max_consumer_lag: cfg.max_consumer_lag,
             counter: AtomicU64::new(0),
             boot: clock::now_ms(),
+            limits: IngestLimits {
+                max_age_ms: i64::try_from(cfg.max_age.as_millis()).unwrap_or(i64::MAX),
+                max_future_ms: i64::try_from(cfg.max_future.as_millis()).unwrap_or(i64::MAX),
+                max_labels: cfg.max_labels,
+                max_label_name_bytes: cfg.max_label_name_bytes,
+                max_label_value_bytes: cfg.max_label_value_bytes,
+                max_decoded_bytes: cfg.max_decoded_bytes.unwrap_or(usize::MAX),
+                max_series: cfg.max_series_per_request,
+            },
+            max_decoded_bytes: cfg.max_decoded_bytes,
+            keys: Mutex::new(KeyBindings::default()),
+            idempotency_window: cfg.idempotency_window,
+        }
+    }
+
+    /// What pushed requests may hold, from `[ingest]`; the decoded-size limit defaults to
+    /// 8 × `max_body_bytes` (a generous snappy ratio for protobuf with repeated labels).
+    pub fn limits(&self, max_body_bytes: usize) -> IngestLimits {
+        IngestLimits {
+            max_decoded_bytes: self
+                .max_decoded_bytes
+                .unwrap_or_else(|| max_body_bytes.saturating_mul(8)),
+            ..self.limits
         }
     }
 
@@ -140,6 +243,17 @@ impl Ingestor {
                     fnv1a(0xcbf2_9ce4_8422_2325, source.as_bytes()),
                     k.as_bytes()
                 )
+            ),
+            // The body's hash is part of the id too: should the binding be forgotten (a
+            // restart), another body under the same key is stored whole as new data, never
+            // half-deduplicated against the first body's messages.
+            IdBasis::KeyedBody { key, body } => format!(
+                "k{:016x}{:016x}",
+                fnv1a(
+                    fnv1a(0xcbf2_9ce4_8422_2325, source.as_bytes()),
+                    key.as_bytes()
+                ),
+                body_hash(body)
             ),
             IdBasis::Content(body) => format!(
                 "c{:016x}{:08x}",
@@ -172,6 +286,29 @@ impl Ingestor {
             return Ok(Accepted::default());
         };
         let base = self.base_id(basis, first.source);
+        let binding = match basis {
+            IdBasis::KeyedBody { key, body } => {
+                let k = (first.source.to_string(), key.to_string());
+                let hash = body_hash(body);
+                let bound = self
+                    .keys
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&k, self.idempotency_window);
+                if bound.is_some_and(|h| h != hash) {
+                    tracing::info!(
+                        source = first.source,
+                        "Idempotency-Key reused for a different body; refused"
+                    );
+                    return Err(IngestError::KeyConflict {
+                        key: quoted_key(key),
+                        window: self.idempotency_window,
+                    });
+                }
+                Some((k, hash))
+            }
+            _ => None,
+        };
         let ingest_ts = clock::now_ms();
         let mut msgs = Vec::new();
         let mut counts = Vec::new();
@@ -215,6 +352,13 @@ impl Ingestor {
             .map_err(|_| IngestError::Timeout(self.append_timeout))??;
         drop(permit);
         self.metrics.append_latency(started.elapsed());
+        if let Some((k, hash)) = binding {
+            // Bound only once stored: a failed append leaves the key free for the retry.
+            self.keys
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(k, hash, self.idempotency_window);
+        }
         let duplicates = appended.iter().filter(|a| a.duplicate).count();
         if duplicates > 0 {
             self.metrics.duplicates(duplicates as u64);

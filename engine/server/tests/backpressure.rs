@@ -14,7 +14,8 @@ async fn overload_gets_503_with_retry_after_and_loses_nothing() {
     let conf = dir.path().join("tight.toml");
     std::fs::write(
         &conf,
-        "[ingest]\nmax_inflight_appends = 1\nqueue_timeout = \"1ms\"\n",
+        // The rows carry 1970 times (`time: 1000 + j`): widen the accepted window back to them.
+        "[ingest]\nmax_inflight_appends = 1\nqueue_timeout = \"1ms\"\nmax_age = \"30000d\"\n",
     )
     .unwrap();
     let a = Aiops::start(
