@@ -24,6 +24,12 @@ pub struct QueryLimits {
     /// Worker threads of the query runtime (separate from ingest and the HTTP API, so a heavy
     /// query cannot starve them). Default 2.
     pub threads: usize,
+    /// Longest statement text, bytes. Default 1 MiB.
+    pub max_statement_bytes: usize,
+    /// Deepest expression nesting a statement may have (operators chained at one level count
+    /// one level each); deeper statements are refused with 54001 before they are parsed.
+    /// Default 256.
+    pub max_expression_depth: usize,
 }
 
 impl Default for QueryLimits {
@@ -33,6 +39,8 @@ impl Default for QueryLimits {
             memory_bytes: 1 << 30,
             max_result_bytes: 256 << 20,
             threads: 2,
+            max_statement_bytes: 1 << 20,
+            max_expression_depth: 256,
         }
     }
 }
@@ -61,6 +69,7 @@ impl QueryError {
 pub fn classify(e: &DataFusionError) -> QueryError {
     let msg = e.to_string();
     let code = match e.find_root() {
+        _ if msg.contains("ecursion limit") => "54001",
         _ if msg.contains("No field named") => "42703",
         DataFusionError::SQL(..) => "42601",
         DataFusionError::Plan(m) if m.contains("not found") && m.contains("able") => "42P01",
@@ -74,6 +83,11 @@ pub fn classify(e: &DataFusionError) -> QueryError {
         DataFusionError::ArrowError(..) if msg.contains("ivide by zero") => "22012",
         DataFusionError::ArrowError(..) => "22000",
         _ if msg.contains("ResourcesExhausted") || msg.contains("Resources exhausted") => "53200",
+        // Execution errors come from what the query asked for (an argument out of range, a
+        // regular expression too large, an overflowing `repeat`): the user's to fix.
+        DataFusionError::Execution(_) | DataFusionError::Configuration(_) => "22023",
+        // Reading the log or the archive failed: the system's problem, not the query's.
+        DataFusionError::IoError(_) => "58030",
         _ => "XX000",
     };
     QueryError {
