@@ -1,0 +1,1 @@
+SELECT time, type, message, labels['service'] AS service, attributes FROM events WHERE type IN ('deploy', 'config_change') AND time BETWEEN TIMESTAMP '2026-12-02 08:00:00' AND TIMESTAMP '2026-12-02 09:00:00' ORDER BY time DESC LIMIT 50

@@ -1,0 +1,1 @@
+SELECT ts, value FROM (SELECT CAST(extract(epoch from time) AS BIGINT) AS ts, value, labels['host'] AS host FROM metrics WHERE name = 'cpu') t WHERE ts >= 1796198400 AND ts <= 1796198445 AND host = 'b' ORDER BY ts

@@ -1,0 +1,1 @@
+SELECT floor(extract(epoch from time)/60)*60 AS "time", labels['host'] AS metric, avg(value) AS value FROM metrics WHERE time BETWEEN '2026-12-02T08:10:00Z' AND '2026-12-02T08:20:00Z' AND name = 'cpu' GROUP BY 1, 2 ORDER BY 1, 2

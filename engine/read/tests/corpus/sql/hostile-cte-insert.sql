@@ -1,0 +1,1 @@
+WITH x AS (INSERT INTO metrics VALUES (1)) SELECT * FROM x

@@ -1,0 +1,1 @@
+CREATE EXTERNAL TABLE stolen (line VARCHAR) STORED AS CSV LOCATION '/etc/passwd'

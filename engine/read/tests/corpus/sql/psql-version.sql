@@ -1,0 +1,1 @@
+SELECT version(), current_database(), current_schema(), current_setting('server_version_num')

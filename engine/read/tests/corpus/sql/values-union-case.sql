@@ -1,0 +1,1 @@
+SELECT x, CASE WHEN x % 2 = 0 THEN 'even' ELSE 'odd' END AS parity, -x::double precision / 3 AS third, 'it''s' || chr(10) AS s, $1 AS p FROM (VALUES (1), (2), (3)) AS v(x) UNION ALL SELECT 4, NULL, NULL, E'\x41\u00e9', NULL
