@@ -572,7 +572,8 @@ mod tests {
             l.check_labels("alert 0", "labels", LabelRules::Relaxed, relaxed_ok)
                 .is_ok()
         );
-        let cases: Vec<(LabelRules, Vec<(&str, &str)>, &str)> = vec![
+        type Case = (LabelRules, Vec<(&'static str, &'static str)>, &'static str);
+        let cases: Vec<Case> = vec![
             (LabelRules::Relaxed, vec![("", "x")], "empty label name"),
             (
                 LabelRules::Relaxed,
