@@ -46,7 +46,7 @@ pub(crate) mod testing;
 pub use error::SinkError;
 pub use outbound::OutboundPolicy;
 pub use registry::{ProviderContext, build_provider, provider_kinds};
-pub use secret::Secret;
+pub use secret::{REDACTED, Redactor, Secret};
 
 /// A rendered call: what a workflow action asks a provider to do (templates already rendered,
 /// secrets already substituted).

@@ -314,7 +314,7 @@ impl AlertingConfig {
     /// [`ConfigError`] naming the field and what is wrong.
     pub fn parse(yaml: &str) -> Result<AlertingConfig, ConfigError> {
         let mut c: AlertingConfig =
-            serde_yaml_ng::from_str(yaml).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+            crate::yaml::from_str(yaml).map_err(|e| ConfigError::Yaml(e.to_string()))?;
         c.normalize()?;
         c.check()?;
         Ok(c)

@@ -13,9 +13,11 @@ pub mod incident;
 pub mod matcher;
 pub mod model;
 pub mod route;
+pub mod secret_fields;
 pub mod silence;
 pub mod stats;
 pub mod timeinterval;
+pub mod yaml;
 
 pub use config::AlertingConfig;
 pub use decision::Decision;

@@ -120,13 +120,15 @@ pub fn compile_strategies(
         line: line_of(text, near),
         message: m,
     };
-    let parsed: StrategyFile = serde_yaml_ng::from_str(text).map_err(|e| CompileError {
+    let parsed: StrategyFile = aiops_alerting::yaml::from_str(text).map_err(|e| CompileError {
         file: file.to_string(),
-        line: e.location().map(|l| l.line()).unwrap_or(1),
+        line: e.line().unwrap_or(1),
         message: e.to_string(),
     })?;
     let mut out = Vec::new();
     for s in parsed.strategies {
+        // Strategy ids become parts of execution ids and keys.
+        crate::compile::check_id("strategy id", &s.id).map_err(|m| err(&s.id, m))?;
         if s.remedies.is_empty() {
             return Err(err(
                 &s.id,

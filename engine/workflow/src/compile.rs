@@ -244,9 +244,9 @@ pub fn compile_text(
     catalog: &dyn Catalog,
     renderer: &Renderer,
 ) -> Result<Workflow, CompileError> {
-    let parsed: WorkflowFile = serde_yaml_ng::from_str(text).map_err(|e| CompileError {
+    let parsed: WorkflowFile = aiops_alerting::yaml::from_str(text).map_err(|e| CompileError {
         file: file.to_string(),
-        line: e.location().map(|l| l.line()).unwrap_or(1),
+        line: e.line().unwrap_or(1),
         message: e.to_string(),
     })?;
     let cx = Ctx {
@@ -258,6 +258,33 @@ pub fn compile_text(
     compile_spec(&cx, parsed.workflow)
 }
 
+/// The rule every id that becomes a file name or a storage key follows (workflow and strategy
+/// ids): it keeps `..`, `/`, case-folding file systems and over-long names out of paths.
+pub const ID_RULE: &str = "[a-z0-9][a-z0-9_-]{0,62}";
+
+/// Checks `id` against [`ID_RULE`].
+///
+/// # Errors
+/// `"{what} {id:?} must match {ID_RULE} …"`: the author must choose another id.
+pub fn check_id(what: &str, id: &str) -> Result<(), String> {
+    let ok = id.len() <= 63
+        && id
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {id:?} must match {ID_RULE} (lowercase letters, digits, `_` and `-`, \
+             starting with a letter or digit, at most 63 characters)"
+        ))
+    }
+}
+
 fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
@@ -266,11 +293,8 @@ fn valid_id(s: &str) -> bool {
 }
 
 fn compile_spec(cx: &Ctx<'_>, spec: WorkflowSpec) -> Result<Workflow, CompileError> {
-    if !valid_id(&spec.id) {
-        return Err(cx.err(
-            "id:",
-            format!("workflow id {:?} must be 1–128 of [A-Za-z0-9_.-]", spec.id),
-        ));
+    if let Err(m) = check_id("workflow id", &spec.id) {
+        return Err(cx.err("id:", m));
     }
     if spec.triggers.is_empty() {
         return Err(cx.err("triggers", "a workflow needs at least one trigger"));

@@ -244,11 +244,25 @@ impl std::fmt::Debug for WorkflowEngine {
     }
 }
 
-/// Replaces the marker's opening bracket in every string, so data never contains a marker.
+/// The first character of a secret marker ([`crate::template::SECRET_OPEN`]).
+const MARKER_OPEN: char = '\u{27e6}';
+
+/// Replaces the marker's opening bracket in every string and every object key, at every depth,
+/// so data holds no `⟦` at all. Since no template filter can make that character out of other
+/// characters, only the `secrets` object of the context (added after this) can put a marker
+/// into a rendered value: data cannot forge one, in a value, a key (`{{ alert.labels }}`
+/// renders the keys) or by concatenating pieces.
 fn neutralize_markers(v: &mut Value) {
     match v {
-        Value::String(s) if s.contains('\u{27e6}') => *s = s.replace('\u{27e6}', "["),
+        Value::String(s) if s.contains(MARKER_OPEN) => *s = s.replace(MARKER_OPEN, "["),
         Value::Array(a) => a.iter_mut().for_each(neutralize_markers),
+        Value::Object(o) if o.keys().any(|k| k.contains(MARKER_OPEN)) => {
+            let old = std::mem::take(o);
+            for (k, mut x) in old {
+                neutralize_markers(&mut x);
+                o.insert(k.replace(MARKER_OPEN, "["), x);
+            }
+        }
         Value::Object(o) => o.values_mut().for_each(neutralize_markers),
         _ => {}
     }
@@ -1118,18 +1132,19 @@ impl WorkflowEngine {
             _ => Map::new(),
         };
         ctx.insert("steps".into(), Value::Object(e.steps.clone()));
-        // Data (labels, messages, step results) must not be able to forge a secret marker that
-        // the executor would replace with the secret's value.
-        let mut data = Value::Object(ctx);
-        neutralize_markers(&mut data);
-        let Value::Object(mut ctx) = data else {
-            return Value::Null;
-        };
         ctx.insert(
             "execution".into(),
             json!({"id": e.id, "started_ms": e.started_ms, "failure": e.failure}),
         );
         ctx.insert("workflow".into(), json!({"id": e.workflow}));
+        // Data (labels and their keys, messages, step results, failure reasons that quote a
+        // receiver) must not be able to forge a secret marker that the executor would replace
+        // with the secret's value.
+        let mut data = Value::Object(ctx);
+        neutralize_markers(&mut data);
+        let Value::Object(mut ctx) = data else {
+            return Value::Null;
+        };
         let secrets: Map<String, Value> = self
             .cfg
             .catalog
@@ -1452,7 +1467,10 @@ impl WorkflowEngine {
         };
         let mut ctx = self.render_ctx(e);
         if let Value::Object(o) = &mut ctx {
-            o.insert("failure".into(), json!({"reason": reason}));
+            // The reason may quote a receiver's answer: data, like the rest of the context.
+            let mut failure = json!({"reason": reason});
+            neutralize_markers(&mut failure);
+            o.insert("failure".into(), failure);
         }
         let now = self.st.now_ms;
         let (params, target) = match self.render_call(&call, &ctx) {

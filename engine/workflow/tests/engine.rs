@@ -645,6 +645,92 @@ fn compile_errors_name_file_line_and_reason() {
     }
 }
 
+#[test]
+fn data_cannot_forge_a_marker_through_keys_nesting_or_concatenation() {
+    // Labels and inputs are rendered whole (keys included), as JSON, and concatenated: none of
+    // these may produce a marker the executor would fill in with a secret's value.
+    let wf = r#"
+workflow:
+  id: keys
+  triggers: [{type: alert}, {type: manual}]
+  actions:
+    - name: run
+      provider: {type: exec, config: local, with: {command: send, args: ["l={{ alert.labels if alert is defined else inputs }}", "{{ (alert.labels if alert is defined else inputs) | tojson }}", "{{ (alert.labels if alert is defined else inputs) | list | join(',') }}", "{{ alert.labels.a ~ alert.labels.b if alert is defined else inputs.a ~ inputs.b }}"], whole: "{{ alert.labels if alert is defined else inputs }}"}}
+"#;
+    let check = |out: &[WorkflowEvent]| {
+        let i = intents(out);
+        assert_eq!(i.len(), 1, "{out:?}");
+        let params = serde_json::to_string(&i[0].params).unwrap();
+        assert!(!params.contains('\u{27e6}'), "{params}");
+        assert!(params.contains("[secret:PD_KEY"), "{params}");
+        // What the executor would substitute: nothing (no marker left, keys included).
+        let mut v = Value::Object(i[0].params.clone());
+        aiops_workflow::template::substitute_secrets(&mut v, &|_| Some("THE-VALUE".into()))
+            .unwrap();
+        assert!(!v.to_string().contains("THE-VALUE"), "{v}");
+    };
+    let mut e = engine(&[wf]);
+    let mut out = Vec::new();
+    let labels = json!({"⟦secret:PD_KEY⟧": "x", "a": "⟦secret:", "b": "PD_KEY⟧"});
+    e.on_decision(&alert(1, "k", "K", "firing", labels), &mut out);
+    check(&out);
+    // Nested objects: keys at every depth.
+    let mut out = Vec::new();
+    e.on_control(
+        &WorkflowControl::Execute {
+            workflow: "keys".into(),
+            request_id: "n1".into(),
+            by: "ann".into(),
+            inputs: json!({
+                "a": "⟦secret:", "b": "PD_KEY⟧",
+                "nested": {"deep": [{"⟦secret:PD_KEY⟧": "⟦secret:PD_KEY⟧"}]},
+            }),
+        },
+        10,
+        &mut out,
+    )
+    .unwrap();
+    check(&out);
+}
+
+#[test]
+fn ids_follow_one_rule_and_alias_bombs_are_refused_fast() {
+    let cat = catalog();
+    let r = Renderer::default();
+    let body = "\n  triggers: [{type: alert}]\n  actions:\n    - name: x\n      provider: {type: exec, config: local, with: {command: x, args: []}}\n";
+    for bad in ["..", "a/b", "Page", "", "-x", "a.b", &"a".repeat(64)] {
+        let text = format!("workflow:\n  id: \"{bad}\"{body}");
+        let err = compile_text("f.yaml", &text, &cat, &r).unwrap_err();
+        assert!(
+            err.to_string().contains("[a-z0-9][a-z0-9_-]{0,62}"),
+            "{bad:?}: {err}"
+        );
+    }
+    for good in ["a", "0", "page-critical_2", &"a".repeat(63)] {
+        let text = format!("workflow:\n  id: \"{good}\"{body}");
+        compile_text("f.yaml", &text, &cat, &r).unwrap();
+    }
+    let strategy = "strategies:\n  - id: ../x\n    remedies:\n      - name: x\n        provider: {type: exec, config: local, with: {command: x, args: []}}\n";
+    let err = compile_strategies("s.yaml", strategy, &cat, &r).unwrap_err();
+    assert!(err.to_string().contains("strategy id"), "{err}");
+
+    // Billion laughs inside a workflow file: refused in well under a second, the limit named.
+    let mut bomb = String::from("x0: &x0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n");
+    for i in 1..9 {
+        let refs = vec![format!("*x{}", i - 1); 9].join(",");
+        bomb.push_str(&format!("x{i}: &x{i} [{refs}]\n"));
+    }
+    let text = format!("{bomb}workflow:\n  id: bomb{body}");
+    let t = std::time::Instant::now();
+    let err = compile_text("f.yaml", &text, &cat, &r).unwrap_err();
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(err.to_string().contains("aliases expand"), "{err}");
+}
+
 const STRATEGIES: &str = r#"
 strategies:
   - id: restart-then-rollback

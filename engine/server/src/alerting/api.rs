@@ -366,6 +366,15 @@ async fn delete_silence(State(st): State<AppState>, Path(id): Path<String>) -> R
     }
 }
 
+/// The alerting configuration with every secret field replaced by `<secret>`; never the raw
+/// text, even if it cannot be re-read.
+fn shown_config(text: &str) -> String {
+    aiops_alerting::secret_fields::redacted_yaml(text).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the alerting configuration cannot be shown redacted");
+        "# the configuration cannot be shown (see the server log)\n".to_string()
+    })
+}
+
 async fn status(State(st): State<AppState>) -> Response {
     let h = match handle(&st) {
         Ok(h) => h,
@@ -381,7 +390,8 @@ async fn status(State(st): State<AppState>) -> Response {
             "buildDate": "",
             "goVersion": "none (aiops)",
         },
-        "config": {"original": h.config_text},
+        // A viewer may read this: secret fields shown as Alertmanager shows them (`<secret>`).
+        "config": {"original": shown_config(&h.config_text)},
         "uptime": format_rfc3339_ms(st.started_ms),
     }))
     .into_response()

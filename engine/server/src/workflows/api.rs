@@ -190,6 +190,9 @@ async fn list(State(st): State<AppState>) -> Response {
 }
 
 async fn get_one(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    if let Err(r) = path_id(&id) {
+        return r;
+    }
     let a = match api(&st) {
         Ok(a) => a,
         Err(r) => return r,
@@ -300,9 +303,19 @@ async fn write_and_deploy(
     .await
 }
 
+/// Refuses a workflow id in a path that breaks the id rule (it would name a file or a key);
+/// nothing is read or written for it.
+fn path_id(id: &str) -> Result<(), Response> {
+    aiops_workflow::compile::check_id("workflow id", id)
+        .map_err(|m| err(StatusCode::BAD_REQUEST, m))
+}
+
 fn id_of(text: &str) -> Result<String, Response> {
-    let f: aiops_workflow::spec::WorkflowFile = serde_yaml_ng::from_str(text)
+    // The one guarded YAML loader: an alias bomb is refused before it expands.
+    let f: aiops_workflow::spec::WorkflowFile = aiops_alerting::yaml::from_str(text)
         .map_err(|e| err(StatusCode::BAD_REQUEST, format!("request body: {e}")))?;
+    aiops_workflow::compile::check_id("workflow id", &f.workflow.id)
+        .map_err(|m| err(StatusCode::BAD_REQUEST, format!("request body: {m}")))?;
     Ok(f.workflow.id)
 }
 
@@ -336,6 +349,9 @@ async fn replace(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
+    if let Err(r) = path_id(&id) {
+        return r;
+    }
     let a = match api(&st) {
         Ok(a) => a,
         Err(r) => return r,
@@ -373,6 +389,9 @@ async fn remove(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
+    if let Err(r) = path_id(&id) {
+        return r;
+    }
     let a = match api(&st) {
         Ok(a) => a,
         Err(r) => return r,
@@ -411,6 +430,9 @@ async fn execute(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
+    if let Err(r) = path_id(&id) {
+        return r;
+    }
     let a = match api(&st) {
         Ok(a) => a,
         Err(r) => return r,
@@ -453,6 +475,9 @@ fn exec_json(e: &aiops_workflow::engine::Execution) -> Value {
 }
 
 async fn executions(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    if let Err(r) = path_id(&id) {
+        return r;
+    }
     let a = match api(&st) {
         Ok(a) => a,
         Err(r) => return r,

@@ -170,7 +170,8 @@ impl Executor {
         } else {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
         }
-        tracing::info!(key = %intent.key, kind = %intent.kind, ok = result.ok, status = %result.status, attempts = result.attempts, "effect finished");
+        // Everything here was redacted above.
+        tracing::info!(key = %intent.key, kind = %intent.kind, ok = result.ok, status = %result.status, error = result.error.as_deref().unwrap_or(""), attempts = result.attempts, "effect finished");
         let Ok(msg) = result_message(&result) else {
             self.in_flight.lock().remove(&intent.key);
             return;

@@ -1,8 +1,11 @@
 //! Secrets for workflows and providers: `[secrets]` names mapped to an environment variable or a
 //! file, read at start. Values live only here and in the providers built from them; templates
 //! see markers, and every string that leaves the executor (errors, responses) is passed through
-//! [`Secrets::redact`] first, so no value reaches the log, metrics or API answers.
+//! [`Secrets::redact`] first — which removes a value in every encoding a receiver may echo it in
+//! (raw, percent, base64, JSON-escaped, hex; see [`Redactor`]) — so no value reaches the log,
+//! metrics or API answers.
 
+use aiops_connectors::sinks::Redactor;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,6 +26,8 @@ pub struct SecretSource {
 #[derive(Clone, Default)]
 pub struct Secrets {
     values: BTreeMap<String, String>,
+    /// Built from `values` whenever they change.
+    redactor: Redactor,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -57,17 +62,21 @@ impl Secrets {
             }
             values.insert(name.clone(), v);
         }
-        Ok(Secrets { values })
+        Ok(Secrets::from_values(values))
     }
 
     /// Secrets from literal values (tests).
     pub fn from_values(values: BTreeMap<String, String>) -> Secrets {
-        Secrets { values }
+        let refs: Vec<&str> = values.values().map(String::as_str).collect();
+        let redactor = Redactor::new(&refs);
+        Secrets { values, redactor }
     }
 
     /// Adds values (placeholders of dry runs).
     pub fn extend(&mut self, more: BTreeMap<String, String>) {
-        self.values.extend(more);
+        let mut values = std::mem::take(&mut self.values);
+        values.extend(more);
+        *self = Secrets::from_values(values);
     }
 
     /// Names.
@@ -80,23 +89,24 @@ impl Secrets {
         self.values.get(name).cloned()
     }
 
-    /// `s` with every secret value replaced by `***`.
+    /// `s` with every secret value, in every encoding [`Redactor`] knows, replaced by `***`.
     pub fn redact(&self, s: &str) -> String {
-        let mut out = s.to_string();
-        for v in self.values.values() {
-            if !v.is_empty() && out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), "***");
-            }
-        }
-        out
+        self.redactor.redact(s)
     }
 
-    /// Redacts every string in a JSON tree.
+    /// Redacts every string and every object key in a JSON tree (a receiver may echo a secret
+    /// as a key as well as a value).
     pub fn redact_value(&self, v: &mut serde_json::Value) {
         match v {
             serde_json::Value::String(s) => *s = self.redact(s),
             serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.redact_value(x)),
-            serde_json::Value::Object(o) => o.values_mut().for_each(|x| self.redact_value(x)),
+            serde_json::Value::Object(o) => {
+                let old = std::mem::take(o);
+                for (k, mut x) in old {
+                    self.redact_value(&mut x);
+                    o.insert(self.redact(&k), x);
+                }
+            }
             _ => {}
         }
     }
