@@ -43,6 +43,11 @@ pub struct Config {
     pub auth: crate::auth::AuthSettings,
     /// Grafana automation: where Grafana is, the data source, folder and rule group.
     pub grafana: crate::grafana::GrafanaSettings,
+    /// The outbound guard of every HTTP call aiops makes (workflow providers, scrapes and other
+    /// pull sources, data source tests, Grafana): `allow` lists the loopback, private or
+    /// link-local targets that may be reached (none by default). `[workflows] outbound_allow`
+    /// is merged into it.
+    pub outbound: aiops_connectors::outbound::OutboundPolicy,
 }
 
 impl Default for Config {
@@ -55,6 +60,7 @@ impl Default for Config {
             embedded: aiops_log::embedded::EmbeddedConfig::new(PathBuf::from("data/log")),
             nats: aiops_log::nats::NatsConfig::new("nats://127.0.0.1:4222"),
             sources: Vec::new(),
+            outbound: aiops_connectors::outbound::OutboundPolicy::default(),
             pipelines: crate::pipelines::PipelinesConfig::default(),
             alerting: crate::alerting::AlertingSettings::default(),
             templates: crate::templates::TemplateSettings::default(),
@@ -77,6 +83,17 @@ pub struct HttpConfig {
     /// requests get 413. Applies to the ingest routes; other API routes take at most 1 MiB.
     /// Default 8 MiB.
     pub max_body_bytes: usize,
+    /// Connections open at once; at the cap new clients wait in the accept backlog until one
+    /// closes. Default 512.
+    pub max_connections: usize,
+    /// A request head (and an idle keep-alive connection's next request) must arrive within
+    /// this, or the connection is closed. Default 10s.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A request body must arrive completely within this after its head, or the request is
+    /// answered 408 and the connection closed. Default 30s.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -84,6 +101,9 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             max_body_bytes: 8 << 20,
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -221,10 +241,25 @@ impl Config {
                 origin: origin.clone(),
                 message: e.to_string(),
             })?;
+        cfg.merge_outbound_allow();
         cfg.validate()
             .map_err(|message| ConfigError::Invalid { origin, message })?;
         cfg.embedded.dir = cfg.data_dir.join("log");
         Ok(cfg)
+    }
+
+    /// One allow list for every outbound call: `[outbound] allow` and the older
+    /// `[workflows] outbound_allow` become the same list in both places.
+    fn merge_outbound_allow(&mut self) {
+        let mut all = self.outbound.allow.clone();
+        for a in &self.workflows.outbound_allow {
+            if !all.contains(a) {
+                all.push(a.clone());
+            }
+        }
+        self.outbound.allow = all.clone();
+        self.workflows.outbound_allow = all;
+        self.grafana.outbound = self.outbound.clone();
     }
 
     /// Checks values that parse but make no sense, listing every problem at once.
@@ -252,6 +287,32 @@ impl Config {
         ] {
             if v == 0 {
                 problems.push(format!("{name} must be at least 1"));
+            }
+        }
+        for (name, zero) in [
+            ("http.max_connections", self.http.max_connections == 0),
+            (
+                "http.header_read_timeout",
+                self.http.header_read_timeout.is_zero(),
+            ),
+            (
+                "http.body_read_timeout",
+                self.http.body_read_timeout.is_zero(),
+            ),
+            ("sql.max_connections", self.sql.max_connections == 0),
+            ("sql.max_unauthenticated", self.sql.max_unauthenticated == 0),
+            ("sql.startup_timeout", self.sql.startup_timeout.is_zero()),
+        ] {
+            if zero {
+                problems.push(format!("{name} must be above 0"));
+            }
+        }
+        // Literal private or metadata scrape targets are refused at load, with the reason.
+        for (i, s) in self.sources.iter().enumerate() {
+            for why in s.refused_targets(&self.outbound) {
+                problems.push(format!(
+                    "sources[{i}] {why} (list it in [outbound] allow to scrape it)"
+                ));
             }
         }
         if self.http.max_body_bytes < 1024 {

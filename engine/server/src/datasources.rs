@@ -10,6 +10,7 @@
 use crate::api::err;
 use crate::http::AppState;
 use crate::ingest::Ingestor;
+use aiops_connectors::outbound::OutboundPolicy;
 use aiops_connectors::registry::PullSourceConfig;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -39,6 +40,8 @@ struct Entry {
 pub struct DataSources {
     file: PathBuf,
     ingestor: Arc<Ingestor>,
+    /// The guard every source's requests pass (`[outbound] allow`).
+    outbound: OutboundPolicy,
     entries: Mutex<BTreeMap<String, Entry>>,
     /// Serializes changes (file writes and restarts).
     write: tokio::sync::Mutex<()>,
@@ -54,6 +57,15 @@ pub enum DataSourceError {
         id: String,
         /// What is wrong.
         message: String,
+    },
+    /// A target is loopback, private, link-local or cloud metadata and not in
+    /// `[outbound] allow`: the operator must list it there or use another target.
+    #[error("data source {id}: {}", reasons.join("; "))]
+    Refused {
+        /// The source.
+        id: String,
+        /// Each refused target with its address class.
+        reasons: Vec<String>,
     },
     /// The stored sources cannot be read or written.
     #[error("{path}: {detail}")]
@@ -96,12 +108,14 @@ impl DataSources {
         config: &[PullSourceConfig],
         config_json: &[Value],
         ingestor: Arc<Ingestor>,
+        outbound: OutboundPolicy,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<DataSources>, DataSourceError> {
         let file = store_path(data_dir);
         let ds = Arc::new(DataSources {
             file: file.clone(),
             ingestor,
+            outbound,
             entries: Mutex::new(BTreeMap::new()),
             write: tokio::sync::Mutex::new(()),
         });
@@ -162,10 +176,17 @@ impl DataSources {
         c: &PullSourceConfig,
         config: Value,
     ) -> Result<(), DataSourceError> {
-        let src = c.build().map_err(|e| DataSourceError::Invalid {
-            id: id.clone(),
-            message: e.to_string(),
-        })?;
+        let reasons = c.refused_targets(&self.outbound);
+        if !reasons.is_empty() {
+            tracing::warn!(id = %id, origin, "data source refused: a target is not public and not in outbound.allow");
+            return Err(DataSourceError::Refused { id, reasons });
+        }
+        let src = c
+            .build_with(&self.outbound)
+            .map_err(|e| DataSourceError::Invalid {
+                id: id.clone(),
+                message: e.to_string(),
+            })?;
         let (tx, rx) = watch::channel(false);
         tracing::info!(source = src.name(), id = %id, origin, "starting pull source");
         tokio::spawn(crate::pull::run(src, self.ingestor.clone(), rx));
@@ -227,6 +248,11 @@ fn body(b: &[u8]) -> Result<serde_json::Map<String, Value>, Response> {
 fn invalid(e: &DataSourceError) -> Response {
     match e {
         DataSourceError::Invalid { .. } => err(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+        DataSourceError::Refused { .. } => err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "outbound_refused",
+            format!("{e} (list the target in [outbound] allow to reach it)"),
+        ),
         DataSourceError::Store { .. } => {
             err(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
         }
@@ -397,7 +423,11 @@ async fn test(State(st): State<AppState>, Path(id): Path<String>) -> Response {
             .saturating_add(Duration::from_secs(2)),
         _ => Duration::from_secs(15),
     };
-    let mut src = match c.build() {
+    let reasons = c.refused_targets(&st.datasources.outbound);
+    if !reasons.is_empty() {
+        return invalid(&DataSourceError::Refused { id, reasons });
+    }
+    let mut src = match c.build_with(&st.datasources.outbound) {
         Ok(s) => s,
         Err(e) => return err(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
     };

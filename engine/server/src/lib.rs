@@ -4,6 +4,7 @@
 //! - [`clock`]: the one place that reads the wall clock.
 //! - [`ingest`]: decoded batches → partitioned, encoded log messages, with backpressure.
 //! - [`http`]: the HTTP API (push endpoints from the connector registry, health, metrics).
+//! - [`http_conn`]: the HTTP listener: connection cap, header and body read timeouts.
 //! - [`pull`]: runs pull sources (scrapes, demo) into the ingestor.
 //! - [`follower`]: the first log consumer; counts events and measures lag.
 //! - [`metrics`]: self-metrics in the Prometheus text format.
@@ -30,6 +31,7 @@ pub mod datasources;
 pub mod follower;
 pub mod grafana;
 pub mod http;
+pub mod http_conn;
 pub mod ingest;
 pub mod log_stats;
 pub mod metrics;

@@ -121,15 +121,16 @@ pub async fn run(
     // Every configured source is built once before anything starts, so a bad one stops the start
     // with its position.
     for (index, sc) in cfg.sources.iter().enumerate() {
-        sc.build().map_err(|e| ServerError::Source {
-            index,
-            name: format!("{sc:?}")
-                .split(['(', ' ', '{'])
-                .next()
-                .unwrap_or("")
-                .to_string(),
-            message: e.to_string(),
-        })?;
+        sc.build_with(&cfg.outbound)
+            .map_err(|e| ServerError::Source {
+                index,
+                name: format!("{sc:?}")
+                    .split(['(', ' ', '{'])
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+                message: e.to_string(),
+            })?;
     }
     let log = open_log(&cfg).await?;
     let metrics = Arc::new(Metrics::default());
@@ -147,6 +148,7 @@ pub async fn run(
         &cfg.sources,
         &config_json,
         ingestor.clone(),
+        cfg.outbound.clone(),
         stop_rx.clone(),
     )
     .map_err(|e| ServerError::Read(e.to_string()))?;
@@ -281,9 +283,7 @@ pub async fn run(
             lock: tokio::sync::Mutex::new(()),
         }),
     });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = crate::http_conn::serve(listener, app, &cfg.http, shutdown).await;
     tracing::info!("shutting down: stopping sources, closing the log");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}

@@ -72,6 +72,8 @@ async fn sync_provisions_grafana_idempotently_and_panels_run_on_the_pg_endpoint(
         &["--config", cfg.to_str().unwrap()],
         &[
             ("AIOPS__GRAFANA__URL", &g.url),
+            // The fake Grafana listens on loopback: the outbound guard must allow it.
+            ("AIOPS__OUTBOUND__ALLOW", "[\"127.0.0.1\"]"),
             ("AIOPS__GRAFANA__TOKEN", TOKEN),
         ],
     );
@@ -373,6 +375,8 @@ async fn unconfigured_or_unreachable_grafana_is_a_clear_error_and_the_cli_report
         &[],
         &[
             ("AIOPS__GRAFANA__URL", &g.url),
+            // The fake Grafana listens on loopback: the outbound guard must allow it.
+            ("AIOPS__OUTBOUND__ALLOW", "[\"127.0.0.1\"]"),
             ("AIOPS__GRAFANA__TOKEN", "glsa_wrong_token"),
         ],
     );

@@ -261,7 +261,9 @@ async fn pull_sources_over_the_api_scrape_for_real_and_survive_a_restart() {
     // The engine scrapes a second engine's self-metrics (a real Prometheus text endpoint).
     let target = Aiops::start(&root.path().join("target"), "embedded", &[]);
     let port = aiops_testkit::free_port();
-    let mut a = Aiops::start_on(&data, "embedded", port, &[]);
+    // Loopback targets are reached only when the outbound allow list names them.
+    let allow = [("AIOPS__OUTBOUND__ALLOW", "[\"127.0.0.1\"]")];
+    let mut a = Aiops::start_env(&data, "embedded", port, &[], &allow);
     let c = reqwest::Client::new();
     let scrape = json!({"id": "self", "type": "scrape", "job": "aiops", "targets": [format!("127.0.0.1:{}", target.port)], "interval": "1s"});
     let (s, v) = send(&c, &a, "POST", "/api/datasources", Some(scrape.clone())).await;
@@ -326,7 +328,7 @@ async fn pull_sources_over_the_api_scrape_for_real_and_survive_a_restart() {
 
     // Kept across a restart (kill -9: the file was written before the answer).
     a.kill9();
-    let a = Aiops::start_on(&data, "embedded", port, &[]);
+    let a = Aiops::start_env(&data, "embedded", port, &[], &allow);
     let (_, l) = send(&c, &a, "GET", "/api/datasources", None).await;
     let ids: Vec<&str> = l["datasources"]
         .as_array()

@@ -137,7 +137,7 @@ fn aiops_scrapes_a_real_node_exporter() {
     std::fs::write(
         &conf,
         format!(
-            "[[sources]]\ntype = \"scrape\"\njob = \"node\"\ntargets = [\"{}\"]\ninterval = \"300ms\"\n",
+            "[[sources]]\ntype = \"scrape\"\njob = \"node\"\ntargets = [\"{}\"]\ninterval = \"300ms\"\n[outbound]\nallow = [\"127.0.0.1\"]\n",
             node.addr()
         ),
     )

@@ -43,6 +43,16 @@ pub trait Catalog: Send + Sync {
     fn validate(&self, name: &str, params: &Map<String, Value>) -> Result<(), String>;
     /// The target of a call (rate limits, audit).
     fn target(&self, name: &str, params: &Map<String, Value>) -> String;
+    /// Checks a literal (template-free) absolute URL a step gives provider `name` against the
+    /// outbound guard, so a private or metadata target is refused when the workflow is saved
+    /// rather than when it runs. The default allows everything (no guard known).
+    ///
+    /// # Errors
+    /// Why the guard refuses it (the address class and where to allow it).
+    fn check_url(&self, name: &str, url: &str) -> Result<(), String> {
+        let _ = (name, url);
+        Ok(())
+    }
 }
 
 /// A catalog with no providers or secrets (checks of built-in-only workflows, tests).
@@ -512,6 +522,18 @@ fn compile_call(cx: &Ctx<'_>, p: &ProviderSpec, near: &str) -> Result<Call, Comp
         (_, true) => {}
     }
     check_templates(cx, &Value::Object(p.with.clone()), near)?;
+    if let (Some(name), false) = (&provider, builtin) {
+        // A literal absolute URL is checked against the outbound guard now (file:line), not
+        // first when the step runs.
+        if let Some(Value::String(url)) = p.with.get("url")
+            && !url.contains("{{")
+            && url.contains("://")
+        {
+            cx.catalog
+                .check_url(name, url)
+                .map_err(|e| cx.err(url, format!("{near}: url: {e}")))?;
+        }
+    }
     Ok(Call {
         kind: p.kind.clone(),
         provider: if builtin { None } else { provider },

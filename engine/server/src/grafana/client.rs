@@ -66,9 +66,16 @@ impl GrafanaClient {
             let p = format!("{}/", base.path());
             base.set_path(&p);
         }
-        let http = reqwest::Client::builder()
-            .timeout(s.timeout)
-            .build()
+        // The same guard as every outbound call: a private or metadata grafana.url must be
+        // listed in [outbound] allow; names are checked again after DNS and on redirects.
+        s.outbound.check(base.as_str()).map_err(|e| {
+            GrafanaError::NotConfigured(format!(
+                "grafana.url: {e}; list Grafana's host in [outbound] allow to reach it"
+            ))
+        })?;
+        let http = s
+            .outbound
+            .client(s.timeout)
             .map_err(|e| GrafanaError::Internal(format!("http client: {e}")))?;
         Ok(GrafanaClient {
             http,
@@ -134,7 +141,12 @@ impl GrafanaClient {
             path: p.to_string(),
             detail: detail.replace(&self.token, "***"),
         };
-        let resp = req.send().await.map_err(|e| transport(e.to_string()))?;
+        let resp = req.send().await.map_err(|e| {
+            transport(match aiops_connectors::outbound::refusal_reason(&e) {
+                Some(reason) => format!("refused by the outbound guard: {reason}"),
+                None => e.to_string(),
+            })
+        })?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| transport(e.to_string()))?;
         let v: Value = if bytes.is_empty() {

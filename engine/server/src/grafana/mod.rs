@@ -58,6 +58,10 @@ pub struct GrafanaSettings {
     /// Per-request timeout. Default 10s.
     #[serde(with = "humantime_serde")]
     pub timeout: std::time::Duration,
+    /// The outbound guard of the Grafana client: `[outbound] allow` (set when the config is
+    /// loaded, not a `[grafana]` key).
+    #[serde(skip)]
+    pub outbound: aiops_connectors::outbound::OutboundPolicy,
 }
 
 impl Default for GrafanaSettings {
@@ -76,6 +80,7 @@ impl Default for GrafanaSettings {
             annotation_days: 7,
             rule_group: "aiops".into(),
             timeout: std::time::Duration::from_secs(10),
+            outbound: aiops_connectors::outbound::OutboundPolicy::default(),
         }
     }
 }

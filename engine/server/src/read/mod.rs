@@ -28,8 +28,16 @@ pub struct SqlSettings {
     pub enabled: bool,
     /// Its listen address. Default 127.0.0.1:5433 (5432 is usually a real PostgreSQL).
     pub listen: SocketAddr,
-    /// Connections served at once; more are closed. Default 64.
+    /// Logged-in connections at once; a login beyond it is refused with SQLSTATE 53300.
+    /// Sockets still logging in do not count here. Default 64.
     pub max_connections: usize,
+    /// Sockets still logging in (not yet authenticated) at once; beyond it the oldest such
+    /// socket is closed, so idle sockets cannot lock logins out. Default 64.
+    pub max_unauthenticated: usize,
+    /// A socket must complete its login within this after connecting, or it is closed.
+    /// Default 5s.
+    #[serde(with = "humantime_serde")]
+    pub startup_timeout: Duration,
     /// A query running longer is cancelled with SQLSTATE 57014. Default 30s.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -49,6 +57,8 @@ impl Default for SqlSettings {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 5433)),
             max_connections: 64,
+            max_unauthenticated: 64,
+            startup_timeout: Duration::from_secs(5),
             timeout: l.timeout,
             memory_bytes: l.memory_bytes,
             max_result_bytes: l.max_result_bytes,
@@ -58,6 +68,15 @@ impl Default for SqlSettings {
 }
 
 impl SqlSettings {
+    /// The Postgres endpoint's connection limits.
+    pub fn conn_limits(&self) -> aiops_read::pg::ConnLimits {
+        aiops_read::pg::ConnLimits {
+            max_connections: self.max_connections.max(1),
+            max_unauthenticated: self.max_unauthenticated.max(1),
+            startup_timeout: self.startup_timeout,
+        }
+    }
+
     /// The limits of one query.
     pub fn limits(&self) -> QueryLimits {
         QueryLimits {
@@ -198,6 +217,7 @@ pub async fn start(
         .map(|_| Arc::new(PgServer::new(ctx.clone(), tokens, limits.clone())));
     let stats = pg.as_ref().map(|p| p.stats.clone());
     let threads = limits.threads.max(1);
+    let conn_limits = cfg.sql.conn_limits();
     let mut stop_rt = stop.clone();
     // Its own runtime, so a heavy query cannot starve ingest or the HTTP API.
     std::thread::Builder::new()
@@ -220,7 +240,7 @@ pub async fn start(
                 if let (Some(pg), Some(l)) = (pg, listener) {
                     match tokio::net::TcpListener::from_std(l) {
                         Ok(l) => {
-                            tokio::spawn(pg.serve(l, 64));
+                            tokio::spawn(pg.serve_with(l, conn_limits));
                         }
                         Err(e) => tracing::error!(error = %e, "postgres endpoint could not start"),
                     }

@@ -14,6 +14,8 @@ use std::sync::Arc;
 pub struct ProviderSet {
     providers: BTreeMap<String, Arc<dyn Provider>>,
     secrets: Secrets,
+    /// The guard of every provider call, for save-time checks of literal step URLs.
+    outbound: aiops_connectors::outbound::OutboundPolicy,
 }
 
 impl std::fmt::Debug for ProviderSet {
@@ -73,7 +75,11 @@ impl ProviderSet {
                 build_provider(name, &v, ctx).map_err(|e| secrets.redact(&format!("{at}: {e}")))?;
             providers.insert(name.clone(), p);
         }
-        Ok(ProviderSet { providers, secrets })
+        Ok(ProviderSet {
+            providers,
+            secrets,
+            outbound: ctx.outbound.clone(),
+        })
     }
 
     /// A provider.
@@ -123,6 +129,15 @@ impl Catalog for ProviderSet {
         // real value can show fails at the call, as a logged result.
         p.validate(params)
             .map_err(|e| self.secrets.redact(&e.to_string()))
+    }
+    fn check_url(&self, _name: &str, url: &str) -> Result<(), String> {
+        match self.outbound.check(url) {
+            Err(aiops_connectors::outbound::OutboundError::Refused(why)) => Err(format!(
+                "{why}; list it in [outbound] allow if this target is meant to be called"
+            )),
+            // A URL that does not parse is the provider's to report, with its own message.
+            _ => Ok(()),
+        }
     }
     fn target(&self, name: &str, params: &Map<String, Value>) -> String {
         match self.providers.get(name) {
