@@ -180,7 +180,60 @@ pub fn check_text(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
     // Operators per open bracket level; `sum` is their total, the depth of the current spot.
     let mut levels: Vec<usize> = vec![0];
     let mut sum = 0usize;
+    // Relations the plan stacks on each other: every SELECT, JOIN and set operation, and every
+    // comma between FROM items (a cross join). Commas do not reset these: a chain of 8,000
+    // `UNION ALL`s or tables nests the plan 8,000 deep.
+    let mut relations = 0usize;
+    // Per bracket level: inside a FROM clause?
+    let mut in_from: Vec<bool> = vec![false];
     for t in &tokens {
+        if let Token::Word(w) = t {
+            match w.keyword {
+                Keyword::SELECT
+                | Keyword::JOIN
+                | Keyword::UNION
+                | Keyword::EXCEPT
+                | Keyword::INTERSECT
+                | Keyword::MINUS => relations += 1,
+                _ => {}
+            }
+            if let Some(f) = in_from.last_mut() {
+                match w.keyword {
+                    Keyword::FROM => *f = true,
+                    Keyword::WHERE
+                    | Keyword::GROUP
+                    | Keyword::HAVING
+                    | Keyword::ORDER
+                    | Keyword::LIMIT
+                    | Keyword::OFFSET
+                    | Keyword::WINDOW
+                    | Keyword::QUALIFY
+                    | Keyword::UNION
+                    | Keyword::EXCEPT
+                    | Keyword::INTERSECT
+                    | Keyword::SELECT => *f = false,
+                    _ => {}
+                }
+            }
+        }
+        match t {
+            Token::Comma if in_from.last().copied().unwrap_or(false) => relations += 1,
+            Token::LParen | Token::LBracket | Token::LBrace => in_from.push(false),
+            Token::RParen | Token::RBracket | Token::RBrace if in_from.len() > 1 => {
+                in_from.pop();
+            }
+            Token::SemiColon => {
+                in_from.clear();
+                in_from.push(false);
+                relations = 0;
+            }
+            _ => {}
+        }
+        if relations > max {
+            return Err(too_complex(format!(
+                "statement too complex: more than {max} SELECTs, JOINs, set operations and FROM items stacked in one statement (sql.max_expression_depth)"
+            )));
+        }
         match t {
             Token::LParen | Token::LBracket | Token::LBrace => {
                 if matches!(t, Token::LBracket) {

@@ -174,6 +174,36 @@ fn text_gate_bounds_size_and_depth_without_recursing() {
         .join(" AND ");
     sandbox::check_text(&format!("SELECT 1 FROM metrics WHERE {ands}"), &limits)
         .expect("50 conditions are fine");
+    // Plans stack relations: set operations, joins and FROM items count, commas do not reset.
+    let unions = vec!["SELECT 1, 2"; 8_000].join(" UNION ALL ");
+    assert_eq!(
+        sandbox::check_text(&unions, &limits).unwrap_err().code,
+        "54001"
+    );
+    let tables = format!(
+        "SELECT 1 FROM {}",
+        (0..2_000)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert_eq!(
+        sandbox::check_text(&tables, &limits).unwrap_err().code,
+        "54001"
+    );
+    let ctes = format!(
+        "WITH {} SELECT * FROM c299",
+        (0..300)
+            .map(|i| format!("c{} AS (SELECT 1 FROM c{i})", i + 1))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert_eq!(
+        sandbox::check_text(&ctes, &limits).unwrap_err().code,
+        "54001"
+    );
+    sandbox::check_text(&vec!["SELECT 1"; 20].join(" UNION ALL "), &limits)
+        .expect("20 unions are fine");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
