@@ -296,3 +296,31 @@ fn a_config_with_a_literal_metadata_scrape_target_does_not_load() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grafana_url_on_an_unlisted_loopback_address_is_refused_by_the_guard() {
+    // A listener that would answer, so only the guard can make the sync fail before any call.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let a = Aiops::start_env(
+        dir.path(),
+        "embedded",
+        aiops_testkit::free_port(),
+        &[],
+        &[
+            ("AIOPS__GRAFANA__URL", &url),
+            ("AIOPS__GRAFANA__TOKEN", "glsa_test_token"),
+        ],
+    );
+    let c = reqwest::Client::new();
+    let (s, v) = send(&c, &a, "POST", "/api/grafana/dashboards", None).await;
+    assert_eq!(s, 409, "{v}");
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("loopback") && msg.contains("[outbound] allow"),
+        "{msg}"
+    );
+    assert!(listener.accept().is_err(), "nothing reached the listener");
+}
