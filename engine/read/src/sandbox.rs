@@ -245,10 +245,8 @@ pub fn check_text(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
                 }
                 levels.push(0);
             }
-            Token::RParen | Token::RBracket | Token::RBrace => {
-                if levels.len() > 1 {
-                    sum -= levels.pop().unwrap_or(0);
-                }
+            Token::RParen | Token::RBracket | Token::RBrace if levels.len() > 1 => {
+                sum -= levels.pop().unwrap_or(0);
             }
             Token::Comma => {
                 if let Some(top) = levels.last_mut() {
@@ -502,7 +500,7 @@ pub fn parse_one(
     check_text(sql, limits)?;
     let state = ctx.state();
     // The session's own dialect, as `SessionContext::sql` would use.
-    let dialect = state.config().options().sql_parser.dialect.clone();
+    let dialect = state.config().options().sql_parser.dialect;
     let stmt = state.sql_to_statement(sql, &dialect).map_err(|e| {
         let mut q = classify(&e);
         if q.message.contains("only supports a single SQL statement") {
