@@ -113,7 +113,12 @@ impl HttpSink {
                 // Not the error text: it may quote a receiver echoing a secret of the call's
                 // parameters, which only the executor knows. The executor logs the reason
                 // redacted, with the effect's key.
-                tracing::warn!(kind = self.kind, host, retryable = e.retryable(), "provider call failed")
+                tracing::warn!(
+                    kind = self.kind,
+                    host,
+                    retryable = e.retryable(),
+                    "provider call failed"
+                )
             }
         }
         result
