@@ -47,7 +47,7 @@ use serde_json::{Map, Value};
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -197,7 +197,7 @@ fn request<'a>(case: &'a Case) -> PushRequest<'a> {
 
 /// Decodes `case` twice on a fresh thread with a server-sized stack, catching panics and hangs.
 fn run_case(decoder: &Arc<dyn PushDecoder>, case: &Case, timeout: Duration) -> Outcome {
-    let (tx, rx) = channel();
+    let (tx, rx) = sync_channel(1);
     let d = Arc::clone(decoder);
     let c = case.clone();
     let spawned = std::thread::Builder::new()
@@ -225,6 +225,9 @@ fn run_case(decoder: &Arc<dyn PushDecoder>, case: &Case, timeout: Duration) -> O
         }
     }
 }
+
+/// `Content-Type` and `Content-Encoding` of a case.
+type Headers = (Option<String>, Option<String>);
 
 /// The kind each decoder produces.
 fn kind_of(decoder: &str) -> Kind {
@@ -471,7 +474,20 @@ fn message_bounded(msg: &str) -> Result<(), String> {
 /// `validate::check_labels` (`named`). Quoting the name with `validate::short` fixes it.
 ///
 /// The rest of such a message must still hold: it is checked with the name cut out.
+///
+/// `value-echo`: a value the decoder cannot use is quoted whole in the message, however long:
+/// `DecodeError::InvalidValue` (`field "time" "<the value>"`, json/decode.rs, cloudwatch) and
+/// serde's own `invalid type: string "<the value>"` inside `DecodeError::Json` (the typed
+/// Alertmanager/Grafana payloads, alertmanager/payload.rs). A 10 MB string comes back in the 400
+/// answer and the log line. These are escaped, so only the size is tolerated.
 fn known_bug(e: &DecodeError) -> Option<&'static str> {
+    if matches!(
+        e,
+        DecodeError::InvalidValue { .. } | DecodeError::Json { .. }
+    ) && !e.to_string().chars().any(char::is_control)
+    {
+        return Some("value-echo");
+    }
     let field = match e {
         DecodeError::UnknownField { field, .. }
         | DecodeError::WrongType { field, .. }
@@ -481,7 +497,10 @@ fn known_bug(e: &DecodeError) -> Option<&'static str> {
         _ => return None,
     };
     let hostile = field.len() > 256 || field.chars().any(char::is_control);
-    let rest_ok = message_bounded(&e.to_string().replace(field.as_str(), "<field>")).is_ok();
+    let rest = e.to_string().replace(field.as_str(), "<field>");
+    // The rest must hold no raw control character; its size may be the value-echo bug.
+    let rest_ok = !rest.chars().any(char::is_control)
+        && (matches!(e, DecodeError::InvalidValue { .. }) || message_bounded(&rest).is_ok());
     (hostile && rest_ok).then_some("field-name-echo")
 }
 
@@ -1185,7 +1204,7 @@ fn json_edit() -> impl Strategy<Value = JsonEdit> {
 
 /// Structure-aware cases for a JSON decoder: a seed, edits, a layout and headers.
 fn json_cases(decoder: &str, seeds: Vec<(String, Case)>) -> BoxedStrategy<Case> {
-    let docs: Vec<(Value, Layout, (Option<String>, Option<String>))> = seeds
+    let docs: Vec<(Value, Layout, Headers)> = seeds
         .iter()
         .map(|(name, c)| {
             let (doc, layout) = seed_doc(c, name);
@@ -1890,4 +1909,11 @@ fn replay_known_bug(bug: &str) {
 #[ignore = "open bug field-name-echo: decoders echo field/label names from the body unbounded and unescaped in DecodeError messages"]
 fn known_bug_field_name_echo() {
     replay_known_bug("field-name-echo");
+}
+
+/// Bug: unusable values are quoted whole in errors (see [`known_bug`]).
+#[test]
+#[ignore = "open bug value-echo: InvalidValue and serde's invalid-type messages quote the whole offending value"]
+fn known_bug_value_echo() {
+    replay_known_bug("value-echo");
 }

@@ -29,7 +29,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::{Duration, Instant};
 
 const STACK: usize = 2 << 20;
@@ -228,7 +228,7 @@ fn recover_inflight(phase: &str) {
 /// Runs the property on a fresh 2 MiB thread within the case timeout.
 fn check_case(phase: &str, text: &str) -> Result<bool, String> {
     let _ = std::fs::write(inflight(phase), text);
-    let (tx, rx) = channel();
+    let (tx, rx) = sync_channel(1);
     let t = text.to_string();
     let started = Instant::now();
     std::thread::Builder::new()
