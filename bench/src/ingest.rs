@@ -95,6 +95,17 @@ pub const AIMS: [(&str, Backend, f64); 3] = [
     ("ingest.samples_per_s", Backend::Nats, 500_000.0),
 ];
 
+/// The wall clock, to the minute: the bench is an edge (a client), and its samples must fall
+/// inside ingest's time window around now.
+#[allow(clippy::disallowed_methods)]
+fn wall_minute_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
+        / 60_000
+        * 60_000
+}
+
 /// Runs the benchmark for every backend in `params`.
 ///
 /// # Errors
@@ -108,12 +119,7 @@ pub async fn run(params: &IngestParams) -> Result<IngestDetails, BenchError> {
         bodies: params.pool,
         // Recent times: ingest refuses events older than `ingest.max_age` (365 days by default)
         // or newer than `max_future`; 30 days back leaves room for 259,200 rounds of 10 s.
-        start_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
-            / 60_000
-            * 60_000
-            - 30 * 86_400_000,
+        start_ms: wall_minute_ms() - 30 * 86_400_000,
         step_ms: 10_000,
     };
     let t0 = Instant::now();

@@ -8,9 +8,11 @@
 //! - [`directory`]: which derived streams exist and their schemas.
 //! - [`state`]: tables over live engine state (alerts, silences, incidents, executions).
 //! - [`catalog`]: the DataFusion session the Postgres endpoint and `aiops sql` query.
+//! - [`sandbox`]: the read-only gates every statement passes (size, depth, allowlist, plan check).
 //! - [`limits`]: time, memory and result-size limits of one query.
 //! - [`pg`]: the Postgres wire endpoint (pgwire) with token authentication.
 //! - [`pgconn`]: connection admission of the Postgres endpoint (login timeout, slots).
+//! - [`pgguard`]: the sandbox on the Postgres endpoint (statement hook, guarded parser).
 //! - [`pgmaps`]: label maps leave the endpoint as JSON text.
 
 pub mod archive;
@@ -20,7 +22,9 @@ pub mod directory;
 pub mod limits;
 pub mod pg;
 pub mod pgconn;
+pub mod pgguard;
 pub mod pgmaps;
+pub mod sandbox;
 pub mod state;
 pub mod table;
 pub mod timerange;

@@ -14,7 +14,7 @@ use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire;
-use datafusion_postgres::{DfSessionService, Parser};
+use datafusion_postgres::DfSessionService;
 use futures::{Sink, Stream, StreamExt};
 use pgwire::api::auth::cleartext::CleartextPasswordAuthStartupHandler;
 use pgwire::api::auth::{
@@ -209,9 +209,11 @@ impl ErrorHandler for SqlStateErrors {
     }
 }
 
-/// The session service with the time limit around planning and around every result stream.
+/// The session service with the sandbox's text gate in front and the time limit around
+/// planning and around every result stream.
 struct Limited {
     inner: Arc<DfSessionService>,
+    parser: Arc<crate::pgguard::GuardedParser>,
     limits: QueryLimits,
     stats: Arc<PgStats>,
 }
@@ -279,6 +281,7 @@ impl SimpleQueryHandler for Limited {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        crate::sandbox::check_text(query, &self.limits).map_err(crate::pgguard::to_pg)?;
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
         let r = tokio::time::timeout_at(
             deadline,
@@ -296,10 +299,10 @@ impl SimpleQueryHandler for Limited {
 #[async_trait]
 impl ExtendedQueryHandler for Limited {
     type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
-    type QueryParser = Parser;
+    type QueryParser = crate::pgguard::GuardedParser;
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
-        self.inner.query_parser()
+        self.parser.clone()
     }
 
     async fn do_query<C>(
@@ -378,6 +381,8 @@ impl PgServer {
     /// The endpoint over `ctx`, authenticating with `tokens`.
     pub fn new(ctx: Arc<SessionContext>, tokens: Arc<TokenStore>, limits: QueryLimits) -> PgServer {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            // First: nothing outside the read-only allowlist reaches the shared session.
+            Arc::new(crate::pgguard::ReadOnlyHook),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
@@ -394,10 +399,18 @@ impl PgServer {
             CleartextPasswordAuthStartupHandler::new(AcceptChecked(checked.clone()), params)
                 .with_connection_manager(manager.clone());
         let handlers = Handlers {
-            service: Arc::new(Limited {
-                inner: Arc::new(DfSessionService::new_with_hooks(ctx, hooks)),
-                limits,
-                stats: stats.clone(),
+            service: Arc::new({
+                let inner = Arc::new(DfSessionService::new_with_hooks(ctx, hooks));
+                let parser = Arc::new(crate::pgguard::GuardedParser {
+                    inner: inner.query_parser(),
+                    limits: limits.clone(),
+                });
+                Limited {
+                    inner,
+                    parser,
+                    limits,
+                    stats: stats.clone(),
+                }
             }),
             startup: Arc::new(TokenStartup {
                 inner,

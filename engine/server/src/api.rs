@@ -33,9 +33,25 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
 
 /// The JSON error response every API handler returns: `{"error": message, "reason": reason}`.
 pub(crate) fn err(status: StatusCode, reason: &str, message: impl Into<String>) -> Response {
+    let message = message.into();
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        // A 500 is aiops' fault: the answer carries an id the operator finds in the log.
+        let id = format!("{:016x}", rand::random::<u64>());
+        tracing::error!(correlation_id = %id, reason, error = %message, "API request failed");
+        let mut resp = (
+            status,
+            axum::Json(json!({"error": message, "reason": reason, "correlation_id": id})),
+        )
+            .into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+            resp.headers_mut()
+                .insert(crate::http::CORRELATION_HEADER, v);
+        }
+        return resp;
+    }
     (
         status,
-        axum::Json(json!({"error": message.into(), "reason": reason})),
+        axum::Json(json!({"error": message, "reason": reason})),
     )
         .into_response()
 }
@@ -50,17 +66,33 @@ fn read_side(st: &AppState) -> Result<&crate::read::ReadSide, Response> {
     })
 }
 
-fn query_error(e: &aiops_read::limits::QueryError) -> Response {
-    let status = match e.code {
-        "57014" | "53200" | "54000" => StatusCode::UNPROCESSABLE_ENTITY,
-        "XX000" => StatusCode::INTERNAL_SERVER_ERROR,
+/// The HTTP status of a failed query: the user's mistake (syntax, names, data, refused
+/// statements) is 400; a limit the query ran into (time, memory, size, complexity) is 422; only
+/// an internal error (class XX, or 58 — the system) is 500, logged with a correlation id.
+pub(crate) fn query_status(code: &str) -> StatusCode {
+    match code {
+        "57014" | "53200" => StatusCode::UNPROCESSABLE_ENTITY,
+        c if c.starts_with("54") => StatusCode::UNPROCESSABLE_ENTITY,
+        c if c.starts_with("XX") || c.starts_with("58") => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
-    };
-    (
-        status,
-        axum::Json(json!({"error": e.message, "reason": "query", "sqlstate": e.code})),
-    )
-        .into_response()
+    }
+}
+
+fn query_error(e: &aiops_read::limits::QueryError) -> Response {
+    let status = query_status(e.code);
+    let mut body = json!({"error": e.message, "reason": "query", "sqlstate": e.code});
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        let id = format!("{:016x}", rand::random::<u64>());
+        tracing::error!(correlation_id = %id, sqlstate = e.code, error = %e.message, "query failed inside aiops");
+        body["correlation_id"] = json!(id);
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+            resp.headers_mut()
+                .insert(crate::http::CORRELATION_HEADER, v);
+        }
+        return resp;
+    }
+    (status, axum::Json(body)).into_response()
 }
 
 pub(crate) fn rows_json(batches: &[RecordBatch]) -> Result<Vec<Value>, String> {
@@ -163,12 +195,7 @@ async fn run_bound(
     let limits = rs.limits.clone();
     let sql = sql.to_string();
     let task = rs.runtime.spawn(async move {
-        let df = ctx
-            .sql(&sql)
-            .await
-            .and_then(|d| d.with_param_values(params))
-            .map_err(|e| aiops_read::limits::classify(&e))?;
-        aiops_read::limits::collect(df, &limits).await
+        aiops_read::sandbox::query(&ctx, &sql, Some(params.into()), &limits).await
     });
     task.await
         .unwrap_or_else(|e| Err(aiops_read::limits::QueryError::new("XX000", e.to_string())))

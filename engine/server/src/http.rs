@@ -101,7 +101,28 @@ pub fn router(state: AppState) -> Router {
     // API bodies (silences, workflows, queries) are small; ingest routes read their body with
     // their own limit (http.max_body_bytes).
     .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT))
+    .layer(axum::middleware::map_response(correlate))
     .with_state(state)
+}
+
+/// Header naming a failure inside aiops: the same id is in the engine's log line.
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+/// Every 500 answer is aiops' fault: it gets a correlation id (header, and `correlation_id` in
+/// JSON bodies made by [`crate::api::err`]) and one error line in the log carrying the same id.
+/// Handlers that made their own id (and logged it) keep theirs.
+async fn correlate(mut resp: Response) -> Response {
+    if resp.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || resp.headers().contains_key(CORRELATION_HEADER)
+    {
+        return resp;
+    }
+    let id = format!("{:016x}", rand::random::<u64>());
+    tracing::error!(correlation_id = %id, status = resp.status().as_u16(), "request failed inside aiops");
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(CORRELATION_HEADER, v);
+    }
+    resp
 }
 
 fn error(status: StatusCode, reason: &str, message: String) -> Response {

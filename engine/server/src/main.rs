@@ -733,6 +733,8 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        // Workflow `sql` steps and `aiops sql` plan queries here (see the SQL runtime's note).
+        .thread_stack_size(16 << 20)
         .enable_all()
         .build()
     {

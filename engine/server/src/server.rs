@@ -361,6 +361,7 @@ async fn start_workflows(
     let query = Arc::new(query::QueryEngine::new(
         log.clone(),
         Some(cfg.pipelines.dir.join("tables")),
+        cfg.sql.limits(),
     ));
     let exec = executor::Executor::new(
         handle.clone(),

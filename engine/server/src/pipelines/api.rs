@@ -508,8 +508,12 @@ async fn data(
             }))
             .into_response()
         }
+        // The query is aiops' own: only a limit it ran into (time, memory, size) is not a fault.
         Err(e) => err(
-            StatusCode::INTERNAL_SERVER_ERROR,
+            match crate::api::query_status(e.code) {
+                StatusCode::UNPROCESSABLE_ENTITY => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             "query",
             format!("{} (SQLSTATE {})", e.message, e.code),
         ),

@@ -48,6 +48,12 @@ pub struct SqlSettings {
     pub max_result_bytes: usize,
     /// Threads of the query runtime, apart from ingest and the HTTP API. Default 2.
     pub threads: usize,
+    /// Longest statement text, bytes; longer ones are refused with 54000. Default 1 MiB.
+    pub max_statement_bytes: usize,
+    /// Deepest expression nesting a statement may have; deeper ones are refused with 54001
+    /// before they are parsed (a 20,000-term `1+1+…` would otherwise overflow the stack).
+    /// Default 256.
+    pub max_expression_depth: usize,
 }
 
 impl Default for SqlSettings {
@@ -63,6 +69,8 @@ impl Default for SqlSettings {
             memory_bytes: l.memory_bytes,
             max_result_bytes: l.max_result_bytes,
             threads: l.threads,
+            max_statement_bytes: l.max_statement_bytes,
+            max_expression_depth: l.max_expression_depth,
         }
     }
 }
@@ -84,6 +92,8 @@ impl SqlSettings {
             memory_bytes: self.memory_bytes,
             max_result_bytes: self.max_result_bytes,
             threads: self.threads.max(1),
+            max_statement_bytes: self.max_statement_bytes.max(1),
+            max_expression_depth: self.max_expression_depth.max(8),
         }
     }
 }
@@ -136,11 +146,7 @@ impl ReadSide {
         let limits = self.limits.clone();
         let sql = sql.to_string();
         let task = self.runtime.spawn(async move {
-            let df = ctx
-                .sql(&sql)
-                .await
-                .map_err(|e| aiops_read::limits::classify(&e))?;
-            aiops_read::limits::collect(df, &limits).await
+            aiops_read::sandbox::query(&ctx, &sql, None, &limits).await
         });
         match task.await {
             Ok(r) => r,
@@ -226,6 +232,9 @@ pub async fn start(
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(threads)
                 .thread_name("aiops-sql")
+                // Headroom for planning: the sandbox bounds depth, this keeps the bound far
+                // from the stack's end in every build profile.
+                .thread_stack_size(16 << 20)
                 .enable_all()
                 .build()
             {
@@ -387,11 +396,7 @@ pub async fn run_cli(
         .await?;
     let limits = cfg.sql.limits();
     let ctx = session(src, &limits)?;
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", describe(&aiops_read::limits::classify(&e))))?;
-    let batches = aiops_read::limits::collect(df, &limits)
+    let batches = aiops_read::sandbox::query(&ctx, sql, None, &limits)
         .await
         .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
     let rows = batches.iter().map(|b| b.num_rows()).sum();

@@ -7,7 +7,12 @@ use aiops_log::EventLog;
 use aiops_schemas::arrow_array::cast::AsArray;
 use aiops_schemas::arrow_array::{Array, BooleanArray, RecordBatch};
 use aiops_schemas::{Kind, schema_for};
+use aiops_read::limits::{QueryError, QueryLimits};
+use datafusion::common::ParamValues;
 use datafusion::datasource::MemTable;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -21,6 +26,7 @@ pub const MAX_ROWS: usize = 1000;
 pub struct QueryEngine {
     log: Arc<dyn EventLog>,
     tables_dir: Option<PathBuf>,
+    limits: QueryLimits,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -61,9 +67,18 @@ fn time_filter(b: &RecordBatch, from: i64, to: i64) -> Option<RecordBatch> {
 }
 
 impl QueryEngine {
-    /// Queries over `log`, with the reference tables of `tables_dir`.
-    pub fn new(log: Arc<dyn EventLog>, tables_dir: Option<PathBuf>) -> QueryEngine {
-        QueryEngine { log, tables_dir }
+    /// Queries over `log`, with the reference tables of `tables_dir`, each within `limits`
+    /// (the read side's `[sql]` limits: time, memory, result size, statement size and depth).
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        tables_dir: Option<PathBuf>,
+        limits: QueryLimits,
+    ) -> QueryEngine {
+        QueryEngine {
+            log,
+            tables_dir,
+            limits,
+        }
     }
 
     async fn inputs(&self, from: i64, to: i64) -> Result<BTreeMap<Kind, Vec<RecordBatch>>, String> {
@@ -118,19 +133,26 @@ impl QueryEngine {
             let tables = aiops_sql::reference::load_dir(dir).map_err(|e| e.to_string())?;
             aiops_sql::reference::register(&ctx, &tables).map_err(|e| e.to_string())?;
         }
-        let df = ctx.sql(sql).await.map_err(|e| format!("sql: {e}"))?;
+        // The step's own memory pool: a runaway step fails alone, with 53200.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(self.limits.memory_bytes, 1.0)
+            .build_arc()
+            .map_err(|e| e.to_string())?;
+        let ctx = SessionContext::new_with_state(
+            SessionStateBuilder::new_from_existing(ctx.state())
+                .with_runtime_env(runtime)
+                .build(),
+        );
         let pv = param_values(params);
-        let df = if pv.is_empty() {
-            df
-        } else {
-            df.with_param_values(pv)
-                .map_err(|e| format!("sql parameters: {e}"))?
-        };
-        df.limit(0, Some(MAX_ROWS))
-            .map_err(|e| e.to_string())?
-            .collect()
+        let pv = (!pv.is_empty()).then(|| ParamValues::from(pv));
+        let describe = |e: QueryError| format!("sql: {} (SQLSTATE {})", e.message, e.code);
+        let df = aiops_read::sandbox::dataframe(&ctx, sql, pv, &self.limits)
             .await
-            .map_err(|e| format!("sql: {e}"))
+            .map_err(describe)?;
+        let df = df.limit(0, Some(MAX_ROWS)).map_err(|e| e.to_string())?;
+        aiops_read::limits::collect(df, &self.limits)
+            .await
+            .map_err(describe)
     }
 
     /// A `sql` step: rows as JSON objects, over the window `[at − window, at]`.
