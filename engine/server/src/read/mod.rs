@@ -145,9 +145,9 @@ impl ReadSide {
         let ctx = self.ctx.clone();
         let limits = self.limits.clone();
         let sql = sql.to_string();
-        let task = self.runtime.spawn(async move {
-            aiops_read::sandbox::query(&ctx, &sql, None, &limits).await
-        });
+        let task = self
+            .runtime
+            .spawn(async move { aiops_read::sandbox::query(&ctx, &sql, None, &limits).await });
         match task.await {
             Ok(r) => r,
             Err(e) => Err(aiops_read::limits::QueryError::new(

@@ -4,10 +4,10 @@
 //! alert label cannot change a query.
 
 use aiops_log::EventLog;
+use aiops_read::limits::{QueryError, QueryLimits};
 use aiops_schemas::arrow_array::cast::AsArray;
 use aiops_schemas::arrow_array::{Array, BooleanArray, RecordBatch};
 use aiops_schemas::{Kind, schema_for};
-use aiops_read::limits::{QueryError, QueryLimits};
 use datafusion::common::ParamValues;
 use datafusion::datasource::MemTable;
 use datafusion::execution::SessionStateBuilder;
