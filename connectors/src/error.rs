@@ -145,6 +145,81 @@ impl DecodeError {
         }
     }
 
+    /// The error with every text taken from the request bounded and its control characters
+    /// escaped: a hostile field name or value (100 KB, or with `\n` to forge log lines) is
+    /// never echoed whole into an answer or the log. Names keep 128 characters, messages 512.
+    pub fn bounded(self) -> DecodeError {
+        const NAME: usize = 128;
+        const TEXT: usize = 512;
+        match self {
+            DecodeError::Snappy(m) => DecodeError::Snappy(bound_text(&m, TEXT)),
+            DecodeError::Protobuf { message, detail } => DecodeError::Protobuf {
+                message,
+                detail: bound_text(&detail, TEXT),
+            },
+            DecodeError::Json {
+                line,
+                column,
+                message,
+            } => DecodeError::Json {
+                line,
+                column,
+                message: bound_text(&message, TEXT),
+            },
+            DecodeError::MissingField { at, field } => DecodeError::MissingField {
+                at: bound_text(&at, NAME),
+                field,
+            },
+            DecodeError::WrongType {
+                at,
+                field,
+                expected,
+                got,
+            } => DecodeError::WrongType {
+                at: bound_text(&at, NAME),
+                field: bound_text(&field, NAME),
+                expected,
+                got,
+            },
+            DecodeError::InvalidValue { at, field, message } => DecodeError::InvalidValue {
+                at: bound_text(&at, NAME),
+                field: bound_text(&field, NAME),
+                message: bound_text(&message, TEXT),
+            },
+            DecodeError::UnknownField { at, field, allowed } => DecodeError::UnknownField {
+                at: bound_text(&at, NAME),
+                field: bound_text(&field, NAME),
+                allowed,
+            },
+            DecodeError::UnsupportedMediaType(m) => {
+                DecodeError::UnsupportedMediaType(bound_text(&m, TEXT))
+            }
+            DecodeError::Internal(m) => DecodeError::Internal(bound_text(&m, TEXT)),
+            DecodeError::TooMany {
+                at,
+                what,
+                limit,
+                setting,
+            } => DecodeError::TooMany {
+                at: bound_text(&at, NAME),
+                what,
+                limit,
+                setting,
+            },
+            DecodeError::TimeOutOfWindow { at, field, message } => DecodeError::TimeOutOfWindow {
+                at: bound_text(&at, NAME),
+                field: bound_text(&field, NAME),
+                message: bound_text(&message, TEXT),
+            },
+            DecodeError::InvalidLabel { at, field, message } => DecodeError::InvalidLabel {
+                at: bound_text(&at, NAME),
+                field: bound_text(&field, NAME),
+                message: bound_text(&message, TEXT),
+            },
+            e @ (DecodeError::Empty | DecodeError::TooLarge { .. }) => e,
+        }
+    }
+
     /// A JSON syntax or shape error from serde_json, on a line counted from `line_offset`.
     pub fn json(e: &serde_json::Error, line_offset: usize) -> DecodeError {
         let message = e.to_string();
@@ -154,6 +229,26 @@ impl DecodeError {
             message: message.split(" at line").next().unwrap_or("").to_string(),
         }
     }
+}
+
+/// At most `max` characters of `s`, control characters escaped (`\n`, `\u{0}`), and when cut
+/// the original size: text from a request that goes into an error message.
+pub fn bound_text(s: &str, max: usize) -> String {
+    if s.chars().count() <= max && !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for c in s.chars().take(max) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if s.chars().count() > max {
+        out.push_str(&format!("… ({} bytes)", s.len()));
+    }
+    out
 }
 
 /// Why a pull source could not produce its next batch.

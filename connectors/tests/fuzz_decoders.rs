@@ -206,9 +206,9 @@ fn run_case(decoder: &Arc<dyn PushDecoder>, case: &Case, timeout: Duration) -> O
         .spawn(move || {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let t = Instant::now();
-                let a = d.decode(&c.body, &request(&c));
+                let a = d.decode_bounded(&c.body, &request(&c));
                 let elapsed = t.elapsed();
-                let b = d.decode(&c.body, &request(&c));
+                let b = d.decode_bounded(&c.body, &request(&c));
                 (a, b, elapsed)
             }));
             let _ = tx.send(r.map_err(|p| panic_message(p.as_ref())));
@@ -439,9 +439,6 @@ fn check_error(e: &DecodeError) -> Result<(), String> {
     if msg.trim().is_empty() {
         return Err("an error without a message".into());
     }
-    if known_bug(e).is_some() {
-        return Ok(());
-    }
     message_bounded(&msg)
 }
 
@@ -460,48 +457,6 @@ fn message_bounded(msg: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Open bugs the random phases tolerate so they keep testing everything else; each has an
-/// `#[ignore]`d test below replaying its `known-bug-*` inputs. Remove the entry with the fix.
-///
-/// `field-name-echo`: the decoders put field and label names from the body into the `field` of
-/// `DecodeError::{UnknownField, WrongType, InvalidValue, InvalidLabel, TimeOutOfWindow}`
-/// verbatim (`labels.<name>`, `annotations.<name>`, an unknown key), and `Display` prints it
-/// raw: a 1 MB key comes back whole in the 400 answer and the log line, and a key with `\n` or
-/// `\0` forges log lines. Seen in connectors/src/sources/json/decode.rs,
-/// connectors/src/sources/json_alerts/common.rs, connectors/src/sources/am_api/mod.rs and
-/// `validate::check_labels` (`named`). Quoting the name with `validate::short` fixes it.
-///
-/// The rest of such a message must still hold: it is checked with the name cut out.
-///
-/// `value-echo`: a value the decoder cannot use is quoted whole in the message, however long:
-/// `DecodeError::InvalidValue` (`field "time" "<the value>"`, json/decode.rs, cloudwatch) and
-/// serde's own `invalid type: string "<the value>"` inside `DecodeError::Json` (the typed
-/// Alertmanager/Grafana payloads, alertmanager/payload.rs). A 10 MB string comes back in the 400
-/// answer and the log line. These are escaped, so only the size is tolerated.
-fn known_bug(e: &DecodeError) -> Option<&'static str> {
-    if matches!(
-        e,
-        DecodeError::InvalidValue { .. } | DecodeError::Json { .. }
-    ) && !e.to_string().chars().any(char::is_control)
-    {
-        return Some("value-echo");
-    }
-    let field = match e {
-        DecodeError::UnknownField { field, .. }
-        | DecodeError::WrongType { field, .. }
-        | DecodeError::InvalidValue { field, .. }
-        | DecodeError::InvalidLabel { field, .. }
-        | DecodeError::TimeOutOfWindow { field, .. } => field,
-        _ => return None,
-    };
-    let hostile = field.len() > 256 || field.chars().any(char::is_control);
-    let rest = e.to_string().replace(field.as_str(), "<field>");
-    // The rest must hold no raw control character; its size may be the value-echo bug.
-    let rest_ok = !rest.chars().any(char::is_control)
-        && (matches!(e, DecodeError::InvalidValue { .. }) || message_bounded(&rest).is_ok());
-    (hostile && rest_ok).then_some("field-name-echo")
 }
 
 /// The property, for one case. `Ok(true)` when the decoder accepted it.
@@ -655,7 +610,7 @@ fn replay_corpus(name: &str, d: &Arc<dyn PushDecoder>) {
         match check_case(d, &case) {
             Ok(accepted) => {
                 if !accepted && !f.starts_with("crash-") {
-                    let why = d.decode(&case.body, &request(&case)).err();
+                    let why = d.decode_bounded(&case.body, &request(&case)).err();
                     failures.push(format!("{f}: a seed is refused: {why:?}"));
                 }
             }
@@ -1720,13 +1675,20 @@ fn the_property_catches_broken_decoders() {
         content_type: None,
         content_encoding: None,
     };
-    for mode in ["panic", "internal", "echo"] {
+    for mode in ["panic", "internal"] {
         let d: Arc<dyn PushDecoder> = Arc::new(Broken(mode));
         assert!(check_case(&d, &case(b"ok")).is_ok(), "{mode}");
         let big = [b"x".as_slice(), &[b'a'; 10_000]].concat();
         let e = check_case(&d, &case(&big)).expect_err(mode);
         assert!(!e.is_empty(), "{mode}");
     }
+    // A decoder echoing the body whole is caught by the message rule, and the edge
+    // (`decode_bounded`) cuts and escapes what it echoes.
+    let echo: Arc<dyn PushDecoder> = Arc::new(Broken("echo"));
+    let big = [b"x\n".as_slice(), &[b'a'; 10_000]].concat();
+    let raw = echo.decode(&big, &request(&case(&big))).unwrap_err();
+    assert!(check_error(&raw).is_err(), "the raw echo breaks the rule");
+    check_case(&echo, &case(&big)).expect("the edge bounds the echo");
     // A batch outside the window, with an empty label name, is caught.
     let mut b = aiops_schemas::MetricBatchBuilder::new();
     b.push(i64::MAX, "cpu", [("", "x")], 1.0);
@@ -1889,7 +1851,7 @@ fn replay_known_bug(bug: &str) {
             }
             seen += 1;
             let case = load_case(name, &path);
-            let out = d.decode(&case.body, &request(&case));
+            let out = d.decode_bounded(&case.body, &request(&case));
             let verdict = match &out {
                 Err(e) => check_error(e).and_then(|()| message_bounded(&e.to_string())),
                 Ok(_) => check_case(&d, &case).map(|_| ()),
@@ -1903,17 +1865,16 @@ fn replay_known_bug(bug: &str) {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Bug: field and label names from the body are echoed whole and raw in errors (see
-/// [`known_bug`]).
+/// Fixed bug: field and label names from the body were echoed whole and raw in errors (a 1 MB
+/// key came back whole, a `\n` in it forged a log line); the edge bounds and escapes them
+/// ([`DecodeError::bounded`]).
 #[test]
-#[ignore = "open bug field-name-echo: decoders echo field/label names from the body unbounded and unescaped in DecodeError messages"]
 fn known_bug_field_name_echo() {
     replay_known_bug("field-name-echo");
 }
 
-/// Bug: unusable values are quoted whole in errors (see [`known_bug`]).
+/// Fixed bug: unusable values were quoted whole in errors; the edge bounds them.
 #[test]
-#[ignore = "open bug value-echo: InvalidValue and serde's invalid-type messages quote the whole offending value"]
 fn known_bug_value_echo() {
     replay_known_bug("value-echo");
 }

@@ -90,6 +90,19 @@ pub trait PushDecoder: Send + Sync + 'static {
     /// # Errors
     /// [`DecodeError`] naming what is wrong.
     fn decode(&self, body: &[u8], req: &PushRequest<'_>) -> Result<Vec<SourceBatch>, DecodeError>;
+
+    /// [`PushDecoder::decode`] as the HTTP edge calls it: errors carry at most a bounded,
+    /// escaped excerpt of what the request held ([`DecodeError::bounded`]).
+    ///
+    /// # Errors
+    /// As [`PushDecoder::decode`].
+    fn decode_bounded(
+        &self,
+        body: &[u8],
+        req: &PushRequest<'_>,
+    ) -> Result<Vec<SourceBatch>, DecodeError> {
+        self.decode(body, req).map_err(DecodeError::bounded)
+    }
 }
 
 /// A source that produces batches by itself (scrapes, pulls, the demo generator).

@@ -92,8 +92,33 @@ pub fn classify(e: &DataFusionError) -> QueryError {
     };
     QueryError {
         code,
-        message: msg.replace("Error during planning: ", ""),
+        message: bounded(&msg.replace("Error during planning: ", "")),
     }
+}
+
+/// Longest error message, characters: DataFusion and the parser quote the statement's text
+/// (`Invalid function '<name>'`, `found: <token>`), which may be a megabyte.
+const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// At most [`MAX_MESSAGE_CHARS`] of `s`, control characters escaped (a message goes into the
+/// log; a newline in it would forge a line), the original size noted when cut.
+pub fn bounded(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= MAX_MESSAGE_CHARS && !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for c in s.chars().take(MAX_MESSAGE_CHARS) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if n > MAX_MESSAGE_CHARS {
+        out.push_str(&format!("… ({} bytes)", s.len()));
+    }
+    out
 }
 
 /// Runs `df` to completion within the limits: the whole result, or an error. Dropping the

@@ -200,9 +200,9 @@ impl ErrorHandler for SqlStateErrors {
                 .is_some()
                 || e.to_string().contains("sql parser error")
             {
-                crate::limits::QueryError::new("42601", e.to_string())
+                crate::limits::QueryError::new("42601", crate::limits::bounded(&e.to_string()))
             } else {
-                crate::limits::QueryError::new("XX000", e.to_string())
+                crate::limits::QueryError::new("XX000", crate::limits::bounded(&e.to_string()))
             };
             *error = user_error(q.code, q.message);
         }

@@ -175,7 +175,12 @@ pub fn check_text(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
     }
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
         .tokenize()
-        .map_err(|e| QueryError::new("42601", format!("sql parser error: {e}")))?;
+        .map_err(|e| {
+            QueryError::new(
+                "42601",
+                crate::limits::bounded(&format!("sql parser error: {e}")),
+            )
+        })?;
     let max = limits.max_expression_depth;
     // Operators per open bracket level; `sum` is their total, the depth of the current spot.
     let mut levels: Vec<usize> = vec![0];

@@ -202,7 +202,7 @@ async fn push(st: AppState, ep: &PushEndpoint, headers: HeaderMap, body: Body) -
             );
         }
     };
-    let batches = match ep.decoder.decode(&body, &req) {
+    let batches = match ep.decoder.decode_bounded(&body, &req) {
         Ok(b) => b,
         Err(e) => {
             let reason = e.reason();
@@ -294,6 +294,11 @@ async fn metrics(State(st): State<AppState>) -> Response {
                 .workflows
                 .as_deref()
                 .map(crate::workflows::api::metrics_text)
+                .unwrap_or_default()
+            + &st
+                .read
+                .as_ref()
+                .map(crate::read::ReadSide::metrics_text)
                 .unwrap_or_default(),
     )
         .into_response()

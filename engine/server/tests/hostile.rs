@@ -733,6 +733,24 @@ receivers:
             }
         }
     }
+    // The refusals are counted on /metrics.
+    let metrics = c
+        .get(a.url("/metrics"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let pg_errors: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("aiops_pg_errors_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    if pg_errors < 4.0 {
+        failures.push(format!("aiops_pg_errors_total {pg_errors}, expected ≥ 4"));
+    }
     // A viewer reads the alerting status: no receiver secret in it.
     let r = c
         .get(a.url("/api/v2/status"))

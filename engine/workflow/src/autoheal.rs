@@ -123,7 +123,7 @@ pub fn compile_strategies(
     let parsed: StrategyFile = aiops_alerting::yaml::from_str(text).map_err(|e| CompileError {
         file: file.to_string(),
         line: e.line().unwrap_or(1),
-        message: e.to_string(),
+        message: crate::compile::bounded_message(&e.to_string()),
     })?;
     let mut out = Vec::new();
     for s in parsed.strategies {

@@ -26,6 +26,29 @@ pub struct CompileError {
     pub message: String,
 }
 
+/// At most 1,024 characters of a parser's message, control characters escaped: serde quotes
+/// the offending scalar whole (`invalid type: string "<a megabyte>"`), and the message goes into
+/// API answers and the log.
+pub fn bounded_message(s: &str) -> String {
+    const MAX: usize = 1024;
+    let n = s.chars().count();
+    if n <= MAX && !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for c in s.chars().take(MAX) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if n > MAX {
+        out.push_str(&format!("… ({} bytes)", s.len()));
+    }
+    out
+}
+
 /// What the compiler needs to know about configured providers and secrets.
 pub trait Catalog: Send + Sync {
     /// The kind of the configured provider instance `name`.
@@ -257,7 +280,7 @@ pub fn compile_text(
     let parsed: WorkflowFile = aiops_alerting::yaml::from_str(text).map_err(|e| CompileError {
         file: file.to_string(),
         line: e.line().unwrap_or(1),
-        message: e.to_string(),
+        message: bounded_message(&e.to_string()),
     })?;
     let cx = Ctx {
         file,

@@ -134,6 +134,62 @@ impl std::fmt::Debug for ReadSide {
 }
 
 impl ReadSide {
+    /// The Postgres endpoint's counters in the Prometheus text format (empty when it does not
+    /// run).
+    pub fn metrics_text(&self) -> String {
+        use std::fmt::Write as _;
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(pg) = &self.pg else {
+            return String::new();
+        };
+        let families = [
+            (
+                "aiops_pg_connections_total",
+                "Postgres connections accepted.",
+                &pg.connections,
+            ),
+            (
+                "aiops_pg_auth_failures_total",
+                "Postgres logins refused (no, wrong or ingest token).",
+                &pg.auth_failures,
+            ),
+            (
+                "aiops_pg_queries_total",
+                "Postgres statements answered.",
+                &pg.queries,
+            ),
+            (
+                "aiops_pg_errors_total",
+                "Postgres statements that ended in an error (refused ones included).",
+                &pg.errors,
+            ),
+            (
+                "aiops_pg_timeouts_total",
+                "Postgres statements cancelled at sql.timeout.",
+                &pg.timeouts,
+            ),
+            (
+                "aiops_pg_startup_timeouts_total",
+                "Postgres sockets closed for not logging in within sql.startup_timeout.",
+                &pg.startup_timeouts,
+            ),
+            (
+                "aiops_pg_refused_full_total",
+                "Postgres logins refused because sql.max_connections were taken.",
+                &pg.refused_full,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, v) in families {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Relaxed)
+            );
+        }
+        out
+    }
+
     /// Runs `sql` within the limits on the query runtime.
     ///
     /// # Errors
