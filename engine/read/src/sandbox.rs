@@ -10,7 +10,7 @@
 //!    stack and take the whole process down; it is refused here with `54001`.
 //! 2. [`check_statement`] — an allowlist over the parsed statement: queries (`SELECT`, `WITH`,
 //!    `VALUES`, set operations), `EXPLAIN` of those, `SHOW`/`DESCRIBE`; on the Postgres endpoint
-//!    also transactions, cursors and the client-local `SET`s drivers send on connect. Everything
+//!    also transactions and the client-local `SET`s drivers send on connect. Everything
 //!    else — DDL, DML, `COPY`, external tables, `PREPARE`, `SET` of shared options, `SELECT
 //!    INTO`, data-modifying CTEs — is refused with `42501` (would change something) or `0A000`.
 //! 3. [`dataframe`] — the plan is made in a per-request copy of the session (so nothing a
@@ -32,7 +32,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use std::ops::ControlFlow;
 
 /// Where a statement comes from: the Postgres endpoint also accepts the session statements
-/// drivers send (transactions, cursors, client-local `SET`), which the HTTP API has no use for.
+/// drivers send (transactions, client-local `SET`), which the HTTP API has no use for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Surface {
     /// `POST /api/sql`, `aiops sql`, workflow steps, Grafana checks: one read-only statement.
@@ -93,30 +93,97 @@ fn unsupported(what: &str) -> QueryError {
     )
 }
 
-/// Whether `t` combines the expressions on its sides into a deeper tree (binary and postfix
-/// operators, casts, subscripts). Literals, names, commas and brackets do not.
+/// Keywords that structure a statement without nesting expressions: clauses, join and window
+/// syntax, literals. Every other keyword counts as an operator — conservative on purpose: the
+/// parser builds some keyword operators (`MEMBER OF`, `NOTNULL`, `OPERATOR(…)`, `IS …`) in a
+/// loop that its recursion limit does not see, and a missed one is a stack overflow later.
+const STRUCTURAL: &[Keyword] = &[
+    Keyword::NoKeyword,
+    Keyword::SELECT,
+    Keyword::FROM,
+    Keyword::WHERE,
+    Keyword::GROUP,
+    Keyword::BY,
+    Keyword::ORDER,
+    Keyword::HAVING,
+    Keyword::LIMIT,
+    Keyword::OFFSET,
+    Keyword::AS,
+    Keyword::ASC,
+    Keyword::DESC,
+    Keyword::NULLS,
+    Keyword::FIRST,
+    Keyword::LAST,
+    Keyword::DISTINCT,
+    Keyword::ALL,
+    Keyword::ON,
+    Keyword::USING,
+    Keyword::JOIN,
+    Keyword::LEFT,
+    Keyword::RIGHT,
+    Keyword::INNER,
+    Keyword::OUTER,
+    Keyword::FULL,
+    Keyword::CROSS,
+    Keyword::NATURAL,
+    Keyword::LATERAL,
+    Keyword::UNION,
+    Keyword::EXCEPT,
+    Keyword::INTERSECT,
+    Keyword::WITH,
+    Keyword::RECURSIVE,
+    Keyword::VALUES,
+    Keyword::CASE,
+    Keyword::WHEN,
+    Keyword::THEN,
+    Keyword::ELSE,
+    Keyword::END,
+    Keyword::OVER,
+    Keyword::PARTITION,
+    Keyword::WINDOW,
+    Keyword::ROWS,
+    Keyword::RANGE,
+    Keyword::PRECEDING,
+    Keyword::FOLLOWING,
+    Keyword::UNBOUNDED,
+    Keyword::CURRENT,
+    Keyword::ROW,
+    Keyword::FILTER,
+    Keyword::EXPLAIN,
+    Keyword::ANALYZE,
+    Keyword::VERBOSE,
+    Keyword::SHOW,
+    Keyword::TABLES,
+    Keyword::COLUMNS,
+    Keyword::DESCRIBE,
+    Keyword::TRUE,
+    Keyword::FALSE,
+    Keyword::NULL,
+    Keyword::INTERVAL,
+    Keyword::TIMESTAMP,
+    Keyword::DATE,
+    Keyword::TIME,
+    Keyword::ZONE,
+    Keyword::CAST,
+    Keyword::TRY_CAST,
+    Keyword::EXTRACT,
+    Keyword::FETCH,
+    Keyword::NEXT,
+    Keyword::ONLY,
+    Keyword::TABLE,
+    Keyword::SET,
+    Keyword::BEGIN,
+    Keyword::COMMIT,
+    Keyword::ROLLBACK,
+    Keyword::TRANSACTION,
+];
+
+/// Whether `t` combines the expressions on its sides into a deeper tree (binary, postfix and
+/// keyword operators, casts, subscripts). Literals, names, commas, brackets and the
+/// [`STRUCTURAL`] keywords do not.
 fn deepens(t: &Token) -> bool {
     match t {
-        Token::Word(w) => matches!(
-            w.keyword,
-            Keyword::AND
-                | Keyword::OR
-                | Keyword::XOR
-                | Keyword::NOT
-                | Keyword::IS
-                | Keyword::LIKE
-                | Keyword::ILIKE
-                | Keyword::SIMILAR
-                | Keyword::BETWEEN
-                | Keyword::IN
-                | Keyword::AT
-                | Keyword::COLLATE
-                | Keyword::OVERLAPS
-                | Keyword::REGEXP
-                | Keyword::RLIKE
-                | Keyword::DIV
-                | Keyword::ESCAPE
-        ),
+        Token::Word(w) => !STRUCTURAL.contains(&w.keyword),
         Token::EOF
         | Token::Number(..)
         | Token::Char(_)
@@ -199,7 +266,11 @@ pub fn check_text(sql: &str, limits: &QueryLimits) -> Result<(), QueryError> {
                 | Keyword::UNION
                 | Keyword::EXCEPT
                 | Keyword::INTERSECT
-                | Keyword::MINUS => relations += 1,
+                | Keyword::MINUS
+                | Keyword::PIVOT
+                | Keyword::UNPIVOT
+                | Keyword::MATCH_RECOGNIZE
+                | Keyword::APPLY => relations += 1,
                 _ => {}
             }
             if let Some(f) = in_from.last_mut() {
@@ -401,20 +472,17 @@ pub fn check_statement(stmt: &Statement, surface: Surface) -> Result<(), QueryEr
         Statement::StartTransaction { .. }
         | Statement::Commit { .. }
         | Statement::Rollback { .. }
-        | Statement::Fetch { .. }
-        | Statement::Close { .. }
             if surface == Surface::Postgres =>
         {
             Ok(())
         }
-        Statement::Declare { stmts } if surface == Surface::Postgres => {
-            for d in stmts {
-                match &d.for_query {
-                    Some(q) => check_query(q)?,
-                    None => return Err(unsupported("DECLARE without a cursor query")),
-                }
-            }
-            Ok(())
+        // A cursor keeps its query running across statements, each FETCH with a fresh time
+        // limit: it would outlive `sql.timeout`. The endpoint streams results instead.
+        Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. } => {
+            Err(QueryError::new(
+                "0A000",
+                "cursors (DECLARE/FETCH/CLOSE) are not supported: results stream as they are produced; in psql unset FETCH_COUNT",
+            ))
         }
         Statement::Set(set) if surface == Surface::Postgres => check_set(set),
         Statement::Set(_) => Err(denied("SET")),

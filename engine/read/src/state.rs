@@ -71,7 +71,9 @@ impl TableProvider for StateTable {
             .source
             .rows(self.def.name)
             .await
-            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", self.def.name)))?;
+            // Reading live state failing is aiops' fault, not the query's: External maps to
+            // XX000 (HTTP 500 with a correlation id), not to a user error.
+            .map_err(|e| DataFusionError::External(format!("{}: {e}", self.def.name).into()))?;
         let t = MemTable::try_new(self.def.schema.clone(), vec![rows])?;
         t.scan(state, projection, filters, limit).await
     }

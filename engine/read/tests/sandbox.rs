@@ -204,6 +204,44 @@ fn text_gate_bounds_size_and_depth_without_recursing() {
     );
     sandbox::check_text(&vec!["SELECT 1"; 20].join(" UNION ALL "), &limits)
         .expect("20 unions are fine");
+    // Keyword operators the parser chains in a loop (its recursion limit never sees them), and
+    // relation operators after a table: each chain is refused, however it is spelled.
+    for (what, sql) in [
+        (
+            "MEMBER OF",
+            format!("SELECT 1{}", " MEMBER OF(1)".repeat(80_000)),
+        ),
+        ("NOTNULL", format!("SELECT 1{}", " NOTNULL".repeat(100_000))),
+        (
+            "OPERATOR",
+            format!("SELECT 1{}", " OPERATOR(x) 1".repeat(50_000)),
+        ),
+        (
+            "IS NOT NULL",
+            format!("SELECT 1{}", " IS NOT NULL".repeat(50_000)),
+        ),
+        (
+            "PIVOT",
+            format!(
+                "SELECT * FROM t{}",
+                " PIVOT(sum(a) FOR b IN (1))".repeat(20_000)
+            ),
+        ),
+        ("casts", format!("SELECT 1{}", "::int".repeat(100_000))),
+        ("subscripts", format!("SELECT a{}", "[1]".repeat(100_000))),
+    ] {
+        let e = sandbox::check_text(&sql, &limits).expect_err(what);
+        assert_eq!(e.code, "54001", "{what}: {}", e.message);
+    }
+    // A realistic Grafana query stays far below the bound.
+    sandbox::check_text(
+        "SELECT $__timeGroupAlias(time, '1m'), labels['instance'] AS metric, avg(value) AS value \
+         FROM metrics WHERE name = 'node_load1' AND time >= now() - interval '1 hour' \
+         AND labels['job'] IN ('node', 'api') AND value IS NOT NULL \
+         GROUP BY 1, 2 ORDER BY 1 LIMIT 10000",
+        &limits,
+    )
+    .expect("a Grafana query");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,6 +289,15 @@ async fn postgres_endpoint_refuses_writes_for_every_role_and_keeps_the_session()
             let e = c.simple_query(set).await.expect_err(set);
             let db = e.as_db_error().expect("a Postgres error");
             assert_eq!(db.code().code(), "42501", "{set}: {}", db.message());
+        }
+        // Cursors would outlive the time limit (each FETCH starts a new one): refused.
+        for cur in [
+            "DECLARE c CURSOR FOR SELECT * FROM metrics",
+            "FETCH 10 FROM c",
+        ] {
+            let e = c.simple_query(cur).await.expect_err(cur);
+            let db = e.as_db_error().expect("a Postgres error");
+            assert_eq!(db.code().code(), "0A000", "{cur}: {}", db.message());
         }
         // What drivers send on connect is accepted.
         for set in [

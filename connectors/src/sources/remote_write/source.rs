@@ -230,7 +230,10 @@ impl PushDecoder for RemoteWriteDecoder {
                 .enumerate()
                 .filter(move |(k, _)| *k != name_idx)
                 .map(|(_, l)| (l.name.as_str(), l.value.as_str()));
-            limits.check_labels(at, "labels", LabelRules::Prometheus, others.clone())?;
+            // Prometheus 3 sends UTF-8 label names (`k8s.pod.name` from OTLP-translated or
+            // UTF-8 scrape targets); refusing them would lose the whole request, which a sender
+            // does not retry. Empty, reserved, repeated and control-character names are refused.
+            limits.check_labels(at, "labels", LabelRules::Relaxed, others.clone())?;
             for (j, s) in samples.iter().enumerate() {
                 let at = At {
                     sample: Some(j),

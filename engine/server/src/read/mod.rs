@@ -52,7 +52,7 @@ pub struct SqlSettings {
     pub max_statement_bytes: usize,
     /// Deepest expression nesting a statement may have; deeper ones are refused with 54001
     /// before they are parsed (a 20,000-term `1+1+…` would otherwise overflow the stack).
-    /// Default 256.
+    /// Default 256, at most 1024.
     pub max_expression_depth: usize,
 }
 
@@ -93,7 +93,8 @@ impl SqlSettings {
             max_result_bytes: self.max_result_bytes,
             threads: self.threads.max(1),
             max_statement_bytes: self.max_statement_bytes.max(1),
-            max_expression_depth: self.max_expression_depth.max(8),
+            // Above ~1,000 the bound stops protecting the stack (see the sandbox).
+            max_expression_depth: self.max_expression_depth.clamp(8, 1024),
         }
     }
 }
