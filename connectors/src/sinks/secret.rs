@@ -121,6 +121,10 @@ fn base64_core(value: &[u8], offset: usize, engine: &base64::engine::GeneralPurp
         .collect()
 }
 
+/// Shortest mid-text base64 form of a secret that is searched for (secrets of 6 bytes and
+/// more have one at every alignment; whole encodings are searched for at any length).
+const MIN_BASE64_CORE: usize = 8;
+
 impl Redactor {
     /// A redactor for `secrets` (values shorter than 4 bytes are ignored).
     pub fn new(secrets: &[&str]) -> Redactor {
@@ -154,7 +158,12 @@ impl Redactor {
             }
             for e in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
                 for offset in 0..3 {
-                    needles.insert(base64_core(b, offset, e));
+                    // A core under 8 characters (a secret of a few bytes) is too short to be
+                    // told apart from ordinary base64 text: it would blank unrelated words.
+                    let core = base64_core(b, offset, e);
+                    if core.len() >= MIN_BASE64_CORE {
+                        needles.insert(core);
+                    }
                 }
             }
         }
@@ -263,6 +272,21 @@ mod tests {
         let r = redact(&text, &["hunter2-token", url]);
         assert!(!r.contains("hunter2"), "{r}");
         assert!(!r.contains("XYZ"), "{r}");
+    }
+
+    #[test]
+    fn a_short_secret_does_not_blank_ordinary_base64_text() {
+        use super::{Redactor, base64_core};
+        use base64::engine::general_purpose::STANDARD_NO_PAD;
+        let secret = "k3y!";
+        let r = Redactor::new(&[secret]);
+        for offset in 0..3 {
+            let core = base64_core(secret.as_bytes(), offset, &STANDARD_NO_PAD);
+            let text = format!("request id {core}_x and more");
+            assert_eq!(r.redact(&text), text, "offset {offset}: core {core:?}");
+        }
+        // The secret itself and its whole encodings still go.
+        assert!(!r.redact("token k3y! here").contains(secret));
     }
 
     #[test]

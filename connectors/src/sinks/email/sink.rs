@@ -187,7 +187,14 @@ impl Provider for Email {
         let id = message_id(call.idempotency_key);
         let resp = self.transport.send(msg).await.map_err(|e| {
             let err = self.map_err(e);
-            tracing::warn!(kind = "email", host = %self.host, error = %err, "mail not accepted");
+            // The relay's reply may echo credentials or parameters only the executor can
+            // redact; it logs the reason redacted, with the effect's key.
+            tracing::warn!(
+                kind = "email",
+                host = %self.host,
+                retryable = err.retryable(),
+                "mail not accepted"
+            );
             err
         })?;
         let code = resp.code().to_string();
