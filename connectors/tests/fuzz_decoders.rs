@@ -3,7 +3,7 @@
 //!
 //! For each decoder of [`registry::push_endpoints`]:
 //! 1. every file of `tests/corpus/<decoder>/` is replayed (seeds must decode; `crash-*` files are
-//!    regressions of earlier failures; `known-bug-*` files belong to the `#[ignore]`d tests at the
+//!    regressions of earlier failures; `known-bug-*` files belong to the regression tests of fixed bugs at the
 //!    end, one per open bug);
 //! 2. structure-aware cases: a seed document with random hostile edits (huge numbers, NaN/Inf
 //!    strings, empty/NUL/unicode/reserved label names, deep nesting, long strings, duplicate keys,
@@ -1836,8 +1836,8 @@ fn write_remote_write_seeds() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Open bugs found by this harness: one #[ignore]d test each, replaying `known-bug-*` inputs.
-// Un-ignore (and rename the files to `crash-*`) once the decoder is fixed.
+// Bugs this harness found, now fixed: one test each, replaying their `known-bug-*` inputs.
+// A new open bug gets an `#[ignore]`d test here until its fix lands.
 
 /// Replays the `known-bug-<bug>-*` inputs of every decoder's corpus with the full property.
 fn replay_known_bug(bug: &str) {

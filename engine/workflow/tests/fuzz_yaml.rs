@@ -14,7 +14,7 @@
 //! Corpus files (`tests/corpus/yaml/`) are replayed first on every run; `crash-*` files are
 //! earlier failures, written there by this harness (a stack overflow aborts the process, so each
 //! case is first written to `$CARGO_TARGET_TMPDIR/fuzz_yaml-<phase>.inflight.yaml` and the next
-//! run saves it); `known-bug-*` files belong to the `#[ignore]`d tests at the end.
+//! run saves it); `known-bug-*` files belong to the regression tests of fixed bugs at the end.
 //!
 //! Knobs (as in `connectors/tests/fuzz_decoders.rs`): `AIOPS_FUZZ_SEED`, `AIOPS_FUZZ_CASES`
 //! (default 150 per phase), `AIOPS_FUZZ_BUDGET_SECS` (default 40), `AIOPS_FUZZ_CASE_TIMEOUT_MS`
