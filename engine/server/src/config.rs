@@ -32,7 +32,7 @@ pub struct Config {
     /// Alert management: the alerting YAML, checkpoints, clock ticks.
     pub alerting: crate::alerting::AlertingSettings,
     /// Log template mining: Drain parameters, windows, new-template and surge anomalies.
-    pub templates: crate::templates::TemplateSettings,
+    pub templates: aiops_runtime::templates::TemplateSettings,
     /// Workflows and auto-heal: files, providers, secrets, users, limits.
     pub workflows: crate::workflows::WorkflowSettings,
     /// The Postgres wire endpoint and query limits.
@@ -63,7 +63,7 @@ impl Default for Config {
             outbound: aiops_connectors::outbound::OutboundPolicy::default(),
             pipelines: crate::pipelines::PipelinesConfig::default(),
             alerting: crate::alerting::AlertingSettings::default(),
-            templates: crate::templates::TemplateSettings::default(),
+            templates: aiops_runtime::templates::TemplateSettings::default(),
             workflows: crate::workflows::WorkflowSettings::default(),
             sql: crate::read::SqlSettings::default(),
             archive: aiops_read::archive::ArchiveConfig::default(),
@@ -367,7 +367,10 @@ mod tests {
         assert_eq!(cfg.log, "embedded");
         // The example documents the defaults.
         assert_eq!(cfg.pipelines, crate::pipelines::PipelinesConfig::default());
-        assert_eq!(cfg.templates, crate::templates::TemplateSettings::default());
+        assert_eq!(
+            cfg.templates,
+            aiops_runtime::templates::TemplateSettings::default()
+        );
     }
 
     #[test]

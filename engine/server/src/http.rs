@@ -27,9 +27,9 @@ pub struct AppState {
     /// The running pipelines.
     pub pipelines: crate::pipelines::runner::InfoBoard,
     /// The alerting engine, when it runs in this process.
-    pub alerting: Option<Arc<crate::alerting::runner::AlertingHandle>>,
+    pub alerting: Option<Arc<crate::alerting::processor::AlertingHandle>>,
     /// The template miner, when it runs in this process.
-    pub templates: Option<Arc<crate::templates::runner::TemplatesHandle>>,
+    pub templates: Option<Arc<aiops_runtime::templates::processor::TemplatesHandle>>,
     /// The workflow engine and its API, when it runs in this process.
     pub workflows: Option<Arc<crate::workflows::api::WorkflowsApi>>,
     /// The log (alerting commands are appended to it).
@@ -444,7 +444,7 @@ async fn log_templates(
     }
     let (records, late) = miner.records();
     axum::Json(json!({
-        "position": h.position.load(std::sync::atomic::Ordering::Acquire),
+        "position": h.progress.position(),
         "records": records,
         "late_records": late,
         "watermark_ms": miner.watermark_ms(),

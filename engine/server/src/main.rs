@@ -392,10 +392,10 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let tres = if cfg.templates.enabled {
                 Some(
-                    aiops_server::templates::rebuild::rebuild(
+                    aiops_runtime::templates::rebuild::rebuild(
                         log.clone(),
                         &cfg.templates,
-                        &aiops_server::templates::store_dir(&cfg.data_dir),
+                        &aiops_runtime::templates::store_dir(&cfg.data_dir),
                         |pos, end| tracing::info!(position = pos, end, "rebuilding log templates"),
                     )
                     .await,
@@ -461,7 +461,7 @@ async fn run(cli: Cli) -> Result<()> {
             let to = to.as_deref().map(parse_time).transpose()?;
             let log = server::open_log_for_reading(&cfg).await?;
             let mut out = std::io::BufWriter::new(std::io::stdout());
-            let res = aiops_server::alerting::codec::print_decisions(
+            let res = aiops_server::replay::print_decisions(
                 log.as_ref(),
                 kind.as_deref(),
                 from,

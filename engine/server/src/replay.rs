@@ -220,3 +220,55 @@ pub fn parse_time_arg(s: &str, now_ms: i64) -> Result<i64, String> {
         "cannot read time {s:?}: use RFC 3339 (2026-11-24T10:00:00Z), Unix milliseconds, or a duration ago (1h)"
     ))
 }
+
+/// Writes the decisions in the log of type `kind` (all when `None`) with time in `[from, to)` as
+/// NDJSON, in log order.
+///
+/// # Errors
+/// Reading the log or writing the output failed.
+pub async fn print_decisions(
+    log: &dyn aiops_log::EventLog,
+    kind: Option<&str>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<u64> {
+    let start = match from_ms {
+        Some(t) => log.seek_time(t).await?,
+        None => log.stats().await?.first_seq,
+    };
+    let mut r = log.reader(start).await?;
+    let mut n = 0u64;
+    loop {
+        let batch = r.next_batch(1024).await?;
+        if batch.is_empty() {
+            return Ok(n);
+        }
+        for rec in batch {
+            if rec.subject != aiops_runtime::wire::DECISIONS_SUBJECT {
+                continue;
+            }
+            for line in rec.payload.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                #[derive(serde::Deserialize)]
+                struct Head {
+                    #[serde(rename = "type")]
+                    kind: String,
+                    at_ms: Option<i64>,
+                }
+                let Ok(h) = serde_json::from_slice::<Head>(line) else {
+                    continue;
+                };
+                let t = h.at_ms.unwrap_or(rec.time_min_ms);
+                if kind.is_some_and(|k| k != h.kind)
+                    || from_ms.is_some_and(|f| t < f)
+                    || to_ms.is_some_and(|e| t >= e)
+                {
+                    continue;
+                }
+                out.write_all(line)?;
+                out.write_all(b"\n")?;
+                n += 1;
+            }
+        }
+    }
+}

@@ -1,15 +1,20 @@
 //! `aiops run`: opens the log, starts the follower and the pull sources, serves HTTP until a
 //! shutdown signal, then stops accepting, finishes in-flight appends and closes the log.
 
+use crate::alerting::processor::{AlertProcessor, AlertingHandle};
 use crate::config::Config;
 use crate::follower;
 use crate::http::{AppState, router};
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
 use aiops_log::{EventLog, LogError, LogSpec};
+use aiops_runtime::store::Store;
+use aiops_runtime::templates::processor::TemplateProcessor;
+use aiops_runtime::{Driver, DriverOptions};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -165,45 +170,56 @@ pub async fn run(
     )
     .await
     .map_err(ServerError::Pipelines)?;
-    let (acfg, atext) = cfg.alerting.load().map_err(ServerError::Alerting)?;
-    let alerting =
-        crate::alerting::runner::AlertingHandle::new(aiops_alerting::AlertEngine::new(acfg), atext);
-    let astore = crate::alerting::store::Store::open(&crate::alerting::store_dir(&cfg.data_dir))
-        .map_err(|e| ServerError::Alerting(e.to_string()))?;
     let first = log.stats().await?.first_seq;
-    let arunner = crate::alerting::runner::AlertRunner::new(
+    let (acfg, atext) = cfg.alerting.load().map_err(ServerError::Alerting)?;
+    let alerting = AlertingHandle::new(aiops_alerting::AlertEngine::new(acfg), atext);
+    let adriver = Driver::open(
         log.clone(),
-        alerting.clone(),
-        Some(astore),
-        true,
-        first,
-        cfg.alerting.checkpoint_interval,
+        AlertProcessor::new(alerting.clone()),
+        DriverOptions {
+            store: Some(
+                Store::open(&crate::alerting::store_dir(&cfg.data_dir))
+                    .map_err(|e| ServerError::Alerting(e.to_string()))?,
+            ),
+            append: true,
+            start: first,
+            checkpoint_every: cfg.alerting.checkpoint_interval,
+            progress: alerting.progress.clone(),
+        },
     )
     .await
     .map_err(|e| ServerError::Alerting(e.to_string()))?;
     let tick = cfg.alerting.tick_interval;
     let arx = stop_rx.clone();
     tasks.spawn(async move {
-        if let Err(e) = arunner.follow(tick, arx).await {
+        if let Err(e) = adriver.follow(tick, arx).await {
             tracing::error!(error = %e, "alerting stopped");
         }
     });
     let templates = if cfg.templates.enabled {
-        let tstore = crate::checkpoint::Store::open(&crate::templates::store_dir(&cfg.data_dir))
+        let processor = TemplateProcessor::new(&cfg.templates)
             .map_err(|e| ServerError::Templates(e.to_string()))?;
-        let trunner = crate::templates::runner::TemplateRunner::new(
+        let handle = processor.handle();
+        let tdriver = Driver::open(
             log.clone(),
-            &cfg.templates,
-            Some(tstore),
-            true,
-            first,
+            processor,
+            DriverOptions {
+                store: Some(
+                    Store::open(&aiops_runtime::templates::store_dir(&cfg.data_dir))
+                        .map_err(|e| ServerError::Templates(e.to_string()))?,
+                ),
+                append: true,
+                start: first,
+                checkpoint_every: cfg.templates.checkpoint_interval,
+                progress: handle.progress.clone(),
+            },
         )
         .await
         .map_err(|e| ServerError::Templates(e.to_string()))?;
-        let handle = trunner.handle();
         let trx = stop_rx.clone();
         tasks.spawn(async move {
-            if let Err(e) = trunner.follow(trx).await {
+            // The miner has no timers: the tick interval is never used.
+            if let Err(e) = tdriver.follow(Duration::from_secs(3600), trx).await {
                 tracing::error!(error = %e, "template mining stopped");
             }
         });
@@ -304,11 +320,11 @@ async fn start_workflows(
     stop_rx: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
 ) -> Result<Arc<crate::workflows::api::WorkflowsApi>, ServerError> {
-    use crate::workflows::{codec, executor, query, runner};
+    use crate::workflows::{codec, executor, processor, query};
     let w = &cfg.workflows;
     let providers = Arc::new(w.providers().map_err(ServerError::Workflows)?);
     let limits = w.limits().map_err(ServerError::Workflows)?;
-    let deployed = runner::Deployed {
+    let deployed = processor::Deployed {
         workflows: crate::workflows::read_dir(&w.dir).map_err(ServerError::Workflows)?,
         strategies: crate::workflows::read_dir(&w.autoheal_dir).map_err(ServerError::Workflows)?,
     };
@@ -326,22 +342,38 @@ async fn start_workflows(
                 .join("\n"),
         )
     })?;
-    let handle = runner::WorkflowsHandle::new(providers, limits);
-    let store = crate::checkpoint::Store::open(&crate::workflows::store_dir(&cfg.data_dir))
-        .map_err(|e| ServerError::Workflows(e.to_string()))?;
-    let wrunner = runner::WorkflowRunner::new(
+    let handle = processor::WorkflowsHandle::new(providers, limits);
+    let query = Arc::new(query::QueryEngine::new(
         log.clone(),
+        Some(cfg.pipelines.dir.join("tables")),
+        cfg.sql.limits(),
+    ));
+    let exec = executor::Executor::new(
         handle.clone(),
-        Some(store),
-        true,
-        first,
-        w.checkpoint_interval,
+        log.clone(),
+        query,
+        w.max_in_flight,
+        w.sql_window,
+    );
+    let wdriver = Driver::open(
+        log.clone(),
+        processor::WorkflowProcessor::new(handle.clone()).with_sink(exec.clone()),
+        DriverOptions {
+            store: Some(
+                Store::open(&crate::workflows::store_dir(&cfg.data_dir))
+                    .map_err(|e| ServerError::Workflows(e.to_string()))?,
+            ),
+            append: true,
+            start: first,
+            checkpoint_every: w.checkpoint_interval,
+            progress: handle.progress.clone(),
+        },
     )
     .await
     .map_err(|e| ServerError::Workflows(e.to_string()))?;
     // The files as they are now become the deployed set from this point of the log on (nothing
     // to record when there are none and none were deployed before).
-    let nothing = deployed == runner::Deployed::default() && *handle.deployed.read() == deployed;
+    let nothing = deployed == processor::Deployed::default() && *handle.deployed.read() == deployed;
     let msg = codec::control_message(
         codec::WorkflowCommand::Deployed {
             workflows: deployed.workflows.clone(),
@@ -358,23 +390,10 @@ async fn start_workflows(
         strategies = deployed.strategies.len(),
         "workflows deployed"
     );
-    let query = Arc::new(query::QueryEngine::new(
-        log.clone(),
-        Some(cfg.pipelines.dir.join("tables")),
-        cfg.sql.limits(),
-    ));
-    let exec = executor::Executor::new(
-        handle.clone(),
-        log.clone(),
-        query,
-        w.max_in_flight,
-        w.sql_window,
-    );
-    let wrunner = wrunner.with_sink(exec.clone());
     let tick = w.tick_interval;
     let rx = stop_rx.clone();
     tasks.spawn(async move {
-        if let Err(e) = wrunner.follow(tick, rx).await {
+        if let Err(e) = wdriver.follow(tick, rx).await {
             tracing::error!(error = %e, "workflows stopped");
         }
     });

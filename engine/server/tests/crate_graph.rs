@@ -57,8 +57,21 @@ fn workspace_dependencies_point_one_way() {
             &["aiops-schemas", "aiops-log", "aiops-sql"][..],
         ),
         (
+            "aiops-runtime",
+            &[
+                "aiops-schemas",
+                "aiops-connectors",
+                "aiops-log",
+                "aiops-sql",
+                "aiops-alerting",
+                "aiops-detect",
+                "aiops-workflow",
+            ][..],
+        ),
+        (
             "aiops-server",
             &[
+                "aiops-runtime",
                 "aiops-schemas",
                 "aiops-connectors",
                 "aiops-log",
@@ -82,6 +95,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-server",
                 "aiops-workflow",
                 "aiops-read",
+                "aiops-runtime",
             ][..],
         ),
     ]);
@@ -93,6 +107,60 @@ fn workspace_dependencies_point_one_way() {
             assert!(
                 ok.contains(&d.as_str()),
                 "{name} must not depend on {d} (edges point one way)"
+            );
+        }
+    }
+}
+
+/// External crates a library must not pull in, by crate: the runtime follows the log and appends
+/// back — no HTTP server, CLI or Postgres wire (the server crate is the edge); the pure state
+/// machines do no I/O at all.
+#[test]
+fn edge_crates_stay_at_the_edge() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let edge = [
+        "axum",
+        "hyper",
+        "hyper-util",
+        "clap",
+        "pgwire",
+        "datafusion-postgres",
+        "tokio-postgres",
+        "tracing-subscriber",
+    ];
+    let io = ["tokio", "reqwest", "sled", "async-nats", "hyper", "axum"];
+    let rules: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
+        ("aiops-runtime", edge.to_vec()),
+        ("aiops-log", edge.to_vec()),
+        ("aiops-alerting", [&edge[..], &io[..]].concat()),
+        ("aiops-workflow", [&edge[..], &io[..]].concat()),
+        ("aiops-detect", [&edge[..], &io[..]].concat()),
+    ]);
+    for p in meta["packages"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let Some(forbidden) = rules.get(name) else {
+            continue;
+        };
+        for d in p["dependencies"].as_array().unwrap() {
+            if !d["kind"].is_null() {
+                continue;
+            }
+            let dep = d["name"].as_str().unwrap();
+            assert!(
+                !forbidden.contains(&dep),
+                "{name} must not depend on {dep}: it belongs at the edge (engine/server)"
             );
         }
     }

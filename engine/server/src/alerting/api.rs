@@ -8,12 +8,13 @@
 #![allow(clippy::result_large_err)]
 
 use super::codec::control_message;
-use super::runner::AlertingHandle;
+use super::processor::AlertingHandle;
 use crate::http::AppState;
 use aiops_alerting::Control;
 use aiops_alerting::engine::AlertView;
 use aiops_alerting::matcher::{Matcher, all_match};
 use aiops_alerting::silence::{PostableSilence, format_rfc3339_ms};
+use aiops_runtime::CommandError;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -287,21 +288,15 @@ async fn command(st: &AppState, h: &AlertingHandle, c: Control) -> Result<(), Re
     let now = crate::clock::now_ms();
     let msg = control_message(c, now)
         .map_err(|e| am_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let appended = st.log.append(vec![msg]).await.map_err(|e| {
-        am_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the event log did not accept the command: {e}"),
-        )
-    })?;
-    let Some(seq) = appended.first().map(|a| a.seq) else {
-        return Err(am_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the event log returned no position",
-        ));
-    };
-    h.wait_for(seq, APPLY_TIMEOUT)
+    aiops_runtime::progress::command(&*st.log, &h.progress, "alerting engine", msg, APPLY_TIMEOUT)
         .await
-        .map_err(|e| am_error(StatusCode::BAD_REQUEST, e))
+        .map(|_| ())
+        .map_err(|e| match e {
+            CommandError::Log(_) => am_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            CommandError::Refused(_) | CommandError::Timeout(_) => {
+                am_error(StatusCode::BAD_REQUEST, e.to_string())
+            }
+        })
 }
 
 async fn post_silence(State(st): State<AppState>, body: axum::body::Bytes) -> Response {

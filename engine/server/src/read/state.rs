@@ -2,7 +2,7 @@
 //! `workflow_executions`. Snapshots are built from the in-memory engines on each scan; no
 //! secret, template context or token is part of any row.
 
-use crate::alerting::runner::AlertingHandle;
+use crate::alerting::processor::AlertingHandle;
 use crate::workflows::api::WorkflowsApi;
 use aiops_read::state::{StateSource, StateTableDef, batch_from_json};
 use aiops_schemas::arrow_array::RecordBatch;

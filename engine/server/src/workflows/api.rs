@@ -7,8 +7,9 @@
 #![allow(clippy::result_large_err)]
 
 use super::codec::{WorkflowCommand, control_message};
-use super::runner::{Deployed, WorkflowsHandle};
+use super::processor::{Deployed, WorkflowsHandle};
 use crate::http::AppState;
+use aiops_runtime::CommandError;
 use aiops_workflow::WorkflowControl;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -151,22 +152,24 @@ async fn append_and_wait(
 ) -> Result<(), Response> {
     let msg = control_message(body, crate::clock::now_ms())
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let appended = st.log.append(vec![msg]).await.map_err(|e| {
-        err(
+    aiops_runtime::progress::command(
+        &*st.log,
+        &a.handle.progress,
+        "workflow engine",
+        msg,
+        Duration::from_secs(10),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| match e {
+        CommandError::Log(le) => err(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("the log did not accept the command: {e}"),
-        )
-    })?;
-    let Some(seq) = appended.first().map(|x| x.seq) else {
-        return Err(err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the log returned no position",
-        ));
-    };
-    a.handle
-        .wait_for(seq, Duration::from_secs(10))
-        .await
-        .map_err(|reason| err(StatusCode::CONFLICT, reason))
+            format!("the log did not accept the command: {le}"),
+        ),
+        CommandError::Refused(reason) | CommandError::Timeout(reason) => {
+            err(StatusCode::CONFLICT, reason)
+        }
+    })
 }
 
 fn summary(w: &aiops_workflow::Workflow) -> Value {

@@ -218,3 +218,19 @@ impl QueryEngine {
         Ok(v.is_valid(0) && v.value(0))
     }
 }
+
+#[async_trait::async_trait]
+impl aiops_runtime::workflows::executor::Queries for QueryEngine {
+    async fn sql(
+        &self,
+        params: &Map<String, Value>,
+        at_ms: i64,
+        window_ms: i64,
+    ) -> Result<Value, String> {
+        QueryEngine::sql(self, params, at_ms, window_ms).await
+    }
+
+    async fn verify(&self, params: &Map<String, Value>, at_ms: i64) -> Result<bool, String> {
+        QueryEngine::verify(self, params, at_ms).await
+    }
+}

@@ -1,0 +1,191 @@
+//! Keeps the engine's pipelines in step with the pipeline directory while it runs. Every
+//! `reload_interval` the directory is read; when files were added, changed or removed, the new
+//! set is compiled as a whole. A set that compiles is recorded as a control event in the log
+//! (`aiops.control`, with the SQL of every file, so a replay knows which rules were live) and
+//! replaces the running set: unchanged pipelines resume from their checkpoints, changed and new
+//! ones rebuild their state from the log, removed ones lose theirs. A set with a bad file is
+//! refused: the running set stays, and the problems show in `GET /api/pipelines`.
+
+use super::PipelinesConfig;
+use super::load::{self, PipelineSource};
+use super::runner::{InfoBoard, Mode, Runner};
+use super::store::Store;
+use crate::wire::{self, ids};
+use aiops_log::{AppendMessage, EventLog};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+fn names(sources: &[PipelineSource]) -> BTreeMap<String, &str> {
+    sources
+        .iter()
+        .map(|s| {
+            let name = s
+                .file
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name, s.sql.as_str())
+        })
+        .collect()
+}
+
+/// The control event recording a change from `old` to `new`.
+fn control_event(
+    old: &[PipelineSource],
+    new: &[PipelineSource],
+    now_ms: i64,
+) -> Result<AppendMessage, serde_json::Error> {
+    let (o, n) = (names(old), names(new));
+    let added: Vec<&String> = n.keys().filter(|k| !o.contains_key(*k)).collect();
+    let removed: Vec<&String> = o.keys().filter(|k| !n.contains_key(*k)).collect();
+    let changed: Vec<&String> = n
+        .iter()
+        .filter(|(k, v)| o.get(*k).is_some_and(|ov| ov != *v))
+        .map(|(k, _)| k)
+        .collect();
+    let body = serde_json::json!({
+        "type": "pipelines_changed",
+        "added": added,
+        "changed": changed,
+        "removed": removed,
+        "pipelines": n,
+    });
+    wire::control_message(ids::CONTROL, now_ms, &body)
+}
+
+/// Runs the pipelines of `cfg.dir` until `shutdown`, reloading on change.
+///
+/// # Errors
+/// Only at start: when the directory's pipelines do not compile or the store cannot be opened
+/// (the engine then refuses to start, naming every problem).
+pub async fn start(
+    log: Arc<dyn EventLog>,
+    cfg: PipelinesConfig,
+    store: Store,
+    board: InfoBoard,
+    shutdown: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let sources = load::read_dir(&cfg.dir).map_err(|e| e.to_string())?;
+    let tables = load::tables(&cfg.dir).map_err(|e| e.to_string())?;
+    let compiled = load::compile_all(&sources, &tables, cfg.runtime())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(dir = %cfg.dir.display(), pipelines = compiled.len(), "pipelines loaded");
+    Ok(tokio::spawn(supervise(
+        log, cfg, store, board, shutdown, sources, compiled,
+    )))
+}
+
+async fn supervise(
+    log: Arc<dyn EventLog>,
+    cfg: PipelinesConfig,
+    store: Store,
+    board: InfoBoard,
+    mut shutdown: watch::Receiver<bool>,
+    mut sources: Vec<PipelineSource>,
+    mut compiled: Vec<aiops_sql::runtime::StreamingPipeline>,
+) {
+    loop {
+        let first = match log.stats().await {
+            Ok(s) => s.first_seq,
+            Err(e) => {
+                tracing::error!(error = %e, "pipelines cannot read the log; not running");
+                return;
+            }
+        };
+        let runner = match Runner::new(
+            log.clone(),
+            std::mem::take(&mut compiled),
+            Some(store.clone()),
+            Mode::Live,
+            first,
+            board.clone(),
+            cfg.checkpoint_interval,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "pipelines could not start");
+                return;
+            }
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut task = tokio::spawn(runner.follow(stop_rx));
+        let interval = if cfg.reload_interval.is_zero() {
+            Duration::from_secs(3600 * 24 * 365)
+        } else {
+            cfg.reload_interval
+        };
+        let next = loop {
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    let _ = stop_tx.send(true);
+                    if let Ok(Err(e)) = task.await {
+                        tracing::error!(error = %e, "pipelines stopped with an error");
+                    }
+                    return;
+                }
+                res = &mut task => {
+                    match res {
+                        Ok(Err(e)) => tracing::error!(error = %e, "pipelines stopped: restart the engine to resume from the last checkpoint"),
+                        Ok(Ok(())) => {}
+                        Err(e) => tracing::error!(error = %e, "pipeline task panicked"),
+                    }
+                    // Wait for shutdown; the board shows the failure.
+                    let _ = shutdown.changed().await;
+                    return;
+                }
+                _ = tokio::time::sleep(interval) => {
+                    let Ok(new) = load::read_dir(&cfg.dir) else { continue };
+                    if new == sources {
+                        continue;
+                    }
+                    let tables = match load::tables(&cfg.dir) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::warn!(problems = %e, "pipeline change refused");
+                            board.write().refused = e.problems;
+                            continue;
+                        }
+                    };
+                    match load::compile_all(&new, &tables, cfg.runtime()).await {
+                        Ok(set) => {
+                            let appended = match control_event(&sources, &new, crate::clock::now_ms()) {
+                                Ok(event) => log.append(vec![event]).await.map_err(|e| e.to_string()),
+                                Err(e) => Err(e.to_string()),
+                            };
+                            match appended {
+                                Ok(_) => break (new, set),
+                                Err(e) => tracing::error!(error = %e, "cannot record the pipeline change in the log; keeping the running set"),
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(problems = %e, "pipeline change refused; the running pipelines are unchanged");
+                            board.write().refused = e.problems;
+                        }
+                    }
+                }
+            }
+        };
+        let (new_sources, set) = next;
+        let _ = stop_tx.send(true);
+        if let Ok(Err(e)) = task.await {
+            tracing::error!(error = %e, "pipelines stopped with an error");
+        }
+        let kept: Vec<String> = set.iter().map(|p| p.name().to_string()).collect();
+        for (name, _) in names(&sources) {
+            if !kept.contains(&name)
+                && let Err(e) = store.remove(&name).await
+            {
+                tracing::warn!(pipeline = %name, error = %e, "cannot remove the checkpoint of a removed pipeline");
+            }
+        }
+        tracing::info!(pipelines = set.len(), "pipeline change applied");
+        board.write().refused.clear();
+        sources = new_sources;
+        compiled = set;
+    }
+}
