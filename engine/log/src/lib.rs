@@ -9,6 +9,35 @@
 //! event-time range of the batch (for the time index). Every message gets a sequence number;
 //! sequence order is log order and never changes.
 //!
+//! Consumers do not poll. [`EventLog::subscribe`] hands out a `tokio::sync::watch` receiver
+//! that changes once appended records are readable; a consumer at the end of the log marks it
+//! seen, reads until `next_batch` is empty, then awaits `changed()`:
+//!
+//! ```no_run
+//! # async fn consume(log: &dyn aiops_log::EventLog) -> Result<(), aiops_log::LogError> {
+//! let mut wake = log.subscribe();
+//! let mut reader = log.reader(1).await?;
+//! loop {
+//!     wake.borrow_and_update(); // (1) before reading, so no append slips in unnoticed
+//!     let batch = reader.next_batch(1024).await?; // (2)
+//!     if batch.is_empty() {
+//!         // (3) with a timeout as the safety net (read-only embedded logs never signal)
+//!         let waited = tokio::time::timeout(std::time::Duration::from_secs(5), wake.changed());
+//!         if let Ok(Err(_)) = waited.await {
+//!             return Ok(()); // the log is gone
+//!         }
+//!         continue;
+//!     }
+//!     // ... process `batch` ...
+//! }
+//! # }
+//! ```
+//!
+//! The embedded writer bumps the signal right after a group commit makes records visible to
+//! readers (before the appends are acknowledged); the NATS backend runs a background watcher,
+//! an ordered headers-only push consumer on the stream, and bumps it per batch of deliveries,
+//! which the server sends only for stored messages.
+//!
 //! The shared behaviour both backends MUST have is one test suite, `tests/conformance.rs`, run
 //! against each.
 
@@ -126,6 +155,29 @@ pub trait EventLog: Send + Sync + 'static {
     /// # Errors
     /// If the final flush fails.
     async fn close(&self) -> Result<(), LogError>;
+
+    /// A signal that changes after new records became readable: the value is the backend's
+    /// latest known next sequence (a hint that never decreases), and every wake-up bumps the
+    /// channel's version, so `changed()` fires even when the value stays the same. A consumer at
+    /// the end of the log waits for `changed()` instead of sleeping; after a change, a reader's
+    /// `next_batch` returns the records that caused it (no lost wake-up).
+    ///
+    /// Contract (checked by `tests/conformance.rs` for every backend):
+    /// - After `append` returns, every receiver obtained before it observes a change promptly
+    ///   (embedded: before `append` returns; NATS: when the server delivers the stored message
+    ///   to the log's watcher, typically well under a millisecond on a local server).
+    /// - No lost wake-up: a consumer that (1) marks the receiver seen
+    ///   (`borrow_and_update`), (2) calls `next_batch` and gets nothing, (3) awaits `changed()`,
+    ///   is woken by any append that happens after step (1), and its next `next_batch` returns
+    ///   the record. The signal fires only once the record is readable, never merely sent.
+    /// - Spurious wake-ups are allowed (at open, after the NATS watcher reconnects): a woken
+    ///   consumer must tolerate an empty `next_batch` and wait again.
+    /// - An embedded log opened read-only sees appends of another process only on reopen, so
+    ///   its signal never changes; such a consumer must keep a fallback poll. In general a
+    ///   consumer should wait with a timeout (seconds, not milliseconds) as a safety net.
+    /// - `changed()` returning an error means the log (and every reader of it) is gone: stop
+    ///   waiting. After `close` no change is signalled any more.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
 /// A sequential reader over the log.

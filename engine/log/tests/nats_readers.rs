@@ -7,6 +7,7 @@ use aiops_log::nats::{NatsConfig, NatsLog};
 use aiops_log::{AppendMessage, EventLog, LogReader};
 use aiops_testkit::NatsServer;
 use bytes::Bytes;
+use futures::TryStreamExt;
 use std::time::{Duration, Instant};
 
 fn msg(subject: &str, i: usize) -> AppendMessage {
@@ -107,13 +108,19 @@ async fn reader_recreates_a_consumer_the_server_dropped() {
         .unwrap();
     let mut r = log.reader(1).await.unwrap();
     assert_eq!(r.next_batch(3).await.unwrap().len(), 3);
-    // Wait (bounded) until the server removed the idle consumer.
+    // Wait (bounded) until the server removed the idle consumer. Only the reader's counts: the
+    // log's wake-up watcher keeps its own consumer on the stream.
     let client = async_nats::connect(server.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let mut s = js.get_stream("AIOPS").await.unwrap();
-        if s.info().await.unwrap().state.consumer_count == 0 {
+        let s = js.get_stream("AIOPS").await.unwrap();
+        let consumers: Vec<_> = s.consumers().try_collect().await.unwrap();
+        let readers = consumers
+            .iter()
+            .filter(|c| c.config.description.as_deref() == Some("aiops log reader"))
+            .count();
+        if readers == 0 {
             break;
         }
         assert!(Instant::now() < deadline, "consumer never removed");

@@ -39,6 +39,10 @@
 //! - **One writer per directory**: an exclusive lock on `LOCK`. A read-only open (`replay`,
 //!   `log stats` beside a running engine) takes no lock, changes nothing and sees the log as it
 //!   was when opened.
+//! - **Wake-up**: after a commit has updated the segments' committed length (what readers
+//!   read), the writer replaces the value of a `watch` channel with the next sequence, before
+//!   acknowledging the appends; [`EventLog::subscribe`] hands out its receivers. In that order,
+//!   a consumer woken by it always finds the records. A read-only log's signal never changes.
 
 mod config;
 mod format;
@@ -176,10 +180,12 @@ impl EmbeddedLog {
             writer::sync_dir(&dir)?;
             segments.push(seg);
         }
+        let next_seq = segments.last().map(|s| s.next_seq).unwrap_or(1);
         let shared = Arc::new(Shared {
             dir: dir.clone(),
             segments: Mutex::new(segments),
             failed: Mutex::new(None),
+            notify: tokio::sync::watch::Sender::new(next_seq),
         });
         let (tx, rx) = mpsc::channel(cfg.writer_queue.max(1));
         if cfg.read_only {
@@ -297,6 +303,12 @@ impl EventLog for EmbeddedLog {
             return Ok(());
         }
         rx.await.unwrap_or(Ok(()))
+    }
+
+    /// Bumped by the writer thread after each commit. A read-only log has no writer: its
+    /// signal never changes, since another process's appends are not seen until reopen.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.notify.subscribe()
     }
 }
 

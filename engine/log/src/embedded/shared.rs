@@ -15,6 +15,11 @@ pub struct Shared {
     pub segments: Mutex<Vec<Segment>>,
     /// Set when the writer stopped after a disk error; appends and stats then fail.
     pub failed: Mutex<Option<String>>,
+    /// The wake-up signal of [`crate::EventLog::subscribe`]: the next sequence, replaced by the
+    /// writer right after a commit made records visible in `segments` (so a woken reader finds
+    /// them). Kept here, not in the writer, so receivers stay valid as long as any reader or
+    /// the log handle lives.
+    pub notify: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {

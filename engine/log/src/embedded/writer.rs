@@ -285,6 +285,7 @@ impl Writer {
             self.dirty = true;
         }
         self.len += buf.len() as u64;
+        let next_seq = pending.last().map(|(h, _, _)| h.seq + 1);
         {
             let mut segs = self.shared.segments.lock();
             if let Some(active) = segs.last_mut() {
@@ -292,6 +293,12 @@ impl Writer {
                     active.note(h, *at, *len);
                 }
             }
+        }
+        // Only now, with the records visible to readers, wake consumers: one woken earlier could
+        // read nothing and go back to sleep (a lost wake-up). `send_replace` updates the value
+        // even with no receiver and needs no async context.
+        if let Some(next) = next_seq {
+            self.shared.notify.send_replace(next);
         }
         buf.clear();
         pending.clear();

@@ -10,6 +10,9 @@
 //! - [`reader`]: sequential reads through an ephemeral pull consumer; [`durable`]: named,
 //!   acknowledged reads for scale-out workers.
 //! - `seek`: `seek_time` by a headers-only scan (why: see that module).
+//! - `wake`: the wake-up signal of [`EventLog::subscribe`], a background task with an ordered,
+//!   headers-only push consumer that bumps a `watch` channel when stored messages are delivered
+//!   (started at connect, aborted on close or drop, re-created with backoff when it fails).
 
 pub mod config;
 mod connect;
@@ -20,6 +23,7 @@ mod publish;
 pub mod reader;
 mod record;
 mod seek;
+mod wake;
 
 pub use config::NatsConfig;
 pub use durable::DurableReader;
@@ -42,6 +46,10 @@ pub struct NatsLog {
     inflight: Arc<Semaphore>,
     closed: AtomicBool,
     durability: String,
+    /// The wake-up signal; its sender is also held by the watcher task.
+    notify: tokio::sync::watch::Sender<u64>,
+    /// The watcher task, aborted on close and drop so no task outlives the log.
+    watcher: tokio::task::AbortHandle,
 }
 
 impl std::fmt::Debug for NatsLog {
@@ -80,7 +88,13 @@ impl NatsLog {
         let info = client.server_info();
         let durability = durability::describe(&cfg, &info.version).await;
         tracing::info!(url = %cfg.url, stream = %cfg.stream, server_version = %info.version, replicas = cfg.replicas, durability = %durability, "event log on NATS JetStream");
+        let notify = tokio::sync::watch::Sender::new(
+            stream.cached_info().state.last_sequence.saturating_add(1),
+        );
+        let watcher = wake::spawn(stream.clone(), client.clone(), notify.clone());
         Ok(NatsLog {
+            notify,
+            watcher,
             inflight: Arc::new(Semaphore::new(cfg.max_inflight)),
             cfg,
             client,
@@ -188,11 +202,28 @@ impl EventLog for NatsLog {
             return Ok(());
         }
         self.inflight.close();
+        // Before draining: a drained subscription would only make the watcher start over.
+        self.watcher.abort();
         self.client.drain().await.map_err(|e| {
             LogError::Unavailable(format!(
                 "draining the NATS connection to {}: {e}",
                 self.cfg.url
             ))
         })
+    }
+
+    /// Bumped by the watcher task (module `wake`) when the server delivers stored messages. A
+    /// log written by other processes or nodes wakes its consumers too: the watcher sees every
+    /// message of the stream.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.notify.subscribe()
+    }
+}
+
+impl Drop for NatsLog {
+    fn drop(&mut self) {
+        // The task holds clones of the stream and client: without this it would keep the
+        // connection busy after the log is gone.
+        self.watcher.abort();
     }
 }

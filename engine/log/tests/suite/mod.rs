@@ -20,7 +20,11 @@ macro_rules! conformance_suite {
             seek_time_contract,
             concurrent_appends_keep_each_call_in_order,
             invalid_messages_rejected,
-            closed_log_refuses_appends);
+            closed_log_refuses_appends,
+            subscribe_changes_after_append,
+            subscribe_no_lost_wakeup,
+            subscribe_concurrent_appenders,
+            subscribe_ends_when_log_dropped);
     };
     (@cases $setup:path; $($name:ident),*) => {
         $(
@@ -245,4 +249,138 @@ pub async fn closed_log_refuses_appends(log: Arc<dyn EventLog>, prefix: &str) {
         log.append(vec![msg(prefix, 1, 1)]).await,
         Err(LogError::Closed)
     ));
+}
+
+/// How long a wake-up may take before the test calls it lost. Generous: the design target is
+/// sub-millisecond, but a loaded CI machine must not make the suite flaky.
+const WAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits for a change of `rx`, failing the test (with `what`) if none comes in time or the
+/// signal is gone.
+async fn wait_change(rx: &mut tokio::sync::watch::Receiver<u64>, what: &str) {
+    match tokio::time::timeout(WAKE_TIMEOUT, rx.changed()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => panic!("{what}: the signal's sender is gone while the log is open"),
+        Err(_) => panic!("{what}: no change within {WAKE_TIMEOUT:?} (a lost wake-up)"),
+    }
+}
+
+pub async fn subscribe_changes_after_append(log: Arc<dyn EventLog>, prefix: &str) {
+    let mut rx = log.subscribe();
+    let before = *rx.borrow_and_update();
+    let appended = log.append(vec![msg(prefix, 0, 1)]).await.unwrap();
+    let seq = appended[0].seq;
+    // Spurious changes are allowed (the NATS watcher's first delivery), so wait until the value
+    // covers the append; every step must be a change, not a timeout.
+    while *rx.borrow_and_update() <= seq {
+        wait_change(&mut rx, "receiver taken before an append").await;
+    }
+    assert!(*rx.borrow() >= before, "the value never decreases");
+    // A second receiver taken after the append has nothing pending; a later append wakes it.
+    let mut late = log.subscribe();
+    late.borrow_and_update();
+    log.append(vec![msg(prefix, 1, 1)]).await.unwrap();
+    wait_change(&mut late, "receiver taken between two appends").await;
+}
+
+pub async fn subscribe_no_lost_wakeup(log: Arc<dyn EventLog>, prefix: &str) {
+    const N: usize = 12;
+    let start = log.stats().await.unwrap().next_seq;
+    // The consumer acknowledges each record; the appender appends the next one only then, at a
+    // varying delay, so each append lands in another phase of the consumer's cycle (before its
+    // read, during it, while it waits) and each wake-up must work on its own: a later append
+    // cannot hide a lost one.
+    let (ack_tx, mut ack_rx) = tokio::sync::mpsc::channel::<u64>(1);
+    let consumer = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let mut rx = log.subscribe();
+            let mut reader = log.reader(start).await.unwrap();
+            let mut got = 0usize;
+            while got < N {
+                rx.borrow_and_update(); // (1)
+                let batch = reader.next_batch(100).await.unwrap(); // (2)
+                if batch.is_empty() {
+                    wait_change(&mut rx, &format!("waiting for record {got}")).await; // (3)
+                    continue;
+                }
+                for r in batch {
+                    got += 1;
+                    ack_tx.send(r.seq).await.unwrap();
+                }
+            }
+            reader.position()
+        })
+    };
+    for i in 0..N {
+        match i % 4 {
+            0 => {}
+            1 => tokio::task::yield_now().await,
+            d => tokio::time::sleep(std::time::Duration::from_millis(d as u64 * 20)).await,
+        }
+        let a = log.append(vec![msg(prefix, i, 1)]).await.unwrap();
+        let seen = tokio::time::timeout(WAKE_TIMEOUT * 2, ack_rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("record {i} (seq {}) never read", a[0].seq));
+        assert_eq!(seen, Some(a[0].seq));
+    }
+    assert_eq!(consumer.await.unwrap(), start + N as u64);
+}
+
+pub async fn subscribe_concurrent_appenders(log: Arc<dyn EventLog>, prefix: &str) {
+    let start = log.stats().await.unwrap().next_seq;
+    let mut rx = log.subscribe();
+    let mut reader = log.reader(start).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let log = log.clone();
+        let prefix = format!("{prefix}-t{t}");
+        tasks.push(tokio::spawn(async move {
+            // Pauses so the consumer reaches the end and waits, the first time before anything
+            // was appended; the long ones outlast a NATS reader's long poll (50 ms).
+            for round in 0..10 {
+                let pause = if round % 5 == 0 {
+                    200
+                } else {
+                    (t * 7 + round * 13) % 30
+                };
+                tokio::time::sleep(std::time::Duration::from_millis(pause as u64)).await;
+                let msgs: Vec<_> = (0..5).map(|i| msg(&prefix, round * 5 + i, 1)).collect();
+                log.append(msgs).await.unwrap();
+            }
+        }));
+    }
+    let mut got = Vec::new();
+    while got.len() < 200 {
+        rx.borrow_and_update();
+        let batch = reader.next_batch(64).await.unwrap();
+        if batch.is_empty() {
+            wait_change(&mut rx, &format!("with {} of 200 records read", got.len())).await;
+        }
+        got.extend(batch);
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(got.len(), 200);
+    assert!(got.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(
+        got.iter()
+            .all(|r| r.msg_id.starts_with(&format!("{prefix}-t")))
+    );
+}
+
+pub async fn subscribe_ends_when_log_dropped(log: Arc<dyn EventLog>, prefix: &str) {
+    log.append(vec![msg(prefix, 0, 1)]).await.unwrap();
+    let mut rx = log.subscribe();
+    // Dropping the last handle must stop whatever bumps the signal (the embedded writer thread,
+    // the NATS watcher task): its sender goes away, which receivers see as an error.
+    drop(log);
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), rx.changed()).await {
+            Ok(Err(_)) => break,
+            Ok(Ok(())) => continue, // a wake-up still pending from before the drop
+            Err(_) => panic!("the signal outlived the log: its task or thread was not stopped"),
+        }
+    }
 }
