@@ -219,11 +219,17 @@ impl<P: Processor> Driver<P> {
                 processor.restore(&state)?;
                 position = ck.position;
                 head = ck.log_head;
-                tracing::info!(processor = P::NAME, position, "resumes from its checkpoint");
+                tracing::info!(
+                    processor = P::NAME,
+                    position,
+                    "{} resumes from its checkpoint",
+                    P::WHAT
+                );
             } else {
                 tracing::info!(
                     processor = P::NAME,
-                    "configuration changed: state is rebuilt from the log"
+                    "{} configuration changed: state is rebuilt from the log",
+                    P::WHAT
                 );
             }
         }

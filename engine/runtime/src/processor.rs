@@ -94,6 +94,9 @@ pub trait Processor: Send + 'static {
     /// Name in logs, errors and metrics, e.g. `alerting`.
     const NAME: &'static str;
 
+    /// What it is, in log messages (`template miner resumes from its checkpoint`).
+    const WHAT: &'static str = Self::NAME;
+
     /// Hash of the configuration a snapshot is valid for.
     fn config_hash(&self) -> u64;
 

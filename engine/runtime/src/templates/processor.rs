@@ -101,6 +101,7 @@ fn err(e: impl std::fmt::Display) -> ProcessorError {
 
 impl Processor for TemplateProcessor {
     const NAME: &'static str = "templates";
+    const WHAT: &'static str = "template miner";
 
     fn config_hash(&self) -> u64 {
         self.config_hash

@@ -377,6 +377,7 @@ fn err(e: impl std::fmt::Display) -> ProcessorError {
 
 impl Processor for WorkflowProcessor {
     const NAME: &'static str = "workflows";
+    const WHAT: &'static str = "workflow engine";
 
     fn config_hash(&self) -> u64 {
         self.config_hash
