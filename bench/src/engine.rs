@@ -5,14 +5,12 @@
 //! a real sender would be: over loopback HTTP, competing for the same cores.
 
 use crate::error::BenchError;
-use aiops_testkit::NatsServer;
+use aiops_testkit::{AiopsCommand, AiopsError, AiopsProcess, NatsServer};
 use serde::{Deserialize, Serialize};
-use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
-use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
+use std::process::ExitStatus;
+use std::time::Duration;
 
 /// Which event-log backend the engine writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -34,10 +32,54 @@ impl Backend {
     }
 }
 
+/// The bench's error for a launcher error: the step that failed keeps its own variant.
+pub(crate) fn launch_error(e: AiopsError) -> BenchError {
+    match e {
+        AiopsError::Spawn { bin, source } => BenchError::Spawn { bin, source },
+        AiopsError::Io { path, source } => BenchError::Io { path, source },
+        AiopsError::StopTimeout { grace, .. } => BenchError::StopTimeout(grace),
+        e @ (AiopsError::Exited { .. } | AiopsError::NotReady { .. }) => {
+            BenchError::NotReady(e.to_string())
+        }
+        e @ (AiopsError::Wait { .. } | AiopsError::NoPgPort { .. }) => {
+            BenchError::Internal(e.to_string())
+        }
+    }
+}
+
+/// Starts the engine on a blocking thread: the launcher sleeps between health probes, which
+/// must not stall the runtime the load generator shares.
+pub(crate) async fn spawn_engine(cmd: AiopsCommand) -> Result<AiopsProcess, BenchError> {
+    tokio::task::spawn_blocking(move || cmd.spawn())
+        .await
+        .map_err(|e| BenchError::Internal(format!("engine start task: {e}")))?
+        .map_err(launch_error)
+}
+
+/// [`AiopsProcess::stop`] on a blocking thread. The process moves there and back; `slot` is
+/// empty only if that thread panicked, and the process was then killed by its drop.
+pub(crate) async fn stop_engine(
+    slot: &mut Option<AiopsProcess>,
+    grace: Duration,
+) -> Result<ExitStatus, BenchError> {
+    let Some(mut p) = slot.take() else {
+        return Err(BenchError::Internal("the engine process was lost".into()));
+    };
+    let (p, r) = tokio::task::spawn_blocking(move || {
+        let r = p.stop(grace);
+        (p, r)
+    })
+    .await
+    .map_err(|e| BenchError::Internal(format!("engine stop task: {e}")))?;
+    *slot = Some(p);
+    r.map_err(launch_error)
+}
+
 /// A running engine (and its NATS server, for the `nats` backend). Dropping it kills both.
 #[derive(Debug)]
 pub struct Engine {
-    child: Child,
+    /// `None` only after a stop task panicked (the process was killed then).
+    proc: Option<AiopsProcess>,
     /// Process id of the engine, for `perf record -p`.
     pub pid: u32,
     /// Where its HTTP API listens.
@@ -50,9 +92,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts `<bin> run --data-dir <tmp>/data --http 127.0.0.1:<port> [--log nats://…]` and waits
-    /// until `GET /api/health` answers 200. For [`Backend::Nats`] a `nats-server -js` is started
-    /// first and kept alive until the engine is dropped.
+    /// Starts `<bin> run --data-dir <tmp>/data --http 127.0.0.1:<port> --pg 127.0.0.1:0
+    /// [--log nats://…]` and waits until `GET /api/health` answers 200. For [`Backend::Nats`] a
+    /// `nats-server -js` is started first and kept alive until the engine is dropped.
     ///
     /// # Errors
     /// [`BenchError::Spawn`] when the binary cannot run, [`BenchError::NotReady`] when it exits or
@@ -79,45 +121,25 @@ impl Engine {
             .as_ref()
             .map(|n| n.url())
             .unwrap_or_else(|| "embedded".to_string());
-        let port = aiops_testkit::free_port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let data_dir = root.path().join("data");
-        let stderr_path = root.path().join("engine.stderr");
-        let stderr =
-            File::create(&stderr_path).map_err(|e| BenchError::io(stderr_path.clone(), e))?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("run")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--pg")
-            .arg("127.0.0.1:0")
-            .env("AIOPS__AUTH__ANONYMOUS_ROLE", "admin")
-            .arg("--http")
-            .arg(addr.to_string());
+        // The engine's own ingest age limit and log level: the bench measures the engine as
+        // shipped, not as the tests configure it.
+        let mut cmd = AiopsCommand::new(bin, root.path().join("data"))
+            .stderr_file(root.path().join("engine.stderr"))
+            .ingest_max_age(None)
+            .log_level(None)
+            .ready_timeout(ready_timeout);
         if backend == Backend::Nats {
-            cmd.arg("--log").arg(&log);
+            cmd = cmd.log(&log);
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| BenchError::Spawn {
-                bin: bin.to_path_buf(),
-                source,
-            })?;
-        let pid = child.id().unwrap_or(0);
-        let mut engine = Engine {
-            child,
-            pid,
-            addr,
+        let proc = spawn_engine(cmd).await?;
+        Ok(Engine {
+            pid: proc.pid(),
+            addr: proc.addr(),
+            proc: Some(proc),
             root,
             log,
             nats,
-        };
-        engine.wait_healthy(ready_timeout).await?;
-        Ok(engine)
+        })
     }
 
     /// `http://ADDR`, without a trailing slash.
@@ -137,41 +159,10 @@ impl Engine {
 
     /// The last `max` bytes of the engine's stderr, for error messages.
     pub fn stderr_tail(&self, max: usize) -> String {
-        let text =
-            std::fs::read_to_string(self.root.path().join("engine.stderr")).unwrap_or_default();
-        let start = text.len().saturating_sub(max);
-        let start = (start..text.len())
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(text.len());
-        text[start..].to_string()
-    }
-
-    async fn wait_healthy(&mut self, timeout: Duration) -> Result<(), BenchError> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()?;
-        let url = format!("{}/api/health", self.base_url());
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(BenchError::NotReady(format!(
-                    "engine exited with {status} before it was healthy; stderr:\n{}",
-                    self.stderr_tail(4000)
-                )));
-            }
-            if let Ok(resp) = client.get(&url).send().await
-                && resp.status().as_u16() == 200
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(BenchError::NotReady(format!(
-                    "{url} did not answer 200 within {timeout:?}; stderr:\n{}",
-                    self.stderr_tail(4000)
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.proc
+            .as_ref()
+            .map(|p| p.stderr_tail(max))
+            .unwrap_or_default()
     }
 
     /// Sends SIGTERM and waits up to `grace` for the engine to exit; kills it after that.
@@ -180,23 +171,7 @@ impl Engine {
     /// # Errors
     /// [`BenchError::StopTimeout`] when SIGTERM was not enough (the process is killed anyway).
     pub async fn stop(&mut self, grace: Duration) -> Result<ExitStatus, BenchError> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            return Ok(status);
-        }
-        // `kill(1)` rather than libc: the workspace forbids unsafe code.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid.to_string())
-            .status()
-            .await;
-        match tokio::time::timeout(grace, self.child.wait()).await {
-            Ok(Ok(status)) => Ok(status),
-            Ok(Err(e)) => Err(BenchError::io(format!("pid {}", self.pid), e)),
-            Err(_) => {
-                let _ = self.child.kill().await;
-                Err(BenchError::StopTimeout(grace))
-            }
-        }
+        stop_engine(&mut self.proc, grace).await
     }
 }
 

@@ -2,6 +2,13 @@
 //! `prometheus-node-exporter`, `prometheus-alertmanager` — on OS-chosen loopback ports, waits until
 //! each answers, and kills it and removes its files on drop. A missing binary is an error that
 //! names the Debian package to install (`scripts/install-test-deps.sh` does it), never a skip.
+//!
+//! [`aiops`] starts the engine itself (`aiops run`) the same way for the integration tests and
+//! the benchmark harness: [`AiopsCommand`] and [`AiopsProcess`].
+
+pub mod aiops;
+
+pub use aiops::{AiopsCommand, AiopsError, AiopsProcess};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

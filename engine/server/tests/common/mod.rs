@@ -5,17 +5,33 @@
 pub mod grafana;
 pub mod recorder;
 
+use aiops_testkit::{AiopsCommand, AiopsError, AiopsProcess};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A running `aiops run` child process.
+/// A running `aiops run` child process: the test kit's [`AiopsProcess`] with the panicking
+/// helpers and public fields the tests were written against. Fields of the kit's type (`child`)
+/// are reached through `Deref`.
 pub struct Aiops {
-    pub child: Option<Child>,
+    inner: AiopsProcess,
     pub port: u16,
     pub data_dir: PathBuf,
     pub log: String,
     pub stderr: PathBuf,
+}
+
+impl std::ops::Deref for Aiops {
+    type Target = AiopsProcess;
+    fn deref(&self) -> &AiopsProcess {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Aiops {
+    fn deref_mut(&mut self) -> &mut AiopsProcess {
+        &mut self.inner
+    }
 }
 
 impl Aiops {
@@ -29,7 +45,10 @@ impl Aiops {
         Self::start_env(data_dir, log, port, extra, &[])
     }
 
-    /// Starts `aiops run` with extra environment variables for the child.
+    /// Starts `aiops run` with extra environment variables for the child. The kit's defaults
+    /// apply: `--pg 127.0.0.1:0` unless `extra` has `--pg`, anonymous admin unless `env` has
+    /// `AIOPS_TEST_SECURE=1` (the auth tests), `AIOPS__INGEST__MAX_AGE=36500d` (tests replay
+    /// fixed 2026 dates), `AIOPS_LOG_LEVEL=info` (for [`Aiops::pg_port`]); `env` overrides them.
     pub fn start_env(
         data_dir: &Path,
         log: &str,
@@ -37,118 +56,54 @@ impl Aiops {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Aiops {
-        let stderr = data_dir.join(format!("aiops-{port}.stderr"));
-        std::fs::create_dir_all(data_dir).unwrap();
-        let err = std::fs::File::create(&stderr).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_aiops"))
-            .arg("run")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--log")
-            .arg(log)
-            .arg("--http")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(extra)
-            .args(pg_arg(extra))
-            .env("AIOPS_LOG_LEVEL", "info")
-            // Tests of other capabilities act as a trusted single user; the auth tests pass
-            // AIOPS_TEST_SECURE=1 to run with the defaults (every route needs its token).
-            .envs(anonymous_admin(env))
-            // Tests replay fixed dates (2026); the default window (one year back) would refuse
-            // them from late 2027 on. The hostile tests set the default window back.
-            .env("AIOPS__INGEST__MAX_AGE", "36500d")
+        let inner = AiopsCommand::new(env!("CARGO_BIN_EXE_aiops"), data_dir)
+            .log(log)
+            .http_port(port)
+            .args(extra.iter().copied())
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(err)
             .spawn()
-            .unwrap();
-        let a = Aiops {
-            child: Some(child),
+            .unwrap_or_else(|e| panic!("aiops did not become healthy: {e}"));
+        Aiops {
             port,
             data_dir: data_dir.to_path_buf(),
             log: log.to_string(),
-            stderr,
-        };
-        a.wait_healthy(Duration::from_secs(30));
-        a
+            stderr: inner.stderr_path().to_path_buf(),
+            inner,
+        }
     }
 
     /// Where the Postgres endpoint listens (from the engine's stderr).
     pub fn pg_port(&self) -> u16 {
-        let raw = std::fs::read_to_string(&self.stderr).unwrap_or_default();
-        // Without the terminal colours tracing adds around field names.
-        let mut text = String::new();
-        let mut esc = false;
-        for ch in raw.chars() {
-            match (esc, ch) {
-                (false, '\u{1b}') => esc = true,
-                (true, 'm') => esc = false,
-                (true, _) => {}
-                (false, c) => text.push(c),
-            }
-        }
-        text.lines()
-            .filter(|l| l.contains("postgres endpoint listening"))
-            .find_map(|l| {
-                let i = l.find("addr=")? + 5;
-                let a: String = l[i..].chars().take_while(|c| !c.is_whitespace()).collect();
-                a.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
-            })
+        self.inner
+            .pg_port()
             .expect("the engine logs where the postgres endpoint listens")
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn wait_healthy(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(body) = http_get(&self.url("/api/health"))
-                && body.contains("\"ok\"")
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "aiops did not become healthy: {}",
-                std::fs::read_to_string(&self.stderr).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.inner.url(path)
     }
 
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.inner.kill9();
     }
 
-    /// SIGTERM and wait for a clean exit.
+    /// SIGTERM and wait for a clean exit (panics unless it exits with success within 20 s).
+    /// Does nothing once the engine was killed or stopped.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Ok(Some(status)) = c.try_wait() {
-                    assert!(
-                        status.success(),
-                        "aiops exited with {status}: {}",
-                        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-                    );
-                    return;
-                }
-                if Instant::now() > deadline {
-                    let _ = c.kill();
-                    panic!("aiops did not stop within 20s of SIGTERM");
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        if self.inner.child.is_none() {
+            return;
+        }
+        match self.inner.stop(Duration::from_secs(20)) {
+            Ok(status) => assert!(
+                status.success(),
+                "aiops exited with {status}: {}",
+                std::fs::read_to_string(&self.stderr).unwrap_or_default()
+            ),
+            Err(AiopsError::StopTimeout { .. }) => {
+                panic!("aiops did not stop within 20s of SIGTERM")
             }
+            Err(e) => panic!("{e}"),
         }
     }
 
@@ -159,12 +114,6 @@ impl Aiops {
             .filter(|l| l.starts_with(prefix))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
-    }
-}
-
-impl Drop for Aiops {
-    fn drop(&mut self) {
-        self.kill9();
     }
 }
 
@@ -252,25 +201,4 @@ pub fn post_ndjson(a: &Aiops, path: &str, body: &str) {
         })
         .unwrap();
     assert!(out.success(), "ingest to {path} failed");
-}
-
-/// `--pg 127.0.0.1:0` unless the test chose an address: engines started in parallel must not
-/// fight over 5433.
-fn pg_arg(extra: &[&str]) -> Vec<&'static str> {
-    if extra.contains(&"--pg") {
-        Vec::new()
-    } else {
-        vec!["--pg", "127.0.0.1:0"]
-    }
-}
-
-fn anonymous_admin(env: &[(&str, &str)]) -> Vec<(&'static str, &'static str)> {
-    if env
-        .iter()
-        .any(|(k, v)| *k == "AIOPS_TEST_SECURE" && *v == "1")
-    {
-        Vec::new()
-    } else {
-        vec![("AIOPS__AUTH__ANONYMOUS_ROLE", "admin")]
-    }
 }
