@@ -12,6 +12,8 @@
 //!   latency to the log, state memory.
 //! - [`alerting`]: alert management: alerts/s through the engine, latency to the notification
 //!   intent in the log, and side by side with a real Alertmanager.
+//! - [`runtime`]: the runtime through the real binary: workflow executions/s and trigger →
+//!   webhook latency per alert rate, alert → notification intent, idle reaction.
 //! - [`nab`]: the NAB anomaly-detection scorer (NAB's scoring, profiles and threshold sweep).
 //! - [`loghub`]: the Loghub log-parsing scorer (grouping and parsing accuracy), beside drain3.
 //! - [`report`]: results files, human tables and the `compare` verdicts.
@@ -32,6 +34,7 @@ pub mod pipeline;
 pub mod readside;
 pub mod replay;
 pub mod report;
+pub mod runtime;
 pub mod rw;
 pub mod workflows;
 

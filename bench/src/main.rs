@@ -97,6 +97,17 @@ enum Cmd {
         #[arg(long, default_value_t = 500)]
         latency_rate: u64,
     },
+    /// The runtime through the real binary (issue 16): workflow executions/s and alert → webhook
+    /// latency per alert rate, alert → notification intent in the log, idle reaction.
+    ///
+    /// Every run starts a fresh `<bin> run` (embedded log, fsync always) with `group_wait: 0s`
+    /// and one workflow (firing alert → webhook to a receiver in this process), and posts
+    /// distinct new alerts to `POST /api/v2/alerts`: 1. at each `--rates` (open loop, batched
+    /// every `--interval`; the ramp stops after the first unsustainable rate ≥ 1,000/s), POST
+    /// start → the receiver reading the request; 2. at `--intent-rate`, POST start → the
+    /// notification intent readable by a read-only reopen of the log every `--poll`; 3. the same
+    /// with one alert every `--idle-every`, engine idle.
+    Runtime(RuntimeArgs),
     /// Scores an anomaly detector on NAB (Numenta Anomaly Benchmark) data with NAB's own rules.
     ///
     /// Prints a line per series and, last,
@@ -168,6 +179,59 @@ struct IngestArgs {
     /// Worker threads of the load generator (1 leaves the most CPU to the engine).
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct RuntimeArgs {
+    /// The engine binary (`cargo build --release -p aiops-server --bin aiops`).
+    #[arg(long = "bin", default_value = "target/release/aiops")]
+    aiops_bin: PathBuf,
+    /// Target alert rates of the executions run, in order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100,1000,2000,5000,10000"
+    )]
+    rates: Vec<f64>,
+    /// Sending time per rate.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Start of each rate left out of executions/s.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// One POST per interval at high rates (rate × interval alerts each).
+    #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Wait for the last webhook requests after the last POST.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    drain: Duration,
+    /// A rate is sustainable when all requests arrive and p99 is below this.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    p99_bound: Duration,
+    /// Alert rate of the alert → intent run (0 leaves it out).
+    #[arg(long, default_value_t = 1000.0)]
+    intent_rate: f64,
+    /// Sending time of the intent run.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    intent_duration: Duration,
+    /// Alerts of the idle run (0 leaves it out).
+    #[arg(long, default_value_t = 50)]
+    idle_alerts: usize,
+    /// Their spacing.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    idle_every: Duration,
+    /// Sleep between the log reader's reopen rounds.
+    #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+    poll: Duration,
+    /// Parent directory for temporary data directories (default: $TMPDIR).
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+    /// Worker threads of the load generator and receiver.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Results file (JSON).
+    #[arg(long, default_value = "bench/results/runtime.json")]
+    out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -327,6 +391,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Pipeline(args) => cmd_pipeline(args),
         Cmd::PipelineRss(args) => cmd_pipeline_rss(args),
         Cmd::Alerting(args) => cmd_alerting(args),
+        Cmd::Runtime(args) => cmd_runtime(args),
         Cmd::Readside {
             series,
             queries,
@@ -582,6 +647,29 @@ fn cmd_alerting(args: AlertingArgs) -> anyhow::Result<()> {
     let figures = alerting::figures(&details);
     print!("{}", report::table(&figures));
     write_report(&args.out, "alerting", provenance, details, figures)
+}
+
+fn cmd_runtime(args: RuntimeArgs) -> anyhow::Result<()> {
+    let provenance = Provenance::current();
+    let plan = aiops_bench::runtime::RuntimePlan {
+        aiops_bin: args.aiops_bin,
+        tmp_dir: args.tmp_dir,
+        rates: args.rates,
+        duration: args.duration,
+        warmup: args.warmup,
+        interval: args.interval,
+        drain: args.drain,
+        p99_bound: args.p99_bound,
+        intent_rate: args.intent_rate,
+        intent_duration: args.intent_duration,
+        idle_alerts: args.idle_alerts,
+        idle_every: args.idle_every,
+        poll: args.poll,
+    };
+    let details = runtime(args.client_threads)?.block_on(aiops_bench::runtime::run(&plan))?;
+    let figures = aiops_bench::runtime::figures(&details);
+    print!("{}", report::table(&figures));
+    write_report(&args.out, "runtime", provenance, details, figures)
 }
 
 fn write_report<T: Serialize>(
