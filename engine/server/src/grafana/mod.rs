@@ -10,10 +10,8 @@
 //! - [`client`]: the Grafana HTTP client.
 //! - [`sync`]: reads what Grafana has, writes only the differences, reports what it did.
 //! - [`api`]: `GET/POST /api/grafana/dashboards`, `GET/POST /api/grafana/alerts`.
-//! - [`cli`]: `aiops grafana sync`, through the running engine's API.
 
 pub mod api;
-pub mod cli;
 pub mod client;
 pub mod dashboard;
 pub mod macros;

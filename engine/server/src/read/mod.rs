@@ -1,5 +1,6 @@
 //! The read side in the engine process: the Postgres endpoint on its own runtime, the archive's
-//! compaction loop, the derived-stream directory, and `aiops sql`.
+//! compaction loop and the derived-stream directory (`aiops sql` is the binary's, over the same
+//! catalog).
 //!
 //! - [`state`]: the engine's live state (alerts, silences, incidents, executions) as tables.
 
@@ -412,74 +413,4 @@ async fn compaction_loop(
             _ = stop.changed() => return,
         }
     }
-}
-
-/// Output format of `aiops sql`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SqlFormat {
-    /// An aligned table.
-    Table,
-    /// One JSON object per row.
-    Ndjson,
-    /// CSV with a header row.
-    Csv,
-}
-
-/// `aiops sql`: one query over the archive and the log (read-only, beside a running engine).
-///
-/// # Errors
-/// The log or archive cannot be opened, or the query fails (with its SQLSTATE).
-pub async fn run_cli(
-    cfg: &crate::config::Config,
-    sql: &str,
-    format: SqlFormat,
-    out: &mut (dyn std::io::Write + Send),
-) -> anyhow::Result<usize> {
-    let log = crate::server::open_log_for_reading(cfg).await?;
-    let dir = archive_dir(&cfg.data_dir);
-    let archive = if cfg.archive.enabled && dir.join("manifest.json").exists() {
-        Some(Arc::new(Archive::open_read_only(&dir)?))
-    } else {
-        None
-    };
-    let src = ReadSources {
-        log,
-        archive,
-        directory: Arc::new(StreamDirectory::default()),
-        state: None,
-    };
-    src.directory
-        .refresh(&src.log, src.archive.as_ref())
-        .await?;
-    let limits = cfg.sql.limits();
-    let ctx = session(src, &limits)?;
-    let batches = aiops_read::sandbox::query(&ctx, sql, None, &limits)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
-    let rows = batches.iter().map(|b| b.num_rows()).sum();
-    match format {
-        SqlFormat::Table => {
-            let t = arrow_cast::pretty::pretty_format_batches(&batches)?;
-            writeln!(out, "{t}")?;
-            writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
-        }
-        SqlFormat::Ndjson => {
-            let mut w = arrow_json::LineDelimitedWriter::new(&mut *out);
-            for b in &batches {
-                w.write(b)?;
-            }
-            w.finish()?;
-        }
-        SqlFormat::Csv => {
-            let mut w = datafusion::arrow::csv::Writer::new(&mut *out);
-            for b in &batches {
-                w.write(b)?;
-            }
-        }
-    }
-    Ok(rows)
-}
-
-fn describe(e: &aiops_read::limits::QueryError) -> String {
-    format!("{} (SQLSTATE {})", e.message, e.code)
 }
