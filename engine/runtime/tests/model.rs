@@ -175,6 +175,23 @@ impl Lcg {
     }
 }
 
+/// A batch of `kind` as ingest would append it at `at` (id from the time: unique per stream).
+fn ingested(
+    kind: Kind,
+    at: i64,
+    range: (i64, i64),
+    batch: &aiops_schemas::arrow_array::RecordBatch,
+) -> AppendMessage {
+    let env = Envelope::new(kind, "test", at, range, batch);
+    AppendMessage {
+        subject: kind.subject(0),
+        msg_id: format!("k{at:x}"),
+        time_min_ms: range.0,
+        time_max_ms: range.1,
+        payload: Bytes::from(aiops_schemas::encode(&env, batch).unwrap()),
+    }
+}
+
 fn alert_message(at: i64, rows: &[(usize, bool)]) -> AppendMessage {
     let mut b = AlertBatchBuilder::new();
     for &(fp, resolved) in rows {
@@ -197,15 +214,7 @@ fn alert_message(at: i64, rows: &[(usize, bool)]) -> AppendMessage {
         });
     }
     let range = b.time_range().unwrap_or((at, at));
-    let batch = b.finish().unwrap();
-    let env = Envelope::new(Kind::Alerts, "test", at, range, &batch);
-    AppendMessage {
-        subject: Kind::Alerts.subject(0),
-        msg_id: format!("k{at:x}"),
-        time_min_ms: range.0,
-        time_max_ms: range.1,
-        payload: Bytes::from(aiops_schemas::encode(&env, &batch).unwrap()),
-    }
+    ingested(Kind::Alerts, at, range, &b.finish().unwrap())
 }
 
 const ALERTING: &str = r#"
@@ -278,15 +287,7 @@ fn log_message(at: i64, lines: &[(&str, &str, String)]) -> AppendMessage {
         );
     }
     let range = b.time_range().unwrap_or((at, at));
-    let batch = b.finish().unwrap();
-    let env = Envelope::new(Kind::Logs, "test", at, range, &batch);
-    AppendMessage {
-        subject: Kind::Logs.subject(0),
-        msg_id: format!("k{at:x}"),
-        time_min_ms: range.0,
-        time_max_ms: range.1,
-        payload: Bytes::from(aiops_schemas::encode(&env, &batch).unwrap()),
-    }
+    ingested(Kind::Logs, at, range, &b.finish().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! The log follower: reads every message appended since start, counts events by kind from the
-//! message headers, and reports its lag. It is the first consumer of the log; ingest pushes back
-//! (429) when it falls too far behind, which is how "the engine falls behind" is seen at the edge.
+//! message headers, and reports its lag (waking on the log's append signal, not polling). It is
+//! the first consumer of the log; ingest pushes back (429) when it falls too far behind, which is
+//! how "the engine falls behind" is seen at the edge.
 
 use crate::metrics::Metrics;
 use aiops_log::EventLog;
@@ -21,6 +22,9 @@ pub async fn run(
             return;
         }
     };
+    // It keeps no state and appends nothing, so it is not a runtime processor; it waits on the
+    // log's append signal the way the driver does.
+    let mut wake = log.subscribe();
     let mut reader = match log.reader(start).await {
         Ok(r) => r,
         Err(e) => {
@@ -33,13 +37,16 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
+        wake.borrow_and_update();
         match reader.next_batch(1024).await {
             Ok(records) if records.is_empty() => {
                 metrics.consumer(reader.position(), 0);
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                    _ = shutdown.changed() => return,
-                }
+                aiops_runtime::driver::idle_wait(
+                    &mut wake,
+                    &mut shutdown,
+                    aiops_runtime::driver::FALLBACK_POLL,
+                )
+                .await;
             }
             Ok(records) => {
                 for r in &records {
