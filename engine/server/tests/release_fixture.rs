@@ -139,6 +139,8 @@ fn a_previous_release_data_dir_resumes_without_a_replay() {
             ("AIOPS__WORKFLOWS__TICK_INTERVAL", "1h"),
         ],
     );
+    // A window for the processors to do what they would wrongly do (re-derive and append old
+    // outputs): absence cannot be waited for as a condition.
     std::thread::sleep(Duration::from_secs(2));
     let old: Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("state/alerts.json")).unwrap())
