@@ -224,10 +224,10 @@ impl Config {
             };
             from_env = true;
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-            set_path(&mut value, &path, parse_env_value(&raw)).map_err(|message| {
+            set_path(&mut value, &path, parse_env_value(&raw)).map_err(|e| {
                 ConfigError::Invalid {
                     origin: format!("environment variable {key}"),
-                    message,
+                    message: e.to_string(),
                 }
             })?;
         }
@@ -242,8 +242,13 @@ impl Config {
                 message: e.to_string(),
             })?;
         cfg.merge_outbound_allow();
-        cfg.validate()
-            .map_err(|message| ConfigError::Invalid { origin, message })?;
+        let problems = cfg.problems();
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                origin,
+                message: problems.join("; "),
+            });
+        }
         cfg.embedded.dir = cfg.data_dir.join("log");
         Ok(cfg)
     }
@@ -262,8 +267,8 @@ impl Config {
         self.grafana.outbound = self.outbound.clone();
     }
 
-    /// Checks values that parse but make no sense, listing every problem at once.
-    fn validate(&self) -> Result<(), String> {
+    /// Values that parse but make no sense: every problem at once (none = valid).
+    fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.ingest.partitions == 0 || self.ingest.partitions > 1024 {
             problems.push(format!(
@@ -321,11 +326,7 @@ impl Config {
                 self.http.max_body_bytes
             ));
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("; "))
-        }
+        problems
     }
 }
 
@@ -337,9 +338,20 @@ fn parse_env_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }
 
-fn set_path(table: &mut toml::Table, path: &[String], v: toml::Value) -> Result<(), String> {
+/// Why an `AIOPS__…` variable names no settable key.
+#[derive(Debug, thiserror::Error)]
+enum EnvKeyError {
+    /// `AIOPS__` alone.
+    #[error("empty key")]
+    Empty,
+    /// A part of the path is a value, not a section.
+    #[error("{0} is not a section")]
+    NotASection(String),
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], v: toml::Value) -> Result<(), EnvKeyError> {
     match path {
-        [] => Err("empty key".to_string()),
+        [] => Err(EnvKeyError::Empty),
         [last] => {
             table.insert(last.clone(), v);
             Ok(())
@@ -350,7 +362,7 @@ fn set_path(table: &mut toml::Table, path: &[String], v: toml::Value) -> Result<
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             match entry {
                 toml::Value::Table(t) => set_path(t, rest, v),
-                _ => Err(format!("{first} is not a section")),
+                _ => Err(EnvKeyError::NotASection(first.clone())),
             }
         }
     }

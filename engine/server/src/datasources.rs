@@ -4,19 +4,9 @@
 //! next start. `POST /api/datasources/{id}/test` pulls once from a source and reports what came
 //! back without writing anything to the log.
 
-// Handlers return the error response itself; it is built once per failed request.
-#![allow(clippy::result_large_err)]
-
-use crate::api::err;
-use crate::http::AppState;
 use crate::ingest::Ingestor;
 use aiops_connectors::outbound::OutboundPolicy;
 use aiops_connectors::registry::PullSourceConfig;
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -66,6 +56,23 @@ pub enum DataSourceError {
         id: String,
         /// Each refused target with its address class.
         reasons: Vec<String>,
+    },
+    /// A source's settings do not build into a source.
+    #[error("{0}")]
+    Build(String),
+    /// No source has this id.
+    #[error("no data source {0}")]
+    NotFound(String),
+    /// A source with this id exists (create).
+    #[error("data source {0} exists; PUT replaces it")]
+    Exists(String),
+    /// The source is defined in the config file: the operator changes it there.
+    #[error("data source {id} is defined in the config file; {verb} it there")]
+    InConfig {
+        /// The source.
+        id: String,
+        /// `change` or `remove`.
+        verb: &'static str,
     },
     /// The stored sources cannot be read or written.
     #[error("{path}: {detail}")]
@@ -206,271 +213,145 @@ impl DataSources {
     fn view(id: &str, e: &Entry) -> Value {
         json!({"id": id, "origin": e.origin, "config": e.config, "running": !*e.stop.borrow()})
     }
-}
 
-/// Adds the routes.
-pub fn routes(r: Router<AppState>) -> Router<AppState> {
-    r.route("/api/datasources", get(list).post(create))
-        .route(
-            "/api/datasources/{id}",
-            get(show).put(replace).delete(remove),
-        )
-        .route("/api/datasources/{id}/test", post(test))
-}
+    /// Every source, as `{"id", "origin", "config", "running"}`.
+    pub fn list(&self) -> Vec<Value> {
+        self.entries
+            .lock()
+            .iter()
+            .map(|(k, e)| DataSources::view(k, e))
+            .collect()
+    }
 
-fn valid_id(id: &str) -> Result<(), Response> {
-    let ok = (1..=63).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(err(
-            StatusCode::BAD_REQUEST,
-            "bad_id",
-            format!("id {id:?}: use 1 to 63 of a-z, 0-9, - and _"),
-        ))
+    /// One source.
+    pub fn get(&self, id: &str) -> Option<Value> {
+        self.entries
+            .lock()
+            .get(id)
+            .map(|e| DataSources::view(id, e))
     }
-}
 
-fn body(b: &[u8]) -> Result<serde_json::Map<String, Value>, Response> {
-    match serde_json::from_slice::<Value>(b) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) | Err(_) => Err(err(
-            StatusCode::BAD_REQUEST,
-            "bad_json",
-            "expected a JSON object: {\"id\": \"…\", \"type\": \"scrape\", \"job\": \"…\", \"targets\": [\"host:port\"]}",
-        )),
-    }
-}
-
-fn invalid(e: &DataSourceError) -> Response {
-    match e {
-        DataSourceError::Invalid { .. } => err(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
-        DataSourceError::Refused { .. } => err(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "outbound_refused",
-            format!("{e} (list the target in [outbound] allow to reach it)"),
-        ),
-        DataSourceError::Store { .. } => {
-            err(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
-        }
-    }
-}
-
-async fn list(State(st): State<AppState>) -> Response {
-    let items: Vec<Value> = st
-        .datasources
-        .entries
-        .lock()
-        .iter()
-        .map(|(k, e)| DataSources::view(k, e))
-        .collect();
-    axum::Json(json!({"datasources": items})).into_response()
-}
-
-async fn show(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    match st.datasources.entries.lock().get(&id) {
-        Some(e) => axum::Json(DataSources::view(&id, e)).into_response(),
-        None => err(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no data source {id}"),
-        ),
-    }
-}
-
-async fn upsert(st: &AppState, id: String, config: Value, creating: bool) -> Response {
-    let ds = &st.datasources;
-    let _one = ds.write.lock().await;
-    let existing = ds.entries.lock().get(&id).map(|e| e.origin);
-    match (existing, creating) {
-        (Some(_), true) => {
-            return err(
-                StatusCode::CONFLICT,
-                "exists",
-                format!("data source {id} exists; PUT replaces it"),
-            );
-        }
-        (None, false) => {
-            return err(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no data source {id}"),
-            );
-        }
-        (Some("config"), false) => {
-            return err(
-                StatusCode::CONFLICT,
-                "config",
-                format!("data source {id} is defined in the config file; change it there"),
-            );
-        }
-        _ => {}
-    }
-    let c = match parse(&id, &config) {
-        Ok(c) => c,
-        Err(e) => return invalid(&e),
-    };
-    if let Err(e) = ds.launch(id.clone(), "api", &c, config) {
-        return invalid(&e);
-    }
-    if let Err(e) = ds.persist() {
-        return invalid(&e);
-    }
-    let status = if creating {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    let v = ds
-        .entries
-        .lock()
-        .get(&id)
-        .map(|e| DataSources::view(&id, e))
-        .unwrap_or(Value::Null);
-    (status, axum::Json(v)).into_response()
-}
-
-async fn create(State(st): State<AppState>, b: axum::body::Bytes) -> Response {
-    let mut m = match body(&b) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let Some(Value::String(id)) = m.remove("id") else {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "bad_id",
-            "`id` (a string) is required",
-        );
-    };
-    if let Err(r) = valid_id(&id) {
-        return r;
-    }
-    upsert(&st, id, Value::Object(m), true).await
-}
-
-async fn replace(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    b: axum::body::Bytes,
-) -> Response {
-    let mut m = match body(&b) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    if m.remove("id").is_some_and(|v| v != json!(id)) {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "bad_id",
-            "the body's id differs from the path's",
-        );
-    }
-    upsert(&st, id, Value::Object(m), false).await
-}
-
-async fn remove(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    let ds = &st.datasources;
-    let _one = ds.write.lock().await;
-    let origin = ds.entries.lock().get(&id).map(|e| e.origin);
-    match origin {
-        None => {
-            return err(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no data source {id}"),
-            );
-        }
-        Some("config") => {
-            return err(
-                StatusCode::CONFLICT,
-                "config",
-                format!("data source {id} is defined in the config file; remove it there"),
-            );
-        }
-        Some(_) => {}
-    }
-    if let Some(e) = ds.entries.lock().remove(&id) {
-        let _ = e.stop.send(true);
-    }
-    if let Err(e) = ds.persist() {
-        return invalid(&e);
-    }
-    axum::Json(json!({"removed": id})).into_response()
-}
-
-/// Pulls once from a fresh instance of the source (nothing is written) and reports the batches.
-async fn test(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    let config = match st.datasources.entries.lock().get(&id) {
-        Some(e) => e.config.clone(),
-        None => {
-            return err(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no data source {id}"),
-            );
-        }
-    };
-    let c = match parse(&id, &config) {
-        Ok(c) => c,
-        Err(e) => return invalid(&e),
-    };
-    let limit = match &c {
-        PullSourceConfig::Scrape(s) => s
-            .timeout
-            .min(s.interval)
-            .saturating_add(Duration::from_secs(2)),
-        _ => Duration::from_secs(15),
-    };
-    let reasons = c.refused_targets(&st.datasources.outbound);
-    if !reasons.is_empty() {
-        return invalid(&DataSourceError::Refused { id, reasons });
-    }
-    let mut src = match c.build_with(&st.datasources.outbound) {
-        Ok(s) => s,
-        Err(e) => return err(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
-    };
-    let started = std::time::Instant::now();
-    let outcome = tokio::time::timeout(limit, src.next_batch()).await;
-    let ms = started.elapsed().as_millis() as u64;
-    let v = match outcome {
-        Err(_) => {
-            json!({"ok": false, "error": format!("no answer within {}", humantime::format_duration(limit)), "elapsed_ms": ms})
-        }
-        Ok(Err(e)) => json!({"ok": false, "error": e.to_string(), "elapsed_ms": ms}),
-        Ok(Ok(None)) => {
-            json!({"ok": false, "error": "the source has nothing more to give", "elapsed_ms": ms})
-        }
-        Ok(Ok(Some(batches))) => {
-            let mut rows: BTreeMap<String, usize> = BTreeMap::new();
-            let mut targets: BTreeMap<String, bool> = BTreeMap::new();
-            for b in &batches {
-                *rows.entry(b.kind.as_str().to_string()).or_default() += b.batch.num_rows();
-                up_samples(&b.batch, &mut targets);
+    /// Creates (`creating`) or replaces an API source, starts it and stores the API sources;
+    /// returns its view.
+    ///
+    /// # Errors
+    /// [`DataSourceError`]: exists, not found, from the config file, invalid, refused, store.
+    pub async fn upsert(
+        &self,
+        id: String,
+        config: Value,
+        creating: bool,
+    ) -> Result<Value, DataSourceError> {
+        let _one = self.write.lock().await;
+        let existing = self.entries.lock().get(&id).map(|e| e.origin);
+        match (existing, creating) {
+            (Some(_), true) => return Err(DataSourceError::Exists(id)),
+            (None, false) => return Err(DataSourceError::NotFound(id)),
+            (Some("config"), false) => {
+                return Err(DataSourceError::InConfig { id, verb: "change" });
             }
-            let down: Vec<&String> = targets
-                .iter()
-                .filter(|(_, up)| !**up)
-                .map(|(t, _)| t)
-                .collect();
-            let mut v = json!({"ok": down.is_empty(), "batches": batches.len(), "rows": rows, "elapsed_ms": ms});
-            if !targets.is_empty() {
-                v["targets"] = json!(targets);
-            }
-            if !down.is_empty() {
-                v["error"] = json!(format!(
-                    "scrape target(s) down: {}",
-                    down.iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-            v
+            _ => {}
         }
-    };
-    axum::Json(v).into_response()
+        let c = parse(&id, &config)?;
+        self.launch(id.clone(), "api", &c, config)?;
+        self.persist()?;
+        Ok(self.get(&id).unwrap_or(Value::Null))
+    }
+
+    /// Stops and removes an API source.
+    ///
+    /// # Errors
+    /// [`DataSourceError`]: not found, from the config file, store.
+    pub async fn remove(&self, id: &str) -> Result<(), DataSourceError> {
+        let _one = self.write.lock().await;
+        let origin = self.entries.lock().get(id).map(|e| e.origin);
+        match origin {
+            None => return Err(DataSourceError::NotFound(id.to_string())),
+            Some("config") => {
+                return Err(DataSourceError::InConfig {
+                    id: id.to_string(),
+                    verb: "remove",
+                });
+            }
+            Some(_) => {}
+        }
+        if let Some(e) = self.entries.lock().remove(id) {
+            let _ = e.stop.send(true);
+        }
+        self.persist()
+    }
+
+    /// Pulls once from a fresh instance of the source (nothing is written) and reports the
+    /// batches: `ok`, rows per kind, targets up or down, elapsed time.
+    ///
+    /// # Errors
+    /// [`DataSourceError`]: not found, invalid, refused. A source that does not answer is an
+    /// `ok: false` report, not an error.
+    pub async fn test(&self, id: &str) -> Result<Value, DataSourceError> {
+        let config = self
+            .entries
+            .lock()
+            .get(id)
+            .map(|e| e.config.clone())
+            .ok_or_else(|| DataSourceError::NotFound(id.to_string()))?;
+        let c = parse(id, &config)?;
+        let limit = match &c {
+            PullSourceConfig::Scrape(s) => s
+                .timeout
+                .min(s.interval)
+                .saturating_add(Duration::from_secs(2)),
+            _ => Duration::from_secs(15),
+        };
+        let reasons = c.refused_targets(&self.outbound);
+        if !reasons.is_empty() {
+            return Err(DataSourceError::Refused {
+                id: id.to_string(),
+                reasons,
+            });
+        }
+        let mut src = c
+            .build_with(&self.outbound)
+            .map_err(|e| DataSourceError::Build(e.to_string()))?;
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(limit, src.next_batch()).await;
+        let ms = started.elapsed().as_millis() as u64;
+        Ok(match outcome {
+            Err(_) => {
+                json!({"ok": false, "error": format!("no answer within {}", humantime::format_duration(limit)), "elapsed_ms": ms})
+            }
+            Ok(Err(e)) => json!({"ok": false, "error": e.to_string(), "elapsed_ms": ms}),
+            Ok(Ok(None)) => {
+                json!({"ok": false, "error": "the source has nothing more to give", "elapsed_ms": ms})
+            }
+            Ok(Ok(Some(batches))) => {
+                let mut rows: BTreeMap<String, usize> = BTreeMap::new();
+                let mut targets: BTreeMap<String, bool> = BTreeMap::new();
+                for b in &batches {
+                    *rows.entry(b.kind.as_str().to_string()).or_default() += b.batch.num_rows();
+                    up_samples(&b.batch, &mut targets);
+                }
+                let down: Vec<&String> = targets
+                    .iter()
+                    .filter(|(_, up)| !**up)
+                    .map(|(t, _)| t)
+                    .collect();
+                let mut v = json!({"ok": down.is_empty(), "batches": batches.len(), "rows": rows, "elapsed_ms": ms});
+                if !targets.is_empty() {
+                    v["targets"] = json!(targets);
+                }
+                if !down.is_empty() {
+                    v["error"] = json!(format!(
+                        "scrape target(s) down: {}",
+                        down.iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                v
+            }
+        })
+    }
 }
 
 /// The `up` samples of a scrape batch (`instance` → up), which say whether each target answered.

@@ -3,26 +3,27 @@
 //! - [`config`]: the typed configuration tree (TOML + `AIOPS__` environment overrides).
 //! - [`clock`]: the one place that reads the wall clock (the runtime's).
 //! - [`ingest`]: decoded batches → partitioned, encoded log messages, with backpressure.
-//! - [`http`]: the HTTP API (push endpoints from the connector registry, health, metrics).
-//! - [`http_conn`]: the HTTP listener: connection cap, header and body read timeouts.
 //! - [`pull`]: runs pull sources (scrapes, demo) into the ingestor.
+//! - [`datasources`]: pull sources managed at run time (config file and API).
 //! - [`follower`]: the first log consumer; counts events and measures lag.
 //! - [`metrics`]: self-metrics in the Prometheus text format.
 //! - [`replay`]: reads a time range of the log back as events (NDJSON, table).
-//! - [`pipelines`]: business metrics and SQL alert rules as pipeline files over HTTP.
-//! - [`alerting`]: Alertmanager's API v2 subset, incidents and statistics over HTTP.
 //! - [`log_stats`]: counts, time range and bytes per kind, from message headers.
-//! - [`workflows`]: the workflow and auto-heal API; `sql`/`verify` answered by the read side.
+//! - [`pipelines`]: the pipeline files the API manages, and the pipelines' metrics.
+//! - [`alerting`]: the alerting engine's metrics.
+//! - [`workflows`]: the workflow service (users, deploys, metrics); `sql`/`verify` answered by
+//!   the read side.
+//! - [`auth`]: bearer tokens, roles, rate limits and audit events on the HTTP API.
+//! - [`read`]: the Postgres endpoint, the archive's compaction, query results as JSON, `aiops sql`.
+//! - [`grafana`]: provisioning dashboards, alert rules and annotations in Grafana.
+//! - [`http`]: the HTTP API — one router, a small state per area, one error type
+//!   ([`http::ApiError`]), the listener. Services never import it.
+//! - [`server`]: wires all of the above into `aiops run`.
 //!
 //! Everything that follows the log and appends back (the processors, the executor, pipelines,
 //! checkpoints) is in `aiops-runtime`.
-//! - [`auth`]: bearer tokens, roles, rate limits and audit events on the HTTP API.
-//! - [`read`]: the Postgres endpoint, the archive's compaction, `aiops sql`.
-//! - [`api`]: the read-side HTTP API (queries, metrics, log search, tokens, OpenAPI).
-//! - [`server`]: wires all of the above into `aiops run`.
 
 pub mod alerting;
-pub mod api;
 pub mod auth;
 pub use aiops_runtime::clock;
 pub mod config;
@@ -30,7 +31,6 @@ pub mod datasources;
 pub mod follower;
 pub mod grafana;
 pub mod http;
-pub mod http_conn;
 pub mod ingest;
 pub mod log_stats;
 pub mod metrics;

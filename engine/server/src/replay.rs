@@ -10,7 +10,7 @@ use aiops_schemas::Kind;
 use aiops_schemas::arrow_array::cast::AsArray;
 use aiops_schemas::arrow_array::types::TimestampMillisecondType;
 use aiops_schemas::arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
-use aiops_schemas::arrow_schema::{DataType, Field, Schema};
+use aiops_schemas::arrow_schema::{ArrowError, DataType, Field, Schema};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -87,7 +87,7 @@ fn with_meta(
     seq: u64,
     kind: Kind,
     source: &str,
-) -> Result<RecordBatch, String> {
+) -> Result<RecordBatch, ArrowError> {
     let n = batch.num_rows();
     let mut fields: Vec<Field> = vec![
         Field::new("seq", DataType::UInt64, false),
@@ -101,7 +101,7 @@ fn with_meta(
         Arc::new(StringArray::from(vec![source; n])),
     ];
     cols.extend(batch.columns().iter().cloned());
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| e.to_string())
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
 }
 
 /// Replays `filter` from `log` into `out` in `format`.
@@ -146,17 +146,17 @@ pub async fn replay(
             {
                 continue;
             }
-            let decode_err = |reason: String| ReplayError::Decode {
+            let decode_err = |reason: &dyn std::fmt::Display| ReplayError::Decode {
                 seq: r.seq,
                 subject: r.subject.clone(),
-                reason,
+                reason: reason.to_string(),
             };
-            let (env, batch) =
-                aiops_schemas::decode(&r.payload).map_err(|e| decode_err(e.to_string()))?;
+            let (env, batch) = aiops_schemas::decode(&r.payload).map_err(|e| decode_err(&e))?;
             sum.messages_decoded += 1;
             let batch = match keep_rows(&batch, filter) {
                 Some(mask) if mask.true_count() < batch.num_rows() => {
-                    arrow_select_filter(&batch, &mask).map_err(decode_err)?
+                    arrow_select::filter::filter_record_batch(&batch, &mask)
+                        .map_err(|e| decode_err(&e))?
                 }
                 _ => batch,
             };
@@ -167,18 +167,20 @@ pub async fn replay(
             match format {
                 ReplayFormat::Count => {}
                 ReplayFormat::Ndjson => {
-                    let b = with_meta(&batch, r.seq, kind, &env.source).map_err(decode_err)?;
+                    let b =
+                        with_meta(&batch, r.seq, kind, &env.source).map_err(|e| decode_err(&e))?;
                     if let Some(w) = json.as_mut() {
-                        w.write(&b).map_err(|e| decode_err(e.to_string()))?;
+                        w.write(&b).map_err(|e| decode_err(&e))?;
                         let buf = w.get_mut();
                         out.write_all(buf).map_err(out_err)?;
                         buf.clear();
                     }
                 }
                 ReplayFormat::Table => {
-                    let b = with_meta(&batch, r.seq, kind, &env.source).map_err(decode_err)?;
+                    let b =
+                        with_meta(&batch, r.seq, kind, &env.source).map_err(|e| decode_err(&e))?;
                     let table = arrow_cast::pretty::pretty_format_batches(&[b])
-                        .map_err(|e| decode_err(e.to_string()))?;
+                        .map_err(|e| decode_err(&e))?;
                     writeln!(out, "{table}").map_err(out_err)?;
                 }
             }
@@ -192,16 +194,12 @@ pub async fn replay(
     Ok(sum)
 }
 
-fn arrow_select_filter(batch: &RecordBatch, mask: &BooleanArray) -> Result<RecordBatch, String> {
-    arrow_select::filter::filter_record_batch(batch, mask).map_err(|e| e.to_string())
-}
-
 /// Parses a time argument: Unix ms, `now`, RFC 3339, or a duration ago (`1h`, `30m ago`),
 /// relative to `now_ms`.
 ///
 /// # Errors
-/// A message naming the accepted forms.
-pub fn parse_time_arg(s: &str, now_ms: i64) -> Result<i64, String> {
+/// [`BadTime`], naming the accepted forms.
+pub fn parse_time_arg(s: &str, now_ms: i64) -> Result<i64, BadTime> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
@@ -211,12 +209,17 @@ pub fn parse_time_arg(s: &str, now_ms: i64) -> Result<i64, String> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s)
         && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
     {
-        return i64::try_from(d.as_millis()).map_err(|e| e.to_string());
+        return i64::try_from(d.as_millis()).map_err(|_| BadTime(s.to_string()));
     }
     if let Ok(d) = humantime::parse_duration(s.trim_end_matches(" ago")) {
-        return Ok(now_ms - i64::try_from(d.as_millis()).map_err(|e| e.to_string())?);
+        return Ok(now_ms - i64::try_from(d.as_millis()).map_err(|_| BadTime(s.to_string()))?);
     }
-    Err(format!(
-        "cannot read time {s:?}: use RFC 3339 (2026-11-24T10:00:00Z), Unix milliseconds, or a duration ago (1h)"
-    ))
+    Err(BadTime(s.to_string()))
 }
+
+/// A time argument that is none of the accepted forms (or out of range): the user must fix it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot read time {0:?}: use RFC 3339 (2026-11-24T10:00:00Z), Unix milliseconds, or a duration ago (1h)"
+)]
+pub struct BadTime(pub String);

@@ -4,7 +4,7 @@
 use crate::alerting::processor::{AlertProcessor, AlertingHandle};
 use crate::config::Config;
 use crate::follower;
-use crate::http::{AppState, router};
+use crate::http::{self, AppState, router};
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
 use aiops_log::{EventLog, LogError, LogSpec};
@@ -251,7 +251,7 @@ pub async fn run(
     let state_src: Arc<dyn aiops_read::state::StateSource> =
         Arc::new(crate::read::state::EngineState {
             alerting: Some(alerting.clone()),
-            workflows: workflows.clone(),
+            workflows: workflows.as_ref().map(|w| w.handle.clone()),
         });
     let read = crate::read::start(
         &cfg,
@@ -271,9 +271,11 @@ pub async fn run(
         lock: tokio::sync::Mutex::new(()),
     });
     let auth = Arc::new(crate::auth::HttpAuth::new(
-        tokens,
+        tokens.clone(),
         cfg.auth.clone(),
         addr.ip().is_loopback(),
+        ingestor.clone(),
+        metrics.clone(),
     ));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -281,25 +283,49 @@ pub async fn run(
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %local, "http listening");
     let app = router(AppState {
-        ingestor,
-        metrics,
-        max_body_bytes: cfg.http.max_body_bytes,
-        pipelines: board,
-        alerting: Some(alerting),
-        templates,
-        workflows,
-        log: log.clone(),
-        started_ms: crate::clock::now_ms(),
-        auth,
-        read: Some(read),
-        grafana,
+        status: http::status::StatusState {
+            log: log.clone(),
+            metrics: metrics.clone(),
+            pipelines: board.clone(),
+            alerting: Some(alerting.clone()),
+            workflows: workflows.clone(),
+            templates,
+            read: Some(read.clone()),
+        },
+        ingest: http::ingest::IngestState {
+            ingestor,
+            metrics,
+            max_body_bytes: cfg.http.max_body_bytes,
+        },
+        read: http::read::ReadState {
+            read: Some(read.clone()),
+            tokens,
+        },
+        alerting: http::alerting::AlertingState {
+            alerting: Some(alerting.clone()),
+            log: log.clone(),
+            started_ms: crate::clock::now_ms(),
+        },
+        workflows: http::workflows::WorkflowsState {
+            workflows,
+            alerting: Some(alerting),
+            log: log.clone(),
+        },
+        pipelines: http::pipelines::PipelinesState {
+            files: Arc::new(crate::pipelines::PipelineFiles::new(cfg.pipelines.clone())),
+            board: board.clone(),
+            read: Some(read.clone()),
+            grafana: grafana.clone(),
+        },
+        grafana: http::grafana::GrafanaState {
+            grafana,
+            board,
+            read: Some(read),
+        },
         datasources,
-        pipeline_files: Arc::new(crate::pipelines::api::PipelineFiles {
-            cfg: cfg.pipelines.clone(),
-            lock: tokio::sync::Mutex::new(()),
-        }),
+        auth,
     });
-    let served = crate::http_conn::serve(listener, app, &cfg.http, shutdown).await;
+    let served = http::conn::serve(listener, app, &cfg.http, shutdown).await;
     tracing::info!("shutting down: stopping sources, closing the log");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
@@ -319,7 +345,7 @@ async fn start_workflows(
     first: u64,
     stop_rx: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
-) -> Result<Arc<crate::workflows::api::WorkflowsApi>, ServerError> {
+) -> Result<Arc<crate::workflows::service::WorkflowsService>, ServerError> {
     use crate::workflows::{codec, executor, processor, query};
     let w = &cfg.workflows;
     let providers = Arc::new(w.providers().map_err(ServerError::Workflows)?);
@@ -398,8 +424,8 @@ async fn start_workflows(
         }
     });
     tasks.spawn(exec.clone().run(stop_rx.clone()));
-    let mut api = crate::workflows::api::WorkflowsApi::new(handle, w.dir.clone(), &w.users)
-        .map_err(ServerError::Workflows)?;
+    let mut api = crate::workflows::service::WorkflowsService::new(handle, w.dir.clone(), &w.users)
+        .map_err(|e| ServerError::Workflows(e.to_string()))?;
     api.executor = Some(exec);
     Ok(Arc::new(api))
 }

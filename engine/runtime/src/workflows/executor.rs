@@ -24,6 +24,24 @@ const RESULT_QUEUE: usize = 4096;
 /// Results in one message at most.
 const RESULTS_PER_MESSAGE: usize = 512;
 
+/// Why a built-in `sql` or `verify` call failed: the message becomes the effect's result error
+/// (a missing query, a planning or execution error, a limit the query ran into).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct QueryError {
+    /// What went wrong, for the effect's result.
+    pub message: String,
+}
+
+impl QueryError {
+    /// A failure described by `e`.
+    pub fn of(e: impl std::fmt::Display) -> QueryError {
+        QueryError {
+            message: e.to_string(),
+        }
+    }
+}
+
 /// The built-in `sql` and `verify` calls of workflows, answered by the read side (which the
 /// server wires in: the runtime has no SQL endpoint of its own).
 #[async_trait::async_trait]
@@ -31,19 +49,19 @@ pub trait Queries: Send + Sync {
     /// A `sql` step: rows as JSON objects over `[at − window, at]`.
     ///
     /// # Errors
-    /// The message for the effect's result (missing query, planning or execution error).
+    /// [`QueryError`] for the effect's result (missing query, planning or execution error).
     async fn sql(
         &self,
         params: &Map<String, Value>,
         at_ms: i64,
         window_ms: i64,
-    ) -> Result<Value, String>;
+    ) -> Result<Value, QueryError>;
 
     /// A `verify`: whether the condition holds at `at_ms`.
     ///
     /// # Errors
-    /// The message for the effect's result.
-    async fn verify(&self, params: &Map<String, Value>, at_ms: i64) -> Result<bool, String>;
+    /// [`QueryError`] for the effect's result.
+    async fn verify(&self, params: &Map<String, Value>, at_ms: i64) -> Result<bool, QueryError>;
 }
 
 /// Counts of the executor (exported as metrics).
@@ -301,7 +319,7 @@ impl Executor {
                     }
                     Err(e) => {
                         r.status = "error".into();
-                        r.error = Some(e);
+                        r.error = Some(e.message);
                     }
                 }
             }
@@ -321,7 +339,7 @@ impl Executor {
                     }
                     Err(e) => {
                         r.status = "error".into();
-                        r.error = Some(e);
+                        r.error = Some(e.message);
                     }
                 }
             }

@@ -9,9 +9,9 @@
 //! - [`rules`]: Grafana alert rules mirroring aiops' SQL alert rules.
 //! - [`client`]: the Grafana HTTP client.
 //! - [`sync`]: reads what Grafana has, writes only the differences, reports what it did.
-//! - [`api`]: `GET/POST /api/grafana/dashboards`, `GET/POST /api/grafana/alerts`.
+//!
+//! Its HTTP routes (`/api/grafana/*`) are the server's `http::grafana`.
 
-pub mod api;
 pub mod client;
 pub mod dashboard;
 pub mod macros;

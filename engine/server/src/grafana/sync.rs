@@ -99,7 +99,7 @@ fn run_err(what: &str, e: aiops_read::limits::QueryError) -> GrafanaError {
 
 async fn rows(rs: &ReadSide, what: &str, sql: &str) -> Result<Vec<Value>, GrafanaError> {
     let b = rs.query(sql).await.map_err(|e| run_err(what, e))?;
-    crate::api::rows_json(&b).map_err(GrafanaError::Internal)
+    crate::read::json::rows_json(&b).map_err(|e| GrafanaError::Internal(e.to_string()))
 }
 
 fn alertname_re() -> &'static regex::Regex {

@@ -3,7 +3,9 @@
 //! catalog).
 //!
 //! - [`state`]: the engine's live state (alerts, silences, incidents, executions) as tables.
+//! - [`json`]: query results (Arrow batches) as JSON rows and columns.
 
+pub mod json;
 pub mod state;
 
 use aiops_log::EventLog;

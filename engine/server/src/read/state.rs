@@ -3,7 +3,7 @@
 //! secret, template context or token is part of any row.
 
 use crate::alerting::processor::AlertingHandle;
-use crate::workflows::api::WorkflowsApi;
+use crate::workflows::processor::WorkflowsHandle;
 use aiops_read::state::{StateSource, StateTableDef, batch_from_json};
 use aiops_schemas::arrow_array::RecordBatch;
 use aiops_schemas::arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -18,7 +18,7 @@ pub struct EngineState {
     /// Alerting, when it runs in this process.
     pub alerting: Option<Arc<AlertingHandle>>,
     /// Workflows, when they run in this process.
-    pub workflows: Option<Arc<WorkflowsApi>>,
+    pub workflows: Option<Arc<WorkflowsHandle>>,
 }
 
 fn schema(cols: &[(&str, DataType, bool)]) -> SchemaRef {
@@ -184,7 +184,7 @@ impl EngineState {
         let Some(w) = &self.workflows else {
             return Vec::new();
         };
-        let e = w.handle.engine.read();
+        let e = w.engine.read();
         let mut rows: Vec<Value> = e
             .active()
             .map(|x| {

@@ -1,8 +1,8 @@
-//! Workflows at the edge: `/api/workflows…` and `/api/autoheal/…` ([`api`]) and the built-in
-//! `sql`/`verify` calls answered by the read side ([`query`]). The processor, the executor and
-//! the settings live in [`aiops_runtime::workflows`].
+//! Workflows at the edge: the service the HTTP API and the read side share ([`service`]) and the
+//! built-in `sql`/`verify` calls answered by the read side ([`query`]). The processor, the
+//! executor and the settings live in [`aiops_runtime::workflows`].
 
-pub mod api;
 pub mod query;
+pub mod service;
 
 pub use aiops_runtime::workflows::*;

@@ -4,7 +4,8 @@
 //! alert label cannot change a query.
 
 use aiops_log::EventLog;
-use aiops_read::limits::{QueryError, QueryLimits};
+use aiops_read::limits::QueryLimits;
+use aiops_runtime::workflows::executor::QueryError;
 use aiops_schemas::arrow_array::cast::AsArray;
 use aiops_schemas::arrow_array::{Array, BooleanArray, RecordBatch};
 use aiops_schemas::{Kind, schema_for};
@@ -81,12 +82,16 @@ impl QueryEngine {
         }
     }
 
-    async fn inputs(&self, from: i64, to: i64) -> Result<BTreeMap<Kind, Vec<RecordBatch>>, String> {
-        let start = self.log.seek_time(from).await.map_err(|e| e.to_string())?;
-        let mut r = self.log.reader(start).await.map_err(|e| e.to_string())?;
+    async fn inputs(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<BTreeMap<Kind, Vec<RecordBatch>>, QueryError> {
+        let start = self.log.seek_time(from).await.map_err(QueryError::of)?;
+        let mut r = self.log.reader(start).await.map_err(QueryError::of)?;
         let mut out: BTreeMap<Kind, Vec<RecordBatch>> = BTreeMap::new();
         loop {
-            let batch = r.next_batch(1024).await.map_err(|e| e.to_string())?;
+            let batch = r.next_batch(1024).await.map_err(QueryError::of)?;
             if batch.is_empty() {
                 return Ok(out);
             }
@@ -115,7 +120,7 @@ impl QueryEngine {
         params: Option<&Value>,
         from: i64,
         to: i64,
-    ) -> Result<Vec<RecordBatch>, String> {
+    ) -> Result<Vec<RecordBatch>, QueryError> {
         let mut inputs = self.inputs(from, to).await?;
         let ctx = aiops_sql::catalog::session_with_inputs(|kind| {
             let batches = inputs.remove(&kind).unwrap_or_default();
@@ -126,18 +131,18 @@ impl QueryEngine {
                 ))),
             }
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(QueryError::of)?;
         if let Some(dir) = &self.tables_dir
             && dir.is_dir()
         {
-            let tables = aiops_sql::reference::load_dir(dir).map_err(|e| e.to_string())?;
-            aiops_sql::reference::register(&ctx, &tables).map_err(|e| e.to_string())?;
+            let tables = aiops_sql::reference::load_dir(dir).map_err(QueryError::of)?;
+            aiops_sql::reference::register(&ctx, &tables).map_err(QueryError::of)?;
         }
         // The step's own memory pool: a runaway step fails alone, with 53200.
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(self.limits.memory_bytes, 1.0)
             .build_arc()
-            .map_err(|e| e.to_string())?;
+            .map_err(QueryError::of)?;
         let ctx = SessionContext::new_with_state(
             SessionStateBuilder::new_from_existing(ctx.state())
                 .with_runtime_env(runtime)
@@ -145,11 +150,13 @@ impl QueryEngine {
         );
         let pv = param_values(params);
         let pv = (!pv.is_empty()).then(|| ParamValues::from(pv));
-        let describe = |e: QueryError| format!("sql: {} (SQLSTATE {})", e.message, e.code);
+        let describe = |e: aiops_read::limits::QueryError| {
+            QueryError::of(format_args!("sql: {} (SQLSTATE {})", e.message, e.code))
+        };
         let df = aiops_read::sandbox::dataframe(&ctx, sql, pv, &self.limits)
             .await
             .map_err(describe)?;
-        let df = df.limit(0, Some(MAX_ROWS)).map_err(|e| e.to_string())?;
+        let df = df.limit(0, Some(MAX_ROWS)).map_err(QueryError::of)?;
         aiops_read::limits::collect(df, &self.limits)
             .await
             .map_err(describe)
@@ -164,26 +171,16 @@ impl QueryEngine {
         params: &Map<String, Value>,
         at_ms: i64,
         window_ms: i64,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, QueryError> {
         let q = params
             .get("query")
             .and_then(Value::as_str)
-            .ok_or("sql step: `with.query` (a SQL string) is required")?;
+            .ok_or_else(|| QueryError::of("sql step: `with.query` (a SQL string) is required"))?;
         let batches = self
             .run(q, params.get("params"), at_ms - window_ms, at_ms)
             .await?;
-        let mut buf = Vec::new();
-        {
-            let mut w = arrow_json::ArrayWriter::new(&mut buf);
-            for b in &batches {
-                w.write(b).map_err(|e| e.to_string())?;
-            }
-            w.finish().map_err(|e| e.to_string())?;
-        }
-        if buf.is_empty() {
-            return Ok(Value::Array(Vec::new()));
-        }
-        serde_json::from_slice(&buf).map_err(|e| e.to_string())
+        let rows = crate::read::json::rows_json(&batches).map_err(QueryError::of)?;
+        Ok(Value::Array(rows))
     }
 
     /// A `verify`: the first column of the first row, over `[at − window, at]`. No row or NULL
@@ -191,16 +188,21 @@ impl QueryEngine {
     ///
     /// # Errors
     /// A missing `sql`, a planning error, a first column that is not boolean.
-    pub async fn verify(&self, params: &Map<String, Value>, at_ms: i64) -> Result<bool, String> {
+    pub async fn verify(
+        &self,
+        params: &Map<String, Value>,
+        at_ms: i64,
+    ) -> Result<bool, QueryError> {
         let q = params
             .get("sql")
             .and_then(Value::as_str)
-            .ok_or("verify: `sql` is required")?;
+            .ok_or_else(|| QueryError::of("verify: `sql` is required"))?;
         let window = params
             .get("window")
             .and_then(Value::as_str)
             .map(aiops_workflow::compile::duration_ms)
-            .transpose()?
+            .transpose()
+            .map_err(QueryError::of)?
             .unwrap_or(60_000);
         let batches = self
             .run(q, params.get("params"), at_ms - window, at_ms)
@@ -210,10 +212,10 @@ impl QueryEngine {
         };
         let col = b.column(0);
         let Some(v) = col.as_boolean_opt() else {
-            return Err(format!(
+            return Err(QueryError::of(format_args!(
                 "verify: the first column must be boolean, got {}",
                 col.data_type()
-            ));
+            )));
         };
         Ok(v.is_valid(0) && v.value(0))
     }
@@ -226,11 +228,11 @@ impl aiops_runtime::workflows::executor::Queries for QueryEngine {
         params: &Map<String, Value>,
         at_ms: i64,
         window_ms: i64,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, QueryError> {
         QueryEngine::sql(self, params, at_ms, window_ms).await
     }
 
-    async fn verify(&self, params: &Map<String, Value>, at_ms: i64) -> Result<bool, String> {
+    async fn verify(&self, params: &Map<String, Value>, at_ms: i64) -> Result<bool, QueryError> {
         QueryEngine::verify(self, params, at_ms).await
     }
 }

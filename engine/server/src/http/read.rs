@@ -2,12 +2,11 @@
 //! and the OpenAPI document of every route. Queries run on the read side's runtime within its
 //! limits, with user values bound as parameters, never spliced into SQL.
 
-// Handlers return the error response itself; it is built once per failed request.
-#![allow(clippy::result_large_err)]
-
+use super::AppState;
+use super::error::{ApiError, ApiResult};
 use crate::auth::{Caller, Need, required};
-use crate::http::AppState;
-use aiops_read::auth::Role;
+use crate::read::json::{columns_json, rows_json};
+use aiops_read::auth::{Role, TokenStore};
 use aiops_schemas::arrow_array::RecordBatch;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -18,6 +17,16 @@ use datafusion::scalar::ScalarValue;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What the read-side handlers need.
+#[derive(Debug, Clone)]
+pub struct ReadState {
+    /// The read side (queries), when it runs.
+    pub read: Option<crate::read::ReadSide>,
+    /// The API tokens.
+    pub tokens: Arc<TokenStore>,
+}
 
 /// Adds the read-side routes.
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
@@ -32,95 +41,8 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
 }
 
 /// The JSON error response every API handler returns: `{"error": message, "reason": reason}`.
-pub(crate) fn err(status: StatusCode, reason: &str, message: impl Into<String>) -> Response {
-    let message = message.into();
-    if status == StatusCode::INTERNAL_SERVER_ERROR {
-        // A 500 is aiops' fault: the answer carries an id the operator finds in the log.
-        let id = format!("{:016x}", rand::random::<u64>());
-        tracing::error!(correlation_id = %id, reason, error = %message, "API request failed");
-        let mut resp = (
-            status,
-            axum::Json(json!({"error": message, "reason": reason, "correlation_id": id})),
-        )
-            .into_response();
-        if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
-            resp.headers_mut()
-                .insert(crate::http::CORRELATION_HEADER, v);
-        }
-        return resp;
-    }
-    (
-        status,
-        axum::Json(json!({"error": message, "reason": reason})),
-    )
-        .into_response()
-}
-
-fn read_side(st: &AppState) -> Result<&crate::read::ReadSide, Response> {
-    st.read.as_ref().ok_or_else(|| {
-        err(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the read side is not running in this process",
-        )
-    })
-}
-
-/// The HTTP status of a failed query: the user's mistake (syntax, names, data, refused
-/// statements) is 400; a limit the query ran into (time, memory, size, complexity) is 422; only
-/// an internal error (class XX, or 58 — the system) is 500, logged with a correlation id.
-pub(crate) fn query_status(code: &str) -> StatusCode {
-    match code {
-        "57014" | "53200" => StatusCode::UNPROCESSABLE_ENTITY,
-        c if c.starts_with("54") => StatusCode::UNPROCESSABLE_ENTITY,
-        c if c.starts_with("XX") || c.starts_with("58") => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    }
-}
-
-fn query_error(e: &aiops_read::limits::QueryError) -> Response {
-    let status = query_status(e.code);
-    let mut body = json!({"error": e.message, "reason": "query", "sqlstate": e.code});
-    if status == StatusCode::INTERNAL_SERVER_ERROR {
-        let id = format!("{:016x}", rand::random::<u64>());
-        tracing::error!(correlation_id = %id, sqlstate = e.code, error = %e.message, "query failed inside aiops");
-        body["correlation_id"] = json!(id);
-        let mut resp = (status, axum::Json(body)).into_response();
-        if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
-            resp.headers_mut()
-                .insert(crate::http::CORRELATION_HEADER, v);
-        }
-        return resp;
-    }
-    (status, axum::Json(body)).into_response()
-}
-
-pub(crate) fn rows_json(batches: &[RecordBatch]) -> Result<Vec<Value>, String> {
-    let mut buf = Vec::new();
-    {
-        let mut w = arrow_json::ArrayWriter::new(&mut buf);
-        for b in batches {
-            w.write(b).map_err(|e| e.to_string())?;
-        }
-        w.finish().map_err(|e| e.to_string())?;
-    }
-    if buf.is_empty() {
-        return Ok(Vec::new());
-    }
-    serde_json::from_slice(&buf).map_err(|e| e.to_string())
-}
-
-pub(crate) fn columns_json(batches: &[RecordBatch]) -> Vec<Value> {
-    batches
-        .first()
-        .map(|b| {
-            b.schema()
-                .fields()
-                .iter()
-                .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
-                .collect()
-        })
-        .unwrap_or_default()
+fn read_side(st: &ReadState) -> ApiResult<&crate::read::ReadSide> {
+    st.read.as_ref().ok_or_else(ApiError::no_read_side)
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,57 +51,43 @@ struct SqlRequest {
     sql: String,
 }
 
-async fn sql(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
-    let rs = match read_side(&st) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+async fn sql(State(st): State<ReadState>, body: axum::body::Bytes) -> ApiResult {
+    let rs = read_side(&st)?;
     let req: SqlRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return err(
+            return Err(ApiError::reason(
                 StatusCode::BAD_REQUEST,
                 "bad_json",
                 format!("expected {{\"sql\": \"SELECT …\"}}: {e}"),
-            );
+            ));
         }
     };
-    match rs.query(&req.sql).await {
-        Ok(b) => match rows_json(&b) {
-            Ok(rows) => {
-                axum::Json(json!({"columns": columns_json(&b), "rows": rows})).into_response()
-            }
-            Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, "encode", e),
-        },
-        Err(e) => query_error(&e),
-    }
+    let b = rs.query(&req.sql).await?;
+    let rows = rows_json(&b).map_err(|e| {
+        ApiError::reason(StatusCode::INTERNAL_SERVER_ERROR, "encode", e.to_string())
+    })?;
+    Ok(axum::Json(json!({"columns": columns_json(&b), "rows": rows})).into_response())
 }
 
-async fn tables(State(st): State<AppState>) -> Response {
-    let rs = match read_side(&st) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+async fn tables(State(st): State<ReadState>) -> ApiResult {
+    let rs = read_side(&st)?;
     let q = "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position";
-    match rs.query(q).await {
-        Ok(b) => {
-            let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-            for r in rows_json(&b).unwrap_or_default() {
-                let t = r["table_name"].as_str().unwrap_or("").to_string();
-                out.entry(t)
-                    .or_default()
-                    .push(json!({"name": r["column_name"], "type": r["data_type"]}));
-            }
-            axum::Json(json!({"tables": out})).into_response()
-        }
-        Err(e) => query_error(&e),
+    let b = rs.query(q).await?;
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for r in rows_json(&b).unwrap_or_default() {
+        let t = r["table_name"].as_str().unwrap_or("").to_string();
+        out.entry(t)
+            .or_default()
+            .push(json!({"name": r["column_name"], "type": r["data_type"]}));
     }
+    Ok(axum::Json(json!({"tables": out})).into_response())
 }
 
 /// Time in a query string: RFC 3339 or Unix ms.
-pub(crate) fn parse_time(v: &str, what: &str) -> Result<i64, Response> {
+pub(super) fn parse_time(v: &str, what: &str) -> ApiResult<i64> {
     crate::replay::parse_time_arg(v, crate::clock::now_ms())
-        .map_err(|e| err(StatusCode::BAD_REQUEST, "bad_time", format!("{what}: {e}")))
+        .map_err(|e| ApiError::reason(StatusCode::BAD_REQUEST, "bad_time", format!("{what}: {e}")))
 }
 
 fn ts(ms: i64) -> ScalarValue {
@@ -202,13 +110,10 @@ async fn run_bound(
 }
 
 async fn metrics_range(
-    State(st): State<AppState>,
+    State(st): State<ReadState>,
     Query(q): Query<Vec<(String, String)>>,
-) -> Response {
-    let rs = match read_side(&st) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+) -> ApiResult {
+    let rs = read_side(&st)?;
     let mut name = None;
     let (mut from, mut to, mut step) = (None, None, None);
     let mut labels = Vec::new();
@@ -222,32 +127,34 @@ async fn metrics_range(
                 labels.push((k["label.".len()..].to_string(), v.clone()))
             }
             other => {
-                return err(
+                return Err(ApiError::reason(
                     StatusCode::BAD_REQUEST,
                     "bad_parameter",
                     format!(
                         "unknown parameter {other:?}: expected name, from, to, step, label.<name>"
                     ),
-                );
+                ));
             }
         }
     }
     let Some(name) = name else {
-        return err(
+        return Err(ApiError::reason(
             StatusCode::BAD_REQUEST,
             "bad_parameter",
             "`name` (the metric name) is required",
-        );
+        ));
     };
     let now = crate::clock::now_ms();
-    let to_ms = match to.as_deref().map(|v| parse_time(v, "to")).transpose() {
-        Ok(t) => t.unwrap_or(now),
-        Err(r) => return r,
-    };
-    let from_ms = match from.as_deref().map(|v| parse_time(v, "from")).transpose() {
-        Ok(t) => t.unwrap_or(to_ms - 3_600_000),
-        Err(r) => return r,
-    };
+    let to_ms = to
+        .as_deref()
+        .map(|v| parse_time(v, "to"))
+        .transpose()?
+        .unwrap_or(now);
+    let from_ms = from
+        .as_deref()
+        .map(|v| parse_time(v, "from"))
+        .transpose()?
+        .unwrap_or(to_ms - 3_600_000);
     let step_ms = match step
         .as_deref()
         .map(aiops_workflow::compile::duration_ms)
@@ -255,19 +162,19 @@ async fn metrics_range(
     {
         Ok(s) => s.unwrap_or(0),
         Err(e) => {
-            return err(
+            return Err(ApiError::reason(
                 StatusCode::BAD_REQUEST,
                 "bad_parameter",
                 format!("step: {e}"),
-            );
+            ));
         }
     };
     if from_ms > to_ms {
-        return err(
+        return Err(ApiError::reason(
             StatusCode::BAD_REQUEST,
             "bad_parameter",
             "`from` is after `to`",
-        );
+        ));
     }
     let mut params = vec![
         ScalarValue::Utf8(Some(name.clone())),
@@ -292,10 +199,7 @@ async fn metrics_range(
             "SELECT CAST(to_unixtime(time) * 1000 AS BIGINT) AS t, labels, value AS v FROM metrics WHERE name = $1 AND time >= $2 AND time <= $3{filter} ORDER BY 1"
         )
     };
-    let batches = match run_bound(rs, &sql, params).await {
-        Ok(b) => b,
-        Err(e) => return query_error(&e),
-    };
+    let batches = run_bound(rs, &sql, params).await?;
     let mut series: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
     for r in rows_json(&batches).unwrap_or_default() {
         let key = r["labels"].to_string();
@@ -309,18 +213,17 @@ async fn metrics_range(
         .into_values()
         .map(|(l, p)| json!({"name": name, "labels": l, "points": p}))
         .collect();
-    axum::Json(json!({"from": from_ms, "to": to_ms, "step_ms": step_ms, "series": out}))
-        .into_response()
+    Ok(
+        axum::Json(json!({"from": from_ms, "to": to_ms, "step_ms": step_ms, "series": out}))
+            .into_response(),
+    )
 }
 
 async fn log_search(
-    State(st): State<AppState>,
+    State(st): State<ReadState>,
     Query(q): Query<Vec<(String, String)>>,
-) -> Response {
-    let rs = match read_side(&st) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+) -> ApiResult {
+    let rs = read_side(&st)?;
     let (mut text, mut from, mut to, mut limit, mut severity) = (None, None, None, 100usize, None);
     let mut labels = Vec::new();
     for (k, v) in &q {
@@ -332,36 +235,38 @@ async fn log_search(
             "limit" => match v.parse::<usize>() {
                 Ok(n) if (1..=10_000).contains(&n) => limit = n,
                 _ => {
-                    return err(
+                    return Err(ApiError::reason(
                         StatusCode::BAD_REQUEST,
                         "bad_parameter",
                         "limit must be 1 to 10000",
-                    );
+                    ));
                 }
             },
             k if k.starts_with("label.") => {
                 labels.push((k["label.".len()..].to_string(), v.clone()))
             }
             other => {
-                return err(
+                return Err(ApiError::reason(
                     StatusCode::BAD_REQUEST,
                     "bad_parameter",
                     format!(
                         "unknown parameter {other:?}: expected q, from, to, severity, limit, label.<name>"
                     ),
-                );
+                ));
             }
         }
     }
     let now = crate::clock::now_ms();
-    let to_ms = match to.as_deref().map(|v| parse_time(v, "to")).transpose() {
-        Ok(t) => t.unwrap_or(now),
-        Err(r) => return r,
-    };
-    let from_ms = match from.as_deref().map(|v| parse_time(v, "from")).transpose() {
-        Ok(t) => t.unwrap_or(to_ms - 3_600_000),
-        Err(r) => return r,
-    };
+    let to_ms = to
+        .as_deref()
+        .map(|v| parse_time(v, "to"))
+        .transpose()?
+        .unwrap_or(now);
+    let from_ms = from
+        .as_deref()
+        .map(|v| parse_time(v, "from"))
+        .transpose()?
+        .unwrap_or(to_ms - 3_600_000);
     let mut params = vec![ts(from_ms), ts(to_ms)];
     let mut filter = String::new();
     if let Some(t) = text {
@@ -381,15 +286,12 @@ async fn log_search(
     let sql = format!(
         "SELECT time, severity, body, labels, attributes FROM logs WHERE time >= $1 AND time <= $2{filter} ORDER BY time DESC LIMIT {limit}"
     );
-    match run_bound(rs, &sql, params).await {
-        Ok(b) => axum::Json(json!({"logs": rows_json(&b).unwrap_or_default()})).into_response(),
-        Err(e) => query_error(&e),
-    }
+    let b = run_bound(rs, &sql, params).await?;
+    Ok(axum::Json(json!({"logs": rows_json(&b).unwrap_or_default()})).into_response())
 }
 
-async fn list_tokens(State(st): State<AppState>) -> Response {
+async fn list_tokens(State(st): State<ReadState>) -> Response {
     let list: Vec<Value> = st
-        .auth
         .tokens
         .list()
         .into_iter()
@@ -405,56 +307,67 @@ struct NewToken {
     role: Role,
 }
 
-async fn create_token(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
+async fn create_token(State(st): State<ReadState>, body: axum::body::Bytes) -> ApiResult {
     let req: NewToken = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return err(
+            return Err(ApiError::reason(
                 StatusCode::BAD_REQUEST,
                 "bad_json",
                 format!(
                     "expected {{\"name\": …, \"role\": \"viewer|operator|admin|ingest\"}}: {e}"
                 ),
-            );
+            ));
         }
     };
     match st
-        .auth
         .tokens
         .create(&req.name, req.role, crate::clock::now_ms())
     {
-        Ok((rec, token)) => (
+        Ok((rec, token)) => Ok((
             StatusCode::CREATED,
             axum::Json(
                 json!({"id": rec.id, "name": rec.name, "role": rec.role, "token": token,
                 "note": "shown once: aiops stores only its SHA-256"}),
             ),
         )
-            .into_response(),
-        Err(e) => err(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+            .into_response()),
+        Err(e) => Err(ApiError::reason(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            e.to_string(),
+        )),
     }
 }
 
 async fn revoke_token(
-    State(st): State<AppState>,
+    State(st): State<ReadState>,
     Path(id): Path<String>,
     caller: Option<axum::Extension<Caller>>,
-) -> Response {
+) -> ApiResult {
     if caller.is_some_and(|c| c.token == id) {
-        return err(
+        return Err(ApiError::reason(
             StatusCode::BAD_REQUEST,
             "invalid",
             "a token cannot revoke itself",
-        );
+        ));
     }
-    match st.auth.tokens.revoke(&id) {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => err(StatusCode::NOT_FOUND, "not_found", format!("no token {id}")),
-        Err(e) => err(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+    match st.tokens.revoke(&id) {
+        Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(false) => Err(ApiError::reason(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no token {id}"),
+        )),
+        Err(e) => Err(ApiError::reason(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            e.to_string(),
+        )),
     }
 }
 
-async fn archive_stats(State(st): State<AppState>) -> Response {
+async fn archive_stats(State(st): State<ReadState>) -> Response {
     let a = st.read.as_ref().and_then(|r| r.archive.as_ref());
     match a {
         Some(a) => axum::Json(json!({"enabled": true, "stats": a.stats(), "streams": a.streams()}))
@@ -838,8 +751,8 @@ pub fn openapi_doc() -> Value {
     })
 }
 
-async fn openapi() -> Response {
-    axum::Json(openapi_doc()).into_response()
+async fn openapi() -> axum::Json<Value> {
+    axum::Json(openapi_doc())
 }
 
 #[cfg(test)]

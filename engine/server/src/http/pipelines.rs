@@ -8,29 +8,37 @@
 //! `file:line:col: reason`. Files are written to a temporary name and renamed, so the supervisor
 //! never reads half a file.
 
-// Handlers return the error response itself; it is built once per failed request.
-#![allow(clippy::result_large_err)]
-
-use super::PipelinesConfig;
-use super::load::{self, PipelineSource};
-use crate::api::err;
-use crate::http::AppState;
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use crate::pipelines::load::{self, PipelineSource};
+use crate::pipelines::{PipelineFiles, PipelinesConfig};
+use crate::read::json::{columns_json, rows_json};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::sync::Arc;
 
-/// What the pipeline file API needs.
-#[derive(Debug)]
-pub struct PipelineFiles {
-    /// `[pipelines]`: the directory and the runtime settings changes are compiled with.
-    pub cfg: PipelinesConfig,
-    /// One change at a time.
-    pub lock: tokio::sync::Mutex<()>,
+/// What the pipeline file handlers need.
+#[derive(Debug, Clone)]
+pub struct PipelinesState {
+    /// The pipeline directory.
+    pub files: Arc<PipelineFiles>,
+    /// The running pipelines (state, position, lag).
+    pub board: crate::pipelines::runner::InfoBoard,
+    /// The read side (a business metric's data), when it runs.
+    pub read: Option<crate::read::ReadSide>,
+    /// Grafana's description of the pipelines (the query of a metric's latest windows).
+    pub grafana: Arc<crate::grafana::sync::GrafanaContext>,
+}
+
+/// `{"error": message, "reason": reason}` with `status`.
+fn err(status: StatusCode, reason: &str, message: impl Into<String>) -> ApiError {
+    ApiError::reason(status, reason, message)
 }
 
 /// Which pipelines a route manages.
@@ -66,39 +74,39 @@ impl Kind {
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
     r.route(
         "/api/business-metrics",
-        get(|st: State<AppState>| list(st, Kind::Metric))
-            .post(|st: State<AppState>, b: axum::body::Bytes| create(st, Kind::Metric, b)),
+        get(|st: State<PipelinesState>| list(st, Kind::Metric))
+            .post(|st: State<PipelinesState>, b: axum::body::Bytes| create(st, Kind::Metric, b)),
     )
     .route(
         "/api/business-metrics/{name}",
-        get(|st: State<AppState>, n: Path<String>| show(st, Kind::Metric, n))
+        get(|st: State<PipelinesState>, n: Path<String>| show(st, Kind::Metric, n))
             .put(
-                |st: State<AppState>, n: Path<String>, b: axum::body::Bytes| {
+                |st: State<PipelinesState>, n: Path<String>, b: axum::body::Bytes| {
                     replace(st, Kind::Metric, n, b)
                 },
             )
-            .delete(|st: State<AppState>, n: Path<String>| remove(st, Kind::Metric, n)),
+            .delete(|st: State<PipelinesState>, n: Path<String>| remove(st, Kind::Metric, n)),
     )
     .route("/api/business-metrics/{name}/data", get(data))
     .route(
         "/api/alerts/rules",
-        get(|st: State<AppState>| list(st, Kind::Rule))
-            .post(|st: State<AppState>, b: axum::body::Bytes| create(st, Kind::Rule, b)),
+        get(|st: State<PipelinesState>| list(st, Kind::Rule))
+            .post(|st: State<PipelinesState>, b: axum::body::Bytes| create(st, Kind::Rule, b)),
     )
     .route(
         "/api/alerts/rules/{name}",
-        get(|st: State<AppState>, n: Path<String>| show(st, Kind::Rule, n))
+        get(|st: State<PipelinesState>, n: Path<String>| show(st, Kind::Rule, n))
             .put(
-                |st: State<AppState>, n: Path<String>, b: axum::body::Bytes| {
+                |st: State<PipelinesState>, n: Path<String>, b: axum::body::Bytes| {
                     replace(st, Kind::Rule, n, b)
                 },
             )
-            .delete(|st: State<AppState>, n: Path<String>| remove(st, Kind::Rule, n)),
+            .delete(|st: State<PipelinesState>, n: Path<String>| remove(st, Kind::Rule, n)),
     )
 }
 
 /// A pipeline name: it becomes a file name and a Grafana uid.
-fn valid_name(name: &str) -> Result<(), Response> {
+fn valid_name(name: &str) -> ApiResult<()> {
     let ok = (1..=63).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
@@ -126,7 +134,7 @@ fn stem(s: &PipelineSource) -> String {
         .unwrap_or_default()
 }
 
-fn sources(cfg: &PipelinesConfig) -> Result<Vec<PipelineSource>, Response> {
+fn sources(cfg: &PipelinesConfig) -> ApiResult<Vec<PipelineSource>> {
     load::read_dir(&cfg.dir)
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, "read", e.to_string()))
 }
@@ -143,9 +151,9 @@ fn output_of(sql: &str) -> Option<String> {
     Some(name.trim_matches('"').to_string())
 }
 
-fn view(st: &AppState, s: &PipelineSource) -> Value {
+fn view(st: &PipelinesState, s: &PipelineSource) -> Value {
     let name = stem(s);
-    let board = st.pipelines.read();
+    let board = st.board.read();
     let running = board.pipelines.iter().find(|p| p.name == name);
     let refused: Vec<&String> = board
         .refused
@@ -173,11 +181,8 @@ fn view(st: &AppState, s: &PipelineSource) -> Value {
     v
 }
 
-async fn list(State(st): State<AppState>, kind: Kind) -> Response {
-    let files = match sources(&st.pipeline_files.cfg) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+async fn list(State(st): State<PipelinesState>, kind: Kind) -> ApiResult {
+    let files = sources(&st.files.cfg)?;
     let items: Vec<Value> = files
         .iter()
         .filter(|s| kind.matches(output_of(&s.sql).as_deref().unwrap_or("")))
@@ -187,10 +192,10 @@ async fn list(State(st): State<AppState>, kind: Kind) -> Response {
         Kind::Metric => "business_metrics",
         Kind::Rule => "rules",
     };
-    axum::Json(json!({ key: items })).into_response()
+    Ok(axum::Json(json!({ key: items })).into_response())
 }
 
-fn find(files: &[PipelineSource], kind: Kind, name: &str) -> Result<usize, Response> {
+fn find(files: &[PipelineSource], kind: Kind, name: &str) -> ApiResult<usize> {
     match files.iter().position(|s| stem(s) == name) {
         Some(i) if kind.matches(output_of(&files[i].sql).as_deref().unwrap_or("")) => Ok(i),
         Some(_) => Err(err(
@@ -210,15 +215,10 @@ fn find(files: &[PipelineSource], kind: Kind, name: &str) -> Result<usize, Respo
     }
 }
 
-async fn show(State(st): State<AppState>, kind: Kind, Path(name): Path<String>) -> Response {
-    let files = match sources(&st.pipeline_files.cfg) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    match find(&files, kind, &name) {
-        Ok(i) => axum::Json(view(&st, &files[i])).into_response(),
-        Err(r) => r,
-    }
+async fn show(State(st): State<PipelinesState>, kind: Kind, Path(name): Path<String>) -> ApiResult {
+    let files = sources(&st.files.cfg)?;
+    let i = find(&files, kind, &name)?;
+    Ok(axum::Json(view(&st, &files[i])).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,7 +229,7 @@ struct Body {
     description: Option<String>,
 }
 
-fn parse_body(b: &[u8]) -> Result<Body, Response> {
+fn parse_body(b: &[u8]) -> ApiResult<Body> {
     serde_json::from_slice(b).map_err(|e| {
         err(
             StatusCode::BAD_REQUEST,
@@ -253,12 +253,12 @@ fn text(body: &Body) -> String {
 
 /// Compiles the directory as it would be after the change; writes nothing.
 async fn compile_with(
-    st: &AppState,
+    st: &PipelinesState,
     kind: Kind,
     name: &str,
     new_text: Option<&str>,
-) -> Result<(), Response> {
-    let cfg = &st.pipeline_files.cfg;
+) -> ApiResult<()> {
+    let cfg = &st.files.cfg;
     let mut files = sources(cfg)?;
     files.retain(|s| stem(s) != name);
     if let Some(t) = new_text {
@@ -272,13 +272,10 @@ async fn compile_with(
     let compiled = load::compile_all(&files, &tables, cfg.runtime())
         .await
         .map_err(|e| {
-            (
+            ApiError::json(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                axum::Json(
-                    json!({"error": e.to_string(), "reason": "refused", "problems": e.problems}),
-                ),
+                json!({"error": e.to_string(), "reason": "refused", "problems": e.problems}),
             )
-                .into_response()
         })?;
     if new_text.is_some() {
         let output = compiled
@@ -302,7 +299,7 @@ async fn compile_with(
 }
 
 /// Writes `text` to the pipeline file of `name` through a temporary file and a rename.
-fn write_file(cfg: &PipelinesConfig, name: &str, text: &str) -> Result<(), Response> {
+fn write_file(cfg: &PipelinesConfig, name: &str, text: &str) -> ApiResult<()> {
     let io = |e: std::io::Error| {
         err(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -316,116 +313,101 @@ fn write_file(cfg: &PipelinesConfig, name: &str, text: &str) -> Result<(), Respo
     std::fs::rename(&tmp, file_of(cfg, name)).map_err(io)
 }
 
-fn accepted(st: &AppState, name: &str, status: StatusCode) -> Response {
-    let cfg = &st.pipeline_files.cfg;
+fn accepted(st: &PipelinesState, name: &str, status: StatusCode) -> ApiResult {
+    let cfg = &st.files.cfg;
     let files = sources(cfg).unwrap_or_default();
     let v = files
         .iter()
         .find(|s| stem(s) == name)
         .map(|s| view(st, s))
         .unwrap_or(Value::Null);
-    (
+    Ok((
         status,
         axum::Json(json!({
             "pipeline": v,
             "note": format!("the engine loads it within {} (pipelines.reload_interval)", humantime::format_duration(cfg.reload_interval)),
         })),
     )
-        .into_response()
+        .into_response())
 }
 
-async fn create(State(st): State<AppState>, kind: Kind, body: axum::body::Bytes) -> Response {
-    let b = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+async fn create(
+    State(st): State<PipelinesState>,
+    kind: Kind,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let b = parse_body(&body)?;
     let Some(name) = b.name.clone() else {
-        return err(StatusCode::BAD_REQUEST, "bad_name", "`name` is required");
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "bad_name",
+            "`name` is required",
+        ));
     };
-    if let Err(r) = valid_name(&name) {
-        return r;
-    }
-    let _one = st.pipeline_files.lock.lock().await;
-    let cfg = &st.pipeline_files.cfg;
+    valid_name(&name)?;
+    let _one = st.files.lock.lock().await;
+    let cfg = &st.files.cfg;
     if file_of(cfg, &name).exists() {
-        return err(
+        return Err(err(
             StatusCode::CONFLICT,
             "exists",
             format!("a pipeline named {name} exists; PUT replaces it"),
-        );
+        ));
     }
     let t = text(&b);
-    if let Err(r) = compile_with(&st, kind, &name, Some(&t)).await {
-        return r;
-    }
-    if let Err(r) = write_file(cfg, &name, &t) {
-        return r;
-    }
+    compile_with(&st, kind, &name, Some(&t)).await?;
+    write_file(cfg, &name, &t)?;
     tracing::info!(pipeline = %name, kind = kind.what(), "pipeline created through the API");
     accepted(&st, &name, StatusCode::CREATED)
 }
 
 async fn replace(
-    State(st): State<AppState>,
+    State(st): State<PipelinesState>,
     kind: Kind,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
-    let b = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> ApiResult {
+    let b = parse_body(&body)?;
     if b.name.as_deref().is_some_and(|n| n != name) {
-        return err(
+        return Err(err(
             StatusCode::BAD_REQUEST,
             "bad_name",
             "the body's name differs from the path's",
-        );
+        ));
     }
-    let _one = st.pipeline_files.lock.lock().await;
-    let files = match sources(&st.pipeline_files.cfg) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if let Err(r) = find(&files, kind, &name) {
-        return r;
-    }
+    let _one = st.files.lock.lock().await;
+    let files = sources(&st.files.cfg)?;
+    find(&files, kind, &name)?;
     let t = text(&b);
-    if let Err(r) = compile_with(&st, kind, &name, Some(&t)).await {
-        return r;
-    }
-    if let Err(r) = write_file(&st.pipeline_files.cfg, &name, &t) {
-        return r;
-    }
+    compile_with(&st, kind, &name, Some(&t)).await?;
+    write_file(&st.files.cfg, &name, &t)?;
     tracing::info!(pipeline = %name, kind = kind.what(), "pipeline replaced through the API");
     accepted(&st, &name, StatusCode::OK)
 }
 
-async fn remove(State(st): State<AppState>, kind: Kind, Path(name): Path<String>) -> Response {
-    let _one = st.pipeline_files.lock.lock().await;
-    let cfg = &st.pipeline_files.cfg;
-    let files = match sources(cfg) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let i = match find(&files, kind, &name) {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+async fn remove(
+    State(st): State<PipelinesState>,
+    kind: Kind,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let _one = st.files.lock.lock().await;
+    let cfg = &st.files.cfg;
+    let files = sources(cfg)?;
+    let i = find(&files, kind, &name)?;
     // Pipelines reading this one's stream would no longer compile.
-    if let Err(r) = compile_with(&st, kind, &name, None).await {
-        return r;
-    }
-    if let Err(e) = std::fs::remove_file(&files[i].file) {
-        return err(
+    compile_with(&st, kind, &name, None).await?;
+    std::fs::remove_file(&files[i].file).map_err(|e| {
+        err(
             StatusCode::INTERNAL_SERVER_ERROR,
             "write",
             format!("{}: {e}", files[i].file.display()),
-        );
-    }
+        )
+    })?;
     tracing::info!(pipeline = %name, kind = kind.what(), "pipeline removed through the API");
-    axum::Json(json!({"removed": name, "note": "its derived stream stays queryable"}))
-        .into_response()
+    Ok(
+        axum::Json(json!({"removed": name, "note": "its derived stream stays queryable"}))
+            .into_response(),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -439,85 +421,62 @@ struct DataQuery {
 /// `GET /api/business-metrics/{name}/data`: the metric's windows in a range (latest revision of
 /// each window and group), oldest first.
 async fn data(
-    State(st): State<AppState>,
+    State(st): State<PipelinesState>,
     Path(name): Path<String>,
     Query(q): Query<DataQuery>,
-) -> Response {
-    let Some(rs) = st.read.as_ref() else {
-        return err(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the read side is not running in this process",
-        );
-    };
-    let files = match sources(&st.pipeline_files.cfg) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if let Err(r) = find(&files, Kind::Metric, &name) {
-        return r;
-    }
+) -> ApiResult {
+    let rs = st.read.as_ref().ok_or_else(ApiError::no_read_side)?;
+    let files = sources(&st.files.cfg)?;
+    find(&files, Kind::Metric, &name)?;
     let now = crate::clock::now_ms();
-    let parse = |v: &Option<String>, what: &str, default: i64| -> Result<i64, Response> {
-        v.as_deref()
-            .map(|t| crate::api::parse_time(t, what))
-            .transpose()
-            .map(|t| t.unwrap_or(default))
+    let parse = |v: &Option<String>, what: &str, default: i64| -> ApiResult<i64> {
+        Ok(v.as_deref()
+            .map(|t| super::read::parse_time(t, what))
+            .transpose()?
+            .unwrap_or(default))
     };
-    let to = match parse(&q.to, "to", now) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let from = match parse(&q.from, "from", to - 3_600_000) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+    let to = parse(&q.to, "to", now)?;
+    let from = parse(&q.from, "from", to - 3_600_000)?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
-    let descs = match crate::grafana::sync::describe(&st.grafana, &st.pipelines, rs).await {
-        Ok(d) => d,
-        Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, "query", e.to_string()),
-    };
+    let internal = |e: String| err(StatusCode::INTERNAL_SERVER_ERROR, "query", e);
+    let descs = crate::grafana::sync::describe(&st.grafana, &st.board, rs)
+        .await
+        .map_err(|e| internal(e.to_string()))?;
     let Some(sql) = descs
         .iter()
         .find(|d| d.name == name)
         .and_then(|d| crate::grafana::dashboard::latest_sql(d, limit))
     else {
-        return axum::Json(
+        return Ok(axum::Json(
             json!({"name": name, "from": from, "to": to, "columns": [], "rows": []}),
         )
-        .into_response();
+        .into_response());
     };
     let range = crate::grafana::macros::QueryRange {
         from_ms: from,
         to_ms: to,
         interval_ms: 60_000,
     };
-    let sql = match crate::grafana::macros::expand(&sql, &range) {
-        Ok(s) => s,
-        Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, "query", e.to_string()),
-    };
-    match rs.query(&sql).await {
-        Ok(b) => {
-            let cols = crate::api::columns_json(&b);
-            axum::Json(json!({
-                "name": name,
-                "from": from,
-                "to": to,
-                "columns": cols,
-                "rows": crate::api::rows_json(&b).unwrap_or_default(),
-            }))
-            .into_response()
-        }
+    let sql = crate::grafana::macros::expand(&sql, &range).map_err(|e| internal(e.to_string()))?;
+    let b = rs.query(&sql).await.map_err(|e| {
         // The query is aiops' own: only a limit it ran into (time, memory, size) is not a fault.
-        Err(e) => err(
-            match crate::api::query_status(e.code) {
+        err(
+            match crate::read::json::query_status(e.code) {
                 StatusCode::UNPROCESSABLE_ENTITY => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
             "query",
             format!("{} (SQLSTATE {})", e.message, e.code),
-        ),
-    }
+        )
+    })?;
+    Ok(axum::Json(json!({
+        "name": name,
+        "from": from,
+        "to": to,
+        "columns": columns_json(&b),
+        "rows": rows_json(&b).unwrap_or_default(),
+    }))
+    .into_response())
 }
 
 #[cfg(test)]

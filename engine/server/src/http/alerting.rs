@@ -3,13 +3,10 @@
 //! statistics. Reads answer from the engine's state; writes are control events appended to the
 //! log, and answer once the engine has applied them (or refused them, with the reason).
 
-// Helpers return the error response itself (`Result<_, Response>`) so handlers can `?` or match
-// into it; these are per-request, off the hot path, so the size of `Response` does not matter.
-#![allow(clippy::result_large_err)]
-
-use super::codec::control_message;
-use super::processor::AlertingHandle;
-use crate::http::AppState;
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use crate::alerting::codec::control_message;
+use crate::alerting::processor::AlertingHandle;
 use aiops_alerting::Control;
 use aiops_alerting::engine::AlertView;
 use aiops_alerting::matcher::{Matcher, all_match};
@@ -18,7 +15,7 @@ use aiops_runtime::CommandError;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,6 +24,17 @@ use std::time::Duration;
 
 /// How long a write waits for the engine to apply it before answering.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the alerting handlers need.
+#[derive(Clone)]
+pub struct AlertingState {
+    /// The alerting engine, when it runs in this process.
+    pub alerting: Option<Arc<AlertingHandle>>,
+    /// The log: commands are appended to it.
+    pub log: Arc<dyn aiops_log::EventLog>,
+    /// When the process started, Unix ms (`uptime` of the status).
+    pub started_ms: i64,
+}
 
 /// Adds the alerting routes to the router.
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
@@ -55,16 +63,12 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
 }
 
 /// Alertmanager answers API errors as a JSON string with a status; `amtool` prints it.
-fn am_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(Value::String(message.into()))).into_response()
+fn am_error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError::alertmanager(status, message)
 }
 
-fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({ "error": message.into() }))).into_response()
-}
-
-fn handle(st: &AppState) -> Result<&Arc<AlertingHandle>, Response> {
-    st.alerting.as_ref().ok_or_else(|| {
+fn handle(st: &AlertingState) -> ApiResult<Arc<AlertingHandle>> {
+    st.alerting.clone().ok_or_else(|| {
         am_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "alerting is not running in this process",
@@ -82,15 +86,19 @@ struct AlertQuery {
     receiver: Option<regex::Regex>,
 }
 
-fn parse_bool(v: &str, name: &str) -> Result<bool, String> {
+fn parse_bool(v: &str, name: &str) -> ApiResult<bool> {
     match v {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(format!("{name}: {v:?} is not a boolean")),
+        _ => Err(bad_query(format!("{name}: {v:?} is not a boolean"))),
     }
 }
 
-fn alert_query(raw: &[(String, String)]) -> Result<AlertQuery, String> {
+fn bad_query(message: String) -> ApiError {
+    am_error(StatusCode::BAD_REQUEST, message)
+}
+
+fn alert_query(raw: &[(String, String)]) -> ApiResult<AlertQuery> {
     let mut q = AlertQuery {
         active: true,
         silenced: true,
@@ -107,11 +115,11 @@ fn alert_query(raw: &[(String, String)]) -> Result<AlertQuery, String> {
             }
             "filter" => q
                 .filter
-                .push(Matcher::parse(v).map_err(|e| format!("filter: {e}"))?),
+                .push(Matcher::parse(v).map_err(|e| bad_query(format!("filter: {e}")))?),
             "receiver" => {
                 q.receiver = Some(
                     regex::Regex::new(&format!("^(?:{v})$"))
-                        .map_err(|e| format!("receiver: {e}"))?,
+                        .map_err(|e| bad_query(format!("receiver: {e}")))?,
                 );
             }
             _ => {}
@@ -178,24 +186,19 @@ fn gettable(v: &AlertView<'_>) -> Value {
     })
 }
 
-/// The engine and the parsed alert query, or the error response.
-fn handle_and_query<'a>(
-    st: &'a AppState,
+/// The engine and the parsed alert query.
+fn handle_and_query(
+    st: &AlertingState,
     raw: &[(String, String)],
-) -> Result<(&'a Arc<AlertingHandle>, AlertQuery), Response> {
-    let h = handle(st)?;
-    let q = alert_query(raw).map_err(|e| am_error(StatusCode::BAD_REQUEST, e))?;
-    Ok((h, q))
+) -> ApiResult<(Arc<AlertingHandle>, AlertQuery)> {
+    Ok((handle(st)?, alert_query(raw)?))
 }
 
 async fn list_alerts(
-    State(st): State<AppState>,
+    State(st): State<AlertingState>,
     Query(raw): Query<Vec<(String, String)>>,
-) -> Response {
-    let (h, q) = match handle_and_query(&st, &raw) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+) -> ApiResult {
+    let (h, q) = handle_and_query(&st, &raw)?;
     let engine = h.engine.read();
     // Resolved alerts are history: Alertmanager lists only alerts that have not ended.
     let out: Vec<Value> = engine
@@ -204,17 +207,14 @@ async fn list_alerts(
         .filter(|v| v.entry.status == aiops_alerting::model::Status::Firing && q.keeps(v))
         .map(gettable)
         .collect();
-    axum::Json(out).into_response()
+    Ok(axum::Json(out).into_response())
 }
 
 async fn list_groups(
-    State(st): State<AppState>,
+    State(st): State<AlertingState>,
     Query(raw): Query<Vec<(String, String)>>,
-) -> Response {
-    let (h, q) = match handle_and_query(&st, &raw) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+) -> ApiResult {
+    let (h, q) = handle_and_query(&st, &raw)?;
     let engine = h.engine.read();
     let out: Vec<Value> = engine
         .groups()
@@ -234,23 +234,20 @@ async fn list_groups(
             })
         })
         .collect();
-    axum::Json(out).into_response()
+    Ok(axum::Json(out).into_response())
 }
 
 async fn list_silences(
-    State(st): State<AppState>,
+    State(st): State<AlertingState>,
     Query(raw): Query<Vec<(String, String)>>,
-) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
+) -> ApiResult {
+    let h = handle(&st)?;
     let mut filter = Vec::new();
     for (k, v) in &raw {
         if k == "filter" {
             match Matcher::parse(v) {
                 Ok(m) => filter.push(m),
-                Err(e) => return am_error(StatusCode::BAD_REQUEST, format!("filter: {e}")),
+                Err(e) => return Err(am_error(StatusCode::BAD_REQUEST, format!("filter: {e}"))),
             }
         }
     }
@@ -267,24 +264,24 @@ async fn list_silences(
         })
         .map(|s| serde_json::to_value(s.to_gettable(now)).unwrap_or(Value::Null))
         .collect();
-    axum::Json(out).into_response()
+    Ok(axum::Json(out).into_response())
 }
 
-async fn get_silence(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
+async fn get_silence(State(st): State<AlertingState>, Path(id): Path<String>) -> ApiResult {
+    let h = handle(&st)?;
     let engine = h.engine.read();
     let now = engine.clock_ms().max(crate::clock::now_ms());
     match engine.silences().get(&id) {
-        Some(s) => axum::Json(s.to_gettable(now)).into_response(),
-        None => am_error(StatusCode::NOT_FOUND, format!("silence {id} not found")),
+        Some(s) => Ok(axum::Json(s.to_gettable(now)).into_response()),
+        None => Err(am_error(
+            StatusCode::NOT_FOUND,
+            format!("silence {id} not found"),
+        )),
     }
 }
 
 /// Appends a command and waits for the engine to apply it.
-async fn command(st: &AppState, h: &AlertingHandle, c: Control) -> Result<(), Response> {
+async fn command(st: &AlertingState, h: &AlertingHandle, c: Control) -> ApiResult<()> {
     let now = crate::clock::now_ms();
     let msg = control_message(c, now)
         .map_err(|e| am_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -299,20 +296,25 @@ async fn command(st: &AppState, h: &AlertingHandle, c: Control) -> Result<(), Re
         })
 }
 
-async fn post_silence(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h.clone(),
-        Err(r) => return r,
-    };
+async fn post_silence(State(st): State<AlertingState>, body: axum::body::Bytes) -> ApiResult {
+    let h = handle(&st)?;
     let p: PostableSilence = match serde_json::from_slice(&body) {
         Ok(p) => p,
-        Err(e) => return am_error(StatusCode::BAD_REQUEST, format!("bad silence: {e}")),
+        Err(e) => {
+            return Err(am_error(
+                StatusCode::BAD_REQUEST,
+                format!("bad silence: {e}"),
+            ));
+        }
     };
     let now = crate::clock::now_ms();
     let id = match p.id.as_deref().filter(|i| !i.is_empty()) {
         Some(id) => {
             if h.engine.read().silences().get(id).is_none() {
-                return am_error(StatusCode::NOT_FOUND, format!("silence {id} not found"));
+                return Err(am_error(
+                    StatusCode::NOT_FOUND,
+                    format!("silence {id} not found"),
+                ));
             }
             id.to_string()
         }
@@ -320,15 +322,13 @@ async fn post_silence(State(st): State<AppState>, body: axum::body::Bytes) -> Re
     };
     let silence = match p.into_silence(id.clone(), now) {
         Ok(s) => s,
-        Err(e) => return am_error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return Err(am_error(StatusCode::BAD_REQUEST, e.to_string())),
     };
     if let Err(e) = silence.validate() {
-        return am_error(StatusCode::BAD_REQUEST, e.to_string());
+        return Err(am_error(StatusCode::BAD_REQUEST, e.to_string()));
     }
-    match command(&st, &h, Control::SilenceSet { silence }).await {
-        Ok(()) => axum::Json(json!({ "silenceID": id })).into_response(),
-        Err(r) => r,
-    }
+    command(&st, &h, Control::SilenceSet { silence }).await?;
+    Ok(axum::Json(json!({ "silenceID": id })).into_response())
 }
 
 /// A UUID-shaped id from the time and the request (unique enough: two identical requests in the
@@ -347,18 +347,16 @@ fn new_silence_id(now: i64, body: &[u8]) -> String {
     )
 }
 
-async fn delete_silence(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h.clone(),
-        Err(r) => return r,
-    };
+async fn delete_silence(State(st): State<AlertingState>, Path(id): Path<String>) -> ApiResult {
+    let h = handle(&st)?;
     if h.engine.read().silences().get(&id).is_none() {
-        return am_error(StatusCode::NOT_FOUND, format!("silence {id} not found"));
+        return Err(am_error(
+            StatusCode::NOT_FOUND,
+            format!("silence {id} not found"),
+        ));
     }
-    match command(&st, &h, Control::SilenceExpire { id }).await {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(r) => r,
-    }
+    command(&st, &h, Control::SilenceExpire { id }).await?;
+    Ok(StatusCode::OK.into_response())
 }
 
 /// The alerting configuration with every secret field replaced by `<secret>`; never the raw
@@ -370,12 +368,9 @@ fn shown_config(text: &str) -> String {
     })
 }
 
-async fn status(State(st): State<AppState>) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
-    axum::Json(json!({
+async fn status(State(st): State<AlertingState>) -> ApiResult {
+    let h = handle(&st)?;
+    Ok(axum::Json(json!({
         "cluster": {"name": "aiops", "status": "disabled", "peers": []},
         "versionInfo": {
             "version": env!("CARGO_PKG_VERSION"),
@@ -389,14 +384,11 @@ async fn status(State(st): State<AppState>) -> Response {
         "config": {"original": shown_config(&h.config_text)},
         "uptime": format_rfc3339_ms(st.started_ms),
     }))
-    .into_response()
+    .into_response())
 }
 
-async fn receivers(State(st): State<AppState>) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
+async fn receivers(State(st): State<AlertingState>) -> ApiResult {
+    let h = handle(&st)?;
     let engine = h.engine.read();
     let out: Vec<Value> = engine
         .config()
@@ -404,7 +396,7 @@ async fn receivers(State(st): State<AppState>) -> Response {
         .iter()
         .map(|r| json!({"name": r.name}))
         .collect();
-    axum::Json(out).into_response()
+    Ok(axum::Json(out).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,11 +405,11 @@ struct IncidentQuery {
     status: Option<String>,
 }
 
-async fn list_incidents(State(st): State<AppState>, Query(q): Query<IncidentQuery>) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
+async fn list_incidents(
+    State(st): State<AlertingState>,
+    Query(q): Query<IncidentQuery>,
+) -> ApiResult {
+    let h = handle(&st)?;
     let engine = h.engine.read();
     let inc = engine.incidents();
     let which = q.status.as_deref().unwrap_or("open");
@@ -426,13 +418,13 @@ async fn list_incidents(State(st): State<AppState>, Query(q): Query<IncidentQuer
         "resolved" => inc.closed().map(summary).collect(),
         "all" => inc.open().chain(inc.closed()).map(summary).collect(),
         other => {
-            return json_error(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("status must be open, resolved or all, not {other:?}"),
-            );
+            ));
         }
     };
-    axum::Json(json!({ "incidents": list })).into_response()
+    Ok(axum::Json(json!({ "incidents": list })).into_response())
 }
 
 /// An incident without its timeline, for lists.
@@ -451,15 +443,12 @@ fn summary(i: &aiops_alerting::incident::Incident) -> Value {
     })
 }
 
-async fn get_incident(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
+async fn get_incident(State(st): State<AlertingState>, Path(id): Path<String>) -> ApiResult {
+    let h = handle(&st)?;
     let engine = h.engine.read();
     match engine.incidents().get(&id) {
-        Some(i) => axum::Json(i).into_response(),
-        None => json_error(StatusCode::NOT_FOUND, format!("no incident {id}")),
+        Some(i) => Ok(axum::Json(i).into_response()),
+        None => Err(ApiError::not_found(format!("no incident {id}"))),
     }
 }
 
@@ -468,96 +457,87 @@ struct Who {
     by: Option<String>,
 }
 
-fn who(body: &[u8]) -> Result<String, Response> {
+fn who(body: &[u8]) -> ApiResult<String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok("api".into());
     }
     let w: Who = serde_json::from_slice(body)
-        .map_err(|e| json_error(StatusCode::BAD_REQUEST, format!("bad body: {e}")))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad body: {e}")))?;
     Ok(w.by
         .filter(|b| !b.is_empty())
         .unwrap_or_else(|| "api".into()))
 }
 
 async fn incident_command(
-    st: AppState,
+    st: AlertingState,
     id: String,
     body: &[u8],
     make: fn(String, String) -> Control,
-) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h.clone(),
-        Err(r) => return r,
-    };
-    let by = match who(body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> ApiResult {
+    let h = handle(&st)?;
+    let by = who(body)?;
     if h.engine.read().incidents().get(&id).is_none() {
-        return json_error(StatusCode::NOT_FOUND, format!("no incident {id}"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no incident {id}"),
+        ));
     }
-    if let Err(r) = command(&st, &h, make(id.clone(), by)).await {
-        return r;
-    }
+    command(&st, &h, make(id.clone(), by)).await?;
     let engine = h.engine.read();
     match engine.incidents().get(&id) {
-        Some(i) => axum::Json(i).into_response(),
-        None => json_error(StatusCode::NOT_FOUND, format!("no incident {id}")),
+        Some(i) => Ok(axum::Json(i).into_response()),
+        None => Err(ApiError::not_found(format!("no incident {id}"))),
     }
 }
 
 async fn ack_incident(
-    State(st): State<AppState>,
+    State(st): State<AlertingState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
+) -> ApiResult {
     incident_command(st, id, &body, |id, by| Control::IncidentAck { id, by }).await
 }
 
 async fn resolve_incident(
-    State(st): State<AppState>,
+    State(st): State<AlertingState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
+) -> ApiResult {
     incident_command(st, id, &body, |id, by| Control::IncidentResolve { id, by }).await
 }
 
-async fn stats(State(st): State<AppState>) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
+async fn stats(State(st): State<AlertingState>) -> ApiResult {
+    let h = handle(&st)?;
     let (s, clock) = {
         let e = h.engine.read();
         (e.stats(), e.clock_ms())
     };
     let run = *h.summary.lock();
-    axum::Json(json!({ "clock_ms": clock, "stats": s, "runner": run })).into_response()
+    Ok(axum::Json(json!({ "clock_ms": clock, "stats": s, "runner": run })).into_response())
 }
 
-async fn list_inhibit_rules(State(st): State<AppState>) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
+async fn list_inhibit_rules(State(st): State<AlertingState>) -> ApiResult {
+    let h = handle(&st)?;
     let engine = h.engine.read();
-    axum::Json(json!({
+    Ok(axum::Json(json!({
         "configured": engine.config().inhibit_rules,
         "api": engine.api_inhibit_rules(),
     }))
-    .into_response()
+    .into_response())
 }
 
 /// `POST /api/alerting/inhibit_rules`: `{"id"?, "source_matchers", "target_matchers", "equal"}`
 /// (matchers in Alertmanager's syntax); stored as a control event.
-async fn post_inhibit_rule(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h.clone(),
-        Err(r) => return r,
-    };
+async fn post_inhibit_rule(State(st): State<AlertingState>, body: axum::body::Bytes) -> ApiResult {
+    let h = handle(&st)?;
     let mut v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, format!("bad inhibition rule: {e}")),
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("bad inhibition rule: {e}"),
+            ));
+        }
     };
     let id = v
         .as_object_mut()
@@ -565,7 +545,12 @@ async fn post_inhibit_rule(State(st): State<AppState>, body: axum::body::Bytes) 
         .and_then(|i| i.as_str().map(str::to_string));
     let mut rule: aiops_alerting::config::InhibitRuleConfig = match serde_json::from_value(v) {
         Ok(r) => r,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, format!("bad inhibition rule: {e}")),
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("bad inhibition rule: {e}"),
+            ));
+        }
     };
     let legacy =
         aiops_alerting::matcher::matchers_from_legacy(&rule.source_match, &rule.source_match_re)
@@ -585,12 +570,12 @@ async fn post_inhibit_rule(State(st): State<AppState>, body: axum::body::Bytes) 
             rule.target_match.clear();
             rule.target_match_re.clear();
         }
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, e.to_string())),
     }
     let id = id
         .filter(|i| !i.is_empty())
         .unwrap_or_else(|| new_silence_id(crate::clock::now_ms(), &body));
-    match command(
+    command(
         &st,
         &h,
         Control::InhibitRuleSet {
@@ -598,109 +583,18 @@ async fn post_inhibit_rule(State(st): State<AppState>, body: axum::body::Bytes) 
             rule,
         },
     )
-    .await
-    {
-        Ok(()) => axum::Json(json!({ "id": id })).into_response(),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(axum::Json(json!({ "id": id })).into_response())
 }
 
-async fn delete_inhibit_rule(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    let h = match handle(&st) {
-        Ok(h) => h.clone(),
-        Err(r) => return r,
-    };
+async fn delete_inhibit_rule(State(st): State<AlertingState>, Path(id): Path<String>) -> ApiResult {
+    let h = handle(&st)?;
     if !h.engine.read().api_inhibit_rules().contains_key(&id) {
-        return json_error(StatusCode::NOT_FOUND, format!("no inhibition rule {id}"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no inhibition rule {id}"),
+        ));
     }
-    match command(&st, &h, Control::InhibitRuleDelete { id }).await {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(r) => r,
-    }
-}
-
-/// The alerting engine's self-metrics in the Prometheus text format.
-pub fn metrics_text(h: &AlertingHandle) -> String {
-    use std::fmt::Write as _;
-    let (g, s) = {
-        let e = h.engine.read();
-        (e.gauges(), e.stats())
-    };
-    let run = *h.summary.lock();
-    let mut out = String::new();
-    let rows: [(&str, &str, &str, f64); 11] = [
-        (
-            "aiops_alerting_alerts_received_total",
-            "counter",
-            "Alert observations received (every repeat).",
-            s.total.raw as f64,
-        ),
-        (
-            "aiops_alerting_alerts_deduplicated_total",
-            "counter",
-            "Distinct alert firings after dedup.",
-            s.total.deduplicated as f64,
-        ),
-        (
-            "aiops_alerting_notifications_total",
-            "counter",
-            "Notification intents emitted (storm summaries included).",
-            s.total.notifications as f64,
-        ),
-        (
-            "aiops_alerting_commands_refused_total",
-            "counter",
-            "Silence, incident and rule commands the engine refused.",
-            run.refused_commands as f64,
-        ),
-        (
-            "aiops_alerting_position",
-            "gauge",
-            "Next log sequence the alerting engine has not consumed.",
-            h.progress.position() as f64,
-        ),
-        (
-            "aiops_alerting_alerts_firing",
-            "gauge",
-            "Alerts firing now.",
-            g.firing as f64,
-        ),
-        (
-            "aiops_alerting_alerts",
-            "gauge",
-            "Alerts held (firing and recently resolved).",
-            g.alerts as f64,
-        ),
-        (
-            "aiops_alerting_groups",
-            "gauge",
-            "Aggregation groups.",
-            g.groups as f64,
-        ),
-        (
-            "aiops_alerting_silences_active",
-            "gauge",
-            "Silences active now.",
-            g.silences_active as f64,
-        ),
-        (
-            "aiops_alerting_incidents_open",
-            "gauge",
-            "Open and acknowledged incidents.",
-            g.incidents_open as f64,
-        ),
-        (
-            "aiops_alerting_inhibit_rules",
-            "gauge",
-            "Inhibition rules (configured and created through the API).",
-            g.inhibit_rules as f64,
-        ),
-    ];
-    for (name, kind, help, v) in rows {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-        );
-    }
-    out
+    command(&st, &h, Control::InhibitRuleDelete { id }).await?;
+    Ok(StatusCode::OK.into_response())
 }

@@ -1,0 +1,149 @@
+//! The authentication middleware: authenticate, authorize, rate-limit, run, audit writes. Which
+//! role a route needs, the tokens and the audit event are [`crate::auth`]'s.
+
+use super::error::ApiError;
+use crate::auth::{Caller, HttpAuth, Need, required};
+use aiops_read::auth::Role;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn refuse(status: StatusCode, reason: &str, message: String) -> ApiError {
+    let e = ApiError::reason(status, reason, message);
+    if status == StatusCode::UNAUTHORIZED {
+        e.with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"aiops\""),
+        )
+    } else {
+        e
+    }
+}
+
+/// Which approval routes accept a workflow user's bearer token instead (checked by the handler).
+fn approval_route(route: &str) -> bool {
+    route.starts_with("/api/workflows/executions/")
+}
+
+/// The middleware: authenticate, authorize, rate-limit, run, audit writes.
+pub async fn layer(State(auth): State<Arc<HttpAuth>>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let need = if auth.settings.open_routes.contains(&route) {
+        Need::Open
+    } else {
+        required(&method, &route)
+    };
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .map(str::to_string);
+    let record = bearer.as_deref().and_then(|t| auth.tokens.verify(t));
+    let caller = match (&record, &bearer) {
+        (Some(r), _) => Caller {
+            token: r.id.clone(),
+            name: r.name.clone(),
+            role: Some(r.role),
+        },
+        (None, _) => Caller {
+            token: "anonymous".into(),
+            name: "anonymous".into(),
+            role: auth.settings.anonymous_role,
+        },
+    };
+    let write = !matches!(method, Method::GET | Method::HEAD);
+    let is_ingest = need == Need::Role(Role::Ingest);
+    let decision: Result<(), ApiError> = match need {
+        Need::Open => Ok(()),
+        Need::Role(Role::Ingest)
+            if bearer.is_none() && auth.settings.open_ingest_on_loopback && auth.loopback_only =>
+        {
+            Ok(())
+        }
+        // A workflow approver's own bearer token is checked by the approval handler.
+        Need::Role(_)
+            if record.is_none()
+                && bearer.is_some()
+                && method == Method::POST
+                && approval_route(&route) =>
+        {
+            Ok(())
+        }
+        Need::Role(need) => match caller.role {
+            None if bearer.is_some() => Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the bearer token is not a valid aiops API token".into(),
+            )),
+            None => Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!(
+                    "{method} {route} needs a bearer token with role {} (Authorization: Bearer <token>)",
+                    need.as_str()
+                ),
+            )),
+            Some(have) if !have.allows(need) => Err(refuse(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "{method} {route} needs role {}; token {:?} has role {}",
+                    need.as_str(),
+                    caller.name,
+                    have.as_str()
+                ),
+            )),
+            Some(_) => Ok(()),
+        },
+    };
+    if let Err(refusal) = decision {
+        let resp = refusal.into_response();
+        auth.metrics.rejected("api", "unauthorized");
+        if write && !is_ingest {
+            auth.audit(&caller, &method, &route, resp.status()).await;
+        }
+        return resp;
+    }
+    let key = if record.is_some() {
+        caller.token.clone()
+    } else {
+        "anonymous".to_string()
+    };
+    // Ingest volume is governed by the log's backpressure, not by a per-token request rate.
+    if need != Need::Open
+        && !is_ingest
+        && let Err(wait) = auth.limiter.check(&key, Instant::now())
+    {
+        auth.metrics.rejected("api", "rate_limited");
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "rate limit of {} requests/s per token exceeded (auth.rate_limit_per_second)",
+                auth.settings.rate_limit_per_second
+            ),
+        )
+        .retry_after(wait.ceil().max(1.0) as u64)
+        .into_response();
+    }
+    let mut req = req;
+    req.extensions_mut().insert(caller.clone());
+    let resp = next.run(req).await;
+    if write && !is_ingest {
+        auth.audit(&caller, &method, &route, resp.status()).await;
+    }
+    resp
+}

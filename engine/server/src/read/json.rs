@@ -1,0 +1,63 @@
+//! Query results as JSON: Arrow record batches → rows (objects) and columns (name, type), and
+//! the HTTP status a failed query maps to. Used by the HTTP API, Grafana sync and workflow `sql`
+//! steps alike.
+
+use aiops_schemas::arrow_array::RecordBatch;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+/// Why batches could not be turned into JSON rows (a bug or an unsupported column type).
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    /// The Arrow JSON writer refused a batch.
+    #[error(transparent)]
+    Arrow(#[from] aiops_schemas::arrow_schema::ArrowError),
+    /// Its output did not read back as JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// The rows of `batches` as JSON objects, in order.
+///
+/// # Errors
+/// [`JsonError`] when a column cannot be written as JSON.
+pub fn rows_json(batches: &[RecordBatch]) -> Result<Vec<Value>, JsonError> {
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow_json::ArrayWriter::new(&mut buf);
+        for b in batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+    }
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(serde_json::from_slice(&buf)?)
+}
+
+/// The columns of the first batch: `{"name", "type"}` each.
+pub fn columns_json(batches: &[RecordBatch]) -> Vec<Value> {
+    batches
+        .first()
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The HTTP status of a failed query: the user's mistake (syntax, names, data, refused
+/// statements) is 400; a limit the query ran into (time, memory, size, complexity) is 422; only
+/// an internal error (class XX, or 58 — the system) is 500.
+pub fn query_status(code: &str) -> StatusCode {
+    match code {
+        "57014" | "53200" => StatusCode::UNPROCESSABLE_ENTITY,
+        c if c.starts_with("54") => StatusCode::UNPROCESSABLE_ENTITY,
+        c if c.starts_with("XX") || c.starts_with("58") => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
