@@ -170,6 +170,10 @@ pub struct RateRun {
     pub post_latency: Latency,
     /// Every request arrived and p99 stayed below the bound.
     pub sustainable: bool,
+    /// Bytes of the log's segment files at the end / alerts accepted (what one alert costs the
+    /// log: the alert, its decisions, the intent and the result).
+    #[serde(default)]
+    pub log_bytes_per_alert: f64,
 }
 
 /// The intent run (and the idle run).
@@ -465,6 +469,7 @@ pub async fn run_rate(plan: &RuntimePlan, run: usize, rate: f64) -> anyhow::Resu
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     engine.stop().await;
+    let log_bytes = dir_bytes(&engine.log_dir());
     let arrivals = sink.arrivals.lock().map(|g| g.clone()).unwrap_or_default();
     let mut lat = Vec::with_capacity(n);
     let mut last = sent.origin;
@@ -504,7 +509,26 @@ pub async fn run_rate(plan: &RuntimePlan, run: usize, rate: f64) -> anyhow::Resu
         latency,
         post_latency: Latency::of(sent.post_latency),
         sustainable,
+        log_bytes_per_alert: if sent.accepted > 0 {
+            (log_bytes as f64 / sent.accepted as f64).round()
+        } else {
+            0.0
+        },
     })
+}
+
+/// Total size of the files under `dir` (0 when it cannot be read).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// What the log reader found.
@@ -650,7 +674,7 @@ pub async fn run(plan: &RuntimePlan) -> anyhow::Result<RuntimeDetails> {
         let r = run_rate(plan, i, rate).await?;
         eprintln!(
             "rate {rate}/s: {} of {} received, {:.0} executions/s (overall {:.0}), latency p50 {} \
-             p99 {} max {} ms, sustainable {}",
+             p99 {} max {} ms, sustainable {}, {} log bytes per alert",
             r.received,
             r.accepted,
             r.executions_per_s,
@@ -658,7 +682,8 @@ pub async fn run(plan: &RuntimePlan) -> anyhow::Result<RuntimeDetails> {
             r.latency.p50_ms,
             r.latency.p99_ms,
             r.latency.max_ms,
-            r.sustainable
+            r.sustainable,
+            r.log_bytes_per_alert
         );
         let ok = r.sustainable;
         if ok {

@@ -236,6 +236,7 @@ pub struct IncidentChange {
     pub at_ms: i64,
     /// `opened`, `updated`, `acknowledged`, `resolved`.
     pub change: String,
-    /// The incident after the change.
-    pub incident: crate::incident::Incident,
+    /// The incident after the change, bounded: its state and counts, the alert the change
+    /// concerns, and the timeline entries the change added.
+    pub incident: crate::incident::IncidentView,
 }

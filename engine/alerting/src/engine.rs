@@ -11,7 +11,7 @@ use crate::config::{AlertingConfig, InhibitRuleConfig};
 use crate::decision::{
     AlertChange, Change, Decision, IncidentChange, Notification, NotifiedAlert, Summary,
 };
-use crate::incident::{Incident, IncidentError, Incidents};
+use crate::incident::{IncidentError, IncidentView, Incidents};
 use crate::matcher::all_match;
 use crate::model::{Alert, Labels, Status, fingerprint};
 use crate::route::Route;
@@ -447,7 +447,7 @@ impl AlertEngine {
         Ok(out)
     }
 
-    fn count_resolved(&mut self, inc: &Incident, now: i64) {
+    fn count_resolved(&mut self, inc: &IncidentView, now: i64) {
         self.st.stats.resolved += 1;
         self.st.stats.resolve_ms_sum += now - inc.opened_at_ms;
     }
@@ -1073,7 +1073,7 @@ impl AlertEngine {
     }
 }
 
-fn incident(now: i64, change: String, inc: Incident) -> Decision {
+fn incident(now: i64, change: String, inc: IncidentView) -> Decision {
     Decision::Incident(IncidentChange {
         at_ms: now,
         change,

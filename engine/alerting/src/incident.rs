@@ -6,11 +6,16 @@ use crate::config::IncidentConfig;
 use crate::model::Alert;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::OnceLock;
 
 /// Timeline entries kept per incident; later joins are counted in one closing entry.
 const TIMELINE_CAP: usize = 200;
 /// Closed incidents kept for the API.
 const CLOSED_KEPT: usize = 1000;
+/// Alerts one incident decision carries. An incident can hold thousands of alerts (an alert
+/// storm on one service); a decision that carried them all would make every joining alert append
+/// and parse O(n) bytes (O(n²) over the storm). The API serves the whole incident.
+pub const DECISION_ALERTS: usize = 50;
 
 /// Where an incident is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,9 +99,178 @@ pub struct Incident {
     pub timeline: Vec<TimelineEntry>,
     /// Timeline entries not kept (beyond the cap).
     pub timeline_dropped: u64,
+    /// What is derived from `alerts`, kept up to date as alerts join and resolve so that a
+    /// joining alert costs O(services), not O(alerts). Not stored: rebuilt on first use.
+    #[serde(skip)]
+    index: Index,
+}
+
+/// What an incident's alerts add up to.
+#[derive(Debug, Clone, Default)]
+struct Derived {
+    /// Earliest first firing per rank key (the service, or the alert name without one).
+    first: BTreeMap<String, i64>,
+    /// Non-empty services.
+    services: BTreeSet<String>,
+    /// Alerts firing now.
+    firing: u64,
+}
+
+impl Derived {
+    fn of(alerts: &BTreeMap<String, IncidentAlert>) -> Derived {
+        let mut d = Derived::default();
+        for a in alerts.values() {
+            d.add(a);
+            if a.status == "firing" {
+                d.firing += 1;
+            }
+        }
+        d
+    }
+
+    fn add(&mut self, a: &IncidentAlert) {
+        let key = if a.service.is_empty() {
+            &a.name
+        } else {
+            &a.service
+        };
+        let t = self.first.entry(key.clone()).or_insert(a.first_firing_ms);
+        *t = (*t).min(a.first_firing_ms);
+        if !a.service.is_empty() && !self.services.contains(&a.service) {
+            self.services.insert(a.service.clone());
+        }
+    }
+}
+
+/// A lazily built [`Derived`]. It is a cache of `alerts`, so two incidents with equal fields are
+/// equal whatever their caches hold.
+#[derive(Debug, Clone, Default)]
+struct Index(OnceLock<Derived>);
+
+impl PartialEq for Index {
+    fn eq(&self, _: &Index) -> bool {
+        true
+    }
+}
+
+/// An incident as a decision carries it: its state, counts, services and root causes, at most
+/// [`DECISION_ALERTS`] of its alerts (the one the change concerns first) and the timeline entries
+/// the change added. Bounded whatever the incident's size; `GET /api/incidents/{id}` has the rest.
+///
+/// Decisions logged by releases before this view carried the whole incident (every alert, the
+/// whole timeline); they read into this type too, with the counts and services left empty —
+/// use [`IncidentView::services`] and [`IncidentView::alerts_total`], which fall back to `alerts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentView {
+    /// `INC-<n>`.
+    pub id: String,
+    /// The first alert's name and service.
+    pub title: String,
+    /// Lifecycle state.
+    pub status: IncidentStatus,
+    /// Highest severity among its alerts.
+    pub severity: String,
+    /// When it opened.
+    pub opened_at_ms: i64,
+    /// When it was acknowledged.
+    pub acknowledged_at_ms: Option<i64>,
+    /// Who acknowledged it.
+    pub acknowledged_by: Option<String>,
+    /// When it resolved.
+    pub resolved_at_ms: Option<i64>,
+    /// Who resolved it.
+    pub resolved_by: Option<String>,
+    /// Last alert activity.
+    pub last_activity_ms: i64,
+    /// Up to [`DECISION_ALERTS`] alerts by fingerprint: the one this change concerns, then the
+    /// lowest fingerprints.
+    pub alerts: BTreeMap<String, IncidentAlert>,
+    /// How many alerts it has (firing and resolved).
+    #[serde(default)]
+    pub alerts_total: u64,
+    /// How many of them fire now.
+    #[serde(default)]
+    pub alerts_firing: u64,
+    /// Every service among its alerts.
+    #[serde(default)]
+    pub services: BTreeSet<String>,
+    /// Ranked root-cause candidates.
+    pub root_causes: Vec<RootCause>,
+    /// The timeline entries this change added (the whole timeline when built by
+    /// [`Incident::view`] with `timeline_from` 0).
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl IncidentView {
+    /// Every service among its alerts (from `alerts` for decisions of older releases).
+    pub fn services(&self) -> BTreeSet<&str> {
+        if self.services.is_empty() {
+            self.alerts
+                .values()
+                .map(|a| a.service.as_str())
+                .filter(|s| !s.is_empty())
+                .collect()
+        } else {
+            self.services.iter().map(String::as_str).collect()
+        }
+    }
+
+    /// How many alerts the incident has (from `alerts` for decisions of older releases).
+    pub fn alerts_total(&self) -> u64 {
+        self.alerts_total.max(self.alerts.len() as u64)
+    }
 }
 
 impl Incident {
+    fn derived(&self) -> &Derived {
+        self.index.0.get_or_init(|| Derived::of(&self.alerts))
+    }
+
+    /// The bounded view a decision carries: `concerning` (an alert's fingerprint) is always among
+    /// its alerts; timeline entries from index `timeline_from` on.
+    pub fn view(&self, concerning: Option<&str>, timeline_from: usize) -> IncidentView {
+        let mut alerts = BTreeMap::new();
+        if let Some(fp) = concerning
+            && let Some(a) = self.alerts.get(fp)
+        {
+            alerts.insert(fp.to_string(), a.clone());
+        }
+        for (fp, a) in &self.alerts {
+            if alerts.len() >= DECISION_ALERTS {
+                break;
+            }
+            alerts.entry(fp.clone()).or_insert_with(|| a.clone());
+        }
+        let d = self.derived();
+        IncidentView {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            status: self.status,
+            severity: self.severity.clone(),
+            opened_at_ms: self.opened_at_ms,
+            acknowledged_at_ms: self.acknowledged_at_ms,
+            acknowledged_by: self.acknowledged_by.clone(),
+            resolved_at_ms: self.resolved_at_ms,
+            resolved_by: self.resolved_by.clone(),
+            last_activity_ms: self.last_activity_ms,
+            alerts,
+            alerts_total: self.alerts.len() as u64,
+            alerts_firing: d.firing,
+            services: d.services.clone(),
+            root_causes: self.root_causes.clone(),
+            timeline: self
+                .timeline
+                .get(timeline_from..)
+                .unwrap_or_default()
+                .to_vec(),
+        }
+    }
+
+    /// Alerts firing now.
+    pub fn alerts_firing(&self) -> u64 {
+        self.derived().firing
+    }
+
     fn note(&mut self, at_ms: i64, kind: &str, text: String) {
         if self.timeline.len() < TIMELINE_CAP || kind != "alert_joined" {
             self.timeline.push(TimelineEntry {
@@ -109,12 +283,8 @@ impl Incident {
         }
     }
 
-    fn services(&self) -> BTreeSet<&str> {
-        self.alerts
-            .values()
-            .map(|a| a.service.as_str())
-            .filter(|s| !s.is_empty())
-            .collect()
+    fn services(&self) -> &BTreeSet<String> {
+        &self.derived().services
     }
 }
 
@@ -200,7 +370,7 @@ impl Incidents {
         cfg: &IncidentConfig,
         a: &Alert,
         now: i64,
-    ) -> Option<(String, Incident)> {
+    ) -> Option<(String, IncidentView)> {
         let keys: BTreeSet<String> = cfg
             .correlate_labels
             .iter()
@@ -225,7 +395,7 @@ impl Incidents {
                         && inc
                             .services()
                             .iter()
-                            .any(|s| related(&cfg.dependencies, &a.service, s));
+                            .any(|s| related(&cfg.dependencies, &a.service, s.as_str()));
                     if (shares || related)
                         && best.is_none_or(|b| {
                             (inc.opened_at_ms, id_num(&inc.id)) < (b.opened_at_ms, id_num(&b.id))
@@ -265,6 +435,7 @@ impl Incidents {
                     root_causes: Vec::new(),
                     timeline: Vec::new(),
                     timeline_dropped: 0,
+                    index: Index::default(),
                 };
                 inc.note(
                     now,
@@ -278,7 +449,15 @@ impl Incidents {
         self.by_fp.insert(a.fingerprint.clone(), id.clone());
         let anomalies = &self.anomalies;
         let inc = self.open.get_mut(&id)?;
-        let rejoin = inc.alerts.contains_key(&a.fingerprint);
+        // The cache must describe the alerts before this change for the update below.
+        inc.derived();
+        let timeline_from = if change == "opened" {
+            0
+        } else {
+            inc.timeline.len()
+        };
+        let was_firing = inc.alerts.get(&a.fingerprint).map(|x| x.status == "firing");
+        let rejoin = was_firing.is_some();
         let entry = inc
             .alerts
             .entry(a.fingerprint.clone())
@@ -290,6 +469,17 @@ impl Incidents {
                 status: "firing".into(),
             });
         entry.status = "firing".into();
+        let joined = entry.clone();
+        if let Some(d) = inc.index.0.get_mut() {
+            match was_firing {
+                None => {
+                    d.add(&joined);
+                    d.firing += 1;
+                }
+                Some(false) => d.firing += 1,
+                Some(true) => {}
+            }
+        }
         inc.keys.extend(keys);
         inc.last_activity_ms = now;
         if severity_rank(&a.severity) > severity_rank(&inc.severity) {
@@ -304,25 +494,37 @@ impl Incidents {
             );
         }
         inc.root_causes = rank(inc, cfg, anomalies);
-        Some((change.to_string(), inc.clone()))
+        Some((
+            change.to_string(),
+            inc.view(Some(&a.fingerprint), timeline_from),
+        ))
     }
 
     /// A resolved alert; when all of an incident's alerts have resolved, the incident resolves.
-    pub fn on_resolved(&mut self, fp: &str, now: i64) -> Option<(String, Incident)> {
+    pub fn on_resolved(&mut self, fp: &str, now: i64) -> Option<(String, IncidentView)> {
         let id = self.by_fp.get(fp)?.clone();
         let inc = self.open.get_mut(&id)?;
+        inc.derived();
         let a = inc.alerts.get_mut(fp)?;
         if a.status == "resolved" {
             return None;
         }
         a.status = "resolved".into();
         let name = a.name.clone();
+        let firing = match inc.index.0.get_mut() {
+            Some(d) => {
+                d.firing = d.firing.saturating_sub(1);
+                d.firing
+            }
+            None => inc.alerts_firing(),
+        };
+        let timeline_from = inc.timeline.len();
         inc.last_activity_ms = now;
         inc.note(now, "alert_resolved", format!("{name} resolved ({fp})"));
-        if inc.alerts.values().all(|a| a.status == "resolved") {
-            return self.close(&id, "aiops", now).ok();
+        if firing == 0 {
+            return self.close_from(&id, "aiops", now, Some(timeline_from)).ok();
         }
-        Some(("updated".into(), inc.clone()))
+        Some(("updated".into(), inc.view(Some(fp), timeline_from)))
     }
 
     /// Acknowledges an open incident.
@@ -334,7 +536,7 @@ impl Incidents {
         id: &str,
         by: &str,
         now: i64,
-    ) -> Result<(String, Incident), IncidentError> {
+    ) -> Result<(String, IncidentView), IncidentError> {
         let inc = self.open.get_mut(id).ok_or_else(|| {
             if self.closed.iter().any(|i| i.id == id) {
                 IncidentError::Resolved(id.into())
@@ -347,8 +549,9 @@ impl Incidents {
             inc.acknowledged_by = Some(by.to_string());
         }
         inc.status = IncidentStatus::Acknowledged;
+        let timeline_from = inc.timeline.len();
         inc.note(now, "acknowledged", format!("acknowledged by {by}"));
-        Ok(("acknowledged".into(), inc.clone()))
+        Ok(("acknowledged".into(), inc.view(None, timeline_from)))
     }
 
     /// Resolves an incident (by hand, or when its alerts resolved).
@@ -360,7 +563,19 @@ impl Incidents {
         id: &str,
         by: &str,
         now: i64,
-    ) -> Result<(String, Incident), IncidentError> {
+    ) -> Result<(String, IncidentView), IncidentError> {
+        self.close_from(id, by, now, None)
+    }
+
+    /// [`Incidents::close`], with the view's timeline starting at `timeline_from` (the entries
+    /// of the change that closed it) or at the closing entry.
+    fn close_from(
+        &mut self,
+        id: &str,
+        by: &str,
+        now: i64,
+        timeline_from: Option<usize>,
+    ) -> Result<(String, IncidentView), IncidentError> {
         let Some(mut inc) = self.open.remove(id) else {
             return Err(if self.closed.iter().any(|i| i.id == id) {
                 IncidentError::Resolved(id.into())
@@ -371,17 +586,19 @@ impl Incidents {
         inc.status = IncidentStatus::Resolved;
         inc.resolved_at_ms = Some(now);
         inc.resolved_by = Some(by.to_string());
+        let timeline_from = timeline_from.unwrap_or(inc.timeline.len());
         inc.note(now, "resolved", format!("resolved by {by}"));
         for fp in inc.alerts.keys() {
             if self.by_fp.get(fp).is_some_and(|i| i == id) {
                 self.by_fp.remove(fp);
             }
         }
-        self.closed.push_back(inc.clone());
+        let view = inc.view(None, timeline_from);
+        self.closed.push_back(inc);
         while self.closed.len() > CLOSED_KEPT {
             self.closed.pop_front();
         }
-        Ok(("resolved".into(), inc))
+        Ok(("resolved".into(), view))
     }
 }
 
@@ -416,16 +633,12 @@ fn rank(
     cfg: &IncidentConfig,
     anomalies: &BTreeMap<String, VecDeque<i64>>,
 ) -> Vec<RootCause> {
-    let mut first: BTreeMap<&str, i64> = BTreeMap::new();
-    for a in inc.alerts.values() {
-        let s = if a.service.is_empty() {
-            a.name.as_str()
-        } else {
-            a.service.as_str()
-        };
-        let t = first.entry(s).or_insert(a.first_firing_ms);
-        *t = (*t).min(a.first_firing_ms);
-    }
+    let first: BTreeMap<&str, i64> = inc
+        .derived()
+        .first
+        .iter()
+        .map(|(s, t)| (s.as_str(), *t))
+        .collect();
     let n = first.len();
     let mut order: Vec<(&str, i64)> = first.iter().map(|(s, t)| (*s, *t)).collect();
     order.sort_by_key(|(s, t)| (*t, *s));
@@ -559,11 +772,100 @@ mod tests {
             inc.ack("INC-9", "x", 0),
             Err(IncidentError::Unknown("INC-9".into()))
         );
+        // The decision carries what this change added; the incident keeps everything.
         let kinds: Vec<&str> = i.timeline.iter().map(|t| t.kind.as_str()).collect();
+        assert_eq!(kinds, ["alert_resolved", "resolved"]);
+        let whole = inc.get("INC-1").unwrap_or_else(|| panic!("kept"));
+        let kinds: Vec<&str> = whole.timeline.iter().map(|t| t.kind.as_str()).collect();
         assert_eq!(
             kinds,
             ["opened", "acknowledged", "alert_resolved", "resolved"]
         );
+    }
+
+    #[test]
+    fn a_storm_in_one_incident_costs_each_decision_the_same_bytes() {
+        let c = cfg();
+        let mut inc = Incidents::default();
+        let mut sizes = Vec::new();
+        for k in 0..2_000 {
+            let svc = ["checkout", "db", "frontend"][k % 3];
+            let (ch, v) = inc
+                .on_firing(
+                    &c,
+                    &alert(&format!("fp{k:05}"), "Err", svc, "critical"),
+                    k as i64,
+                )
+                .unwrap_or_else(|| panic!("joins"));
+            assert_eq!(ch, if k == 0 { "opened" } else { "updated" });
+            assert!(
+                v.alerts.contains_key(&format!("fp{k:05}")),
+                "the joining alert is carried"
+            );
+            assert!(v.alerts.len() <= DECISION_ALERTS);
+            assert_eq!(v.alerts_total, k as u64 + 1);
+            assert_eq!(v.alerts_firing, k as u64 + 1);
+            assert!(v.timeline.len() <= 1, "only what the change added");
+            sizes.push(serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0));
+        }
+        // Bounded: the 2,000th decision is no larger than the 60th (both carry 50 alerts).
+        assert!(
+            sizes[1_999] <= sizes[59] + 16,
+            "{} vs {}",
+            sizes[1_999],
+            sizes[59]
+        );
+        let whole = inc.get("INC-1").unwrap_or_else(|| panic!("open"));
+        assert_eq!(whole.alerts.len(), 2_000);
+        assert_eq!(
+            whole
+                .services()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            ["checkout", "db", "frontend"]
+        );
+        // A restored state (the cache is not stored) counts the same and closes at the last
+        // resolved alert, not before.
+        let text = serde_json::to_string(&inc).unwrap_or_default();
+        let mut back: Incidents = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        for k in 0..1_999 {
+            let (ch, v) = back
+                .on_resolved(&format!("fp{k:05}"), 10_000 + k as i64)
+                .unwrap_or_else(|| panic!("updates"));
+            assert_eq!(ch, "updated");
+            assert_eq!(v.alerts_firing, 1_999 - k as u64);
+        }
+        // A resolved alert firing again counts once more.
+        let (_, v) = back
+            .on_firing(&c, &alert("fp00000", "Err", "checkout", "critical"), 20_000)
+            .unwrap_or_else(|| panic!("rejoins"));
+        assert_eq!((v.alerts_firing, v.alerts_total), (2, 2_000));
+        back.on_resolved("fp00000", 20_001);
+        let (ch, v) = back
+            .on_resolved("fp01999", 20_002)
+            .unwrap_or_else(|| panic!("closes"));
+        assert_eq!((ch.as_str(), v.alerts_firing), ("resolved", 0));
+        let kinds: Vec<&str> = v.timeline.iter().map(|t| t.kind.as_str()).collect();
+        assert_eq!(kinds, ["alert_resolved", "resolved"]);
+    }
+
+    #[test]
+    fn a_decision_of_an_older_release_reads_into_the_view() {
+        // What releases before the view logged: the whole incident.
+        let mut inc = Incidents::default();
+        let c = cfg();
+        inc.on_firing(&c, &alert("a", "X", "db", "critical"), 0);
+        inc.on_firing(&c, &alert("b", "Y", "checkout", "critical"), 1);
+        let whole = inc.get("INC-1").cloned().unwrap_or_else(|| panic!("open"));
+        let old = serde_json::to_string(&whole).unwrap_or_default();
+        let v: IncidentView = serde_json::from_str(&old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.alerts_total(), 2);
+        assert_eq!(
+            v.services().into_iter().collect::<Vec<_>>(),
+            ["checkout", "db"]
+        );
+        assert_eq!(v.timeline.len(), whole.timeline.len());
     }
 
     #[test]

@@ -62,6 +62,21 @@ impl OutputDedup {
         from: u64,
         is_output: impl Fn(&str, &str) -> bool,
     ) -> Result<OutputDedup, LogError> {
+        Self::collect_keyed(log, from, is_output, |id| id).await
+    }
+
+    /// [`OutputDedup::collect`] keeping `key(id)` instead of the id (see
+    /// [`Processor::output_key`](crate::processor::Processor::output_key)); ask with
+    /// [`OutputDedup::is_new_key`].
+    ///
+    /// # Errors
+    /// [`LogError`] when the log cannot be read.
+    pub async fn collect_keyed(
+        log: &dyn EventLog,
+        from: u64,
+        is_output: impl Fn(&str, &str) -> bool,
+        key: impl Fn(&str) -> &str,
+    ) -> Result<OutputDedup, LogError> {
         let mut seen = HashSet::new();
         let mut r = log.reader(from).await?;
         loop {
@@ -71,7 +86,7 @@ impl OutputDedup {
             }
             for rec in batch {
                 if is_output(&rec.subject, &rec.msg_id) {
-                    seen.insert(rec.msg_id);
+                    seen.insert(key(&rec.msg_id).to_string());
                 }
             }
         }
@@ -81,7 +96,12 @@ impl OutputDedup {
     /// True when `msg` is not in the log yet (it must be appended); false the first time a
     /// message already there comes again.
     pub fn is_new(&mut self, msg: &AppendMessage) -> bool {
-        self.seen.is_empty() || !self.seen.remove(&msg.msg_id)
+        self.is_new_key(&msg.msg_id)
+    }
+
+    /// [`OutputDedup::is_new`] by key.
+    pub fn is_new_key(&mut self, key: &str) -> bool {
+        self.seen.is_empty() || !self.seen.remove(key)
     }
 
     /// Ids still expected (outputs found in the log and not re-derived yet).
@@ -234,7 +254,13 @@ impl<P: Processor> Driver<P> {
             }
         }
         let dedup = if opts.append {
-            OutputDedup::collect(&*log, head, |s, id| processor.is_output(s, id)).await?
+            OutputDedup::collect_keyed(
+                &*log,
+                head,
+                |s, id| processor.is_output(s, id),
+                |id| processor.output_key(id),
+            )
+            .await?
         } else {
             OutputDedup::default()
         };
@@ -341,7 +367,7 @@ impl<P: Processor> Driver<P> {
                 if let Some(c) = &mut self.collected {
                     c.push(m.clone());
                 }
-                if self.dedup.is_new(&m) {
+                if self.dedup.is_new_key(self.processor.output_key(&m.msg_id)) {
                     append.push(m);
                 } else {
                     self.counts.already_in_log += 1;

@@ -299,12 +299,7 @@ pub fn decision_ctx(d: &Decision) -> Option<(&'static str, Value, Option<String>
                            "severity": a.severity, "status": a.status})
                 })
                 .collect();
-            let services: BTreeSet<&str> = inc
-                .alerts
-                .values()
-                .map(|a| a.service.as_str())
-                .filter(|s| !s.is_empty())
-                .collect();
+            let services = inc.services();
             let evidence: Vec<&str> = inc
                 .root_causes
                 .iter()

@@ -218,6 +218,19 @@ impl Processor for AlertProcessor {
         subject == DECISIONS_SUBJECT
     }
 
+    /// One decisions message per input (`x.<input seq>.<hash>`): keyed by the input, so the
+    /// decisions of an input logged by an earlier release (incident decisions carried the whole
+    /// incident before) are recognized and history is not written twice in two encodings.
+    fn output_key<'a>(&self, msg_id: &'a str) -> &'a str {
+        match msg_id.strip_prefix(wire::ids::DECISIONS) {
+            Some(rest) => match rest.split_once('.') {
+                Some((seq, _)) => &msg_id[..wire::ids::DECISIONS.len() + seq.len()],
+                None => msg_id,
+            },
+            None => msg_id,
+        }
+    }
+
     fn on_record(&mut self, r: &Record, out: &mut Outputs) -> Result<(), ProcessorError> {
         self.decisions = if r.subject == CONTROL_SUBJECT {
             self.command(r, out)
