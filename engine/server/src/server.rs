@@ -309,7 +309,6 @@ pub async fn run(
         workflows: http::workflows::WorkflowsState {
             workflows,
             alerting: Some(alerting),
-            log: log.clone(),
         },
         pipelines: http::pipelines::PipelinesState {
             files: Arc::new(crate::pipelines::PipelineFiles::new(cfg.pipelines.clone())),
@@ -424,8 +423,9 @@ async fn start_workflows(
         }
     });
     tasks.spawn(exec.clone().run(stop_rx.clone()));
-    let mut api = crate::workflows::service::WorkflowsService::new(handle, w.dir.clone(), &w.users)
-        .map_err(|e| ServerError::Workflows(e.to_string()))?;
+    let mut api =
+        crate::workflows::service::WorkflowsService::new(handle, log, w.dir.clone(), &w.users)
+            .map_err(|e| ServerError::Workflows(e.to_string()))?;
     api.executor = Some(exec);
     Ok(Arc::new(api))
 }

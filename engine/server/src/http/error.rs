@@ -257,6 +257,21 @@ impl From<crate::datasources::DataSourceError> for ApiError {
     }
 }
 
+/// A workflow change or command: the user's invalid set is 400, a refusal 409, a log that did
+/// not take the command 503, a file not written or a command not encoded 500.
+impl From<crate::workflows::service::ChangeError> for ApiError {
+    fn from(e: crate::workflows::service::ChangeError) -> ApiError {
+        use crate::workflows::service::ChangeError;
+        let status = match &e {
+            ChangeError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ChangeError::Refused(_) => StatusCode::CONFLICT,
+            ChangeError::Log(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ChangeError::Write { .. } | ChangeError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -7,10 +7,8 @@
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use crate::alerting::processor::AlertingHandle;
-use crate::workflows::codec::{WorkflowCommand, control_message};
-use crate::workflows::processor::Deployed;
-use crate::workflows::service::{User, WorkflowsService};
-use aiops_runtime::CommandError;
+use crate::workflows::codec::WorkflowCommand;
+use crate::workflows::service::{ChangeError, User, WorkflowsService};
 use aiops_workflow::WorkflowControl;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -19,17 +17,14 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// What the workflow handlers need.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct WorkflowsState {
     /// The workflow service, when workflows run in this process.
     pub workflows: Option<Arc<WorkflowsService>>,
     /// The alerting engine (incidents for auto-heal), when it runs in this process.
     pub alerting: Option<Arc<AlertingHandle>>,
-    /// The log: commands are appended to it.
-    pub log: Arc<dyn aiops_log::EventLog>,
 }
 
 /// The configured user named by the request's bearer token.
@@ -56,43 +51,12 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/api/autoheal/fix", post(fix))
 }
 
-fn err(status: StatusCode, message: impl Into<String>) -> ApiError {
-    ApiError::new(status, message)
-}
-
 fn api(st: &WorkflowsState) -> ApiResult<Arc<WorkflowsService>> {
     st.workflows.clone().ok_or_else(|| {
-        err(
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "workflows are not running in this process ([workflows] enabled = false)",
         )
-    })
-}
-
-async fn append_and_wait(
-    st: &WorkflowsState,
-    a: &WorkflowsService,
-    body: WorkflowCommand,
-) -> ApiResult<()> {
-    let msg = control_message(body, crate::clock::now_ms())
-        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    aiops_runtime::progress::command(
-        &*st.log,
-        &a.handle.progress,
-        "workflow engine",
-        msg,
-        Duration::from_secs(10),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| match e {
-        CommandError::Log(le) => err(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the log did not accept the command: {le}"),
-        ),
-        CommandError::Refused(reason) | CommandError::Timeout(reason) => {
-            err(StatusCode::CONFLICT, reason)
-        }
     })
 }
 
@@ -135,7 +99,10 @@ async fn get_one(State(st): State<WorkflowsState>, Path(id): Path<String>) -> Ap
             }
             Ok(axum::Json(v).into_response())
         }
-        None => Err(err(StatusCode::NOT_FOUND, format!("no workflow {id:?}"))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no workflow {id:?}"),
+        )),
     }
 }
 
@@ -145,13 +112,13 @@ fn require(a: &WorkflowsService, headers: &HeaderMap, role: &str) -> ApiResult<U
         return Ok(User::anonymous_admin());
     }
     let Some(u) = user(a, headers) else {
-        return Err(err(
+        return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "a bearer token of a configured user is required",
         ));
     };
     if !u.roles.iter().any(|r| r == role || r == "admin") {
-        return Err(err(
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!("user {} lacks role {role:?}", u.name),
         ));
@@ -159,80 +126,19 @@ fn require(a: &WorkflowsService, headers: &HeaderMap, role: &str) -> ApiResult<U
     Ok(u.clone())
 }
 
-async fn write_and_deploy(
-    st: &WorkflowsState,
-    a: &WorkflowsService,
-    file: String,
-    text: Option<String>,
-) -> ApiResult<()> {
-    let _serial = a.deploy_lock.lock().await;
-    let mut d: Deployed = a.handle.deployed.read().clone();
-    match &text {
-        Some(t) => {
-            d.workflows.insert(file.clone(), t.clone());
-        }
-        None => {
-            d.workflows.remove(&file);
-        }
-    }
-    // Check before anything is written.
-    crate::workflows::compile_set(
-        &d.workflows,
-        &d.strategies,
-        a.handle.providers.clone(),
-        a.handle.limits.clone(),
-    )
-    .map_err(|errs| {
-        err(
-            StatusCode::BAD_REQUEST,
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
-    let path = a.dir.join(&file);
-    let io = match &text {
-        Some(t) => std::fs::create_dir_all(&a.dir).and_then(|_| {
-            let tmp = a.dir.join(format!(".{file}.tmp"));
-            std::fs::write(&tmp, t)?;
-            std::fs::rename(&tmp, &path)
-        }),
-        None => match std::fs::remove_file(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        },
-    };
-    io.map_err(|e| {
-        err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("{}: {e}", path.display()),
-        )
-    })?;
-    append_and_wait(
-        st,
-        a,
-        WorkflowCommand::Deployed {
-            workflows: d.workflows,
-            strategies: d.strategies,
-        },
-    )
-    .await
-}
-
 /// Refuses a workflow id in a path that breaks the id rule (it would name a file or a key);
 /// nothing is read or written for it.
 fn path_id(id: &str) -> ApiResult<()> {
     aiops_workflow::compile::check_id("workflow id", id)
-        .map_err(|m| err(StatusCode::BAD_REQUEST, m))
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))
 }
 
 fn id_of(text: &str) -> ApiResult<String> {
     // The one guarded YAML loader: an alias bomb is refused before it expands.
     let f: aiops_workflow::spec::WorkflowFile = aiops_alerting::yaml::from_str(text)
-        .map_err(|e| err(StatusCode::BAD_REQUEST, format!("request body: {e}")))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("request body: {e}")))?;
     aiops_workflow::compile::check_id("workflow id", &f.workflow.id)
-        .map_err(|m| err(StatusCode::BAD_REQUEST, format!("request body: {m}")))?;
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, format!("request body: {m}")))?;
     Ok(f.workflow.id)
 }
 
@@ -241,12 +147,12 @@ async fn create(State(st): State<WorkflowsState>, headers: HeaderMap, body: Stri
     require(&a, &headers, "admin")?;
     let id = id_of(&body)?;
     if a.handle.engine.read().config().workflows.contains_key(&id) {
-        return Err(err(
+        return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("workflow {id:?} exists; PUT /api/workflows/{id} replaces it"),
         ));
     }
-    write_and_deploy(&st, &a, format!("{id}.yaml"), Some(body)).await?;
+    a.deploy(format!("{id}.yaml"), Some(body)).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({"id": id}))).into_response())
 }
 
@@ -261,7 +167,7 @@ async fn replace(
     require(&a, &headers, "admin")?;
     let i = id_of(&body)?;
     if i != id {
-        return Err(err(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("the body's workflow id {i:?} is not {id:?}"),
         ));
@@ -275,7 +181,7 @@ async fn replace(
         .get(&id)
         .map(|w| w.file.clone())
         .unwrap_or_else(|| format!("{id}.yaml"));
-    write_and_deploy(&st, &a, file, Some(body)).await?;
+    a.deploy(file, Some(body)).await?;
     Ok(axum::Json(json!({"id": id})).into_response())
 }
 
@@ -296,9 +202,12 @@ async fn remove(
         .get(&id)
         .map(|w| w.file.clone())
     else {
-        return Err(err(StatusCode::NOT_FOUND, format!("no workflow {id:?}")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no workflow {id:?}"),
+        ));
     };
-    write_and_deploy(&st, &a, file, None).await?;
+    a.deploy(file, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -325,7 +234,7 @@ async fn execute(
         match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(e) => {
-                return Err(err(
+                return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     format!("inputs must be JSON: {e}"),
                 ));
@@ -339,7 +248,7 @@ async fn execute(
         by: user.name,
         inputs,
     };
-    append_and_wait(&st, &a, WorkflowCommand::Command { command: cmd }).await?;
+    a.command(WorkflowCommand::Command { command: cmd }).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({"execution": format!("{id}/manual/{rid}")})),
@@ -380,7 +289,10 @@ async fn get_execution(State(st): State<WorkflowsState>, Path(rest): Path<String
     }
     match e.recent().find(|x| x.id == rest) {
         Some(x) => Ok(axum::Json(serde_json::to_value(x).unwrap_or(Value::Null)).into_response()),
-        None => Err(err(StatusCode::NOT_FOUND, format!("no execution {rest:?}"))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no execution {rest:?}"),
+        )),
     }
 }
 
@@ -394,20 +306,20 @@ async fn execution_action(
     let (exec, action) = match rest.rsplit_once('/') {
         Some((e, act @ ("approve" | "reject"))) => (e.to_string(), act),
         _ => {
-            return Err(err(
+            return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "POST /api/workflows/executions/{id}/approve or …/reject",
             ));
         }
     };
     if !a.has_users() {
-        return Err(err(
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "approvals need configured users ([workflows.users]) with roles",
         ));
     }
     let Some(user) = user(&a, &headers).cloned() else {
-        return Err(err(
+        return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "a bearer token of a configured user is required",
         ));
@@ -419,7 +331,7 @@ async fn execution_action(
         .execution(&exec)
         .and_then(|e| e.approval.clone());
     let Some(pending) = pending else {
-        return Err(err(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("execution {exec:?} is not waiting for an approval"),
         ));
@@ -434,11 +346,11 @@ async fn execution_action(
         } else {
             match serde_json::from_slice(&body) {
                 Ok(b) => b,
-                Err(e) => return Err(err(StatusCode::BAD_REQUEST, format!("body: {e}"))),
+                Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("body: {e}"))),
             }
         };
         let Some(digest) = b.digest else {
-            return Err(err(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "approve the exact call: send {{\"digest\": \"{}\"}} (GET the execution to review what it runs)",
@@ -459,15 +371,12 @@ async fn execution_action(
             roles: user.roles.clone(),
         }
     };
-    append_and_wait(&st, &a, WorkflowCommand::Command { command: cmd })
+    a.command(WorkflowCommand::Command { command: cmd })
         .await
-        .map_err(|e| {
+        .map_err(|e| match e {
             // A refusal by the engine (role, digest) is the client's problem, not a conflict.
-            if e.status() == StatusCode::CONFLICT {
-                e.with_status(StatusCode::FORBIDDEN)
-            } else {
-                e
-            }
+            ChangeError::Refused(reason) => ApiError::forbidden(reason),
+            e => e.into(),
         })?;
     Ok(axum::Json(json!({"execution": exec, "action": action, "by": user.name})).into_response())
 }
@@ -490,13 +399,13 @@ fn incident_ctx(st: &WorkflowsState, body: &[u8]) -> ApiResult<(String, Value)> 
         incident: String,
     }
     let r: Req = serde_json::from_slice(body).map_err(|e| {
-        err(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("body must be {{\"incident\": \"INC-…\"}}: {e}"),
         )
     })?;
     let Some(al) = &st.alerting else {
-        return Err(err(
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "alerting is not running in this process",
         ));
@@ -508,7 +417,7 @@ fn incident_ctx(st: &WorkflowsState, body: &[u8]) -> ApiResult<(String, Value)> 
         .get(&r.incident)
         .map(|i| i.view(None, 0))
         .ok_or_else(|| {
-            err(
+            ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!("no incident {:?}", r.incident),
             )
@@ -519,7 +428,7 @@ fn incident_ctx(st: &WorkflowsState, body: &[u8]) -> ApiResult<(String, Value)> 
         incident: inc,
     });
     let (_, ctx, _) = aiops_workflow::engine::decision_ctx(&d)
-        .ok_or_else(|| err(StatusCode::INTERNAL_SERVER_ERROR, "no context"))?;
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no context"))?;
     Ok((r.incident, ctx))
 }
 
@@ -564,7 +473,7 @@ async fn fix(
         by: user.name,
         request_id: rid.clone(),
     };
-    append_and_wait(&st, &a, WorkflowCommand::Command { command: cmd }).await?;
+    a.command(WorkflowCommand::Command { command: cmd }).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({"execution": format!("autoheal/manual/{rid}")})),

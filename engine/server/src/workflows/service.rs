@@ -1,12 +1,21 @@
-//! The workflow service the HTTP API and the read side share: the engine's handle, the
-//! workflow directory, the executor (for its metrics) and the users who may approve steps.
+//! The workflow service the HTTP API uses: the engine's handle, the workflow directory, the
+//! executor (for its metrics), the users who may approve steps, and the two ways to change the
+//! engine — deploy a changed set of workflow files, or append a command — each answered once
+//! the engine applied it.
 
 use super::UserSettings;
+use super::codec::{WorkflowCommand, control_message};
 use super::executor::Executor;
-use super::processor::WorkflowsHandle;
+use super::processor::{Deployed, WorkflowsHandle};
+use aiops_log::{EventLog, LogError};
+use aiops_runtime::CommandError;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a change waits for the engine to apply it before answering.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An authenticated workflow user.
 #[derive(Debug, Clone)]
@@ -39,17 +48,56 @@ pub struct MissingUserSecret {
     pub secret: String,
 }
 
+/// Why a change was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The changed set of files does not compile (every problem, one a line): the user must fix
+    /// the file. Nothing was written.
+    #[error("{0}")]
+    Invalid(String),
+    /// The workflow file could not be written or removed: the operator must look at the disk.
+    #[error("{}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The command could not be encoded: a bug in aiops.
+    #[error("{0}")]
+    Encode(#[from] serde_json::Error),
+    /// The log did not take the command; nothing happened and a retry may help.
+    #[error("the log did not accept the command: {0}")]
+    Log(LogError),
+    /// The engine refused the command, or has not applied it yet (it is in the log and will).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<CommandError> for ChangeError {
+    fn from(e: CommandError) -> ChangeError {
+        match e {
+            CommandError::Log(le) => ChangeError::Log(le),
+            CommandError::Refused(reason) | CommandError::Timeout(reason) => {
+                ChangeError::Refused(reason)
+            }
+        }
+    }
+}
+
 /// The workflow engine as the API sees it.
 pub struct WorkflowsService {
     /// The engine's handle.
     pub handle: Arc<WorkflowsHandle>,
+    /// The log commands are appended to.
+    log: Arc<dyn EventLog>,
     /// Where workflow files live.
     pub dir: PathBuf,
     /// The executor (for its metrics), when effects run in this process.
     pub executor: Option<Arc<Executor>>,
     users: Vec<User>,
     /// Serializes create/replace/delete: each reads, changes and records the whole set.
-    pub deploy_lock: tokio::sync::Mutex<()>,
+    deploy_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for WorkflowsService {
@@ -65,12 +113,14 @@ impl std::fmt::Debug for WorkflowsService {
 }
 
 impl WorkflowsService {
-    /// The service over `handle`, with users whose tokens come from the secrets.
+    /// The service over `handle`, appending to `log`, with users whose tokens come from the
+    /// secrets.
     ///
     /// # Errors
     /// [`MissingUserSecret`]: a user whose token secret is not configured.
     pub fn new(
         handle: Arc<WorkflowsHandle>,
+        log: Arc<dyn EventLog>,
         dir: PathBuf,
         users: &BTreeMap<String, UserSettings>,
     ) -> Result<WorkflowsService, MissingUserSecret> {
@@ -92,11 +142,81 @@ impl WorkflowsService {
         }
         Ok(WorkflowsService {
             handle,
+            log,
             dir,
             executor: None,
             users: out,
             deploy_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Appends `command` and waits until the engine applied it.
+    ///
+    /// # Errors
+    /// [`ChangeError`]: not encoded, not taken by the log, refused or not applied in time.
+    pub async fn command(&self, command: WorkflowCommand) -> Result<(), ChangeError> {
+        let msg = control_message(command, crate::clock::now_ms())?;
+        aiops_runtime::progress::command(
+            &*self.log,
+            &self.handle.progress,
+            "workflow engine",
+            msg,
+            APPLY_TIMEOUT,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Writes (`Some(text)`) or removes (`None`) the workflow file `file` and records the new
+    /// set as deployed. The whole set is compiled first; a set that does not compile writes
+    /// nothing. One change at a time.
+    ///
+    /// # Errors
+    /// [`ChangeError`]: invalid set, file not written, or the deploy command not applied.
+    pub async fn deploy(&self, file: String, text: Option<String>) -> Result<(), ChangeError> {
+        let _serial = self.deploy_lock.lock().await;
+        let mut d: Deployed = self.handle.deployed.read().clone();
+        match &text {
+            Some(t) => {
+                d.workflows.insert(file.clone(), t.clone());
+            }
+            None => {
+                d.workflows.remove(&file);
+            }
+        }
+        // Check before anything is written.
+        super::compile_set(
+            &d.workflows,
+            &d.strategies,
+            self.handle.providers.clone(),
+            self.handle.limits.clone(),
+        )
+        .map_err(|errs| {
+            ChangeError::Invalid(
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+        let path = self.dir.join(&file);
+        let io = match &text {
+            Some(t) => std::fs::create_dir_all(&self.dir).and_then(|_| {
+                let tmp = self.dir.join(format!(".{file}.tmp"));
+                std::fs::write(&tmp, t)?;
+                std::fs::rename(&tmp, &path)
+            }),
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            },
+        };
+        io.map_err(|source| ChangeError::Write { path, source })?;
+        self.command(WorkflowCommand::Deployed {
+            workflows: d.workflows,
+            strategies: d.strategies,
+        })
+        .await
     }
 
     /// Whether users are configured (`[workflows.users]`).
