@@ -15,7 +15,7 @@ const CLOSED_KEPT: usize = 1000;
 /// Alerts one incident decision carries. An incident can hold thousands of alerts (an alert
 /// storm on one service); a decision that carried them all would make every joining alert append
 /// and parse O(n) bytes (O(n²) over the storm). The API serves the whole incident.
-pub const DECISION_ALERTS: usize = 50;
+pub const DECISION_ALERTS: usize = 10;
 
 /// Where an incident is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -808,7 +808,7 @@ mod tests {
             assert!(v.timeline.len() <= 1, "only what the change added");
             sizes.push(serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0));
         }
-        // Bounded: the 2,000th decision is no larger than the 60th (both carry 50 alerts).
+        // Bounded: the 2,000th decision is no larger than the 60th (both carry the most alerts).
         assert!(
             sizes[1_999] <= sizes[59] + 16,
             "{} vs {}",
