@@ -418,10 +418,9 @@ async fn list_incidents(
         "resolved" => inc.closed().map(summary).collect(),
         "all" => inc.open().chain(inc.closed()).map(summary).collect(),
         other => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("status must be open, resolved or all, not {other:?}"),
-            ));
+            return Err(ApiError::bad_request(format!(
+                "status must be open, resolved or all, not {other:?}"
+            )));
         }
     };
     Ok(axum::Json(json!({ "incidents": list })).into_response())
@@ -462,7 +461,7 @@ fn who(body: &[u8]) -> ApiResult<String> {
         return Ok("api".into());
     }
     let w: Who = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad body: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("bad body: {e}")))?;
     Ok(w.by
         .filter(|b| !b.is_empty())
         .unwrap_or_else(|| "api".into()))
@@ -477,10 +476,7 @@ async fn incident_command(
     let h = handle(&st)?;
     let by = who(body)?;
     if h.engine.read().incidents().get(&id).is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no incident {id}"),
-        ));
+        return Err(ApiError::not_found(format!("no incident {id}")));
     }
     command(&st, &h, make(id.clone(), by)).await?;
     let engine = h.engine.read();
@@ -533,10 +529,7 @@ async fn post_inhibit_rule(State(st): State<AlertingState>, body: axum::body::By
     let mut v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("bad inhibition rule: {e}"),
-            ));
+            return Err(ApiError::bad_request(format!("bad inhibition rule: {e}")));
         }
     };
     let id = v
@@ -546,10 +539,7 @@ async fn post_inhibit_rule(State(st): State<AlertingState>, body: axum::body::By
     let mut rule: aiops_alerting::config::InhibitRuleConfig = match serde_json::from_value(v) {
         Ok(r) => r,
         Err(e) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("bad inhibition rule: {e}"),
-            ));
+            return Err(ApiError::bad_request(format!("bad inhibition rule: {e}")));
         }
     };
     let legacy =
@@ -570,7 +560,7 @@ async fn post_inhibit_rule(State(st): State<AlertingState>, body: axum::body::By
             rule.target_match.clear();
             rule.target_match_re.clear();
         }
-        Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, e.to_string())),
+        Err(e) => return Err(ApiError::bad_request(e.to_string())),
     }
     let id = id
         .filter(|i| !i.is_empty())
@@ -590,10 +580,7 @@ async fn post_inhibit_rule(State(st): State<AlertingState>, body: axum::body::By
 async fn delete_inhibit_rule(State(st): State<AlertingState>, Path(id): Path<String>) -> ApiResult {
     let h = handle(&st)?;
     if !h.engine.read().api_inhibit_rules().contains_key(&id) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no inhibition rule {id}"),
-        ));
+        return Err(ApiError::not_found(format!("no inhibition rule {id}")));
     }
     command(&st, &h, Control::InhibitRuleDelete { id }).await?;
     Ok(StatusCode::OK.into_response())

@@ -53,8 +53,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
 
 fn api(st: &WorkflowsState) -> ApiResult<Arc<WorkflowsService>> {
     st.workflows.clone().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::unavailable(
             "workflows are not running in this process ([workflows] enabled = false)",
         )
     })
@@ -99,10 +98,7 @@ async fn get_one(State(st): State<WorkflowsState>, Path(id): Path<String>) -> Ap
             }
             Ok(axum::Json(v).into_response())
         }
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no workflow {id:?}"),
-        )),
+        None => Err(ApiError::not_found(format!("no workflow {id:?}"))),
     }
 }
 
@@ -112,16 +108,15 @@ fn require(a: &WorkflowsService, headers: &HeaderMap, role: &str) -> ApiResult<U
         return Ok(User::anonymous_admin());
     }
     let Some(u) = user(a, headers) else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
+        return Err(ApiError::unauthorized(
             "a bearer token of a configured user is required",
         ));
     };
     if !u.roles.iter().any(|r| r == role || r == "admin") {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("user {} lacks role {role:?}", u.name),
-        ));
+        return Err(ApiError::forbidden(format!(
+            "user {} lacks role {role:?}",
+            u.name
+        )));
     }
     Ok(u.clone())
 }
@@ -129,16 +124,15 @@ fn require(a: &WorkflowsService, headers: &HeaderMap, role: &str) -> ApiResult<U
 /// Refuses a workflow id in a path that breaks the id rule (it would name a file or a key);
 /// nothing is read or written for it.
 fn path_id(id: &str) -> ApiResult<()> {
-    aiops_workflow::compile::check_id("workflow id", id)
-        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))
+    aiops_workflow::compile::check_id("workflow id", id).map_err(ApiError::bad_request)
 }
 
 fn id_of(text: &str) -> ApiResult<String> {
     // The one guarded YAML loader: an alias bomb is refused before it expands.
     let f: aiops_workflow::spec::WorkflowFile = aiops_alerting::yaml::from_str(text)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("request body: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
     aiops_workflow::compile::check_id("workflow id", &f.workflow.id)
-        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, format!("request body: {m}")))?;
+        .map_err(|m| ApiError::bad_request(format!("request body: {m}")))?;
     Ok(f.workflow.id)
 }
 
@@ -147,10 +141,9 @@ async fn create(State(st): State<WorkflowsState>, headers: HeaderMap, body: Stri
     require(&a, &headers, "admin")?;
     let id = id_of(&body)?;
     if a.handle.engine.read().config().workflows.contains_key(&id) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("workflow {id:?} exists; PUT /api/workflows/{id} replaces it"),
-        ));
+        return Err(ApiError::conflict(format!(
+            "workflow {id:?} exists; PUT /api/workflows/{id} replaces it"
+        )));
     }
     a.deploy(format!("{id}.yaml"), Some(body)).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({"id": id}))).into_response())
@@ -167,10 +160,9 @@ async fn replace(
     require(&a, &headers, "admin")?;
     let i = id_of(&body)?;
     if i != id {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the body's workflow id {i:?} is not {id:?}"),
-        ));
+        return Err(ApiError::bad_request(format!(
+            "the body's workflow id {i:?} is not {id:?}"
+        )));
     }
     let file = a
         .handle
@@ -202,10 +194,7 @@ async fn remove(
         .get(&id)
         .map(|w| w.file.clone())
     else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no workflow {id:?}"),
-        ));
+        return Err(ApiError::not_found(format!("no workflow {id:?}")));
     };
     a.deploy(file, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -234,10 +223,7 @@ async fn execute(
         match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(e) => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("inputs must be JSON: {e}"),
-                ));
+                return Err(ApiError::bad_request(format!("inputs must be JSON: {e}")));
             }
         }
     };
@@ -289,10 +275,7 @@ async fn get_execution(State(st): State<WorkflowsState>, Path(rest): Path<String
     }
     match e.recent().find(|x| x.id == rest) {
         Some(x) => Ok(axum::Json(serde_json::to_value(x).unwrap_or(Value::Null)).into_response()),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no execution {rest:?}"),
-        )),
+        None => Err(ApiError::not_found(format!("no execution {rest:?}"))),
     }
 }
 
@@ -306,21 +289,18 @@ async fn execution_action(
     let (exec, action) = match rest.rsplit_once('/') {
         Some((e, act @ ("approve" | "reject"))) => (e.to_string(), act),
         _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
+            return Err(ApiError::not_found(
                 "POST /api/workflows/executions/{id}/approve or …/reject",
             ));
         }
     };
     if !a.has_users() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+        return Err(ApiError::forbidden(
             "approvals need configured users ([workflows.users]) with roles",
         ));
     }
     let Some(user) = user(&a, &headers).cloned() else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
+        return Err(ApiError::unauthorized(
             "a bearer token of a configured user is required",
         ));
     };
@@ -331,10 +311,9 @@ async fn execution_action(
         .execution(&exec)
         .and_then(|e| e.approval.clone());
     let Some(pending) = pending else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("execution {exec:?} is not waiting for an approval"),
-        ));
+        return Err(ApiError::not_found(format!(
+            "execution {exec:?} is not waiting for an approval"
+        )));
     };
     let cmd = if action == "approve" {
         #[derive(serde::Deserialize)]
@@ -346,17 +325,14 @@ async fn execution_action(
         } else {
             match serde_json::from_slice(&body) {
                 Ok(b) => b,
-                Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("body: {e}"))),
+                Err(e) => return Err(ApiError::bad_request(format!("body: {e}"))),
             }
         };
         let Some(digest) = b.digest else {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "approve the exact call: send {{\"digest\": \"{}\"}} (GET the execution to review what it runs)",
-                    pending.digest
-                ),
-            ));
+            return Err(ApiError::bad_request(format!(
+                "approve the exact call: send {{\"digest\": \"{}\"}} (GET the execution to review what it runs)",
+                pending.digest
+            )));
         };
         WorkflowControl::Approve {
             execution: exec.clone(),
@@ -399,14 +375,10 @@ fn incident_ctx(st: &WorkflowsState, body: &[u8]) -> ApiResult<(String, Value)> 
         incident: String,
     }
     let r: Req = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("body must be {{\"incident\": \"INC-…\"}}: {e}"),
-        )
+        ApiError::bad_request(format!("body must be {{\"incident\": \"INC-…\"}}: {e}"))
     })?;
     let Some(al) = &st.alerting else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(ApiError::unavailable(
             "alerting is not running in this process",
         ));
     };
@@ -416,19 +388,14 @@ fn incident_ctx(st: &WorkflowsState, body: &[u8]) -> ApiResult<(String, Value)> 
         .incidents()
         .get(&r.incident)
         .map(|i| i.view(None, 0))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("no incident {:?}", r.incident),
-            )
-        })?;
+        .ok_or_else(|| ApiError::not_found(format!("no incident {:?}", r.incident)))?;
     let d = aiops_alerting::Decision::Incident(aiops_alerting::decision::IncidentChange {
         at_ms: inc.opened_at_ms,
         change: "opened".into(),
         incident: inc,
     });
-    let (_, ctx, _) = aiops_workflow::engine::decision_ctx(&d)
-        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no context"))?;
+    let (_, ctx, _) =
+        aiops_workflow::engine::decision_ctx(&d).ok_or_else(|| ApiError::internal("no context"))?;
     Ok((r.incident, ctx))
 }
 
