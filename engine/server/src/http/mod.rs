@@ -7,7 +7,8 @@
 //! - [`auth`]: the middleware (tokens, roles, rate limit, audit); the rules are [`crate::auth`].
 //! - [`ingest`]: one route per push endpoint of the connector registry.
 //! - [`status`]: health, self-metrics, log stats, running pipelines, mined templates.
-//! - [`read`]: SQL, metric ranges, log search, API tokens, the archive, the OpenAPI document.
+//! - [`read`]: SQL, metric ranges, log search, API tokens, the archive.
+//! - [`openapi`]: the OpenAPI document of every route, with the role each needs.
 //! - [`alerting`]: Alertmanager's API v2 subset, incidents, statistics, inhibition rules.
 //! - [`workflows`]: workflows, executions, approvals, auto-heal.
 //! - [`pipelines`]: business metrics and SQL alert rules as pipeline files.
@@ -24,13 +25,14 @@ pub mod datasources;
 pub mod error;
 pub mod grafana;
 pub mod ingest;
+pub mod openapi;
 pub mod pipelines;
 pub mod read;
 pub mod status;
 pub mod workflows;
 
 pub use error::{ApiError, ApiResult, CORRELATION_HEADER};
-pub use read::{ROUTES, openapi_doc};
+pub use openapi::{ROUTES, openapi_doc};
 
 use axum::Router;
 use axum::extract::FromRef;
@@ -103,6 +105,7 @@ pub fn router(state: AppState) -> Router {
     let r = alerting::routes(r);
     let r = workflows::routes(r);
     let r = read::routes(r);
+    let r = openapi::routes(r);
     let r = grafana::routes(r);
     let r = pipelines::routes(r);
     let r = datasources::routes(r);
