@@ -428,15 +428,7 @@ async fn data(
     let rs = st.read.as_ref().ok_or_else(ApiError::no_read_side)?;
     let files = sources(&st.files.cfg)?;
     find(&files, Kind::Metric, &name)?;
-    let now = crate::clock::now_ms();
-    let parse = |v: &Option<String>, what: &str, default: i64| -> ApiResult<i64> {
-        Ok(v.as_deref()
-            .map(|t| super::read::parse_time(t, what))
-            .transpose()?
-            .unwrap_or(default))
-    };
-    let to = parse(&q.to, "to", now)?;
-    let from = parse(&q.from, "from", to - 3_600_000)?;
+    let (from, to) = super::read::time_range(q.from.as_deref(), q.to.as_deref())?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
     let internal = |e: String| err(StatusCode::INTERNAL_SERVER_ERROR, "query", e);
     let descs = crate::grafana::sync::describe(&st.grafana, &st.board, rs)

@@ -84,9 +84,33 @@ async fn tables(State(st): State<ReadState>) -> ApiResult {
 }
 
 /// Time in a query string: RFC 3339 or Unix ms.
-pub(super) fn parse_time(v: &str, what: &str) -> ApiResult<i64> {
+fn parse_time(v: &str, what: &str) -> ApiResult<i64> {
     crate::replay::parse_time_arg(v, crate::clock::now_ms())
         .map_err(|e| ApiError::reason(StatusCode::BAD_REQUEST, "bad_time", format!("{what}: {e}")))
+}
+
+/// `from` and `to` of a query string, Unix ms: `to` defaults to now, `from` to an hour before
+/// `to`.
+pub(super) fn time_range(from: Option<&str>, to: Option<&str>) -> ApiResult<(i64, i64)> {
+    let to_ms = to
+        .map(|v| parse_time(v, "to"))
+        .transpose()?
+        .unwrap_or_else(crate::clock::now_ms);
+    let from_ms = from
+        .map(|v| parse_time(v, "from"))
+        .transpose()?
+        .unwrap_or(to_ms - 3_600_000);
+    Ok((from_ms, to_ms))
+}
+
+/// Binds each `label.<name>=<value>` as two parameters and adds its condition to `filter`.
+fn label_filter(labels: &[(String, String)], params: &mut Vec<ScalarValue>, filter: &mut String) {
+    for (k, v) in labels {
+        params.push(ScalarValue::Utf8(Some(k.clone())));
+        params.push(ScalarValue::Utf8(Some(v.clone())));
+        let n = params.len();
+        filter.push_str(&format!(" AND element_at(labels, ${})[1] = ${n}", n - 1));
+    }
 }
 
 fn ts(ms: i64) -> ScalarValue {
@@ -143,17 +167,7 @@ async fn metrics_range(
             "`name` (the metric name) is required",
         ));
     };
-    let now = crate::clock::now_ms();
-    let to_ms = to
-        .as_deref()
-        .map(|v| parse_time(v, "to"))
-        .transpose()?
-        .unwrap_or(now);
-    let from_ms = from
-        .as_deref()
-        .map(|v| parse_time(v, "from"))
-        .transpose()?
-        .unwrap_or(to_ms - 3_600_000);
+    let (from_ms, to_ms) = time_range(from.as_deref(), to.as_deref())?;
     let step_ms = match step
         .as_deref()
         .map(aiops_workflow::compile::duration_ms)
@@ -181,12 +195,7 @@ async fn metrics_range(
         ts(to_ms),
     ];
     let mut filter = String::new();
-    for (k, v) in &labels {
-        params.push(ScalarValue::Utf8(Some(k.clone())));
-        params.push(ScalarValue::Utf8(Some(v.clone())));
-        let n = params.len();
-        filter.push_str(&format!(" AND element_at(labels, ${})[1] = ${n}", n - 1));
-    }
+    label_filter(&labels, &mut params, &mut filter);
     let sql = if step_ms > 0 {
         params.push(ScalarValue::Int64(Some(step_ms)));
         let n = params.len();
@@ -255,17 +264,7 @@ async fn log_search(
             }
         }
     }
-    let now = crate::clock::now_ms();
-    let to_ms = to
-        .as_deref()
-        .map(|v| parse_time(v, "to"))
-        .transpose()?
-        .unwrap_or(now);
-    let from_ms = from
-        .as_deref()
-        .map(|v| parse_time(v, "from"))
-        .transpose()?
-        .unwrap_or(to_ms - 3_600_000);
+    let (from_ms, to_ms) = time_range(from.as_deref(), to.as_deref())?;
     let mut params = vec![ts(from_ms), ts(to_ms)];
     let mut filter = String::new();
     if let Some(t) = text {
@@ -276,12 +275,7 @@ async fn log_search(
         params.push(ScalarValue::Utf8(Some(s)));
         filter.push_str(&format!(" AND severity = ${}", params.len()));
     }
-    for (k, v) in &labels {
-        params.push(ScalarValue::Utf8(Some(k.clone())));
-        params.push(ScalarValue::Utf8(Some(v.clone())));
-        let n = params.len();
-        filter.push_str(&format!(" AND element_at(labels, ${})[1] = ${n}", n - 1));
-    }
+    label_filter(&labels, &mut params, &mut filter);
     let sql = format!(
         "SELECT time, severity, body, labels, attributes FROM logs WHERE time >= $1 AND time <= $2{filter} ORDER BY time DESC LIMIT {limit}"
     );
