@@ -386,6 +386,11 @@ impl WorkflowEngine {
         self.st.intents.values()
     }
 
+    /// One pending intent by key.
+    pub fn pending_intent(&self, key: &str) -> Option<&Intent> {
+        self.st.intents.get(key)
+    }
+
     /// Active executions.
     pub fn active(&self) -> impl Iterator<Item = &Execution> {
         self.st.executions.values()

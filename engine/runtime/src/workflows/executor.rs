@@ -85,6 +85,8 @@ pub struct Executor {
     log: Arc<dyn EventLog>,
     query: Arc<dyn Queries>,
     in_flight: Mutex<HashSet<String>>,
+    /// Keys of intents logged since the executor last looked (see [`IntentSink::poke`]).
+    fresh: Mutex<Vec<String>>,
     results: mpsc::Sender<EffectResult>,
     results_rx: Mutex<Option<mpsc::Receiver<EffectResult>>>,
     sem: Arc<Semaphore>,
@@ -106,7 +108,10 @@ impl std::fmt::Debug for Executor {
 }
 
 impl IntentSink for Executor {
-    fn poke(&self) {
+    fn poke(&self, new: Vec<String>) {
+        if !new.is_empty() {
+            self.fresh.lock().extend(new);
+        }
         self.wake.notify_one();
     }
     fn settled(&self, key: &str) {
@@ -129,6 +134,7 @@ impl Executor {
             log,
             query,
             in_flight: Mutex::new(HashSet::new()),
+            fresh: Mutex::new(Vec::new()),
             results,
             results_rx: Mutex::new(Some(results_rx)),
             sem: Arc::new(Semaphore::new(max_in_flight.max(1))),
@@ -152,25 +158,45 @@ impl Executor {
             if *shutdown.borrow() {
                 return;
             }
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            // A wake brings the keys of new intents; the timer (and the first round after the
+            // catch-up) scans every pending intent, so nothing is left behind whatever path made
+            // it pending. Scanning at every wake would cost O(backlog) per step.
+            let scan = tokio::select! {
+                _ = self.wake.notified() => first,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => true,
                 _ = shutdown.changed() => { continue; }
-            }
+            };
             if !self.handle.caught_up.load(Ordering::Acquire) {
                 continue;
             }
             // Only intents whose events are in the log: the runner holds this lock from
             // changing the engine until its events are appended.
             let published = self.handle.step_lock.lock().await;
+            let fresh = std::mem::take(&mut *self.fresh.lock());
             let todo: Vec<Intent> = {
                 let engine = self.handle.engine.read();
                 let mut fl = self.in_flight.lock();
-                engine
-                    .pending_intents()
-                    .filter(|i| fl.insert(i.key.clone()))
-                    .cloned()
-                    .collect()
+                let mut take = |i: &Intent| {
+                    if fl.contains(&i.key) {
+                        return false;
+                    }
+                    fl.insert(i.key.clone());
+                    true
+                };
+                if scan {
+                    engine
+                        .pending_intents()
+                        .filter(|i| take(i))
+                        .cloned()
+                        .collect()
+                } else {
+                    fresh
+                        .iter()
+                        .filter_map(|k| engine.pending_intent(k))
+                        .filter(|i| take(i))
+                        .cloned()
+                        .collect()
+                }
             };
             if first {
                 // Intents pending when the engine caught up had no result in the log: a crash

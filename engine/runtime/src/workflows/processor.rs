@@ -142,8 +142,9 @@ impl WorkflowsHandle {
 
 /// Something the executor is told after each step.
 pub trait IntentSink: Send + Sync {
-    /// The engine's pending intents may have changed.
-    fn poke(&self);
+    /// The engine's pending intents may have changed; `new` are the keys of the intents the
+    /// step just logged (so the executor need not scan every pending intent at each step).
+    fn poke(&self, new: Vec<String>);
     /// The result of `key` has been read by the engine.
     fn settled(&self, key: &str);
 }
@@ -227,6 +228,8 @@ pub struct WorkflowProcessor {
     /// Every event emitted (dry runs: the "would have run" report).
     pub collected: Option<Vec<WorkflowEvent>>,
     results_seen: BTreeMap<String, aiops_workflow::EffectResult>,
+    /// Keys of the intents logged by the current step, handed to the sink after it.
+    new_intents: Vec<String>,
 }
 
 impl WorkflowProcessor {
@@ -239,6 +242,7 @@ impl WorkflowProcessor {
             sink: None,
             collected: None,
             results_seen: BTreeMap::new(),
+            new_intents: Vec::new(),
         }
     }
 
@@ -393,6 +397,12 @@ impl Processor for WorkflowProcessor {
             return Ok(());
         }
         self.summary.events += ev.len() as u64;
+        if self.sink.is_some() {
+            self.new_intents.extend(ev.iter().filter_map(|e| match e {
+                WorkflowEvent::Intent(i) => Some(i.key.clone()),
+                _ => None,
+            }));
+        }
         out.push(events_message(r.seq, &ev).map_err(err)?);
         if let Some(c) = &mut self.collected {
             c.extend(ev);
@@ -429,13 +439,16 @@ impl Processor for WorkflowProcessor {
         self.summary.ticks = info.counts.ticks;
         *self.handle.summary.lock() = self.summary;
         let was = self.handle.caught_up.swap(info.caught_up, Ordering::AcqRel);
+        let new = std::mem::take(&mut self.new_intents);
         if info.caught_up
             && let Some(s) = &self.sink
         {
             if !was {
                 tracing::debug!(position = info.position, "workflows caught up with the log");
             }
-            s.poke();
+            // Before the catch-up the executor scans every pending intent once; these are
+            // among them.
+            s.poke(new);
         }
     }
 
