@@ -21,7 +21,8 @@
 //!     wake.borrow_and_update(); // (1) before reading, so no append slips in unnoticed
 //!     let batch = reader.next_batch(1024).await?; // (2)
 //!     if batch.is_empty() {
-//!         // (3) with a timeout as the safety net (read-only embedded logs never signal)
+//!         // (3) with a timeout as the safety net (a read-only embedded log signals only when
+//!         // followed or refreshed)
 //!         let waited = tokio::time::timeout(std::time::Duration::from_secs(5), wake.changed());
 //!         if let Ok(Err(_)) = waited.await {
 //!             return Ok(()); // the log is gone
@@ -81,6 +82,10 @@ pub struct Record {
     pub time_min_ms: i64,
     /// Largest event time in the payload, Unix ms.
     pub time_max_ms: i64,
+    /// When the backend stored it, wall-clock Unix ms of the storing machine: the embedded
+    /// writer's append stamp, the JetStream message timestamp. Not event time, and not ordered
+    /// (clocks step); for measurements and retention only. 0 when the backend does not know.
+    pub append_ts_ms: i64,
     /// The payload exactly as appended.
     pub payload: Bytes,
 }
@@ -172,9 +177,10 @@ pub trait EventLog: Send + Sync + 'static {
     ///   the record. The signal fires only once the record is readable, never merely sent.
     /// - Spurious wake-ups are allowed (at open, after the NATS watcher reconnects): a woken
     ///   consumer must tolerate an empty `next_batch` and wait again.
-    /// - An embedded log opened read-only sees appends of another process only on reopen, so
-    ///   its signal never changes; such a consumer must keep a fallback poll. In general a
-    ///   consumer should wait with a timeout (seconds, not milliseconds) as a safety net.
+    /// - An embedded log opened read-only sees appends of another process only when refreshed
+    ///   (`EmbeddedLog::refresh`, or the `follow` option's thread), and its signal changes only
+    ///   then; without `follow` such a consumer must keep a fallback poll. In general a consumer
+    ///   should wait with a timeout (seconds, not milliseconds) as a safety net.
     /// - `changed()` returning an error means the log (and every reader of it) is gone: stop
     ///   waiting. After `close` no change is signalled any more.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;

@@ -40,6 +40,12 @@ pub struct EmbeddedConfig {
     /// Open for reading only: no lock, no recovery, no appends (replay beside a running engine).
     #[serde(skip)]
     pub read_only: bool,
+    /// For a read-only log: refresh it every this interval on a background thread, so its
+    /// readers and `subscribe` see another process's appends as a writable log's do (see
+    /// [`super::EmbeddedLog::refresh`]). `None` (default): the log stays as opened until
+    /// `refresh` is called. Ignored for a writable log.
+    #[serde(skip)]
+    pub follow: Option<Duration>,
     /// `"always"` (default) or an interval such as `"100ms"`.
     pub fsync: FsyncPolicy,
     /// A segment is sealed and a new one started past this size. Default 128 MiB.
@@ -70,6 +76,7 @@ impl EmbeddedConfig {
         EmbeddedConfig {
             dir,
             read_only: false,
+            follow: None,
             fsync: FsyncPolicy::Always,
             segment_bytes: 128 << 20,
             retention_age: None,

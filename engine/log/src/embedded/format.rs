@@ -123,6 +123,7 @@ pub fn to_record(p: Parsed, buf: &Bytes) -> crate::Record {
         msg_id: p.msg_id,
         time_min_ms: p.header.time_min,
         time_max_ms: p.header.time_max,
+        append_ts_ms: p.header.append_ts,
         payload: buf.slice(p.payload),
     }
 }

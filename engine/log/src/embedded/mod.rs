@@ -38,13 +38,22 @@
 //!   append and by total size; the active segment never is.
 //! - **One writer per directory**: an exclusive lock on `LOCK`. A read-only open (`replay`,
 //!   `log stats` beside a running engine) takes no lock, changes nothing and sees the log as it
-//!   was when opened.
+//!   was when opened, until [`EmbeddedLog::refresh`].
+//! - **Following another process** ([`EmbeddedLog::refresh`], or `follow` in the config for a
+//!   background thread calling it every interval): a read-only log reads the bytes appended to
+//!   its active segment since the last refresh (never from the start again), notes the complete,
+//!   checksummed records, stops before a partial record (a write in progress, read once
+//!   complete), and scans segments created since (the writer sealed the active one); segments
+//!   retention deleted leave its list. It sees what the writer has written, which under fsync
+//!   `always` may be a moment before the writer's fsync returns.
 //! - **Wake-up**: after a commit has updated the segments' committed length (what readers
 //!   read), the writer replaces the value of a `watch` channel with the next sequence, before
 //!   acknowledging the appends; [`EventLog::subscribe`] hands out its receivers. In that order,
-//!   a consumer woken by it always finds the records. A read-only log's signal never changes.
+//!   a consumer woken by it always finds the records. A read-only log's signal changes only when
+//!   a refresh found new records (after updating the segment list, so the same order holds).
 
 mod config;
+mod follow;
 mod format;
 mod reader;
 mod segment;
@@ -56,6 +65,7 @@ pub use reader::EmbeddedReader;
 
 use crate::{AppendMessage, Appended, EventLog, LogError, LogReader, LogStats, validate};
 use async_trait::async_trait;
+use follow::Follower;
 use parking_lot::Mutex;
 use shared::Shared;
 use std::sync::Arc;
@@ -69,6 +79,10 @@ pub struct EmbeddedLog {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Op>,
     closed: AtomicBool,
+    /// Set for a read-only log: brings its segment list up to date with the writing process.
+    follower: Option<Arc<Follower>>,
+    /// Tells the follow thread (if any) to stop.
+    stop_follow: Arc<AtomicBool>,
     _lock: std::fs::File,
 }
 
@@ -188,13 +202,20 @@ impl EmbeddedLog {
             notify: tokio::sync::watch::Sender::new(next_seq),
         });
         let (tx, rx) = mpsc::channel(cfg.writer_queue.max(1));
+        let stop_follow = Arc::new(AtomicBool::new(false));
         if cfg.read_only {
             drop(rx);
+            let follower = Arc::new(Follower::new(shared.clone()));
+            if let Some(poll) = cfg.follow {
+                spawn_follow(follower.clone(), stop_follow.clone(), poll, &dir)?;
+            }
             return Ok(EmbeddedLog {
                 cfg,
                 shared,
                 tx,
                 closed: AtomicBool::new(false),
+                follower: Some(follower),
+                stop_follow,
                 _lock: lock,
             });
         }
@@ -227,9 +248,63 @@ impl EmbeddedLog {
             shared,
             tx,
             closed: AtomicBool::new(false),
+            follower: None,
+            stop_follow,
             _lock: lock,
         })
     }
+
+    /// Brings a read-only log up to date with what the writing process appended since it was
+    /// opened or last refreshed: reads only the new bytes of the active segment and the segments
+    /// created since, makes the complete records visible to readers (`reader`, `next_batch`,
+    /// `seek_time`, `stats`) and then wakes [`EventLog::subscribe`] receivers if there were any.
+    /// A record still being written is left for a later refresh. Returns the next sequence.
+    /// Blocks on file reads (microseconds when little is new); for a writable log it only
+    /// returns the next sequence, which its writer keeps current.
+    ///
+    /// # Errors
+    /// [`LogError::Closed`] after `close`; I/O errors; [`LogError::Corrupt`] for a new file that
+    /// is not a segment, or a sealed segment not ending with a complete record.
+    pub fn refresh(&self) -> Result<u64, LogError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(LogError::Closed);
+        }
+        match &self.follower {
+            Some(f) => f.refresh(),
+            None => Ok(self.shared.next_seq()),
+        }
+    }
+}
+
+/// Starts the thread that refreshes a read-only log every `poll` until `stop` is set. A failed
+/// refresh is logged (once per distinct error) and tried again at the next interval.
+fn spawn_follow(
+    follower: Arc<Follower>,
+    stop: Arc<AtomicBool>,
+    poll: std::time::Duration,
+    dir: &std::path::Path,
+) -> Result<(), LogError> {
+    let shown = dir.display().to_string();
+    std::thread::Builder::new()
+        .name("aiops-log-follow".into())
+        .spawn(move || {
+            let mut last_error = None;
+            while !stop.load(Ordering::Acquire) {
+                match follower.refresh() {
+                    Ok(_) => last_error = None,
+                    Err(e) => {
+                        let msg = e.to_string();
+                        if last_error.as_ref() != Some(&msg) {
+                            tracing::warn!(dir = %shown, error = %msg, "following the log failed; retrying");
+                            last_error = Some(msg);
+                        }
+                    }
+                }
+                std::thread::sleep(poll);
+            }
+        })
+        .map(|_| ())
+        .map_err(io(dir))
 }
 
 #[async_trait]
@@ -295,6 +370,7 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn close(&self) -> Result<(), LogError> {
+        self.stop_follow.store(true, Ordering::Release);
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -305,8 +381,9 @@ impl EventLog for EmbeddedLog {
         rx.await.unwrap_or(Ok(()))
     }
 
-    /// Bumped by the writer thread after each commit. A read-only log has no writer: its
-    /// signal never changes, since another process's appends are not seen until reopen.
+    /// Bumped by the writer thread after each commit. A read-only log has no writer: its signal
+    /// changes when [`EmbeddedLog::refresh`] (or the `follow` thread) found new records, never
+    /// otherwise.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.shared.notify.subscribe()
     }
@@ -314,7 +391,8 @@ impl EventLog for EmbeddedLog {
 
 impl Drop for EmbeddedLog {
     fn drop(&mut self) {
-        // Stop the writer (and with it the ticker) if close was not called.
+        // Stop the writer (and with it the ticker) if close was not called, and the follow thread.
+        self.stop_follow.store(true, Ordering::Release);
         let (reply, _rx) = oneshot::channel();
         let _ = self.tx.try_send(Op::Close(reply));
         let _ = &self.shared;

@@ -76,6 +76,33 @@ impl Segment {
         self.newest_append_ts = self.newest_append_ts.max(h.append_ts);
     }
 
+    /// A copy to continue a scan on ([`scan_from`]) without copying the whole sparse index: it
+    /// keeps only the last index entry, the one further records of its block still extend.
+    pub fn tail(&self) -> Segment {
+        Segment {
+            path: self.path.clone(),
+            first_seq: self.first_seq,
+            next_seq: self.next_seq,
+            len: self.len,
+            time_max: self.time_max,
+            newest_append_ts: self.newest_append_ts,
+            index: self.index.last().copied().into_iter().collect(),
+            corrupt: Vec::new(),
+        }
+    }
+
+    /// Takes over what a scan continued on this segment's [`Segment::tail`] found.
+    pub fn extend(&mut self, tail: Segment) {
+        // The tail's index starts with (an update of) this segment's last entry.
+        self.index.truncate(self.index.len().saturating_sub(1));
+        self.index.extend(tail.index);
+        self.corrupt.extend(tail.corrupt);
+        self.next_seq = tail.next_seq;
+        self.len = tail.len;
+        self.time_max = tail.time_max;
+        self.newest_append_ts = tail.newest_append_ts;
+    }
+
     /// The offset to start reading for `seq` (a block start at or before it).
     pub fn offset_for(&self, seq: u64) -> u64 {
         let i = self.index.partition_point(|e| e.seq <= seq);
@@ -170,13 +197,46 @@ pub fn scan(
             reason: "not an aiops log segment (bad magic)".into(),
         });
     }
-    let mut at = SEGMENT_MAGIC.len();
+    if let Some((at, reason)) = walk(
+        &buf,
+        0,
+        SEGMENT_MAGIC.len(),
+        &mut seg,
+        &mut extras,
+        want_ids,
+    ) {
+        match tail {
+            Tail::Report => seg.corrupt.push((at as u64, reason)),
+            Tail::Stop => {}
+            Tail::Truncate => {
+                extras.cut = (buf.len() - at) as u64;
+                tracing::warn!(segment = %path.display(), offset = at, bytes_cut = extras.cut, reason = %reason, "recovered torn tail of the log");
+                file.set_len(at as u64).map_err(io(path))?;
+                file.sync_all().map_err(io(path))?;
+            }
+        }
+    }
+    Ok((seg, extras))
+}
+
+/// Notes into `seg` every record of `buf[at..]`, where `buf` starts at byte `base` of the
+/// segment file. A damaged record with a valid record after it is recorded in `seg.corrupt` and
+/// stepped over; a damaged or short record with nothing valid after it is the tail: the walk
+/// stops there and returns its position in `buf` and why.
+fn walk(
+    buf: &[u8],
+    base: u64,
+    mut at: usize,
+    seg: &mut Segment,
+    extras: &mut ScanExtras,
+    want_ids: bool,
+) -> Option<(usize, String)> {
     while at < buf.len() {
-        match format::parse(&buf, at) {
+        match format::parse(buf, at) {
             Ok(p) => {
                 if p.header.seq != seg.next_seq {
                     seg.corrupt.push((
-                        at as u64,
+                        base + at as u64,
                         format!(
                             "sequence {} where {} was expected",
                             p.header.seq, seg.next_seq
@@ -188,7 +248,7 @@ pub fn scan(
                         .ids
                         .push((p.msg_id.clone(), p.header.seq, p.header.append_ts));
                 }
-                seg.note(&p.header, at as u64, p.len as u64);
+                seg.note(&p.header, base + at as u64, p.len as u64);
                 at += p.len;
             }
             Err(bad) => {
@@ -203,7 +263,7 @@ pub fn scan(
                     _ => None,
                 };
                 let valid_after =
-                    next.is_some_and(|n| n < buf.len() && format::parse(&buf, n).is_ok());
+                    next.is_some_and(|n| n < buf.len() && format::parse(buf, n).is_ok());
                 let reason = match bad {
                     Bad::Short(need) => format!(
                         "record cut short: needs {need} bytes, {} left",
@@ -211,33 +271,88 @@ pub fn scan(
                     ),
                     Bad::Invalid(r) => r,
                 };
-                if valid_after {
-                    let n = next.unwrap_or(buf.len());
-                    seg.corrupt.push((at as u64, reason));
-                    // Keep sequence accounting going past the damaged record.
-                    if let Ok(p) = format::parse(&buf, n) {
-                        seg.next_seq = p.header.seq;
-                    }
-                    at = n;
-                    continue;
+                if !valid_after {
+                    return Some((at, reason));
                 }
-                match tail {
-                    Tail::Report => {
-                        seg.corrupt.push((at as u64, reason));
-                        break;
-                    }
-                    Tail::Stop => break,
-                    Tail::Truncate => {}
+                let n = next.unwrap_or(buf.len());
+                seg.corrupt.push((base + at as u64, reason));
+                // Keep sequence accounting going past the damaged record.
+                if let Ok(p) = format::parse(buf, n) {
+                    seg.next_seq = p.header.seq;
                 }
-                extras.cut = (buf.len() - at) as u64;
-                tracing::warn!(segment = %path.display(), offset = at, bytes_cut = extras.cut, reason = %reason, "recovered torn tail of the log");
-                file.set_len(at as u64).map_err(io(path))?;
-                file.sync_all().map_err(io(path))?;
-                break;
+                at = n;
             }
         }
     }
-    Ok((seg, extras))
+    None
+}
+
+/// Bytes read per call by [`scan_from`], so catching up on a large segment does not hold its
+/// whole unread part in memory at once.
+const SCAN_CHUNK: u64 = 16 << 20;
+
+/// Reads what was appended to a segment file after `seg.len` (the end of the complete records
+/// `seg` already accounts for) and notes the complete, checksummed records found into `seg`:
+/// the scan of a segment another process is still writing, without rereading it from the start.
+///
+/// Stops, changing nothing, at a record cut short or failing its checksum with nothing valid
+/// after it: that is a write in progress (a later call reads it once complete). A damaged record
+/// with valid records after it is recorded in `seg.corrupt`, as [`scan`] does. A file still
+/// shorter than the segment magic (just created) yields nothing yet. Returns the bytes of the
+/// file past the records noted (a partial tail, 0 when the file ends at a record boundary).
+///
+/// # Errors
+/// I/O errors, or a file that does not start with the segment magic.
+pub fn scan_from(file: &File, seg: &mut Segment) -> Result<u64, LogError> {
+    let path = seg.path.clone();
+    let magic = SEGMENT_MAGIC.len() as u64;
+    // Set when a chunk held no complete record (one record larger than a chunk): read it whole.
+    let mut whole = false;
+    loop {
+        let size = file.metadata().map_err(io(&path))?.len();
+        // Nothing noted yet: check the magic (the writer writes it right after creating the file).
+        let from = if seg.len <= magic && seg.next_seq == seg.first_seq {
+            0
+        } else {
+            seg.len
+        };
+        if size < magic || size <= seg.len {
+            return Ok(size.saturating_sub(seg.len.max(magic)));
+        }
+        let want = if whole {
+            size - from
+        } else {
+            (size - from).min(SCAN_CHUNK)
+        };
+        let buf = read_at(
+            file,
+            &path,
+            from,
+            usize::try_from(want).unwrap_or(usize::MAX),
+        )?;
+        let mut at = 0;
+        if from == 0 {
+            if buf.get(..SEGMENT_MAGIC.len()) != Some(&SEGMENT_MAGIC[..]) {
+                return Err(LogError::Corrupt {
+                    segment: path,
+                    offset: 0,
+                    reason: "not an aiops log segment (bad magic)".into(),
+                });
+            }
+            at = SEGMENT_MAGIC.len();
+        }
+        let before = seg.len;
+        let tail = walk(&buf, from, at, seg, &mut ScanExtras::default(), false);
+        let end = from + buf.len() as u64;
+        match tail {
+            // A chunk ending on a record boundary: read on if the file is longer.
+            None if end < size => {}
+            None => return Ok(0),
+            // Cut short by the chunk, not by the file: read on from the last complete record.
+            Some(_) if end < size => whole = seg.len == before,
+            Some((t, _)) => return Ok(end - (from + t as u64)),
+        }
+    }
 }
 
 /// Writes the index of a sealed segment beside it (`.idx`), atomically (write, fsync, rename).

@@ -3,7 +3,7 @@
 //! acknowledgement left off. Delivery is at least once: what a worker was handed but had not
 //! acknowledged is delivered again.
 
-use super::fetch::{fetch, stream_seq};
+use super::fetch::{fetch, stream_meta};
 use super::record;
 use crate::{LogError, LogReader, Record};
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, PullConsumer};
@@ -156,12 +156,13 @@ impl LogReader for DurableReader {
             })?;
         let mut out = Vec::with_capacity(fetched.messages.len());
         for m in fetched.messages {
-            let seq = stream_seq(&m).map_err(LogError::Unavailable)?;
+            let meta = stream_meta(&m).map_err(LogError::Unavailable)?;
+            let seq = meta.0;
             if seq >= self.pos {
                 // Earlier ones are redeliveries of what was already handed out.
                 out.push(record::to_record(
                     &self.stream_name,
-                    seq,
+                    meta,
                     m.subject.as_str(),
                     m.headers.as_ref(),
                     m.payload.clone(),

@@ -82,7 +82,17 @@ pub(super) async fn fetch(
 
 /// The stream sequence of a delivered message.
 pub(super) fn stream_seq(m: &jetstream::Message) -> Result<u64, String> {
-    m.info()
-        .map(|i| i.stream_sequence)
-        .map_err(|e| format!("delivered message without JetStream metadata: {e}"))
+    stream_meta(m).map(|(seq, _)| seq)
+}
+
+/// The stream sequence of a delivered message and when the server stored it (Unix ms, 0 if
+/// before the epoch).
+pub(super) fn stream_meta(m: &jetstream::Message) -> Result<(u64, i64), String> {
+    let info = m
+        .info()
+        .map_err(|e| format!("delivered message without JetStream metadata: {e}"))?;
+    let stored = std::time::SystemTime::from(info.published)
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Ok((info.stream_sequence, stored))
 }

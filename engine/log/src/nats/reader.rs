@@ -3,7 +3,7 @@
 //! the consumer (idle past `reader_inactive_threshold`, server restart) the reader recreates it
 //! at its position, so it neither skips nor repeats.
 
-use super::fetch::{fetch, stream_seq};
+use super::fetch::{fetch, stream_meta};
 use super::record;
 use crate::{LogError, LogReader, Record};
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, PullConsumer};
@@ -109,14 +109,15 @@ impl NatsReader {
                         self.drop_consumer();
                     }
                     for m in fetched.messages {
-                        let seq = stream_seq(&m).map_err(LogError::Unavailable)?;
+                        let meta = stream_meta(&m).map_err(LogError::Unavailable)?;
+                        let seq = meta.0;
                         if seq < self.pos {
                             continue;
                         }
                         let m = m.split().0;
                         let r = record::to_record(
                             &name,
-                            seq,
+                            meta,
                             m.subject.as_str(),
                             m.headers.as_ref(),
                             m.payload,

@@ -57,14 +57,14 @@ fn header_i64(
     })
 }
 
-/// A stored message as a [`Record`].
+/// A stored message as a [`Record`]; `stored_ms` is when the server stored it.
 ///
 /// # Errors
 /// [`LogError::Corrupt`] when the message lacks the headers every append writes: something other
 /// than aiops published under `aiops.>`. It is not skipped, as a damaged record would not be.
 pub(super) fn to_record(
     stream: &str,
-    seq: u64,
+    (seq, stored_ms): (u64, i64),
     subject: &str,
     headers: Option<&HeaderMap>,
     payload: Bytes,
@@ -80,6 +80,7 @@ pub(super) fn to_record(
         msg_id,
         time_min_ms: header_i64(stream, seq, headers, TIME_MIN)?,
         time_max_ms: header_i64(stream, seq, headers, TIME_MAX)?,
+        append_ts_ms: stored_ms,
         payload,
     })
 }

@@ -60,10 +60,21 @@ async fn read_all(log: &dyn EventLog, from: u64) -> Vec<Record> {
     }
 }
 
+/// Wall-clock Unix ms, to bound the append stamps the backends report.
+#[allow(clippy::disallowed_methods)] // the append stamp is wall-clock time by definition
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap()
+}
+
 pub async fn append_read_in_order(log: Arc<dyn EventLog>, prefix: &str) {
     let start = log.stats().await.unwrap().next_seq;
     let msgs: Vec<_> = (0..50).map(|i| msg(prefix, i, 1000 + i as i64)).collect();
+    let before_ms = wall_ms();
     let res = log.append(msgs.clone()).await.unwrap();
+    let after_ms = wall_ms();
     assert_eq!(res.len(), 50);
     for (i, a) in res.iter().enumerate() {
         assert!(!a.duplicate);
@@ -83,6 +94,13 @@ pub async fn append_read_in_order(log: Arc<dyn EventLog>, prefix: &str) {
         assert_eq!(
             (r.time_min_ms, r.time_max_ms),
             (m.time_min_ms, m.time_max_ms)
+        );
+        // The stamp of the storing machine's clock (a local server's here; 1 s of slack for
+        // its rounding and clock).
+        assert!(
+            (before_ms - 1000..=after_ms + 1000).contains(&r.append_ts_ms),
+            "append stamp {} outside the append call [{before_ms}, {after_ms}]",
+            r.append_ts_ms
         );
     }
     // Reading from the middle starts exactly there.
