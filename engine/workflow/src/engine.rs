@@ -233,6 +233,11 @@ pub struct WorkflowEngine {
     cfg: EngineConfig,
     renderer: Renderer,
     st: State,
+    /// No pending approval expires before this (`None`: not known, scan). Every record moves
+    /// the engine's time; without this floor each would scan every active execution for expired
+    /// approvals — O(backlog) per record when thousands of effects are in flight. Derived, so not
+    /// in the state: a restored engine starts with `None`.
+    approval_floor: Option<i64>,
 }
 
 impl std::fmt::Debug for WorkflowEngine {
@@ -345,6 +350,7 @@ impl WorkflowEngine {
             cfg,
             renderer,
             st: State::default(),
+            approval_floor: Some(i64::MAX),
         }
     }
 
@@ -378,6 +384,7 @@ impl WorkflowEngine {
     /// A snapshot that does not parse.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), StateError> {
         self.st = serde_json::from_slice(bytes).map_err(|e| StateError(e.to_string()))?;
+        self.approval_floor = None;
         Ok(())
     }
 
@@ -421,9 +428,17 @@ impl WorkflowEngine {
     pub fn next_timer_ms(&self) -> Option<i64> {
         let mut t: Option<i64> = None;
         let mut upd = |x: i64| t = Some(t.map_or(x, |y| y.min(x)));
-        for e in self.st.executions.values() {
-            if let Some(a) = &e.approval {
-                upd(a.expires_at_ms);
+        match self.approval_floor {
+            // A floor below the real expiry only makes a tick come early; that tick's scan
+            // raises the floor.
+            Some(f) if f != i64::MAX => upd(f),
+            Some(_) => {}
+            None => {
+                for e in self.st.executions.values() {
+                    if let Some(a) = &e.approval {
+                        upd(a.expires_at_ms);
+                    }
+                }
             }
         }
         if !self.st.rate_waiting.is_empty() {
@@ -440,17 +455,27 @@ impl WorkflowEngine {
             self.st.now_ms = at_ms;
         }
         let now = self.st.now_ms;
-        // Approvals that expired.
-        let expired: Vec<String> = self
-            .st
-            .executions
-            .values()
-            .filter(|e| {
-                e.status == ExecStatus::WaitingApproval
-                    && e.approval.as_ref().is_some_and(|a| a.expires_at_ms <= now)
-            })
-            .map(|e| e.id.clone())
-            .collect();
+        // Approvals that expired (none can before the floor).
+        let expired: Vec<String> = if self.approval_floor.is_some_and(|f| f > now) {
+            Vec::new()
+        } else {
+            let mut floor = i64::MAX;
+            let expired = self
+                .st
+                .executions
+                .values()
+                .filter(|e| {
+                    let due = e.approval.as_ref().map(|a| a.expires_at_ms);
+                    if let Some(t) = due.filter(|t| *t > now) {
+                        floor = floor.min(t);
+                    }
+                    e.status == ExecStatus::WaitingApproval && due.is_some_and(|t| t <= now)
+                })
+                .map(|e| e.id.clone())
+                .collect();
+            self.approval_floor = Some(floor);
+            expired
+        };
         for id in expired {
             if let Some(e) = self.st.executions.get_mut(&id) {
                 let step = e.approval.take().map(|a| a.step).unwrap_or_default();
@@ -1288,6 +1313,7 @@ impl WorkflowEngine {
                 && e.approved.as_deref() != Some(d.as_str())
             {
                 let expires = now.saturating_add(ap.timeout_ms);
+                self.approval_floor = self.approval_floor.map(|f| f.min(expires));
                 e.status = ExecStatus::WaitingApproval;
                 e.approval = Some(PendingApproval {
                     step: item.name.clone(),

@@ -463,6 +463,39 @@ fn approval_blocks_until_approved_by_the_right_role_for_the_same_call() {
 }
 
 #[test]
+fn an_approval_expires_on_time_live_and_after_a_restore_with_records_in_between() {
+    let mut live = engine(&[APPROVE]);
+    let mut out = Vec::new();
+    live.on_decision(
+        &alert(4000, "n2", "NodeBad", "firing", json!({"node": "n2"})),
+        &mut out,
+    );
+    let mut restored = engine(&[APPROVE]);
+    restored.restore(&live.snapshot().unwrap()).unwrap();
+    for e in [&mut live, &mut restored] {
+        let mut out = Vec::new();
+        assert_eq!(e.next_timer_ms(), Some(4000 + 600_000));
+        // Records that move the time without reaching the expiry (other alerts' decisions).
+        for k in 0..50 {
+            e.on_decision(
+                &alert(5000 + k, &format!("o{k}"), "Other", "resolved", json!({})),
+                &mut out,
+            );
+        }
+        e.on_tick(4000 + 599_999, &mut out);
+        assert!(!format!("{out:?}").contains("ApprovalTimedOut"));
+        assert_eq!(e.next_timer_ms(), Some(4000 + 600_000));
+        e.on_tick(4000 + 600_000, &mut out);
+        assert!(format!("{out:?}").contains("ApprovalTimedOut"));
+        assert_ne!(
+            e.next_timer_ms(),
+            Some(4000 + 600_000),
+            "the expired approval is gone"
+        );
+    }
+}
+
+#[test]
 fn throttle_until_resolved_and_concurrency_queue() {
     let wf = r#"
 workflow:
