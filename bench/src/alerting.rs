@@ -7,8 +7,9 @@
 //!   budget, incidents — and reports alerts/s, the decisions made, and the cost of encoding those
 //!   decisions as the server does (NDJSON).
 //! - **Notification latency** ([`run_latency`]): the real `aiops` binary with `group_wait: 0s`;
-//!   new alerts are posted at a steady rate, and a thread in this process tails the embedded
-//!   log's segment files and timestamps each `aiops.alerting` record the moment it is readable.
+//!   new alerts are posted at a steady rate, and a thread in this process follows the embedded
+//!   log read-only (`aiops_log` refreshes it every poll, reading only what was appended since)
+//!   and timestamps each `aiops.alerting` record the moment it is readable.
 //!   Latency = that moment − the start of the POST of the alert the notification is about.
 //! - **Side by side with Alertmanager** ([`run_compare`]): the same alert stream, the same
 //!   `alertmanager.yml`, to `aiops` and to a real `prometheus-alertmanager` whose webhook points
@@ -22,6 +23,8 @@ use crate::report::{Figure, FigureKind, human};
 use aiops_alerting::decision::{Change, Decision};
 use aiops_alerting::model::{Labels, alerts_from_batch, fingerprint};
 use aiops_alerting::{AlertEngine, AlertingConfig};
+use aiops_log::EventLog;
+use aiops_log::embedded::{EmbeddedConfig, EmbeddedLog};
 use aiops_schemas::AlertBatchBuilder;
 use aiops_schemas::arrow_array::RecordBatch;
 use aiops_schemas::builders::AlertRow;
@@ -31,8 +34,6 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -840,58 +841,20 @@ pub struct TailStats {
     pub alerting_records: u64,
     /// Notification intents among their decisions.
     pub notifications: u64,
-    /// Bytes read.
+    /// Bytes of the records read, as framed in the log's segments.
     pub bytes: u64,
 }
 
-/// Follows an embedded log directory from its first record by reading the segment files as the
-/// writer extends them (the framing documented in `aiops_log::embedded`: length, CRC32C, sequence,
-/// times, append stamp, subject, id, payload), checking every record's checksum.
-///
-/// Why not a read-only [`aiops_log::open`] and `next_batch`: (1) a read-only embedded log sees the
-/// log only as it was when opened (its segment lengths are fixed at open, and it gets no wake-ups
-/// from the writing process), so following a live one means reopening, and every reopen scans the
-/// whole active segment — about 1.4 ms for a 3 MB log and 30 ms for 35 MB on the 2-core bench
-/// machine, more than the 1 ms poll and growing with the run, which would both add to the
-/// latency measured and take a core from the engine; (2) [`aiops_log::Record`] carries no append
-/// stamp, which `append_stamp_latency_us` needs. Both need changes in `aiops-log`.
+/// Follows an embedded log directory from its first record: the log opened once read-only with
+/// `follow` (`aiops_log::embedded::EmbeddedConfig::follow`), so every `poll` it reads only what
+/// the engine appended since (checksums verified, a record still being written left for the
+/// next refresh) and wakes this thread's reader through `subscribe`. The append stamp
+/// `append_stamp_latency_us` uses is the record's [`aiops_log::Record::append_ts_ms`].
 #[derive(Debug)]
 pub struct Tailer {
     stop: Arc<AtomicBool>,
     found: Arc<Mutex<Vec<Notified>>>,
     handle: Option<std::thread::JoinHandle<Result<TailStats, String>>>,
-}
-
-/// Segment files of a log directory by first sequence.
-fn segments(dir: &Path) -> Vec<(u64, PathBuf)> {
-    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| {
-                    let p = e.path();
-                    let first = p
-                        .file_name()?
-                        .to_str()?
-                        .strip_suffix(".seg")?
-                        .parse::<u64>()
-                        .ok()?;
-                    Some((first, p))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn u16_at(b: &[u8], at: usize) -> usize {
-    usize::from(u16::from_le_bytes([b[at], b[at + 1]]))
-}
-
-fn i64_at(b: &[u8], at: usize) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    i64::from_le_bytes(a)
 }
 
 /// The notification intents of one `aiops.alerting` payload (NDJSON decisions), per firing alert:
@@ -933,108 +896,106 @@ pub fn notifications_in(payload: &[u8]) -> Vec<(String, String)> {
     out
 }
 
-const MAGIC: &[u8; 8] = b"AIOLOG01";
-const SUBJECT: &[u8] = b"aiops.alerting";
+/// The subject alerting decisions are appended under.
+const SUBJECT: &str = "aiops.alerting";
 
-fn tail_loop(
+/// How long the tailer waits for the log's signal before looking at its stop flag again.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
+/// Opens the engine's log in `dir` read-only, refreshed every `follow` on a background thread
+/// (`None`: only when the caller calls `refresh`); tries again every `retry` until the engine has
+/// created it, and gives up with the last error once `stop` is set.
+///
+/// # Errors
+/// The open's error, once `stop` is set.
+pub async fn open_log_read_only(
+    dir: &Path,
+    stop: &AtomicBool,
+    retry: Duration,
+    follow: Option<Duration>,
+) -> Result<EmbeddedLog, String> {
+    loop {
+        let mut cfg = EmbeddedConfig::new(dir.to_path_buf());
+        cfg.read_only = true;
+        cfg.follow = follow;
+        // Sealed segments older than the window are not rescanned for message ids at open.
+        cfg.dedup_window = Duration::ZERO;
+        match EmbeddedLog::open(cfg).await {
+            Ok(log) => return Ok(log),
+            Err(_) if !stop.load(Ordering::Acquire) => tokio::time::sleep(retry).await,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Notes the records of one batch, readable since `seen`.
+fn tally_records(
+    batch: Vec<aiops_log::Record>,
+    seen: Instant,
+    st: &mut TailStats,
+    found: &Mutex<Vec<Notified>>,
+) {
+    for rec in batch {
+        st.records += 1;
+        // The record as framed in the segment: 48 bytes of header, subject, id, payload.
+        st.bytes += (48 + rec.subject.len() + rec.msg_id.len() + rec.payload.len()) as u64;
+        if rec.subject != SUBJECT {
+            continue;
+        }
+        st.alerting_records += 1;
+        let ns = notifications_in(&rec.payload);
+        if ns.is_empty() {
+            continue;
+        }
+        st.notifications += ns.len() as u64;
+        if let Ok(mut g) = found.lock() {
+            g.extend(ns.into_iter().map(|(alertname, reason)| Notified {
+                alertname,
+                reason,
+                seen,
+                append_ts_ms: rec.append_ts_ms,
+            }));
+        }
+    }
+}
+
+/// Follows the log from its first record until `stop`, then reads what is left.
+async fn tail_loop(
     dir: &Path,
     stop: &AtomicBool,
     found: &Mutex<Vec<Notified>>,
     poll: Duration,
 ) -> Result<TailStats, String> {
     let mut st = TailStats::default();
-    let mut cur: Option<(u64, File)> = None;
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut at_start = true;
-    let mut idle = 0u64;
+    let log = open_log_read_only(dir, stop, poll, Some(poll)).await?;
+    let mut wake = log.subscribe();
+    let mut reader = log.reader(1).await.map_err(|e| e.to_string())?;
+    let mut last_look = false;
     loop {
-        let stopping = stop.load(Ordering::Acquire);
-        if cur.is_none()
-            && let Some((first, path)) = segments(dir).into_iter().next()
-        {
-            let f = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            cur = Some((first, f));
-            at_start = true;
-            buf.clear();
+        wake.borrow_and_update();
+        let batch = reader.next_batch(4096).await.map_err(|e| e.to_string())?;
+        if !batch.is_empty() {
+            tally_records(batch, Instant::now(), &mut st, found);
+            continue;
         }
-        let mut progressed = false;
-        if let Some((first, f)) = cur.as_mut() {
-            let n = f.read_to_end(&mut buf).map_err(|e| e.to_string())?;
-            let seen = Instant::now();
-            st.bytes += n as u64;
-            progressed = n > 0;
-            let mut at = 0usize;
-            if at_start && buf.len() >= MAGIC.len() {
-                if &buf[..MAGIC.len()] != MAGIC {
-                    return Err(format!("segment {first} has no segment magic"));
-                }
-                at = MAGIC.len();
-                at_start = false;
-            }
-            while !at_start && buf.len() - at >= 8 {
-                let body = u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-                let total = 8 + body as usize;
-                if body < 40 {
-                    return Err(format!("segment {first}: impossible record length {body}"));
-                }
-                if buf.len() - at < total {
-                    break;
-                }
-                let rec = &buf[at..at + total];
-                let crc = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
-                if crc32c::crc32c(&rec[8..]) != crc {
-                    return Err(format!("segment {first}: checksum mismatch"));
-                }
-                let append_ts = i64_at(rec, 32);
-                let (sl, il) = (u16_at(rec, 40), u16_at(rec, 42));
-                if 48 + sl + il > total {
-                    return Err(format!("segment {first}: subject/id past the record"));
-                }
-                st.records += 1;
-                if &rec[48..48 + sl] == SUBJECT {
-                    st.alerting_records += 1;
-                    let ns = notifications_in(&rec[48 + sl + il..]);
-                    if !ns.is_empty() {
-                        st.notifications += ns.len() as u64;
-                        if let Ok(mut g) = found.lock() {
-                            g.extend(ns.into_iter().map(|(alertname, reason)| Notified {
-                                alertname,
-                                reason,
-                                seen,
-                                append_ts_ms: append_ts,
-                            }));
-                        }
-                    }
-                }
-                at += total;
-            }
-            buf.drain(..at);
-            if !progressed && buf.is_empty() {
-                idle += 1;
-                // A full segment is sealed and a newer one started: move on once this one is read.
-                if idle.is_multiple_of(100)
-                    && let Some((next, path)) = segments(dir).into_iter().find(|(s, _)| *s > *first)
-                {
-                    let f = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                    cur = Some((next, f));
-                    at_start = true;
-                    continue;
-                }
-            }
+        if last_look {
+            let _ = log.close().await;
+            return Ok(st);
         }
-        if progressed {
-            idle = 0;
-        } else {
-            if stopping {
-                return Ok(st);
-            }
-            std::thread::sleep(poll);
+        if stop.load(Ordering::Acquire) {
+            // Whatever the engine appended before the stop: one more refresh, then read it.
+            log.refresh().map_err(|e| e.to_string())?;
+            last_look = true;
+            continue;
         }
+        // The follow thread signals within `poll` of an append; the timeout is for the stop flag.
+        let _ = tokio::time::timeout(STOP_CHECK, wake.changed()).await;
     }
 }
 
 impl Tailer {
-    /// Starts a thread following the log in `dir`, polling every `poll` when nothing is new.
+    /// Starts a thread following the log in `dir` from its first record, the log refreshed every
+    /// `poll` (what the engine appended since becomes readable then).
     ///
     /// # Errors
     /// [`AlertingError::Tail`] if the thread cannot start.
@@ -1044,7 +1005,13 @@ impl Tailer {
         let (s, f) = (stop.clone(), found.clone());
         let handle = std::thread::Builder::new()
             .name("log-tailer".into())
-            .spawn(move || tail_loop(&dir, &s, &f, poll))
+            .spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())
+                    .and_then(|rt| rt.block_on(tail_loop(&dir, &s, &f, poll)))
+            })
             .map_err(|e| AlertingError::Tail(e.to_string()))?;
         Ok(Tailer {
             stop,
@@ -1114,7 +1081,7 @@ pub struct LatencyPlan {
     pub tmp_dir: Option<PathBuf>,
     /// `[alerting] tick_interval` of the engine.
     pub tick_interval: String,
-    /// How often the tailer polls the segment file when it has read everything, µs.
+    /// How often the tailer's read-only log is refreshed (reads what the engine appended), µs.
     pub poll_us: u64,
 }
 

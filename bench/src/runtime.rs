@@ -12,14 +12,13 @@
 //!    received over the steady window (after the warm-up, until the last POST).
 //! 2. **Alert → notification intent** ([`run_intent`] at a rate): POST start → the alerting
 //!    decision of type `notification` readable in the log by another process, which opens the
-//!    embedded log read-only (`aiops_log::embedded`, `read_only = true`) and, since a read-only
-//!    log sees the log only as it was when opened, reopens it every poll (1 ms sleep between
-//!    rounds) and reads on from the last sequence it saw.
+//!    embedded log read-only once (`aiops_log::embedded`, `read_only = true`) and every poll
+//!    (1 ms sleep between rounds) refreshes it (`EmbeddedLog::refresh`: reads only what was
+//!    appended since the last round) and reads on.
 //! 3. **Idle reaction** ([`run_intent`] with one alert every 200 ms): the same, engine idle.
 
-use crate::alerting::{notifications_in, rfc3339_ms, wall_ms};
+use crate::alerting::{notifications_in, open_log_read_only, rfc3339_ms, wall_ms};
 use aiops_log::EventLog;
-use aiops_log::embedded::{EmbeddedConfig, EmbeddedLog};
 use aiops_testkit::{AiopsCommand, AiopsProcess};
 use anyhow::Context;
 use axum::extract::State;
@@ -189,9 +188,9 @@ pub struct IntentRun {
     pub latency: Latency,
     /// Sleep between reader rounds (part of the measurement error).
     pub poll_ms: f64,
-    /// Reader rounds (reopen + read).
+    /// Reader rounds (refresh of the read-only log + read of what it found).
     pub reader_rounds: u64,
-    /// Mean time of one reopen + read round (also part of the error: up to poll + round).
+    /// Mean time of one refresh + read round (also part of the error: up to poll + round).
     pub reader_round_mean_ms: f64,
     /// Longest reader round.
     pub reader_round_max_ms: f64,
@@ -540,7 +539,9 @@ struct ReaderOut {
     round_max: Duration,
 }
 
-/// Reopens the log read-only every round and reads on from the last sequence seen.
+/// Opens the log read-only once; every round (`poll` apart) refreshes it — reads what the engine
+/// appended since the last round, the new bytes of the active segment only — and reads on. The
+/// round is what a log opened with `follow = poll` does on its own thread, done here to time it.
 async fn reader_loop(
     dir: PathBuf,
     stop: Arc<AtomicBool>,
@@ -548,42 +549,38 @@ async fn reader_loop(
     poll: Duration,
 ) -> anyhow::Result<ReaderOut> {
     let mut out = ReaderOut::default();
-    let mut next = 1u64;
+    let log = open_log_read_only(&dir, &stop, poll, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the log read-only: {e}"))?;
+    let mut r = log.reader(1).await?;
     loop {
         let stopping = stop.load(Ordering::Acquire);
         let t = Instant::now();
-        let mut cfg = EmbeddedConfig::new(dir.clone());
-        cfg.read_only = true;
-        // Sealed segments older than the window are not rescanned for ids.
-        cfg.dedup_window = Duration::ZERO;
-        if let Ok(log) = EmbeddedLog::open(cfg).await {
-            let mut r = log.reader(next).await?;
-            loop {
-                let batch = r.next_batch(4096).await?;
-                if batch.is_empty() {
-                    break;
-                }
-                let seen = Instant::now();
-                for rec in batch {
-                    next = rec.seq + 1;
-                    if rec.subject != aiops_runtime_subject() {
-                        continue;
-                    }
-                    for (name, reason) in notifications_in(&rec.payload) {
-                        if reason == "new" && !name.is_empty() {
-                            out.seen.entry(name).or_insert(seen);
-                        }
-                    }
-                }
-                found.store(out.seen.len() as u64, Ordering::Release);
+        log.refresh()?;
+        loop {
+            let batch = r.next_batch(4096).await?;
+            if batch.is_empty() {
+                break;
             }
-            let _ = log.close().await;
+            let seen = Instant::now();
+            for rec in batch {
+                if rec.subject != aiops_runtime_subject() {
+                    continue;
+                }
+                for (name, reason) in notifications_in(&rec.payload) {
+                    if reason == "new" && !name.is_empty() {
+                        out.seen.entry(name).or_insert(seen);
+                    }
+                }
+            }
+            found.store(out.seen.len() as u64, Ordering::Release);
         }
         let took = t.elapsed();
         out.rounds += 1;
         out.round_total += took;
         out.round_max = out.round_max.max(took);
         if stopping {
+            let _ = log.close().await;
             return Ok(out);
         }
         tokio::time::sleep(poll).await;
