@@ -7,7 +7,7 @@ mod suite;
 
 use aiops_log::embedded::{EmbeddedConfig, EmbeddedLog};
 use aiops_log::{EventLog, LogReader, Record};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The writer's configuration: small segments, so a few hundred records cross several rolls.
@@ -22,27 +22,6 @@ fn follower_cfg(dir: &Path, follow: Option<Duration>) -> EmbeddedConfig {
     c.read_only = true;
     c.follow = follow;
     c
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir.join("log"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    v.sort();
-    v
-}
-
-async fn read_now(r: &mut Box<dyn LogReader>) -> Vec<Record> {
-    let mut out = Vec::new();
-    loop {
-        let b = r.next_batch(64).await.unwrap();
-        if b.is_empty() {
-            return out;
-        }
-        out.extend(b);
-    }
 }
 
 /// Reads `n` records the way a consumer does (mark the signal seen, read, wait for a change),
@@ -92,7 +71,7 @@ async fn follower_reads_every_later_record_in_order_across_rolls() {
     let from = ro.stats().await.unwrap().next_seq;
     assert_eq!(from, 21);
     let mut r = ro.reader(from).await.unwrap();
-    let segments_before = segments(dir.path()).len();
+    let segments_before = suite::segment_files(dir.path()).len();
     // 400 records in calls of 1 to 9 (each call one group commit), concurrently with the
     // follower's refreshes.
     let writer = {
@@ -114,7 +93,7 @@ async fn follower_reads_every_later_record_in_order_across_rolls() {
         writer
     );
     assert!(
-        segments(dir.path()).len() >= segments_before + 3,
+        suite::segment_files(dir.path()).len() >= segments_before + 3,
         "the run should cross several segment rolls"
     );
     let seqs: Vec<u64> = got.iter().map(|r| r.seq).collect();
@@ -155,19 +134,19 @@ async fn refresh_without_follow_reads_what_was_appended() {
         .await
         .unwrap();
     let mut r = ro.reader(1).await.unwrap();
-    assert_eq!(read_now(&mut r).await.len(), 1);
+    assert_eq!(suite::read_to_end(&mut r).await.unwrap().len(), 1);
     log.append((1..100).map(|i| suite::msg("a", i, 1)).collect())
         .await
         .unwrap();
     // Not seen before a refresh (the log as opened), all of it after.
-    assert!(read_now(&mut r).await.is_empty());
+    assert!(suite::read_to_end(&mut r).await.unwrap().is_empty());
     let rx = ro.subscribe();
     assert_eq!(ro.refresh().unwrap(), 101);
     assert!(
         rx.has_changed().unwrap(),
         "a refresh with new records signals"
     );
-    let got = read_now(&mut r).await;
+    let got = suite::read_to_end(&mut r).await.unwrap();
     assert_eq!(
         got.iter().map(|r| r.seq).collect::<Vec<_>>(),
         (2..101).collect::<Vec<u64>>()
@@ -196,7 +175,7 @@ async fn follower_of_a_log_not_yet_written() {
     log.append(vec![suite::msg("n", 0, 1)]).await.unwrap();
     assert_eq!(ro.refresh().unwrap(), 2);
     let mut r = ro.reader(1).await.unwrap();
-    assert_eq!(read_now(&mut r).await.len(), 1);
+    assert_eq!(suite::read_to_end(&mut r).await.unwrap().len(), 1);
 }
 
 /// A record the writer has only partly written is a write in progress: the follower serves the
@@ -210,7 +189,7 @@ async fn partial_tail_waits_for_the_rest_of_the_record() {
             .await
             .unwrap();
         log.close().await.unwrap();
-        segments(dir.path()).pop().unwrap()
+        suite::segment_files(dir.path()).pop().unwrap()
     };
     let complete = std::fs::metadata(&seg).unwrap().len();
     // The bytes one more record takes, written by a writer that is then closed again.
@@ -229,7 +208,7 @@ async fn partial_tail_waits_for_the_rest_of_the_record() {
         .await
         .unwrap();
     let mut r = ro.reader(1).await.unwrap();
-    assert_eq!(read_now(&mut r).await.len(), 3);
+    assert_eq!(suite::read_to_end(&mut r).await.unwrap().len(), 3);
     use std::os::unix::fs::FileExt;
     for cut in [5, 30, record.len() - 1] {
         f.write_all_at(&record[..cut], complete).unwrap();
@@ -238,11 +217,11 @@ async fn partial_tail_waits_for_the_rest_of_the_record() {
             4,
             "{cut} bytes of a record are not one"
         );
-        assert!(read_now(&mut r).await.is_empty());
+        assert!(suite::read_to_end(&mut r).await.unwrap().is_empty());
     }
     f.write_all_at(&record, complete).unwrap();
     assert_eq!(ro.refresh().unwrap(), 5);
-    let got = read_now(&mut r).await;
+    let got = suite::read_to_end(&mut r).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].msg_id, "p-3");
 }
@@ -311,7 +290,7 @@ async fn follower_drops_segments_retention_deleted() {
     assert_eq!(ro.refresh().unwrap(), 301);
     assert_eq!(ro.stats().await.unwrap().first_seq, first);
     let mut r = ro.reader(1).await.unwrap();
-    let got = read_now(&mut r).await;
+    let got = suite::read_to_end(&mut r).await.unwrap();
     assert_eq!(got.first().map(|r| r.seq), Some(first));
     assert_eq!(got.last().map(|r| r.seq), Some(300));
 }

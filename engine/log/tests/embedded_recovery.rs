@@ -4,33 +4,12 @@
 mod suite;
 
 use aiops_log::embedded::{EmbeddedConfig, EmbeddedLog};
-use aiops_log::{EventLog, LogError, LogReader};
-use std::path::{Path, PathBuf};
+use aiops_log::{EventLog, LogError};
+use std::path::Path;
 use std::time::Duration;
 
 fn cfg(dir: &Path) -> EmbeddedConfig {
     EmbeddedConfig::new(dir.join("log"))
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir.join("log"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    v.sort();
-    v
-}
-
-async fn read_all(r: &mut Box<dyn LogReader>) -> Result<Vec<aiops_log::Record>, LogError> {
-    let mut out = Vec::new();
-    loop {
-        let b = r.next_batch(100).await?;
-        if b.is_empty() {
-            return Ok(out);
-        }
-        out.extend(b);
-    }
 }
 
 #[tokio::test]
@@ -43,7 +22,7 @@ async fn torn_tail_is_cut_and_complete_records_kept() {
     log.close().await.unwrap();
     drop(log);
     // Cut the last record in the middle, as a crash during write(2) would.
-    let seg = segments(dir.path()).pop().unwrap();
+    let seg = suite::segment_files(dir.path()).pop().unwrap();
     let len = std::fs::metadata(&seg).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)
@@ -59,7 +38,7 @@ async fn torn_tail_is_cut_and_complete_records_kept() {
         "nine complete records kept, the torn one cut"
     );
     let mut r = log.reader(1).await.unwrap();
-    let got = read_all(&mut r).await.unwrap();
+    let got = suite::read_to_end(&mut r).await.unwrap();
     assert_eq!(got.len(), 9);
     assert_eq!(got[8].msg_id, "a-8");
     // Appends continue with the next sequence, and the torn id can be stored again.
@@ -77,7 +56,7 @@ async fn flipped_bit_in_a_middle_record_is_reported_not_served() {
     // Find where record 5 starts by reading the index of its payload.
     log.close().await.unwrap();
     drop(log);
-    let seg = segments(dir.path()).pop().unwrap();
+    let seg = suite::segment_files(dir.path()).pop().unwrap();
     let mut bytes = std::fs::read(&seg).unwrap();
     let needle = b"payload b 5 ";
     let pos = bytes
@@ -139,7 +118,7 @@ async fn flipped_bit_in_a_middle_record_is_reported_not_served() {
     ));
     // Records after the damaged one are still readable from their own position.
     let mut r = log.reader(7).await.unwrap();
-    let after = read_all(&mut r).await;
+    let after = suite::read_to_end(&mut r).await;
     assert!(
         matches!(after, Err(LogError::Corrupt { .. }))
             || after.unwrap().first().map(|r| r.seq) == Some(7)
@@ -193,7 +172,7 @@ async fn retention_by_size_and_age_removes_oldest_segments() {
     let log = EmbeddedLog::open(c).await.unwrap();
     log.append(vec![suite::msg("r2", 0, 0)]).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while segments(dir.path()).len() > 1 {
+    while suite::segment_files(dir.path()).len() > 1 {
         assert!(
             std::time::Instant::now() < deadline,
             "age retention did not run"
@@ -214,7 +193,7 @@ async fn dedup_window_survives_restart_and_indexes_are_reused() {
         .unwrap();
     log.close().await.unwrap();
     drop(log);
-    assert!(segments(dir.path()).len() > 3);
+    assert!(suite::segment_files(dir.path()).len() > 3);
     let log = EmbeddedLog::open(c).await.unwrap();
     let again = log
         .append(vec![suite::msg("d", 39, 39), suite::msg("d", 0, 0)])
@@ -238,7 +217,7 @@ async fn read_only_open_beside_a_writer() {
     c.read_only = true;
     let ro = EmbeddedLog::open(c).await.unwrap();
     let mut r = ro.reader(1).await.unwrap();
-    assert_eq!(read_all(&mut r).await.unwrap().len(), 5);
+    assert_eq!(suite::read_to_end(&mut r).await.unwrap().len(), 5);
     assert!(matches!(
         ro.append(vec![suite::msg("ro", 9, 1)]).await,
         Err(LogError::Config(_))

@@ -3,8 +3,9 @@
 //! not assume an empty log or sequences starting at 1, so a shared server stream works too.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use aiops_log::{AppendMessage, EventLog, LogError, Record};
+use aiops_log::{AppendMessage, EventLog, LogError, LogReader, Record};
 use bytes::Bytes;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Instantiates every case of the suite as a test. `$setup` is an async fn returning
@@ -45,6 +46,29 @@ pub fn msg(prefix: &str, i: usize, t: i64) -> AppendMessage {
         time_min_ms: t,
         time_max_ms: t + 10,
         payload: Bytes::from(format!("payload {prefix} {i} {}", "x".repeat(i % 50))),
+    }
+}
+
+/// The segment files of the embedded log in `<dir>/log`, in order.
+pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// What a reader returns until it is at the end of the log as it is now.
+pub async fn read_to_end(r: &mut Box<dyn LogReader>) -> Result<Vec<Record>, LogError> {
+    let mut out = Vec::new();
+    loop {
+        let b = r.next_batch(100).await?;
+        if b.is_empty() {
+            return Ok(out);
+        }
+        out.extend(b);
     }
 }
 
