@@ -204,6 +204,8 @@ pub struct Driver<P: Processor> {
     counts: DriverCounts,
     wake: watch::Receiver<u64>,
     collected: Option<Vec<AppendMessage>>,
+    /// A periodic checkpoint being serialized and written beside the step loop.
+    background: Option<tokio::task::JoinHandle<Result<(), DriverError>>>,
 }
 
 impl<P: Processor> std::fmt::Debug for Driver<P> {
@@ -282,6 +284,7 @@ impl<P: Processor> Driver<P> {
             counts: DriverCounts::default(),
             wake,
             collected: None,
+            background: None,
         })
     }
 
@@ -337,7 +340,7 @@ impl<P: Processor> Driver<P> {
         match res {
             Ok(()) => {
                 if self.store.is_some() && self.cadence.due() {
-                    self.checkpoint().await?;
+                    self.checkpoint_beside().await?;
                 }
                 Ok(records.len())
             }
@@ -404,6 +407,9 @@ impl<P: Processor> Driver<P> {
     /// # Errors
     /// [`DriverError`] when the state cannot be serialized or the store fails.
     pub async fn checkpoint(&mut self) -> Result<(), DriverError> {
+        // A periodic checkpoint still being written must land first: an older state written
+        // after this one would move the checkpoint back.
+        self.join_background().await?;
         let Some(store) = &self.store else {
             return Ok(());
         };
@@ -416,6 +422,42 @@ impl<P: Processor> Driver<P> {
         store.save(&ck, state).await?;
         self.cadence.saved();
         Ok(())
+    }
+
+    /// A periodic checkpoint: the state is taken now (at a step boundary, after the step's
+    /// outputs are in the log) and serialized and written on other threads while the driver
+    /// steps on, when the processor offers a [`Processor::snapshot_job`]; else in line. At most
+    /// one is in flight; while it is, a due checkpoint waits for the next step.
+    async fn checkpoint_beside(&mut self) -> Result<(), DriverError> {
+        if self.background.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
+        self.join_background().await?;
+        let (Some(store), Some(job)) = (self.store.clone(), self.processor.snapshot_job()) else {
+            return self.checkpoint().await;
+        };
+        let ck = Checkpoint {
+            config_hash: self.config_hash,
+            position: self.reader.position(),
+            log_head: self.log_head,
+        };
+        self.cadence.saved();
+        self.background = Some(tokio::spawn(async move {
+            let state = tokio::task::spawn_blocking(job)
+                .await
+                .map_err(|e| ProcessorError::new(P::NAME, e))??;
+            store.save(&ck, state).await?;
+            Ok(())
+        }));
+        Ok(())
+    }
+
+    /// Waits for the periodic checkpoint in flight, if any, and returns its outcome.
+    async fn join_background(&mut self) -> Result<(), DriverError> {
+        match self.background.take() {
+            Some(h) => h.await.map_err(|e| ProcessorError::new(P::NAME, e))?,
+            None => Ok(()),
+        }
     }
 
     /// Reads to the end of the log as it is now, or up to `until_seq`.
@@ -472,7 +514,13 @@ impl<P: Processor> Driver<P> {
             if self.store.is_some()
                 && let Some(c) = self.cadence.time_left()
             {
-                wait = wait.min(c);
+                // While a checkpoint is being written a due one waits; do not spin meanwhile.
+                let writing = self.background.as_ref().is_some_and(|h| !h.is_finished());
+                wait = wait.min(if writing {
+                    c.max(Duration::from_millis(5))
+                } else {
+                    c
+                });
             }
             idle_wait(&mut self.wake, &mut shutdown, wait).await;
         }

@@ -68,6 +68,35 @@ fn opts(store: &Store, start: u64) -> DriverOptions {
     }
 }
 
+/// Runs with a periodic checkpoint due after every step (written beside the loop when the
+/// processor offers a snapshot job, so a crash can land while one is being written) and a crash
+/// after step `cut`; reopens and runs to the end; returns the outputs.
+async fn crashed_with_periodic_checkpoints<P: Processor>(
+    inputs: &[AppendMessage],
+    make: &impl Fn() -> P,
+    cut: usize,
+) -> Vec<(String, String, Bytes)> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path()).await;
+    log.append(inputs.to_vec()).await.unwrap();
+    let store = Store::open(&dir.path().join("state")).unwrap();
+    {
+        let mut o = opts(&store, 1);
+        o.checkpoint_every = Duration::ZERO;
+        let mut d = Driver::open(log.clone(), make(), o).await.unwrap();
+        for _ in 1..=cut {
+            d.step(STEP).await.unwrap();
+        }
+        // Crash: dropped, a checkpoint perhaps still being written.
+    }
+    let mut d = Driver::open(log.clone(), make(), opts(&store, 1))
+        .await
+        .unwrap();
+    d.run_to_end(None).await.unwrap();
+    d.checkpoint().await.unwrap();
+    records_from(&*log, inputs.len() as u64 + 1).await
+}
+
 /// Runs `make()` over `inputs` without interruption; returns the outputs (records after the
 /// inputs).
 async fn uninterrupted<P: Processor>(
@@ -149,6 +178,12 @@ async fn crash_at_every_cut<P: Processor>(inputs: Vec<AppendMessage>, make: impl
     );
     let steps = inputs.len().div_ceil(STEP) + 2;
     for cut in 1..=steps {
+        let got = crashed_with_periodic_checkpoints(&inputs, &make, cut).await;
+        assert!(
+            got == want,
+            "{}: crash after step {cut} with periodic checkpoints: outputs differ",
+            P::NAME
+        );
         for ck in [0, cut / 2, cut.saturating_sub(1)] {
             let got = crashed(&inputs, &make, cut, ck).await;
             if got != want {

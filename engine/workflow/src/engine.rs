@@ -378,6 +378,13 @@ impl WorkflowEngine {
         serde_json::to_vec(&self.st).map_err(|e| StateError(e.to_string()))
     }
 
+    /// The state as of now, owned, and what serializes it exactly as
+    /// [`WorkflowEngine::snapshot`] does (a checkpoint written beside the engine).
+    pub fn snapshot_later(&self) -> impl FnOnce() -> Result<Vec<u8>, StateError> + Send + 'static {
+        let st = self.st.clone();
+        move || serde_json::to_vec(&st).map_err(|e| StateError(e.to_string()))
+    }
+
     /// Restores a snapshot.
     ///
     /// # Errors

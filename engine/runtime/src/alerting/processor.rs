@@ -259,6 +259,13 @@ impl Processor for AlertProcessor {
             .map_err(|e| ProcessorError::new(Self::NAME, e))
     }
 
+    fn snapshot_job(&self) -> Option<crate::processor::SnapshotJob> {
+        let job = self.handle.engine.read().snapshot_later();
+        Some(Box::new(move || {
+            job().map_err(|e| ProcessorError::new(Self::NAME, e))
+        }))
+    }
+
     fn restore(&mut self, state: &[u8]) -> Result<(), ProcessorError> {
         self.handle
             .engine

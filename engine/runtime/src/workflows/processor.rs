@@ -424,6 +424,16 @@ impl Processor for WorkflowProcessor {
         serde_json::to_vec(&saved).map_err(err)
     }
 
+    fn snapshot_job(&self) -> Option<crate::processor::SnapshotJob> {
+        let engine = self.handle.engine.read().snapshot_later();
+        let deployed = self.handle.deployed.read().clone();
+        Some(Box::new(move || {
+            let engine_bytes = engine().map_err(err)?;
+            let engine: Value = serde_json::from_slice(&engine_bytes).map_err(err)?;
+            serde_json::to_vec(&Saved { deployed, engine }).map_err(err)
+        }))
+    }
+
     fn restore(&mut self, state: &[u8]) -> Result<(), ProcessorError> {
         let saved: Saved = serde_json::from_slice(state).map_err(err)?;
         self.handle
