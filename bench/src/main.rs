@@ -59,7 +59,7 @@ enum Cmd {
     ///    of event time as Arrow alert batches, then runs them `--runs` times through a fresh
     ///    `AlertEngine` (the median run is reported) with decisions counted and encoded.
     /// 2. Starts `<aiops-bin> run` with `group_wait: 0s`, posts `--latency-alerts` new alerts at
-    ///    `--latency-rate` per second, and tails the log's segment files from this process:
+    ///    `--latency-rate` per second, and follows the log read-only (`aiops-log`) from this process:
     ///    latency = notification intent readable in the log − POST start.
     /// 3. Starts `aiops` and `prometheus-alertmanager` with the same configuration (webhook to a
     ///    sink in this process), posts a paced stream to both at once and counts the
@@ -105,7 +105,7 @@ enum Cmd {
     /// distinct new alerts to `POST /api/v2/alerts`: 1. at each `--rates` (open loop, batched
     /// every `--interval`; the ramp stops after the first unsustainable rate ≥ 1,000/s), POST
     /// start → the receiver reading the request; 2. at `--intent-rate`, POST start → the
-    /// notification intent readable by a read-only reopen of the log every `--poll`; 3. the same
+    /// notification intent readable by a read-only follower of the log refreshed every `--poll`; 3. the same
     /// with one alert every `--idle-every`, engine idle.
     Runtime(RuntimeArgs),
     /// Scores an anomaly detector on NAB (Numenta Anomaly Benchmark) data with NAB's own rules.
@@ -220,7 +220,7 @@ struct RuntimeArgs {
     /// Their spacing.
     #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
     idle_every: Duration,
-    /// Sleep between the log reader's reopen rounds.
+    /// Sleep between the log follower's refresh rounds.
     #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
     poll: Duration,
     /// Parent directory for temporary data directories (default: $TMPDIR).
