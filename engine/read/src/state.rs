@@ -23,6 +23,17 @@ pub struct StateTableDef {
     pub doc: &'static str,
 }
 
+/// Why live state could not be served as a table (aiops' fault: the query maps it to XX000).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The source has no such table.
+    #[error("no state table {0}")]
+    UnknownTable(String),
+    /// Rows did not fit the table's schema.
+    #[error("state rows do not fit the table: {0}")]
+    Rows(String),
+}
+
 /// Live state the engine process exposes as tables.
 #[async_trait]
 pub trait StateSource: Send + Sync + std::fmt::Debug {
@@ -33,7 +44,7 @@ pub trait StateSource: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// The state cannot be read now (a message for the client).
-    async fn rows(&self, table: &str) -> std::result::Result<Vec<RecordBatch>, String>;
+    async fn rows(&self, table: &str) -> std::result::Result<Vec<RecordBatch>, StateError>;
 }
 
 /// A [`StateSource`] table for DataFusion.
@@ -86,10 +97,11 @@ impl TableProvider for StateTable {
 pub fn batch_from_json(
     schema: &SchemaRef,
     rows: &[serde_json::Value],
-) -> std::result::Result<RecordBatch, String> {
-    let mut dec = arrow_json_decoder(schema)?;
-    dec.serialize(rows).map_err(|e| e.to_string())?;
-    match dec.flush().map_err(|e| e.to_string())? {
+) -> std::result::Result<RecordBatch, StateError> {
+    let rows_err = |e: datafusion::arrow::error::ArrowError| StateError::Rows(e.to_string());
+    let mut dec = arrow_json_decoder(schema).map_err(rows_err)?;
+    dec.serialize(rows).map_err(rows_err)?;
+    match dec.flush().map_err(rows_err)? {
         Some(b) => Ok(b),
         None => Ok(RecordBatch::new_empty(schema.clone())),
     }
@@ -97,8 +109,9 @@ pub fn batch_from_json(
 
 fn arrow_json_decoder(
     schema: &SchemaRef,
-) -> std::result::Result<datafusion::arrow::json::reader::Decoder, String> {
-    datafusion::arrow::json::ReaderBuilder::new(schema.clone())
-        .build_decoder()
-        .map_err(|e| e.to_string())
+) -> std::result::Result<
+    datafusion::arrow::json::reader::Decoder,
+    datafusion::arrow::error::ArrowError,
+> {
+    datafusion::arrow::json::ReaderBuilder::new(schema.clone()).build_decoder()
 }

@@ -4,7 +4,7 @@
 
 use crate::alerting::processor::AlertingHandle;
 use crate::workflows::processor::WorkflowsHandle;
-use aiops_read::state::{StateSource, StateTableDef, batch_from_json};
+use aiops_read::state::{StateError, StateSource, StateTableDef, batch_from_json};
 use aiops_schemas::arrow_array::RecordBatch;
 use aiops_schemas::arrow_schema::{DataType, Field, Schema, SchemaRef};
 use aiops_schemas::schema::time_type;
@@ -212,9 +212,9 @@ impl StateSource for EngineState {
         defs().clone()
     }
 
-    async fn rows(&self, table: &str) -> Result<Vec<RecordBatch>, String> {
+    async fn rows(&self, table: &str) -> Result<Vec<RecordBatch>, StateError> {
         let Some(def) = defs().iter().find(|d| d.name == table) else {
-            return Err(format!("no state table {table}"));
+            return Err(StateError::UnknownTable(table.to_string()));
         };
         let rows = match table {
             "alert_states" => self.alert_rows(),
