@@ -163,8 +163,12 @@ pub struct RateRun {
     pub executions_per_s: f64,
     /// Requests received / (last arrival − first POST).
     pub executions_per_s_overall: f64,
-    /// POST start → receiver read the webhook request.
+    /// POST start → receiver read the webhook request, every alert.
     pub latency: Latency,
+    /// The same for the alerts posted after the warm-up (the window executions/s counts),
+    /// without the engine's first seconds.
+    #[serde(default)]
+    pub latency_steady: Latency,
     /// POST round trips.
     pub post_latency: Latency,
     /// Every request arrived and p99 stayed below the bound.
@@ -471,14 +475,19 @@ pub async fn run_rate(plan: &RuntimePlan, run: usize, rate: f64) -> anyhow::Resu
     let log_bytes = dir_bytes(&engine.log_dir());
     let arrivals = sink.arrivals.lock().map(|g| g.clone()).unwrap_or_default();
     let mut lat = Vec::with_capacity(n);
+    let mut steady = Vec::with_capacity(n);
     let mut last = sent.origin;
+    let w0 = sent.origin + plan.warmup;
     for (k, s) in sent.starts.iter().enumerate() {
         if let (Some(s), Some(a)) = (s, arrivals.get(&probe_name(run, k))) {
-            lat.push(a.saturating_duration_since(*s).as_secs_f64() * 1e3);
+            let ms = a.saturating_duration_since(*s).as_secs_f64() * 1e3;
+            lat.push(ms);
+            if *s >= w0 {
+                steady.push(ms);
+            }
             last = last.max(*a);
         }
     }
-    let w0 = sent.origin + plan.warmup;
     let w1 = sent.last_post;
     let in_window = arrivals.values().filter(|a| **a >= w0 && **a < w1).count();
     let window = w1.saturating_duration_since(w0).as_secs_f64();
@@ -506,6 +515,7 @@ pub async fn run_rate(plan: &RuntimePlan, run: usize, rate: f64) -> anyhow::Resu
             if t > 0.0 { received as f64 / t } else { 0.0 }
         },
         latency,
+        latency_steady: Latency::of(steady),
         post_latency: Latency::of(sent.post_latency),
         sustainable,
         log_bytes_per_alert: if sent.accepted > 0 {
@@ -671,7 +681,8 @@ pub async fn run(plan: &RuntimePlan) -> anyhow::Result<RuntimeDetails> {
         let r = run_rate(plan, i, rate).await?;
         eprintln!(
             "rate {rate}/s: {} of {} received, {:.0} executions/s (overall {:.0}), latency p50 {} \
-             p99 {} max {} ms, sustainable {}, {} log bytes per alert",
+             p99 {} max {} ms (after warm-up p50 {} p99 {} max {} ms), sustainable {}, {} log \
+             bytes per alert",
             r.received,
             r.accepted,
             r.executions_per_s,
@@ -679,6 +690,9 @@ pub async fn run(plan: &RuntimePlan) -> anyhow::Result<RuntimeDetails> {
             r.latency.p50_ms,
             r.latency.p99_ms,
             r.latency.max_ms,
+            r.latency_steady.p50_ms,
+            r.latency_steady.p99_ms,
+            r.latency_steady.max_ms,
             r.sustainable,
             r.log_bytes_per_alert
         );
@@ -741,6 +755,9 @@ pub fn figures(d: &RuntimeDetails) -> Vec<crate::report::Figure> {
             ("p50", r.latency.p50_ms),
             ("p99", r.latency.p99_ms),
             ("max", r.latency.max_ms),
+            ("steady_p50", r.latency_steady.p50_ms),
+            ("steady_p99", r.latency_steady.p99_ms),
+            ("steady_max", r.latency_steady.max_ms),
         ] {
             f.push(Figure::new(
                 format!("{p}.latency_{q}_ms"),
