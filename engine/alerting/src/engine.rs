@@ -327,16 +327,6 @@ impl AlertEngine {
         serde_json::to_vec(&self.st).map_err(|e| SnapshotError(e.to_string()))
     }
 
-    /// The state as of now, owned, and what serializes it exactly as [`AlertEngine::snapshot`]
-    /// does — for a checkpoint written beside the engine (cloning is several times cheaper
-    /// than serializing).
-    pub fn snapshot_later(
-        &self,
-    ) -> impl FnOnce() -> Result<Vec<u8>, SnapshotError> + Send + 'static {
-        let st = self.st.clone();
-        move || serde_json::to_vec(&st).map_err(|e| SnapshotError(e.to_string()))
-    }
-
     /// Replaces the state with a snapshot.
     ///
     /// # Errors
