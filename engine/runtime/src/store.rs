@@ -7,8 +7,10 @@
 //!   alerting, templates, workflows — the [`crate::driver::Driver`] uses it;
 //! - named states (`meta/<name>`, `state/<name>`, …): the pipelines, one entry set per pipeline.
 
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,15 @@ pub enum StoreError {
         /// The key.
         key: String,
         /// What is wrong.
+        detail: String,
+    },
+    /// The thread that applies a write batch ended without an answer (the process is shutting
+    /// down or the write panicked): the checkpoint was not written; the next one retries.
+    #[error("checkpoint store {dir}: write task ended: {detail}")]
+    Task {
+        /// The store's directory.
+        dir: PathBuf,
+        /// What the runtime said.
         detail: String,
     },
 }
@@ -61,6 +72,10 @@ const STATE: &str = "state";
 pub struct Store {
     db: sled::Db,
     dir: PathBuf,
+    /// Held while a batch is applied and while [`Store::load`] reads its two keys, so a load
+    /// never pairs the meta of one checkpoint with the state of another (a checkpoint written
+    /// beside the step loop can land while a new driver opens in the same process).
+    io: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -85,6 +100,7 @@ impl Store {
         Ok(Store {
             db,
             dir: dir.to_path_buf(),
+            io: Arc::new(Mutex::new(())),
         })
     }
 
@@ -142,7 +158,19 @@ impl Store {
                 None => b.remove(k.as_bytes()),
             }
         }
-        self.db.apply_batch(b).map_err(|e| self.sled(e))?;
+        // A checkpoint batch is megabytes: applied on a blocking thread, not a runtime worker
+        // (which would stall every task scheduled on it).
+        let (db, io) = (self.db.clone(), self.io.clone());
+        tokio::task::spawn_blocking(move || {
+            let _g = io.lock();
+            db.apply_batch(b)
+        })
+        .await
+        .map_err(|e| StoreError::Task {
+            dir: self.dir.clone(),
+            detail: e.to_string(),
+        })?
+        .map_err(|e| self.sled(e))?;
         self.db.flush_async().await.map_err(|e| self.sled(e))?;
         Ok(())
     }
@@ -175,7 +203,11 @@ impl Store {
     /// # Errors
     /// [`StoreError`] when reading fails or the entry is corrupt.
     pub fn load(&self) -> Result<Option<(Checkpoint, Vec<u8>)>, StoreError> {
-        let (Some(meta), Some(state)) = (self.get(META)?, self.get(STATE)?) else {
+        let pair = {
+            let _g = self.io.lock();
+            (self.get(META)?, self.get(STATE)?)
+        };
+        let (Some(meta), Some(state)) = pair else {
             return Ok(None);
         };
         let ck: Checkpoint = serde_json::from_slice(&meta).map_err(|e| self.corrupt(META, e))?;
