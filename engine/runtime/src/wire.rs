@@ -81,6 +81,18 @@ pub mod ids {
     ];
 }
 
+/// The input part of an id `<prefix><input seq>.<content hash>` made by [`ndjson_message`]
+/// (`<prefix><input seq>`); any other id whole.
+pub fn input_key<'a>(prefix: &str, msg_id: &'a str) -> &'a str {
+    match msg_id
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.split_once('.'))
+    {
+        Some((seq, _)) => &msg_id[..prefix.len() + seq.len()],
+        None => msg_id,
+    }
+}
+
 /// FNV-1a, 64 bits: the content hash in every id the engine derives (and the configuration
 /// hashes that tie a checkpoint to its configuration).
 pub fn hash(bytes: &[u8]) -> u64 {

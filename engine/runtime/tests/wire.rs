@@ -120,8 +120,14 @@ async fn a_recorded_stream_gets_the_same_ids() {
                         let ids_of =
                             |v: &[Decision]| v.iter().map(Decision::id).collect::<Vec<_>>();
                         assert_eq!(ids_of(&back), ids_of(&ds), "seq {}", rec.seq);
-                        let key = |id: &str| id.rsplit_once('.').map(|(k, _)| k.to_string());
+                        let key = |id| wire::input_key(ids::DECISIONS, id);
                         assert_eq!(key(&again.msg_id), key(&rec.msg_id), "seq {}", rec.seq);
+                        assert_ne!(
+                            key(&rec.msg_id),
+                            rec.msg_id,
+                            "seq {}: no input key",
+                            rec.seq
+                        );
                         continue;
                     }
                     *checked.entry("decisions").or_default() += 1;

@@ -222,13 +222,7 @@ impl Processor for AlertProcessor {
     /// decisions of an input logged by an earlier release (incident decisions carried the whole
     /// incident before) are recognized and history is not written twice in two encodings.
     fn output_key<'a>(&self, msg_id: &'a str) -> &'a str {
-        match msg_id.strip_prefix(wire::ids::DECISIONS) {
-            Some(rest) => match rest.split_once('.') {
-                Some((seq, _)) => &msg_id[..wire::ids::DECISIONS.len() + seq.len()],
-                None => msg_id,
-            },
-            None => msg_id,
-        }
+        wire::input_key(wire::ids::DECISIONS, msg_id)
     }
 
     fn on_record(&mut self, r: &Record, out: &mut Outputs) -> Result<(), ProcessorError> {
