@@ -14,11 +14,13 @@
 //! - [`pgconn`]: connection admission of the Postgres endpoint (login timeout, slots).
 //! - [`pgguard`]: the sandbox on the Postgres endpoint (statement hook, guarded parser).
 //! - [`pgmaps`]: label maps leave the endpoint as JSON text.
+//! - [`json`]: query results (Arrow batches) as JSON rows and columns.
 
 pub mod archive;
 pub mod auth;
 pub mod catalog;
 pub mod directory;
+pub mod json;
 pub mod limits;
 pub mod pg;
 pub mod pgconn;

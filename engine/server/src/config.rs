@@ -42,7 +42,7 @@ pub struct Config {
     /// API tokens, open routes, rate limits.
     pub auth: crate::auth::AuthSettings,
     /// Grafana automation: where Grafana is, the data source, folder and rule group.
-    pub grafana: crate::grafana::GrafanaSettings,
+    pub grafana: aiops_grafana::GrafanaSettings,
     /// The outbound guard of every HTTP call aiops makes (workflow providers, scrapes and other
     /// pull sources, data source tests, Grafana): `allow` lists the loopback, private or
     /// link-local targets that may be reached (none by default). `[workflows] outbound_allow`
@@ -68,7 +68,7 @@ impl Default for Config {
             sql: crate::read::SqlSettings::default(),
             archive: aiops_read::archive::ArchiveConfig::default(),
             auth: crate::auth::AuthSettings::default(),
-            grafana: crate::grafana::GrafanaSettings::default(),
+            grafana: aiops_grafana::GrafanaSettings::default(),
         }
     }
 }

@@ -14,14 +14,14 @@
 //! - [`workflows`]: the workflow service (users, deploys, metrics); `sql`/`verify` answered by
 //!   the read side.
 //! - [`auth`]: bearer tokens, roles, rate limits and audit events on the HTTP API.
-//! - [`read`]: the Postgres endpoint, the archive's compaction, query results as JSON, `aiops sql`.
-//! - [`grafana`]: provisioning dashboards, alert rules and annotations in Grafana.
+//! - [`read`]: the Postgres endpoint, the archive's compaction, `aiops sql`.
 //! - [`http`]: the HTTP API — one router, a small state per area, one error type
 //!   ([`http::ApiError`]), the listener. Services never import it.
 //! - [`server`]: wires all of the above into `aiops run`.
 //!
 //! Everything that follows the log and appends back (the processors, the executor, pipelines,
-//! checkpoints) is in `aiops-runtime`.
+//! checkpoints) is in `aiops-runtime`; provisioning dashboards, alert rules and annotations in
+//! Grafana is `aiops-grafana` (the server gives it the read side and serves `/api/grafana/*`).
 
 pub mod alerting;
 pub mod auth;
@@ -29,7 +29,6 @@ pub use aiops_runtime::clock;
 pub mod config;
 pub mod datasources;
 pub mod follower;
-pub mod grafana;
 pub mod http;
 pub mod ingest;
 pub mod log_stats;

@@ -263,7 +263,7 @@ pub async fn run(
     .await
     .map_err(|e| ServerError::Read(e.to_string()))?;
     let addr = cfg.http.listen;
-    let grafana = Arc::new(crate::grafana::sync::GrafanaContext {
+    let grafana = Arc::new(aiops_grafana::sync::GrafanaContext {
         settings: cfg.grafana.clone(),
         pipelines_dir: cfg.pipelines.dir.clone(),
         pg_addr: read.pg_addr,

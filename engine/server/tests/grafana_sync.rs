@@ -9,7 +9,7 @@
 
 mod common;
 
-use aiops_server::grafana::macros::{QueryRange, expand};
+use aiops_grafana::macros::{QueryRange, expand};
 use common::grafana::{FakeGrafana, TOKEN};
 use common::{Aiops, wait_until};
 use serde_json::{Value, json};

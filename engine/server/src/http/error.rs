@@ -202,22 +202,32 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A failed query of the read side: the user's mistake (syntax, names, data, refused
+/// The HTTP status of a failed query: the user's mistake (syntax, names, data, refused
 /// statements) is 400; a limit the query ran into (time, memory, size, complexity) is 422; only
-/// an internal error (class XX, or 58 — the system) is 500, with a correlation id. The body
-/// carries the SQLSTATE.
+/// an internal error (class XX, or 58 — the system) is 500.
+pub fn query_status(code: &str) -> StatusCode {
+    match code {
+        "57014" | "53200" => StatusCode::UNPROCESSABLE_ENTITY,
+        c if c.starts_with("54") => StatusCode::UNPROCESSABLE_ENTITY,
+        c if c.starts_with("XX") || c.starts_with("58") => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// A failed query of the read side, with the status of [`query_status`] (a 500 gets a correlation
+/// id). The body carries the SQLSTATE.
 impl From<aiops_read::limits::QueryError> for ApiError {
     fn from(e: aiops_read::limits::QueryError) -> ApiError {
         ApiError::json(
-            crate::read::json::query_status(e.code),
+            query_status(e.code),
             json!({"error": e.message, "reason": "query", "sqlstate": e.code}),
         )
     }
 }
 
-impl From<crate::grafana::GrafanaError> for ApiError {
-    fn from(e: crate::grafana::GrafanaError) -> ApiError {
-        use crate::grafana::GrafanaError;
+impl From<aiops_grafana::GrafanaError> for ApiError {
+    fn from(e: aiops_grafana::GrafanaError) -> ApiError {
+        use aiops_grafana::GrafanaError;
         let (status, reason) = match &e {
             GrafanaError::NotConfigured(_) => (StatusCode::CONFLICT, "not_configured"),
             GrafanaError::Transport { .. } => (StatusCode::BAD_GATEWAY, "grafana_unreachable"),

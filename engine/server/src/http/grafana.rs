@@ -7,7 +7,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use crate::grafana::sync::{self, GrafanaContext, Scope};
+use aiops_grafana::sync::{self, GrafanaContext, Scope};
 use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;

@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use crate::pipelines::load::{self, PipelineSource};
 use crate::pipelines::{PipelineFiles, PipelinesConfig};
-use crate::read::json::{columns_json, rows_json};
+use aiops_read::json::{columns_json, rows_json};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -33,7 +33,7 @@ pub struct PipelinesState {
     /// The read side (a business metric's data), when it runs.
     pub read: Option<crate::read::ReadSide>,
     /// Grafana's description of the pipelines (the query of a metric's latest windows).
-    pub grafana: Arc<crate::grafana::sync::GrafanaContext>,
+    pub grafana: Arc<aiops_grafana::sync::GrafanaContext>,
 }
 
 /// `{"error": message, "reason": reason}` with `status`.
@@ -431,29 +431,29 @@ async fn data(
     let (from, to) = super::read::time_range(q.from.as_deref(), q.to.as_deref())?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
     let internal = |e: String| err(StatusCode::INTERNAL_SERVER_ERROR, "query", e);
-    let descs = crate::grafana::sync::describe(&st.grafana, &st.board, rs)
+    let descs = aiops_grafana::sync::describe(&st.grafana, &st.board, rs)
         .await
         .map_err(|e| internal(e.to_string()))?;
     let Some(sql) = descs
         .iter()
         .find(|d| d.name == name)
-        .and_then(|d| crate::grafana::dashboard::latest_sql(d, limit))
+        .and_then(|d| aiops_grafana::dashboard::latest_sql(d, limit))
     else {
         return Ok(axum::Json(
             json!({"name": name, "from": from, "to": to, "columns": [], "rows": []}),
         )
         .into_response());
     };
-    let range = crate::grafana::macros::QueryRange {
+    let range = aiops_grafana::macros::QueryRange {
         from_ms: from,
         to_ms: to,
         interval_ms: 60_000,
     };
-    let sql = crate::grafana::macros::expand(&sql, &range).map_err(|e| internal(e.to_string()))?;
+    let sql = aiops_grafana::macros::expand(&sql, &range).map_err(|e| internal(e.to_string()))?;
     let b = rs.query(&sql).await.map_err(|e| {
         // The query is aiops' own: only a limit it ran into (time, memory, size) is not a fault.
         err(
-            match crate::read::json::query_status(e.code) {
+            match super::error::query_status(e.code) {
                 StatusCode::UNPROCESSABLE_ENTITY => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },

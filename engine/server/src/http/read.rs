@@ -5,8 +5,8 @@
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use crate::auth::Caller;
-use crate::read::json::{columns_json, rows_json};
 use aiops_read::auth::{Role, TokenStore};
+use aiops_read::json::{columns_json, rows_json};
 use aiops_schemas::arrow_array::RecordBatch;
 use axum::Router;
 use axum::extract::{Path, Query, State};

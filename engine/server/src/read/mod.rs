@@ -3,9 +3,9 @@
 //! catalog).
 //!
 //! - [`state`]: the engine's live state (alerts, silences, incidents, executions) as tables.
-//! - [`json`]: query results (Arrow batches) as JSON rows and columns.
+//!
+//! Query results as JSON rows and columns are [`aiops_read::json`]'s.
 
-pub mod json;
 pub mod state;
 
 use aiops_log::EventLog;
@@ -215,6 +215,22 @@ impl ReadSide {
                 format!("query task failed: {e}"),
             )),
         }
+    }
+}
+
+/// The Grafana automation reads the pipelines' columns, incidents and deploys, and checks its
+/// generated queries, here.
+impl aiops_grafana::SqlSource for ReadSide {
+    fn query(
+        &self,
+        sql: &str,
+    ) -> impl std::future::Future<
+        Output = Result<
+            Vec<aiops_schemas::arrow_array::RecordBatch>,
+            aiops_read::limits::QueryError,
+        >,
+    > + Send {
+        ReadSide::query(self, sql)
     }
 }
 

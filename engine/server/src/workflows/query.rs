@@ -179,7 +179,7 @@ impl QueryEngine {
         let batches = self
             .run(q, params.get("params"), at_ms - window_ms, at_ms)
             .await?;
-        let rows = crate::read::json::rows_json(&batches).map_err(QueryError::of)?;
+        let rows = aiops_read::json::rows_json(&batches).map_err(QueryError::of)?;
         Ok(Value::Array(rows))
     }
 

@@ -1,9 +1,7 @@
-//! Query results as JSON: Arrow record batches → rows (objects) and columns (name, type), and
-//! the HTTP status a failed query maps to. Used by the HTTP API, Grafana sync and workflow `sql`
-//! steps alike.
+//! Query results as JSON: Arrow record batches → rows (objects) and columns (name, type). Used
+//! by the HTTP API, Grafana sync and workflow `sql` steps alike.
 
 use aiops_schemas::arrow_array::RecordBatch;
-use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 /// Why batches could not be turned into JSON rows (a bug or an unsupported column type).
@@ -48,16 +46,4 @@ pub fn columns_json(batches: &[RecordBatch]) -> Vec<Value> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The HTTP status of a failed query: the user's mistake (syntax, names, data, refused
-/// statements) is 400; a limit the query ran into (time, memory, size, complexity) is 422; only
-/// an internal error (class XX, or 58 — the system) is 500.
-pub fn query_status(code: &str) -> StatusCode {
-    match code {
-        "57014" | "53200" => StatusCode::UNPROCESSABLE_ENTITY,
-        c if c.starts_with("54") => StatusCode::UNPROCESSABLE_ENTITY,
-        c if c.starts_with("XX") || c.starts_with("58") => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    }
 }

@@ -9,9 +9,10 @@ use super::client::{GrafanaClient, Requests};
 use super::dashboard::{self, AlertDesc, ColumnKind, DataSourceRef, PipelineDesc};
 use super::macros::{self, QueryRange};
 use super::rules::{self, RuleTarget};
-use super::{GrafanaError, GrafanaSettings};
-use crate::read::ReadSide;
+use super::{GrafanaError, GrafanaSettings, SqlSource};
 use aiops_read::auth::{Role, TokenStore};
+use aiops_runtime::pipelines::load::read_dir;
+use aiops_runtime::pipelines::runner::InfoBoard;
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -97,9 +98,9 @@ fn run_err(what: &str, e: aiops_read::limits::QueryError) -> GrafanaError {
     }
 }
 
-async fn rows(rs: &ReadSide, what: &str, sql: &str) -> Result<Vec<Value>, GrafanaError> {
+async fn rows(rs: &impl SqlSource, what: &str, sql: &str) -> Result<Vec<Value>, GrafanaError> {
     let b = rs.query(sql).await.map_err(|e| run_err(what, e))?;
-    crate::read::json::rows_json(&b).map_err(|e| GrafanaError::Internal(e.to_string()))
+    aiops_read::json::rows_json(&b).map_err(|e| GrafanaError::Internal(e.to_string()))
 }
 
 fn alertname_re() -> &'static regex::Regex {
@@ -127,8 +128,8 @@ fn description(sql: &str) -> String {
 /// The read side fails.
 pub async fn describe(
     ctx: &GrafanaContext,
-    board: &crate::pipelines::runner::InfoBoard,
-    rs: &ReadSide,
+    board: &InfoBoard,
+    rs: &impl SqlSource,
 ) -> Result<Vec<PipelineDesc>, GrafanaError> {
     let running: Vec<(String, String)> = board
         .read()
@@ -137,7 +138,7 @@ pub async fn describe(
         .map(|p| (p.name.clone(), p.output.clone()))
         .collect();
     let mut sources: BTreeMap<String, String> = BTreeMap::new();
-    if let Ok(files) = crate::pipelines::load::read_dir(&ctx.pipelines_dir) {
+    if let Ok(files) = read_dir(&ctx.pipelines_dir) {
         for f in files {
             if let Some(stem) = f.file.file_stem().and_then(|s| s.to_str()) {
                 sources.insert(stem.to_string(), f.sql);
@@ -224,7 +225,7 @@ fn marker(kind: &str, id: &str) -> String {
     format!("aiops-{h:016x}")
 }
 
-async fn annotations(rs: &ReadSide, since_ms: i64) -> Result<Vec<Annotation>, GrafanaError> {
+async fn annotations(rs: &impl SqlSource, since_ms: i64) -> Result<Vec<Annotation>, GrafanaError> {
     let mut out = Vec::new();
     for r in rows(
         rs,
@@ -289,7 +290,7 @@ async fn annotations(rs: &ReadSide, since_ms: i64) -> Result<Vec<Annotation>, Gr
 }
 
 /// Runs every generated query on the read side as Grafana will send it (last 5 minutes).
-async fn check_queries(rs: &ReadSide, plan: &Plan, now_ms: i64) -> Result<(), GrafanaError> {
+async fn check_queries(rs: &impl SqlSource, plan: &Plan, now_ms: i64) -> Result<(), GrafanaError> {
     let range = QueryRange {
         from_ms: now_ms - 300_000,
         to_ms: now_ms,
@@ -326,7 +327,7 @@ async fn check_queries(rs: &ReadSide, plan: &Plan, now_ms: i64) -> Result<(), Gr
 
 fn load_keep(ctx: &GrafanaContext) -> BTreeSet<String> {
     let mut keep = BTreeSet::new();
-    for f in crate::pipelines::load::read_dir(&ctx.pipelines_dir).unwrap_or_default() {
+    for f in read_dir(&ctx.pipelines_dir).unwrap_or_default() {
         if let Some(stem) = f.file.file_stem().and_then(|s| s.to_str()) {
             keep.insert(dashboard::pipeline_uid(stem));
             keep.insert(rules::rule_uid(stem));
@@ -341,8 +342,8 @@ fn load_keep(ctx: &GrafanaContext) -> BTreeSet<String> {
 /// The read side fails, or a generated query does not run on it.
 pub async fn plan(
     ctx: &GrafanaContext,
-    board: &crate::pipelines::runner::InfoBoard,
-    rs: &ReadSide,
+    board: &InfoBoard,
+    rs: &impl SqlSource,
     scope: Scope,
     now_ms: i64,
 ) -> Result<Plan, GrafanaError> {

@@ -1,7 +1,12 @@
-//! Grafana automation: aiops provisions itself in a Grafana through Grafana's HTTP API — the
-//! PostgreSQL data source pointing at the Postgres endpoint, a folder, one dashboard per pipeline
-//! plus an overview dashboard (stable uids, written only when their content changed), Grafana
-//! alert rules for the SQL alert rules (on request), and incidents and deploys as annotations.
+//! Grafana automation of aiops: the engine provisions itself in a Grafana through Grafana's HTTP
+//! API — the PostgreSQL data source pointing at the Postgres endpoint, a folder, one dashboard per
+//! pipeline plus an overview dashboard (stable uids, written only when their content changed),
+//! Grafana alert rules for the SQL alert rules (on request), and incidents and deploys as
+//! annotations.
+//!
+//! The crate knows nothing of the engine process: what it reads (the pipelines' columns, the
+//! incidents and deploys, the check of every generated query) goes through [`SqlSource`], which
+//! the server implements over its read side.
 //!
 //! - [`macros`]: Grafana's PostgreSQL macro expansion, so generated panel queries are checked on
 //!   the read side exactly as Grafana will send them.
@@ -10,7 +15,8 @@
 //! - [`client`]: the Grafana HTTP client.
 //! - [`sync`]: reads what Grafana has, writes only the differences, reports what it did.
 //!
-//! Its HTTP routes (`/api/grafana/*`) are the server's `http::grafana`.
+//! Its settings are the `[grafana]` section of the server's config ([`GrafanaSettings`]); its HTTP
+//! routes (`/api/grafana/*`) are the server's `http::grafana`.
 
 pub mod client;
 pub mod dashboard;
@@ -19,7 +25,21 @@ pub mod rules;
 pub mod sync;
 
 use aiops_connectors::sinks::Secret;
+use aiops_read::limits::QueryError;
+use aiops_schemas::arrow_array::RecordBatch;
 use serde::Deserialize;
+use std::future::Future;
+
+/// The read side as the Grafana automation queries it: runs one read-only SQL statement under the
+/// read side's limits (the server implements it over its `ReadSide`).
+pub trait SqlSource: Sync {
+    /// The batches `sql` returns.
+    ///
+    /// # Errors
+    /// The statement is refused or fails, or runs into a limit.
+    fn query(&self, sql: &str)
+    -> impl Future<Output = Result<Vec<RecordBatch>, QueryError>> + Send;
+}
 
 /// `[grafana]`: where Grafana is and how aiops appears in it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

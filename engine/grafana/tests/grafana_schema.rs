@@ -6,7 +6,7 @@
 //! broken dashboard must fail the same check, so the check itself is known to bite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aiops_server::grafana::dashboard::{self, AlertDesc, ColumnKind, DataSourceRef, PipelineDesc};
+use aiops_grafana::dashboard::{self, AlertDesc, ColumnKind, DataSourceRef, PipelineDesc};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
