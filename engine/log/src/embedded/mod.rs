@@ -366,6 +366,7 @@ impl EventLog for EmbeddedLog {
             messages: next_seq - first_seq,
             bytes: segs.iter().map(|s| s.len).sum(),
             durability: self.cfg.durability(),
+            ..LogStats::default()
         })
     }
 

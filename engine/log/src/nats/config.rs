@@ -8,7 +8,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
-    /// Server URL, e.g. `nats://127.0.0.1:4222` (several comma-separated URLs of one cluster work).
+    /// Server URL, e.g. `nats://127.0.0.1:4222`, or the URLs of several servers of one cluster
+    /// separated by commas (`nats://h1:4222,nats://h2:4222,nats://h3:4222`): the client connects
+    /// to any of them and reconnects to another when its server goes away.
     pub url: String,
     /// Name of the JetStream stream holding the log (subjects `aiops.>`). Created when missing.
     /// Default `AIOPS`.
@@ -21,10 +23,13 @@ pub struct NatsConfig {
     pub max_age: Option<Duration>,
     /// Oldest messages are removed once the stream holds more bytes than this. Default: no limit.
     pub max_bytes: Option<u64>,
-    /// Copies of each message in a JetStream cluster (1, 3 or 5). Default 1.
+    /// Copies of each message in a JetStream cluster (1, 3 or 5): the stream is created (or
+    /// updated) with this many replicas. Default 1.
     pub replicas: usize,
     /// Monitoring endpoint of the server (`http://HOST:8222`), used once at connect to learn its
-    /// fsync policy for [`crate::LogStats::durability`]. Default: not asked, the policy is unknown.
+    /// fsync policy for [`crate::LogStats::durability`] and [`crate::LogStats::sync_policy`]
+    /// (in a cluster: one server's, which is assumed to be every server's). Default: not asked,
+    /// the policy is unknown.
     pub monitor_url: Option<String>,
     /// How long to wait for the TCP/TLS connection at start. Default `5s`.
     #[serde(with = "humantime_serde")]

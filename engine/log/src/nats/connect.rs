@@ -8,17 +8,43 @@ use async_nats::jetstream::{self, stream};
 /// Subjects of the log stream (DESIGN.md "Log layout").
 pub(super) const SUBJECTS: &str = "aiops.>";
 
-/// Connects and checks that the server runs JetStream.
+/// The server addresses of `url`: one URL, or several of one cluster separated by commas
+/// (`nats://h1:4222,nats://h2:4222`; a bare `h2:4222` means `nats://h2:4222`).
 ///
 /// # Errors
-/// [`LogError::Unavailable`] naming the URL when the server cannot be reached;
-/// [`LogError::Config`] when it runs without JetStream.
+/// [`LogError::Config`] when the list is empty or an entry is not a NATS URL.
+pub(super) fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, LogError> {
+    let addrs = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|e| LogError::Config(format!("bad NATS server URL {u:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if addrs.is_empty() {
+        return Err(LogError::Config(format!(
+            "no NATS server URL in {url:?}: give nats://HOST:PORT, or several comma-separated"
+        )));
+    }
+    Ok(addrs)
+}
+
+/// Connects to any of the configured servers (the client also reconnects to any of them, and
+/// to the cluster's other servers it learns of) and checks that the server runs JetStream.
+///
+/// # Errors
+/// [`LogError::Unavailable`] naming the URL when no server can be reached;
+/// [`LogError::Config`] when it runs without JetStream or a URL is malformed.
 pub(super) async fn client(cfg: &NatsConfig) -> Result<async_nats::Client, LogError> {
+    let addrs = server_addrs(&cfg.url)?;
+    tracing::debug!(servers = addrs.len(), url = %cfg.url, "connecting to NATS");
     let client = async_nats::ConnectOptions::new()
         .name("aiops")
         .connection_timeout(cfg.connect_timeout)
         .request_timeout(Some(cfg.request_timeout))
-        .connect(cfg.url.as_str())
+        .connect(addrs)
         .await
         .map_err(|e| {
             LogError::Unavailable(format!("cannot connect to NATS at {}: {e}", cfg.url))
@@ -137,4 +163,31 @@ pub(super) async fn stream(
             cfg.stream
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_comma_separated_urls_are_several_servers() {
+        let addrs = server_addrs("nats://127.0.0.1:4001, nats://127.0.0.1:4002,127.0.0.1:4003,")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ports: Vec<u16> = addrs.iter().map(async_nats::ServerAddr::port).collect();
+        assert_eq!(ports, [4001, 4002, 4003]);
+        assert!(matches!(server_addrs(" , "), Err(LogError::Config(_))));
+        assert!(matches!(
+            server_addrs("nats://a:1,nats://b:notaport"),
+            Err(LogError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn the_stream_is_created_with_the_configured_replicas() {
+        let mut cfg = NatsConfig::new("nats://127.0.0.1:4222");
+        cfg.replicas = 3;
+        assert_eq!(wanted(&cfg).num_replicas, 3);
+        cfg.replicas = 0;
+        assert_eq!(wanted(&cfg).num_replicas, 1);
+    }
 }

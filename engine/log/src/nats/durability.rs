@@ -18,9 +18,24 @@ enum Sync {
     Unknown(String),
 }
 
-/// One sentence on what an acknowledged append survives.
-pub(super) async fn describe(cfg: &NatsConfig, server_version: &str) -> String {
+/// What is known at connect about how the server keeps acknowledged appends.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Durability {
+    /// One sentence on what an acknowledged append survives ([`crate::LogStats::durability`]).
+    pub(super) sentence: String,
+    /// `always` or the fsync interval (`2m`); `None` when unknown
+    /// ([`crate::LogStats::sync_policy`]).
+    pub(super) sync_policy: Option<String>,
+}
+
+/// What an acknowledged append survives, and the server's fsync policy when it can be learnt.
+pub(super) async fn describe(cfg: &NatsConfig, server_version: &str) -> Durability {
     let policy = policy(cfg, server_version).await;
+    let sync_policy = match &policy {
+        Sync::Always => Some("always".to_string()),
+        Sync::Every(d, _) => Some(humantime::format_duration(*d).to_string()),
+        Sync::Unknown(_) => None,
+    };
     let mut s = match policy {
         Sync::Always => "JetStream fsyncs each message before acknowledging it (the server runs \
              with sync_interval: always): acknowledged appends survive a crash or power loss of \
@@ -45,7 +60,10 @@ pub(super) async fn describe(cfg: &NatsConfig, server_version: &str) -> String {
             cfg.replicas
         ));
     }
-    s
+    Durability {
+        sentence: s,
+        sync_policy,
+    }
 }
 
 fn version_below_2_10(v: &str) -> bool {

@@ -45,7 +45,7 @@ pub struct NatsLog {
     /// Publishes awaiting acks, over all appends (`max_inflight`).
     inflight: Arc<Semaphore>,
     closed: AtomicBool,
-    durability: String,
+    durability: durability::Durability,
     /// The wake-up signal; its sender is also held by the watcher task.
     notify: tokio::sync::watch::Sender<u64>,
     /// The watcher task, aborted on close and drop so no task outlives the log.
@@ -87,7 +87,7 @@ impl NatsLog {
         let stream = connect::stream(&js, &cfg).await?;
         let info = client.server_info();
         let durability = durability::describe(&cfg, &info.version).await;
-        tracing::info!(url = %cfg.url, stream = %cfg.stream, server_version = %info.version, replicas = cfg.replicas, durability = %durability, "event log on NATS JetStream");
+        tracing::info!(url = %cfg.url, stream = %cfg.stream, server_version = %info.version, replicas = cfg.replicas, sync_policy = ?durability.sync_policy, durability = %durability.sentence, "event log on NATS JetStream");
         let notify = tokio::sync::watch::Sender::new(
             stream.cached_info().state.last_sequence.saturating_add(1),
         );
@@ -183,6 +183,7 @@ impl EventLog for NatsLog {
         })?;
         let s = &info.state;
         let next_seq = s.last_sequence + 1;
+        let cluster = info.cluster.as_ref();
         Ok(LogStats {
             backend: "nats".to_string(),
             first_seq: if s.messages == 0 {
@@ -193,7 +194,13 @@ impl EventLog for NatsLog {
             next_seq,
             messages: s.messages,
             bytes: s.bytes,
-            durability: self.durability.clone(),
+            durability: self.durability.sentence.clone(),
+            replicas: Some(info.config.num_replicas),
+            sync_policy: self.durability.sync_policy.clone(),
+            cluster: cluster.and_then(|c| c.name.clone()),
+            leader: cluster.and_then(|c| c.leader.clone()),
+            cluster_peers: cluster.map(peers).unwrap_or_default(),
+            server: Some(self.client.server_info().server_name),
         })
     }
 
@@ -218,6 +225,38 @@ impl EventLog for NatsLog {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.notify.subscribe()
     }
+}
+
+/// The stream's replicas from its cluster info: the leader (which reports the others, so it is
+/// current by definition), then the followers by name.
+fn peers(c: &jetstream::stream::ClusterInfo) -> Vec<crate::ClusterPeer> {
+    let mut peers: Vec<crate::ClusterPeer> = c
+        .leader
+        .iter()
+        .map(|name| crate::ClusterPeer {
+            name: name.clone(),
+            leader: true,
+            current: true,
+            offline: false,
+            lag: Some(0),
+            active_ms: 0,
+        })
+        .collect();
+    let mut followers: Vec<crate::ClusterPeer> = c
+        .replicas
+        .iter()
+        .map(|p| crate::ClusterPeer {
+            name: p.name.clone(),
+            leader: false,
+            current: p.current,
+            offline: p.offline,
+            lag: p.lag,
+            active_ms: u64::try_from(p.active.as_millis()).unwrap_or(u64::MAX),
+        })
+        .collect();
+    followers.sort_by(|a, b| a.name.cmp(&b.name));
+    peers.extend(followers);
+    peers
 }
 
 impl Drop for NatsLog {

@@ -9,7 +9,8 @@ use clap::Subcommand;
 /// The subcommands of `aiops log`.
 #[derive(Debug, Subcommand)]
 pub enum LogCommand {
-    /// Counts, event-time range and bytes per kind, and the log's durability.
+    /// Counts, event-time range and bytes per kind, and the log's durability (with NATS: fsync
+    /// policy, replicas, stream leader and each replica's state).
     Stats {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -45,6 +46,42 @@ async fn stats(json: bool, cfg: &Config) -> Result<()> {
     );
     println!("bytes       {}", s.bytes);
     println!("durability  {}", s.durability);
+    if let Some(sync) = &s.sync_policy {
+        println!("fsync       {sync}");
+    }
+    if let Some(r) = s.replicas {
+        println!("replicas    {r}");
+    }
+    if let Some(c) = &s.cluster {
+        println!("cluster     {c}");
+    }
+    if let Some(l) = &s.leader {
+        println!("leader      {l}");
+    } else if s.replicas.is_some() {
+        println!("leader      none (being elected)");
+    }
+    if let Some(srv) = &s.server {
+        println!("connected   {srv}");
+    }
+    if !s.cluster_peers.is_empty() {
+        println!("peers");
+        for p in &s.cluster_peers {
+            let state = if p.leader {
+                "leader"
+            } else if p.offline {
+                "offline"
+            } else if p.current {
+                "current"
+            } else {
+                "catching up"
+            };
+            let lag = p.lag.map_or_else(|| "-".to_string(), |l| l.to_string());
+            println!(
+                "  {:<20} {:<12} lag {:<8} last seen {} ms ago",
+                p.name, state, lag, p.active_ms
+            );
+        }
+    }
     println!();
     println!(
         "{:<8} {:>10} {:>14} {:>14}  {:<24}  {:<24}",
