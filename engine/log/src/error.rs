@@ -39,6 +39,15 @@ pub enum LogError {
     /// The log was closed.
     #[error("log is closed")]
     Closed,
+    /// A fenced append was refused: another process took the work unit over (its fence message
+    /// is newer than ours). The caller must stop the unit; nothing it appends is wanted any more.
+    #[error("fenced out of {subject}: another node took this work unit over ({detail})")]
+    Fenced {
+        /// The fence subject.
+        subject: String,
+        /// What the backend said.
+        detail: String,
+    },
 }
 
 impl LogError {

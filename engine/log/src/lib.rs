@@ -42,11 +42,13 @@
 //! The shared behaviour both backends MUST have is one test suite, `tests/conformance.rs`, run
 //! against each.
 
+pub mod coord;
 pub mod embedded;
 pub mod error;
 pub mod nats;
 pub mod registry;
 
+pub use coord::{Blobs, Coordination, FencedLog, LeaseEntry, Leases};
 pub use error::LogError;
 pub use registry::{LogSpec, open};
 
@@ -97,6 +99,19 @@ pub struct Appended {
     pub seq: u64,
     /// True when the log already held this message id and stored nothing new.
     pub duplicate: bool,
+}
+
+/// A fence on appends: they are stored only while the last message on `subject` is still the
+/// one at `seq`. A work unit's owner appends a message on its fence subject when it takes the
+/// unit over and appends its outputs under the fence it got; once a successor appended its own
+/// fence message, every append of the former owner (a paused or partitioned process that has
+/// not noticed it lost its lease) is refused with [`LogError::Fenced`] instead of duplicating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The fence subject (`aiops.fence.<unit>`), written only by owners taking over.
+    pub subject: String,
+    /// Sequence of the owner's fence message on it.
+    pub seq: u64,
 }
 
 /// Size and range of the log, as the backend knows it without decoding payloads.
@@ -176,6 +191,31 @@ pub trait EventLog: Send + Sync + 'static {
     /// [`LogError::Unavailable`] when the backend cannot take writes now (a retry may help),
     /// [`LogError::Io`] on disk errors, [`LogError::InvalidMessage`] for a bad subject or id.
     async fn append(&self, msgs: Vec<AppendMessage>) -> Result<Vec<Appended>, LogError>;
+
+    /// Appends like [`EventLog::append`], but only while `fence` holds: once another message is
+    /// on the fence subject, the messages not yet stored are refused with
+    /// [`LogError::Fenced`] (those before the refusal may be stored; they precede the new
+    /// fence message, so the successor sees them).
+    ///
+    /// The default ignores the fence: a backend without it is written by one process (the
+    /// embedded log takes a lock on its directory), so there is nobody to fence out.
+    ///
+    /// # Errors
+    /// As [`EventLog::append`], and [`LogError::Fenced`].
+    async fn append_fenced(
+        &self,
+        msgs: Vec<AppendMessage>,
+        fence: &Fence,
+    ) -> Result<Vec<Appended>, LogError> {
+        let _ = fence;
+        self.append(msgs).await
+    }
+
+    /// Leases and shared blobs for several engine processes on this log (cluster mode), or
+    /// `None` for a backend one process owns.
+    fn coordination(&self) -> Option<std::sync::Arc<dyn Coordination>> {
+        None
+    }
 
     /// A reader positioned at the first stored message with sequence `>= from`.
     ///

@@ -53,7 +53,10 @@ pub struct OutputDedup {
 }
 
 impl OutputDedup {
-    /// Reads the log from `from` to its end and keeps the ids of messages `is_output` claims.
+    /// Reads the log from `from` to its head as it is now and keeps the ids of messages
+    /// `is_output` claims. The head is taken first: a log others keep appending to (ingest, on
+    /// a cluster) has no end to read to, and everything this processor appended before it
+    /// opened — or a previous owner before its fence — is before that head.
     ///
     /// # Errors
     /// [`LogError`] when the log cannot be read.
@@ -62,10 +65,11 @@ impl OutputDedup {
         from: u64,
         is_output: impl Fn(&str, &str) -> bool,
     ) -> Result<OutputDedup, LogError> {
-        Self::collect_keyed(log, from, is_output, |id| id).await
+        let head = log.stats().await?.next_seq;
+        Self::collect_keyed(log, from, head, is_output, |id| id).await
     }
 
-    /// [`OutputDedup::collect`] keeping `key(id)` instead of the id (see
+    /// [`OutputDedup::collect`] up to `until` (exclusive), keeping `key(id)` instead of the id (see
     /// [`Processor::output_key`](crate::processor::Processor::output_key)); ask with
     /// [`OutputDedup::is_new_key`].
     ///
@@ -74,17 +78,21 @@ impl OutputDedup {
     pub async fn collect_keyed(
         log: &dyn EventLog,
         from: u64,
+        until: u64,
         is_output: impl Fn(&str, &str) -> bool,
         key: impl Fn(&str) -> &str,
     ) -> Result<OutputDedup, LogError> {
         let mut seen = HashSet::new();
         let mut r = log.reader(from).await?;
-        loop {
+        while r.position() < until {
             let batch = r.next_batch(BATCH).await?;
             if batch.is_empty() {
                 break;
             }
             for rec in batch {
+                if rec.seq >= until {
+                    break;
+                }
                 if is_output(&rec.subject, &rec.msg_id) {
                     seen.insert(key(&rec.msg_id).to_string());
                 }
@@ -185,6 +193,30 @@ pub struct DriverOptions {
     pub checkpoint_every: Duration,
     /// Where the position and command outcomes are published.
     pub progress: Arc<CommandProgress>,
+    /// Whether checkpoints are written (false: the store is only restored from — a node
+    /// following a unit another node owns keeps its state live for reads and writes nothing).
+    pub write_checkpoints: bool,
+}
+
+impl DriverOptions {
+    /// A cluster work unit's driver: the owner appends and checkpoints to `store`; a follower
+    /// only restores from it and appends nothing.
+    pub fn unit(
+        store: Store,
+        owner: bool,
+        start: u64,
+        checkpoint_every: Duration,
+        progress: Arc<CommandProgress>,
+    ) -> DriverOptions {
+        DriverOptions {
+            store: Some(store),
+            append: owner,
+            start,
+            checkpoint_every,
+            progress,
+            write_checkpoints: owner,
+        }
+    }
 }
 
 /// Drives one [`Processor`] over the log; see the module documentation for the protocol.
@@ -194,6 +226,7 @@ pub struct Driver<P: Processor> {
     reader: Box<dyn LogReader>,
     store: Option<Store>,
     append: bool,
+    write_checkpoints: bool,
     dedup: OutputDedup,
     progress: Arc<CommandProgress>,
     config_hash: u64,
@@ -259,6 +292,7 @@ impl<P: Processor> Driver<P> {
             OutputDedup::collect_keyed(
                 &*log,
                 head,
+                stats.next_seq,
                 |s, id| processor.is_output(s, id),
                 |id| processor.output_key(id),
             )
@@ -274,6 +308,7 @@ impl<P: Processor> Driver<P> {
             reader,
             store: opts.store,
             append: opts.append,
+            write_checkpoints: opts.write_checkpoints,
             dedup,
             progress: opts.progress,
             config_hash,
@@ -339,7 +374,7 @@ impl<P: Processor> Driver<P> {
         drop(guard);
         match res {
             Ok(()) => {
-                if self.store.is_some() && self.cadence.due() {
+                if self.writes_checkpoints() && self.cadence.due() {
                     self.checkpoint_beside().await?;
                 }
                 Ok(records.len())
@@ -361,6 +396,10 @@ impl<P: Processor> Driver<P> {
         let mut outcomes = Vec::new();
         let mut out = Outputs::default();
         for r in records {
+            // Fence messages belong to the cluster's ownership protocol, not to any processor.
+            if crate::wire::is_fence(&r.subject) {
+                continue;
+            }
             self.processor.on_record(r, &mut out)?;
             if let Some(o) = out.outcome.take() {
                 outcomes.push((r.seq, o));
@@ -402,7 +441,12 @@ impl<P: Processor> Driver<P> {
         Ok(())
     }
 
-    /// Writes the position, log head and state (nothing without a store).
+    fn writes_checkpoints(&self) -> bool {
+        self.store.is_some() && self.write_checkpoints
+    }
+
+    /// Writes the position, log head and state (nothing without a store, or when the driver
+    /// only restores from it).
     ///
     /// # Errors
     /// [`DriverError`] when the state cannot be serialized or the store fails.
@@ -410,6 +454,9 @@ impl<P: Processor> Driver<P> {
         // A periodic checkpoint still being written must land first: an older state written
         // after this one would move the checkpoint back.
         self.join_background().await?;
+        if !self.write_checkpoints {
+            return Ok(());
+        }
         let Some(store) = &self.store else {
             return Ok(());
         };
@@ -511,7 +558,7 @@ impl<P: Processor> Driver<P> {
                 let due_in = Duration::from_millis(u64::try_from(t - now).unwrap_or(0));
                 wait = wait.min(due_in.max(tick_in));
             }
-            if self.store.is_some()
+            if self.writes_checkpoints()
                 && let Some(c) = self.cadence.time_left()
             {
                 // While a checkpoint is being written a due one waits; do not spin meanwhile.
@@ -549,6 +596,7 @@ impl<P: Processor> Driver<P> {
                 start: first,
                 checkpoint_every: Duration::MAX,
                 progress: Arc::new(CommandProgress::default()),
+                write_checkpoints: true,
             },
         )
         .await

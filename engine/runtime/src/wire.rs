@@ -26,6 +26,10 @@ pub const LATE_PREFIX: &str = aiops_schemas::derived::LATE_PREFIX;
 pub const ALERTS_PREFIX: &str = "aiops.alerts.";
 /// Prefix of event batches (`aiops.events.<partition>`).
 pub const EVENTS_PREFIX: &str = "aiops.events.";
+/// Prefix of work units' fence subjects (`aiops.fence.<unit>`, cluster mode): an owner appends
+/// one message there when it takes a unit over and appends its outputs fenced by it
+/// ([`aiops_log::Fence`]). No processor reads them.
+pub const FENCE_PREFIX: &str = "aiops.fence.";
 
 /// Message-id prefixes, each with who writes it and on which subjects.
 pub mod ids {
@@ -61,6 +65,9 @@ pub mod ids {
     pub const INGEST_CONTENT: &str = "c";
     /// Ingest without an id basis: `u<boot>-<counter>-<batch>-<partition>`.
     pub const INGEST_UNIQUE: &str = "u";
+    /// Fence messages of cluster mode: `f.<unit>.<node>.<lease revision>` on
+    /// [`super::FENCE_PREFIX`] subjects.
+    pub const FENCE: &str = "f.";
 
     /// Every prefix with its name, for the wire test and `docs/runtime.md`.
     pub const ALL: &[(&str, &str)] = &[
@@ -78,6 +85,7 @@ pub mod ids {
         ("ingest_keyed", INGEST_KEYED),
         ("ingest_content", INGEST_CONTENT),
         ("ingest_unique", INGEST_UNIQUE),
+        ("fence", FENCE),
     ];
 }
 
@@ -97,6 +105,24 @@ pub fn input_key<'a>(prefix: &str, msg_id: &'a str) -> &'a str {
 /// hashes that tie a checkpoint to its configuration).
 pub fn hash(bytes: &[u8]) -> u64 {
     aiops_schemas::partition::fnv1a(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+/// Whether `subject` is a work unit's fence subject.
+pub fn is_fence(subject: &str) -> bool {
+    subject.starts_with(FENCE_PREFIX)
+}
+
+/// The fence message a node appends when it takes `unit` over under lease `revision`; its
+/// sequence becomes the [`aiops_log::Fence`] of the unit's appends.
+pub fn fence_message(unit: &str, node: &str, revision: u64, now_ms: i64) -> AppendMessage {
+    let payload = serde_json::json!({"type": "fence", "unit": unit, "node": node, "revision": revision, "at_ms": now_ms});
+    AppendMessage {
+        subject: format!("{FENCE_PREFIX}{unit}"),
+        msg_id: format!("{}{unit}.{node}.{revision}", ids::FENCE),
+        time_min_ms: now_ms,
+        time_max_ms: now_ms,
+        payload: Bytes::from(payload.to_string()),
+    }
 }
 
 /// Whether `(subject, msg_id)` is a clock tick.

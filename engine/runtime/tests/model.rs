@@ -65,6 +65,7 @@ fn opts(store: &Store, start: u64) -> DriverOptions {
         // Checkpoints only where the test says.
         checkpoint_every: Duration::MAX,
         progress: Arc::new(CommandProgress::default()),
+        write_checkpoints: true,
     }
 }
 

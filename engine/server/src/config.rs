@@ -48,6 +48,8 @@ pub struct Config {
     /// link-local targets that may be reached (none by default). `[workflows] outbound_allow`
     /// is merged into it.
     pub outbound: aiops_connectors::outbound::OutboundPolicy,
+    /// Cluster mode (`--node NAME` with a `nats://` log): this node's name, the lease TTL.
+    pub cluster: aiops_runtime::cluster::ClusterSettings,
 }
 
 impl Default for Config {
@@ -69,6 +71,7 @@ impl Default for Config {
             archive: aiops_read::archive::ArchiveConfig::default(),
             auth: crate::auth::AuthSettings::default(),
             grafana: aiops_grafana::GrafanaSettings::default(),
+            cluster: aiops_runtime::cluster::ClusterSettings::default(),
         }
     }
 }

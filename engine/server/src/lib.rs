@@ -25,6 +25,7 @@
 
 pub mod alerting;
 pub mod auth;
+pub mod cluster;
 pub use aiops_runtime::clock;
 pub mod config;
 pub mod datasources;

@@ -8,9 +8,10 @@ use crate::http::{self, AppState, router};
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
 use aiops_log::{EventLog, LogError, LogSpec};
+use aiops_runtime::cluster::DriverUnit;
 use aiops_runtime::store::Store;
 use aiops_runtime::templates::processor::TemplateProcessor;
-use aiops_runtime::{Driver, DriverOptions};
+use aiops_runtime::{Driver, DriverOptions, Processor};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +61,9 @@ pub enum ServerError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
+    /// Cluster mode could not start.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// The log spec for a config: the embedded log in `<data_dir>/log` or NATS at `cfg.log`.
@@ -157,78 +161,129 @@ pub async fn run(
         stop_rx.clone(),
     )
     .map_err(|e| ServerError::Read(e.to_string()))?;
+    let mut cluster = crate::cluster::Cluster::open(&cfg, &log).await?;
     let board = crate::pipelines::runner::InfoBoard::default();
-    let store =
-        crate::pipelines::store::Store::open(&crate::pipelines::rebuild::store_dir(&cfg.data_dir))
+    let supervisor = match &mut cluster {
+        Some(c) => {
+            // Refuse a bad pipeline set at start, as single-node does; the unit runs it.
+            let sources = crate::pipelines::load::read_dir(&cfg.pipelines.dir)
+                .map_err(|e| ServerError::Pipelines(e.to_string()))?;
+            let tables = crate::pipelines::load::tables(&cfg.pipelines.dir)
+                .map_err(|e| ServerError::Pipelines(e.to_string()))?;
+            crate::pipelines::load::compile_all(&sources, &tables, cfg.pipelines.runtime())
+                .await
+                .map_err(|e| ServerError::Pipelines(e.to_string()))?;
+            c.add(Arc::new(
+                aiops_runtime::pipelines::supervisor::PipelinesUnit::new(
+                    cfg.pipelines.clone(),
+                    board.clone(),
+                    c.blobs.clone(),
+                ),
+            ));
+            None
+        }
+        None => {
+            let store = crate::pipelines::store::Store::open(
+                &crate::pipelines::rebuild::store_dir(&cfg.data_dir),
+            )
             .map_err(|e| ServerError::Pipelines(e.to_string()))?;
-    let supervisor = crate::pipelines::supervisor::start(
-        log.clone(),
-        cfg.pipelines.clone(),
-        store,
-        board.clone(),
-        stop_rx.clone(),
-    )
-    .await
-    .map_err(ServerError::Pipelines)?;
+            Some(
+                crate::pipelines::supervisor::start(
+                    log.clone(),
+                    cfg.pipelines.clone(),
+                    store,
+                    board.clone(),
+                    stop_rx.clone(),
+                )
+                .await
+                .map_err(ServerError::Pipelines)?,
+            )
+        }
+    };
     let first = log.stats().await?.first_seq;
     let (acfg, atext) = cfg.alerting.load().map_err(ServerError::Alerting)?;
-    let alerting = AlertingHandle::new(aiops_alerting::AlertEngine::new(acfg), atext);
-    let adriver = Driver::open(
-        log.clone(),
-        AlertProcessor::new(alerting.clone()),
-        DriverOptions {
-            store: Some(
-                Store::open(&crate::alerting::store_dir(&cfg.data_dir))
-                    .map_err(|e| ServerError::Alerting(e.to_string()))?,
-            ),
-            append: true,
-            start: first,
-            checkpoint_every: cfg.alerting.checkpoint_interval,
-            progress: alerting.progress.clone(),
-        },
-    )
-    .await
-    .map_err(|e| ServerError::Alerting(e.to_string()))?;
-    let tick = cfg.alerting.tick_interval;
-    let arx = stop_rx.clone();
-    tasks.spawn(async move {
-        if let Err(e) = adriver.follow(tick, arx).await {
-            tracing::error!(error = %e, "alerting stopped");
-        }
-    });
+    let alerting = AlertingHandle::new(aiops_alerting::AlertEngine::new(acfg.clone()), atext);
+    if let Some(c) = &mut cluster {
+        let handle = alerting.clone();
+        c.add(Arc::new(DriverUnit::new(
+            AlertProcessor::NAME,
+            log.clone(),
+            c.blobs.clone(),
+            Box::new(move |_owner, _log| {
+                // Fresh state: the driver restores the checkpoint into it or rebuilds.
+                *handle.engine.write() = aiops_alerting::AlertEngine::new(acfg.clone());
+                Ok(AlertProcessor::new(handle.clone()))
+            }),
+            cfg.alerting.checkpoint_interval,
+            cfg.alerting.tick_interval,
+            alerting.progress.clone(),
+        )));
+    } else {
+        spawn_driver(
+            log.clone(),
+            AlertProcessor::new(alerting.clone()),
+            &crate::alerting::store_dir(&cfg.data_dir),
+            first,
+            cfg.alerting.checkpoint_interval,
+            cfg.alerting.tick_interval,
+            alerting.progress.clone(),
+            stop_rx.clone(),
+            &mut tasks,
+        )
+        .await
+        .map_err(ServerError::Alerting)?;
+    }
     let templates = if cfg.templates.enabled {
         let processor = TemplateProcessor::new(&cfg.templates)
             .map_err(|e| ServerError::Templates(e.to_string()))?;
         let handle = processor.handle();
-        let tdriver = Driver::open(
-            log.clone(),
-            processor,
-            DriverOptions {
-                store: Some(
-                    Store::open(&aiops_runtime::templates::store_dir(&cfg.data_dir))
-                        .map_err(|e| ServerError::Templates(e.to_string()))?,
-                ),
-                append: true,
-                start: first,
-                checkpoint_every: cfg.templates.checkpoint_interval,
-                progress: handle.progress.clone(),
-            },
-        )
-        .await
-        .map_err(|e| ServerError::Templates(e.to_string()))?;
-        let trx = stop_rx.clone();
-        tasks.spawn(async move {
+        if let Some(c) = &mut cluster {
+            let (h, settings) = (handle.clone(), cfg.templates.clone());
+            c.add(Arc::new(DriverUnit::new(
+                TemplateProcessor::NAME,
+                log.clone(),
+                c.blobs.clone(),
+                Box::new(move |_owner, _log| {
+                    TemplateProcessor::with_handle(h.clone(), &settings)
+                        .map_err(|e| aiops_runtime::ProcessorError::new(TemplateProcessor::NAME, e))
+                }),
+                cfg.templates.checkpoint_interval,
+                Duration::from_secs(3600),
+                handle.progress.clone(),
+            )));
+            Some(handle)
+        } else {
             // The miner has no timers: the tick interval is never used.
-            if let Err(e) = tdriver.follow(Duration::from_secs(3600), trx).await {
-                tracing::error!(error = %e, "template mining stopped");
-            }
-        });
-        Some(handle)
+            spawn_driver(
+                log.clone(),
+                processor,
+                &aiops_runtime::templates::store_dir(&cfg.data_dir),
+                first,
+                cfg.templates.checkpoint_interval,
+                Duration::from_secs(3600),
+                handle.progress.clone(),
+                stop_rx.clone(),
+                &mut tasks,
+            )
+            .await
+            .map_err(ServerError::Templates)?;
+            Some(handle)
+        }
     } else {
         None
     };
     let workflows = if cfg.workflows.enabled {
-        Some(start_workflows(&cfg, log.clone(), first, &stop_rx, &mut tasks).await?)
+        Some(
+            start_workflows(
+                &cfg,
+                log.clone(),
+                first,
+                &stop_rx,
+                &mut tasks,
+                cluster.as_mut(),
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -262,6 +317,10 @@ pub async fn run(
     )
     .await
     .map_err(|e| ServerError::Read(e.to_string()))?;
+    let cluster_board = cluster.as_ref().map(|c| c.board.clone());
+    if let Some(c) = cluster {
+        tasks.spawn(c.run(log.clone(), stop_rx.clone()));
+    }
     let addr = cfg.http.listen;
     let grafana = Arc::new(aiops_grafana::sync::GrafanaContext {
         settings: cfg.grafana.clone(),
@@ -291,6 +350,7 @@ pub async fn run(
             workflows: workflows.clone(),
             templates,
             read: Some(read.clone()),
+            cluster: cluster_board,
         },
         ingest: http::ingest::IngestState {
             ingestor,
@@ -328,11 +388,50 @@ pub async fn run(
     tracing::info!("shutting down: stopping sources, closing the log");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
-    if let Err(e) = supervisor.await {
+    if let Some(supervisor) = supervisor
+        && let Err(e) = supervisor.await
+    {
         tracing::error!(error = %e, "pipeline supervisor panicked");
     }
     log.close().await?;
     served.map_err(ServerError::Serve)
+}
+
+/// Single-node: opens `processor`'s driver over the sled store in `store_dir` and follows the
+/// log in a task until shutdown.
+#[allow(clippy::too_many_arguments)]
+async fn spawn_driver<P: Processor>(
+    log: Arc<dyn EventLog>,
+    processor: P,
+    store_dir: &std::path::Path,
+    first: u64,
+    checkpoint_every: Duration,
+    tick: Duration,
+    progress: Arc<aiops_runtime::CommandProgress>,
+    stop_rx: watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Result<(), String> {
+    let store = Store::open(store_dir).map_err(|e| e.to_string())?;
+    let driver = Driver::open(
+        log,
+        processor,
+        DriverOptions {
+            store: Some(store),
+            append: true,
+            start: first,
+            checkpoint_every,
+            progress,
+            write_checkpoints: true,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    tasks.spawn(async move {
+        if let Err(e) = driver.follow(tick, stop_rx).await {
+            tracing::error!(processor = P::NAME, error = %e, "{} stopped", P::WHAT);
+        }
+    });
+    Ok(())
 }
 
 /// Starts the workflow runner and the executor: compiles the workflow and strategy files (a bad
@@ -344,6 +443,7 @@ async fn start_workflows(
     first: u64,
     stop_rx: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
+    cluster: Option<&mut crate::cluster::Cluster>,
 ) -> Result<Arc<crate::workflows::service::WorkflowsService>, ServerError> {
     use crate::workflows::{codec, executor, processor, query};
     let w = &cfg.workflows;
@@ -373,6 +473,37 @@ async fn start_workflows(
         Some(cfg.pipelines.dir.join("tables")),
         cfg.sql.limits(),
     ));
+    if let Some(c) = cluster {
+        // Every node records its files as the deployed set (the same files give the same set);
+        // the unit's owner runs the engine and the executor.
+        let msg = codec::control_message(
+            codec::WorkflowCommand::Deployed {
+                workflows: deployed.workflows.clone(),
+                strategies: deployed.strategies.clone(),
+            },
+            crate::clock::now_ms(),
+        )
+        .map_err(|e| ServerError::Workflows(e.to_string()))?;
+        if deployed != processor::Deployed::default() {
+            log.append(vec![msg]).await?;
+        }
+        c.add(Arc::new(
+            aiops_runtime::workflows::unit::WorkflowsUnit::new(
+                handle.clone(),
+                log.clone(),
+                c.blobs.clone(),
+                query,
+                w.max_in_flight,
+                w.sql_window,
+                w.checkpoint_interval,
+                w.tick_interval,
+            ),
+        ));
+        let api =
+            crate::workflows::service::WorkflowsService::new(handle, log, w.dir.clone(), &w.users)
+                .map_err(|e| ServerError::Workflows(e.to_string()))?;
+        return Ok(Arc::new(api));
+    }
     let exec = executor::Executor::new(
         handle.clone(),
         log.clone(),
@@ -392,6 +523,7 @@ async fn start_workflows(
             start: first,
             checkpoint_every: w.checkpoint_interval,
             progress: handle.progress.clone(),
+            write_checkpoints: true,
         },
     )
     .await

@@ -16,6 +16,7 @@
 
 pub mod config;
 mod connect;
+mod coord;
 mod durability;
 pub mod durable;
 mod fetch;
@@ -29,7 +30,9 @@ pub use config::NatsConfig;
 pub use durable::DurableReader;
 pub use reader::NatsReader;
 
-use crate::{AppendMessage, Appended, EventLog, LogError, LogReader, LogStats};
+use crate::{
+    AppendMessage, Appended, Coordination, EventLog, Fence, LogError, LogReader, LogStats,
+};
 use async_nats::jetstream::{self, stream::Stream};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -128,6 +131,15 @@ impl NatsLog {
         .await
     }
 
+    fn publisher(&self) -> publish::Publisher<'_> {
+        publish::Publisher {
+            js: &self.js,
+            inflight: &self.inflight,
+            url: &self.cfg.url,
+            max_payload: self.client.server_info().max_payload,
+        }
+    }
+
     fn check_open(&self) -> Result<(), LogError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(LogError::Closed);
@@ -148,14 +160,24 @@ impl NatsLog {
 impl EventLog for NatsLog {
     async fn append(&self, msgs: Vec<AppendMessage>) -> Result<Vec<Appended>, LogError> {
         self.check_open()?;
-        publish::Publisher {
-            js: &self.js,
-            inflight: &self.inflight,
-            url: &self.cfg.url,
-            max_payload: self.client.server_info().max_payload,
-        }
-        .append(msgs)
-        .await
+        self.publisher().append(msgs, None).await
+    }
+
+    async fn append_fenced(
+        &self,
+        msgs: Vec<AppendMessage>,
+        fence: &Fence,
+    ) -> Result<Vec<Appended>, LogError> {
+        self.check_open()?;
+        self.publisher().append(msgs, Some(fence)).await
+    }
+
+    fn coordination(&self) -> Option<Arc<dyn Coordination>> {
+        Some(Arc::new(coord::NatsCoordination {
+            js: self.js.clone(),
+            replicas: self.cfg.replicas,
+            url: self.cfg.url.clone(),
+        }))
     }
 
     async fn reader(&self, from: u64) -> Result<Box<dyn LogReader>, LogError> {

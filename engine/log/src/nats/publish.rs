@@ -3,7 +3,7 @@
 //! calls; then the acks are awaited in order.
 
 use super::record;
-use crate::{AppendMessage, Appended, LogError};
+use crate::{AppendMessage, Appended, Fence, LogError};
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,6 +19,12 @@ pub(super) struct Publisher<'a> {
 
 type Pending = (PublishAckFuture, OwnedSemaphorePermit);
 
+/// Store only if the last message on the subject named by the next header has this sequence.
+const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
+/// The subject the expected-last-subject-sequence check applies to (instead of the message's
+/// own subject).
+const EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
+
 impl Publisher<'_> {
     /// Publishes `msgs` in order and returns their outcomes in the same order.
     ///
@@ -27,10 +33,27 @@ impl Publisher<'_> {
     /// than the server accepts; [`LogError::Unavailable`] when a publish is not acknowledged in
     /// time (any subset may then be stored; a retry with the same ids is safe);
     /// [`LogError::Closed`] when the log closed meanwhile.
-    pub async fn append(&self, msgs: Vec<AppendMessage>) -> Result<Vec<Appended>, LogError> {
+    /// With a `fence`, every message carries JetStream's expected-last-subject-sequence check
+    /// on the fence subject (`Nats-Expected-Last-Subject-Sequence` with
+    /// `Nats-Expected-Last-Subject-Sequence-Subject`, nats-server 2.11 and later): the server
+    /// stores it only while the fence message is still the last on that subject, which lets
+    /// pipelined publishes share one condition.
+    pub async fn append(
+        &self,
+        msgs: Vec<AppendMessage>,
+        fence: Option<&Fence>,
+    ) -> Result<Vec<Appended>, LogError> {
         for m in &msgs {
             crate::validate(m)?;
-            let size = record::wire_size(m);
+            // A fence adds its two headers ("Name: value\r\n" each, 20 digits bound a u64).
+            let size = record::wire_size(m)
+                + fence.map_or(0, |f| {
+                    EXPECTED_LAST_SUBJECT_SEQUENCE.len()
+                        + 24
+                        + EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT.len()
+                        + f.subject.len()
+                        + 4
+                });
             if self.max_payload > 0 && size > self.max_payload {
                 return Err(LogError::InvalidMessage(format!(
                     "message {} is {size} bytes, more than the NATS server's max_payload of {}",
@@ -48,7 +71,7 @@ impl Publisher<'_> {
                     Err(TryAcquireError::NoPermits) => match pending.pop_front() {
                         // Free one of ours rather than wait on others while holding permits:
                         // that way concurrent calls cannot wait on each other forever.
-                        Some(p) => out.push(self.ack(p).await?),
+                        Some(p) => out.push(self.ack(p, fence).await?),
                         None => {
                             break self
                                 .inflight
@@ -60,7 +83,11 @@ impl Publisher<'_> {
                     },
                 }
             };
-            let headers = record::headers_for(&m);
+            let mut headers = record::headers_for(&m);
+            if let Some(f) = fence {
+                headers.insert(EXPECTED_LAST_SUBJECT_SEQUENCE, f.seq.to_string().as_str());
+                headers.insert(EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT, f.subject.as_str());
+            }
             let fut = self
                 .js
                 .publish_with_headers(m.subject, headers, m.payload)
@@ -69,13 +96,23 @@ impl Publisher<'_> {
             pending.push_back((fut, permit));
         }
         while let Some(p) = pending.pop_front() {
-            out.push(self.ack(p).await?);
+            out.push(self.ack(p, fence).await?);
         }
         Ok(out)
     }
 
-    async fn ack(&self, (fut, _permit): Pending) -> Result<Appended, LogError> {
-        let ack = fut.await.map_err(|e| self.unavailable(e.kind(), &e))?;
+    async fn ack(
+        &self,
+        (fut, _permit): Pending,
+        fence: Option<&Fence>,
+    ) -> Result<Appended, LogError> {
+        let ack = fut.await.map_err(|e| match (e.kind(), fence) {
+            (PublishErrorKind::WrongLastSequence, Some(f)) => LogError::Fenced {
+                subject: f.subject.clone(),
+                detail: format!("our fence is at {}; the server said: {e}", f.seq),
+            },
+            (kind, _) => self.unavailable(kind, &e),
+        })?;
         Ok(Appended {
             seq: ack.sequence,
             duplicate: ack.duplicate,

@@ -51,6 +51,25 @@ impl Store {
         })
     }
 
+    /// The pipelines' view of an open store (cluster mode: a blob-backed one).
+    pub fn from_store(inner: crate::store::Store) -> Store {
+        Store { inner }
+    }
+
+    /// The position of every pipeline's checkpoint.
+    ///
+    /// # Errors
+    /// [`StoreError`] when reading fails or an entry is damaged.
+    pub fn positions(&self) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::new();
+        for name in self.inner.names(META)? {
+            if let Some(ck) = self.load(&name)? {
+                out.push(ck.position);
+            }
+        }
+        Ok(out)
+    }
+
     /// The checkpoint of pipeline `name`, if any.
     ///
     /// # Errors

@@ -66,7 +66,7 @@ pub async fn start(
     store: Store,
     board: InfoBoard,
     shutdown: watch::Receiver<bool>,
-) -> Result<tokio::task::JoinHandle<()>, String> {
+) -> Result<tokio::task::JoinHandle<Result<(), String>>, String> {
     let sources = load::read_dir(&cfg.dir).map_err(|e| e.to_string())?;
     let tables = load::tables(&cfg.dir).map_err(|e| e.to_string())?;
     let compiled = load::compile_all(&sources, &tables, cfg.runtime())
@@ -86,13 +86,13 @@ async fn supervise(
     mut shutdown: watch::Receiver<bool>,
     mut sources: Vec<PipelineSource>,
     mut compiled: Vec<aiops_sql::runtime::StreamingPipeline>,
-) {
+) -> Result<(), String> {
     loop {
         let first = match log.stats().await {
             Ok(s) => s.first_seq,
             Err(e) => {
                 tracing::error!(error = %e, "pipelines cannot read the log; not running");
-                return;
+                return Err(e.to_string());
             }
         };
         let runner = match Runner::new(
@@ -109,7 +109,7 @@ async fn supervise(
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "pipelines could not start");
-                return;
+                return Err(e.to_string());
             }
         };
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -126,17 +126,22 @@ async fn supervise(
                     if let Ok(Err(e)) = task.await {
                         tracing::error!(error = %e, "pipelines stopped with an error");
                     }
-                    return;
+                    return Ok(());
                 }
                 res = &mut task => {
-                    match res {
-                        Ok(Err(e)) => tracing::error!(error = %e, "pipelines stopped: restart the engine to resume from the last checkpoint"),
-                        Ok(Ok(())) => {}
-                        Err(e) => tracing::error!(error = %e, "pipeline task panicked"),
-                    }
-                    // Wait for shutdown; the board shows the failure.
-                    let _ = shutdown.changed().await;
-                    return;
+                    // The board shows the failure; single-node, the engine keeps serving, and
+                    // in cluster mode the unit stops and starts again (or moves).
+                    return match res {
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "pipelines stopped: restart the engine to resume from the last checkpoint");
+                            Err(e.to_string())
+                        }
+                        Ok(Ok(())) => Ok(()),
+                        Err(e) => {
+                            tracing::error!(error = %e, "pipeline task panicked");
+                            Err(e.to_string())
+                        }
+                    };
                 }
                 _ = tokio::time::sleep(interval) => {
                     let Ok(new) = load::read_dir(&cfg.dir) else { continue };
@@ -187,5 +192,51 @@ async fn supervise(
         board.write().refused.clear();
         sources = new_sources;
         compiled = set;
+    }
+}
+
+/// All SQL pipelines as one cluster work unit (`pipelines`): owned, the supervisor runs them
+/// over the fenced log with their checkpoints in the cluster's blob store; followers run
+/// nothing (pipeline outputs are in the log for every node to read).
+pub struct PipelinesUnit {
+    cfg: PipelinesConfig,
+    board: InfoBoard,
+    blobs: Arc<dyn aiops_log::Blobs>,
+}
+
+impl PipelinesUnit {
+    /// The unit's name: its lease, fence subject and checkpoint blob.
+    pub const NAME: &'static str = "pipelines";
+
+    /// The unit over the pipelines of `cfg`, reporting to `board`.
+    pub fn new(cfg: PipelinesConfig, board: InfoBoard, blobs: Arc<dyn aiops_log::Blobs>) -> Self {
+        PipelinesUnit { cfg, board, blobs }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::cluster::Unit for PipelinesUnit {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    async fn own(
+        self: Arc<Self>,
+        log: Arc<dyn EventLog>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), crate::cluster::UnitError> {
+        let err = |e: String| crate::cluster::UnitError::new(Self::NAME, e);
+        let store = Store::from_store(
+            crate::store::Store::open_blob(self.blobs.clone(), Self::NAME)
+                .await
+                .map_err(|e| err(e.to_string()))?,
+        );
+        let task = start(log, self.cfg.clone(), store, self.board.clone(), stop)
+            .await
+            .map_err(err)?;
+        match task.await {
+            Ok(r) => r.map_err(err),
+            Err(e) => Err(err(e.to_string())),
+        }
     }
 }

@@ -84,6 +84,26 @@ impl TemplateProcessor {
         })
     }
 
+    /// A processor over an existing `handle` (the API keeps it across a cluster unit's
+    /// takeovers) whose miner starts fresh: the driver then restores the checkpoint into it or
+    /// rebuilds it from the log.
+    ///
+    /// # Errors
+    /// [`MinerError`] when the miner configuration is refused.
+    pub fn with_handle(
+        handle: Arc<TemplatesHandle>,
+        settings: &TemplateSettings,
+    ) -> Result<TemplateProcessor, MinerError> {
+        *handle.miner.write() = TemplateMiner::new(settings.miner.clone())?;
+        Ok(TemplateProcessor {
+            handle,
+            config_hash: settings.config_hash(),
+            window_ms: settings.miner.window_ms,
+            summary: TemplateRunSummary::default(),
+            out: MinerOutput::default(),
+        })
+    }
+
     /// The handle the API reads.
     pub fn handle(&self) -> Arc<TemplatesHandle> {
         self.handle.clone()

@@ -92,6 +92,7 @@ pub async fn replay(
             start,
             checkpoint_every: std::time::Duration::MAX,
             progress: Arc::new(CommandProgress::default()),
+            write_checkpoints: true,
         },
     )
     .await?;

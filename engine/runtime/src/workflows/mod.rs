@@ -9,6 +9,7 @@
 //! - [`executor`]: runs intents without results (retries, timeouts), appends results in
 //!   batches.
 //! - [`dry`]: `replay --workflows` and `rebuild`, with no effect.
+//! - [`unit`]: the engine and its executor as one cluster work unit.
 
 pub mod catalog;
 pub mod codec;
@@ -16,6 +17,7 @@ pub mod dry;
 pub mod executor;
 pub mod processor;
 pub mod secrets;
+pub mod unit;
 
 use aiops_workflow::autoheal::compile_strategies;
 use aiops_workflow::{CompileError, EngineConfig, Limits, Rate, Renderer, compile_text};

@@ -106,6 +106,18 @@ impl WorkflowsHandle {
         })
     }
 
+    /// Forgets the engine's state (a cluster unit taken over again: the driver then restores
+    /// the checkpoint into it or rebuilds it from the log).
+    pub fn reset(&self) {
+        *self.engine.write() = WorkflowEngine::new(
+            empty_config(&self.providers, &self.limits),
+            Renderer::default(),
+        );
+        *self.deployed.write() = Deployed::default();
+        self.caught_up
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
     /// Waits until the engine has consumed sequence `seq` and returns what became of it if it was
     /// a command: `Ok(())` applied, `Err(reason)` refused.
     ///

@@ -3,6 +3,7 @@
 //! crate does the work.
 
 mod alerting;
+mod cluster;
 mod grafana;
 mod log;
 mod pipeline;
@@ -98,6 +99,12 @@ enum Command {
         #[command(subcommand)]
         cmd: token::TokenCmd,
     },
+    /// Inspect a cluster of aiops nodes (`run --node`) from its NATS log: live nodes, work unit
+    /// owners, checkpoint lag. See docs/cluster.md.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
 }
 
 /// Runs the parsed command line; the exit code is for commands that report a refusal without
@@ -128,6 +135,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Sql(args) => sql::sql(args, load_config(g)?).await?,
         Command::Grafana { cmd } => grafana::grafana(cmd, load_config(g)?).await?,
         Command::Token { cmd } => token::token(cmd, load_config(g)?)?,
+        Command::Cluster { command } => cluster::cluster(command, load_config(g)?).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,12 @@ pub struct RunArgs {
     /// Postgres wire endpoint listen address. Overrides `sql.listen` (default 127.0.0.1:5433).
     #[arg(long, value_name = "ADDR")]
     pg: Option<std::net::SocketAddr>,
+    /// Run as node NAME of a cluster (needs `--log nats://h1:p1,h2:p2,...`): every node takes
+    /// ingest and answers reads; the stateful work (alerting, templates, pipelines) is spread
+    /// over the live nodes, one owner per unit, and moves when a node dies. Overrides
+    /// `cluster.node`. See docs/cluster.md.
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
 }
 
 /// `aiops run`: the flags over the config, then the engine until a shutdown signal.
@@ -30,6 +36,9 @@ pub async fn run(args: RunArgs, mut cfg: Config) -> Result<()> {
     }
     if let Some(addr) = args.pg {
         cfg.sql.listen = addr;
+    }
+    if let Some(node) = args.node {
+        cfg.cluster.node = node;
     }
     if args.demo {
         cfg.sources

@@ -32,6 +32,8 @@ pub struct StatusState {
     pub templates: Option<Arc<TemplatesHandle>>,
     /// The read side (its metrics), when it runs.
     pub read: Option<crate::read::ReadSide>,
+    /// Cluster mode: nodes, units and owners as this node sees them.
+    pub cluster: Option<Arc<aiops_runtime::cluster::ClusterBoard>>,
 }
 
 /// Adds the status routes.
@@ -41,6 +43,23 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/api/log/stats", get(log_stats))
         .route("/api/pipelines", get(pipelines))
         .route("/api/logs/templates", get(log_templates))
+        .route("/api/cluster", get(cluster))
+}
+
+/// `GET /api/cluster`: this node, the live nodes, and per work unit the node the assignment
+/// gives it to, the lease holder and since when, this node's role, takeovers and last error.
+/// Single-node: `{"mode": "single"}`.
+async fn cluster(State(st): State<StatusState>) -> axum::Json<serde_json::Value> {
+    axum::Json(match &st.cluster {
+        Some(b) => {
+            let mut v = b.json();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("mode".into(), json!("cluster"));
+            }
+            v
+        }
+        None => json!({"mode": "single"}),
+    })
 }
 
 fn log_unavailable(e: &aiops_log::LogError) -> ApiError {
@@ -85,6 +104,11 @@ async fn metrics(State(st): State<StatusState>) -> Response {
                 .read
                 .as_ref()
                 .map(crate::read::ReadSide::metrics_text)
+                .unwrap_or_default()
+            + &st
+                .cluster
+                .as_deref()
+                .map(aiops_runtime::cluster::ClusterBoard::metrics_text)
                 .unwrap_or_default(),
     )
         .into_response()

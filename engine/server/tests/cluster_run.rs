@@ -1,0 +1,270 @@
+//! Cluster mode through the real binary (issue 17): three nats-servers (R3 stream) and three
+//! `aiops run --node` processes. Alerts and logs are posted to all three nodes while the node
+//! owning the alerting unit is killed with SIGKILL, then a nats-server is; both come back.
+//! Afterwards: no message id is stored twice, every acknowledged batch is in the stream, and
+//! the alerting decisions and template events in the stream are exactly those a single engine
+//! derives from the same stream (replayed in this process) — none missing, none twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use aiops_log::EventLog;
+use aiops_log::nats::{NatsConfig, NatsLog};
+use aiops_runtime::alerting::processor::{AlertProcessor, AlertingHandle};
+use aiops_runtime::templates::processor::{TemplateProcessor, is_miner_output};
+use aiops_runtime::{CommandProgress, Driver, DriverOptions, Processor};
+use aiops_testkit::NatsCluster;
+use common::{Aiops, http_get, wait_until};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const UNITS: [&str; 4] = ["alerting", "pipelines", "templates", "workflows"];
+
+fn env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("AIOPS__NATS__REPLICAS", "3"),
+        ("AIOPS__CLUSTER__LEASE_TTL", "3s"),
+        ("AIOPS__CLUSTER__POLL", "300ms"),
+        ("AIOPS__ARCHIVE__ENABLED", "false"),
+        ("AIOPS__ALERTING__CHECKPOINT_INTERVAL", "500ms"),
+        ("AIOPS__TEMPLATES__CHECKPOINT_INTERVAL", "500ms"),
+    ]
+}
+
+fn start(dir: &std::path::Path, urls: &str, port: u16, node: &str) -> Aiops {
+    Aiops::start_env(dir, urls, port, &["--node", node], &env())
+}
+
+fn cluster_view(a: &Aiops) -> Option<Value> {
+    serde_json::from_str(&http_get(&a.url("/api/cluster")).ok()?).ok()
+}
+
+/// unit → owner, as node `a` lists the leases.
+fn owners(a: &Aiops) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Some(v) = cluster_view(a)
+        && let Some(units) = v["units"].as_object()
+    {
+        for (u, s) in units {
+            if let Some(o) = s["owner"].as_str() {
+                out.insert(u.clone(), o.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// POST with retries while the cluster elects a leader (503 with Retry-After); the same body
+/// gets the same ingest ids, so a retry never stores twice.
+fn post_json(a: &Aiops, path: &str, ctype: &str, body: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+            .arg(format!("content-type: {ctype}"))
+            .args(["--data-binary", body])
+            .arg(a.url(path))
+            .output()
+            .unwrap();
+        let code = String::from_utf8_lossy(&out.stdout).to_string();
+        if code.starts_with('2') {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "POST {path} kept failing: {code}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn alerts(round: usize) -> String {
+    let v: Vec<Value> = (0..8usize)
+        .map(|k| {
+            json!({
+                "name": format!("Alert{}", k % 3),
+                "severity": if k.is_multiple_of(3) { "critical" } else { "warning" },
+                "labels": {"instance": format!("host-{}", (k + round) % 5), "service": format!("svc-{}", k % 2)},
+                "status": if (k + round).is_multiple_of(5) { "resolved" } else { "firing" },
+            })
+        })
+        .collect();
+    serde_json::to_string(&v).unwrap()
+}
+
+fn logs(round: usize) -> String {
+    (0..10usize)
+        .map(|k| {
+            format!(
+                "{{\"service\":\"svc-{}\",\"severity\":\"info\",\"message\":\"request {} served in {} ms by worker {}\"}}\n",
+                k % 2,
+                round * 100 + k,
+                (k * 37 + round) % 500,
+                k % 4
+            )
+        })
+        .collect()
+}
+
+/// Every record of the stream as (seq, subject, id, payload).
+async fn records(log: &dyn EventLog) -> Vec<aiops_log::Record> {
+    let mut r = log.reader(1).await.unwrap();
+    let mut out = Vec::new();
+    loop {
+        let b = r.next_batch(4096).await.unwrap();
+        if b.is_empty() {
+            return out;
+        }
+        out.extend(b);
+    }
+}
+
+/// What one engine derives from the stream: the processor's outputs, appending nothing.
+async fn derived<P: Processor>(log: Arc<dyn EventLog>, p: P) -> BTreeSet<(String, Vec<u8>)> {
+    let mut d = Driver::open(
+        log,
+        p,
+        DriverOptions {
+            store: None,
+            append: false,
+            start: 1,
+            checkpoint_every: Duration::MAX,
+            progress: Arc::new(CommandProgress::default()),
+            write_checkpoints: false,
+        },
+    )
+    .await
+    .unwrap()
+    .collecting();
+    d.run_to_end(None).await.unwrap();
+    d.take_collected()
+        .into_iter()
+        .map(|m| (m.msg_id, m.payload.to_vec()))
+        .collect()
+}
+
+#[test]
+fn three_nodes_survive_kill9_of_an_owner_and_a_server_with_single_node_outputs() {
+    let mut nats =
+        NatsCluster::start(3).expect("3 nats-servers >= 2.11 (scripts/install-test-deps.sh)");
+    let urls = nats.urls();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports: Vec<u16> = (0..3).map(|_| aiops_testkit::free_port()).collect();
+    let mut nodes: Vec<Aiops> = (0..3)
+        .map(|i| start(dirs[i].path(), &urls, ports[i], &format!("n{i}")))
+        .collect();
+    wait_until(Duration::from_secs(30), "every unit owned", || {
+        owners(&nodes[0]).len() == UNITS.len()
+    });
+    // The spread: with 3 nodes and 4 units, nobody owns more than 2.
+    let o = owners(&nodes[0]);
+    for n in ["n0", "n1", "n2"] {
+        assert!(o.values().filter(|x| *x == n).count() <= 2, "{o:?}");
+    }
+
+    let mut killed_node: Option<usize> = None;
+    let mut takeover = None;
+    for round in 0..36 {
+        let alive: Vec<usize> = (0..3).filter(|i| Some(*i) != killed_node).collect();
+        let a = &nodes[alive[round % alive.len()]];
+        post_json(a, "/api/alerts", "application/json", &alerts(round));
+        post_json(a, "/api/ingest/logs", "application/x-ndjson", &logs(round));
+        if round == 8 {
+            let owner = owners(&nodes[0])["alerting"].clone();
+            let i: usize = owner[1..].parse().unwrap();
+            nodes[i].kill9();
+            killed_node = Some(i);
+            let t = Instant::now();
+            let watcher = (i + 1) % 3;
+            wait_until(Duration::from_secs(20), "alerting taken over", || {
+                owners(&nodes[watcher])
+                    .get("alerting")
+                    .is_some_and(|o| *o != owner)
+            });
+            takeover = Some(t.elapsed());
+        }
+        if round == 16 {
+            nats.kill9(1);
+        }
+        if round == 24 {
+            nats.restart(1).unwrap();
+            let i = killed_node.take().unwrap();
+            nodes[i] = start(dirs[i].path(), &urls, ports[i], &format!("n{i}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("alerting taken over {takeover:?} after the kill (lease TTL 3s, poll 300ms)");
+    // Everything owned again, by live nodes; then let the owners catch up and stop cleanly.
+    wait_until(
+        Duration::from_secs(30),
+        "every unit owned after the restarts",
+        || owners(&nodes[0]).len() == UNITS.len(),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    for n in &mut nodes {
+        n.stop();
+    }
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let log: Arc<dyn EventLog> =
+            Arc::new(NatsLog::connect(NatsConfig::new(&urls)).await.unwrap());
+        let recs = records(&*log).await;
+        // No id twice, anywhere in the stream.
+        let mut seen = BTreeMap::<&str, u64>::new();
+        for r in &recs {
+            if let Some(prev) = seen.insert(&r.msg_id, r.seq) {
+                panic!("id {} stored twice: seq {prev} and {}", r.msg_id, r.seq);
+            }
+        }
+        // Every acknowledged batch is there: 36 rounds of alerts and of logs.
+        let alert_batches = recs
+            .iter()
+            .filter(|r| r.subject.starts_with("aiops.alerts."))
+            .count();
+        let log_batches = recs
+            .iter()
+            .filter(|r| r.subject.starts_with("aiops.logs."))
+            .count();
+        assert!(
+            alert_batches >= 36 && log_batches >= 36,
+            "{alert_batches} alert and {log_batches} log batches"
+        );
+
+        // Alerting decisions: exactly what one engine derives from this stream.
+        let cfg = aiops_server::config::Config::default();
+        let (acfg, text) = cfg.alerting.load().unwrap();
+        let handle = AlertingHandle::new(aiops_alerting::AlertEngine::new(acfg), text);
+        let probe = AlertProcessor::new(handle.clone());
+        let want = derived(log.clone(), AlertProcessor::new(handle)).await;
+        let got: BTreeSet<(String, Vec<u8>)> = recs
+            .iter()
+            .filter(|r| probe.is_output(&r.subject, &r.msg_id))
+            .map(|r| (r.msg_id.clone(), r.payload.to_vec()))
+            .collect();
+        assert!(!want.is_empty(), "no decisions derived");
+        let missing: Vec<&String> = want.difference(&got).map(|(id, _)| id).collect();
+        let extra: Vec<&String> = got.difference(&want).map(|(id, _)| id).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "alerting decisions differ from one engine's: missing {missing:?}, extra {extra:?}"
+        );
+
+        // Template events: the same.
+        let want = derived(log.clone(), TemplateProcessor::new(&cfg.templates).unwrap()).await;
+        let got: BTreeSet<(String, Vec<u8>)> = recs
+            .iter()
+            .filter(|r| is_miner_output(&r.subject, &r.msg_id))
+            .map(|r| (r.msg_id.clone(), r.payload.to_vec()))
+            .collect();
+        assert!(!want.is_empty(), "no template events derived");
+        let missing: Vec<&String> = want.difference(&got).map(|(id, _)| id).collect();
+        let extra: Vec<&String> = got.difference(&want).map(|(id, _)| id).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "template events differ from one engine's: missing {missing:?}, extra {extra:?}"
+        );
+    });
+}
