@@ -36,8 +36,8 @@ impl Publisher<'_> {
     /// With a `fence`, every message carries JetStream's expected-last-subject-sequence check
     /// on the fence subject (`Nats-Expected-Last-Subject-Sequence` with
     /// `Nats-Expected-Last-Subject-Sequence-Subject`, nats-server 2.11 and later): the server
-    /// stores it only while the fence message is still the last on that subject, which lets
-    /// pipelined publishes share one condition.
+    /// stores it only while the fence message is still the last on that subject. Fenced
+    /// messages are sent one at a time (see below), so every one of them is checked.
     pub async fn append(
         &self,
         msgs: Vec<AppendMessage>,
@@ -94,6 +94,15 @@ impl Publisher<'_> {
                 .await
                 .map_err(|e| self.unavailable(e.kind(), &e))?;
             pending.push_back((fut, permit));
+            if fence.is_some() {
+                // One fenced message in flight at a time: a clustered stream's leader refuses a
+                // second publish whose expected-last-subject-sequence names a subject that
+                // already has one in process ("last sequence by subject mismatch"), so fenced
+                // publishes cannot be pipelined. Atomic batches (2.12) would restore that.
+                if let Some(p) = pending.pop_front() {
+                    out.push(self.ack(p, fence).await?);
+                }
+            }
         }
         while let Some(p) = pending.pop_front() {
             out.push(self.ack(p, fence).await?);
