@@ -219,6 +219,8 @@ pub struct Member {
 }
 
 const NODE_PREFIX: &str = "node.";
+/// The longest shutdown waits for a unit to stop, or for a lease release.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 const UNIT_PREFIX: &str = "unit.";
 
 impl Member {
@@ -263,147 +265,168 @@ impl Member {
             if *shutdown.borrow() {
                 break;
             }
-            // 1. This node's liveness.
-            node_lease = self
-                .keep(&node_key, node_lease, renew_every, give_up_after)
-                .await;
-            if node_lease.is_none() && !warned_name {
-                tracing::warn!(node = %self.settings.node, "another process holds this node name's lease (or this node's previous run, until it expires): waiting");
-                warned_name = true;
-            }
-            // 2. Owned units' leases.
-            for (name, r) in running.iter_mut() {
-                if r.role != Role::Owner {
-                    continue;
+            // A round talks to the cluster (10 s timeouts while servers fail over): shutdown
+            // does not wait for it. Cutting a round short is safe — leases are compare-and-set
+            // and a lease taken but not recorded expires.
+            let mut stop = shutdown.clone();
+            let round = async {
+                // 1. This node's liveness.
+                node_lease = self
+                    .keep(&node_key, node_lease, renew_every, give_up_after)
+                    .await;
+                if node_lease.is_none() && !warned_name {
+                    tracing::warn!(node = %self.settings.node, "another process holds this node name's lease (or this node's previous run, until it expires): waiting");
+                    warned_name = true;
                 }
-                let key = format!("{UNIT_PREFIX}{name}");
-                r.lease = self.keep(&key, r.lease, renew_every, give_up_after).await;
-                if r.lease.is_none() {
-                    tracing::warn!(unit = %name, "lease lost: stopping the unit");
-                    let _ = r.stop.send(true);
-                    r.task.abort();
-                    r.role = Role::Failed;
-                }
-            }
-            // 3. Units that ended.
-            let ended: Vec<String> = running
-                .iter()
-                .filter(|(_, r)| r.task.is_finished())
-                .map(|(n, _)| n.clone())
-                .collect();
-            for name in ended {
-                let Some(r) = running.remove(&name) else {
-                    continue;
-                };
-                let outcome = r.task.await;
-                if let Some((rev, _)) = r.lease {
-                    self.release(&name, rev).await;
-                }
-                let msg = match outcome {
-                    Ok(Ok(())) => "stopped".to_string(),
-                    Ok(Err(e)) => e.to_string(),
-                    Err(e) if e.is_cancelled() => "lease lost".to_string(),
-                    Err(e) => format!("panicked: {e}"),
-                };
-                tracing::warn!(unit = %name, role = ?r.role, error = %msg, "work unit stopped");
-                errors.insert(name, (msg, Instant::now()));
-            }
-            // 4. Who is alive, who owns what, what should be ours.
-            let (nodes, owners) = match self.survey().await {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cluster: cannot list leases");
-                    self.wait(&mut shutdown).await;
-                    continue;
-                }
-            };
-            let names: Vec<String> = self.units.iter().map(|u| u.name().to_string()).collect();
-            let plan = assign(&names, &nodes);
-            let me = &self.settings.node;
-            for unit in &self.units {
-                let name = unit.name().to_string();
-                let mine = plan.get(&name) == Some(me) && node_lease.is_some();
-                let cooling = errors
-                    .get(&name)
-                    .is_some_and(|(_, at)| at.elapsed() < self.settings.poll * 3);
-                let role = running.get(&name).map(|r| r.role);
-                match role {
-                    Some(Role::Owner) if !mine && plan.contains_key(&name) => {
-                        // Hand on: stop (final checkpoint), then release.
-                        if let Some(r) = running.remove(&name) {
-                            tracing::info!(unit = %name, to = ?plan.get(&name), "handing the unit on");
-                            let _ = r.stop.send(true);
-                            let _ = r.task.await;
-                            if let Some((rev, _)) = r.lease {
-                                self.release(&name, rev).await;
-                            }
-                        }
+                // 2. Owned units' leases.
+                for (name, r) in running.iter_mut() {
+                    if r.role != Role::Owner {
+                        continue;
                     }
-                    Some(Role::Follower) if mine && !cooling => {
-                        if let Some((fence, rev, at)) = self.take(&name).await {
+                    let key = format!("{UNIT_PREFIX}{name}");
+                    r.lease = self.keep(&key, r.lease, renew_every, give_up_after).await;
+                    if r.lease.is_none() {
+                        tracing::warn!(unit = %name, "lease lost: stopping the unit");
+                        let _ = r.stop.send(true);
+                        r.task.abort();
+                        r.role = Role::Failed;
+                    }
+                }
+                // 3. Units that ended.
+                let ended: Vec<String> = running
+                    .iter()
+                    .filter(|(_, r)| r.task.is_finished())
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for name in ended {
+                    let Some(r) = running.remove(&name) else {
+                        continue;
+                    };
+                    let outcome = r.task.await;
+                    if let Some((rev, _)) = r.lease {
+                        self.release(&name, rev).await;
+                    }
+                    let msg = match outcome {
+                        Ok(Ok(())) => "stopped".to_string(),
+                        Ok(Err(e)) => e.to_string(),
+                        Err(e) if e.is_cancelled() => "lease lost".to_string(),
+                        Err(e) => format!("panicked: {e}"),
+                    };
+                    tracing::warn!(unit = %name, role = ?r.role, error = %msg, "work unit stopped");
+                    errors.insert(name, (msg, Instant::now()));
+                }
+                // 4. Who is alive, who owns what, what should be ours.
+                let (nodes, owners) = match self.survey().await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cluster: cannot list leases");
+                        return;
+                    }
+                };
+                let names: Vec<String> = self.units.iter().map(|u| u.name().to_string()).collect();
+                let plan = assign(&names, &nodes);
+                let me = &self.settings.node;
+                for unit in &self.units {
+                    let name = unit.name().to_string();
+                    let mine = plan.get(&name) == Some(me) && node_lease.is_some();
+                    let cooling = errors
+                        .get(&name)
+                        .is_some_and(|(_, at)| at.elapsed() < self.settings.poll * 3);
+                    let role = running.get(&name).map(|r| r.role);
+                    match role {
+                        Some(Role::Owner) if !mine && plan.contains_key(&name) => {
+                            // Hand on: stop (final checkpoint), then release.
                             if let Some(r) = running.remove(&name) {
+                                tracing::info!(unit = %name, to = ?plan.get(&name), "handing the unit on");
                                 let _ = r.stop.send(true);
                                 let _ = r.task.await;
-                            }
-                            running.insert(name.clone(), self.start_owner(unit, fence, rev, at));
-                            *takeovers.entry(name.clone()).or_default() += 1;
-                        }
-                    }
-                    None if !cooling => {
-                        let started = if mine {
-                            match self.take(&name).await {
-                                Some((fence, rev, at)) => {
-                                    *takeovers.entry(name.clone()).or_default() += 1;
-                                    Some(self.start_owner(unit, fence, rev, at))
+                                if let Some((rev, _)) = r.lease {
+                                    self.release(&name, rev).await;
                                 }
-                                None => None,
                             }
-                        } else {
-                            None
-                        };
-                        let r = started.unwrap_or_else(|| self.start_follower(unit));
-                        running.insert(name.clone(), r);
+                        }
+                        Some(Role::Follower) if mine && !cooling => {
+                            if let Some((fence, rev, at)) = self.take(&name).await {
+                                if let Some(r) = running.remove(&name) {
+                                    let _ = r.stop.send(true);
+                                    let _ = r.task.await;
+                                }
+                                running
+                                    .insert(name.clone(), self.start_owner(unit, fence, rev, at));
+                                *takeovers.entry(name.clone()).or_default() += 1;
+                            }
+                        }
+                        None if !cooling => {
+                            let started = if mine {
+                                match self.take(&name).await {
+                                    Some((fence, rev, at)) => {
+                                        *takeovers.entry(name.clone()).or_default() += 1;
+                                        Some(self.start_owner(unit, fence, rev, at))
+                                    }
+                                    None => None,
+                                }
+                            } else {
+                                None
+                            };
+                            let r = started.unwrap_or_else(|| self.start_follower(unit));
+                            running.insert(name.clone(), r);
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
-            }
-            // 5. The board.
-            {
-                let mut b = self.board.inner.lock();
-                b.node = me.clone();
-                b.nodes = nodes.clone();
-                b.lease_ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-                b.units = names
-                    .iter()
-                    .map(|n| {
-                        let owner = owners.get(n);
-                        let st = UnitStatus {
-                            unit: n.clone(),
-                            assigned: plan.get(n).cloned(),
-                            owner: owner.map(|h| h.node.clone()),
-                            owner_since_ms: owner.map(|h| h.since_ms),
-                            role: running.get(n).map_or(Role::Failed, |r| r.role),
-                            takeovers: takeovers.get(n).copied().unwrap_or(0),
-                            last_error: errors.get(n).map(|(e, _)| e.clone()),
-                        };
-                        (n.clone(), st)
-                    })
-                    .collect();
+                // 5. The board.
+                {
+                    let mut b = self.board.inner.lock();
+                    b.node = me.clone();
+                    b.nodes = nodes.clone();
+                    b.lease_ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+                    b.units = names
+                        .iter()
+                        .map(|n| {
+                            let owner = owners.get(n);
+                            let st = UnitStatus {
+                                unit: n.clone(),
+                                assigned: plan.get(n).cloned(),
+                                owner: owner.map(|h| h.node.clone()),
+                                owner_since_ms: owner.map(|h| h.since_ms),
+                                role: running.get(n).map_or(Role::Failed, |r| r.role),
+                                takeovers: takeovers.get(n).copied().unwrap_or(0),
+                                last_error: errors.get(n).map(|(e, _)| e.clone()),
+                            };
+                            (n.clone(), st)
+                        })
+                        .collect();
+                }
+            };
+            tokio::select! {
+                _ = round => {}
+                _ = stop.wait_for(|s| *s) => break,
             }
             self.wait(&mut shutdown).await;
         }
-        // Shutdown: stop everything (owners write their final checkpoint), then release.
+        // Shutdown: stop everything (owners write their final checkpoint), then release — each
+        // within a bound, so a cluster that does not answer cannot hold the process: what is
+        // not released expires.
         for r in running.values() {
             let _ = r.stop.send(true);
         }
         for (name, r) in running.drain() {
-            let _ = r.task.await;
+            let mut task = r.task;
+            if tokio::time::timeout(SHUTDOWN_WAIT, &mut task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(unit = %name, "work unit did not stop in time: aborted (its lease expires)");
+                task.abort();
+                continue;
+            }
             if let Some((rev, _)) = r.lease {
-                self.release(&name, rev).await;
+                let _ = tokio::time::timeout(SHUTDOWN_WAIT, self.release(&name, rev)).await;
             }
         }
         if let Some((rev, _)) = node_lease
-            && let Err(e) = self.leases.release(&node_key, rev).await
+            && let Ok(Err(e)) =
+                tokio::time::timeout(SHUTDOWN_WAIT, self.leases.release(&node_key, rev)).await
         {
             tracing::warn!(error = %e, "cluster: cannot release the node lease");
         }

@@ -40,6 +40,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "Mined log templates per service.",
     ),
     (
+        "get",
+        "/api/cluster",
+        "Cluster mode: live nodes, work units, owners and this node's role.",
+    ),
+    (
         "post",
         "/api/v1/write",
         "Prometheus remote_write (snappy protobuf).",
