@@ -13,7 +13,7 @@ use aiops_log::nats::{NatsConfig, NatsLog};
 use aiops_runtime::alerting::processor::{AlertProcessor, AlertingHandle};
 use aiops_runtime::templates::processor::{TemplateProcessor, is_miner_output};
 use aiops_runtime::{CommandProgress, Driver, DriverOptions, Processor};
-use aiops_testkit::NatsCluster;
+use aiops_testkit::{NatsCluster, NatsServer};
 use common::{Aiops, http_get, wait_until};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -229,10 +229,17 @@ fn three_nodes_survive_kill9_of_an_owner_and_a_server_with_single_node_outputs()
             eprintln!("{}: {}", n.port, l.chars().take(400).collect::<String>());
         }
     }
+    assert_single_engine_outputs(&urls, 36);
+}
+
+/// The stream at `urls` holds no id twice and at least `rounds` batches of alerts and of logs,
+/// and its alerting decisions and template events are exactly those one engine derives
+/// replaying it.
+fn assert_single_engine_outputs(urls: &str, rounds: usize) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let log: Arc<dyn EventLog> =
-            Arc::new(NatsLog::connect(NatsConfig::new(&urls)).await.unwrap());
+            Arc::new(NatsLog::connect(NatsConfig::new(urls)).await.unwrap());
         let recs = records(&*log).await;
         // No id twice, anywhere in the stream.
         let mut seen = BTreeMap::<&str, u64>::new();
@@ -241,7 +248,7 @@ fn three_nodes_survive_kill9_of_an_owner_and_a_server_with_single_node_outputs()
                 panic!("id {} stored twice: seq {prev} and {}", r.msg_id, r.seq);
             }
         }
-        // Every acknowledged batch is there: 36 rounds of alerts and of logs (each split over
+        // Every acknowledged batch is there: each round of alerts and of logs (each split over
         // partitions, so at least one record per round).
         let alert_batches = recs
             .iter()
@@ -297,4 +304,103 @@ fn three_nodes_survive_kill9_of_an_owner_and_a_server_with_single_node_outputs()
             "template events differ from one engine's: missing {missing:?}, extra {extra:?}"
         );
     });
+}
+
+/// The pause test of the issue: the alerting owner is SIGSTOPped past its lease while load
+/// goes on, another node takes the unit over, then the paused node is SIGCONTed: it steps down,
+/// and the stream still holds exactly one engine's decisions (with a 500 ms duplicate window,
+/// so JetStream's id de-duplication cannot hide a late append).
+///
+/// What this does not show: that the fence is needed. On resume the node's lease renewal (one
+/// round trip, its timer already due) beats its driver (woken by the log, then a read), so it
+/// stops before appending — the test passes with fencing switched off too.
+/// `engine/runtime/tests/cluster_member.rs` holds a paused owner's appends until after the
+/// takeover and fails without the fence.
+#[test]
+fn a_paused_owner_resumes_fenced_out_and_outputs_stay_those_of_one_engine() {
+    let nats = NatsServer::start_new().expect("nats-server >= 2.11 (scripts/install-test-deps.sh)");
+    let urls = nats.url();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports: Vec<u16> = (0..2).map(|_| aiops_testkit::free_port()).collect();
+    // JetStream's id de-duplication must not hide a zombie's late appends: a short window.
+    let mut env: Vec<(&str, &str)> = env()
+        .into_iter()
+        .filter(|(k, _)| *k != "AIOPS__NATS__REPLICAS")
+        .collect();
+    env.push(("AIOPS__NATS__DUPLICATE_WINDOW", "500ms"));
+    let nodes: Vec<Aiops> = (0..2)
+        .map(|i| {
+            Aiops::start_env(
+                dirs[i].path(),
+                &urls,
+                ports[i],
+                &["--node", &format!("n{i}")],
+                &env,
+            )
+        })
+        .collect();
+    wait_until(Duration::from_secs(30), "every unit owned, spread", || {
+        let o = owners(&nodes[0]);
+        o.len() == UNITS.len() && o.values().filter(|x| *x == "n0").count() == 2
+    });
+    let mut round = 0;
+    let mut post = |a: &Aiops| {
+        post_json(a, "/api/alerts", "application/json", &alerts(round));
+        post_json(a, "/api/ingest/logs", "application/x-ndjson", &logs(round));
+        round += 1;
+    };
+    for _ in 0..5 {
+        post(&nodes[0]);
+        post(&nodes[1]);
+    }
+    let owner = owners(&nodes[0])["alerting"].clone();
+    let (paused, other) = if owner == "n0" { (0, 1) } else { (1, 0) };
+    let pid = nodes[paused].pid().to_string();
+    let signal = |sig: &str| {
+        let st = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    // The other node takes alerting over once the paused node's lease expires.
+    let other_name = format!("n{other}");
+    wait_until(
+        Duration::from_secs(20),
+        "the other node owns alerting",
+        || owners(&nodes[other]).get("alerting") == Some(&other_name),
+    );
+    for _ in 0..8 {
+        post(&nodes[other]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal("-CONT");
+    // Resumed: it must not own alerting (its lease is gone and its appends are fenced).
+    wait_until(
+        Duration::from_secs(20),
+        "the resumed node steps down",
+        || cluster_view(&nodes[paused]).is_some_and(|v| v["units"]["alerting"]["role"] != "owner"),
+    );
+    for _ in 0..5 {
+        post(&nodes[0]);
+        post(&nodes[1]);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let stderr = std::fs::read_to_string(nodes[paused].stderr_path()).unwrap_or_default();
+    for mut n in nodes {
+        if let Err(e) = std::ops::DerefMut::deref_mut(&mut n).stop(Duration::from_secs(20)) {
+            panic!("{e}: {}", n.stderr_tail(6000));
+        }
+    }
+    assert!(
+        stderr.contains("lease lost") || stderr.contains("fenced out"),
+        "the resumed node should report losing the unit: {}",
+        stderr
+            .lines()
+            .filter(|l| l.contains("WARN"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_single_engine_outputs(&urls, round);
 }
