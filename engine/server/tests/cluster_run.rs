@@ -259,7 +259,7 @@ fn assert_single_engine_outputs(urls: &str, rounds: usize) {
             .filter(|r| r.subject.starts_with("aiops.logs."))
             .count();
         assert!(
-            alert_batches >= 36 && log_batches >= 36,
+            alert_batches >= rounds && log_batches >= rounds,
             "{alert_batches} alert and {log_batches} log batches"
         );
 
