@@ -404,3 +404,161 @@ fn a_paused_owner_resumes_fenced_out_and_outputs_stay_those_of_one_engine() {
     );
     assert_single_engine_outputs(&urls, round);
 }
+
+const PD_KEY: &str = "R0UT1NGKEYclusterkey0123456789ab";
+
+/// Every firing alert pages; the receiver keeps PagerDuty's contract.
+const PAGE: &str = r#"
+workflow:
+  id: page
+  triggers:
+    - type: alert
+      filters:
+        - key: status
+          value: firing
+  actions:
+    - name: pagerduty
+      retry: {count: 5, backoff: 200ms}
+      timeout: 5s
+      provider:
+        type: pagerduty
+        config: "{{ providers.pd }}"
+        with:
+          summary: "{{ alert.name }}"
+          source: "{{ alert.service }}"
+          severity: critical
+"#;
+
+/// Effects across a kill -9 of the node that owns the workflows unit: every alert's page
+/// reaches the loopback receiver, under one idempotency key per alert (a resend after the kill
+/// carries the same key, and is counted), never two keys for one alert.
+#[test]
+fn effects_reach_the_receiver_once_per_key_across_a_kill_of_the_workflows_owner() {
+    use common::recorder::{Recorder, pagerduty};
+    let nats = NatsServer::start_new().expect("nats-server >= 2.11 (scripts/install-test-deps.sh)");
+    let urls = nats.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = Recorder::start_delayed(pagerduty(PD_KEY), Duration::from_millis(200));
+    let wdir = tmp.path().join("workflows");
+    std::fs::create_dir_all(&wdir).unwrap();
+    std::fs::write(wdir.join("page.yaml"), PAGE).unwrap();
+    let cfg = tmp.path().join("aiops.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[workflows]\ndir = {wdir:?}\nautoheal_dir = {ah:?}\noutbound_allow = [\"127.0.0.1\"]\n\
+             checkpoint_interval = \"300ms\"\ntick_interval = \"100ms\"\n\n\
+             [workflows.secrets]\nPD_KEY = {{ env = \"TEST_PD_KEY\" }}\n\n\
+             [workflows.rate_limits]\ndefault_per_provider = \"1000/1s\"\nper_target = \"1000/1s\"\n\n\
+             [workflows.providers.pd]\nkind = \"pagerduty\"\nrouting_key = \"{{{{ secrets.PD_KEY }}}}\"\nurl = \"{url}\"\n",
+            wdir = wdir.to_str().unwrap(),
+            ah = tmp.path().join("autoheal").to_str().unwrap(),
+            url = rec.url("/v2/enqueue"),
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    let mut env: Vec<(&str, &str)> = env()
+        .into_iter()
+        .filter(|(k, _)| *k != "AIOPS__NATS__REPLICAS")
+        .collect();
+    env.push(("TEST_PD_KEY", PD_KEY));
+    // Every call waits 150 ms after its intent is logged: the kill lands mid-flight.
+    env.push(("AIOPS_FAULT_EFFECT_DELAY_MS", "150"));
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports: Vec<u16> = (0..2).map(|_| aiops_testkit::free_port()).collect();
+    let launch = |i: usize| {
+        Aiops::start_env(
+            dirs[i].path(),
+            &urls,
+            ports[i],
+            &["--node", &format!("n{i}"), "--config", &cfg],
+            &env,
+        )
+    };
+    let mut nodes: Vec<Aiops> = (0..2).map(launch).collect();
+    wait_until(Duration::from_secs(30), "every unit owned, spread", || {
+        let o = owners(&nodes[0]);
+        o.len() == UNITS.len() && o.values().filter(|x| *x == "n0").count() == 2
+    });
+    let mut names = Vec::new();
+    let post = |a: &Aiops, batch: &[String]| {
+        let body: Vec<Value> = batch
+            .iter()
+            .map(|n| json!({"name": n, "severity": "critical", "service": format!("svc-{n}")}))
+            .collect();
+        post_json(
+            a,
+            "/api/alerts",
+            "application/json",
+            &Value::Array(body).to_string(),
+        );
+    };
+    for round in 0..6 {
+        let batch: Vec<String> = (0..5).map(|i| format!("Page{round}x{i}")).collect();
+        post(&nodes[round % 2], &batch);
+        names.extend(batch);
+        if round == 2 {
+            // Mid-flight: kill the workflows owner, let the other node take over.
+            std::thread::sleep(Duration::from_millis(120));
+            let owner = owners(&nodes[0])
+                .get("workflows")
+                .cloned()
+                .unwrap_or_default();
+            let i: usize = owner[1..].parse().unwrap();
+            nodes[i].kill9();
+            let other = 1 - i;
+            let want = format!("n{other}");
+            wait_until(Duration::from_secs(20), "workflows taken over", || {
+                owners(&nodes[other]).get("workflows") == Some(&want)
+            });
+            nodes[i] = launch(i);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every alert paged.
+    let summaries = |rec: &Recorder| -> BTreeMap<String, BTreeSet<String>> {
+        let mut m: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for r in rec.all() {
+            let s = r.body["payload"]["summary"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let k = r.body["dedup_key"].as_str().unwrap_or("").to_string();
+            m.entry(s).or_default().insert(k);
+        }
+        m
+    };
+    wait_until(Duration::from_secs(60), "every alert paged", || {
+        let m = summaries(&rec);
+        names.iter().all(|n| m.contains_key(n))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    for mut n in nodes {
+        if let Err(e) = std::ops::DerefMut::deref_mut(&mut n).stop(Duration::from_secs(20)) {
+            panic!("{e}: {}", n.stderr_tail(6000));
+        }
+    }
+    assert!(
+        rec.violations.lock().unwrap().is_empty(),
+        "{:?}",
+        rec.violations.lock().unwrap()
+    );
+    let m = summaries(&rec);
+    let total = rec.all().len();
+    for n in &names {
+        let keys = &m[n];
+        assert_eq!(keys.len(), 1, "{n} was paged under several keys: {keys:?}");
+    }
+    assert_eq!(
+        m.len(),
+        names.len(),
+        "pages for alerts nobody posted: {m:?}"
+    );
+    eprintln!(
+        "{} alerts paged, {} requests ({} resent with the same key after the kill)",
+        names.len(),
+        total,
+        total - names.len()
+    );
+}
