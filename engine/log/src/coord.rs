@@ -88,7 +88,9 @@ pub trait Blobs: Send + Sync {
 /// The coordination services of a clustered log.
 #[async_trait]
 pub trait Coordination: Send + Sync {
-    /// The lease table `name` (created when missing) whose leases live `ttl`.
+    /// The lease table `name` (created when missing) whose leases live `ttl`; with a zero
+    /// `ttl`, the existing table with whatever TTL it has (readers such as
+    /// `aiops cluster status`).
     ///
     /// # Errors
     /// [`LogError::Config`] when the cluster refuses the table (e.g. it exists with another

@@ -375,6 +375,31 @@ fn a_paused_owner_resumes_fenced_out_and_outputs_stay_those_of_one_engine() {
         post(&nodes[other]);
         std::thread::sleep(Duration::from_millis(100));
     }
+    // `aiops cluster status` reads the same from the cluster, with no node's help (and its
+    // config's lease TTL differs from the nodes': it reads the bucket as they made it).
+    let status: Value = serde_json::from_str(&common::aiops_cmd(
+        dirs[other].path(),
+        &urls,
+        &["cluster", "status", "--json"],
+    ))
+    .unwrap();
+    let unit = status["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["unit"] == "alerting")
+        .unwrap()
+        .clone();
+    assert_eq!(unit["owner"], other_name.as_str(), "{status}");
+    assert!(unit["lag"].as_u64().is_some(), "{status}");
+    assert!(
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == other_name.as_str()),
+        "{status}"
+    );
     signal("-CONT");
     // Resumed: it must not own alerting (its lease is gone and its appends are fenced).
     wait_until(

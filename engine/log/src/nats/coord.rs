@@ -31,6 +31,12 @@ impl Coordination for NatsCoordination {
     async fn leases(&self, name: &str, ttl: Duration) -> Result<Arc<dyn Leases>, LogError> {
         let store = match self.js.get_key_value(name).await {
             Ok(s) => s,
+            Err(e) if ttl.is_zero() => {
+                return Err(LogError::Config(format!(
+                    "lease bucket {name} at {}: {e} (no node of this cluster has run yet?)",
+                    self.url
+                )));
+            }
             Err(_) => {
                 let cfg = kv::Config {
                     bucket: name.to_string(),
@@ -58,7 +64,7 @@ impl Coordination for NatsCoordination {
             .await
             .map_err(|e| unavailable(&self.url, "lease bucket status", e))?;
         let max_age = status.max_age();
-        if max_age != ttl {
+        if !ttl.is_zero() && max_age != ttl {
             return Err(LogError::Config(format!(
                 "lease bucket {name} at {} has a TTL of {} but this node is configured for {}: \
                  every node of a cluster must use the same lease TTL (or delete the bucket \
@@ -70,7 +76,7 @@ impl Coordination for NatsCoordination {
         }
         Ok(Arc::new(NatsLeases {
             store,
-            ttl,
+            ttl: max_age,
             url: self.url.clone(),
         }))
     }

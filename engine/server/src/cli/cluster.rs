@@ -38,8 +38,9 @@ async fn status(as_json: bool, cfg: &Config) -> Result<()> {
     let Some(coord) = log.coordination() else {
         bail!("`aiops cluster status` needs the cluster's log: --log nats://h1:p1,h2:p2,...");
     };
+    // Zero TTL: read the bucket as the nodes made it, whatever this config says.
     let leases = coord
-        .leases(&cfg.cluster.lease_bucket, cfg.cluster.lease_ttl)
+        .leases(&cfg.cluster.lease_bucket, std::time::Duration::ZERO)
         .await
         .context("reading the lease bucket")?;
     let blobs = coord
