@@ -162,6 +162,13 @@ pub async fn run(
     )
     .map_err(|e| ServerError::Read(e.to_string()))?;
     let mut cluster = crate::cluster::Cluster::open(&cfg, &log).await?;
+    if cluster.is_some() && !cfg.sources.is_empty() {
+        // Not a work unit yet: every node that configures them pulls them.
+        tracing::warn!(
+            sources = cfg.sources.len(),
+            "cluster mode: pull sources of the config file run on every node that has them; configure them on one node only (docs/cluster.md)"
+        );
+    }
     let board = crate::pipelines::runner::InfoBoard::default();
     let supervisor = match &mut cluster {
         Some(c) => {
