@@ -33,8 +33,21 @@ fn env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-fn start(dir: &std::path::Path, urls: &str, port: u16, node: &str) -> Aiops {
-    Aiops::start_env(dir, urls, port, &["--node", node], &env())
+fn start(dir: &std::path::Path, urls: &str, port: u16, node: &str, pipelines: &str) -> Aiops {
+    let mut env = env();
+    env.push(("AIOPS__PIPELINES__DIR", pipelines));
+    Aiops::start_env(dir, urls, port, &["--node", node], &env)
+}
+
+/// A pipeline directory with the shipped log-lines-per-minute pipeline.
+fn pipeline_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("log_lines_by_severity.sql"),
+        include_str!("../../../pipelines/log_lines_by_severity.sql"),
+    )
+    .unwrap();
+    d
 }
 
 fn cluster_view(a: &Aiops) -> Option<Value> {
@@ -105,7 +118,7 @@ fn logs(round: usize) -> String {
                 (k * 37 + round) % 500,
                 k % 4,
                 k % 2,
-                1_796_083_200_000i64 + (round * 1000 + k * 10) as i64
+                1_796_083_200_000i64 + (round * 5_000 + k * 10) as i64
             )
         })
         .collect()
@@ -155,8 +168,10 @@ fn three_nodes_survive_kill9_of_an_owner_and_a_server_with_single_node_outputs()
     let urls = nats.urls();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let ports: Vec<u16> = (0..3).map(|_| aiops_testkit::free_port()).collect();
+    let pdir = pipeline_dir();
+    let pipes = pdir.path().to_str().unwrap().to_string();
     let mut nodes: Vec<Aiops> = (0..3)
-        .map(|i| start(dirs[i].path(), &urls, ports[i], &format!("n{i}")))
+        .map(|i| start(dirs[i].path(), &urls, ports[i], &format!("n{i}"), &pipes))
         .collect();
     // The first node started alone and took everything; as the others join, units are handed
     // on until, with 3 nodes and 4 units, nobody owns more than 2.
@@ -202,7 +217,7 @@ fn three_nodes_survive_kill9_of_an_owner_and_a_server_with_single_node_outputs()
         if round == 24 {
             nats.restart(1).unwrap();
             let i = killed_node.take().unwrap();
-            nodes[i] = start(dirs[i].path(), &urls, ports[i], &format!("n{i}"));
+            nodes[i] = start(dirs[i].path(), &urls, ports[i], &format!("n{i}"), &pipes);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -230,6 +245,7 @@ fn three_nodes_survive_kill9_of_an_owner_and_a_server_with_single_node_outputs()
         }
     }
     assert_single_engine_outputs(&urls, 36);
+    assert_single_engine_pipeline_outputs(&urls, pdir.path());
 }
 
 /// The stream at `urls` holds no id twice and at least `rounds` batches of alerts and of logs,
@@ -586,4 +602,61 @@ fn effects_reach_the_receiver_once_per_key_across_a_kill_of_the_workflows_owner(
         total,
         total - names.len()
     );
+}
+
+/// The pipeline outputs in the stream at `urls` are exactly those the pipelines of `dir` derive
+/// replaying it in one process (appending nothing), and there are some.
+fn assert_single_engine_pipeline_outputs(urls: &str, dir: &std::path::Path) {
+    use aiops_runtime::pipelines::load::{compile_all, read_dir, tables};
+    use aiops_runtime::pipelines::runner::{Mode, Runner, is_pipeline_output};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let log: Arc<dyn EventLog> =
+            Arc::new(NatsLog::connect(NatsConfig::new(urls)).await.unwrap());
+        let compiled = compile_all(
+            &read_dir(dir).unwrap(),
+            &tables(dir).unwrap(),
+            aiops_runtime::pipelines::PipelinesConfig::default().runtime(),
+        )
+        .await
+        .unwrap();
+        let mut r = Runner::new(
+            log.clone(),
+            compiled,
+            None,
+            Mode::Isolated,
+            1,
+            aiops_runtime::pipelines::runner::InfoBoard::default(),
+            Duration::MAX,
+        )
+        .await
+        .unwrap();
+        let mut want = BTreeSet::new();
+        loop {
+            let (outs, n) = r.step(4096, None).await.unwrap();
+            want.extend(
+                outs.into_iter()
+                    .map(|o| (o.message.msg_id, o.message.payload.to_vec())),
+            );
+            if n == 0 {
+                break;
+            }
+        }
+        let got: BTreeSet<(String, Vec<u8>)> = records(&*log)
+            .await
+            .into_iter()
+            // The template miner's window counts share the derived subjects.
+            .filter(|r| {
+                is_pipeline_output(&r.subject, &r.msg_id) && !is_miner_output(&r.subject, &r.msg_id)
+            })
+            .map(|r| (r.msg_id, r.payload.to_vec()))
+            .collect();
+        assert!(!want.is_empty(), "the pipeline derived nothing");
+        let missing: Vec<&String> = want.difference(&got).map(|(id, _)| id).collect();
+        let extra: Vec<&String> = got.difference(&want).map(|(id, _)| id).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "pipeline outputs differ from one engine's: missing {missing:?}, extra {extra:?}"
+        );
+    });
 }
