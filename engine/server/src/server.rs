@@ -177,16 +177,22 @@ pub async fn run(
                 .map_err(|e| ServerError::Pipelines(e.to_string()))?;
             let tables = crate::pipelines::load::tables(&cfg.pipelines.dir)
                 .map_err(|e| ServerError::Pipelines(e.to_string()))?;
-            crate::pipelines::load::compile_all(&sources, &tables, cfg.pipelines.runtime())
-                .await
-                .map_err(|e| ServerError::Pipelines(e.to_string()))?;
-            c.add(Arc::new(
-                aiops_runtime::pipelines::supervisor::PipelinesUnit::new(
-                    cfg.pipelines.clone(),
-                    board.clone(),
-                    c.blobs.clone(),
-                ),
-            ));
+            let set =
+                crate::pipelines::load::compile_all(&sources, &tables, cfg.pipelines.runtime())
+                    .await
+                    .map_err(|e| ServerError::Pipelines(e.to_string()))?;
+            // One unit per pipeline, so pipelines spread over the nodes. A pipeline file added
+            // while running gets its unit at the next start of the nodes.
+            for p in &set {
+                c.add(Arc::new(
+                    aiops_runtime::pipelines::supervisor::PipelinesUnit::one(
+                        cfg.pipelines.clone(),
+                        board.clone(),
+                        c.blobs.clone(),
+                        p.name(),
+                    ),
+                ));
+            }
             None
         }
         None => {

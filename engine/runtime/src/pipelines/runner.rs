@@ -735,7 +735,7 @@ impl Runner {
 
     /// Refreshes the shared view of the pipelines; `next_seq` is the log head for the lag.
     pub fn publish(&self, next_seq: u64) {
-        let infos = self
+        let infos: Vec<PipelineInfo> = self
             .pipelines
             .iter()
             .map(|r| PipelineInfo {
@@ -752,7 +752,13 @@ impl Runner {
                 status: r.p.status(),
             })
             .collect();
-        self.board.write().pipelines = infos;
+        // Several runners may share a board (one per pipeline unit in cluster mode): replace
+        // only this runner's pipelines.
+        let mut b = self.board.write();
+        b.pipelines
+            .retain(|p| !infos.iter().any(|i| i.name == p.name));
+        b.pipelines.extend(infos);
+        b.pipelines.sort_by(|x, y| x.name.cmp(&y.name));
     }
 
     fn update_rates(&mut self) {

@@ -67,17 +67,42 @@ pub async fn start(
     board: InfoBoard,
     shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<Result<(), String>>, String> {
+    start_only(log, cfg, store, board, shutdown, None).await
+}
+
+/// [`start`] running only the pipeline named `only` (cluster mode: one unit per pipeline; the
+/// whole set is still compiled, so references between pipelines are checked, and the change
+/// event is recorded by the unit of the first pipeline in name order only).
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_only(
+    log: Arc<dyn EventLog>,
+    cfg: PipelinesConfig,
+    store: Store,
+    board: InfoBoard,
+    shutdown: watch::Receiver<bool>,
+    only: Option<String>,
+) -> Result<tokio::task::JoinHandle<Result<(), String>>, String> {
     let sources = load::read_dir(&cfg.dir).map_err(|e| e.to_string())?;
     let tables = load::tables(&cfg.dir).map_err(|e| e.to_string())?;
-    let compiled = load::compile_all(&sources, &tables, cfg.runtime())
+    let mut compiled = load::compile_all(&sources, &tables, cfg.runtime())
         .await
         .map_err(|e| e.to_string())?;
+    keep_only(&mut compiled, only.as_deref());
     tracing::info!(dir = %cfg.dir.display(), pipelines = compiled.len(), "pipelines loaded");
     Ok(tokio::spawn(supervise(
-        log, cfg, store, board, shutdown, sources, compiled,
+        log, cfg, store, board, shutdown, sources, compiled, only,
     )))
 }
 
+fn keep_only(set: &mut Vec<aiops_sql::runtime::StreamingPipeline>, only: Option<&str>) {
+    if let Some(name) = only {
+        set.retain(|p| p.name() == name);
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the state of one supervision, passed once
 async fn supervise(
     log: Arc<dyn EventLog>,
     cfg: PipelinesConfig,
@@ -86,6 +111,7 @@ async fn supervise(
     mut shutdown: watch::Receiver<bool>,
     mut sources: Vec<PipelineSource>,
     mut compiled: Vec<aiops_sql::runtime::StreamingPipeline>,
+    only: Option<String>,
 ) -> Result<(), String> {
     loop {
         let first = match log.stats().await {
@@ -157,10 +183,20 @@ async fn supervise(
                         }
                     };
                     match load::compile_all(&new, &tables, cfg.runtime()).await {
-                        Ok(set) => {
-                            let appended = match control_event(&sources, &new, crate::clock::now_ms()) {
-                                Ok(event) => log.append(vec![event]).await.map_err(|e| e.to_string()),
-                                Err(e) => Err(e.to_string()),
+                        Ok(mut set) => {
+                            // One record of the change: by the whole set's supervisor, or by
+                            // the unit of the first pipeline in name order.
+                            let records = only.as_deref().is_none_or(|o| {
+                                names(&new).keys().next().is_some_and(|first| first == o)
+                            });
+                            keep_only(&mut set, only.as_deref());
+                            let appended = if !records {
+                                Ok(Vec::new())
+                            } else {
+                                match control_event(&sources, &new, crate::clock::now_ms()) {
+                                    Ok(event) => log.append(vec![event]).await.map_err(|e| e.to_string()),
+                                    Err(e) => Err(e.to_string()),
+                                }
                             };
                             match appended {
                                 Ok(_) => break (new, set),
@@ -202,22 +238,48 @@ pub struct PipelinesUnit {
     cfg: PipelinesConfig,
     board: InfoBoard,
     blobs: Arc<dyn aiops_log::Blobs>,
+    /// `pipelines` (all of them) or `pipeline.<name>`.
+    name: String,
+    only: Option<String>,
 }
 
 impl PipelinesUnit {
-    /// The unit's name: its lease, fence subject and checkpoint blob.
+    /// The name of the unit running every pipeline.
     pub const NAME: &'static str = "pipelines";
 
-    /// The unit over the pipelines of `cfg`, reporting to `board`.
+    /// The unit over every pipeline of `cfg`, reporting to `board`.
     pub fn new(cfg: PipelinesConfig, board: InfoBoard, blobs: Arc<dyn aiops_log::Blobs>) -> Self {
-        PipelinesUnit { cfg, board, blobs }
+        PipelinesUnit {
+            cfg,
+            board,
+            blobs,
+            name: Self::NAME.to_string(),
+            only: None,
+        }
+    }
+
+    /// The unit `pipeline.<name>` running only pipeline `name` (its lease, fence subject and
+    /// checkpoint blob are its own, so pipelines spread over the nodes).
+    pub fn one(
+        cfg: PipelinesConfig,
+        board: InfoBoard,
+        blobs: Arc<dyn aiops_log::Blobs>,
+        name: &str,
+    ) -> Self {
+        PipelinesUnit {
+            cfg,
+            board,
+            blobs,
+            name: format!("pipeline.{name}"),
+            only: Some(name.to_string()),
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl crate::cluster::Unit for PipelinesUnit {
     fn name(&self) -> &str {
-        Self::NAME
+        &self.name
     }
 
     async fn own(
@@ -225,15 +287,22 @@ impl crate::cluster::Unit for PipelinesUnit {
         log: Arc<dyn EventLog>,
         stop: watch::Receiver<bool>,
     ) -> Result<(), crate::cluster::UnitError> {
-        let err = |e: String| crate::cluster::UnitError::new(Self::NAME, e);
+        let err = |e: String| crate::cluster::UnitError::new(&self.name, e);
         let store = Store::from_store(
-            crate::store::Store::open_blob(self.blobs.clone(), Self::NAME)
+            crate::store::Store::open_blob(self.blobs.clone(), &self.name)
                 .await
                 .map_err(|e| err(e.to_string()))?,
         );
-        let task = start(log, self.cfg.clone(), store, self.board.clone(), stop)
-            .await
-            .map_err(err)?;
+        let task = start_only(
+            log,
+            self.cfg.clone(),
+            store,
+            self.board.clone(),
+            stop,
+            self.only.clone(),
+        )
+        .await
+        .map_err(err)?;
         match task.await {
             Ok(r) => r.map_err(err),
             Err(e) => Err(err(e.to_string())),

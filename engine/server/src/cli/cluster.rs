@@ -31,7 +31,7 @@ pub async fn cluster(command: ClusterCommand, cfg: Config) -> Result<()> {
     }
 }
 
-const UNITS: [&str; 4] = ["alerting", "pipelines", "templates", "workflows"];
+const UNITS: [&str; 3] = ["alerting", "templates", "workflows"];
 
 async fn status(as_json: bool, cfg: &Config) -> Result<()> {
     let log = server::open_log_for_reading(cfg).await?;
@@ -64,8 +64,23 @@ async fn status(as_json: bool, cfg: &Config) -> Result<()> {
             (e.key["unit.".len()..].to_string(), v)
         })
         .collect();
+    // The fixed units, and one per pipeline as the leases and the pipeline files name them.
+    let mut names: Vec<String> = UNITS.iter().map(|u| u.to_string()).collect();
+    for k in owners.keys().filter(|k| k.starts_with("pipeline")) {
+        names.push(k.clone());
+    }
+    if let Ok(sources) = aiops_runtime::pipelines::load::read_dir(&cfg.pipelines.dir) {
+        for s in sources {
+            if let Some(stem) = s.file.file_stem() {
+                names.push(format!("pipeline.{}", stem.to_string_lossy()));
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
     let mut units = Vec::new();
-    for u in UNITS {
+    for u in &names {
+        let u = u.as_str();
         let store = Store::open_blob(blobs.clone(), u).await?;
         // Single-state units keep one checkpoint; the pipelines one per pipeline (the
         // furthest behind counts).
