@@ -667,3 +667,102 @@ fn assert_single_engine_pipeline_outputs(urls: &str, dir: &std::path::Path) {
         );
     });
 }
+
+/// Work spreads: 3 nodes and 12 pipelines (plus the 3 fixed units) — nobody owns more than the
+/// cap; after a node is killed its units move to the others, and when it comes back ownership
+/// rebalances; no id is ever stored twice.
+#[test]
+fn twelve_pipelines_spread_over_three_nodes_and_rebalance_after_a_node_returns() {
+    let nats = NatsServer::start_new().expect("nats-server >= 2.11 (scripts/install-test-deps.sh)");
+    let urls = nats.url();
+    let pdir = tempfile::tempdir().unwrap();
+    let sql = include_str!("../../../pipelines/log_lines_by_severity.sql");
+    for i in 0..12 {
+        std::fs::write(
+            pdir.path().join(format!("lines_{i:02}.sql")),
+            sql.replace("log_lines_1m", &format!("log_lines_{i:02}")),
+        )
+        .unwrap();
+    }
+    let pipes = pdir.path().to_str().unwrap().to_string();
+    let mut env: Vec<(&str, &str)> = env()
+        .into_iter()
+        .filter(|(k, _)| *k != "AIOPS__NATS__REPLICAS")
+        .collect();
+    env.push(("AIOPS__PIPELINES__DIR", &pipes));
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports: Vec<u16> = (0..3).map(|_| aiops_testkit::free_port()).collect();
+    let launch = |i: usize| {
+        Aiops::start_env(
+            dirs[i].path(),
+            &urls,
+            ports[i],
+            &["--node", &format!("n{i}")],
+            &env,
+        )
+    };
+    let mut nodes: Vec<Aiops> = (0..3).map(launch).collect();
+    let total = UNITS.len() + 12;
+    let spread = |a: &Aiops, live: &[&str]| {
+        let o = owners(a);
+        let cap = total.div_ceil(live.len());
+        o.len() == total
+            && o.values().all(|n| live.contains(&n.as_str()))
+            && live.iter().all(|n| {
+                let k = o.values().filter(|x| x == n).count();
+                k >= 1 && k <= cap
+            })
+    };
+    wait_until(
+        Duration::from_secs(40),
+        "15 units spread over 3 nodes, at most 5 each",
+        || spread(&nodes[0], &["n0", "n1", "n2"]),
+    );
+    let post = |a: &Aiops, round: usize| {
+        post_json(a, "/api/ingest/logs", "application/x-ndjson", &logs(round));
+    };
+    for round in 0..6 {
+        post(&nodes[round % 3], round);
+    }
+    nodes[2].kill9();
+    wait_until(
+        Duration::from_secs(40),
+        "n2's units moved to n0 and n1",
+        || spread(&nodes[0], &["n0", "n1"]),
+    );
+    for round in 6..12 {
+        post(&nodes[round % 2], round);
+    }
+    nodes[2] = launch(2);
+    wait_until(
+        Duration::from_secs(40),
+        "rebalanced after n2 came back",
+        || spread(&nodes[0], &["n0", "n1", "n2"]),
+    );
+    for round in 12..18 {
+        post(&nodes[round % 3], round);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for mut n in nodes {
+        if let Err(e) = std::ops::DerefMut::deref_mut(&mut n).stop(Duration::from_secs(20)) {
+            panic!("{e}: {}", n.stderr_tail(6000));
+        }
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let log: Arc<dyn EventLog> =
+            Arc::new(NatsLog::connect(NatsConfig::new(&urls)).await.unwrap());
+        let recs = records(&*log).await;
+        let mut seen = BTreeSet::new();
+        for r in &recs {
+            assert!(
+                seen.insert(r.msg_id.clone()),
+                "id {} stored twice",
+                r.msg_id
+            );
+        }
+        let outputs = recs.iter().filter(|r| r.msg_id.starts_with("d.")).count();
+        assert!(outputs >= 12, "only {outputs} pipeline outputs");
+    });
+    assert_single_engine_pipeline_outputs(&urls, pdir.path());
+}
