@@ -14,6 +14,8 @@
 //!   intent in the log, and side by side with a real Alertmanager.
 //! - [`runtime`]: the runtime through the real binary: workflow executions/s and trigger →
 //!   webhook latency per alert rate, alert → notification intent, idle reaction.
+//! - [`failover`]: cluster mode: kill → takeover and kill → outputs resume of the alerting
+//!   unit when its owner is killed.
 //! - [`nab`]: the NAB anomaly-detection scorer (NAB's scoring, profiles and threshold sweep).
 //! - [`loghub`]: the Loghub log-parsing scorer (grouping and parsing accuracy), beside drain3.
 //! - [`report`]: results files, human tables and the `compare` verdicts.
@@ -25,6 +27,7 @@ pub mod bodies;
 pub mod demo_rate;
 pub mod engine;
 pub mod error;
+pub mod failover;
 pub mod ingest;
 pub mod load;
 pub mod loghub;

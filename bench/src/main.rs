@@ -108,6 +108,15 @@ enum Cmd {
     /// notification intent readable by a read-only follower of the log refreshed every `--poll`; 3. the same
     /// with one alert every `--idle-every`, engine idle.
     Runtime(RuntimeArgs),
+    /// Cluster failover (issue 17): kill -9 of the alerting owner → takeover and → outputs.
+    ///
+    /// Starts 3 nats-servers as one JetStream cluster and 3 `<bin> run --node n0..n2` on it (R3,
+    /// archive off), posts a steady alert load to the live nodes, and `--kills` times kills the
+    /// owner of `alerting` (from `GET /api/cluster`), measuring from the kill to the successor's
+    /// fence on `aiops.fence.alerting` (takeover) and to the first decision on `aiops.alerting`
+    /// after it (outputs resume), on the records' JetStream timestamps; then restarts the killed
+    /// node on the same port and data directory and waits until every unit is owned as assigned.
+    Failover(FailoverArgs),
     /// Scores an anomaly detector on NAB (Numenta Anomaly Benchmark) data with NAB's own rules.
     ///
     /// Prints a line per series and, last,
@@ -231,6 +240,43 @@ struct RuntimeArgs {
     client_threads: usize,
     /// Results file (JSON).
     #[arg(long, default_value = "bench/results/runtime.json")]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct FailoverArgs {
+    /// The engine binary (`cargo build -p aiops-server --bin aiops`).
+    #[arg(long = "bin", default_value = "target/debug/aiops")]
+    aiops_bin: PathBuf,
+    /// Kills of the alerting owner.
+    #[arg(long, default_value_t = 10)]
+    kills: usize,
+    /// `[cluster] lease_ttl` of every node.
+    #[arg(long, default_value = "6s", value_parser = humantime::parse_duration)]
+    lease_ttl: Duration,
+    /// `[cluster] poll` of every node.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    poll: Duration,
+    /// Alerts per second of the steady load.
+    #[arg(long, default_value_t = 50.0)]
+    rate: f64,
+    /// Alerts per POST.
+    #[arg(long, default_value_t = 10)]
+    alerts_per_post: usize,
+    /// Load time after every unit is owned again, before the next kill.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    settle: Duration,
+    /// Give up when a takeover, the outputs after it or a rejoin take longer.
+    #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Parent directory for temporary data directories (default: $TMPDIR).
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+    /// Keep the nodes' data directories and stderr files (kept anyway when the run fails).
+    #[arg(long)]
+    keep: bool,
+    /// Results file (JSON).
+    #[arg(long, default_value = "bench/results/failover.json")]
     out: PathBuf,
 }
 
@@ -392,6 +438,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::PipelineRss(args) => cmd_pipeline_rss(args),
         Cmd::Alerting(args) => cmd_alerting(args),
         Cmd::Runtime(args) => cmd_runtime(args),
+        Cmd::Failover(args) => cmd_failover(args),
         Cmd::Readside {
             series,
             queries,
@@ -670,6 +717,50 @@ fn cmd_runtime(args: RuntimeArgs) -> anyhow::Result<()> {
     let figures = aiops_bench::runtime::figures(&details);
     print!("{}", report::table(&figures));
     write_report(&args.out, "runtime", provenance, details, figures)
+}
+
+fn cmd_failover(args: FailoverArgs) -> anyhow::Result<()> {
+    let provenance = Provenance::current();
+    let plan = aiops_bench::failover::FailoverPlan {
+        aiops_bin: args.aiops_bin,
+        tmp_dir: args.tmp_dir,
+        kills: args.kills,
+        lease_ttl: args.lease_ttl,
+        poll: args.poll,
+        rate: args.rate,
+        alerts_per_post: args.alerts_per_post,
+        settle: args.settle,
+        timeout: args.timeout,
+        keep: args.keep,
+    };
+    let d = runtime(2)?.block_on(aiops_bench::failover::run(&plan))?;
+    println!(
+        "{} kills of the alerting owner; lease TTL {} ms, poll {} ms; {} alerts/s ({} POSTs ok, \
+         {} failed)",
+        d.kills.len(),
+        d.lease_ttl_ms,
+        d.poll_ms,
+        d.alerts_per_s,
+        d.posts_ok,
+        d.posts_failed
+    );
+    println!(
+        "{:<34} {:>8} {:>8} {:>8} {:>8}",
+        "ms from kill -9", "min", "p50", "p99", "max"
+    );
+    for (what, s) in [
+        ("kill → takeover (fence)", &d.takeover),
+        ("kill → outputs resume", &d.resume),
+        ("takeover → outputs (restore)", &d.restore),
+        ("restart → all units owned", &d.rejoin),
+    ] {
+        println!(
+            "{what:<34} {:>8.0} {:>8.0} {:>8.0} {:>8.0}",
+            s.min_ms, s.p50_ms, s.p99_ms, s.max_ms
+        );
+    }
+    let figures = aiops_bench::failover::figures(&d);
+    write_report(&args.out, "failover", provenance, d, figures)
 }
 
 fn write_report<T: Serialize>(
