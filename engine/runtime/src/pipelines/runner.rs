@@ -155,6 +155,9 @@ pub struct Runner {
     reader: Box<dyn LogReader>,
     dedup: OutputDedup,
     board: InfoBoard,
+    /// The board shows other runners' pipelines too (one runner per pipeline unit): publish
+    /// replaces only this runner's entries. Otherwise the board is this runner's alone.
+    shared_board: bool,
     cadence: Cadence,
     log_head: u64,
     summary: RunSummary,
@@ -490,6 +493,7 @@ impl Runner {
             reader,
             dedup,
             board,
+            shared_board: false,
             cadence: Cadence::new(checkpoint_every),
             log_head: stats.next_seq,
             summary: RunSummary::default(),
@@ -504,6 +508,12 @@ impl Runner {
     pub fn set_time_range(&mut self, from_ms: Option<i64>, to_ms: Option<i64>) {
         self.range = (from_ms.is_some() || to_ms.is_some())
             .then(|| (from_ms.unwrap_or(i64::MIN), to_ms.unwrap_or(i64::MAX)));
+    }
+
+    /// Publishes into a board other runners publish to as well (cluster mode, one runner per
+    /// pipeline unit): only this runner's entries are replaced.
+    pub fn share_board(&mut self) {
+        self.shared_board = true;
     }
 
     /// Counts so far.
@@ -752,13 +762,15 @@ impl Runner {
                 status: r.p.status(),
             })
             .collect();
-        // Several runners may share a board (one per pipeline unit in cluster mode): replace
-        // only this runner's pipelines.
         let mut b = self.board.write();
-        b.pipelines
-            .retain(|p| !infos.iter().any(|i| i.name == p.name));
-        b.pipelines.extend(infos);
-        b.pipelines.sort_by(|x, y| x.name.cmp(&y.name));
+        if self.shared_board {
+            b.pipelines
+                .retain(|p| !infos.iter().any(|i| i.name == p.name));
+            b.pipelines.extend(infos);
+            b.pipelines.sort_by(|x, y| x.name.cmp(&y.name));
+        } else {
+            b.pipelines = infos;
+        }
     }
 
     fn update_rates(&mut self) {

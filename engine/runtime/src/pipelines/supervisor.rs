@@ -132,7 +132,12 @@ async fn supervise(
         )
         .await
         {
-            Ok(r) => r,
+            Ok(mut r) => {
+                if only.is_some() {
+                    r.share_board();
+                }
+                r
+            }
             Err(e) => {
                 tracing::error!(error = %e, "pipelines could not start");
                 return Err(e.to_string());
