@@ -313,13 +313,7 @@ fn assert_single_engine_outputs(urls: &str, rounds: usize) {
             .filter(|r| is_miner_output(&r.subject, &r.msg_id))
             .map(|r| (r.msg_id.clone(), r.payload.to_vec()))
             .collect();
-        assert!(!want.is_empty(), "no template events derived");
-        let missing: Vec<&String> = want.difference(&got).map(|(id, _)| id).collect();
-        let extra: Vec<&String> = got.difference(&want).map(|(id, _)| id).collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "template events differ from one engine's: missing {missing:?}, extra {extra:?}"
-        );
+        assert_same_outputs("template events", &want, &got);
     });
 }
 
@@ -658,13 +652,7 @@ fn assert_single_engine_pipeline_outputs(urls: &str, dir: &std::path::Path) {
             })
             .map(|r| (r.msg_id, r.payload.to_vec()))
             .collect();
-        assert!(!want.is_empty(), "the pipeline derived nothing");
-        let missing: Vec<&String> = want.difference(&got).map(|(id, _)| id).collect();
-        let extra: Vec<&String> = got.difference(&want).map(|(id, _)| id).collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "pipeline outputs differ from one engine's: missing {missing:?}, extra {extra:?}"
-        );
+        assert_same_outputs("pipeline outputs", &want, &got);
     });
 }
 
@@ -765,4 +753,19 @@ fn twelve_pipelines_spread_over_three_nodes_and_rebalance_after_a_node_returns()
         assert!(outputs >= 12, "only {outputs} pipeline outputs");
     });
     assert_single_engine_pipeline_outputs(&urls, pdir.path());
+}
+
+/// `want` (one engine's outputs) and `got` (the stream's) are the same set of (id, payload).
+fn assert_same_outputs(
+    what: &str,
+    want: &BTreeSet<(String, Vec<u8>)>,
+    got: &BTreeSet<(String, Vec<u8>)>,
+) {
+    assert!(!want.is_empty(), "no {what} derived");
+    let missing: Vec<&String> = want.difference(got).map(|(id, _)| id).collect();
+    let extra: Vec<&String> = got.difference(want).map(|(id, _)| id).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what} differ from one engine's: missing {missing:?}, extra {extra:?}"
+    );
 }

@@ -312,6 +312,17 @@ fn cases(now: i64) -> Vec<Case> {
         alert,
         Accepted("alerts", 0),
     ));
+    // ---- The cluster view (single-node here): owners and nodes are for readers only ----
+    for who in ["none", "ingest"] {
+        v.push(case(
+            format!("cluster view without a reading role ({who})"),
+            who,
+            "GET",
+            "/api/cluster",
+            Vec::new(),
+            Refused(if who == "none" { 401 } else { 403 }, &[]),
+        ));
+    }
     // ---- SQL over HTTP ----
     for who in ["none", "ingest"] {
         v.push(case(
