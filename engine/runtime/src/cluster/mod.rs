@@ -7,6 +7,8 @@
 //! - [`unit`]: the [`Unit`] trait and [`DriverUnit`], a [`crate::Processor`] as a unit: owned,
 //!   it runs the driver appending fenced outputs and writing checkpoints to the cluster's blob
 //!   store; otherwise it follows the log without appending, so every node answers reads.
+//! - [`task`]: [`TaskUnit`], a background task only the owner runs (archive compaction, pull
+//!   sources).
 //!
 //! Safety does not rest on timing alone: a unit's appends carry a fence
 //! ([`aiops_log::Fence`]) that its successor's takeover invalidates, so an owner that was
@@ -15,7 +17,9 @@
 
 pub mod assign;
 pub mod member;
+pub mod task;
 pub mod unit;
 
 pub use member::{ClusterBoard, ClusterSettings, Member, UnitStatus};
+pub use task::{TaskFuture, TaskUnit};
 pub use unit::{DriverUnit, Unit, UnitError};
