@@ -16,6 +16,8 @@
 //!   webhook latency per alert rate, alert → notification intent, idle reaction.
 //! - [`failover`]: cluster mode: kill → takeover and kill → outputs resume of the alerting
 //!   unit when its owner is killed.
+//! - [`cluster_ingest`]: cluster mode: remote_write ingest through 1–3 nodes on a JetStream
+//!   cluster against the embedded log, R1 vs R3, `sync_interval: always`, CPU per million samples.
 //! - [`nab`]: the NAB anomaly-detection scorer (NAB's scoring, profiles and threshold sweep).
 //! - [`loghub`]: the Loghub log-parsing scorer (grouping and parsing accuracy), beside drain3.
 //! - [`report`]: results files, human tables and the `compare` verdicts.
@@ -24,6 +26,7 @@
 
 pub mod alerting;
 pub mod bodies;
+pub mod cluster_ingest;
 pub mod demo_rate;
 pub mod engine;
 pub mod error;

@@ -117,6 +117,17 @@ enum Cmd {
     /// after it (outputs resume), on the records' JetStream timestamps; then restarts the killed
     /// node on the same port and data directory and waits until every unit is owned as assigned.
     Failover(FailoverArgs),
+    /// Cluster ingest and replication (issue 17): remote_write samples/s through 1, 2 and 3
+    /// nodes on a 3-server JetStream cluster beside one node on the embedded log, R1 against R3,
+    /// `sync_interval: always` against the default, and CPU seconds per million samples of the
+    /// aiops nodes, the nats-servers and the load generator.
+    ///
+    /// Every setup starts fresh (3 nats-servers, then the nodes), takes the load of `--connections`
+    /// keep-alive clients spread over its nodes for `--warmup` + `--measure`, reads
+    /// utime+stime of every process from /proc at the start and end of the measured window, stops
+    /// the nodes, and counts the samples in the log: a setup whose log holds fewer samples than
+    /// were acknowledged fails the run.
+    ClusterIngest(ClusterIngestArgs),
     /// Scores an anomaly detector on NAB (Numenta Anomaly Benchmark) data with NAB's own rules.
     ///
     /// Prints a line per series and, last,
@@ -241,6 +252,44 @@ struct RuntimeArgs {
     /// Results file (JSON).
     #[arg(long, default_value = "bench/results/runtime.json")]
     out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct ClusterIngestArgs {
+    /// The engine binary (`cargo build -p aiops-server --bin aiops`).
+    #[arg(long = "bin", default_value = "target/debug/aiops")]
+    aiops_bin: PathBuf,
+    /// Setups in run order: `embedded`, or `r<1|3>[-always]-n<1..3>` (R replicas, every
+    /// nats-server with `sync_interval: always` or the default, K ingest nodes).
+    #[arg(long, value_delimiter = ',', default_value = aiops_bench::cluster_ingest::DEFAULT_SETUPS)]
+    setups: Vec<aiops_bench::cluster_ingest::Setup>,
+    /// Load before the measured window, per setup.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// The measured window, per setup.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    measure: Duration,
+    /// Keep-alive HTTP/1.1 connections over all nodes of a setup (round-robin).
+    #[arg(long, default_value_t = 6)]
+    connections: usize,
+    /// Distinct series the bodies cycle through.
+    #[arg(long, default_value_t = 10_000)]
+    series: usize,
+    /// Samples per remote_write request.
+    #[arg(long, default_value_t = 2000)]
+    samples_per_request: usize,
+    /// Distinct pre-encoded bodies (cycled).
+    #[arg(long, default_value_t = 512)]
+    pool: usize,
+    /// Worker threads of the load generator.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Parent directory for temporary data directories (default: $TMPDIR).
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+    /// Results file (JSON); default `bench/results/cluster-ingest-<date>.json`.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -439,6 +488,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Alerting(args) => cmd_alerting(args),
         Cmd::Runtime(args) => cmd_runtime(args),
         Cmd::Failover(args) => cmd_failover(args),
+        Cmd::ClusterIngest(args) => cmd_cluster_ingest(args),
         Cmd::Readside {
             series,
             queries,
@@ -761,6 +811,37 @@ fn cmd_failover(args: FailoverArgs) -> anyhow::Result<()> {
     }
     let figures = aiops_bench::failover::figures(&d);
     write_report(&args.out, "failover", provenance, d, figures)
+}
+
+fn cmd_cluster_ingest(args: ClusterIngestArgs) -> anyhow::Result<()> {
+    let provenance = Provenance::current();
+    let out = args.out.unwrap_or_else(|| {
+        let date = provenance.started_at.get(..10).unwrap_or("undated");
+        PathBuf::from(format!("bench/results/cluster-ingest-{date}.json"))
+    });
+    let plan = aiops_bench::cluster_ingest::ClusterIngestPlan {
+        aiops_bin: args.aiops_bin,
+        tmp_dir: args.tmp_dir,
+        setups: args.setups,
+        warmup: args.warmup,
+        measure: args.measure,
+        connections: args.connections,
+        series: args.series,
+        samples_per_request: args.samples_per_request,
+        pool: args.pool,
+    };
+    let d = runtime(args.client_threads)?.block_on(aiops_bench::cluster_ingest::run(&plan))?;
+    println!(
+        "nats-server {}; {} connections; {} s warm-up + {} s measured per setup; {} cores",
+        d.nats_server,
+        plan.connections,
+        plan.warmup.as_secs_f64(),
+        plan.measure.as_secs_f64(),
+        Machine::describe().nproc
+    );
+    print!("{}", aiops_bench::cluster_ingest::table(&d));
+    let figures = aiops_bench::cluster_ingest::figures(&d);
+    write_report(&out, "cluster-ingest", provenance, d, figures)
 }
 
 fn write_report<T: Serialize>(
