@@ -4,7 +4,8 @@
 //! The log backend provides them ([`crate::EventLog::coordination`]) because they must live
 //! where the log lives: a cluster that keeps the log keeps the leases and checkpoints too, with
 //! the same replication. The NATS backend implements them with a JetStream key-value bucket
-//! (leases) and an object store (blobs); the embedded log has none (one process owns it).
+//! (leases), an object store (blobs) and key-value buckets (records every node shares: API
+//! tokens, data source definitions); the embedded log has none (one process owns it).
 
 use crate::LogError;
 use async_trait::async_trait;
@@ -85,6 +86,124 @@ pub trait Blobs: Send + Sync {
     async fn delete(&self, name: &str) -> Result<(), LogError>;
 }
 
+/// One key of a key-value bucket as read: its value and the revision a compare-and-set names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvEntry {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: Bytes,
+    /// The key's revision: changes at every write of the key, grows across the bucket.
+    pub revision: u64,
+}
+
+/// A change seen by [`Kv::watch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvChange {
+    /// The key that changed.
+    pub key: String,
+    /// The new value; `None` when the key was deleted.
+    pub value: Option<Bytes>,
+    /// The change's revision.
+    pub revision: u64,
+}
+
+/// The outcome of a conditional write ([`Kv::create`], [`Kv::update`], [`Kv::delete`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvWrite {
+    /// Written; the key's new revision (0 for a delete).
+    Done(u64),
+    /// Not written: the key exists (create) or is not at the expected revision (update,
+    /// delete). Read it again and decide.
+    Conflict,
+}
+
+/// The changes of a bucket as they happen ([`Kv::watch`]); ends when the watch breaks (the
+/// caller lists again and watches anew).
+pub struct KvWatch(futures::stream::BoxStream<'static, Result<KvChange, LogError>>);
+
+impl KvWatch {
+    /// A watch over a backend's stream of changes.
+    pub fn new(
+        changes: futures::stream::BoxStream<'static, Result<KvChange, LogError>>,
+    ) -> KvWatch {
+        KvWatch(changes)
+    }
+
+    /// The next change; `None` when the watch ended (the caller starts a new one).
+    ///
+    /// # Errors
+    /// [`LogError::Unavailable`] when the watch broke.
+    pub async fn next(&mut self) -> Option<Result<KvChange, LogError>> {
+        futures::StreamExt::next(&mut self.0).await
+    }
+}
+
+impl std::fmt::Debug for KvWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KvWatch")
+    }
+}
+
+/// A revisioned key-value bucket every node reads and writes: small records shared by the
+/// cluster. Every write is atomic per key; conditional writes make read-modify-write safe
+/// between nodes.
+///
+/// Keys are 1–256 characters of `A-Z a-z 0-9 - _ = / .`, not starting or ending with a dot;
+/// another key is refused with [`LogError::InvalidMessage`].
+#[async_trait]
+pub trait Kv: Send + Sync + std::fmt::Debug {
+    /// The value of `key` and its revision; `None` when absent or deleted.
+    ///
+    /// # Errors
+    /// [`LogError::InvalidMessage`] for a malformed key; [`LogError::Unavailable`] when the
+    /// cluster does not answer.
+    async fn get(&self, key: &str) -> Result<Option<KvEntry>, LogError>;
+
+    /// Writes `key` only when it does not exist (or was deleted): [`KvWrite::Conflict`] when it
+    /// exists. Of several nodes creating the same key, exactly one succeeds.
+    ///
+    /// # Errors
+    /// As [`Kv::get`].
+    async fn create(&self, key: &str, value: Bytes) -> Result<KvWrite, LogError>;
+
+    /// Writes `key` only when it is still at `revision` (compare-and-set):
+    /// [`KvWrite::Conflict`] when another write came first.
+    ///
+    /// # Errors
+    /// As [`Kv::get`].
+    async fn update(&self, key: &str, value: Bytes, revision: u64) -> Result<KvWrite, LogError>;
+
+    /// Writes `key` whatever is there; its new revision.
+    ///
+    /// # Errors
+    /// As [`Kv::get`].
+    async fn put(&self, key: &str, value: Bytes) -> Result<u64, LogError>;
+
+    /// Deletes `key`; with `revision`, only when it is still at that revision
+    /// ([`KvWrite::Conflict`] otherwise). Deleting an absent key without a revision is not an
+    /// error.
+    ///
+    /// # Errors
+    /// As [`Kv::get`].
+    async fn delete(&self, key: &str, revision: Option<u64>) -> Result<KvWrite, LogError>;
+
+    /// Every live key whose name starts with `prefix`, with its value and revision, sorted by
+    /// key.
+    ///
+    /// # Errors
+    /// [`LogError::Unavailable`] when the cluster does not answer.
+    async fn list(&self, prefix: &str) -> Result<Vec<KvEntry>, LogError>;
+
+    /// The changes made from now on (puts and deletes of every key), in revision order. To
+    /// keep a copy current: watch first, then [`Kv::list`], then apply the changes whose
+    /// revision is newer than the copy's.
+    ///
+    /// # Errors
+    /// [`LogError::Unavailable`] when the watch cannot start.
+    async fn watch(&self) -> Result<KvWatch, LogError>;
+}
+
 /// The coordination services of a clustered log.
 #[async_trait]
 pub trait Coordination: Send + Sync {
@@ -102,6 +221,18 @@ pub trait Coordination: Send + Sync {
     /// # Errors
     /// As [`Coordination::leases`].
     async fn blobs(&self, name: &str) -> Result<Arc<dyn Blobs>, LogError>;
+
+    /// The key-value bucket `name` (created when missing, keeping every key's last value only,
+    /// replicated as the log).
+    ///
+    /// # Errors
+    /// As [`Coordination::leases`]; [`LogError::Config`] from a backend without key-value
+    /// buckets.
+    async fn kv(&self, name: &str) -> Result<Arc<dyn Kv>, LogError> {
+        Err(LogError::Config(format!(
+            "key-value bucket {name}: this log has no key-value buckets"
+        )))
+    }
 }
 
 /// A log whose appends are all fenced: what a work unit's owner hands to everything that
