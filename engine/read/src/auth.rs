@@ -1,13 +1,40 @@
 //! API tokens with roles, shared by the HTTP API (bearer tokens) and the Postgres endpoint (the
 //! token is the password). Only the SHA-256 of a token is stored; the token itself is shown once,
 //! when it is created.
+//!
+//! Single-node the tokens are a JSON file of the data directory. In cluster mode
+//! ([`TokenStore::open_shared`]) they are keys of a key-value bucket of the cluster's log
+//! (`token.<id>`, the record with the hash), so every node knows the same tokens: a node asks the
+//! bucket about a token it does not know (one created on another node works at once), follows
+//! the bucket's changes (a revocation reaches every node within milliseconds) and reads the whole
+//! bucket again every [`SHARED_REFRESH`] in case a change was missed. The bootstrap admin token is
+//! created by the one node whose `create` of the key `bootstrap` succeeds.
 
+use aiops_log::coord::{Kv, KvChange, KvWrite};
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// Cluster mode: the JetStream key-value bucket of the cluster's tokens.
+pub const TOKENS_BUCKET: &str = "AIOPS_TOKENS";
+
+/// Cluster mode: how often a node reads every token of the bucket again, besides following its
+/// changes (the bound on a missed revocation if the change feed broke silently).
+pub const SHARED_REFRESH: Duration = Duration::from_secs(5);
+
+/// Cluster mode: how long one question to the bucket may take (a token lookup, a write).
+const SHARED_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The key prefix of token records in the bucket.
+const TOKEN_PREFIX: &str = "token.";
+
+/// The key whose creation elects the node that creates the bootstrap admin token.
+const BOOTSTRAP_KEY: &str = "bootstrap";
 
 /// What a token may do. Roles are not a ladder: `ingest` only writes data, the others read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -75,6 +102,10 @@ pub enum AuthError {
     /// A request to the store is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// Cluster mode: the cluster's token bucket did not answer or refused the write; retrying
+    /// later may help.
+    #[error("cluster token store: {0}")]
+    Unavailable(String),
 }
 
 /// A stored token: who it is for and its hash, never the token.
@@ -117,8 +148,8 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The tokens: those created by aiops (in a JSON file under the data directory) and those from
-/// the configuration.
+/// The tokens: those created by aiops (in a JSON file under the data directory, or in the
+/// cluster's token bucket) and those from the configuration (per node).
 #[derive(Debug)]
 pub struct TokenStore {
     path: PathBuf,
@@ -128,6 +159,22 @@ pub struct TokenStore {
     /// The file's modification time when it was last read: `aiops token create` beside a
     /// running engine is picked up on the next unknown token.
     loaded: Mutex<Option<std::time::SystemTime>>,
+    /// Cluster mode: the bucket and this node's copy of it.
+    shared: Option<Shared>,
+}
+
+/// Cluster mode: the token bucket and the records read from it (key → revision, record).
+struct Shared {
+    kv: Arc<dyn Kv>,
+    records: RwLock<BTreeMap<String, (u64, TokenRecord)>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("records", &self.records.read().len())
+            .finish()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -148,24 +195,7 @@ impl TokenStore {
     /// # Errors
     /// An unreadable or malformed file, or a configured hash that is not 64 hex digits.
     pub fn open(path: &Path, configured: &[ConfiguredToken]) -> Result<TokenStore, AuthError> {
-        let mut conf = Vec::new();
-        for c in configured {
-            let h = c.sha256.to_ascii_lowercase();
-            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(AuthError::Invalid(format!(
-                    "auth.tokens: token {:?} has sha256 {:?}, expected 64 hex digits",
-                    c.name, c.sha256
-                )));
-            }
-            conf.push(TokenRecord {
-                id: h[..12].to_string(),
-                name: c.name.clone(),
-                role: c.role,
-                sha256: h,
-                created_ms: 0,
-                origin: "config".to_string(),
-            });
-        }
+        let conf = configured_records(configured)?;
         let (stored, mtime) = read_file(path)?;
         let mut tokens = stored;
         tokens.extend(conf.iter().cloned());
@@ -175,7 +205,166 @@ impl TokenStore {
             configured: conf,
             write: Mutex::new(()),
             loaded: Mutex::new(mtime),
+            shared: None,
         })
+    }
+
+    /// Cluster mode: the tokens of the cluster's bucket `kv` (read whole now, then followed by
+    /// a task of the current runtime until the store is dropped) plus this node's configured
+    /// tokens. The data directory's token file is not read.
+    ///
+    /// The synchronous methods ([`TokenStore::verify`] on a token this node does not know yet,
+    /// [`TokenStore::create`], [`TokenStore::revoke`], [`TokenStore::bootstrap`]) then ask the
+    /// bucket from inside the runtime: they must run on a multi-thread tokio runtime.
+    ///
+    /// # Errors
+    /// A configured hash that is not 64 hex digits; [`AuthError::Unavailable`] when the bucket
+    /// cannot be read.
+    pub async fn open_shared(
+        kv: Arc<dyn Kv>,
+        configured: &[ConfiguredToken],
+    ) -> Result<Arc<TokenStore>, AuthError> {
+        let conf = configured_records(configured)?;
+        let store = Arc::new(TokenStore {
+            path: PathBuf::from("cluster token bucket"),
+            tokens: RwLock::new(conf.clone()),
+            configured: conf,
+            write: Mutex::new(()),
+            loaded: Mutex::new(None),
+            shared: Some(Shared {
+                kv: kv.clone(),
+                records: RwLock::new(BTreeMap::new()),
+            }),
+        });
+        // Watch first, then read whole: no change between the two is missed.
+        let watch = kv.watch().await.map_err(unavailable)?;
+        store.relist().await?;
+        tokio::spawn(follow(Arc::downgrade(&store), kv, watch));
+        Ok(store)
+    }
+
+    /// Cluster mode: reads every record of the bucket and replaces this node's copy.
+    async fn relist(&self) -> Result<(), AuthError> {
+        let Some(sh) = &self.shared else {
+            return Ok(());
+        };
+        let listed = tokio::time::timeout(SHARED_TIMEOUT, sh.kv.list(TOKEN_PREFIX))
+            .await
+            .map_err(|_| AuthError::Unavailable("listing the token bucket timed out".into()))?
+            .map_err(unavailable)?;
+        let mut next = BTreeMap::new();
+        for e in listed {
+            if let Some(rec) = parse_record(&e.key, &e.value) {
+                next.insert(e.key, (e.revision, rec));
+            }
+        }
+        {
+            let mut records = sh.records.write();
+            // A record read meanwhile at a newer revision (a lookup) is kept.
+            for (k, (rev, rec)) in records.iter() {
+                if let Some((listed_rev, _)) = next.get(k)
+                    && *listed_rev < *rev
+                {
+                    next.insert(k.clone(), (*rev, rec.clone()));
+                }
+            }
+            *records = next;
+            self.rebuild(&records);
+        }
+        Ok(())
+    }
+
+    /// Cluster mode: applies one change of the bucket.
+    fn apply(&self, c: KvChange) {
+        let Some(sh) = &self.shared else {
+            return;
+        };
+        if !c.key.starts_with(TOKEN_PREFIX) {
+            return;
+        }
+        {
+            let mut records = sh.records.write();
+            let newer = records.get(&c.key).is_none_or(|(rev, _)| *rev < c.revision);
+            if !newer {
+                return;
+            }
+            match c.value.as_deref().and_then(|v| parse_record(&c.key, v)) {
+                Some(rec) => {
+                    records.insert(c.key, (c.revision, rec));
+                }
+                None => {
+                    records.remove(&c.key);
+                }
+            }
+            self.rebuild(&records);
+        }
+    }
+
+    /// Cluster mode: the combined list from the bucket's records and the configured tokens
+    /// (called with the records' lock held, so two changes cannot publish out of order).
+    fn rebuild(&self, records: &BTreeMap<String, (u64, TokenRecord)>) {
+        let mut all: Vec<TokenRecord> = records.values().map(|(_, r)| r.clone()).collect();
+        all.extend(self.configured.iter().cloned());
+        *self.tokens.write() = all;
+    }
+
+    /// Cluster mode: asks the bucket about a token this node does not know.
+    async fn lookup_shared(&self, sh: &Shared, h: &str) -> Result<Option<TokenRecord>, AuthError> {
+        let key = format!("{TOKEN_PREFIX}{}", &h[..12]);
+        let got = tokio::time::timeout(SHARED_TIMEOUT, sh.kv.get(&key))
+            .await
+            .map_err(|_| AuthError::Unavailable("reading the token bucket timed out".into()))?
+            .map_err(unavailable)?;
+        let Some(e) = got else {
+            return Ok(None);
+        };
+        let Some(rec) = parse_record(&e.key, &e.value) else {
+            return Ok(None);
+        };
+        if !same_hash(&rec.sha256, h) {
+            return Ok(None);
+        }
+        self.apply(KvChange {
+            key: e.key,
+            value: Some(e.value),
+            revision: e.revision,
+        });
+        Ok(Some(rec))
+    }
+
+    /// The token record for a presented token, if it is one — asking the cluster's bucket
+    /// when this node does not know the token (cluster mode). The async form of
+    /// [`TokenStore::verify`], for callers that can await.
+    pub async fn verify_async(&self, token: &str) -> Option<TokenRecord> {
+        if let Some(r) = self.lookup(token) {
+            return Some(r);
+        }
+        match &self.shared {
+            None => {
+                self.reload_if_changed();
+                self.lookup(token)
+            }
+            Some(sh) => match self.lookup_shared(sh, &hash_token(token)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "token lookup in the cluster failed; refused");
+                    None
+                }
+            },
+        }
+    }
+
+    /// Cluster mode: runs `fut` to its end from synchronous code on a multi-thread runtime.
+    fn block<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, AuthError> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                Ok(tokio::task::block_in_place(|| h.block_on(fut)))
+            }
+            _ => Err(AuthError::Unavailable(
+                "the cluster token store needs a multi-thread tokio runtime".into(),
+            )),
+        }
     }
 
     /// Reads the file again if it changed since it was last read.
@@ -194,10 +383,21 @@ impl TokenStore {
         }
     }
 
-    /// The token record for a presented token, if it is one.
+    /// The token record for a presented token, if it is one. In cluster mode a token this
+    /// node does not know is looked up in the bucket (blocking this thread for one round trip;
+    /// [`TokenStore::verify_async`] awaits instead).
     pub fn verify(&self, token: &str) -> Option<TokenRecord> {
         if let Some(r) = self.lookup(token) {
             return Some(r);
+        }
+        if self.shared.is_some() {
+            return match self.block(self.verify_async(token)) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "token lookup in the cluster failed; refused");
+                    None
+                }
+            };
         }
         self.reload_if_changed();
         self.lookup(token)
@@ -209,13 +409,7 @@ impl TokenStore {
         // Compare every stored hash fully so the time does not tell which prefix matched.
         let mut found = None;
         for t in tokens.iter() {
-            let eq = t
-                .sha256
-                .bytes()
-                .zip(h.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-                && t.sha256.len() == h.len();
+            let eq = same_hash(&t.sha256, &h);
             if eq && found.is_none() {
                 found = Some(t.clone());
             }
@@ -233,33 +427,22 @@ impl TokenStore {
         self.tokens.read().is_empty()
     }
 
-    /// Creates a token: returns its record and the token, which is not stored anywhere.
+    /// Creates a token: returns its record and the token, which is not stored anywhere. In
+    /// cluster mode the record is written to the bucket (blocking this thread;
+    /// [`TokenStore::create_async`] awaits instead) and every node knows it at once.
     ///
     /// # Errors
-    /// An empty name, or the file cannot be written (then nothing changed).
+    /// An empty name, or the file (the bucket) cannot be written (then nothing changed).
     pub fn create(
         &self,
         name: &str,
         role: Role,
         now_ms: i64,
     ) -> Result<(TokenRecord, String), AuthError> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 200 {
-            return Err(AuthError::Invalid(
-                "token name must be 1 to 200 characters".to_string(),
-            ));
+        if self.shared.is_some() {
+            return self.block(self.create_async(name, role, now_ms))?;
         }
-        let secret: [u8; 32] = rand::random();
-        let token = format!("aiops_{}", hex::encode(secret));
-        let sha256 = hash_token(&token);
-        let rec = TokenRecord {
-            id: sha256[..12].to_string(),
-            name: name.to_string(),
-            role,
-            sha256,
-            created_ms: now_ms,
-            origin: store_origin(),
-        };
+        let (rec, token) = new_token(name, role, now_ms)?;
         let _w = self.write.lock();
         let mut next = self.tokens.read().clone();
         next.push(rec.clone());
@@ -268,11 +451,18 @@ impl TokenStore {
         Ok((rec, token))
     }
 
-    /// Revokes a stored token by id. Returns false when there is no such stored token.
+    /// Revokes a stored token by id. Returns false when there is no such stored token. In
+    /// cluster mode the record is deleted from the bucket (blocking this thread;
+    /// [`TokenStore::revoke_async`] awaits instead); every node refuses it within
+    /// milliseconds (at worst [`SHARED_REFRESH`]).
     ///
     /// # Errors
-    /// A configured token (revoke it in the config), or the file cannot be written.
+    /// A configured token (revoke it in the config), or the file (the bucket) cannot be
+    /// written.
     pub fn revoke(&self, id: &str) -> Result<bool, AuthError> {
+        if self.shared.is_some() {
+            return self.block(self.revoke_async(id))?;
+        }
         let _w = self.write.lock();
         let mut next = self.tokens.read().clone();
         let Some(pos) = next.iter().position(|t| t.id == id) else {
@@ -290,15 +480,133 @@ impl TokenStore {
     }
 
     /// On a first start with no token at all: creates an admin token and returns it, to be
-    /// printed once.
+    /// printed once (in cluster mode, see [`TokenStore::bootstrap_async`]).
     ///
     /// # Errors
     /// As for [`TokenStore::create`].
     pub fn bootstrap(&self, now_ms: i64) -> Result<Option<String>, AuthError> {
+        if self.shared.is_some() {
+            return self.block(self.bootstrap_async(now_ms))?;
+        }
         if !self.is_empty() {
             return Ok(None);
         }
         let (_, token) = self.create("bootstrap admin", Role::Admin, now_ms)?;
+        Ok(Some(token))
+    }
+
+    /// [`TokenStore::create`], awaiting the bucket in cluster mode.
+    ///
+    /// # Errors
+    /// As [`TokenStore::create`].
+    pub async fn create_async(
+        &self,
+        name: &str,
+        role: Role,
+        now_ms: i64,
+    ) -> Result<(TokenRecord, String), AuthError> {
+        let Some(sh) = &self.shared else {
+            return self.create(name, role, now_ms);
+        };
+        // A new id that collides with an existing one (48 bits) is drawn again.
+        for _ in 0..3 {
+            let (rec, token) = new_token(name, role, now_ms)?;
+            let key = format!("{TOKEN_PREFIX}{}", rec.id);
+            let body = serde_json::to_vec(&rec)
+                .map_err(|e| AuthError::Invalid(format!("token record: {e}")))?;
+            let value = Bytes::from(body);
+            let wrote = tokio::time::timeout(SHARED_TIMEOUT, sh.kv.create(&key, value.clone()))
+                .await
+                .map_err(|_| AuthError::Unavailable("writing the token bucket timed out".into()))?
+                .map_err(unavailable)?;
+            if let KvWrite::Done(revision) = wrote {
+                self.apply(KvChange {
+                    key,
+                    value: Some(value),
+                    revision,
+                });
+                return Ok((rec, token));
+            }
+        }
+        Err(AuthError::Unavailable(
+            "could not draw a token id that is not taken".into(),
+        ))
+    }
+
+    /// [`TokenStore::revoke`], awaiting the bucket in cluster mode.
+    ///
+    /// # Errors
+    /// As [`TokenStore::revoke`].
+    pub async fn revoke_async(&self, id: &str) -> Result<bool, AuthError> {
+        let Some(sh) = &self.shared else {
+            return self.revoke(id);
+        };
+        if self.configured.iter().any(|t| t.id == id) {
+            return Err(AuthError::Invalid(format!(
+                "token {id} comes from the configuration file; remove it there"
+            )));
+        }
+        let key = format!("{TOKEN_PREFIX}{id}");
+        loop {
+            let got = tokio::time::timeout(SHARED_TIMEOUT, sh.kv.get(&key))
+                .await
+                .map_err(|_| AuthError::Unavailable("reading the token bucket timed out".into()))?;
+            let entry = match got {
+                Ok(e) => e,
+                // Not a key the bucket takes: not a token id.
+                Err(aiops_log::LogError::InvalidMessage(_)) => return Ok(false),
+                Err(e) => return Err(unavailable(e)),
+            };
+            let Some(e) = entry else {
+                return Ok(false);
+            };
+            let deleted =
+                tokio::time::timeout(SHARED_TIMEOUT, sh.kv.delete(&key, Some(e.revision)))
+                    .await
+                    .map_err(|_| {
+                        AuthError::Unavailable("writing the token bucket timed out".into())
+                    })?
+                    .map_err(unavailable)?;
+            if deleted != KvWrite::Conflict {
+                self.apply(KvChange {
+                    key,
+                    value: None,
+                    revision: u64::MAX,
+                });
+                return Ok(true);
+            }
+            // Changed meanwhile: read it again.
+        }
+    }
+
+    /// [`TokenStore::bootstrap`], awaiting the bucket in cluster mode. There, the admin token
+    /// is created once per cluster: when the bucket holds no token and this node has no
+    /// configured one, the node whose `create` of the `bootstrap` key succeeds creates it;
+    /// every other node gets `None` (and prints nothing).
+    ///
+    /// # Errors
+    /// As [`TokenStore::create`].
+    pub async fn bootstrap_async(&self, now_ms: i64) -> Result<Option<String>, AuthError> {
+        let Some(sh) = &self.shared else {
+            return self.bootstrap(now_ms);
+        };
+        if !self.is_empty() {
+            return Ok(None);
+        }
+        let marker = serde_json::json!({ "created_ms": now_ms }).to_string();
+        let won = tokio::time::timeout(
+            SHARED_TIMEOUT,
+            sh.kv.create(BOOTSTRAP_KEY, Bytes::from(marker)),
+        )
+        .await
+        .map_err(|_| AuthError::Unavailable("writing the token bucket timed out".into()))?
+        .map_err(unavailable)?;
+        if won == KvWrite::Conflict {
+            return Ok(None);
+        }
+        let (_, token) = self
+            .create_async("bootstrap admin", Role::Admin, now_ms)
+            .await?;
         Ok(Some(token))
     }
 
@@ -324,6 +632,122 @@ impl TokenStore {
         *self.loaded.lock() = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         Ok(())
     }
+}
+
+/// A fresh token and its record.
+fn new_token(name: &str, role: Role, now_ms: i64) -> Result<(TokenRecord, String), AuthError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(AuthError::Invalid(
+            "token name must be 1 to 200 characters".to_string(),
+        ));
+    }
+    let secret: [u8; 32] = rand::random();
+    let token = format!("aiops_{}", hex::encode(secret));
+    let sha256 = hash_token(&token);
+    let rec = TokenRecord {
+        id: sha256[..12].to_string(),
+        name: name.to_string(),
+        role,
+        sha256,
+        created_ms: now_ms,
+        origin: store_origin(),
+    };
+    Ok((rec, token))
+}
+
+/// Whether two hex hashes are equal, comparing every byte (the time does not tell which
+/// prefix matched).
+fn same_hash(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A token record of the bucket; `None` (skipped) for a value that is not one, or whose id
+/// does not match its key.
+fn parse_record(key: &str, value: &[u8]) -> Option<TokenRecord> {
+    let rec: TokenRecord = serde_json::from_slice(value).ok()?;
+    (key.strip_prefix(TOKEN_PREFIX) == Some(rec.id.as_str()) && rec.origin != "config")
+        .then_some(rec)
+}
+
+fn unavailable(e: aiops_log::LogError) -> AuthError {
+    AuthError::Unavailable(e.to_string())
+}
+
+/// Cluster mode: keeps a store's copy of the bucket current until the store is dropped —
+/// applies each change, reads the whole bucket again every [`SHARED_REFRESH`], and starts the
+/// change feed again when it breaks.
+async fn follow(store: Weak<TokenStore>, kv: Arc<dyn Kv>, mut watch: aiops_log::coord::KvWatch) {
+    let mut tick = tokio::time::interval(SHARED_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            change = watch.next() => match change {
+                Some(Ok(c)) => {
+                    let Some(s) = store.upgrade() else { return };
+                    s.apply(c);
+                }
+                other => {
+                    if let Some(Err(e)) = other {
+                        tracing::warn!(error = %e, "token bucket change feed broke; starting it again");
+                    }
+                    loop {
+                        if store.strong_count() == 0 {
+                            return;
+                        }
+                        match kv.watch().await {
+                            Ok(w) => {
+                                watch = w;
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "token bucket change feed");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                        }
+                    }
+                    let Some(s) = store.upgrade() else { return };
+                    if let Err(e) = s.relist().await {
+                        tracing::warn!(error = %e, "reading the token bucket");
+                    }
+                }
+            },
+            _ = tick.tick() => {
+                let Some(s) = store.upgrade() else { return };
+                if let Err(e) = s.relist().await {
+                    tracing::warn!(error = %e, "reading the token bucket");
+                }
+            }
+        }
+    }
+}
+
+/// The records of the configured tokens, their hashes checked.
+fn configured_records(configured: &[ConfiguredToken]) -> Result<Vec<TokenRecord>, AuthError> {
+    let mut conf = Vec::new();
+    for c in configured {
+        let h = c.sha256.to_ascii_lowercase();
+        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AuthError::Invalid(format!(
+                "auth.tokens: token {:?} has sha256 {:?}, expected 64 hex digits",
+                c.name, c.sha256
+            )));
+        }
+        conf.push(TokenRecord {
+            id: h[..12].to_string(),
+            name: c.name.clone(),
+            role: c.role,
+            sha256: h,
+            created_ms: 0,
+            origin: "config".to_string(),
+        });
+    }
+    Ok(conf)
 }
 
 fn read_file(path: &Path) -> Result<(Vec<TokenRecord>, Option<std::time::SystemTime>), AuthError> {

@@ -5,6 +5,7 @@
 //! back without writing anything to the log.
 
 use crate::ingest::Ingestor;
+use aiops_log::coord::{Kv, KvWrite};
 use aiops_connectors::outbound::OutboundPolicy;
 use aiops_connectors::registry::PullSourceConfig;
 use parking_lot::Mutex;
@@ -35,6 +36,9 @@ pub struct DataSources {
     entries: Mutex<BTreeMap<String, Entry>>,
     /// Serializes changes (file writes and restarts).
     write: tokio::sync::Mutex<()>,
+    /// Cluster mode: where the API sources are kept instead of the file (see
+    /// [`DataSources::share`]).
+    shared: std::sync::OnceLock<Arc<dyn Kv>>,
 }
 
 /// Why the sources could not start.
@@ -84,6 +88,17 @@ pub enum DataSourceError {
     },
 }
 
+/// Cluster mode: the JetStream key-value bucket of the API sources (key `source.<id>`, value
+/// the source's settings as given, as in `datasources.json`).
+pub const DATASOURCES_BUCKET: &str = "AIOPS_DATASOURCES";
+
+/// The key prefix of a source in [`DATASOURCES_BUCKET`].
+const SOURCE_PREFIX: &str = "source.";
+
+/// Cluster mode: how often a node reads the data source bucket whole, besides following its
+/// changes.
+pub const SHARED_REFRESH: Duration = Duration::from_secs(5);
+
 /// The path of the stored API sources.
 pub fn store_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("datasources.json")
@@ -125,6 +140,7 @@ impl DataSources {
             outbound,
             entries: Mutex::new(BTreeMap::new()),
             write: tokio::sync::Mutex::new(()),
+            shared: std::sync::OnceLock::new(),
         });
         for (i, c) in config.iter().enumerate() {
             let v = config_json.get(i).cloned().unwrap_or(Value::Null);
@@ -174,6 +190,177 @@ impl DataSources {
         let tmp = self.file.with_extension("json.tmp");
         std::fs::write(&tmp, bytes).map_err(|e| store(e.to_string()))?;
         std::fs::rename(&tmp, &self.file).map_err(|e| store(e.to_string()))
+    }
+
+    /// Stores one API source's change: `config` written (`creating`: only if no node has that
+    /// id) or, `None`, removed. Single-node the whole file is rewritten from the entries; in
+    /// cluster mode the source's key of the bucket is written.
+    async fn store_one(
+        &self,
+        id: &str,
+        config: Option<&Value>,
+        creating: bool,
+    ) -> Result<(), DataSourceError> {
+        let Some(kv) = self.shared.get() else {
+            return self.persist();
+        };
+        let key = format!("{SOURCE_PREFIX}{id}");
+        let failed = |e: aiops_log::LogError| DataSourceError::Store {
+            path: PathBuf::from(format!("cluster bucket {DATASOURCES_BUCKET}")),
+            detail: e.to_string(),
+        };
+        match config {
+            Some(v) => {
+                let body = serde_json::to_vec(v).map_err(|e| DataSourceError::Store {
+                    path: PathBuf::from(format!("cluster bucket {DATASOURCES_BUCKET}")),
+                    detail: e.to_string(),
+                })?;
+                if creating {
+                    if kv.create(&key, body.into()).await.map_err(failed)? == KvWrite::Conflict {
+                        return Err(DataSourceError::Exists(id.to_string()));
+                    }
+                } else {
+                    kv.put(&key, body.into()).await.map_err(failed)?;
+                }
+            }
+            None => {
+                kv.delete(&key, None).await.map_err(failed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cluster mode: the API sources are kept in the cluster's bucket `kv`
+    /// ([`DATASOURCES_BUCKET`]) from now on, so every node lists — and defines, for whichever
+    /// node pulls — the same ones. Sources of this node's `datasources.json` that the bucket
+    /// does not have are copied to it once (the file is then renamed `datasources.json.imported`);
+    /// the bucket's sources replace this node's API sources, and a task follows the bucket's
+    /// changes (and reads it whole every [`SHARED_REFRESH`]) until `shutdown`.
+    ///
+    /// # Errors
+    /// [`DataSourceError::Store`] when the bucket cannot be read or written.
+    pub async fn share(
+        self: &Arc<Self>,
+        kv: Arc<dyn Kv>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), DataSourceError> {
+        let failed = |e: aiops_log::LogError| DataSourceError::Store {
+            path: PathBuf::from(format!("cluster bucket {DATASOURCES_BUCKET}")),
+            detail: e.to_string(),
+        };
+        let local = self.stored()?;
+        for (id, v) in &local {
+            let body = serde_json::to_vec(v).map_err(|e| DataSourceError::Store {
+                path: self.file.clone(),
+                detail: e.to_string(),
+            })?;
+            // Another node's source of the same id wins.
+            kv.create(&format!("{SOURCE_PREFIX}{id}"), body.into())
+                .await
+                .map_err(failed)?;
+        }
+        if !local.is_empty() {
+            let to = self.file.with_extension("json.imported");
+            match std::fs::rename(&self.file, &to) {
+                Ok(()) => tracing::info!(
+                    sources = local.len(),
+                    file = %to.display(),
+                    "cluster mode: this node's API data sources were copied to the cluster"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, file = %self.file.display(), "cannot rename the imported data source file")
+                }
+            }
+        }
+        // Watch first, then read whole: no change between the two is missed.
+        let mut watch = kv.watch().await.map_err(failed)?;
+        let _ = self.shared.set(kv.clone());
+        self.sync_shared(&kv).await.map_err(failed)?;
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SHARED_REFRESH);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                /// What woke the follower.
+                enum Step {
+                    Shutdown,
+                    Resync,
+                    Rewatch,
+                }
+                let step = tokio::select! {
+                    r = shutdown.changed() => if r.is_err() { Step::Shutdown } else { Step::Resync },
+                    _ = tick.tick() => Step::Resync,
+                    c = watch.next() => if matches!(c, Some(Ok(_))) { Step::Resync } else { Step::Rewatch },
+                };
+                if matches!(step, Step::Shutdown) || *shutdown.borrow() {
+                    return;
+                }
+                if matches!(step, Step::Rewatch) {
+                    // The feed broke: start it again, then read whole.
+                    match kv.watch().await {
+                        Ok(w) => watch = w,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "data source bucket change feed");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+                let Some(ds) = me.upgrade() else { return };
+                if let Err(e) = ds.sync_shared(&kv).await {
+                    tracing::warn!(error = %e, "reading the data source bucket");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Cluster mode: makes this node's API sources those of the bucket — defines the new and
+    /// changed ones ([`DataSources::launch`]), stops and forgets the removed ones. A source of
+    /// the config file keeps its id.
+    async fn sync_shared(&self, kv: &Arc<dyn Kv>) -> Result<(), aiops_log::LogError> {
+        // Under the change lock: a source created here meanwhile is in the listing.
+        let _one = self.write.lock().await;
+        let listed = kv.list(SOURCE_PREFIX).await?;
+        let mut want: BTreeMap<String, Value> = BTreeMap::new();
+        for e in listed {
+            let id = e.key[SOURCE_PREFIX.len()..].to_string();
+            match serde_json::from_slice::<Value>(&e.value) {
+                Ok(v) => {
+                    want.insert(id, v);
+                }
+                Err(err) => {
+                    tracing::warn!(id = %id, error = %err, "data source in the cluster bucket is not JSON; skipped");
+                }
+            }
+        }
+        let (stale, changed): (Vec<String>, Vec<(String, Value)>) = {
+            let entries = self.entries.lock();
+            let stale = entries
+                .iter()
+                .filter(|(k, e)| e.origin == "api" && !want.contains_key(*k))
+                .map(|(k, _)| k.clone())
+                .collect();
+            let changed = want
+                .into_iter()
+                .filter(|(k, v)| match entries.get(k) {
+                    None => true,
+                    Some(e) => e.origin == "api" && e.config != *v,
+                })
+                .collect();
+            (stale, changed)
+        };
+        for id in stale {
+            if let Some(e) = self.entries.lock().remove(&id) {
+                let _ = e.stop.send(true);
+            }
+        }
+        for (id, v) in changed {
+            let launched = parse(&id, &v).and_then(|c| self.launch(id.clone(), "api", &c, v));
+            if let Err(e) = launched {
+                tracing::warn!(id = %id, error = %e, "data source of the cluster bucket not defined on this node");
+            }
+        }
+        Ok(())
     }
 
     fn launch(
@@ -253,8 +440,14 @@ impl DataSources {
             _ => {}
         }
         let c = parse(&id, &config)?;
-        self.launch(id.clone(), "api", &c, config)?;
-        self.persist()?;
+        self.launch(id.clone(), "api", &c, config.clone())?;
+        if let Err(e) = self.store_one(&id, Some(&config), creating).await {
+            if creating && let Some(e) = self.entries.lock().remove(&id) {
+                // Created on another node meanwhile (cluster mode): not ours to run.
+                let _ = e.stop.send(true);
+            }
+            return Err(e);
+        }
         Ok(self.get(&id).unwrap_or(Value::Null))
     }
 
@@ -278,7 +471,7 @@ impl DataSources {
         if let Some(e) = self.entries.lock().remove(id) {
             let _ = e.stop.send(true);
         }
-        self.persist()
+        self.store_one(id, None, false).await
     }
 
     /// Pulls once from a fresh instance of the source (nothing is written) and reports the

@@ -300,15 +300,41 @@ pub async fn run(
     } else {
         None
     };
-    let tokens = Arc::new(
-        aiops_read::auth::TokenStore::open(
-            &crate::read::tokens_path(&cfg.data_dir),
-            &cfg.auth.tokens,
-        )
-        .map_err(|e| ServerError::Read(e.to_string()))?,
-    );
+    // Cluster mode: the tokens and the API data sources are the cluster's (JetStream key-value
+    // buckets), the same on every node, and one node of the cluster creates the bootstrap admin
+    // token.
+    let shared = log.coordination().filter(|_| cluster.is_some());
+    if let Some(coord) = &shared {
+        let kv = coord
+            .kv(crate::datasources::DATASOURCES_BUCKET)
+            .await
+            .map_err(|e| ServerError::Read(format!("data source bucket: {e}")))?;
+        datasources
+            .share(kv, stop_rx.clone())
+            .await
+            .map_err(|e| ServerError::Read(e.to_string()))?;
+    }
+    let tokens = match shared {
+        Some(coord) => {
+            let kv = coord
+                .kv(aiops_read::auth::TOKENS_BUCKET)
+                .await
+                .map_err(|e| ServerError::Read(format!("token bucket: {e}")))?;
+            aiops_read::auth::TokenStore::open_shared(kv, &cfg.auth.tokens)
+                .await
+                .map_err(|e| ServerError::Read(e.to_string()))?
+        }
+        None => Arc::new(
+            aiops_read::auth::TokenStore::open(
+                &crate::read::tokens_path(&cfg.data_dir),
+                &cfg.auth.tokens,
+            )
+            .map_err(|e| ServerError::Read(e.to_string()))?,
+        ),
+    };
     if let Some(token) = tokens
-        .bootstrap(crate::clock::now_ms())
+        .bootstrap_async(crate::clock::now_ms())
+        .await
         .map_err(|e| ServerError::Read(e.to_string()))?
     {
         // Printed once, to the terminal only (never to the log): aiops keeps only its hash.

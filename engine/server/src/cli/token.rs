@@ -1,10 +1,15 @@
-//! `aiops token create|list|revoke`: API tokens in DATA_DIR/auth/tokens.json.
+//! `aiops token create|list|revoke`: API tokens in DATA_DIR/auth/tokens.json, or — when the
+//! config's log is NATS and names a cluster node (`[cluster] node`), or a cluster has run on
+//! that NATS (its lease bucket exists) — in the cluster's token bucket, so the change reaches
+//! every node at once.
 
 use super::fmt_ms;
+use aiops_read::auth::TokenStore;
 use aiops_server::config::Config;
-use aiops_server::{clock, read};
-use anyhow::{Result, bail};
+use aiops_server::{clock, read, server};
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+use std::sync::Arc;
 
 /// The subcommands of `aiops token`.
 #[derive(Debug, Subcommand)]
@@ -33,8 +38,7 @@ pub enum TokenCmd {
 /// # Errors
 /// The token store cannot be read or written, a role is unknown, or the id to revoke is.
 pub fn token(cmd: TokenCmd, cfg: Config) -> Result<()> {
-    let store =
-        aiops_read::auth::TokenStore::open(&read::tokens_path(&cfg.data_dir), &cfg.auth.tokens)?;
+    let store = open(&cfg)?;
     match cmd {
         TokenCmd::Create { name, role } => {
             let role: aiops_read::auth::Role = role.parse()?;
@@ -68,4 +72,44 @@ pub fn token(cmd: TokenCmd, cfg: Config) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The token store the nodes of this config use: the cluster's bucket (see the module) or the
+/// data directory's file.
+fn open(cfg: &Config) -> Result<Arc<TokenStore>> {
+    let nats = matches!(server::log_spec(cfg)?, aiops_log::LogSpec::Nats(_));
+    if !nats {
+        return Ok(Arc::new(TokenStore::open(
+            &read::tokens_path(&cfg.data_dir),
+            &cfg.auth.tokens,
+        )?));
+    }
+    let handle = tokio::runtime::Handle::try_current()
+        .context("`aiops token` against a NATS log needs the async runtime")?;
+    // The subcommand is synchronous; the cluster is asked from inside the runtime.
+    tokio::task::block_in_place(|| handle.block_on(open_nats(cfg)))
+}
+
+async fn open_nats(cfg: &Config) -> Result<Arc<TokenStore>> {
+    let log = server::open_log_for_reading(cfg).await?;
+    let Some(coord) = log.coordination() else {
+        bail!("the NATS log has no key-value buckets");
+    };
+    // A cluster has run here when its lease bucket exists (zero TTL: open, not create).
+    let clustered = cfg.cluster.enabled()
+        || coord
+            .leases(&cfg.cluster.lease_bucket, std::time::Duration::ZERO)
+            .await
+            .is_ok();
+    if !clustered {
+        return Ok(Arc::new(TokenStore::open(
+            &read::tokens_path(&cfg.data_dir),
+            &cfg.auth.tokens,
+        )?));
+    }
+    let kv = coord
+        .kv(aiops_read::auth::TOKENS_BUCKET)
+        .await
+        .context("opening the cluster's token bucket")?;
+    Ok(TokenStore::open_shared(kv, &cfg.auth.tokens).await?)
 }
