@@ -334,6 +334,51 @@ impl Archive {
         })
     }
 
+    /// Reads the manifest again from the directory (an archive on storage shared by several
+    /// nodes, that another node compacts): later views see the files it lists now. Returns
+    /// whether anything changed. A missing manifest leaves the current one.
+    ///
+    /// # Errors
+    /// The manifest is unreadable or malformed; the current one is kept.
+    pub fn reload(&self) -> Result<bool, ArchiveError> {
+        let mpath = self.dir.join(MANIFEST);
+        let fresh: Manifest = match std::fs::read(&mpath) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| ioerr(&mpath)(format!("malformed manifest: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(ioerr(&mpath)(e.to_string())),
+        };
+        let mut m = self.manifest.write();
+        let changed = m.archived_through != fresh.archived_through
+            || m.files.len() != fresh.files.len()
+            || m.files
+                .iter()
+                .zip(&fresh.files)
+                .any(|(a, b)| a.path != b.path);
+        if changed {
+            *m = fresh;
+        }
+        Ok(changed)
+    }
+
+    /// Takes the archive over as its only writer (shared storage, a new compacting node):
+    /// reloads the manifest, then removes the files no manifest lists (left by a writer that
+    /// was interrupted mid-pass), as [`Archive::open`] does.
+    ///
+    /// # Errors
+    /// The manifest is unreadable, or a stray file cannot be removed.
+    pub fn take_over(&self) -> Result<(), ArchiveError> {
+        self.reload()?;
+        let listed: std::collections::HashSet<PathBuf> = self
+            .manifest
+            .read()
+            .files
+            .iter()
+            .map(|f| self.dir.join(&f.path))
+            .collect();
+        remove_unlisted(&self.dir, &listed)
+    }
+
     /// Every log message with a smaller sequence is in the archive (if it was a data message).
     pub fn archived_through(&self) -> u64 {
         self.manifest.read().archived_through

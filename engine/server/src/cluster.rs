@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use aiops_log::{Blobs, EventLog, Leases};
-use aiops_runtime::cluster::{ClusterBoard, ClusterSettings, Member, Unit};
+use aiops_runtime::cluster::{ClusterBoard, ClusterSettings, Member, TaskUnit, Unit};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -78,4 +78,19 @@ impl Cluster {
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         Member::new(self.settings, log, self.leases, self.units, self.board).run(shutdown)
     }
+}
+
+/// The `sources` work unit: its owner pulls every pull source — of the config file and of the
+/// data source API, including ones created later — through [`DataSources::run_pulls`]; the other
+/// nodes keep the definitions (the API answers everywhere) and pull nothing.
+///
+/// [`DataSources::run_pulls`]: crate::datasources::DataSources::run_pulls
+pub fn sources_unit(ds: Arc<crate::datasources::DataSources>) -> TaskUnit {
+    TaskUnit::new("sources", move |_log, stop| {
+        let ds = ds.clone();
+        Box::pin(async move {
+            ds.run_pulls(stop).await;
+            Ok(())
+        })
+    })
 }

@@ -39,6 +39,8 @@ pub struct Config {
     pub sql: crate::read::SqlSettings,
     /// The Parquet archive: age, retention, pass sizes.
     pub archive: aiops_read::archive::ArchiveConfig,
+    /// Where the read side keeps what it reads besides the log (the archive directory).
+    pub read: ReadConfig,
     /// API tokens, open routes, rate limits.
     pub auth: crate::auth::AuthSettings,
     /// Grafana automation: where Grafana is, the data source, folder and rule group.
@@ -69,11 +71,23 @@ impl Default for Config {
             workflows: crate::workflows::WorkflowSettings::default(),
             sql: crate::read::SqlSettings::default(),
             archive: aiops_read::archive::ArchiveConfig::default(),
+            read: ReadConfig::default(),
             auth: crate::auth::AuthSettings::default(),
             grafana: aiops_grafana::GrafanaSettings::default(),
             cluster: aiops_runtime::cluster::ClusterSettings::default(),
         }
     }
+}
+
+/// `[read]`: where the read side's archive lives.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadConfig {
+    /// The Parquet archive's directory. Default `<data_dir>/archive`. In cluster mode, point
+    /// every node at the same shared directory (NFS, CephFS, …): then only the owner of the
+    /// `archive` work unit compacts into it and every node reads it (docs/cluster.md). Unset
+    /// in cluster mode, each node compacts its own local copy.
+    pub archive_dir: Option<PathBuf>,
 }
 
 /// HTTP server settings.

@@ -5,9 +5,9 @@
 //! back without writing anything to the log.
 
 use crate::ingest::Ingestor;
-use aiops_log::coord::{Kv, KvWrite};
 use aiops_connectors::outbound::OutboundPolicy;
 use aiops_connectors::registry::PullSourceConfig;
+use aiops_log::coord::{Kv, KvWrite};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -36,6 +36,9 @@ pub struct DataSources {
     entries: Mutex<BTreeMap<String, Entry>>,
     /// Serializes changes (file writes and restarts).
     write: tokio::sync::Mutex<()>,
+    /// Cluster mode: whether this node pulls now (it owns the `sources` work unit, see
+    /// [`DataSources::run_pulls`]). `None` single-node: every source pulls from its start.
+    gate: Option<watch::Sender<bool>>,
     /// Cluster mode: where the API sources are kept instead of the file (see
     /// [`DataSources::share`]).
     shared: std::sync::OnceLock<Arc<dyn Kv>>,
@@ -121,7 +124,9 @@ fn parse(id: &str, v: &Value) -> Result<PullSourceConfig, DataSourceError> {
 
 impl DataSources {
     /// Starts the sources of the config file (`config`, with their JSON form) and the stored
-    /// API sources; every source stops when `shutdown` flips.
+    /// API sources; every source stops when `shutdown` flips. With `gated` (cluster mode) the
+    /// sources are defined but pull only while [`DataSources::run_pulls`] runs — on the owner
+    /// of the `sources` work unit.
     ///
     /// # Errors
     /// [`DataSourceError`] for an unreadable store or a source that does not build.
@@ -131,6 +136,7 @@ impl DataSources {
         config_json: &[Value],
         ingestor: Arc<Ingestor>,
         outbound: OutboundPolicy,
+        gated: bool,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<DataSources>, DataSourceError> {
         let file = store_path(data_dir);
@@ -140,6 +146,7 @@ impl DataSources {
             outbound,
             entries: Mutex::new(BTreeMap::new()),
             write: tokio::sync::Mutex::new(()),
+            gate: gated.then(|| watch::channel(false).0),
             shared: std::sync::OnceLock::new(),
         });
         for (i, c) in config.iter().enumerate() {
@@ -382,8 +389,23 @@ impl DataSources {
                 message: e.to_string(),
             })?;
         let (tx, rx) = watch::channel(false);
-        tracing::info!(source = src.name(), id = %id, origin, "starting pull source");
-        tokio::spawn(crate::pull::run(src, self.ingestor.clone(), rx));
+        match &self.gate {
+            None => {
+                tracing::info!(source = src.name(), id = %id, origin, "starting pull source");
+                tokio::spawn(crate::pull::run(src, self.ingestor.clone(), rx));
+            }
+            Some(gate) => {
+                tracing::info!(source = src.name(), id = %id, origin, "pull source defined (pulls on the owner of the sources unit)");
+                tokio::spawn(gated_pull(
+                    id.clone(),
+                    c.clone(),
+                    self.outbound.clone(),
+                    self.ingestor.clone(),
+                    gate.subscribe(),
+                    rx,
+                ));
+            }
+        }
         if let Some(old) = self.entries.lock().insert(
             id,
             Entry {
@@ -395,6 +417,35 @@ impl DataSources {
             let _ = old.stop.send(true);
         }
         Ok(())
+    }
+
+    /// Cluster mode: pulls every source — of the config file and of the API, including ones
+    /// created or changed while this runs — until `stop` flips (or this future is dropped: the
+    /// member aborts an owner that lost its lease). Only the owner of the `sources` work unit
+    /// calls it. Single-node (not gated) the sources pull anyway and this only waits.
+    pub async fn run_pulls(&self, mut stop: watch::Receiver<bool>) {
+        /// Closes the gate however the future ends.
+        struct Open<'a>(&'a watch::Sender<bool>);
+        impl Drop for Open<'_> {
+            fn drop(&mut self) {
+                self.0.send_replace(false);
+            }
+        }
+        let _open = self.gate.as_ref().map(|g| {
+            g.send_replace(true);
+            tracing::info!(
+                sources = self.entries.lock().len(),
+                "this node pulls the data sources"
+            );
+            Open(g)
+        });
+        let _ = stop.wait_for(|s| *s).await;
+    }
+
+    /// Whether this node pulls now: always single-node, only the `sources` owner in cluster
+    /// mode.
+    pub fn pulling_here(&self) -> bool {
+        self.gate.as_ref().is_none_or(|g| *g.borrow())
     }
 
     fn view(id: &str, e: &Entry) -> Value {
@@ -544,6 +595,44 @@ impl DataSources {
                 v
             }
         })
+    }
+}
+
+/// One source in cluster mode: pulls (a fresh instance each time) while `gate` is open, until
+/// `stop` flips or the entry is dropped.
+async fn gated_pull(
+    id: String,
+    config: PullSourceConfig,
+    outbound: OutboundPolicy,
+    ingestor: Arc<Ingestor>,
+    mut gate: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            r = gate.wait_for(|g| *g) => if r.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let src = match config.build_with(&outbound) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(id = %id, error = %e, "pull source does not build; not pulled");
+                return;
+            }
+        };
+        tracing::info!(source = src.name(), id = %id, "starting pull source");
+        let (tx, rx) = watch::channel(false);
+        let run = tokio::spawn(crate::pull::run(src, ingestor.clone(), rx));
+        tokio::select! {
+            _ = gate.wait_for(|g| !*g) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+        let _ = tx.send(true);
+        let _ = run.await;
+        tracing::info!(id = %id, "pull source stopped on this node");
     }
 }
 

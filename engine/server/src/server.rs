@@ -158,16 +158,14 @@ pub async fn run(
         &config_json,
         ingestor.clone(),
         cfg.outbound.clone(),
+        // Cluster mode: the sources pull only on the owner of the `sources` unit.
+        cfg.cluster.enabled(),
         stop_rx.clone(),
     )
     .map_err(|e| ServerError::Read(e.to_string()))?;
     let mut cluster = crate::cluster::Cluster::open(&cfg, &log).await?;
-    if cluster.is_some() && !cfg.sources.is_empty() {
-        // Not a work unit yet: every node that configures them pulls them.
-        tracing::warn!(
-            sources = cfg.sources.len(),
-            "cluster mode: pull sources of the config file run on every node that has them; configure them on one node only (docs/cluster.md)"
-        );
+    if let Some(c) = &mut cluster {
+        c.add(Arc::new(crate::cluster::sources_unit(datasources.clone())));
     }
     let board = crate::pipelines::runner::InfoBoard::default();
     let supervisor = match &mut cluster {
@@ -356,6 +354,12 @@ pub async fn run(
     )
     .await
     .map_err(|e| ServerError::Read(e.to_string()))?;
+    if let Some(c) = &mut cluster
+        && crate::read::archive_shared(&cfg)
+        && let Some(unit) = crate::read::archive_unit(&read, cfg.archive.clone())
+    {
+        c.add(Arc::new(unit));
+    }
     let cluster_board = cluster.as_ref().map(|c| c.board.clone());
     if let Some(c) = cluster {
         tasks.spawn(c.run(log.clone(), stop_rx.clone()));

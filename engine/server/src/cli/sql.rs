@@ -49,7 +49,7 @@ async fn run_query(
     out: &mut (dyn Write + Send),
 ) -> Result<usize> {
     let log = server::open_log_for_reading(cfg).await?;
-    let dir = read::archive_dir(&cfg.data_dir);
+    let dir = read::archive_dir_of(cfg);
     // No archive yet (or archiving off): the log alone answers.
     let archive = if cfg.archive.enabled && dir.join("manifest.json").exists() {
         Some(Arc::new(Archive::open_read_only(&dir)?))

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -102,9 +103,23 @@ impl SqlSettings {
     }
 }
 
-/// Where the archive lives.
+/// Where the archive lives by default: `<data_dir>/archive`.
 pub fn archive_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("archive")
+}
+
+/// Where the archive of `cfg` lives: `[read] archive_dir`, else `<data_dir>/archive`.
+pub fn archive_dir_of(cfg: &crate::config::Config) -> PathBuf {
+    cfg.read
+        .archive_dir
+        .clone()
+        .unwrap_or_else(|| archive_dir(&cfg.data_dir))
+}
+
+/// Whether the archive is shared by the nodes of a cluster (cluster mode with `[read]
+/// archive_dir` set): then only the owner of the `archive` work unit compacts.
+pub fn archive_shared(cfg: &crate::config::Config) -> bool {
+    cfg.archive.enabled && cfg.cluster.enabled() && cfg.read.archive_dir.is_some()
 }
 
 /// Where the token hashes live.
@@ -127,6 +142,8 @@ pub struct ReadSide {
     pub pg_addr: Option<SocketAddr>,
     /// The query runtime: HTTP handlers run their queries here too.
     pub runtime: tokio::runtime::Handle,
+    /// Compaction passes of this node that archived rows or expired files.
+    pub compactions: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for ReadSide {
@@ -143,8 +160,16 @@ impl ReadSide {
     pub fn metrics_text(&self) -> String {
         use std::fmt::Write as _;
         use std::sync::atomic::Ordering::Relaxed;
+        let mut out = String::new();
+        if self.archive.is_some() {
+            let _ = writeln!(
+                out,
+                "# HELP aiops_archive_compactions_total Compaction passes of this node that archived rows or expired files.\n# TYPE aiops_archive_compactions_total counter\naiops_archive_compactions_total {}",
+                self.compactions.load(Relaxed)
+            );
+        }
         let Some(pg) = &self.pg else {
-            return String::new();
+            return out;
         };
         let families = [
             (
@@ -183,7 +208,6 @@ impl ReadSide {
                 &pg.refused_full,
             ),
         ];
-        let mut out = String::new();
         for (name, help, v) in families {
             let _ = writeln!(
                 out,
@@ -257,7 +281,9 @@ pub enum ReadError {
 }
 
 /// Starts the read side: archive + compaction loop, directory refresh, the query runtime and
-/// (when enabled) the Postgres endpoint. Everything stops when `stop` turns true.
+/// (when enabled) the Postgres endpoint. Everything stops when `stop` turns true. With a shared
+/// archive ([`archive_shared`]) the archive is opened for reading and no compaction loop starts
+/// here: the `archive` work unit ([`archive_unit`]) compacts on its owner.
 ///
 /// # Errors
 /// [`ReadError`].
@@ -269,11 +295,30 @@ pub async fn start(
     stop: watch::Receiver<bool>,
 ) -> Result<ReadSide, ReadError> {
     let limits = cfg.sql.limits();
-    let archive = if cfg.archive.enabled {
-        Some(Arc::new(Archive::open(&archive_dir(&cfg.data_dir))?))
-    } else {
+    let shared = archive_shared(cfg);
+    let archive = if !cfg.archive.enabled {
         None
+    } else if shared {
+        // Another node may be mid-pass: nothing is removed at open (the owner cleans up when
+        // it takes the unit over).
+        let dir = archive_dir_of(cfg);
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            ReadError::Archive(aiops_read::archive::ArchiveError::Io {
+                path: dir.clone(),
+                detail: e.to_string(),
+            })
+        })?;
+        Some(Arc::new(Archive::open_read_only(&dir)?))
+    } else {
+        if cfg.cluster.enabled() {
+            tracing::info!(
+                dir = %archive_dir_of(cfg).display(),
+                "cluster mode without [read] archive_dir: this node compacts its own archive copy (set a shared archive_dir so one node compacts for all, docs/cluster.md)"
+            );
+        }
+        Some(Arc::new(Archive::open(&archive_dir_of(cfg))?))
     };
+    let compactions = Arc::new(AtomicU64::new(0));
     let directory = Arc::new(StreamDirectory::default());
     let src = ReadSources {
         log: log.clone(),
@@ -367,10 +412,13 @@ pub async fn start(
             }
         });
     }
-    if let Some(a) = archive.clone() {
+    if let Some(a) = archive.clone()
+        && !shared
+    {
         let acfg = cfg.archive.clone();
         let mut stop = stop.clone();
-        runtime.spawn(async move { compaction_loop(a, log, acfg, &mut stop).await });
+        let n = compactions.clone();
+        runtime.spawn(async move { compaction_loop(a, log, acfg, n, &mut stop).await });
     }
     Ok(ReadSide {
         ctx,
@@ -379,13 +427,95 @@ pub async fn start(
         pg: stats,
         pg_addr,
         runtime,
+        compactions,
     })
+}
+
+/// Aborts the task when dropped: a unit's owner task that the member aborts (lease lost) takes
+/// the compaction it started on the query runtime with it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The `archive` work unit of a shared archive: its owner takes the directory over (removes
+/// files an interrupted writer left) and runs the compaction loop on the query runtime; the
+/// other nodes re-read the manifest every `min(archive.interval, 5s)` so their queries read
+/// what the owner archived.
+pub fn archive_unit(
+    read: &ReadSide,
+    cfg: ArchiveConfig,
+) -> Option<aiops_runtime::cluster::TaskUnit> {
+    use aiops_runtime::cluster::{TaskUnit, UnitError};
+    let archive = read.archive.clone()?;
+    let (a_own, rt_own, n) = (
+        archive.clone(),
+        read.runtime.clone(),
+        read.compactions.clone(),
+    );
+    let refresh = cfg.interval.min(Duration::from_secs(5));
+    let unit = TaskUnit::new("archive", move |log, stop| {
+        let (a, rt, n, cfg) = (a_own.clone(), rt_own.clone(), n.clone(), cfg.clone());
+        Box::pin(async move {
+            let taken = {
+                let a = a.clone();
+                tokio::task::spawn_blocking(move || a.take_over())
+                    .await
+                    .map_err(|e| UnitError::new("archive", e))?
+            };
+            taken.map_err(|e| UnitError::new("archive", e))?;
+            tracing::info!(
+                archived_through = a.archived_through(),
+                "archive: this node compacts"
+            );
+            let mut stop = stop;
+            let mut task = AbortOnDrop(rt.spawn(async move {
+                compaction_loop(a, log, cfg, n, &mut stop).await;
+            }));
+            (&mut task.0)
+                .await
+                .map_err(|e| UnitError::new("archive", e))
+        })
+    })
+    .with_follow(move |mut stop| {
+        let a = archive.clone();
+        Box::pin(async move {
+            loop {
+                let r = {
+                    let a = a.clone();
+                    tokio::task::spawn_blocking(move || a.reload()).await
+                };
+                match r {
+                    Ok(Ok(true)) => {
+                        tracing::debug!(
+                            archived_through = a.archived_through(),
+                            "archive: manifest reloaded"
+                        );
+                    }
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "archive: cannot re-read the shared manifest")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "archive: manifest reload task failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(refresh) => {}
+                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                }
+            }
+        })
+    });
+    Some(unit)
 }
 
 async fn compaction_loop(
     archive: Arc<Archive>,
     log: Arc<dyn EventLog>,
     cfg: ArchiveConfig,
+    passes: Arc<AtomicU64>,
     stop: &mut watch::Receiver<bool>,
 ) {
     loop {
@@ -404,6 +534,7 @@ async fn compaction_loop(
                 .await
             {
                 Ok(r) if r.rows > 0 || r.expired_files > 0 => {
+                    passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::info!(
                         rows = r.rows,
                         files = r.files,
