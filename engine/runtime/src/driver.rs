@@ -232,6 +232,10 @@ pub struct Driver<P: Processor> {
     config_hash: u64,
     log_head: u64,
     start_head: u64,
+    /// Where the dedup scan started: until the driver has read past `start_head`, outputs of
+    /// a previous run (or owner) may lie anywhere from here on, so a checkpoint names this
+    /// head, not `log_head`.
+    scan_from: u64,
     caught_up: bool,
     cadence: Cadence,
     counts: DriverCounts,
@@ -314,6 +318,7 @@ impl<P: Processor> Driver<P> {
             config_hash,
             log_head: stats.next_seq,
             start_head: stats.next_seq,
+            scan_from: head,
             caught_up: false,
             cadence: Cadence::new(opts.checkpoint_every),
             counts: DriverCounts::default(),
@@ -432,6 +437,9 @@ impl<P: Processor> Driver<P> {
         }
         if !self.caught_up && (records.is_empty() || self.reader.position() >= self.start_head) {
             self.caught_up = true;
+            // Every output appended before this driver opened came from an input before
+            // `start_head`, which it has now read again: nothing left to recognize.
+            self.dedup = OutputDedup::default();
         }
         self.processor.stepped(&StepInfo {
             position: self.reader.position(),
@@ -439,6 +447,18 @@ impl<P: Processor> Driver<P> {
             counts: self.counts,
         });
         Ok(())
+    }
+
+    /// The log head a checkpoint records: outputs of inputs after its position are at or after
+    /// it. Before the driver has read past where the log ended when it opened, a previous run's
+    /// outputs of those inputs may lie anywhere after the dedup scan's start (a checkpoint then
+    /// naming the later `log_head` would let the next run miss them and append them twice).
+    fn checkpoint_head(&self) -> u64 {
+        if self.caught_up {
+            self.log_head
+        } else {
+            self.scan_from.min(self.log_head)
+        }
     }
 
     fn writes_checkpoints(&self) -> bool {
@@ -464,7 +484,7 @@ impl<P: Processor> Driver<P> {
         let ck = Checkpoint {
             config_hash: self.config_hash,
             position: self.reader.position(),
-            log_head: self.log_head,
+            log_head: self.checkpoint_head(),
         };
         store.save(&ck, state).await?;
         self.cadence.saved();
@@ -486,7 +506,7 @@ impl<P: Processor> Driver<P> {
         let ck = Checkpoint {
             config_hash: self.config_hash,
             position: self.reader.position(),
-            log_head: self.log_head,
+            log_head: self.checkpoint_head(),
         };
         self.cadence.saved();
         self.background = Some(tokio::spawn(async move {

@@ -26,6 +26,9 @@ pub const LATE_PREFIX: &str = aiops_schemas::derived::LATE_PREFIX;
 pub const ALERTS_PREFIX: &str = "aiops.alerts.";
 /// Prefix of event batches (`aiops.events.<partition>`).
 pub const EVENTS_PREFIX: &str = "aiops.events.";
+/// Prefix of partitioned pipelines' partial records (`aiops.partial.<pipeline>`, cluster
+/// mode): written by the partition units, read by the pipeline's merge unit only.
+pub const PARTIAL_PREFIX: &str = "aiops.partial.";
 /// Prefix of work units' fence subjects (`aiops.fence.<unit>`, cluster mode): an owner appends
 /// one message there when it takes a unit over and appends its outputs fenced by it
 /// ([`aiops_log::Fence`]). No processor reads them.
@@ -55,6 +58,9 @@ pub mod ids {
     pub const PIPELINE_OUTPUT: &str = "d.";
     /// Pipeline late rows: `l.<pipeline>.<input seq>.<hash>` on late subjects.
     pub const PIPELINE_LATE: &str = "l.";
+    /// Partial records of partition units: `p.<pipeline>.<unit index>.<input seq>` on
+    /// [`super::PARTIAL_PREFIX`] subjects.
+    pub const PIPELINE_PARTIAL: &str = "p.";
     /// Alerts of SQL alert rules: `a.<pipeline>.<ms>.<hash>` on alert subjects.
     pub const RULE_ALERTS: &str = "a.";
     /// Anomaly events of pipelines: `n.<pipeline>.<ms>.<hash>` on event subjects.
@@ -80,6 +86,7 @@ pub mod ids {
         ("workflow_control", WORKFLOW_CONTROL),
         ("pipeline_output", PIPELINE_OUTPUT),
         ("pipeline_late", PIPELINE_LATE),
+        ("pipeline_partial", PIPELINE_PARTIAL),
         ("rule_alerts", RULE_ALERTS),
         ("pipeline_anomalies", PIPELINE_ANOMALIES),
         ("ingest_keyed", INGEST_KEYED),

@@ -34,6 +34,7 @@ pub struct Cluster {
     /// What the member knows, for `GET /api/cluster`.
     pub board: Arc<ClusterBoard>,
     units: Vec<Arc<dyn Unit>>,
+    dynamic: Option<watch::Receiver<Vec<Arc<dyn Unit>>>>,
 }
 
 impl Cluster {
@@ -62,6 +63,7 @@ impl Cluster {
             blobs,
             board: Arc::new(ClusterBoard::default()),
             units: Vec::new(),
+            dynamic: None,
         }))
     }
 
@@ -70,13 +72,23 @@ impl Cluster {
         self.units.push(unit);
     }
 
+    /// Adds the units `dynamic` lists as the list changes (the pipeline units, which follow
+    /// the pipeline directory).
+    pub fn set_dynamic(&mut self, dynamic: watch::Receiver<Vec<Arc<dyn Unit>>>) {
+        self.dynamic = Some(dynamic);
+    }
+
     /// The member loop over every added unit, until `shutdown`.
     pub fn run(
         self,
         log: Arc<dyn EventLog>,
         shutdown: watch::Receiver<bool>,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        Member::new(self.settings, log, self.leases, self.units, self.board).run(shutdown)
+        let mut member = Member::new(self.settings, log, self.leases, self.units, self.board);
+        if let Some(d) = self.dynamic {
+            member = member.with_dynamic(d);
+        }
+        member.run(shutdown)
     }
 }
 

@@ -179,18 +179,24 @@ pub async fn run(
                 crate::pipelines::load::compile_all(&sources, &tables, cfg.pipelines.runtime())
                     .await
                     .map_err(|e| ServerError::Pipelines(e.to_string()))?;
-            // One unit per pipeline, so pipelines spread over the nodes. A pipeline file added
-            // while running gets its unit at the next start of the nodes.
-            for p in &set {
-                c.add(Arc::new(
-                    aiops_runtime::pipelines::supervisor::PipelinesUnit::one(
-                        cfg.pipelines.clone(),
-                        board.clone(),
-                        c.blobs.clone(),
-                        p.name(),
-                    ),
-                ));
-            }
+            // One unit per pipeline, so pipelines spread over the nodes; a pipeline with
+            // `-- @partitions: N` is N partition units and a merge unit. The list follows the
+            // directory, so a file added while running gets its units.
+            let units = aiops_runtime::pipelines::supervisor::units_of(
+                &cfg.pipelines,
+                &board,
+                &c.blobs,
+                &set,
+            );
+            let (units_tx, units_rx) = watch::channel(units);
+            c.set_dynamic(units_rx);
+            tasks.spawn(aiops_runtime::pipelines::supervisor::follow_units(
+                cfg.pipelines.clone(),
+                board.clone(),
+                c.blobs.clone(),
+                units_tx,
+                stop_rx.clone(),
+            ));
             None
         }
         None => {

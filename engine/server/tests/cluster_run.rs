@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The units of a node with no pipeline files (tests 2 and 3); test 1 adds one pipeline.
-const UNITS: [&str; 3] = ["alerting", "templates", "workflows"];
+const UNITS: [&str; 4] = ["alerting", "templates", "workflows", "sources"];
 
 fn env() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -40,16 +40,25 @@ fn start(dir: &std::path::Path, urls: &str, port: u16, node: &str, pipelines: &s
     Aiops::start_env(dir, urls, port, &["--node", node], &env)
 }
 
-/// A pipeline directory with the shipped log-lines-per-minute pipeline.
+/// A pipeline directory with the shipped log-lines-per-minute pipeline, and the same pipeline
+/// partitioned over three partition units (`-- @partitions: 3`) writing its own output.
 fn pipeline_dir() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
+    let sql = include_str!("../../../pipelines/log_lines_by_severity.sql");
+    std::fs::write(d.path().join("log_lines_by_severity.sql"), sql).unwrap();
     std::fs::write(
-        d.path().join("log_lines_by_severity.sql"),
-        include_str!("../../../pipelines/log_lines_by_severity.sql"),
+        d.path().join("log_lines_split.sql"),
+        format!(
+            "-- @partitions: 3\n{}",
+            sql.replace("log_lines_1m", "log_lines_split_1m")
+        ),
     )
     .unwrap();
     d
 }
+
+/// The pipeline units of [`pipeline_dir`]: one, and three partition units and a merge unit.
+const PIPELINE_UNITS: usize = 5;
 
 fn cluster_view(a: &Aiops) -> Option<Value> {
     serde_json::from_str(&http_get(&a.url("/api/cluster")).ok()?).ok()
@@ -175,13 +184,14 @@ fn three_nodes_survive_kill9_of_an_owner_and_a_server_with_single_node_outputs()
         .map(|i| start(dirs[i].path(), &urls, ports[i], &format!("n{i}"), &pipes))
         .collect();
     // The first node started alone and took everything; as the others join, units are handed
-    // on until, with 3 nodes and 4 units, nobody owns more than 2.
+    // on until nobody owns more than the cap.
+    let total = UNITS.len() + PIPELINE_UNITS;
     wait_until(Duration::from_secs(30), "every unit owned, spread", || {
         let o = owners(&nodes[0]);
-        o.len() == UNITS.len() + 1
+        o.len() == total
             && ["n0", "n1", "n2"]
                 .iter()
-                .all(|n| o.values().filter(|x| x == n).count() <= 2)
+                .all(|n| o.values().filter(|x| x == n).count() <= total.div_ceil(3))
     });
 
     let mut killed_node: Option<usize> = None;
@@ -227,7 +237,7 @@ fn three_nodes_survive_kill9_of_an_owner_and_a_server_with_single_node_outputs()
     wait_until(
         Duration::from_secs(30),
         "every unit owned after the restarts",
-        || owners(&nodes[0]).len() == UNITS.len() + 1,
+        || owners(&nodes[0]).len() == total,
     );
     std::thread::sleep(Duration::from_secs(3));
     for n in &mut nodes {
@@ -246,7 +256,12 @@ fn three_nodes_survive_kill9_of_an_owner_and_a_server_with_single_node_outputs()
         }
     }
     assert_single_engine_outputs(&urls, 36);
-    assert_single_engine_pipeline_outputs(&urls, pdir.path());
+    let ids = assert_single_engine_pipeline_outputs(&urls, pdir.path());
+    let split = ids
+        .iter()
+        .filter(|i| i.starts_with("d.log_lines_split."))
+        .count();
+    assert!(split > 0, "the partitioned pipeline emitted nothing");
 }
 
 /// The stream at `urls` holds no id twice and at least `rounds` batches of alerts and of logs,
@@ -607,7 +622,7 @@ fn effects_reach_the_receiver_once_per_key_across_a_kill_of_the_workflows_owner(
 
 /// The pipeline outputs in the stream at `urls` are exactly those the pipelines of `dir` derive
 /// replaying it in one process (appending nothing), and there are some.
-fn assert_single_engine_pipeline_outputs(urls: &str, dir: &std::path::Path) {
+fn assert_single_engine_pipeline_outputs(urls: &str, dir: &std::path::Path) -> BTreeSet<String> {
     use aiops_runtime::pipelines::load::{compile_all, read_dir, tables};
     use aiops_runtime::pipelines::runner::{Mode, Runner, is_pipeline_output};
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -646,14 +661,18 @@ fn assert_single_engine_pipeline_outputs(urls: &str, dir: &std::path::Path) {
         let got: BTreeSet<(String, Vec<u8>)> = records(&*log)
             .await
             .into_iter()
-            // The template miner's window counts share the derived subjects.
+            // The template miner's window counts share the derived subjects; partition units'
+            // partial records are the partitioned pipeline's inner traffic.
             .filter(|r| {
-                is_pipeline_output(&r.subject, &r.msg_id) && !is_miner_output(&r.subject, &r.msg_id)
+                is_pipeline_output(&r.subject, &r.msg_id)
+                    && !is_miner_output(&r.subject, &r.msg_id)
+                    && !r.subject.starts_with("aiops.partial.")
             })
             .map(|r| (r.msg_id, r.payload.to_vec()))
             .collect();
         assert_same_outputs("pipeline outputs", &want, &got);
-    });
+        got.into_iter().map(|(id, _)| id).collect()
+    })
 }
 
 /// Work spreads: 3 nodes and 12 pipelines (plus the 3 fixed units) — nobody owns more than the

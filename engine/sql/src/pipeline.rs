@@ -343,6 +343,37 @@ pub async fn check_in(
             "anomaly() and time_until() judge one value per window: GROUP BY tumble(time, INTERVAL …)",
         ));
     }
+    if settings.partition_units() > 1 {
+        let (line, column) = settings.position("partitions").unwrap_or(query_start);
+        let refuse = |why: &str| Err(err(file, line, column, format!("@partitions: {why}")));
+        let kind_input = inputs.len() == 1
+            && aiops_schemas::Kind::ALL
+                .iter()
+                .any(|k| k.as_str() == inputs[0]);
+        if !kind_input {
+            return refuse(
+                "a partitioned pipeline reads one input kind (metrics, logs, events or alerts), whose log partitions its units share; this one reads another pipeline's output",
+            );
+        }
+        if output == "alerts" {
+            return refuse(
+                "an alert rule runs as one unit; partition the aggregation that feeds it and write the rule over its output",
+            );
+        }
+        if !detect.is_empty() {
+            return refuse(
+                "anomaly() and time_until() follow each series' windows in order on one unit; partition the aggregation and score its output in another pipeline",
+            );
+        }
+        if !matches!(
+            plan_window(&plan),
+            Some(PlanWindow::Tumble { .. } | PlanWindow::Hop)
+        ) {
+            return refuse(
+                "partial states are merged per tumble() or hop() window; session windows and pipelines without a window run as one unit",
+            );
+        }
+    }
     Ok(CheckedPipeline {
         name,
         output,

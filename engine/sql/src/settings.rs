@@ -1,5 +1,7 @@
 //! Pipeline settings written in the file's header comment, one per line: `-- @for: 3`,
-//! `-- @lateness: 2m`, `-- @delay: 10s`, `-- @severity: critical`, `-- @summary: text`.
+//! `-- @lateness: 2m`, `-- @delay: 10s`, `-- @severity: critical`, `-- @summary: text`,
+//! `-- @partitions: 3` (cluster mode: run the pipeline as that many partition units and a merge
+//! unit, see `docs/cluster.md`).
 //!
 //! [`parse`] reads them with positions, so a bad value is reported as `file:line:col` like any
 //! SQL error; what needs the planned query (is the output `alerts`? is `@for` a multiple of the
@@ -15,7 +17,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The settings a header may hold, in the order the error message lists them.
-pub const KEYS: [&str; 5] = ["for", "lateness", "delay", "severity", "summary"];
+pub const KEYS: [&str; 6] = [
+    "for",
+    "lateness",
+    "delay",
+    "severity",
+    "summary",
+    "partitions",
+];
+
+/// The most partition units a pipeline may ask for (`@partitions`).
+pub const MAX_PARTITIONS: u32 = 64;
 
 /// Settings that only mean something for an alert rule (`INSERT INTO alerts`).
 const ALERT_ONLY: [&str; 3] = ["for", "severity", "summary"];
@@ -45,6 +57,10 @@ pub struct PipelineSettings {
     pub severity: Option<String>,
     /// `@summary`: the `summary` annotation, with `{{column}}` placeholders.
     pub summary: Option<String>,
+    /// `@partitions`: in cluster mode, how many partition units share the pipeline's input
+    /// (each aggregates the log partitions `p` with `p % n == i`; one merge unit combines
+    /// their partial states per window). 1 or unset: one unit.
+    pub partitions: Option<u32>,
     /// Line and column of each setting's value, for errors found after planning.
     positions: BTreeMap<&'static str, (u64, u64)>,
 }
@@ -53,6 +69,11 @@ impl PipelineSettings {
     /// Line and column (1-based) where the value of setting `key` (`for`, `summary`, …) starts.
     pub fn position(&self, key: &str) -> Option<(u64, u64)> {
         self.positions.get(key).copied()
+    }
+
+    /// The number of partition units (`@partitions`, 1 when unset).
+    pub fn partition_units(&self) -> u32 {
+        self.partitions.unwrap_or(1)
     }
 
     /// Whether any alert-only setting (`@for`, `@severity`, `@summary`) is set.
@@ -389,6 +410,14 @@ pub fn parse(file: &Path, source: &str) -> Result<PipelineSettings, PipelineErro
                 }
                 s.severity = Some(value.to_string());
             }
+            "partitions" => match value.parse::<u32>() {
+                Ok(n) if (1..=MAX_PARTITIONS).contains(&n) => s.partitions = Some(n),
+                _ => {
+                    return Err(bad(format!(
+                        "{value:?}: give a number of partition units from 1 to {MAX_PARTITIONS}"
+                    )));
+                }
+            },
             _ => {
                 template_pieces(value)
                     .map_err(|(off, m)| err(file, pos.0, pos.1 + off as u64, m))?;

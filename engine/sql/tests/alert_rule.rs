@@ -568,3 +568,69 @@ async fn delay_and_lateness_settings_override_the_engine_defaults() {
         .unwrap();
     assert_eq!(q.runtime_config(), RuntimeConfig::default());
 }
+
+#[tokio::test]
+async fn partitions_setting_is_checked_against_what_can_be_split() {
+    let file = Path::new("p.sql");
+    let agg = "INSERT INTO orders_1m\nSELECT tumble(time, INTERVAL '1 minute') AS w, labels['shop'] AS shop, count(*) AS n\nFROM events\nGROUP BY tumble(time, INTERVAL '1 minute'), labels['shop'];\n";
+    let ok = aiops_sql::check(file, &format!("-- @partitions: 3\n{agg}"))
+        .await
+        .unwrap();
+    assert_eq!(ok.settings.partition_units(), 3);
+    let plain = aiops_sql::check(file, agg).await.unwrap();
+    assert_eq!(plain.settings.partition_units(), 1);
+    let hop = agg.replace(
+        "tumble(time, INTERVAL '1 minute')",
+        "hop(time, INTERVAL '1 minute', INTERVAL '5 minutes')",
+    );
+    assert!(
+        aiops_sql::check(file, &format!("-- @partitions: 2\n{hop}"))
+            .await
+            .is_ok()
+    );
+    let rule = "INSERT INTO alerts\nSELECT tumble(time, INTERVAL '1 minute') AS window_start, count(*) AS n\nFROM events\nGROUP BY tumble(time, INTERVAL '1 minute')\nHAVING count(*) < 10;\n";
+    let session = agg.replace(
+        "tumble(time, INTERVAL '1 minute')",
+        "session(time, INTERVAL '5 minutes')",
+    );
+    let derived = "INSERT INTO orders_5m\nSELECT tumble(w, INTERVAL '5 minutes') AS w5, sum(n) AS n\nFROM orders_1m\nGROUP BY tumble(w, INTERVAL '5 minutes');\n";
+    let cases: [(String, &str); 5] = [
+        (format!("-- @partitions: 0\n{agg}"), "from 1 to 64"),
+        (format!("-- @partitions: lots\n{agg}"), "from 1 to 64"),
+        (
+            format!("-- @partitions: 3\n{rule}"),
+            "alert rule runs as one unit",
+        ),
+        (format!("-- @partitions: 3\n{session}"), "session windows"),
+        (
+            format!("-- @partitions: 3\n{derived}"),
+            "another pipeline's output",
+        ),
+    ];
+    for (sql, text) in cases {
+        let e = match aiops_sql::check(file, &sql).await {
+            Err(e) => e,
+            Ok(_) if text == "another pipeline's output" => {
+                // Checked without the upstream stream registered: compile with it.
+                let up = StreamingPipeline::compile(file, agg, &[], RuntimeConfig::default())
+                    .await
+                    .unwrap();
+                let Err(e) = StreamingPipeline::compile_with_streams(
+                    file,
+                    &sql,
+                    &[],
+                    &[("orders_1m".to_string(), up.output_schema())],
+                    RuntimeConfig::default(),
+                )
+                .await
+                else {
+                    panic!("{sql}: a partitioned pipeline over a derived stream was accepted");
+                };
+                e
+            }
+            Ok(_) => panic!("{sql}: accepted"),
+        };
+        assert_eq!(e.line, 1, "{sql}: {e}");
+        assert!(e.message.contains(text), "{sql}: {e}");
+    }
+}

@@ -215,6 +215,9 @@ pub struct Member {
     log: Arc<dyn EventLog>,
     leases: Arc<dyn Leases>,
     units: Vec<Arc<dyn Unit>>,
+    /// Units that come and go while the node runs (one per pipeline file): the list as the
+    /// node's pipeline directory has it now.
+    dynamic: Option<watch::Receiver<Vec<Arc<dyn Unit>>>>,
     board: Arc<ClusterBoard>,
 }
 
@@ -237,8 +240,18 @@ impl Member {
             log,
             leases,
             units,
+            dynamic: None,
             board,
         }
+    }
+
+    /// Also runs the units `dynamic` lists, as the list changes: a unit that appears is
+    /// assigned at the next round; one that disappears is stopped (an owner checkpoints) and
+    /// its lease released. Every node computes the assignment from its own list, so nodes
+    /// agree once their lists agree (e.g. once every node's pipeline directory has the file).
+    pub fn with_dynamic(mut self, dynamic: watch::Receiver<Vec<Arc<dyn Unit>>>) -> Member {
+        self.dynamic = Some(dynamic);
+        self
     }
 
     fn holder(&self) -> Bytes {
@@ -323,10 +336,32 @@ impl Member {
                         return;
                     }
                 };
-                let names: Vec<String> = self.units.iter().map(|u| u.name().to_string()).collect();
+                let mut units = self.units.clone();
+                if let Some(d) = &self.dynamic {
+                    units.extend(d.borrow().iter().cloned());
+                }
+                let names: Vec<String> = units.iter().map(|u| u.name().to_string()).collect();
+                // Units no longer listed: stop (owners checkpoint), release.
+                let gone: Vec<String> = running
+                    .keys()
+                    .filter(|n| !names.contains(n))
+                    .cloned()
+                    .collect();
+                for name in gone {
+                    if let Some(r) = running.remove(&name) {
+                        tracing::info!(unit = %name, "work unit removed: stopping it");
+                        let _ = r.stop.send(true);
+                        let _ = r.task.await;
+                        if let Some((rev, _)) = r.lease {
+                            self.release(&name, rev).await;
+                        }
+                    }
+                    errors.remove(&name);
+                    takeovers.remove(&name);
+                }
                 let plan = assign(&names, &nodes);
                 let me = &self.settings.node;
-                for unit in &self.units {
+                for unit in &units {
                     let name = unit.name().to_string();
                     let mine = plan.get(&name) == Some(me) && node_lease.is_some();
                     let cooling = errors

@@ -11,7 +11,7 @@
 use super::store::{PipelineCheckpoint, Store};
 use crate::driver::{BATCH, Cadence, FALLBACK_POLL, OutputDedup, idle_wait};
 use crate::store::StoreError;
-use crate::wire::{ALERTS_PREFIX, EVENTS_PREFIX, ids};
+use crate::wire::{ALERTS_PREFIX, EVENTS_PREFIX, PARTIAL_PREFIX, ids};
 use aiops_log::{AppendMessage, EventLog, LogError, LogReader, Record};
 use aiops_schemas::arrow_array::BooleanArray;
 use aiops_schemas::arrow_array::RecordBatch;
@@ -68,8 +68,11 @@ pub struct PipelineInfo {
     pub position: u64,
     /// Log messages appended after its position.
     pub lag: u64,
-    /// Input rows per second over the last few seconds.
+    /// Input rows per second over the last few seconds (a merge unit: groups merged).
     pub rows_per_second: f64,
+    /// A partitioned pipeline's unit: `part I of N` or `merge of N`; absent for a whole one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
     /// Watermark, counters and state size.
     #[serde(flatten)]
     pub status: PipelineStatus,
@@ -117,6 +120,120 @@ enum Input {
     Kind(Kind),
     /// Another pipeline's output (`aiops.derived.<output>`).
     Derived(String),
+    /// The partial records of a partitioned pipeline's partition units
+    /// (`aiops.partial.<pipeline>`): what its merge unit reads.
+    Partial(String),
+}
+
+/// Which share of a pipeline's work a runner does (cluster mode, `-- @partitions: N`; see
+/// [`aiops_sql::runtime::partial`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// The whole pipeline (single node, `rebuild`, and pipelines without `@partitions`).
+    Whole,
+    /// Partition unit `index` of `of`: aggregates the log partitions `p % of == index`, writes
+    /// partial records and its late rows.
+    Part {
+        /// This unit's index, `0..of`.
+        index: u32,
+        /// The number of partition units.
+        of: u32,
+    },
+    /// The merge unit over `of` partition units: writes the pipeline's outputs.
+    Merge {
+        /// The number of partition units.
+        of: u32,
+    },
+}
+
+/// A merge unit's partial records not merged yet: each input message's records wait until
+/// every partition unit has written its record for that message or a later one (a unit's
+/// records come in input order), so windows are merged whole and in input order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct MergeQueue {
+    /// Per partition unit, the input sequence of its last record read.
+    progress: Vec<Option<u64>>,
+    /// Records by input sequence: (unit index, record bytes).
+    pending: std::collections::BTreeMap<u64, Vec<(u32, Bytes)>>,
+}
+
+impl MergeQueue {
+    fn new(of: u32) -> MergeQueue {
+        MergeQueue {
+            progress: vec![None; of as usize],
+            pending: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Takes record `payload` of unit `index` for input message `seq`; false for one already
+    /// taken (a record appended twice).
+    fn push(&mut self, index: u32, seq: u64, payload: Bytes) -> bool {
+        let Some(p) = self.progress.get_mut(index as usize) else {
+            return false;
+        };
+        if p.is_some_and(|done| seq <= done) {
+            return false;
+        }
+        *p = Some(seq);
+        self.pending.entry(seq).or_default().push((index, payload));
+        true
+    }
+
+    /// The records of the next input message every unit has passed, if any.
+    fn pop_ready(&mut self) -> Option<(u64, Vec<(u32, Bytes)>)> {
+        let (&seq, _) = self.pending.first_key_value()?;
+        let all_past = self.progress.iter().all(|p| p.is_some_and(|p| p >= seq));
+        if !all_past {
+            return None;
+        }
+        let mut records = self.pending.remove(&seq)?;
+        records.sort_by_key(|(i, _)| *i);
+        Some((seq, records))
+    }
+
+    /// Bytes for a checkpoint: `of` progress entries (u64, `u64::MAX` for none), then per
+    /// record: input seq u64, unit u32, length u64, bytes (all LE).
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&(self.progress.len() as u32).to_le_bytes());
+        for p in &self.progress {
+            out.extend_from_slice(&p.unwrap_or(u64::MAX).to_le_bytes());
+        }
+        for (seq, records) in &self.pending {
+            for (i, b) in records {
+                out.extend_from_slice(&seq.to_le_bytes());
+                out.extend_from_slice(&i.to_le_bytes());
+                out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                out.extend_from_slice(b);
+            }
+        }
+        out
+    }
+
+    /// Reads [`MergeQueue::encode`]'s bytes; `None` when they are damaged.
+    fn decode(bytes: &[u8]) -> Option<MergeQueue> {
+        fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            let (head, rest) = (b.get(..n)?, b.get(n..)?);
+            *b = rest;
+            Some(head)
+        }
+        let mut b = bytes;
+        let n = u32::from_le_bytes(take(&mut b, 4)?.try_into().ok()?);
+        let mut q = MergeQueue::new(n);
+        for p in q.progress.iter_mut() {
+            let v = u64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
+            *p = (v != u64::MAX).then_some(v);
+        }
+        while !b.is_empty() {
+            let seq = u64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
+            let i = u32::from_le_bytes(take(&mut b, 4)?.try_into().ok()?);
+            let len =
+                usize::try_from(u64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?)).ok()?;
+            let body = Bytes::copy_from_slice(take(&mut b, len)?);
+            q.pending.entry(seq).or_default().push((i, body));
+        }
+        Some(q)
+    }
 }
 
 struct Running {
@@ -126,6 +243,12 @@ struct Running {
     /// The stage of its `anomaly()` / `time_until()` columns.
     detect: Option<DetectStage>,
     input: Input,
+    share: Share,
+    /// The merge unit's queue of partial records.
+    merge: Option<MergeQueue>,
+    /// A partition unit: the last message it read without writing a partial record or mark
+    /// for it since; when it catches up with the log, it writes a progress mark there.
+    unmarked: Option<u64>,
     position: u64,
     failed: Option<String>,
     rate_since: Instant,
@@ -160,6 +283,12 @@ pub struct Runner {
     shared_board: bool,
     cadence: Cadence,
     log_head: u64,
+    /// The log head when the runner opened, and where its dedup scan started: until every
+    /// pipeline has read past `start_head`, a checkpoint names `scan_from` (outputs of a
+    /// previous run may lie anywhere after it), then `log_head`.
+    start_head: u64,
+    scan_from: u64,
+    caught_up: bool,
     summary: RunSummary,
     range: Option<(i64, i64)>,
     wake: tokio::sync::watch::Receiver<u64>,
@@ -371,16 +500,50 @@ fn encode_anomalies(pipeline: &str, at_ms: i64, batch: RecordBatch) -> Result<Ou
     })
 }
 
+/// A partition unit's partial record for input message `input_seq` as a log message.
+fn partial_output(p: &StreamingPipeline, index: u32, input_seq: u64, record: Vec<u8>) -> Output {
+    let wm = p.status().watermark_ms.unwrap_or_default();
+    Output {
+        pipeline: p.name().to_string(),
+        output: format!("partial.{}", p.name()),
+        message: AppendMessage {
+            subject: format!("{PARTIAL_PREFIX}{}", p.name()),
+            msg_id: format!("{}{}.{index}.{input_seq}", ids::PIPELINE_PARTIAL, p.name()),
+            time_min_ms: wm,
+            time_max_ms: wm,
+            payload: Bytes::from(record),
+        },
+        emission: Emission {
+            kind: EmissionKind::Output,
+            window_start_ms: wm,
+            batch: RecordBatch::new_empty(p.output_schema()),
+        },
+    }
+}
+
+/// A partition unit's progress mark for input message `seq`.
+fn out_mark(
+    run: &mut Running,
+    index: u32,
+    seq: u64,
+    outs: &mut Vec<Output>,
+) -> Result<(), RunnerError> {
+    let mark = run.p.part_progress()?;
+    run.unmarked = None;
+    outs.push(partial_output(&run.p, index, seq, mark));
+    Ok(())
+}
+
 /// Message-id prefix of anomaly events written by pipelines.
 const ANOMALY_ID_PREFIX: &str = ids::PIPELINE_ANOMALIES;
 
 /// Whether a subject carries pipeline outputs.
 fn is_output_subject(s: &str) -> bool {
-    s.starts_with(DERIVED_PREFIX) || s.starts_with(LATE_PREFIX)
+    s.starts_with(DERIVED_PREFIX) || s.starts_with(LATE_PREFIX) || s.starts_with(PARTIAL_PREFIX)
 }
 
 /// Whether a message is one a pipeline wrote (derived events, late rows, alerts of a rule,
-/// anomaly events).
+/// anomaly events, partition units' partial records).
 pub fn is_pipeline_output(subject: &str, msg_id: &str) -> bool {
     is_output_subject(subject)
         || (subject.starts_with(ALERTS_PREFIX) && msg_id.starts_with(ids::RULE_ALERTS))
@@ -405,14 +568,47 @@ impl Runner {
         board: InfoBoard,
         checkpoint_every: Duration,
     ) -> Result<Runner, RunnerError> {
+        Self::new_share(
+            log,
+            pipelines,
+            store,
+            mode,
+            start,
+            board,
+            checkpoint_every,
+            Share::Whole,
+        )
+        .await
+    }
+
+    /// As [`Runner::new`], doing `share` of each pipeline's work (cluster mode: a partition
+    /// unit or the merge unit of pipelines with `@partitions`).
+    ///
+    /// # Errors
+    /// As [`Runner::new`].
+    #[allow(clippy::too_many_arguments)] // Runner::new's arguments and the share
+    pub async fn new_share(
+        log: Arc<dyn EventLog>,
+        pipelines: Vec<StreamingPipeline>,
+        store: Option<Store>,
+        mode: Mode,
+        start: u64,
+        board: InfoBoard,
+        checkpoint_every: Duration,
+        share: Share,
+    ) -> Result<Runner, RunnerError> {
         let wake = log.subscribe();
         let stats = log.stats().await?;
         let mut running = Vec::with_capacity(pipelines.len());
         let mut scan_from = stats.next_seq;
         for mut p in pipelines {
-            let input = match Kind::ALL.into_iter().find(|k| k.as_str() == p.input()) {
-                Some(k) => Input::Kind(k),
-                None => Input::Derived(p.input().to_string()),
+            let input = match (
+                share,
+                Kind::ALL.into_iter().find(|k| k.as_str() == p.input()),
+            ) {
+                (Share::Merge { .. }, _) => Input::Partial(p.name().to_string()),
+                (_, Some(k)) => Input::Kind(k),
+                (_, None) => Input::Derived(p.input().to_string()),
             };
             let mut position = start;
             let mut head = start;
@@ -459,11 +655,33 @@ impl Runner {
                     detail: e.to_string(),
                 })?;
             }
+            let merge = match share {
+                Share::Merge { of } => Some(match (&store, restored) {
+                    (Some(store), true) => match store.load_merge(p.name())? {
+                        Some(bytes) => {
+                            MergeQueue::decode(&bytes).ok_or_else(|| RunnerError::Encode {
+                                pipeline: p.name().to_string(),
+                                detail: "the checkpointed merge queue is damaged".into(),
+                            })?
+                        }
+                        None => MergeQueue::new(of),
+                    },
+                    _ => MergeQueue::new(of),
+                }),
+                _ => None,
+            };
             running.push(Running {
                 p,
                 alert,
                 detect,
                 input,
+                share,
+                merge,
+                // A restored partition unit does not know whether it marked what it read before
+                // its checkpoint: it marks it again (a mark is an id the merge unit ignores
+                // when it has seen that far).
+                unmarked: (matches!(share, Share::Part { .. }) && position > start)
+                    .then(|| position.saturating_sub(1)),
                 position,
                 failed: None,
                 rate_since: Instant::now(),
@@ -496,6 +714,9 @@ impl Runner {
             shared_board: false,
             cadence: Cadence::new(checkpoint_every),
             log_head: stats.next_seq,
+            start_head: stats.next_seq,
+            scan_from,
+            caught_up: false,
             summary: RunSummary::default(),
             range: None,
             wake,
@@ -528,6 +749,9 @@ impl Runner {
 
     /// Feeds one input record to the pipelines that read it.
     async fn handle(&mut self, r: &Record, out: &mut Vec<Output>) -> Result<(), RunnerError> {
+        if let Some(name) = r.subject.strip_prefix(PARTIAL_PREFIX) {
+            return self.handle_partial(name, r, out).await;
+        }
         let input = match Kind::from_subject(&r.subject) {
             Some(k) => Input::Kind(k),
             // In isolation the derived events come from the pipelines themselves (`cascade`),
@@ -556,6 +780,8 @@ impl Runner {
             Input::Derived(_) => decode_derived(&r.payload)
                 .map(|(_, b)| b)
                 .map_err(|e| e.to_string()),
+            // Partial records go to `handle_partial`.
+            Input::Partial(_) => return Ok(()),
         };
         let mut batch = match decoded {
             Ok(b) => b,
@@ -587,13 +813,85 @@ impl Runner {
             None => r.time_max_ms,
         };
         let partition = r.subject.strip_prefix("aiops.").unwrap_or(&r.subject);
+        let partition_no: Option<u32> = r.subject.rsplit('.').next().and_then(|p| p.parse().ok());
         for run in self.pipelines.iter_mut() {
             if run.input != input || run.position > r.seq || run.failed.is_some() {
                 continue;
             }
-            run.rate_rows += batch.num_rows() as u64;
-            let emissions = run.p.process(partition, time_max, batch.clone()).await?;
-            emit(run, emissions, r.seq, true, out)?;
+            match run.share {
+                Share::Part { index, of } => {
+                    let mine = partition_no.is_some_and(|p| p % of.max(1) == index);
+                    if mine {
+                        run.rate_rows += batch.num_rows() as u64;
+                    }
+                    let step = run
+                        .p
+                        .process_part(partition, time_max, batch.clone(), mine)
+                        .await?;
+                    emit(run, step.late, r.seq, false, out)?;
+                    run.unmarked = Some(r.seq);
+                    if let Some(record) = step.record {
+                        run.unmarked = None;
+                        out.push(partial_output(&run.p, index, r.seq, record));
+                    }
+                }
+                _ => {
+                    run.rate_rows += batch.num_rows() as u64;
+                    let emissions = run.p.process(partition, time_max, batch.clone()).await?;
+                    emit(run, emissions, r.seq, true, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A merge unit reads one partial record of pipeline `name`, and merges every input
+    /// message whose records are all in.
+    async fn handle_partial(
+        &mut self,
+        name: &str,
+        r: &Record,
+        out: &mut Vec<Output>,
+    ) -> Result<(), RunnerError> {
+        // `p.<pipeline>.<unit index>.<input seq>`; pipeline names may hold dots.
+        let parsed = r
+            .msg_id
+            .strip_prefix(ids::PIPELINE_PARTIAL)
+            .and_then(|rest| {
+                let mut it = rest.rsplitn(3, '.');
+                let seq = it.next()?.parse::<u64>().ok()?;
+                let index = it.next()?.parse::<u32>().ok()?;
+                (it.next()? == name).then_some((index, seq))
+            });
+        for run in self.pipelines.iter_mut() {
+            if run.input != Input::Partial(name.to_string())
+                || run.position > r.seq
+                || run.failed.is_some()
+            {
+                continue;
+            }
+            let Some((index, input_seq)) = parsed else {
+                self.summary.undecodable += 1;
+                tracing::warn!(seq = r.seq, msg_id = %r.msg_id, "merge unit skips a partial record with a malformed id");
+                continue;
+            };
+            let Some(queue) = run.merge.as_mut() else {
+                continue;
+            };
+            if !queue.push(index, input_seq, r.payload.clone()) {
+                continue;
+            }
+            while let Some(queue) = run.merge.as_mut()
+                && let Some((input_seq, records)) = queue.pop_ready()
+            {
+                let mut decoded = Vec::with_capacity(records.len());
+                for (_, bytes) in &records {
+                    decoded.push(run.p.decode_part(bytes)?);
+                }
+                run.rate_rows += decoded.iter().map(|d| d.groups() as u64).sum::<u64>();
+                let emissions = run.p.merge_parts(&decoded).await?;
+                emit(run, emissions, input_seq, false, out)?;
+            }
         }
         Ok(())
     }
@@ -668,6 +966,14 @@ impl Runner {
         if self.mode == Mode::Isolated {
             self.cascade(&mut outs, 0).await?;
         }
+        if records.len() < max {
+            // Caught up with the log: partition units say how far they read.
+            for run in self.pipelines.iter_mut() {
+                if let (Share::Part { index, .. }, Some(at)) = (run.share, run.unmarked) {
+                    out_mark(run, index, at, &mut outs)?;
+                }
+            }
+        }
         self.summary.messages_read += records.len() as u64;
         self.summary.outputs += outs.len() as u64;
         self.append(&outs).await?;
@@ -678,6 +984,14 @@ impl Runner {
         }
         if !records.is_empty() {
             self.cadence.changed();
+        }
+        if !self.caught_up
+            && (records.is_empty() || self.pipelines.iter().all(|p| p.position >= self.start_head))
+        {
+            self.caught_up = true;
+            // Every output appended before this runner opened came from an input before
+            // `start_head`, read again by now: nothing left to recognize.
+            self.dedup = OutputDedup::default();
         }
         if self.store.is_some() && self.cadence.due() {
             self.checkpoint().await?;
@@ -725,9 +1039,14 @@ impl Runner {
                 PipelineCheckpoint {
                     fingerprint: run.p.fingerprint(),
                     position: run.position,
-                    log_head: self.log_head,
+                    log_head: if self.caught_up {
+                        self.log_head
+                    } else {
+                        self.scan_from.min(self.log_head)
+                    },
                     state: run.p.checkpoint()?,
                     alert_state: run.alert.as_ref().map(AlertRule::checkpoint),
+                    merge_state: run.merge.as_ref().map(MergeQueue::encode),
                     detect_state: match &run.detect {
                         Some(d) => Some(d.checkpoint().map_err(|e| RunnerError::Encode {
                             pipeline: run.p.name().to_string(),
@@ -759,15 +1078,21 @@ impl Runner {
                 position: r.position,
                 lag: next_seq.saturating_sub(r.position),
                 rows_per_second: r.rows_per_second,
+                share: match r.share {
+                    Share::Whole => None,
+                    Share::Part { index, of } => Some(format!("part {index} of {of}")),
+                    Share::Merge { of } => Some(format!("merge of {of}")),
+                },
                 status: r.p.status(),
             })
             .collect();
         let mut b = self.board.write();
         if self.shared_board {
             b.pipelines
-                .retain(|p| !infos.iter().any(|i| i.name == p.name));
+                .retain(|p| !infos.iter().any(|i| i.name == p.name && i.share == p.share));
             b.pipelines.extend(infos);
-            b.pipelines.sort_by(|x, y| x.name.cmp(&y.name));
+            b.pipelines
+                .sort_by(|x, y| (&x.name, &x.share).cmp(&(&y.name, &y.share)));
         } else {
             b.pipelines = infos;
         }

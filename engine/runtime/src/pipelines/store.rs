@@ -2,7 +2,7 @@
 //! input log position it has consumed up to, the log head after its outputs were appended, and
 //! its whole state. All pipelines of one checkpoint are written in one atomic, flushed batch, so
 //! a crash leaves either the previous checkpoint or this one, never a mix. Keys (unchanged from
-//! earlier releases): `meta/<name>` (JSON), `state/<name>`, `alert/<name>`, `detect/<name>`.
+//! earlier releases): `meta/<name>` (JSON), `state/<name>`, `alert/<name>`, `detect/<name>`, `merge/<name>`.
 
 use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,9 @@ pub struct PipelineCheckpoint {
     /// The per-series state of its `anomaly()` / `time_until()` columns.
     #[serde(skip)]
     pub detect_state: Option<Vec<u8>>,
+    /// The merge unit of a partitioned pipeline: partial records read but not merged yet.
+    #[serde(skip)]
+    pub merge_state: Option<Vec<u8>>,
 }
 
 /// The pipelines' view of a checkpoint store (cheap to clone).
@@ -39,6 +42,7 @@ const META: &str = "meta/";
 const STATE: &str = "state/";
 const ALERT: &str = "alert/";
 const DETECT: &str = "detect/";
+const MERGE: &str = "merge/";
 
 impl Store {
     /// Opens (or creates) the store in `dir`.
@@ -104,6 +108,14 @@ impl Store {
         self.inner.get(&format!("{DETECT}{name}"))
     }
 
+    /// The checkpointed queue of a partitioned pipeline's merge unit, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] when reading fails.
+    pub fn load_merge(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(&format!("{MERGE}{name}"))
+    }
+
     /// Writes the checkpoints of several pipelines atomically and durably.
     ///
     /// # Errors
@@ -116,6 +128,7 @@ impl Store {
             entries.push((format!("{STATE}{name}"), Some(ck.state.clone())));
             entries.push((format!("{ALERT}{name}"), ck.alert_state.clone()));
             entries.push((format!("{DETECT}{name}"), ck.detect_state.clone()));
+            entries.push((format!("{MERGE}{name}"), ck.merge_state.clone()));
         }
         self.inner.write(entries).await
     }
@@ -135,7 +148,7 @@ impl Store {
     pub async fn remove(&self, name: &str) -> Result<(), StoreError> {
         self.inner
             .write(
-                [META, STATE, ALERT, DETECT]
+                [META, STATE, ALERT, DETECT, MERGE]
                     .iter()
                     .map(|p| (format!("{p}{name}"), None))
                     .collect(),

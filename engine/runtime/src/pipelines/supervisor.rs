@@ -8,7 +8,7 @@
 
 use super::PipelinesConfig;
 use super::load::{self, PipelineSource};
-use super::runner::{InfoBoard, Mode, Runner};
+use super::runner::{InfoBoard, Mode, Runner, Share};
 use super::store::Store;
 use crate::wire::{self, ids};
 use aiops_log::{AppendMessage, EventLog};
@@ -67,12 +67,14 @@ pub async fn start(
     board: InfoBoard,
     shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<Result<(), String>>, String> {
-    start_only(log, cfg, store, board, shutdown, None).await
+    start_only(log, cfg, store, board, shutdown, None, Share::Whole).await
 }
 
 /// [`start`] running only the pipeline named `only` (cluster mode: one unit per pipeline; the
 /// whole set is still compiled, so references between pipelines are checked, and the change
-/// event is recorded by the unit of the first pipeline in name order only).
+/// event is recorded by the unit of the first pipeline in name order only), doing `share` of
+/// its work. A partition or merge unit whose pipeline no longer has that many partitions after
+/// a change runs nothing until the new units replace it ([`follow_units`]).
 ///
 /// # Errors
 /// As [`start`].
@@ -83,23 +85,44 @@ pub async fn start_only(
     board: InfoBoard,
     shutdown: watch::Receiver<bool>,
     only: Option<String>,
+    share: Share,
 ) -> Result<tokio::task::JoinHandle<Result<(), String>>, String> {
     let sources = load::read_dir(&cfg.dir).map_err(|e| e.to_string())?;
     let tables = load::tables(&cfg.dir).map_err(|e| e.to_string())?;
     let mut compiled = load::compile_all(&sources, &tables, cfg.runtime())
         .await
         .map_err(|e| e.to_string())?;
-    keep_only(&mut compiled, only.as_deref());
+    keep_only(&mut compiled, only.as_deref(), share);
     tracing::info!(dir = %cfg.dir.display(), pipelines = compiled.len(), "pipelines loaded");
     Ok(tokio::spawn(supervise(
-        log, cfg, store, board, shutdown, sources, compiled, only,
+        log, cfg, store, board, shutdown, sources, compiled, only, share,
     )))
 }
 
-fn keep_only(set: &mut Vec<aiops_sql::runtime::StreamingPipeline>, only: Option<&str>) {
+fn keep_only(
+    set: &mut Vec<aiops_sql::runtime::StreamingPipeline>,
+    only: Option<&str>,
+    share: Share,
+) {
     if let Some(name) = only {
         set.retain(|p| p.name() == name);
     }
+    let units = match share {
+        Share::Whole => return,
+        Share::Part { of, .. } | Share::Merge { of } => of,
+    };
+    set.retain(|p| {
+        let same = p.partition_units() == units;
+        if !same {
+            tracing::warn!(
+                pipeline = p.name(),
+                partitions = p.partition_units(),
+                running = units,
+                "the pipeline's @partitions changed: its new units replace this one at the next reload; it runs nothing meanwhile"
+            );
+        }
+        same
+    });
 }
 
 #[allow(clippy::too_many_arguments)] // the state of one supervision, passed once
@@ -112,6 +135,7 @@ async fn supervise(
     mut sources: Vec<PipelineSource>,
     mut compiled: Vec<aiops_sql::runtime::StreamingPipeline>,
     only: Option<String>,
+    share: Share,
 ) -> Result<(), String> {
     loop {
         let first = match log.stats().await {
@@ -121,7 +145,7 @@ async fn supervise(
                 return Err(e.to_string());
             }
         };
-        let runner = match Runner::new(
+        let runner = match Runner::new_share(
             log.clone(),
             std::mem::take(&mut compiled),
             Some(store.clone()),
@@ -129,6 +153,7 @@ async fn supervise(
             first,
             board.clone(),
             cfg.checkpoint_interval,
+            share,
         )
         .await
         {
@@ -191,10 +216,12 @@ async fn supervise(
                         Ok(mut set) => {
                             // One record of the change: by the whole set's supervisor, or by
                             // the unit of the first pipeline in name order.
-                            let records = only.as_deref().is_none_or(|o| {
-                                names(&new).keys().next().is_some_and(|first| first == o)
-                            });
-                            keep_only(&mut set, only.as_deref());
+                            // A partitioned pipeline's merge unit records for it.
+                            let records = !matches!(share, Share::Part { .. })
+                                && only.as_deref().is_none_or(|o| {
+                                    names(&new).keys().next().is_some_and(|first| first == o)
+                                });
+                            keep_only(&mut set, only.as_deref(), share);
                             let appended = if !records {
                                 Ok(Vec::new())
                             } else {
@@ -243,9 +270,11 @@ pub struct PipelinesUnit {
     cfg: PipelinesConfig,
     board: InfoBoard,
     blobs: Arc<dyn aiops_log::Blobs>,
-    /// `pipelines` (all of them) or `pipeline.<name>`.
+    /// `pipelines` (all of them), `pipeline.<name>`, or a partitioned pipeline's
+    /// `pipeline.<name>.part<i>-of-<n>` / `pipeline.<name>.merge-of-<n>`.
     name: String,
     only: Option<String>,
+    share: Share,
 }
 
 impl PipelinesUnit {
@@ -260,6 +289,7 @@ impl PipelinesUnit {
             blobs,
             name: Self::NAME.to_string(),
             only: None,
+            share: Share::Whole,
         }
     }
 
@@ -277,7 +307,41 @@ impl PipelinesUnit {
             blobs,
             name: format!("pipeline.{name}"),
             only: Some(name.to_string()),
+            share: Share::Whole,
         }
+    }
+
+    /// The units of pipeline `name` split over `partitions` partition units
+    /// (`pipeline.<name>.part<i>-of-<n>`) and its merge unit (`pipeline.<name>.merge-of-<n>`);
+    /// with one partition, the one unit of [`PipelinesUnit::one`]. The names hold the number
+    /// of partitions, so changing `@partitions` replaces every unit of the pipeline.
+    pub fn split(
+        cfg: &PipelinesConfig,
+        board: &InfoBoard,
+        blobs: &Arc<dyn aiops_log::Blobs>,
+        name: &str,
+        partitions: u32,
+    ) -> Vec<Self> {
+        let one = Self::one(cfg.clone(), board.clone(), blobs.clone(), name);
+        if partitions <= 1 {
+            return vec![one];
+        }
+        let mut units: Vec<Self> = (0..partitions)
+            .map(|index| PipelinesUnit {
+                name: format!("pipeline.{name}.part{index}-of-{partitions}"),
+                share: Share::Part {
+                    index,
+                    of: partitions,
+                },
+                ..Self::one(cfg.clone(), board.clone(), blobs.clone(), name)
+            })
+            .collect();
+        units.push(PipelinesUnit {
+            name: format!("pipeline.{name}.merge-of-{partitions}"),
+            share: Share::Merge { of: partitions },
+            ..one
+        });
+        units
     }
 }
 
@@ -305,12 +369,72 @@ impl crate::cluster::Unit for PipelinesUnit {
             self.board.clone(),
             stop,
             self.only.clone(),
+            self.share,
         )
         .await
         .map_err(err)?;
         match task.await {
             Ok(r) => r.map_err(err),
             Err(e) => Err(err(e.to_string())),
+        }
+    }
+}
+
+/// The cluster units of a compiled pipeline set: one per pipeline, or its partition units and
+/// merge unit (`@partitions`).
+pub fn units_of(
+    cfg: &PipelinesConfig,
+    board: &InfoBoard,
+    blobs: &Arc<dyn aiops_log::Blobs>,
+    set: &[aiops_sql::runtime::StreamingPipeline],
+) -> Vec<Arc<dyn crate::cluster::Unit>> {
+    set.iter()
+        .flat_map(|p| PipelinesUnit::split(cfg, board, blobs, p.name(), p.partition_units()))
+        .map(|u| Arc::new(u) as Arc<dyn crate::cluster::Unit>)
+        .collect()
+}
+
+/// Cluster mode: follows the pipeline directory (every `reload_interval`) and publishes its
+/// units on `units` whenever the set of files compiles to another list of units — a pipeline
+/// file added while the nodes run gets its unit, a removed one loses it. A set that does not
+/// compile leaves the list as it is (the units' supervisors show the problems). Runs until
+/// `shutdown`.
+pub async fn follow_units(
+    cfg: PipelinesConfig,
+    board: InfoBoard,
+    blobs: Arc<dyn aiops_log::Blobs>,
+    units: watch::Sender<Vec<Arc<dyn crate::cluster::Unit>>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if cfg.reload_interval.is_zero() {
+        return;
+    }
+    let mut sources = load::read_dir(&cfg.dir).ok();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(cfg.reload_interval) => {}
+        }
+        let Ok(new) = load::read_dir(&cfg.dir) else {
+            continue;
+        };
+        if sources.as_ref() == Some(&new) {
+            continue;
+        }
+        let Ok(tables) = load::tables(&cfg.dir) else {
+            continue;
+        };
+        let Ok(set) = load::compile_all(&new, &tables, cfg.runtime()).await else {
+            continue;
+        };
+        sources = Some(new);
+        let list = units_of(&cfg, &board, &blobs, &set);
+        let names = |l: &[Arc<dyn crate::cluster::Unit>]| -> Vec<String> {
+            l.iter().map(|u| u.name().to_string()).collect()
+        };
+        if names(&list) != names(&units.borrow()) {
+            tracing::info!(units = list.len(), "pipeline units changed");
+            let _ = units.send(list);
         }
     }
 }

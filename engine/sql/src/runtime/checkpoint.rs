@@ -284,7 +284,7 @@ impl StreamingPipeline {
     }
 
     /// The one batch of an Arrow IPC stream.
-    fn read_ipc(&self, body: &[u8]) -> Result<RecordBatch, RuntimeError> {
+    pub(super) fn read_ipc(&self, body: &[u8]) -> Result<RecordBatch, RuntimeError> {
         let mut reader = StreamReader::try_new(body, None).map_err(|e| self.ck_err(e))?;
         reader
             .next()
@@ -301,7 +301,7 @@ struct ReadState {
 }
 
 /// The next length-prefixed body at `at`, moving `at` past it.
-fn next_body<'a>(bytes: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+pub(super) fn next_body<'a>(bytes: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
     let len_bytes: [u8; 8] = bytes.get(*at..at.checked_add(8)?)?.try_into().ok()?;
     let len = usize::try_from(u64::from_le_bytes(len_bytes)).ok()?;
     let from = *at + 8;
@@ -311,7 +311,7 @@ fn next_body<'a>(bytes: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
 }
 
 /// One batch as an Arrow IPC stream.
-fn ipc(name: &str, batch: &RecordBatch) -> Result<Vec<u8>, RuntimeError> {
+pub(super) fn ipc(name: &str, batch: &RecordBatch) -> Result<Vec<u8>, RuntimeError> {
     let mut buf = Vec::new();
     {
         let mut w =

@@ -19,9 +19,11 @@
 //! - [`session`]: session windows: the sessions of each group key and their state.
 //! - [`watermark`]: event-time progress per partition and overall.
 //! - [`checkpoint`]: the byte form of a pipeline's state.
+//! - [`partial`]: a pipeline split into partition units and a merge unit (`@partitions`).
 
 pub mod checkpoint;
 pub mod compile;
+pub mod partial;
 pub(crate) mod session;
 pub mod slot;
 pub(crate) mod state;
@@ -391,6 +393,19 @@ impl StreamingPipeline {
         if batch.num_rows() == 0 {
             return Ok(out);
         }
+        self.pre_absorb(batch, &mut out).await?;
+        self.wm.observe(&self.cfg.watermark, partition, time_max_ms);
+        self.advance(false, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Runs the plan below the aggregate over one input batch and adds its rows to their
+    /// windows (late rows go to `out`).
+    async fn pre_absorb(
+        &mut self,
+        batch: RecordBatch,
+        out: &mut Vec<Emission>,
+    ) -> Result<(), RuntimeError> {
         self.counters.rows_in += batch.num_rows() as u64;
         self.c.input_slot.put(vec![batch]);
         // Joins keep their build side between executions; with a micro-batch as the build side
@@ -405,11 +420,9 @@ impl StreamingPipeline {
             .await
             .map_err(df(&self.name))?;
         for b in &pre {
-            self.absorb(b, &mut out)?;
+            self.absorb(b, out)?;
         }
-        self.wm.observe(&self.cfg.watermark, partition, time_max_ms);
-        self.advance(false, &mut out).await?;
-        Ok(out)
+        Ok(())
     }
 
     /// Closes every open window as if the watermark had passed them all (the end of a bounded

@@ -139,6 +139,25 @@ impl WindowState {
         Ok(())
     }
 
+    /// Merges a partial state of other rows (a partition unit's, keys and states as
+    /// [`WindowState::take`] gives them) into this window, as if its rows had been added with
+    /// [`WindowState::update`]: the groups it touches count as changed.
+    pub fn merge(&mut self, taken: &TakenState) -> Result<()> {
+        let mut idx = std::mem::take(&mut self.scratch);
+        idx.clear();
+        self.groups.intern(&taken.keys, &mut idx)?;
+        let n = self.groups.len();
+        for (acc, s) in self.accs.iter_mut().zip(&taken.states) {
+            acc.merge_batch(s, &idx, n)?;
+        }
+        self.grow();
+        for &g in &idx {
+            self.dirty[g] = true;
+        }
+        self.scratch = idx;
+        Ok(())
+    }
+
     /// The final value of every aggregate for every group (keys first), keeping the state.
     pub fn evaluate(
         &mut self,
