@@ -36,6 +36,7 @@ pub mod load;
 pub mod loghub;
 pub mod machine;
 pub mod nab;
+pub mod partitioned;
 pub mod pipeline;
 pub mod readside;
 pub mod replay;

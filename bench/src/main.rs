@@ -128,6 +128,12 @@ enum Cmd {
     /// the nodes, and counts the samples in the log: a setup whose log holds fewer samples than
     /// were acknowledged fails the run.
     ClusterIngest(ClusterIngestArgs),
+    /// A partitioned pipeline (`-- @partitions: N`, cluster mode): the `pipeline` bench's query
+    /// run whole, then as N partition units and the merge unit, each alone and timed in CPU
+    /// seconds over the same stream; reports the speed-up one core per unit would give
+    /// (whole CPU / slowest unit's), the total CPU the split costs, and partial-record bytes
+    /// per input row. The merge must write as many window messages as the whole run.
+    Partitioned(PartitionedArgs),
     /// Scores an anomaly detector on NAB (Numenta Anomaly Benchmark) data with NAB's own rules.
     ///
     /// Prints a line per series and, last,
@@ -251,6 +257,34 @@ struct RuntimeArgs {
     client_threads: usize,
     /// Results file (JSON).
     #[arg(long, default_value = "bench/results/runtime.json")]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct PartitionedArgs {
+    /// Metric series.
+    #[arg(long, default_value_t = 20_000)]
+    series: usize,
+    /// Minutes of samples.
+    #[arg(long, default_value_t = 10)]
+    minutes: usize,
+    /// Sample interval per series (rows per group per window = 1 minute / it).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    interval: std::time::Duration,
+    /// Samples per input message, before the split over log partitions.
+    #[arg(long, default_value_t = 8192)]
+    batch_rows: usize,
+    /// Log partitions (`[ingest] partitions`).
+    #[arg(long, default_value_t = 4)]
+    log_partitions: u32,
+    /// Partition units (`@partitions`).
+    #[arg(long, default_value_t = 3)]
+    units: u32,
+    /// Directory for the temporary logs.
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+    /// Where the JSON result goes.
+    #[arg(long, default_value = "bench/results/partitioned.json")]
     out: PathBuf,
 }
 
@@ -489,6 +523,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Runtime(args) => cmd_runtime(args),
         Cmd::Failover(args) => cmd_failover(args),
         Cmd::ClusterIngest(args) => cmd_cluster_ingest(args),
+        Cmd::Partitioned(args) => cmd_partitioned(args),
         Cmd::Readside {
             series,
             queries,
@@ -811,6 +846,57 @@ fn cmd_failover(args: FailoverArgs) -> anyhow::Result<()> {
     }
     let figures = aiops_bench::failover::figures(&d);
     write_report(&args.out, "failover", provenance, d, figures)
+}
+
+fn cmd_partitioned(args: PartitionedArgs) -> anyhow::Result<()> {
+    let plan = aiops_bench::partitioned::PartitionedPlan {
+        series: args.series,
+        minutes: args.minutes,
+        interval_ms: i64::try_from(args.interval.as_millis()).unwrap_or(i64::MAX),
+        batch_rows: args.batch_rows,
+        log_partitions: args.log_partitions,
+        units: args.units,
+        tmp_dir: args.tmp_dir,
+    };
+    let r = runtime(1)?.block_on(aiops_bench::partitioned::run(&plan))?;
+    println!(
+        "{} rows in {} messages over {} log partitions; {} derived window messages",
+        report::human(r.rows as f64),
+        r.messages,
+        plan.log_partitions,
+        r.derived_events
+    );
+    println!(
+        "{:<14} {:>8} {:>8} {:>9}",
+        "unit", "cpu s", "wall s", "appended"
+    );
+    for u in &r.units {
+        println!(
+            "{:<14} {:>8.2} {:>8.2} {:>9}",
+            u.unit, u.cpu_s, u.wall_s, u.appended
+        );
+    }
+    println!(
+        "speed-up with one core per unit: {:.2}x; total CPU of the split: {:.2}x the whole run's; partial records: {:.1} bytes per input row",
+        r.speedup_bound, r.cpu_overhead, r.partial_bytes_per_row
+    );
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let body = serde_json::json!({
+        "bench": "partitioned",
+        "machine": Machine::describe(),
+        "provenance": Provenance::current(),
+        "plan": {
+            "series": plan.series, "minutes": plan.minutes, "interval_ms": plan.interval_ms,
+            "batch_rows": plan.batch_rows,
+            "log_partitions": plan.log_partitions, "units": plan.units,
+        },
+        "result": r,
+    });
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&body)?)?;
+    println!("wrote {}", args.out.display());
+    Ok(())
 }
 
 fn cmd_cluster_ingest(args: ClusterIngestArgs) -> anyhow::Result<()> {

@@ -521,6 +521,24 @@ fn partial_output(p: &StreamingPipeline, index: u32, input_seq: u64, record: Vec
     }
 }
 
+/// What partition unit `index` produced for input message `seq`: its late rows, and its
+/// partial record (or the message stays unmarked until the unit catches up).
+fn part_step(
+    run: &mut Running,
+    index: u32,
+    seq: u64,
+    step: aiops_sql::runtime::partial::PartStep,
+    out: &mut Vec<Output>,
+) -> Result<(), RunnerError> {
+    emit(run, step.late, seq, false, out)?;
+    run.unmarked = Some(seq);
+    if let Some(record) = step.record {
+        run.unmarked = None;
+        out.push(partial_output(&run.p, index, seq, record));
+    }
+    Ok(())
+}
+
 /// A partition unit's progress mark for input message `seq`.
 fn out_mark(
     run: &mut Running,
@@ -773,6 +791,22 @@ impl Runner {
         {
             return Ok(());
         }
+        let partition = r.subject.strip_prefix("aiops.").unwrap_or(&r.subject);
+        let partition_no: Option<u32> = r.subject.rsplit('.').next().and_then(|p| p.parse().ok());
+        let mine = |share: Share| match share {
+            Share::Part { index, of } => partition_no.is_some_and(|p| p % of.max(1) == index),
+            _ => true,
+        };
+        // Partition units read another unit's message from its header only (row count, time
+        // range): no pipeline here needs its rows.
+        if matches!(input, Input::Kind(_))
+            && self.range.is_none()
+            && !self.pipelines.iter().any(|p| {
+                p.input == input && p.position <= r.seq && p.failed.is_none() && mine(p.share)
+            })
+        {
+            return self.observe_parts(&input, partition, r, out).await;
+        }
         let decoded = match &input {
             Input::Kind(_) => aiops_schemas::decode(&r.payload)
                 .map(|(_, b)| b)
@@ -812,28 +846,26 @@ impl Runner {
             Some((_, to)) => r.time_max_ms.min(to.saturating_sub(1)),
             None => r.time_max_ms,
         };
-        let partition = r.subject.strip_prefix("aiops.").unwrap_or(&r.subject);
-        let partition_no: Option<u32> = r.subject.rsplit('.').next().and_then(|p| p.parse().ok());
         for run in self.pipelines.iter_mut() {
             if run.input != input || run.position > r.seq || run.failed.is_some() {
                 continue;
             }
             match run.share {
                 Share::Part { index, of } => {
-                    let mine = partition_no.is_some_and(|p| p % of.max(1) == index);
-                    if mine {
+                    let own = partition_no.is_some_and(|p| p % of.max(1) == index);
+                    if own {
                         run.rate_rows += batch.num_rows() as u64;
                     }
                     let step = run
                         .p
-                        .process_part(partition, time_max, batch.clone(), mine)
+                        .process_part(
+                            partition,
+                            time_max,
+                            own.then(|| batch.clone()),
+                            batch.num_rows(),
+                        )
                         .await?;
-                    emit(run, step.late, r.seq, false, out)?;
-                    run.unmarked = Some(r.seq);
-                    if let Some(record) = step.record {
-                        run.unmarked = None;
-                        out.push(partial_output(&run.p, index, r.seq, record));
-                    }
+                    part_step(run, index, r.seq, step, out)?;
                 }
                 _ => {
                     run.rate_rows += batch.num_rows() as u64;
@@ -841,6 +873,38 @@ impl Runner {
                     emit(run, emissions, r.seq, true, out)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Partition units step over another unit's input message from its header alone.
+    async fn observe_parts(
+        &mut self,
+        input: &Input,
+        partition: &str,
+        r: &Record,
+        out: &mut Vec<Output>,
+    ) -> Result<(), RunnerError> {
+        let rows = match aiops_schemas::decode_envelope(&r.payload) {
+            Ok((env, _)) => env.count as usize,
+            Err(e) => {
+                self.summary.undecodable += 1;
+                tracing::warn!(seq = r.seq, subject = %r.subject, error = %e, "pipelines skip an input message whose header does not decode");
+                return Ok(());
+            }
+        };
+        for run in self.pipelines.iter_mut() {
+            let Share::Part { index, .. } = run.share else {
+                continue;
+            };
+            if run.input != *input || run.position > r.seq || run.failed.is_some() {
+                continue;
+            }
+            let step = run
+                .p
+                .process_part(partition, r.time_max_ms, None, rows)
+                .await?;
+            part_step(run, index, r.seq, step, out)?;
         }
         Ok(())
     }

@@ -3,8 +3,9 @@
 //! into the pipeline's output — the same output a single unit produces.
 //!
 //! Every partition unit reads every input message of the pipeline's kind, in log order, but
-//! runs the plan below the aggregate (the costly part: decoding expressions, filters, grouping)
-//! only over the messages of *its* log partitions (`p % N == i`). Its watermark is the whole
+//! decodes and runs the plan below the aggregate (the costly part: decoding, expressions,
+//! filters, grouping) only over the messages of *its* log partitions (`p % N == i`); of the
+//! others it reads the header only (row count, time range). Its watermark is the whole
 //! input's (each message's partition and largest event time feed it, as in a single unit), so
 //! every unit judges late rows exactly as a single unit would, and every unit sees a window
 //! close at the same input message. Rows beyond the allowed lateness leave from the unit that
@@ -121,10 +122,11 @@ impl StreamingPipeline {
         }
     }
 
-    /// A partition unit's step for one input message of the pipeline's kind: `mine` when the
-    /// message's partition belongs to this unit (its rows are aggregated here), else the
-    /// message only moves the watermark. Empty batches are skipped, as
-    /// [`StreamingPipeline::process`] skips them.
+    /// A partition unit's step for one input message of the pipeline's kind holding `rows`
+    /// rows: `batch` is the message's rows when its partition belongs to this unit (they are
+    /// aggregated here), `None` for another unit's message, which only moves the watermark
+    /// (so the unit need not decode it: the count and time range are in its header). Empty
+    /// messages are skipped, as [`StreamingPipeline::process`] skips them.
     ///
     /// # Errors
     /// [`RuntimeError`] when DataFusion fails on the batch or a state cannot be encoded.
@@ -132,15 +134,17 @@ impl StreamingPipeline {
         &mut self,
         partition: &str,
         time_max_ms: i64,
-        batch: RecordBatch,
-        mine: bool,
+        batch: Option<RecordBatch>,
+        rows: usize,
     ) -> Result<PartStep, RuntimeError> {
         let mut step = PartStep::default();
-        if batch.num_rows() == 0 {
+        if rows == 0 {
             return Ok(step);
         }
         let before = self.wm.current;
-        if mine {
+        if let Some(batch) = batch
+            && batch.num_rows() > 0
+        {
             self.pre_absorb(batch, &mut step.late).await?;
         }
         self.wm.observe(&self.cfg.watermark, partition, time_max_ms);
