@@ -135,7 +135,7 @@ impl TokenStartup {
             .get(pgwire::api::METADATA_USER)
             .cloned()
             .unwrap_or_default();
-        let Some(rec) = self.tokens.verify(&pwd.password) else {
+        let Some(rec) = self.tokens.verify_async(&pwd.password).await else {
             self.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
             tracing::info!(user = %user, peer = %client.socket_addr(), "postgres login refused: unknown token");
             return Err(PgWireError::InvalidPassword(user));

@@ -51,7 +51,11 @@ pub async fn layer(State(auth): State<Arc<HttpAuth>>, req: Request, next: Next) 
         })
         .map(str::trim)
         .map(str::to_string);
-    let record = bearer.as_deref().and_then(|t| auth.tokens.verify(t));
+    // Async: in cluster mode an unknown token is looked up in the cluster's token bucket.
+    let record = match bearer.as_deref() {
+        Some(t) => auth.tokens.verify_async(t).await,
+        None => None,
+    };
     let caller = match (&record, &bearer) {
         (Some(r), _) => Caller {
             token: r.id.clone(),
