@@ -448,25 +448,31 @@ impl DataSources {
         self.gate.as_ref().is_none_or(|g| *g.borrow())
     }
 
-    fn view(id: &str, e: &Entry) -> Value {
-        json!({"id": id, "origin": e.origin, "config": e.config, "running": !*e.stop.borrow()})
+    /// `running`: the source is defined and not stopped (cluster-wide); `pulled_here`: this
+    /// node pulls it now (in cluster mode only the `sources` owner does).
+    fn view(id: &str, e: &Entry, here: bool) -> Value {
+        let running = !*e.stop.borrow();
+        json!({"id": id, "origin": e.origin, "config": e.config, "running": running,
+               "pulled_here": running && here})
     }
 
-    /// Every source, as `{"id", "origin", "config", "running"}`.
+    /// Every source, as `{"id", "origin", "config", "running", "pulled_here"}`.
     pub fn list(&self) -> Vec<Value> {
+        let here = self.pulling_here();
         self.entries
             .lock()
             .iter()
-            .map(|(k, e)| DataSources::view(k, e))
+            .map(|(k, e)| DataSources::view(k, e, here))
             .collect()
     }
 
     /// One source.
     pub fn get(&self, id: &str) -> Option<Value> {
+        let here = self.pulling_here();
         self.entries
             .lock()
             .get(id)
-            .map(|e| DataSources::view(id, e))
+            .map(|e| DataSources::view(id, e, here))
     }
 
     /// Creates (`creating`) or replaces an API source, starts it and stores the API sources;

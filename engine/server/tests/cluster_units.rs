@@ -254,6 +254,17 @@ fn pull_sources_and_archive_compaction_run_on_one_node_and_move_on_kill9() {
     });
     let r = rate(6, || target.api_hits());
     assert!((3..=8).contains(&r), "API source: {r} scrapes in 6 s");
+    // Every node lists it running; exactly one says it pulls it here: the `sources` owner.
+    let pulled: Vec<String> = (0..3)
+        .filter_map(|i| {
+            let a = nodes[i].as_ref()?;
+            let v: Value =
+                serde_json::from_str(&http_get(&a.url("/api/datasources/api-src")).ok()?).ok()?;
+            assert_eq!(v["running"], json!(true), "n{i}: {v}");
+            (v["pulled_here"] == json!(true)).then(|| format!("n{i}"))
+        })
+        .collect();
+    assert_eq!(pulled, vec![o["sources"].clone()], "pulled_here");
 
     // 3. Only the archive owner compacts; another node reads the archived rows, exactly once.
     let archive_owner = o["archive"].clone();
