@@ -82,12 +82,21 @@ fn owners(a: &Aiops) -> BTreeMap<String, String> {
 /// POST with retries while the cluster elects a leader (503 with Retry-After); the same body
 /// gets the same ingest ids, so a retry never stores twice.
 fn post_json(a: &Aiops, path: &str, ctype: &str, body: &str) {
+    post_until_acknowledged(a, path, &[format!("content-type: {ctype}")], body);
+}
+
+/// POSTs `data` (curl's `--data-binary` argument: the body, or `@file`) with `headers` until
+/// the node answers 2xx, for at most 30 s.
+fn post_until_acknowledged(a: &Aiops, path: &str, headers: &[String], data: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let out = std::process::Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
-            .arg(format!("content-type: {ctype}"))
-            .args(["--data-binary", body])
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]);
+        for h in headers {
+            cmd.arg("-H").arg(h);
+        }
+        let out = cmd
+            .args(["--data-binary", data])
             .arg(a.url(path))
             .output()
             .unwrap();
@@ -101,6 +110,82 @@ fn post_json(a: &Aiops, path: &str, ctype: &str, body: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Series per remote_write round.
+const RW_SERIES: usize = 40;
+const RW_BASE_TS: i64 = 1_790_000_000_000;
+
+/// A Prometheus remote_write of round `round` (one sample per series, at `RW_BASE_TS + round`),
+/// retried until acknowledged like Prometheus does: the same body gets the same ingest ids, so
+/// a retry after a lost answer is not stored twice.
+fn post_remote_write(a: &Aiops, round: usize) {
+    let series: Vec<aiops_connectors::sources::remote_write::Series> = (0..RW_SERIES)
+        .map(|s| {
+            let labels = vec![
+                ("__name__".to_string(), "cluster_rw".to_string()),
+                ("s".to_string(), s.to_string()),
+            ];
+            (labels, vec![(RW_BASE_TS + round as i64, round as f64)])
+        })
+        .collect();
+    let body = aiops_connectors::sources::remote_write::encode_write_request(&series);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), body).unwrap();
+    post_until_acknowledged(
+        a,
+        "/api/v1/write",
+        &[
+            "content-type: application/x-protobuf".to_string(),
+            "content-encoding: snappy".to_string(),
+            "x-prometheus-remote-write-version: 0.1.0".to_string(),
+        ],
+        &format!("@{}", file.path().display()),
+    );
+}
+
+/// Every acknowledged remote_write sample is in the stream exactly once.
+fn assert_every_sample_once(urls: &str, rounds: usize) {
+    use aiops_schemas::arrow_array::cast::AsArray;
+    use aiops_schemas::arrow_array::types::TimestampMillisecondType;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let log: Arc<dyn EventLog> =
+            Arc::new(NatsLog::connect(NatsConfig::new(urls)).await.unwrap());
+        let mut seen: BTreeMap<(String, i64), u32> = BTreeMap::new();
+        for rec in records(&*log).await {
+            if !rec.subject.starts_with("aiops.metrics.") {
+                continue;
+            }
+            let (_, batch) = aiops_schemas::decode(&rec.payload).unwrap();
+            let ts = batch
+                .column_by_name("time")
+                .unwrap()
+                .as_primitive::<TimestampMillisecondType>();
+            let names = batch.column_by_name("name").unwrap().as_string::<i32>();
+            let labels = batch.column_by_name("labels").unwrap().as_map();
+            let keys = labels.keys().as_string::<i32>();
+            let vals = labels.values().as_string::<i32>();
+            let offsets = labels.value_offsets();
+            for row in 0..batch.num_rows() {
+                if names.value(row) != "cluster_rw" {
+                    continue;
+                }
+                let s = (offsets[row] as usize..offsets[row + 1] as usize)
+                    .find(|&i| keys.value(i) == "s")
+                    .map(|i| vals.value(i).to_string())
+                    .unwrap();
+                *seen.entry((s, ts.value(row))).or_default() += 1;
+            }
+        }
+        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "samples stored twice: {twice:?}");
+        assert_eq!(
+            seen.len(),
+            rounds * RW_SERIES,
+            "every acknowledged sample (rounds × series) is in the stream"
+        );
+    });
 }
 
 fn alerts(round: usize) -> String {
@@ -201,6 +286,7 @@ fn three_nodes_survive_kill9_of_an_owner_and_a_server_with_single_node_outputs()
         let a = &nodes[alive[round % alive.len()]];
         post_json(a, "/api/alerts", "application/json", &alerts(round));
         post_json(a, "/api/ingest/logs", "application/x-ndjson", &logs(round));
+        post_remote_write(a, round);
         if round == 8 {
             let mut owner = String::new();
             wait_until(Duration::from_secs(10), "an alerting owner", || {
@@ -256,6 +342,7 @@ fn three_nodes_survive_kill9_of_an_owner_and_a_server_with_single_node_outputs()
         }
     }
     assert_single_engine_outputs(&urls, 36);
+    assert_every_sample_once(&urls, 36);
     let ids = assert_single_engine_pipeline_outputs(&urls, pdir.path());
     let split = ids
         .iter()
