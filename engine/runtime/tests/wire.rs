@@ -212,3 +212,21 @@ async fn a_recorded_stream_gets_the_same_ids() {
         );
     }
 }
+
+#[test]
+fn template_counts_on_derived_subjects_are_not_pipeline_outputs() {
+    use aiops_runtime::pipelines::runner::is_pipeline_output;
+    assert!(!is_pipeline_output(
+        "aiops.derived.log_templates_1m",
+        "t.w.1796083200000.00000000000000ff"
+    ));
+    assert!(is_pipeline_output(
+        "aiops.derived.cpu_1m",
+        "d.cpu_1m.1796083200000.00000000000000ff"
+    ));
+    assert!(is_pipeline_output("aiops.late.cpu_1m", "l.cpu_1m.12.ff"));
+    assert!(is_pipeline_output("aiops.partial.cpu_1m", "p.cpu_1m.0.12"));
+    assert!(is_pipeline_output("aiops.alerts.0", "a.rule.1.ff"));
+    assert!(is_pipeline_output("aiops.events.0", "n.cpu.1.ff"));
+    assert!(!is_pipeline_output("aiops.alerts.0", "c1234-0-0"));
+}

@@ -555,15 +555,13 @@ fn out_mark(
 /// Message-id prefix of anomaly events written by pipelines.
 const ANOMALY_ID_PREFIX: &str = ids::PIPELINE_ANOMALIES;
 
-/// Whether a subject carries pipeline outputs.
-fn is_output_subject(s: &str) -> bool {
-    s.starts_with(DERIVED_PREFIX) || s.starts_with(LATE_PREFIX) || s.starts_with(PARTIAL_PREFIX)
-}
-
 /// Whether a message is one a pipeline wrote (derived events, late rows, alerts of a rule,
-/// anomaly events, partition units' partial records).
+/// anomaly events, partition units' partial records). By subject and id prefix: the template
+/// miner writes to a derived subject too (`aiops.derived.log_templates_1m`, ids `t.w.…`).
 pub fn is_pipeline_output(subject: &str, msg_id: &str) -> bool {
-    is_output_subject(subject)
+    (subject.starts_with(DERIVED_PREFIX) && msg_id.starts_with(ids::PIPELINE_OUTPUT))
+        || (subject.starts_with(LATE_PREFIX) && msg_id.starts_with(ids::PIPELINE_LATE))
+        || (subject.starts_with(PARTIAL_PREFIX) && msg_id.starts_with(ids::PIPELINE_PARTIAL))
         || (subject.starts_with(ALERTS_PREFIX) && msg_id.starts_with(ids::RULE_ALERTS))
         || (subject.starts_with(EVENTS_PREFIX) && msg_id.starts_with(ANOMALY_ID_PREFIX))
 }
