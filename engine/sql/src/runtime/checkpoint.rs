@@ -117,19 +117,7 @@ impl StreamingPipeline {
             sessions: sessions_meta,
         };
         let h = serde_json::to_vec(&header).map_err(|e| self.ck_err(e))?;
-        let mut out = Vec::with_capacity(8 + h.len() + bodies.iter().map(Vec::len).sum::<usize>());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(
-            &u32::try_from(h.len())
-                .map_err(|e| self.ck_err(e))?
-                .to_le_bytes(),
-        );
-        out.extend_from_slice(&h);
-        for b in bodies {
-            out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-            out.extend_from_slice(&b);
-        }
-        Ok(out)
+        frame(MAGIC, &h, bodies).map_err(|e| self.ck_err(e))
     }
 
     /// Replaces the pipeline's state with a checkpoint's.
@@ -138,13 +126,7 @@ impl StreamingPipeline {
     /// [`RuntimeError::Checkpoint`] if the bytes are not a checkpoint of this pipeline and
     /// version of its SQL; the state is then unchanged.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), RuntimeError> {
-        if bytes.len() < 8 || &bytes[..4] != MAGIC {
-            return Err(self.ck_err("not a checkpoint"));
-        }
-        let hl = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
-        let h = bytes
-            .get(8..8 + hl)
-            .ok_or_else(|| self.ck_err("truncated header"))?;
+        let (h, mut at) = unframe(MAGIC, bytes, "not a checkpoint").map_err(|e| self.ck_err(e))?;
         let header: Header = serde_json::from_slice(h).map_err(|e| self.ck_err(e))?;
         if header.version != 1 && header.version != VERSION {
             return Err(self.ck_err(format!("unknown checkpoint version {}", header.version)));
@@ -152,7 +134,6 @@ impl StreamingPipeline {
         if header.fingerprint != self.fingerprint {
             return Err(self.ck_err("written by another version of the pipeline's SQL"));
         }
-        let mut at = 8 + hl;
         let mut windows = std::collections::BTreeMap::new();
         for meta in &header.windows {
             let body = next_body(bytes, &mut at).ok_or_else(|| self.ck_err("truncated window"))?;
@@ -300,6 +281,58 @@ struct ReadState {
     dirty: Vec<bool>,
 }
 
+/// `magic | u32 LE header length | header | per body: u64 LE length | body`.
+pub(super) fn frame(
+    magic: &[u8; 4],
+    header: &[u8],
+    bodies: Vec<Vec<u8>>,
+) -> Result<Vec<u8>, std::num::TryFromIntError> {
+    let mut out = Vec::with_capacity(8 + header.len() + bodies.iter().map(Vec::len).sum::<usize>());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&u32::try_from(header.len())?.to_le_bytes());
+    out.extend_from_slice(header);
+    for b in bodies {
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        out.extend_from_slice(&b);
+    }
+    Ok(out)
+}
+
+/// The header of [`frame`]'s bytes and where its bodies start ([`next_body`]); `not_one`
+/// is the error when the bytes do not start with `magic`.
+pub(super) fn unframe<'a>(
+    magic: &[u8; 4],
+    bytes: &'a [u8],
+    not_one: &'static str,
+) -> Result<(&'a [u8], usize), &'static str> {
+    if bytes.len() < 8 || &bytes[..4] != magic {
+        return Err(not_one);
+    }
+    let hl = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+    let h = bytes
+        .get(8..8usize.saturating_add(hl))
+        .ok_or("truncated header")?;
+    Ok((h, 8 + hl))
+}
+
+/// The key columns (`k<i>`) and each aggregate's state columns (`s<a>_<j>`) of a taken state,
+/// with their fields.
+pub(super) fn state_columns(taken: &TakenState) -> (Vec<Field>, Vec<ArrayRef>) {
+    let mut fields = Vec::new();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for (i, k) in taken.keys.iter().enumerate() {
+        fields.push(Field::new(format!("k{i}"), k.data_type().clone(), true));
+        cols.push(k.clone());
+    }
+    for (a, s) in taken.states.iter().enumerate() {
+        for (j, c) in s.iter().enumerate() {
+            fields.push(Field::new(format!("s{a}_{j}"), c.data_type().clone(), true));
+            cols.push(c.clone());
+        }
+    }
+    (fields, cols)
+}
+
 /// The next length-prefixed body at `at`, moving `at` past it.
 pub(super) fn next_body<'a>(bytes: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
     let len_bytes: [u8; 8] = bytes.get(*at..at.checked_add(8)?)?.try_into().ok()?;
@@ -327,18 +360,7 @@ pub(super) fn ipc(name: &str, batch: &RecordBatch) -> Result<Vec<u8>, RuntimeErr
 fn state_body(name: &str, st: &mut WindowState) -> Result<(Vec<u8>, Vec<usize>), RuntimeError> {
     let taken = st.take().map_err(|e| ck_err(name, e))?;
     st.put(&taken).map_err(|e| ck_err(name, e))?;
-    let mut fields = Vec::new();
-    let mut cols: Vec<ArrayRef> = Vec::new();
-    for (i, k) in taken.keys.iter().enumerate() {
-        fields.push(Field::new(format!("k{i}"), k.data_type().clone(), true));
-        cols.push(k.clone());
-    }
-    for (a, s) in taken.states.iter().enumerate() {
-        for (j, c) in s.iter().enumerate() {
-            fields.push(Field::new(format!("s{a}_{j}"), c.data_type().clone(), true));
-            cols.push(c.clone());
-        }
-    }
+    let (mut fields, mut cols) = state_columns(&taken);
     fields.push(Field::new("emitted", DataType::UInt32, false));
     cols.push(Arc::new(UInt32Array::from(st.emitted.clone())));
     fields.push(Field::new("dirty", DataType::Boolean, false));

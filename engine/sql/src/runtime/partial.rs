@@ -32,12 +32,12 @@
 //! "AIPP" | u32 LE header length | header (JSON) | per window: u64 LE length | Arrow IPC stream
 //! ```
 
-use super::checkpoint::{ipc, next_body};
+use super::checkpoint::{frame, ipc, next_body, state_columns, unframe};
 use super::compile::WindowKind;
 use super::state::{TakenState, WindowState};
 use super::{Emission, RuntimeError, StreamingPipeline};
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -208,35 +208,12 @@ impl StreamingPipeline {
             windows: metas,
         };
         let h = serde_json::to_vec(&header).map_err(|e| self.part_err(e))?;
-        let mut out = Vec::with_capacity(8 + h.len() + bodies.iter().map(Vec::len).sum::<usize>());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(
-            &u32::try_from(h.len())
-                .map_err(|e| self.part_err(e))?
-                .to_le_bytes(),
-        );
-        out.extend_from_slice(&h);
-        for b in bodies {
-            out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-            out.extend_from_slice(&b);
-        }
-        Ok(out)
+        frame(MAGIC, &h, bodies).map_err(|e| self.part_err(e))
     }
 
     /// One window's keys and partial states as an IPC stream, and each aggregate's width.
     fn part_body(&self, taken: &TakenState) -> Result<(Vec<u8>, Vec<usize>), RuntimeError> {
-        let mut fields = Vec::new();
-        let mut cols: Vec<ArrayRef> = Vec::new();
-        for (i, k) in taken.keys.iter().enumerate() {
-            fields.push(Field::new(format!("k{i}"), k.data_type().clone(), true));
-            cols.push(k.clone());
-        }
-        for (a, s) in taken.states.iter().enumerate() {
-            for (j, c) in s.iter().enumerate() {
-                fields.push(Field::new(format!("s{a}_{j}"), c.data_type().clone(), true));
-                cols.push(c.clone());
-            }
-        }
+        let (fields, cols) = state_columns(taken);
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
             .map_err(|e| self.part_err(e))?;
         Ok((
@@ -251,19 +228,13 @@ impl StreamingPipeline {
     /// [`RuntimeError::Checkpoint`] when the bytes are not a partial record of this pipeline
     /// and version of its SQL, or their shape does not fit its aggregates.
     pub fn decode_part(&self, bytes: &[u8]) -> Result<PartialRecord, RuntimeError> {
-        if bytes.len() < 8 || &bytes[..4] != MAGIC {
-            return Err(self.part_err("not a partial record"));
-        }
-        let hl = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
-        let h = bytes
-            .get(8..8usize.saturating_add(hl))
-            .ok_or_else(|| self.part_err("truncated header"))?;
+        let (h, mut at) =
+            unframe(MAGIC, bytes, "not a partial record").map_err(|e| self.part_err(e))?;
         let header: Header = serde_json::from_slice(h).map_err(|e| self.part_err(e))?;
         if header.fingerprint != self.fingerprint {
             return Err(self.part_err("written by another version of the pipeline's SQL"));
         }
         let nk = self.c.key_schema.fields().len();
-        let mut at = 8 + hl;
         let mut windows = Vec::with_capacity(header.windows.len());
         for meta in &header.windows {
             let body = next_body(bytes, &mut at).ok_or_else(|| self.part_err("truncated"))?;
