@@ -65,3 +65,9 @@ if ! pkg-config --exists openssl 2>/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libssl-dev pkg-config >/dev/null
 fi
+# Per-capability peers (OTLP exporters, syslog, database servers, …): one script each, so adding
+# a peer touches one file. Each is idempotent and installs only what is missing.
+for extra in "$(dirname "$0")"/test-deps/*.sh; do
+  [ -e "$extra" ] || continue
+  bash "$extra"
+done
