@@ -16,6 +16,7 @@ pub mod demo;
 pub mod grafana;
 pub mod json;
 pub mod json_alerts;
+pub mod range;
 pub mod remote_write;
 pub mod scrape;
 pub mod validate;
