@@ -11,9 +11,12 @@
 //! - [`outbound`]: the one guard every outbound HTTP call goes through (providers, scrapes and
 //!   other pull sources, Grafana): address classes, the allow list, checked on the URL, after DNS
 //!   and on every redirect.
+//! - [`masking`]: sensitive values in bodies, labels and attributes masked before the log
+//!   (built-in detectors, user rules; replace, hash or drop).
 //! - [`error`]: decode and source errors, with the short reasons used in metrics.
 
 pub mod error;
+pub mod masking;
 pub mod outbound;
 pub mod registry;
 pub mod sinks;
