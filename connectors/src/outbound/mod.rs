@@ -190,6 +190,60 @@ impl OutboundPolicy {
     }
 }
 
+impl OutboundPolicy {
+    /// The addresses of a non-HTTP target (`host`, `port`: a database) the policy allows, for
+    /// a connection to one of them: the same rules as a URL `http://host:port/` (the name or
+    /// literal first), then every resolved address checked like the HTTP client's resolver
+    /// does (a name listed in the allow list allows all its addresses), so the address
+    /// connected to is an address that was checked.
+    ///
+    /// # Errors
+    /// [`OutboundError::Refused`] naming the host and the address class, or when the name does
+    /// not resolve; [`OutboundError::InvalidUrl`] for a host that is not a host name or address;
+    /// [`OutboundError::AllowList`] for a malformed allow list.
+    pub async fn resolve_target(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<std::net::SocketAddr>, OutboundError> {
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        let url = match literal.parse::<IpAddr>() {
+            Ok(IpAddr::V6(ip)) => format!("http://[{ip}]:{port}/"),
+            Ok(IpAddr::V4(ip)) => format!("http://{ip}:{port}/"),
+            Err(_) => format!("http://{host}:{port}/"),
+        };
+        let parsed = self.check(&url)?;
+        let guard = Guard::new(self).map_err(|e| OutboundError::AllowList(e.to_string()))?;
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            return Ok(vec![std::net::SocketAddr::new(ip, port)]);
+        }
+        let name = parsed.host_str().unwrap_or(host).to_owned();
+        let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((name.as_str(), port))
+            .await
+            .map_err(|e| OutboundError::Refused(format!("host {name} does not resolve: {e}")))?
+            .collect();
+        let whole_name = guard.name_allowed(&name);
+        let mut first_refusal = None;
+        let kept: Vec<std::net::SocketAddr> = found
+            .into_iter()
+            .filter(|a| {
+                whole_name
+                    || guard
+                        .check_ip(a.ip(), None)
+                        .map_err(|r| first_refusal.get_or_insert(r.0))
+                        .is_ok()
+            })
+            .collect();
+        if kept.is_empty() {
+            return Err(OutboundError::Refused(match first_refusal {
+                Some(r) => format!("host {name} resolves to {r}"),
+                None => format!("host {name} has no addresses"),
+            }));
+        }
+        Ok(kept)
+    }
+}
+
 /// Why [`OutboundPolicy::check`] refused a URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutboundError {

@@ -10,8 +10,11 @@ use async_trait::async_trait;
 
 pub mod alertmanager;
 pub mod am_api;
+pub mod clickhouse;
 pub mod cloudwatch;
+pub mod cloudwatch_query;
 pub mod datadog;
+pub mod datadog_query;
 pub mod demo;
 pub mod grafana;
 pub mod json;
@@ -19,6 +22,7 @@ pub mod json_alerts;
 pub mod range;
 pub mod remote_write;
 pub mod scrape;
+pub mod sql;
 pub mod validate;
 
 pub use crate::error::{DecodeError, SourceError};
