@@ -120,7 +120,7 @@ fn norm_ends_with(key: &str, suffix: &str) -> bool {
 }
 
 /// Whether the normalised key equals `word` (already normalised, ASCII).
-fn norm_eq(key: &str, word: &str) -> bool {
+pub(crate) fn norm_eq(key: &str, word: &str) -> bool {
     norm_rev(key).eq(word.bytes().rev())
 }
 
@@ -158,7 +158,7 @@ pub(crate) fn kv_regex(extra: &[String]) -> Result<Regex, regex::Error> {
         words.push_str(&alt);
     }
     Regex::new(&format!(
-        r#"(?i)(?:^|[^A-Za-z0-9_.\-])(?P<key>[A-Za-z0-9_.\-]*?(?:{words}))(?P<q>\\?["']?)[ \t]*[:=][ \t]*"#
+        r#"(?i)(?:^|[^A-Za-z0-9_.\-])(?P<key>[A-Za-z0-9_.\-]*?(?:{words}))(?P<q>\\?["']?)[ \t]*(?P<sep>[:=])[ \t]*"#
     ))
 }
 
@@ -173,17 +173,27 @@ pub(crate) fn kv_value(s: &str, at: usize, key_quoted: bool) -> Option<(usize, u
         b'"' => (at + 1, closing(b, at + 1, b"\"")),
         b'\\' if b.get(at + 1) == Some(&b'"') => (at + 2, closing(b, at + 2, b"\\\"")),
         b'\'' => (at + 1, closing(b, at + 1, b"'")),
+        // A structure (`token: {…}`, `Token: Token { kind: … }`) is not a scalar secret; a
+        // secret inside it has its own key.
+        b'{' | b'[' => return None,
         _ => {
             let mut end = unquoted_end(s, at);
             // `Authorization: Bearer abc`: the scheme word and its credential are one value.
             let word = &s[at..end];
             if b.get(end) == Some(&b' ')
                 && SCHEMES.iter().any(|w| w.eq_ignore_ascii_case(word))
-                && b.get(end + 1).is_some_and(|c| !c.is_ascii_whitespace())
+                && b.get(end + 1)
+                    .is_some_and(|c| !c.is_ascii_whitespace() && !matches!(c, b'{' | b'['))
             {
                 end = unquoted_end(s, end + 1);
             }
             let v = &s[at..end];
+            // `Token: Token { kind: … }`: a type name before a structure.
+            if v.bytes().all(|c| c.is_ascii_alphabetic())
+                && s[end..].trim_start_matches([' ', '\t']).starts_with('{')
+            {
+                return None;
+            }
             if ["null", "true", "false"]
                 .iter()
                 .any(|w| w.eq_ignore_ascii_case(v))
@@ -321,12 +331,15 @@ impl DigitRules {
     }
 }
 
-/// Most digit groups remembered per run (cards have at most 5, phones a few).
+/// Most digit groups in one run (cards have at most 5, phones a few); a longer run of
+/// separated numbers is scanned as several runs.
 const MAX_GROUPS: usize = 8;
 
 /// Scans `s` for runs of digits (single spaces or dashes allowed between groups) and reports
-/// those that are cards, phones, Chinese mobile or ID numbers. A run glued to letters, `_` or a
-/// decimal point (hex ids, UUIDs, floats, IPs, versions) is never reported.
+/// those that are cards, phones, Chinese mobile or ID numbers: the whole run, else the longest
+/// windows of whole groups in it (`card 4111 1111 1111 1111 2 items`). A run glued to letters,
+/// `_`, a decimal point or an identifier's dash (hex ids, UUIDs, floats, IPs, versions,
+/// `blk_-6952295868487656571`) is never reported.
 pub(crate) fn scan_digits(s: &str, on: DigitRules, spans: &mut Vec<Span>) {
     let b = s.as_bytes();
     let mut i = 0;
@@ -336,22 +349,17 @@ pub(crate) fn scan_digits(s: &str, on: DigitRules, spans: &mut Vec<Span>) {
             continue;
         }
         let start = i;
-        let mut groups = [0u8; MAX_GROUPS];
-        let mut ngroups = 0usize;
-        let mut digits = 0usize;
+        let mut groups = [(0usize, 0usize); MAX_GROUPS];
+        let mut n = 0usize;
         let mut j = i;
         loop {
             let g = j;
             while j < b.len() && b[j].is_ascii_digit() {
                 j += 1;
             }
-            let len = j - g;
-            if ngroups < MAX_GROUPS {
-                groups[ngroups] = u8::try_from(len).unwrap_or(u8::MAX);
-            }
-            ngroups += 1;
-            digits += len;
-            if digits <= 20
+            groups[n] = (g, j);
+            n += 1;
+            if n < MAX_GROUPS
                 && j + 1 < b.len()
                 && matches!(b[j], b' ' | b'-')
                 && b[j + 1].is_ascii_digit()
@@ -363,54 +371,110 @@ pub(crate) fn scan_digits(s: &str, on: DigitRules, spans: &mut Vec<Span>) {
         }
         let end = j;
         i = end;
-        let before = start.checked_sub(1).map(|p| b[p]);
-        if before.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.')) {
-            continue;
-        }
-        let groups = &groups[..ngroups.min(MAX_GROUPS)];
-        let seps = ngroups > 1;
-        let run = &b[start..end];
+        let groups = &groups[..n];
+        let glued_start = glued_before(b, start);
         // Chinese ID: 17 digits + X.
-        if on.cn_id && !seps && digits == 17 && matches!(b.get(end).copied(), Some(b'X' | b'x')) {
-            if free_after(b, end + 1) && cn_id_ok(&b[start..end + 1]) {
+        if n == 1 && end - start == 17 && matches!(b.get(end).copied(), Some(b'X' | b'x')) {
+            if on.cn_id && !glued_start && free_after(b, end + 1) && cn_id_ok(&b[start..=end]) {
                 spans.push(span(start, end + 1, id::CN_ID));
             }
             i = end + 1;
             continue;
         }
-        if !free_after(b, end) {
+        // A group glued to a token (`… 0546173_4261722401`) is not part of any number found.
+        let lo = usize::from(glued_start);
+        let hi = n - usize::from(!free_after(b, end));
+        if lo >= hi {
             continue;
         }
-        if before == Some(b'+') {
-            let before_plus = start.checked_sub(2).map(|p| b[p]);
+        let digits = |g: &[(usize, usize)]| g.iter().map(|(a, z)| z - a).sum::<usize>();
+        if !glued_start && start > 0 && b[start - 1] == b'+' {
+            // E.164: the longest prefix of whole groups with 8..=15 digits.
             if on.phone
-                && (8..=15).contains(&digits)
-                && run[0] != b'0'
-                && !before_plus.is_some_and(|c| c.is_ascii_alphanumeric())
+                && b[start] != b'0'
+                && !(start >= 2 && b[start - 2].is_ascii_alphanumeric())
+                && let Some(z) = (0..hi)
+                    .rev()
+                    .find(|z| (8..=15).contains(&digits(&groups[..=*z])))
             {
-                spans.push(span(start - 1, end, id::PHONE));
+                spans.push(span(start - 1, groups[z].1, id::PHONE));
             }
             continue;
         }
-        if on.cn_id && !seps && digits == 18 && cn_id_ok(run) {
-            spans.push(span(start, end, id::CN_ID));
-        } else if on.card
-            && (13..=19).contains(&digits)
-            && (b'2'..=b'6').contains(&run[0])
-            && groups.iter().all(|g| *g >= 3)
-            && luhn_ok(run)
-            && !all_same_digit(run)
-        {
-            spans.push(span(start, end, id::CARD));
-        } else if on.cn_mobile
-            && digits == 11
-            && (!seps || groups == [3, 4, 4])
-            && run[0] == b'1'
-            && (b'3'..=b'9').contains(&run[1])
-        {
-            spans.push(span(start, end, id::CN_MOBILE));
+        if lo == 0 && hi == n {
+            if let Some(rule) = classify(b, on, groups) {
+                spans.push(span(start, end, rule));
+                continue;
+            }
+            if n == 1 {
+                continue;
+            }
+        }
+        if digits(&groups[lo..hi]) < 11 {
+            continue;
+        }
+        // Windows of whole groups, longest first from each group on.
+        let mut a = lo;
+        while a < hi {
+            let hit = (a..hi)
+                .rev()
+                .filter(|z| !(a == 0 && *z == n - 1))
+                .find_map(|z| classify(b, on, &groups[a..=z]).map(|rule| (z, rule)));
+            match hit {
+                Some((z, rule)) => {
+                    spans.push(span(groups[a].0, groups[z].1, rule));
+                    a = z + 1;
+                }
+                None => a += 1,
+            }
         }
     }
+}
+
+/// Whether a run starting at `start` is part of a longer token: after a letter, digit, `_`, a
+/// decimal point, or a dash that follows one of those (`blk_-…`, `id-…`).
+fn glued_before(b: &[u8], start: usize) -> bool {
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    match start.checked_sub(1).map(|p| b[p]) {
+        None => false,
+        Some(c) if ident(c) || c == b'.' => true,
+        Some(b'-') => start >= 2 && ident(b[start - 2]),
+        Some(_) => false,
+    }
+}
+
+/// What the digits of `groups` (consecutive groups of one run) are, if anything.
+fn classify(b: &[u8], on: DigitRules, groups: &[(usize, usize)]) -> Option<usize> {
+    let (first, last) = (groups.first()?, groups.last()?);
+    let run = &b[first.0..last.1];
+    let digits: usize = groups.iter().map(|(a, z)| z - a).sum();
+    let seps = groups.len() > 1;
+    if on.cn_id && !seps && digits == 18 && cn_id_ok(run) {
+        return Some(id::CN_ID);
+    }
+    if on.card
+        && (13..=19).contains(&digits)
+        && (b'2'..=b'6').contains(&run[0])
+        && groups.iter().all(|(a, z)| z - a >= 3)
+        && luhn_ok(run)
+        && !all_same_digit(run)
+    {
+        return Some(id::CARD);
+    }
+    let lens_344 = groups.len() == 3
+        && groups
+            .iter()
+            .zip([3, 4, 4])
+            .all(|((a, z), want)| z - a == want);
+    if on.cn_mobile
+        && digits == 11
+        && (!seps || lens_344)
+        && run[0] == b'1'
+        && (b'3'..=b'9').contains(&run[1])
+    {
+        return Some(id::CN_MOBILE);
+    }
+    None
 }
 
 fn span(start: usize, end: usize, rule: usize) -> Span {

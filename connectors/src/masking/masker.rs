@@ -489,6 +489,14 @@ impl Masker {
                     continue;
                 }
                 let key_quoted = c.name("q").is_some_and(|q| q.as_str().contains('"'));
+                // `auth:SIMPLE` (Hadoop's auth method) names a mechanism; `auth=` and
+                // `"auth": "…"` still hide their value.
+                if !key_quoted
+                    && c.name("sep").is_some_and(|m| m.as_str() == ":")
+                    && detect::norm_eq(key.as_str(), "auth")
+                {
+                    continue;
+                }
                 if let Some((start, end, quote)) = detect::kv_value(text, all.end(), key_quoted) {
                     spans.push(Span {
                         start,

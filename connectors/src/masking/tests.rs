@@ -107,10 +107,11 @@ fn secrets_in_key_value_and_json() {
         "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         "aws_secret_access_key=[MASKED:secret]",
     );
+    check(m, "pass=x1 bypass=true", "pass=[MASKED:secret] bypass=true");
     check(
         m,
-        "pass=x1 bypass=true",
-        "pass=[MASKED:secret] bypass=true",
+        r#"auth=s3cr3t {"auth": "abc"}"#,
+        r#"auth=[MASKED:secret] {"auth": "[MASKED:secret]"}"#,
     );
     check(
         m,
@@ -123,11 +124,7 @@ fn secrets_in_key_value_and_json() {
         "用户登录失败，密码 password=[MASKED:secret]，请重试",
     );
     // A value cut off by truncation is hidden to the end.
-    check(
-        m,
-        r#"{"secret": "abcdef"#,
-        r#"{"secret": "[MASKED:secret]"#,
-    );
+    check(m, r#"{"secret": "abcdef"#, r#"{"secret": "[MASKED:secret]"#);
 }
 
 #[test]
@@ -142,6 +139,10 @@ fn secret_negatives() {
         "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=10.1.2.3",
         "passing through the bypass, compass=north",
         "token refreshed for session 42",
+        // Hadoop: an auth method and a container token structure.
+        "Auth successful for job_1445144423722_0020 (auth:SIMPLE)",
+        "Token: Token { kind: ContainerToken, service: 172.22.149.145:28345 }",
+        r#"{"token": {"kind": "x"}}"#,
     ] {
         untouched(m, s);
     }
@@ -268,6 +269,17 @@ fn cards_with_luhn() {
     check(m, "amex 3782-822463-10005", "amex [MASKED:card]");
     check(m, "卡号5555555555554444已扣款", "卡号[MASKED:card]已扣款");
     check(m, "unionpay=6212345678901232", "unionpay=[MASKED:card]");
+    // A card followed or preceded by other numbers.
+    check(
+        m,
+        "paid 4111 1111 1111 1111 2 items",
+        "paid [MASKED:card] 2 items",
+    );
+    check(
+        m,
+        "2026-12-04 4111111111111111 ok",
+        "2026-12-04 [MASKED:card] ok",
+    );
     for s in [
         // Luhn-invalid 16 digits.
         "paid with 4111111111111112 ok",
@@ -284,6 +296,9 @@ fn cards_with_luhn() {
         "x4111111111111111",
         "0000000000000000",
         "4111 11 1111 1111 1111",
+        // HDFS block ids (signed 64-bit, some pass Luhn).
+        "Receiving block blk_-6952295868487656571 src: /10.250.6.214:52922",
+        "Verification succeeded for blk_-4980916519894289629",
     ] {
         untouched(m, s);
     }
@@ -319,6 +334,17 @@ fn emails_and_phones_only_with_pii() {
         "用户手机[MASKED:cn_mobile]已注册",
     );
     check(m, "mobile 138-0013-8000", "mobile [MASKED:cn_mobile]");
+    check(m, "手机13800138000 234 次", "手机[MASKED:cn_mobile] 234 次");
+    check(
+        m,
+        "Session: 3 call +86 138 0013 8000 0546173_4261722401 initialized",
+        "Session: 3 call [MASKED:phone] 0546173_4261722401 initialized",
+    );
+    check(
+        m,
+        "Session: 3 card 4111 1111 1111 1111 0546173_4261722401 initialized",
+        "Session: 3 card [MASKED:card] 0546173_4261722401 initialized",
+    );
     for s in [
         "user@host without tld",
         "java.lang.Object@1a2b3c4d",
