@@ -116,6 +116,13 @@ async fn postgres_range_pull_returns_exactly_the_rows_of_the_range() {
     assert_eq!(src.name(), "postgres");
     let got = src.pull(FROM, TO).await.unwrap();
     assert_eq!(metric_rows(&got), expected_rows());
+    // A range without rows is no batch, not an error.
+    assert!(
+        src.pull(TO + 3_600_000, TO + 7_200_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The same with the integer macros against epoch arithmetic, and a timestamp without zone.
     pg.exec(
         "CREATE TABLE sales_naive AS SELECT ts AT TIME ZONE 'UTC' AS ts, region, orders, revenue FROM sales",

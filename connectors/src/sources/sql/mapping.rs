@@ -277,6 +277,10 @@ impl RowMapping {
         to_ms: i64,
         limits: &IngestLimits,
     ) -> Result<Vec<SourceBatch>, MappingError> {
+        // No rows: nothing to map (a driver reports no columns for an empty result).
+        if table.rows.is_empty() {
+            return Ok(Vec::new());
+        }
         let cols = Resolved::new(self, &table.columns)?;
         let rules = self.label_rules();
         let mut labels: Vec<(String, String)> = Vec::new();

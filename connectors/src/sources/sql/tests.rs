@@ -155,6 +155,15 @@ fn metric_rows_map_values_labels_and_range() {
 }
 
 #[test]
+fn an_empty_result_maps_to_nothing() {
+    let empty = Table::default();
+    let out = metrics_mapping()
+        .map(&empty, "postgres", 0, 5_000, &IngestLimits::default())
+        .unwrap();
+    assert!(out.is_empty());
+}
+
+#[test]
 fn mapping_errors_name_the_row_and_column() {
     let m = metrics_mapping();
     let mut t = table();
