@@ -7,6 +7,9 @@ pub enum DecodeError {
     /// The body is not valid snappy (block format).
     #[error("body is not valid snappy (block format) compressed data: {0}")]
     Snappy(String),
+    /// The body is labelled `Content-Encoding: gzip` but is not valid gzip.
+    #[error("body is not valid gzip data: {0}")]
+    Gzip(String),
     /// The decompressed body is not a valid protobuf message of the expected type.
     #[error("body is not a valid protobuf {message}: {detail}")]
     Protobuf {
@@ -130,6 +133,7 @@ impl DecodeError {
     pub fn reason(&self) -> &'static str {
         match self {
             DecodeError::Snappy(_) => "bad_snappy",
+            DecodeError::Gzip(_) => "bad_gzip",
             DecodeError::Protobuf { .. } => "bad_protobuf",
             DecodeError::Json { .. } => "bad_json",
             DecodeError::MissingField { .. } => "missing_field",
@@ -153,6 +157,7 @@ impl DecodeError {
         const TEXT: usize = 512;
         match self {
             DecodeError::Snappy(m) => DecodeError::Snappy(bound_text(&m, TEXT)),
+            DecodeError::Gzip(m) => DecodeError::Gzip(bound_text(&m, TEXT)),
             DecodeError::Protobuf { message, detail } => DecodeError::Protobuf {
                 message,
                 detail: bound_text(&detail, TEXT),

@@ -4,7 +4,7 @@
 use crate::error::SourceError;
 use crate::sources::{
     PullSource, PushDecoder, alertmanager, am_api, cloudwatch, datadog, demo, grafana, json,
-    json_alerts, remote_write, scrape,
+    json_alerts, otlp, remote_write, scrape,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -75,6 +75,18 @@ pub fn push_endpoints() -> Vec<PushEndpoint> {
             path: "/api/alerts",
             decoder: Arc::new(json_alerts::JsonAlertsDecoder),
             doc: "Alerts as JSON or NDJSON: name, status, severity, service, labels, annotations, times.",
+        },
+        PushEndpoint {
+            path: "/api/otlp/v1/metrics",
+            decoder: Arc::new(otlp::OtlpDecoder::metrics(
+                otlp::delta::DEFAULT_MAX_DELTA_SERIES,
+            )),
+            doc: "OTLP/HTTP metrics (protobuf or JSON, gzip) into metrics; also served at /v1/metrics.",
+        },
+        PushEndpoint {
+            path: "/api/otlp/v1/logs",
+            decoder: Arc::new(otlp::OtlpDecoder::logs()),
+            doc: "OTLP/HTTP logs (protobuf or JSON, gzip) into logs; also served at /v1/logs.",
         },
         PushEndpoint {
             path: "/api/v2/alerts",

@@ -232,8 +232,8 @@ type Headers = (Option<String>, Option<String>);
 /// The kind each decoder produces.
 fn kind_of(decoder: &str) -> Kind {
     match decoder {
-        "remote_write" | "json_metrics" => Kind::Metrics,
-        "json_logs" => Kind::Logs,
+        "remote_write" | "json_metrics" | "otlp_metrics" => Kind::Metrics,
+        "json_logs" | "otlp_logs" => Kind::Logs,
         "json_events" => Kind::Events,
         _ => Kind::Alerts,
     }
@@ -1619,6 +1619,8 @@ fuzz_tests! {
     fuzz_cloudwatch_sns => "cloudwatch",
     fuzz_json_alerts => "api",
     fuzz_alertmanager_api_v2 => "alertmanager_api",
+    fuzz_otlp_metrics => "otlp_metrics",
+    fuzz_otlp_logs => "otlp_logs",
 }
 
 /// A decoder added to the registry without a fuzz test and a corpus fails here.

@@ -19,6 +19,7 @@ pub mod demo;
 pub mod grafana;
 pub mod json;
 pub mod json_alerts;
+pub mod otlp;
 pub mod range;
 pub mod remote_write;
 pub mod scrape;
