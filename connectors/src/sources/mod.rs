@@ -24,6 +24,7 @@ pub mod range;
 pub mod remote_write;
 pub mod scrape;
 pub mod sql;
+pub mod syslog;
 pub mod validate;
 
 pub use crate::error::{DecodeError, SourceError};
