@@ -166,6 +166,11 @@ impl Masker {
         ) else {
             return Ok(None);
         };
+        // Label sets are mostly short identifiers: one pass over the column's buffers usually
+        // shows that no entry can match.
+        if !self.column_may_match(keys.value_data(), values.value_data()) {
+            return Ok(None);
+        }
         let offsets = map.value_offsets();
         let mut changes: Vec<(usize, Option<String>)> = Vec::new();
         for row in 0..map.len() {

@@ -329,6 +329,21 @@ impl DigitRules {
     pub fn any(self) -> bool {
         self.card || self.phone || self.cn_mobile || self.cn_id
     }
+
+    /// The fewest digits any enabled detector needs (E.164 8, mobile 11, card 13, ID 17).
+    pub fn min_digits(self) -> usize {
+        [
+            (self.phone, 8),
+            (self.cn_mobile, 11),
+            (self.card, 13),
+            (self.cn_id, 17),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| *n)
+        .min()
+        .unwrap_or(usize::MAX)
+    }
 }
 
 /// Most digit groups in one run (cards have at most 5, phones a few); a longer run of
@@ -429,6 +444,28 @@ pub(crate) fn scan_digits(s: &str, on: DigitRules, spans: &mut Vec<Span>) {
             }
         }
     }
+}
+
+/// Whether `b` holds a run of at least `min` digits (single spaces or dashes between them):
+/// the only shape the digit detectors can report.
+pub(crate) fn long_digit_run(b: &[u8], min: usize) -> bool {
+    let mut n = 0;
+    let mut prev_digit = false;
+    for &c in b {
+        if c.is_ascii_digit() {
+            n += 1;
+            if n >= min {
+                return true;
+            }
+            prev_digit = true;
+        } else if prev_digit && matches!(c, b' ' | b'-') {
+            prev_digit = false;
+        } else {
+            n = 0;
+            prev_digit = false;
+        }
+    }
+    false
 }
 
 /// Whether a run starting at `start` is part of a longer token: after a letter, digit, `_`, a

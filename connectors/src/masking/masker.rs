@@ -332,6 +332,30 @@ impl Masker {
         self.mask_text(value, stats)
     }
 
+    /// Whether anything in a whole map column may match, from its contiguous key and value
+    /// buffers: `false` means no entry can change, so the column is skipped without looking at
+    /// entries one by one. Conservative: joining values can only add triggers, never hide one
+    /// (every built-in detector needs a trigger word or a long digit run inside the value);
+    /// user patterns may be anchored, so with user rules this always answers `true`.
+    pub(crate) fn column_may_match(&self, keys: &[u8], values: &[u8]) -> bool {
+        if !self.enabled || !self.user.is_empty() {
+            return self.enabled;
+        }
+        if let Some(ac) = &self.triggers {
+            if ac.find(values).is_some() {
+                return true;
+            }
+            if self.rules[id::SECRET].enabled
+                && ac
+                    .find_iter(keys)
+                    .any(|m| self.trigger_rules[m.pattern().as_usize()] & (1 << id::SECRET) != 0)
+            {
+                return true;
+            }
+        }
+        self.digits.any() && detect::long_digit_run(values, self.digits.min_digits())
+    }
+
     /// Whether a key contains a secret trigger word at all (cheap gate before the suffix test).
     fn key_triggers(&self, key: &str) -> bool {
         let Some(ac) = &self.triggers else {

@@ -727,6 +727,71 @@ fn batches_every_kind() {
     );
 }
 
+#[test]
+fn map_columns_skip_whole_or_find_across_neighbours() {
+    let m = all_on();
+    // Clean label sets: nothing rebuilt.
+    let mut mb = MetricBatchBuilder::default();
+    for i in 0..50 {
+        mb.push(
+            i,
+            "node_cpu_seconds_total",
+            [
+                ("job", "node"),
+                ("instance", "10.0.0.1:9100"),
+                ("cpu", "0"),
+                ("le", "0.005"),
+            ],
+            1.0,
+        );
+    }
+    let b = mb.finish().unwrap();
+    let mut st = MaskStats::default();
+    assert!(m.mask_batch(Kind::Metrics, &b, &mut st).unwrap().is_none());
+    assert!(!st.any());
+    // Values glued in the buffer (`abc` then a card) are still masked one by one.
+    let mut mb = MetricBatchBuilder::default();
+    mb.push(1, "x", [("a", "abc"), ("b", "4111111111111111")], 1.0);
+    mb.push(2, "x", [("a", "xyz-"), ("b", "+8613800138000")], 1.0);
+    let b = mb.finish().unwrap();
+    let out = m.mask_batch(Kind::Metrics, &b, &mut st).unwrap().unwrap();
+    assert_eq!(
+        labels(&out, "labels", 0)[1].1.as_deref(),
+        Some("[MASKED:card]")
+    );
+    assert_eq!(
+        labels(&out, "labels", 1)[1].1.as_deref(),
+        Some("[MASKED:phone]")
+    );
+    assert_eq!(labels(&out, "labels", 0)[0].1.as_deref(), Some("abc"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The column pre-filter never skips a column in which some entry would change.
+    #[test]
+    fn column_prefilter_is_conservative(
+        entries in proptest::collection::vec(("[a-z_]{1,8}", prop_oneof![
+            "[ -~]{0,20}",
+            Just("4111111111111111".to_string()),
+            Just("password=x".to_string()),
+            Just("a@b.cn".to_string()),
+            Just("+86 138 0013 8000".to_string()),
+        ]), 1..8)
+    ) {
+        let m = all_on();
+        let keys: String = entries.iter().map(|(k, _)| k.as_str()).collect();
+        let values: String = entries.iter().map(|(_, v)| v.as_str()).collect();
+        let any_change = entries.iter().any(|(k, v)| {
+            !matches!(m.mask_entry(k, v, &mut MaskStats::default()), Masked::Unchanged(_))
+        });
+        if any_change {
+            prop_assert!(m.column_may_match(keys.as_bytes(), values.as_bytes()));
+        }
+    }
+}
+
 /// Generated text without any trigger: no digit, `@`, `/`, `-` or `_`, and none of the letters
 /// a, e, o, p, w, x (every trigger word has one of them).
 fn no_trigger_text() -> impl Strategy<Value = String> {
