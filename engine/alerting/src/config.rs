@@ -224,6 +224,10 @@ pub struct AiopsConfig {
     pub silence_retention: Dur,
     /// Statistics are emitted as a derived stream this often (event time).
     pub stats_interval: Dur,
+    /// aiops' own integrations of a receiver, by receiver name: `feishu_configs` and
+    /// `dingtalk_configs` (`webhook_url`/`webhook_url_file`, `secret`/`secret_file`,
+    /// `send_resolved`), kept out of `receivers` so the file stays a valid Alertmanager file.
+    pub receivers: BTreeMap<String, BTreeMap<String, serde_yaml_ng::Value>>,
 }
 
 impl Default for AiopsConfig {
@@ -235,6 +239,7 @@ impl Default for AiopsConfig {
             resolved_retention: Dur(Duration::from_secs(3600)),
             silence_retention: Dur(Duration::from_secs(5 * 24 * 3600)),
             stats_interval: Dur(Duration::from_secs(60)),
+            receivers: BTreeMap::new(),
         }
     }
 }
@@ -367,6 +372,23 @@ impl AlertingConfig {
             }
         }
         let root = &self.route;
+        for (name, integrations) in &self.aiops.receivers {
+            if !receivers.contains(name.as_str()) {
+                return Err(invalid(
+                    format!("aiops.receivers.{name}"),
+                    format!("no receiver named {name:?} in `receivers`"),
+                ));
+            }
+            if let Some(k) = integrations
+                .keys()
+                .find(|k| !matches!(k.as_str(), "feishu_configs" | "dingtalk_configs"))
+            {
+                return Err(invalid(
+                    format!("aiops.receivers.{name}.{k}"),
+                    "unknown integration (feishu_configs, dingtalk_configs)",
+                ));
+            }
+        }
         if root.receiver.is_none() {
             return Err(invalid("route", "the root route needs a receiver"));
         }

@@ -41,6 +41,10 @@ pub struct Limits {
     pub default_provider: Option<Rate>,
     /// Per provider and target.
     pub per_target: Option<Rate>,
+    /// Providers without limits: Alertmanager receivers' integrations, which Alertmanager does
+    /// not rate-limit (the alerting engine's grouping and notification budget bound them), so a
+    /// notification is never skipped by a limit meant for hand-written workflows.
+    pub unlimited: std::collections::BTreeSet<String>,
 }
 
 /// Everything the engine runs.
@@ -1446,6 +1450,9 @@ impl WorkflowEngine {
 
     fn rate_allows(&mut self, provider: &str, calls: &[(Map<String, Value>, String)]) -> bool {
         let now = self.st.now_ms;
+        if self.cfg.limits.unlimited.contains(provider) {
+            return true;
+        }
         let prate = self
             .cfg
             .limits

@@ -1,7 +1,9 @@
 //! Workflows and auto-healing for aiops, as a deterministic state machine over the event log.
 //!
 //! - [`spec`]: the YAML format (close to Keep's) as written.
+//! - [`alertmanager`]: the alerting YAML's receivers compiled into providers and workflows.
 //! - [`compile`]: checks a file (file:line errors) and compiles triggers, steps, actions.
+//! - [`gotmpl`]: the Go template subset Alertmanager receiver fields use.
 //! - [`filter`]: trigger filters (equality, anchored regex, any-of across lists).
 //! - [`template`]: Jinja templates in a sandbox (fuel, output cap, secrets as markers).
 //! - [`autoheal`]: strategies (match → ordered remedies with SQL verifies → escalate).
@@ -12,11 +14,13 @@
 //! executor at the edge (engine/server) runs it and logs the result, so replaying the log
 //! re-derives the same intents and runs nothing.
 
+pub mod alertmanager;
 pub mod autoheal;
 pub mod compile;
 pub mod engine;
 pub mod event;
 pub mod filter;
+pub mod gotmpl;
 pub mod spec;
 pub mod template;
 

@@ -122,6 +122,7 @@ impl Renderer {
         env.set_recursion_limit(64);
         // Values go into JSON, commands and chat messages, not HTML: no auto-escaping.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        register_alertmanager(&mut env);
         Renderer {
             env,
             fuel,
@@ -326,4 +327,82 @@ pub fn substitute_secrets(
             .try_for_each(|x| substitute_secrets(x, lookup)),
         _ => Ok(()),
     }
+}
+
+/// The notification of a template call as JSON (the payload builders work on JSON).
+fn json_of(n: &minijinja::Value) -> Result<Value, minijinja::Error> {
+    serde_json::to_value(n).map_err(|e| {
+        minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("not a notification: {e}"),
+        )
+    })
+}
+
+/// Alertmanager's payloads for the generated receiver workflows
+/// ([`crate::alertmanager`]): pure functions of the notification.
+fn register_alertmanager(env: &mut Environment<'static>) {
+    use crate::alertmanager as am;
+    use minijinja::Value as V;
+    env.add_function(
+        "am_webhook",
+        |n: V, max_alerts: u64, send_resolved: bool, ext: String, receiver: String| {
+            let n = json_of(&n)?;
+            let max = usize::try_from(max_alerts).unwrap_or(usize::MAX);
+            Ok::<V, minijinja::Error>(V::from_serialize(am::webhook_body(
+                &n,
+                max,
+                send_resolved,
+                &ext,
+                &receiver,
+            )))
+        },
+    );
+    // Six arguments are more than minijinja's functions take: the options come as one list.
+    let opt_str = |o: &[V], i: usize| o.get(i).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    env.add_function("am_go", move |n: V, src: String, fallback: String, o: Vec<V>| {
+        let sr = o.first().is_some_and(V::is_true);
+        Ok::<String, minijinja::Error>(am::go_field(
+            &json_of(&n)?,
+            &src,
+            &fallback,
+            sr,
+            &opt_str(&o, 1),
+            &opt_str(&o, 2),
+        ))
+    });
+    env.add_function("am_subject", |n: V, send_resolved: bool| {
+        Ok::<String, minijinja::Error>(am::subject(&json_of(&n)?, send_resolved))
+    });
+    env.add_function("am_color", |n: V, send_resolved: bool| {
+        Ok::<String, minijinja::Error>(am::color(&json_of(&n)?, send_resolved).to_string())
+    });
+    env.add_function(
+        "am_fallback",
+        |n: V, send_resolved: bool, ext: String, receiver: String| {
+            Ok::<String, minijinja::Error>(am::fallback(
+                &json_of(&n)?,
+                send_resolved,
+                &ext,
+                &receiver,
+            ))
+        },
+    );
+    env.add_function(
+        "am_text",
+        |n: V, send_resolved: bool, ext: String, receiver: String| {
+            Ok::<String, minijinja::Error>(am::text(&json_of(&n)?, send_resolved, &ext, &receiver))
+        },
+    );
+    env.add_function("am_pagerduty", move |n: V, o: Vec<V>| {
+        let sr = o.first().is_some_and(V::is_true);
+        Ok::<V, minijinja::Error>(V::from_serialize(am::pagerduty(
+            &json_of(&n)?,
+            sr,
+            &opt_str(&o, 1),
+            &opt_str(&o, 2),
+            &opt_str(&o, 3),
+            &opt_str(&o, 4),
+        )))
+    });
 }
