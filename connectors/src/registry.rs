@@ -2,11 +2,12 @@
 //! configurations (built into running sources). Adding a connector adds one line here.
 
 use crate::error::SourceError;
+use crate::sources::range::RangeSource;
 use crate::sources::{
-    PullSource, PushDecoder, alertmanager, am_api, cloudwatch, datadog, demo, grafana, json,
-    json_alerts, otlp, remote_write, scrape,
+    PullSource, PushDecoder, alertmanager, am_api, cloudwatch, datadog, demo, grafana, http_json,
+    json, json_alerts, otlp, prometheus_query, remote_write, scrape,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// An HTTP route that accepts pushed data.
@@ -97,13 +98,41 @@ pub fn push_endpoints() -> Vec<PushEndpoint> {
 }
 
 /// A configured pull source (`[[sources]]` in the config file), tagged by `type`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+///
+/// Two kinds of running source come out of it ([`BuiltSource`]): a [`PullSource`] that yields
+/// batches by itself (scrape, demo), or a [`RangeSource`] the engine's scheduler asks for
+/// event-time ranges (prometheus, http_json, sql, …). A range source's variant adds one line to
+/// [`PullSourceConfig::build_range`]. `Serialize` gives the settings back for the API (secrets
+/// as `***`, see [`PullSourceConfig::settings`]).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum PullSourceConfig {
     /// Prometheus-style scrape of text-format targets.
     Scrape(scrape::ScrapeConfig),
     /// The built-in demo telemetry generator.
     Demo(demo::DemoConfig),
+    /// Prometheus / VictoriaMetrics `query_range` of a PromQL expression (a range source).
+    Prometheus(prometheus_query::PrometheusQueryConfig),
+    /// An HTTP JSON API: requests per range, pagination, JSON paths to rows (a range source).
+    #[serde(rename = "http_json")]
+    HttpJson(http_json::HttpJsonConfig),
+}
+
+/// A source built from its settings.
+pub enum BuiltSource {
+    /// Yields batches by itself; the engine appends what comes.
+    Stream(Box<dyn PullSource>),
+    /// Answers for event-time ranges; the engine's scheduler picks the ranges.
+    Range(Box<dyn RangeSource>),
+}
+
+impl std::fmt::Debug for BuiltSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuiltSource::Stream(s) => write!(f, "BuiltSource::Stream({})", s.name()),
+            BuiltSource::Range(s) => write!(f, "BuiltSource::Range({})", s.name()),
+        }
+    }
 }
 
 impl PullSourceConfig {
@@ -112,6 +141,92 @@ impl PullSourceConfig {
         match self {
             PullSourceConfig::Scrape(_) => "scrape",
             PullSourceConfig::Demo(_) => "demo",
+            PullSourceConfig::Prometheus(_) => "prometheus",
+            PullSourceConfig::HttpJson(_) => "http_json",
+        }
+    }
+
+    /// Parses settings given as JSON (the API's body, `datasources.json`), naming the field at
+    /// fault: serde's messages for a bad value inside an internally tagged enum do not say where
+    /// it is, so on an error the settings are read again as the type's own config with the path
+    /// tracked (`step: invalid value: …`).
+    ///
+    /// # Errors
+    /// What is wrong, prefixed with the field's path when known.
+    pub fn from_json(v: &serde_json::Value) -> Result<PullSourceConfig, String> {
+        fn located<T: serde::de::DeserializeOwned>(rest: serde_json::Value) -> Option<String> {
+            serde_path_to_error::deserialize::<_, T>(rest)
+                .err()
+                .map(|e| {
+                    let path = e.path().to_string();
+                    if path == "." || path.is_empty() {
+                        e.inner().to_string()
+                    } else {
+                        format!("{path}: {}", e.inner())
+                    }
+                })
+        }
+        let err = match serde_json::from_value::<PullSourceConfig>(v.clone()) {
+            Ok(c) => return Ok(c),
+            Err(e) => e.to_string(),
+        };
+        let mut rest = v.clone();
+        let ty = rest
+            .as_object_mut()
+            .and_then(|m| m.remove("type"))
+            .and_then(|t| t.as_str().map(str::to_string));
+        let found = match ty.as_deref() {
+            Some("scrape") => located::<scrape::ScrapeConfig>(rest),
+            Some("demo") => located::<demo::DemoConfig>(rest),
+            Some("prometheus") => located::<prometheus_query::PrometheusQueryConfig>(rest),
+            Some("http_json") => located::<http_json::HttpJsonConfig>(rest),
+            _ => None,
+        };
+        Err(found.unwrap_or(err))
+    }
+
+    /// The settings as JSON (with `type`) fit to show: secrets as `***` (see
+    /// [`crate::sources::range::redact_settings`]).
+    pub fn settings(&self) -> serde_json::Value {
+        let v = serde_json::to_value(self).unwrap_or_else(
+            |e| serde_json::json!({"type": self.type_name(), "error": e.to_string()}),
+        );
+        crate::sources::range::redact_settings(&v)
+    }
+
+    /// The range source of a range type, built with its requests passing `outbound`'s guard;
+    /// `None` for the stream types (scrape, demo).
+    ///
+    /// # Errors
+    /// [`SourceError::Config`] naming the invalid setting, the refused target or the unreadable
+    /// secret.
+    pub fn build_range(
+        &self,
+        outbound: &crate::outbound::OutboundPolicy,
+    ) -> Option<Result<Box<dyn RangeSource>, SourceError>> {
+        fn boxed<S: RangeSource>(
+            r: Result<S, SourceError>,
+        ) -> Option<Result<Box<dyn RangeSource>, SourceError>> {
+            Some(r.map(|s| Box::new(s) as Box<dyn RangeSource>))
+        }
+        match self {
+            PullSourceConfig::Prometheus(c) => boxed(c.build_with(outbound)),
+            PullSourceConfig::HttpJson(c) => boxed(c.build_with(outbound)),
+            PullSourceConfig::Scrape(_) | PullSourceConfig::Demo(_) => None,
+        }
+    }
+
+    /// Builds the running source of any type.
+    ///
+    /// # Errors
+    /// As [`PullSourceConfig::build_range`] and [`PullSourceConfig::build_with`].
+    pub fn build_any(
+        &self,
+        outbound: &crate::outbound::OutboundPolicy,
+    ) -> Result<BuiltSource, SourceError> {
+        match self.build_range(outbound) {
+            Some(r) => r.map(BuiltSource::Range),
+            None => self.build_with(outbound).map(BuiltSource::Stream),
         }
     }
 
@@ -124,8 +239,9 @@ impl PullSourceConfig {
         self.build_with(&crate::outbound::OutboundPolicy::default())
     }
 
-    /// Builds the running source; network sources reach their targets only through the guard
-    /// of `outbound`.
+    /// Builds the running stream source; network sources reach their targets only through the
+    /// guard of `outbound`. A range type is built with [`PullSourceConfig::build_range`] (or
+    /// [`PullSourceConfig::build_any`]); here it is a [`SourceError::Config`].
     ///
     /// # Errors
     /// [`SourceError::Config`] naming the invalid setting or the refused target.
@@ -136,6 +252,10 @@ impl PullSourceConfig {
         match self {
             PullSourceConfig::Scrape(c) => c.build_with(outbound),
             PullSourceConfig::Demo(c) => c.build(),
+            other => Err(SourceError::Config(format!(
+                "{} is a range source: the engine's range scheduler runs it",
+                other.type_name()
+            ))),
         }
     }
 
@@ -144,6 +264,8 @@ impl PullSourceConfig {
         match self {
             PullSourceConfig::Scrape(c) => c.refused_targets(outbound),
             PullSourceConfig::Demo(_) => Vec::new(),
+            PullSourceConfig::Prometheus(c) => c.refused_targets(outbound),
+            PullSourceConfig::HttpJson(c) => c.refused_targets(outbound),
         }
     }
 }
@@ -185,5 +307,51 @@ mod tests {
         assert!(f.sources.iter().all(|s| s.build_with(&allow).is_ok()));
         let bad: Result<F, _> = toml::from_str("[[sources]]\ntype = \"scrape\"\njobb = \"x\"\n");
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn range_configs_build_show_settings_and_name_bad_fields() {
+        #[derive(Deserialize)]
+        struct F {
+            sources: Vec<PullSourceConfig>,
+        }
+        let f: F = toml::from_str(
+            "[[sources]]\ntype = \"prometheus\"\nurl = \"http://127.0.0.1:9090\"\nquery = \"up\"\n\
+             bearer_token = { value = \"hunter2-secret\" }\n\n\
+             [[sources]]\ntype = \"http_json\"\nurl = \"http://127.0.0.1:8080/x\"\n\
+             mapping = { kind = \"log\", time = \"ts\", message = \"msg\" }\n",
+        )
+        .unwrap();
+        let allow = crate::outbound::OutboundPolicy::allowing(["127.0.0.1"]);
+        for s in &f.sources {
+            assert!(
+                matches!(s.build_any(&allow), Ok(BuiltSource::Range(_))),
+                "{s:?}"
+            );
+            assert!(
+                s.build_with(&allow).is_err(),
+                "a range source is not a stream"
+            );
+            assert!(
+                s.build_range(&Default::default()).unwrap().is_err(),
+                "loopback refused"
+            );
+        }
+        let shown = f.sources[0].settings();
+        assert_eq!(shown["type"], "prometheus");
+        assert_eq!(shown["query"], "up");
+        assert!(!shown.to_string().contains("hunter2"), "{shown}");
+        assert_eq!(f.sources[1].settings()["type"], "http_json");
+        let e = PullSourceConfig::from_json(&serde_json::json!({
+            "type": "prometheus", "url": "http://h", "query": "up", "step": "soon"
+        }))
+        .unwrap_err();
+        assert!(e.starts_with("step:"), "{e}");
+        let e = PullSourceConfig::from_json(
+            &serde_json::json!({"type": "http_json", "url": "http://h",
+            "mapping": {"kind": "log", "time": "ts", "mesage": "m"}}),
+        )
+        .unwrap_err();
+        assert!(e.contains("mapping") && e.contains("mesage"), "{e}");
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// start = "2024-05-01T00:00:00Z"  # default: now
 /// duration = "1d"    # default: run forever
 /// ```
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoConfig {
     /// Simulated hosts, each with node_exporter-like metrics. Default 6.
