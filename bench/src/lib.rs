@@ -18,6 +18,7 @@
 //!   unit when its owner is killed.
 //! - [`cluster_ingest`]: cluster mode: remote_write ingest through 1–3 nodes on a JetStream
 //!   cluster against the embedded log, R1 vs R3, `sync_interval: always`, CPU per million samples.
+//! - [`otlp`]: OTLP/HTTP and OTLP/gRPC ingest (samples/s, log records/s) beside remote_write.
 //! - [`nab`]: the NAB anomaly-detection scorer (NAB's scoring, profiles and threshold sweep).
 //! - [`loghub`]: the Loghub log-parsing scorer (grouping and parsing accuracy), beside drain3.
 //! - [`report`]: results files, human tables and the `compare` verdicts.
@@ -36,6 +37,7 @@ pub mod load;
 pub mod loghub;
 pub mod machine;
 pub mod nab;
+pub mod otlp;
 pub mod partitioned;
 pub mod pipeline;
 pub mod readside;

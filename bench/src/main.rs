@@ -134,6 +134,11 @@ enum Cmd {
     /// (whole CPU / slowest unit's), the total CPU the split costs, and partial-record bytes
     /// per input row. The merge must write as many window messages as the whole run.
     Partitioned(PartitionedArgs),
+    /// OTLP ingest (issue 18): metric samples/s over OTLP/HTTP (protobuf) and OTLP/gRPC beside
+    /// remote_write, and log records/s over OTLP/HTTP and OTLP/gRPC, in one run against one
+    /// engine on the embedded log (phases one after the other); the engine's CPU seconds per
+    /// million rows. Rates are rows the log accepted (`aiops_ingest_events_total`).
+    Otlp(OtlpArgs),
     /// Scores an anomaly detector on NAB (Numenta Anomaly Benchmark) data with NAB's own rules.
     ///
     /// Prints a line per series and, last,
@@ -257,6 +262,37 @@ struct RuntimeArgs {
     client_threads: usize,
     /// Results file (JSON).
     #[arg(long, default_value = "bench/results/runtime.json")]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct OtlpArgs {
+    /// Client connections (HTTP/1.1 keep-alive, or one HTTP/2 channel each for gRPC) per phase.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Warm-up before the measured window of each phase.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// The measured window of each phase.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    measure: Duration,
+    /// Metric samples (data points) per request, for remote_write and OTLP alike.
+    #[arg(long, default_value_t = 1000)]
+    samples_per_request: usize,
+    /// Log records per OTLP logs request.
+    #[arg(long, default_value_t = 500)]
+    records_per_request: usize,
+    /// The engine binary (`cargo build --release -p aiops-server`).
+    #[arg(long, default_value = "target/release/aiops")]
+    aiops_bin: PathBuf,
+    /// Parent directory for the engine's temporary data directory (default: $TMPDIR).
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+    /// Worker threads of the load generator.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Results file (JSON).
+    #[arg(long, default_value = "bench/results/otlp.json")]
     out: PathBuf,
 }
 
@@ -524,6 +560,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Failover(args) => cmd_failover(args),
         Cmd::ClusterIngest(args) => cmd_cluster_ingest(args),
         Cmd::Partitioned(args) => cmd_partitioned(args),
+        Cmd::Otlp(args) => cmd_otlp(args),
         Cmd::Readside {
             series,
             queries,
@@ -846,6 +883,30 @@ fn cmd_failover(args: FailoverArgs) -> anyhow::Result<()> {
     }
     let figures = aiops_bench::failover::figures(&d);
     write_report(&args.out, "failover", provenance, d, figures)
+}
+
+fn cmd_otlp(args: OtlpArgs) -> anyhow::Result<()> {
+    use aiops_bench::otlp;
+    let provenance = Provenance::current();
+    let plan = otlp::OtlpPlan {
+        aiops_bin: args.aiops_bin,
+        connections: args.connections,
+        warmup: args.warmup,
+        measure: args.measure,
+        samples_per_request: args.samples_per_request,
+        records_per_request: args.records_per_request,
+        tmp_dir: args.tmp_dir,
+    };
+    let result = runtime(args.client_threads)?.block_on(otlp::run(&plan))?;
+    let figures = otlp::figures(&result);
+    print!("{}", report::table(&figures));
+    if let (Some(h), Some(g)) = (
+        result.ratio_http_to_remote_write,
+        result.ratio_grpc_to_remote_write,
+    ) {
+        println!("otlp/remote_write samples/s: HTTP {h:.2}x, gRPC {g:.2}x");
+    }
+    write_report(&args.out, "otlp", provenance, &result, figures)
 }
 
 fn cmd_partitioned(args: PartitionedArgs) -> anyhow::Result<()> {

@@ -54,13 +54,15 @@ pub enum Need {
     Role(Role),
 }
 
-/// The paths of the ingest routes (from the connector registry, plus `POST /api/logs`).
+/// The paths of the ingest routes (from the connector registry, plus `POST /api/logs` and the
+/// OTLP/HTTP paths `/v1/metrics`, `/v1/logs`).
 pub fn ingest_paths() -> Vec<&'static str> {
     let mut p: Vec<&'static str> = aiops_connectors::registry::push_endpoints()
         .iter()
         .map(|e| e.path)
         .collect();
     p.push("/api/logs");
+    p.extend(crate::otlp::HTTP_PATHS);
     p
 }
 

@@ -52,6 +52,8 @@ pub struct Config {
     pub outbound: aiops_connectors::outbound::OutboundPolicy,
     /// Cluster mode (`--node NAME` with a `nats://` log): this node's name, the lease TTL.
     pub cluster: aiops_runtime::cluster::ClusterSettings,
+    /// OTLP ingest: the dedicated OTLP/HTTP and OTLP/gRPC listeners, delta series kept.
+    pub otlp: crate::otlp::OtlpSettings,
 }
 
 impl Default for Config {
@@ -75,6 +77,7 @@ impl Default for Config {
             auth: crate::auth::AuthSettings::default(),
             grafana: aiops_grafana::GrafanaSettings::default(),
             cluster: aiops_runtime::cluster::ClusterSettings::default(),
+            otlp: crate::otlp::OtlpSettings::default(),
         }
     }
 }

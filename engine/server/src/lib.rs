@@ -5,6 +5,7 @@
 //! - [`ingest`]: decoded batches → partitioned, encoded log messages, with backpressure.
 //! - [`pull`]: runs pull sources (scrapes, demo) into the ingestor.
 //! - [`datasources`]: pull sources managed at run time (config file and API).
+//! - [`otlp`]: OTLP/HTTP and OTLP/gRPC ingest (the dedicated listeners, the gRPC services).
 //! - [`follower`]: the first log consumer; counts events and measures lag.
 //! - [`metrics`]: self-metrics in the Prometheus text format.
 //! - [`replay`]: reads a time range of the log back as events (NDJSON, table).
@@ -34,6 +35,7 @@ pub mod http;
 pub mod ingest;
 pub mod log_stats;
 pub mod metrics;
+pub mod otlp;
 pub mod pipelines;
 pub mod pull;
 pub mod read;

@@ -385,6 +385,13 @@ pub async fn run(
         ingestor.clone(),
         metrics.clone(),
     ));
+    let otlp = crate::otlp::Otlp::new(
+        ingestor.clone(),
+        metrics.clone(),
+        &cfg.otlp,
+        cfg.http.max_body_bytes,
+    );
+    start_otlp(&cfg, &otlp, &auth, &stop_rx, &mut tasks).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
@@ -405,6 +412,7 @@ pub async fn run(
             ingestor,
             metrics,
             max_body_bytes: cfg.http.max_body_bytes,
+            otlp,
         },
         read: http::read::ReadState {
             read: Some(read.clone()),
@@ -444,6 +452,48 @@ pub async fn run(
     }
     log.close().await?;
     served.map_err(ServerError::Serve)
+}
+
+/// The dedicated OTLP listeners of `[otlp]`, bound before `/api/health` answers; they stop with
+/// the other tasks.
+async fn start_otlp(
+    cfg: &Config,
+    otlp: &Arc<crate::otlp::Otlp>,
+    auth: &Arc<crate::auth::HttpAuth>,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Result<(), ServerError> {
+    if let Some(addr) = cfg.otlp.http_listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let local = l.local_addr().unwrap_or(addr);
+        tracing::info!(addr = %local, "otlp/http listening");
+        let app = crate::otlp::http_router(otlp.clone(), auth.clone(), local.ip().is_loopback());
+        let mut rx = stop_rx.clone();
+        let http_cfg = cfg.http.clone();
+        tasks.spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = http::conn::serve(l, app, &http_cfg, stop).await {
+                tracing::error!(error = %e, "otlp/http listener failed");
+            }
+        });
+    }
+    if let Some(addr) = cfg.otlp.grpc_listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        tracing::info!(addr = %l.local_addr().unwrap_or(addr), "otlp/grpc listening");
+        let (o, a, rx) = (otlp.clone(), auth.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            if let Err(e) = crate::otlp::serve_grpc(l, o, a, rx).await {
+                tracing::error!(error = %e, "otlp/grpc listener failed");
+            }
+        });
+    }
+    Ok(())
 }
 
 /// Single-node: opens `processor`'s driver over the sled store in `store_dir` and follows the

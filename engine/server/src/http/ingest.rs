@@ -9,6 +9,7 @@ use crate::ingest::{IdBasis, IngestError, Ingestor};
 use crate::metrics::Metrics;
 use aiops_connectors::registry::{PushEndpoint, push_endpoints};
 use aiops_connectors::sources::PushRequest;
+use aiops_connectors::sources::otlp::Signal;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -27,6 +28,8 @@ pub struct IngestState {
     pub metrics: Arc<Metrics>,
     /// Largest accepted body, bytes (`http.max_body_bytes`).
     pub max_body_bytes: usize,
+    /// OTLP/HTTP (`/v1/*`, `/api/otlp/v1/*`), answered in OTLP's protocol.
+    pub otlp: Arc<crate::otlp::Otlp>,
 }
 
 /// Adds one route per push endpoint.
@@ -39,6 +42,31 @@ pub fn routes(mut r: Router<AppState>) -> Router<AppState> {
         .find(|e| e.path == "/api/ingest/logs")
     {
         eps.push(("/api/logs", logs));
+    }
+    // OTLP answers in its own protocol (export responses, partial success, google.rpc.Status):
+    // its registry paths and the standard `/v1/*` paths go to `crate::otlp`.
+    let otlp_paths: Vec<(&'static str, Signal)> = eps
+        .iter()
+        .filter_map(|(p, e)| match e.decoder.name() {
+            "otlp_metrics" => Some((*p, Signal::Metrics)),
+            "otlp_logs" => Some((*p, Signal::Logs)),
+            _ => None,
+        })
+        .chain([
+            (crate::otlp::HTTP_PATHS[0], Signal::Metrics),
+            (crate::otlp::HTTP_PATHS[1], Signal::Logs),
+        ])
+        .collect();
+    eps.retain(|(_, e)| !e.decoder.name().starts_with("otlp_"));
+    for (path, signal) in otlp_paths {
+        r = r.route(
+            path,
+            post(
+                move |State(st): State<IngestState>, headers: HeaderMap, body: Body| async move {
+                    st.otlp.http_export(signal, &headers, body).await
+                },
+            ),
+        );
     }
     for (path, ep) in eps {
         let ep = Arc::new(ep);

@@ -50,6 +50,26 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "Prometheus remote_write (snappy protobuf).",
     ),
     ("post", "/api/ingest/metrics", "Metrics as JSON."),
+    (
+        "post",
+        "/v1/metrics",
+        "OTLP/HTTP metrics (protobuf or OTLP/JSON, gzip): ExportMetricsServiceResponse, partial success for rejected points.",
+    ),
+    (
+        "post",
+        "/v1/logs",
+        "OTLP/HTTP logs (protobuf or OTLP/JSON, gzip): ExportLogsServiceResponse, partial success for rejected records.",
+    ),
+    (
+        "post",
+        "/api/otlp/v1/metrics",
+        "OTLP/HTTP metrics (same as /v1/metrics).",
+    ),
+    (
+        "post",
+        "/api/otlp/v1/logs",
+        "OTLP/HTTP logs (same as /v1/logs).",
+    ),
     ("post", "/api/ingest/logs", "Logs as JSON."),
     (
         "post",
