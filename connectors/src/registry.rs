@@ -3,9 +3,11 @@
 
 use crate::error::SourceError;
 use crate::sources::range::RangeSource;
+use crate::sources::sql::Dialect;
 use crate::sources::{
-    PullSource, PushDecoder, alertmanager, am_api, cloudwatch, datadog, demo, grafana, http_json,
-    json, json_alerts, otlp, prometheus_query, remote_write, scrape,
+    PullSource, PushDecoder, alertmanager, am_api, clickhouse, cloudwatch, cloudwatch_query,
+    datadog, datadog_query, demo, grafana, http_json, json, json_alerts, otlp, prometheus_query,
+    remote_write, scrape, sql,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -116,6 +118,16 @@ pub enum PullSourceConfig {
     /// An HTTP JSON API: requests per range, pagination, JSON paths to rows (a range source).
     #[serde(rename = "http_json")]
     HttpJson(http_json::HttpJsonConfig),
+    /// PostgreSQL: a SQL query per range, read-only session (a range source).
+    Postgres(sql::SqlConfig),
+    /// MySQL / MariaDB: a SQL query per range, read-only session (a range source).
+    Mysql(sql::SqlConfig),
+    /// ClickHouse over its HTTP interface (a range source).
+    Clickhouse(clickhouse::ClickHouseConfig),
+    /// CloudWatch `GetMetricData`, SigV4-signed (a range source).
+    Cloudwatch(cloudwatch_query::CloudWatchQueryConfig),
+    /// Datadog metrics query `/api/v1/query` (a range source).
+    Datadog(datadog_query::DatadogQueryConfig),
 }
 
 /// A source built from its settings.
@@ -143,6 +155,11 @@ impl PullSourceConfig {
             PullSourceConfig::Demo(_) => "demo",
             PullSourceConfig::Prometheus(_) => "prometheus",
             PullSourceConfig::HttpJson(_) => "http_json",
+            PullSourceConfig::Postgres(_) => "postgres",
+            PullSourceConfig::Mysql(_) => "mysql",
+            PullSourceConfig::Clickhouse(_) => "clickhouse",
+            PullSourceConfig::Cloudwatch(_) => "cloudwatch",
+            PullSourceConfig::Datadog(_) => "datadog",
         }
     }
 
@@ -180,6 +197,10 @@ impl PullSourceConfig {
             Some("demo") => located::<demo::DemoConfig>(rest),
             Some("prometheus") => located::<prometheus_query::PrometheusQueryConfig>(rest),
             Some("http_json") => located::<http_json::HttpJsonConfig>(rest),
+            Some("postgres" | "mysql") => located::<sql::SqlConfig>(rest),
+            Some("clickhouse") => located::<clickhouse::ClickHouseConfig>(rest),
+            Some("cloudwatch") => located::<cloudwatch_query::CloudWatchQueryConfig>(rest),
+            Some("datadog") => located::<datadog_query::DatadogQueryConfig>(rest),
             _ => None,
         };
         Err(found.unwrap_or(err))
@@ -212,6 +233,11 @@ impl PullSourceConfig {
         match self {
             PullSourceConfig::Prometheus(c) => boxed(c.build_with(outbound)),
             PullSourceConfig::HttpJson(c) => boxed(c.build_with(outbound)),
+            PullSourceConfig::Postgres(c) => boxed(c.build(Dialect::Postgres, outbound)),
+            PullSourceConfig::Mysql(c) => boxed(c.build(Dialect::Mysql, outbound)),
+            PullSourceConfig::Clickhouse(c) => boxed(c.build_with(outbound)),
+            PullSourceConfig::Cloudwatch(c) => boxed(c.build_with(outbound)),
+            PullSourceConfig::Datadog(c) => boxed(c.build_with(outbound)),
             PullSourceConfig::Scrape(_) | PullSourceConfig::Demo(_) => None,
         }
     }
@@ -266,6 +292,11 @@ impl PullSourceConfig {
             PullSourceConfig::Demo(_) => Vec::new(),
             PullSourceConfig::Prometheus(c) => c.refused_targets(outbound),
             PullSourceConfig::HttpJson(c) => c.refused_targets(outbound),
+            PullSourceConfig::Postgres(c) => c.refused_targets(Dialect::Postgres, outbound),
+            PullSourceConfig::Mysql(c) => c.refused_targets(Dialect::Mysql, outbound),
+            PullSourceConfig::Clickhouse(c) => c.refused_targets(outbound),
+            PullSourceConfig::Cloudwatch(c) => c.refused_targets(outbound),
+            PullSourceConfig::Datadog(c) => c.refused_targets(outbound),
         }
     }
 }
