@@ -21,6 +21,8 @@
 //! - [`otlp`]: OTLP/HTTP and OTLP/gRPC ingest (samples/s, log records/s) beside remote_write.
 //! - [`nab`]: the NAB anomaly-detection scorer (NAB's scoring, profiles and threshold sweep).
 //! - [`loghub`]: the Loghub log-parsing scorer (grouping and parsing accuracy), beside drain3.
+//! - [`masking`]: sensitive-data masking cost per log line (Loghub mix, all-secret lines, the
+//!   no-trigger fast path).
 //! - [`report`]: results files, human tables and the `compare` verdicts.
 //! - [`machine`]: the machine and commit a result belongs to.
 //! - [`error`]: what can fail, per step.
@@ -36,6 +38,7 @@ pub mod ingest;
 pub mod load;
 pub mod loghub;
 pub mod machine;
+pub mod masking;
 pub mod nab;
 pub mod otlp;
 pub mod partitioned;

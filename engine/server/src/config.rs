@@ -52,6 +52,9 @@ pub struct Config {
     pub outbound: aiops_connectors::outbound::OutboundPolicy,
     /// Cluster mode (`--node NAME` with a `nats://` log): this node's name, the lease TTL.
     pub cluster: aiops_runtime::cluster::ClusterSettings,
+    /// Sensitive-data masking at ingest: which detectors run (secrets and card numbers by
+    /// default, personal data with `pii = true`), user rules, replace/hash/drop (docs/security.md).
+    pub masking: aiops_connectors::masking::MaskingSettings,
     /// OTLP ingest: the dedicated OTLP/HTTP and OTLP/gRPC listeners, delta series kept.
     pub otlp: crate::otlp::OtlpSettings,
 }
@@ -77,6 +80,7 @@ impl Default for Config {
             auth: crate::auth::AuthSettings::default(),
             grafana: aiops_grafana::GrafanaSettings::default(),
             cluster: aiops_runtime::cluster::ClusterSettings::default(),
+            masking: aiops_connectors::masking::MaskingSettings::default(),
             otlp: crate::otlp::OtlpSettings::default(),
         }
     }
@@ -340,6 +344,7 @@ impl Config {
                 ));
             }
         }
+        problems.extend(self.masking.problems());
         if self.http.max_body_bytes < 1024 {
             problems.push(format!(
                 "http.max_body_bytes = {} (must be at least 1024)",

@@ -4,9 +4,15 @@
 //! When too many appends are in flight, or the log follower lags too far behind, the request is
 //! refused with [`IngestError::Overloaded`] / [`IngestError::Lagging`] (503/429 + Retry-After):
 //! never dropped. Message ids are derived from the request so a retried request is stored once.
+//!
+//! Every batch is masked first (`[masking]`, [`aiops_connectors::masking`]): sensitive values in
+//! bodies, labels and attributes are replaced, hashed or dropped before anything is encoded, so
+//! the log never holds them. This is the one choke point: every push endpoint and pull source
+//! appends through [`Ingestor::ingest`].
 
 use crate::clock;
 use crate::metrics::Metrics;
+use aiops_connectors::masking::{MaskStats, Masker, MaskingSettings};
 use aiops_connectors::sources::IngestLimits;
 use aiops_connectors::sources::SourceBatch;
 use aiops_log::{AppendMessage, EventLog, LogError};
@@ -113,6 +119,8 @@ pub struct Ingestor {
     limits: IngestLimits,
     max_decoded_bytes: Option<usize>,
     keys: Mutex<KeyBindings>,
+    /// `None` only if the default policy failed to build (a bug, logged).
+    masker: Option<Arc<Masker>>,
 }
 
 /// Most `Idempotency-Key`s remembered at once; the oldest are forgotten first, so a flood of
@@ -193,6 +201,7 @@ impl Ingestor {
         metrics: Arc<Metrics>,
         cfg: &crate::config::IngestConfig,
     ) -> Ingestor {
+        let masker = default_masker(&metrics);
         Ingestor {
             log,
             metrics,
@@ -216,7 +225,17 @@ impl Ingestor {
             max_decoded_bytes: cfg.max_decoded_bytes,
             keys: Mutex::new(KeyBindings::default()),
             idempotency_window: cfg.idempotency_window,
+            masker,
         }
+    }
+
+    /// Masks with `masker` (built from `[masking]` by [`build_masker`]) instead of the default
+    /// policy; its rules' counters start at zero on `/metrics`.
+    pub fn with_masking(mut self, masker: Arc<Masker>) -> Ingestor {
+        self.metrics
+            .masking_rules(masker.active_rule_names().map(str::to_string));
+        self.masker = Some(masker);
+        self
     }
 
     /// What pushed requests may hold, from `[ingest]`; the decoded-size limit defaults to
@@ -285,6 +304,7 @@ impl Ingestor {
         let Some(first) = batches.first() else {
             return Ok(Accepted::default());
         };
+        let first_source = first.source;
         let base = self.base_id(basis, first.source);
         let binding = match basis {
             IdBasis::KeyedBody { key, body } => {
@@ -309,6 +329,19 @@ impl Ingestor {
             }
             _ => None,
         };
+        // Masked before anything is encoded: the log only ever holds the masked form.
+        let mut batches = batches;
+        let mut masked = MaskStats::default();
+        if let Some(masker) = &self.masker {
+            for sb in &mut batches {
+                if let Some(b) = masker
+                    .mask_batch(sb.kind, &sb.batch, &mut masked)
+                    .map_err(|e| IngestError::Encode(e.to_string()))?
+                {
+                    sb.batch = b;
+                }
+            }
+        }
         let ingest_ts = clock::now_ms();
         let mut msgs = Vec::new();
         let mut counts = Vec::new();
@@ -339,6 +372,8 @@ impl Ingestor {
             }
         }
         if msgs.is_empty() {
+            // Everything was dropped by masking (or empty): nothing to store.
+            self.count_masked(first_source, &masked);
             return Ok(Accepted::default());
         }
         let permit = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
@@ -359,6 +394,7 @@ impl Ingestor {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(k, hash, self.idempotency_window);
         }
+        self.count_masked(first_source, &masked);
         let duplicates = appended.iter().filter(|a| a.duplicate).count();
         if duplicates > 0 {
             self.metrics.duplicates(duplicates as u64);
@@ -373,6 +409,84 @@ impl Ingestor {
             messages: n,
             duplicates,
         })
+    }
+}
+
+impl Ingestor {
+    /// Counts what masking did to one accepted request (per request, never per event); the
+    /// tracing line names rules and counts, never a value.
+    fn count_masked(&self, source: &'static str, stats: &MaskStats) {
+        if !stats.any() {
+            return;
+        }
+        let Some(masker) = &self.masker else { return };
+        let rules = masker.rules();
+        for (i, n) in stats.matches.iter().enumerate() {
+            if *n > 0
+                && let Some(r) = rules.get(i)
+            {
+                self.metrics.masking_matches(&r.name, *n);
+            }
+        }
+        self.metrics
+            .masking_dropped(stats.dropped_records, stats.dropped_entries);
+        tracing::debug!(
+            source,
+            matches = stats.matches.iter().sum::<u64>(),
+            dropped_records = stats.dropped_records,
+            dropped_entries = stats.dropped_entries,
+            "sensitive values masked before the log"
+        );
+    }
+}
+
+/// The masking policy of `[masking]`, with its `hash` key read from `hash_key`, the variable
+/// `hash_key_env` (looked up in `env`) or the file `hash_key_file`.
+///
+/// # Errors
+/// A message for the operator naming the setting: invalid settings (every problem at once), or
+/// a key variable or file that is unset, unreadable or empty.
+pub fn build_masker(
+    settings: &MaskingSettings,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Masker, String> {
+    let key: Option<Vec<u8>> = if let Some(k) = &settings.hash_key {
+        Some(k.as_bytes().to_vec())
+    } else if let Some(var) = &settings.hash_key_env {
+        let v = env(var).ok_or_else(|| {
+            format!("masking.hash_key_env: the environment variable {var} is not set")
+        })?;
+        Some(v.into_bytes())
+    } else if let Some(path) = &settings.hash_key_file {
+        let text = std::fs::read(path)
+            .map_err(|e| format!("masking.hash_key_file: cannot read {}: {e}", path.display()))?;
+        let end = text
+            .iter()
+            .rposition(|b| !matches!(*b, b'\n' | b'\r'))
+            .map_or(0, |p| p + 1);
+        Some(text[..end].to_vec())
+    } else {
+        None
+    };
+    if key.as_ref().is_some_and(Vec::is_empty) {
+        return Err("masking: the hash key is empty".to_string());
+    }
+    Masker::new(settings, key.as_deref()).map_err(|e| e.to_string())
+}
+
+/// The default policy (secrets and cards), for an ingestor built without [`Ingestor::with_masking`].
+fn default_masker(metrics: &Metrics) -> Option<Arc<Masker>> {
+    // The default settings are constants covered by the masking module's tests; should they
+    // ever fail to build (a bug), ingest keeps working without masking and says so loudly.
+    match Masker::new(&MaskingSettings::default(), None) {
+        Ok(m) => {
+            metrics.masking_rules(m.active_rule_names().map(str::to_string));
+            Some(Arc::new(m))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "default masking policy failed to build (a bug); masking is off");
+            None
+        }
     }
 }
 

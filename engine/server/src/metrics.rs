@@ -29,6 +29,10 @@ pub struct Metrics {
     consumer_lag: AtomicU64,
     consumer_position: AtomicU64,
     duplicates: AtomicU64,
+    /// Masking matches per rule (`[masking]`); rule names are validated `[a-z][a-z0-9_]*`.
+    masking_matches: Mutex<BTreeMap<String, u64>>,
+    masking_dropped_records: AtomicU64,
+    masking_dropped_entries: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -42,6 +46,9 @@ impl Default for Metrics {
             consumer_lag: AtomicU64::new(0),
             consumer_position: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
+            masking_matches: Mutex::new(BTreeMap::new()),
+            masking_dropped_records: AtomicU64::new(0),
+            masking_dropped_entries: AtomicU64::new(0),
         }
     }
 }
@@ -77,6 +84,35 @@ impl Metrics {
     /// Counts messages the log reported as duplicates of earlier appends (retries).
     pub fn duplicates(&self, n: u64) {
         self.duplicates.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The masking rules that run: their counters are shown from zero; rules that matched
+    /// earlier keep their counts.
+    pub fn masking_rules(&self, names: impl IntoIterator<Item = String>) {
+        let mut m = self.masking_matches.lock();
+        m.retain(|_, n| *n > 0);
+        for name in names {
+            m.entry(name).or_default();
+        }
+    }
+
+    /// Counts `n` masking matches of `rule` (per request).
+    pub fn masking_matches(&self, rule: &str, n: u64) {
+        let mut m = self.masking_matches.lock();
+        match m.get_mut(rule) {
+            Some(c) => *c += n,
+            None => {
+                m.insert(rule.to_string(), n);
+            }
+        }
+    }
+
+    /// Counts records and label/attribute entries removed by `drop` masking rules.
+    pub fn masking_dropped(&self, records: u64, entries: u64) {
+        self.masking_dropped_records
+            .fetch_add(records, Ordering::Relaxed);
+        self.masking_dropped_entries
+            .fetch_add(entries, Ordering::Relaxed);
     }
 
     /// Counts events seen in the log by the log-follower, by kind.
@@ -180,6 +216,23 @@ impl Metrics {
              aiops_consumer_position{{consumer=\"follower\"}} {}",
             self.consumer_lag.load(Ordering::Relaxed),
             self.consumer_position.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP aiops_masking_matches_total Sensitive values masked at ingest before the log, by rule.\n\
+             # TYPE aiops_masking_matches_total counter"
+        );
+        for (rule, n) in self.masking_matches.lock().iter() {
+            let _ = writeln!(s, "aiops_masking_matches_total{{rule=\"{rule}\"}} {n}");
+        }
+        let _ = writeln!(
+            s,
+            "# HELP aiops_masking_dropped_total Records and label/attribute entries removed by masking rules with action drop.\n\
+             # TYPE aiops_masking_dropped_total counter\n\
+             aiops_masking_dropped_total{{what=\"record\"}} {}\n\
+             aiops_masking_dropped_total{{what=\"entry\"}} {}",
+            self.masking_dropped_records.load(Ordering::Relaxed),
+            self.masking_dropped_entries.load(Ordering::Relaxed)
         );
         s
     }

@@ -64,6 +64,9 @@ pub enum ServerError {
     /// Cluster mode could not start.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// `[masking]` is invalid or its hash key cannot be read; the operator must fix it.
+    #[error("{0}")]
+    Masking(String),
 }
 
 /// The log spec for a config: the embedded log in `<data_dir>/log` or NATS at `cfg.log`.
@@ -141,9 +144,15 @@ pub async fn run(
                 message: e.to_string(),
             })?;
     }
+    // The masking policy is built before the log opens: a bad rule or a missing hash key stops
+    // the start, naming the setting.
+    let masker = crate::ingest::build_masker(&cfg.masking, |k| std::env::var(k).ok())
+        .map_err(ServerError::Masking)?;
     let log = open_log(&cfg).await?;
     let metrics = Arc::new(Metrics::default());
-    let ingestor = Arc::new(Ingestor::new(log.clone(), metrics.clone(), &cfg.ingest));
+    let ingestor = Arc::new(
+        Ingestor::new(log.clone(), metrics.clone(), &cfg.ingest).with_masking(Arc::new(masker)),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(follower::run(log.clone(), metrics.clone(), stop_rx.clone()));
