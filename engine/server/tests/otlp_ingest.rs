@@ -58,6 +58,8 @@ class Recording(OTLPMetricExporter):
                         p = m.data.data_points[0]
                         report["exp"] = {"scale": p.scale, "offset": p.positive.offset,
                                          "counts": list(p.positive.bucket_counts),
+                                         "neg_offset": p.negative.offset,
+                                         "neg_counts": list(p.negative.bucket_counts),
                                          "zero_count": p.zero_count, "count": p.count, "sum": p.sum}
         r = super().export(metrics_data, timeout_millis=timeout_millis, **kw)
         report["results"].append(r == MetricExportResult.SUCCESS)
@@ -253,8 +255,24 @@ fn check_metrics(events: &[Value], instance: &str, report: &Value) -> usize {
         .iter()
         .map(|c| c.as_u64().unwrap())
         .collect();
-    let mut want: Vec<(f64, f64)> = vec![(0.0, exp["zero_count"].as_f64().unwrap())];
-    let mut cum = want[0].1;
+    let neg_offset = exp["neg_offset"].as_i64().unwrap() as i32;
+    let neg_counts: Vec<u64> = exp["neg_counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    // The SDK sends a negative side too (empty buckets when nothing was negative): bucket i
+    // covers [-base^(i+1), -base^i), most negative first.
+    let mut want: Vec<(f64, f64)> = Vec::new();
+    let mut cum = 0.0;
+    for (i, c) in neg_counts.iter().enumerate().rev() {
+        cum += *c as f64;
+        let bound = -((f64::from(neg_offset + i as i32)) * 2f64.powi(-scale)).exp2();
+        want.push((bound, cum));
+    }
+    cum += exp["zero_count"].as_f64().unwrap();
+    want.push((0.0, cum));
     for (i, c) in counts.iter().enumerate() {
         cum += *c as f64;
         let bound = ((f64::from(offset + i as i32 + 1)) * 2f64.powi(-scale)).exp2();
@@ -288,7 +306,7 @@ fn check_metrics(events: &[Value], instance: &str, report: &Value) -> usize {
     assert_eq!(value_of(&rows, "test_exp_seconds_count"), vec![4.0]);
     assert_eq!(value_of(&rows, "test_exp_seconds_sum"), vec![17.5]);
     // Points in = rows out: 1 + 2 + 1 + 18 + (exp buckets + zero + inf + sum + count).
-    let expected = 1 + 2 + 1 + 18 + (counts.len() + 1 + 3);
+    let expected = 1 + 2 + 1 + 18 + (neg_counts.len() + counts.len() + 1 + 3);
     assert_eq!(rows.len(), expected, "{instance}: {rows:#?}");
     rows.len()
 }
