@@ -1,12 +1,18 @@
-//! Pull sources (Prometheus scrapes, the demo generator) managed at run time: the ones of the
-//! config file (`[[sources]]`, read-only here) and the ones created through
-//! `/api/datasources`, which are kept in `DATA_DIR/datasources.json` and started again on the
-//! next start. `POST /api/datasources/{id}/test` pulls once from a source and reports what came
-//! back without writing anything to the log.
+//! Pull sources managed at run time: the ones of the config file (`[[sources]]`, read-only
+//! here) and the ones created through `/api/datasources`, which are kept in
+//! `DATA_DIR/datasources.json` (written atomically: temp file, fsync, rename, fsync of the
+//! directory) and started again on the next start. Two kinds run here: stream sources
+//! (scrapes, the demo generator; [`crate::pull`]) and range sources (Prometheus `query_range`,
+//! HTTP JSON, SQL, …; [`crate::range_pull`], with positions, backfill and health).
+//! `POST /api/datasources/{id}/test` pulls once from a source and reports what came back
+//! without writing anything to the log; `GET /api/datasources/{id}/metrics` shows a source's
+//! health and counters.
 
 use crate::ingest::Ingestor;
+use crate::range_pull::{Health, Positions, RangeTask};
 use aiops_connectors::outbound::OutboundPolicy;
-use aiops_connectors::registry::PullSourceConfig;
+use aiops_connectors::registry::{BuiltSource, PullSourceConfig};
+use aiops_connectors::sources::range::redact_settings;
 use aiops_log::coord::{Kv, KvWrite};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -23,6 +29,10 @@ struct Entry {
     origin: &'static str,
     /// The source's settings as given (with `type`).
     config: Value,
+    /// The source's type name.
+    type_name: &'static str,
+    /// Range sources: their health and counters (kept across gated restarts).
+    health: Option<Arc<Health>>,
     stop: watch::Sender<bool>,
 }
 
@@ -42,6 +52,8 @@ pub struct DataSources {
     /// Cluster mode: where the API sources are kept instead of the file (see
     /// [`DataSources::share`]).
     shared: std::sync::OnceLock<Arc<dyn Kv>>,
+    /// Where range sources keep their positions.
+    positions: Arc<Positions>,
 }
 
 /// Why the sources could not start.
@@ -116,9 +128,9 @@ fn config_id(index: usize, c: &PullSourceConfig) -> String {
 }
 
 fn parse(id: &str, v: &Value) -> Result<PullSourceConfig, DataSourceError> {
-    serde_json::from_value(v.clone()).map_err(|e| DataSourceError::Invalid {
+    PullSourceConfig::from_json(v).map_err(|message| DataSourceError::Invalid {
         id: id.to_string(),
-        message: format!("{e} (types: scrape, demo)"),
+        message,
     })
 }
 
@@ -148,6 +160,7 @@ impl DataSources {
             write: tokio::sync::Mutex::new(()),
             gate: gated.then(|| watch::channel(false).0),
             shared: std::sync::OnceLock::new(),
+            positions: Arc::new(Positions::new(data_dir, gated)),
         });
         for (i, c) in config.iter().enumerate() {
             let v = config_json.get(i).cloned().unwrap_or(Value::Null);
@@ -194,9 +207,14 @@ impl DataSources {
             detail,
         };
         let bytes = serde_json::to_vec_pretty(&api).map_err(|e| store(e.to_string()))?;
-        let tmp = self.file.with_extension("json.tmp");
-        std::fs::write(&tmp, bytes).map_err(|e| store(e.to_string()))?;
-        std::fs::rename(&tmp, &self.file).map_err(|e| store(e.to_string()))
+        let dir = self
+            .file
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        // Temp file, fsync, rename, fsync of the directory: a crash leaves the old or the new
+        // set, never a torn file.
+        crate::range_pull::write_atomic(&dir, &self.file, &bytes).map_err(|e| store(e.to_string()))
     }
 
     /// Stores one API source's change: `config` written (`creating`: only if no node has that
@@ -282,6 +300,9 @@ impl DataSources {
         // Watch first, then read whole: no change between the two is missed.
         let mut watch = kv.watch().await.map_err(failed)?;
         let _ = self.shared.set(kv.clone());
+        // Range sources keep their positions in the same bucket (`position.<id>`), where the
+        // next owner of the `sources` unit finds them.
+        self.positions.share(kv.clone());
         self.sync_shared(&kv).await.map_err(failed)?;
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -383,39 +404,60 @@ impl DataSources {
             return Err(DataSourceError::Refused { id, reasons });
         }
         let src = c
-            .build_with(&self.outbound)
+            .build_any(&self.outbound)
             .map_err(|e| DataSourceError::Invalid {
                 id: id.clone(),
                 message: e.to_string(),
             })?;
+        let health = matches!(src, BuiltSource::Range(_)).then(|| Arc::new(Health::default()));
+        let task = health.as_ref().map(|h| RangeTask {
+            id: id.clone(),
+            ingestor: self.ingestor.clone(),
+            positions: self.positions.clone(),
+            health: h.clone(),
+        });
         let (tx, rx) = watch::channel(false);
+        // The old instance stops before the new one starts: two tasks of one range source
+        // would race on its position.
+        if let Some(old) = self.entries.lock().remove(&id) {
+            let _ = old.stop.send(true);
+        }
         match &self.gate {
             None => {
-                tracing::info!(source = src.name(), id = %id, origin, "starting pull source");
-                tokio::spawn(crate::pull::run(src, self.ingestor.clone(), rx));
+                tracing::info!(id = %id, origin, kind = c.type_name(), "starting pull source");
+                match (src, task) {
+                    (BuiltSource::Range(s), Some(t)) => {
+                        tokio::spawn(crate::range_pull::run(t, s, rx));
+                    }
+                    (BuiltSource::Stream(s), _) => {
+                        tokio::spawn(crate::pull::run(s, self.ingestor.clone(), rx));
+                    }
+                    (BuiltSource::Range(_), None) => {}
+                }
             }
             Some(gate) => {
-                tracing::info!(source = src.name(), id = %id, origin, "pull source defined (pulls on the owner of the sources unit)");
+                tracing::info!(id = %id, origin, kind = c.type_name(), "pull source defined (pulls on the owner of the sources unit)");
                 tokio::spawn(gated_pull(
                     id.clone(),
                     c.clone(),
                     self.outbound.clone(),
                     self.ingestor.clone(),
+                    task,
                     gate.subscribe(),
                     rx,
                 ));
             }
         }
-        if let Some(old) = self.entries.lock().insert(
+        self.entries.lock().insert(
             id,
             Entry {
                 origin,
                 config,
+                type_name: c.type_name(),
+                health,
                 stop: tx,
             },
-        ) {
-            let _ = old.stop.send(true);
-        }
+        );
         Ok(())
     }
 
@@ -452,8 +494,47 @@ impl DataSources {
     /// node pulls it now (in cluster mode only the `sources` owner does).
     fn view(id: &str, e: &Entry, here: bool) -> Value {
         let running = !*e.stop.borrow();
-        json!({"id": id, "origin": e.origin, "config": e.config, "running": running,
+        json!({"id": id, "origin": e.origin, "type": e.type_name,
+               "config": redact_settings(&e.config), "running": running,
                "pulled_here": running && here})
+    }
+
+    /// A source's health and counters: for a range source its state (`ok`, `backfilling`,
+    /// `failing` with the last error, `idle` where it does not pull), last success, position,
+    /// lag, rows and series per kind, pulls, failures, backfilled ranges; for a stream source
+    /// only whether it runs. `None` for an unknown id.
+    pub fn metrics(&self, id: &str) -> Option<Value> {
+        let here = self.pulling_here();
+        let now = crate::clock::now_ms();
+        let entries = self.entries.lock();
+        let e = entries.get(id)?;
+        let running = !*e.stop.borrow();
+        let mut v = match &e.health {
+            Some(h) => h.to_json(now),
+            None => json!({}),
+        };
+        v["id"] = json!(id);
+        v["type"] = json!(e.type_name);
+        v["range"] = json!(e.health.is_some());
+        v["running"] = json!(running);
+        v["pulled_here"] = json!(running && here);
+        Some(v)
+    }
+
+    /// The `aiops_datasource_*{id="…"}` lines of `/metrics` (range sources).
+    pub fn metrics_text(&self) -> String {
+        let now = crate::clock::now_ms();
+        let entries = self.entries.lock();
+        let mut out = String::new();
+        if entries.values().any(|e| e.health.is_some()) {
+            crate::range_pull::metrics_header(&mut out);
+        }
+        for (id, e) in entries.iter() {
+            if let Some(h) = &e.health {
+                h.metrics_text(id, now, &mut out);
+            }
+        }
+        out
     }
 
     /// Every source, as `{"id", "origin", "config", "running", "pulled_here"}`.
@@ -528,7 +609,10 @@ impl DataSources {
         if let Some(e) = self.entries.lock().remove(id) {
             let _ = e.stop.send(true);
         }
-        self.store_one(id, None, false).await
+        self.store_one(id, None, false).await?;
+        // A source created again under this id starts afresh.
+        self.positions.forget(id).await;
+        Ok(())
     }
 
     /// Pulls once from a fresh instance of the source (nothing is written) and reports the
@@ -558,6 +642,10 @@ impl DataSources {
                 id: id.to_string(),
                 reasons,
             });
+        }
+        if let Some(built) = c.build_range(&self.outbound) {
+            let src = built.map_err(|e| DataSourceError::Build(e.to_string()))?;
+            return Ok(test_range(src.as_ref()).await);
         }
         let mut src = c
             .build_with(&self.outbound)
@@ -604,13 +692,40 @@ impl DataSources {
     }
 }
 
+/// Runs a range source's `test` (bounded in time) as the API's report: `ok` (reachable and no
+/// problem), `reachable`, `rows` per kind, `problems`, `examples`, the sampled range and the
+/// elapsed time. Nothing is written.
+async fn test_range(src: &dyn aiops_connectors::sources::range::RangeSource) -> Value {
+    let limit = Duration::from_secs(60);
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(limit, src.test(crate::clock::now_ms())).await;
+    let ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Err(_) => {
+            json!({"ok": false, "reachable": false, "error": "no answer within 1m", "elapsed_ms": ms})
+        }
+        Ok(Err(e)) => json!({"ok": false, "error": e.to_string(), "elapsed_ms": ms}),
+        Ok(Ok(r)) => {
+            let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
+            v["ok"] = json!(r.reachable && r.problems.is_empty());
+            v["elapsed_ms"] = json!(ms);
+            if let Some(p) = r.problems.first() {
+                v["error"] = json!(p);
+            }
+            v
+        }
+    }
+}
+
 /// One source in cluster mode: pulls (a fresh instance each time) while `gate` is open, until
-/// `stop` flips or the entry is dropped.
+/// `stop` flips or the entry is dropped. A range source resumes from the position its last
+/// owner stored in the cluster bucket.
 async fn gated_pull(
     id: String,
     config: PullSourceConfig,
     outbound: OutboundPolicy,
     ingestor: Arc<Ingestor>,
+    range: Option<RangeTask>,
     mut gate: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -622,22 +737,31 @@ async fn gated_pull(
         if *stop.borrow() {
             return;
         }
-        let src = match config.build_with(&outbound) {
+        let src = match config.build_any(&outbound) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(id = %id, error = %e, "pull source does not build; not pulled");
                 return;
             }
         };
-        tracing::info!(source = src.name(), id = %id, "starting pull source");
+        tracing::info!(id = %id, kind = config.type_name(), "starting pull source");
         let (tx, rx) = watch::channel(false);
-        let run = tokio::spawn(crate::pull::run(src, ingestor.clone(), rx));
+        let run = match (src, &range) {
+            (BuiltSource::Range(s), Some(t)) => {
+                tokio::spawn(crate::range_pull::run(t.clone(), s, rx))
+            }
+            (BuiltSource::Stream(s), _) => tokio::spawn(crate::pull::run(s, ingestor.clone(), rx)),
+            (BuiltSource::Range(_), None) => return,
+        };
         tokio::select! {
             _ = gate.wait_for(|g| !*g) => {}
             _ = stop.wait_for(|s| *s) => {}
         }
         let _ = tx.send(true);
         let _ = run.await;
+        if let Some(t) = &range {
+            t.health.idle();
+        }
         tracing::info!(id = %id, "pull source stopped on this node");
     }
 }

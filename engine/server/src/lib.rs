@@ -4,6 +4,7 @@
 //! - [`clock`]: the one place that reads the wall clock (the runtime's).
 //! - [`ingest`]: decoded batches → partitioned, encoded log messages, with backpressure.
 //! - [`pull`]: runs pull sources (scrapes, demo) into the ingestor.
+//! - [`range_pull`]: the range scheduler of query-style sources (positions, backfill, health).
 //! - [`datasources`]: pull sources managed at run time (config file and API).
 //! - [`otlp`]: OTLP/HTTP and OTLP/gRPC ingest (the dedicated listeners, the gRPC services).
 //! - [`follower`]: the first log consumer; counts events and measures lag.
@@ -38,6 +39,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod pipelines;
 pub mod pull;
+pub mod range_pull;
 pub mod read;
 pub mod replay;
 pub mod server;

@@ -133,7 +133,7 @@ pub async fn run(
     // Every configured source is built once before anything starts, so a bad one stops the start
     // with its position.
     for (index, sc) in cfg.sources.iter().enumerate() {
-        sc.build_with(&cfg.outbound)
+        sc.build_any(&cfg.outbound)
             .map_err(|e| ServerError::Source {
                 index,
                 name: format!("{sc:?}")
@@ -156,11 +156,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(follower::run(log.clone(), metrics.clone(), stop_rx.clone()));
-    let config_json: Vec<serde_json::Value> = cfg
-        .sources
-        .iter()
-        .map(|c| serde_json::json!({"type": c.type_name(), "settings": format!("{c:?}")}))
-        .collect();
+    let config_json: Vec<serde_json::Value> = cfg.sources.iter().map(|c| c.settings()).collect();
     let datasources = crate::datasources::DataSources::start(
         &cfg.data_dir,
         &cfg.sources,
@@ -416,6 +412,7 @@ pub async fn run(
             templates,
             read: Some(read.clone()),
             cluster: cluster_board,
+            datasources: Some(datasources.clone()),
         },
         ingest: http::ingest::IngestState {
             ingestor,

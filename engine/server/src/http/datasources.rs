@@ -1,7 +1,9 @@
-//! `/api/datasources`: pull sources (scrapes, the demo generator) managed at run time. Those of
-//! the config file are read-only here; those created through the API are kept in
-//! `DATA_DIR/datasources.json` and started again on the next start. `POST
-//! /api/datasources/{id}/test` pulls once and reports what came back, writing nothing.
+//! `/api/datasources`: pull sources (scrapes, the demo generator, and range sources such as
+//! Prometheus `query_range` and HTTP JSON APIs) managed at run time. Those of the config file
+//! are read-only here; those created through the API are kept in `DATA_DIR/datasources.json`
+//! and started again on the next start. `POST /api/datasources/{id}/test` pulls once and
+//! reports what came back, writing nothing; `GET /api/datasources/{id}/metrics` shows a
+//! source's health and counters.
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
@@ -22,6 +24,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
             get(show).put(replace).delete(remove),
         )
         .route("/api/datasources/{id}/test", post(test))
+        .route("/api/datasources/{id}/metrics", get(metrics))
 }
 
 fn bad(reason: &str, message: impl Into<String>) -> ApiError {
@@ -95,4 +98,13 @@ async fn remove(State(ds): State<Arc<DataSources>>, Path(id): Path<String>) -> A
 /// Pulls once from a fresh instance of the source (nothing is written) and reports the batches.
 async fn test(State(ds): State<Arc<DataSources>>, Path(id): Path<String>) -> ApiResult {
     Ok(axum::Json(ds.test(&id).await?).into_response())
+}
+
+/// A source's health and counters (range sources: state, position, lag, rows and series per
+/// kind, pulls, failures, backfilled ranges).
+async fn metrics(State(ds): State<Arc<DataSources>>, Path(id): Path<String>) -> ApiResult {
+    let v = ds
+        .metrics(&id)
+        .ok_or(crate::datasources::DataSourceError::NotFound(id))?;
+    Ok(axum::Json(v).into_response())
 }

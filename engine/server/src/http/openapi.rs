@@ -340,6 +340,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/api/datasources/{id}/test",
         "Pull once from a source and report what came back; nothing is written.",
     ),
+    (
+        "get",
+        "/api/datasources/{id}/metrics",
+        "A source's health: state, last error, position, lag, rows and series per kind, pulls, failures, backfilled ranges.",
+    ),
 ];
 
 fn method_of(m: &str) -> Method {

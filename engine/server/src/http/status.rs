@@ -34,6 +34,8 @@ pub struct StatusState {
     pub read: Option<crate::read::ReadSide>,
     /// Cluster mode: nodes, units and owners as this node sees them.
     pub cluster: Option<Arc<aiops_runtime::cluster::ClusterBoard>>,
+    /// The pull sources (the range sources' `aiops_datasource_*` metrics).
+    pub datasources: Option<Arc<crate::datasources::DataSources>>,
 }
 
 /// Adds the status routes.
@@ -109,6 +111,11 @@ async fn metrics(State(st): State<StatusState>) -> Response {
                 .cluster
                 .as_deref()
                 .map(aiops_runtime::cluster::ClusterBoard::metrics_text)
+                .unwrap_or_default()
+            + &st
+                .datasources
+                .as_deref()
+                .map(crate::datasources::DataSources::metrics_text)
                 .unwrap_or_default(),
     )
         .into_response()
