@@ -371,12 +371,12 @@ impl HttpJsonConfig {
                     p.push(format!("pagination.path: {e}"));
                 }
             }
-            Some(Pagination::Page { param, .. } | Pagination::Offset { param }) => {
-                if param.is_empty() {
-                    p.push("pagination.param: must not be empty".into());
-                }
+            Some(Pagination::Page { param, .. } | Pagination::Offset { param })
+                if param.is_empty() =>
+            {
+                p.push("pagination.param: must not be empty".into());
             }
-            None => {}
+            Some(Pagination::Page { .. } | Pagination::Offset { .. }) | None => {}
         }
         if self.max_pages == 0 {
             p.push("max_pages: must be at least 1".into());
