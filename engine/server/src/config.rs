@@ -57,6 +57,8 @@ pub struct Config {
     pub masking: aiops_connectors::masking::MaskingSettings,
     /// OTLP ingest: the dedicated OTLP/HTTP and OTLP/gRPC listeners, delta series kept.
     pub otlp: crate::otlp::OtlpSettings,
+    /// Syslog listeners (UDP, TCP): addresses, line and connection limits, batching.
+    pub syslog: crate::syslog::SyslogConfig,
 }
 
 impl Default for Config {
@@ -82,6 +84,7 @@ impl Default for Config {
             cluster: aiops_runtime::cluster::ClusterSettings::default(),
             masking: aiops_connectors::masking::MaskingSettings::default(),
             otlp: crate::otlp::OtlpSettings::default(),
+            syslog: crate::syslog::SyslogConfig::default(),
         }
     }
 }
@@ -344,6 +347,7 @@ impl Config {
                 ));
             }
         }
+        problems.extend(self.syslog.problems());
         problems.extend(self.masking.problems());
         if self.http.max_body_bytes < 1024 {
             problems.push(format!(

@@ -6,6 +6,7 @@
 //! - [`pull`]: runs pull sources (scrapes, demo) into the ingestor.
 //! - [`range_pull`]: the range scheduler of query-style sources (positions, backfill, health).
 //! - [`datasources`]: pull sources managed at run time (config file and API).
+//! - [`syslog`]: the syslog listeners (UDP, TCP) into the ingestor.
 //! - [`otlp`]: OTLP/HTTP and OTLP/gRPC ingest (the dedicated listeners, the gRPC services).
 //! - [`follower`]: the first log consumer; counts events and measures lag.
 //! - [`metrics`]: self-metrics in the Prometheus text format.
@@ -43,4 +44,5 @@ pub mod range_pull;
 pub mod read;
 pub mod replay;
 pub mod server;
+pub mod syslog;
 pub mod workflows;

@@ -33,6 +33,8 @@ pub struct Metrics {
     masking_matches: Mutex<BTreeMap<String, u64>>,
     masking_dropped_records: AtomicU64,
     masking_dropped_entries: AtomicU64,
+    /// The syslog listeners' counters (`aiops_syslog_*`).
+    pub syslog: crate::syslog::SyslogMetrics,
 }
 
 impl Default for Metrics {
@@ -49,6 +51,7 @@ impl Default for Metrics {
             masking_matches: Mutex::new(BTreeMap::new()),
             masking_dropped_records: AtomicU64::new(0),
             masking_dropped_entries: AtomicU64::new(0),
+            syslog: crate::syslog::SyslogMetrics::default(),
         }
     }
 }
@@ -234,6 +237,7 @@ impl Metrics {
             self.masking_dropped_records.load(Ordering::Relaxed),
             self.masking_dropped_entries.load(Ordering::Relaxed)
         );
+        self.syslog.render(&mut s);
         s
     }
 }

@@ -397,6 +397,15 @@ pub async fn run(
         cfg.http.max_body_bytes,
     );
     start_otlp(&cfg, &otlp, &auth, &stop_rx, &mut tasks).await?;
+    // Syslog listeners (if configured) are up before /api/health answers.
+    crate::syslog::start(
+        &cfg.syslog,
+        ingestor.clone(),
+        metrics.clone(),
+        stop_rx.clone(),
+        &mut tasks,
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
