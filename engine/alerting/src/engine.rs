@@ -379,7 +379,7 @@ impl AlertEngine {
         for a in alerts {
             self.apply(a, now, &mut out);
         }
-        // Groups that are due right away (old alerts, zero group_wait) flush now.
+        // Timers due by now fire (groups due right away wait 1 ms for the rest of their instant).
         self.advance_into(now, &mut out);
         out
     }
@@ -610,7 +610,8 @@ impl AlertEngine {
             let glabels = r.group_labels(&labels);
             let key = format!("{}:{}", r.id, labels_text(&glabels));
             let g = self.st.groups.entry(key.clone()).or_insert_with(|| {
-                let next = now + r.group_wait_ms;
+                // A zero group_wait flushes with the other alerts of the same instant (above).
+                let next = now + r.group_wait_ms.max(1);
                 self.st.timers.insert((next, Timer::Flush(key.clone())));
                 Group {
                     key: key.clone(),
@@ -624,13 +625,18 @@ impl AlertEngine {
                 }
             });
             g.alerts.insert(fp.to_string());
-            // Alertmanager flushes at once when an alert's own wait is already over.
-            if !g.has_flushed && starts + r.group_wait_ms < now && g.next_flush_ms > now {
+            // Alertmanager flushes at once when an alert's own wait is already over — "at once"
+            // being its asynchronous flush, which the other alerts of the same request still
+            // join. Here a request's alerts can arrive in several log messages (one per
+            // partition) stamped with the same instant, so the flush is due 1 ms later: after
+            // every message of that instant, at the next tick.
+            let soon = now + 1;
+            if !g.has_flushed && starts + r.group_wait_ms < now && g.next_flush_ms > soon {
                 self.st
                     .timers
                     .remove(&(g.next_flush_ms, Timer::Flush(key.clone())));
-                g.next_flush_ms = now;
-                self.st.timers.insert((now, Timer::Flush(key.clone())));
+                g.next_flush_ms = soon;
+                self.st.timers.insert((soon, Timer::Flush(key.clone())));
             }
             if let Some(e) = self.st.alerts.get_mut(fp) {
                 e.groups.insert(key);

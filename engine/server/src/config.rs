@@ -222,6 +222,22 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The workflow settings with the alerting configuration's receivers compiled in (their
+    /// providers, secrets and generated workflows), as the engine, its checks, replays and
+    /// rebuilds use them.
+    ///
+    /// # Errors
+    /// The alerting configuration does not load, or a receiver does not compile.
+    pub fn workflow_settings(&self) -> Result<crate::workflows::WorkflowSettings, String> {
+        let (acfg, _) = self.alerting.load()?;
+        let external = self
+            .alerting
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.http.listen));
+        self.workflows.with_receivers(&acfg, &external)
+    }
+
     /// Loads defaults, then `file` if given, then `AIOPS__…` overrides from `env`.
     ///
     /// # Errors

@@ -390,13 +390,6 @@ pub async fn run(
         ingestor.clone(),
         metrics.clone(),
     ));
-    let otlp = crate::otlp::Otlp::new(
-        ingestor.clone(),
-        metrics.clone(),
-        &cfg.otlp,
-        cfg.http.max_body_bytes,
-    );
-    start_otlp(&cfg, &otlp, &auth, &stop_rx, &mut tasks).await?;
     // Syslog listeners (if configured) are up before /api/health answers.
     crate::syslog::start(
         &cfg.syslog,
@@ -406,6 +399,13 @@ pub async fn run(
         &mut tasks,
     )
     .await?;
+    let otlp = crate::otlp::Otlp::new(
+        ingestor.clone(),
+        metrics.clone(),
+        &cfg.otlp,
+        cfg.http.max_body_bytes,
+    );
+    start_otlp(&cfg, &otlp, &auth, &stop_rx, &mut tasks).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
@@ -560,11 +560,15 @@ async fn start_workflows(
     cluster: Option<&mut crate::cluster::Cluster>,
 ) -> Result<Arc<crate::workflows::service::WorkflowsService>, ServerError> {
     use crate::workflows::{codec, executor, processor, query};
-    let w = &cfg.workflows;
+    let w = &cfg.workflow_settings().map_err(ServerError::Workflows)?;
     let providers = Arc::new(w.providers().map_err(ServerError::Workflows)?);
     let limits = w.limits().map_err(ServerError::Workflows)?;
+    // The alerting receivers' generated workflows are deployed with the files (their file names
+    // start with `alertmanager/`, which no file in the directory can have).
+    let mut files = crate::workflows::read_dir(&w.dir).map_err(ServerError::Workflows)?;
+    files.extend(w.receiver_workflows());
     let deployed = processor::Deployed {
-        workflows: crate::workflows::read_dir(&w.dir).map_err(ServerError::Workflows)?,
+        workflows: files,
         strategies: crate::workflows::read_dir(&w.autoheal_dir).map_err(ServerError::Workflows)?,
     };
     crate::workflows::compile_set(

@@ -338,7 +338,12 @@ fn compile_one(
             let p = cx.provider("webhook", i, settings);
             let body = call(
                 "am_webhook",
-                &[json!(max_alerts), json!(send_resolved), ext, json!(receiver)],
+                &[
+                    json!(max_alerts),
+                    json!(send_resolved),
+                    ext,
+                    json!(receiver),
+                ],
             );
             cx.action(
                 format!("webhook-{i}"),
@@ -358,7 +363,11 @@ fn compile_one(
                     &format!("slack_{i}_url"),
                 )
                 .ok_or_else(|| missing("api_url"))?;
-            let p = cx.provider("slack", i, Map::from_iter([("url".into(), Value::String(url))]));
+            let p = cx.provider(
+                "slack",
+                i,
+                Map::from_iter([("url".into(), Value::String(url))]),
+            );
             let sr = json!(send_resolved);
             let go = [sr.clone(), ext.clone(), json!(receiver)];
             let unsupported = &mut cx.set.unsupported;
@@ -373,7 +382,10 @@ fn compile_one(
             let text = text_field(
                 cfg,
                 "text",
-                ("am_fallback", vec![sr.clone(), ext.clone(), json!(receiver)]),
+                (
+                    "am_fallback",
+                    vec![sr.clone(), ext.clone(), json!(receiver)],
+                ),
                 &go,
                 unsupported,
                 at,
@@ -399,7 +411,12 @@ fn compile_one(
                 })?;
             let (host, port) = smarthost
                 .rsplit_once(':')
-                .and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_string(), p.parse::<u16>().ok()?)))
+                .and_then(|(h, p)| {
+                    Some((
+                        h.trim_matches(['[', ']']).to_string(),
+                        p.parse::<u16>().ok()?,
+                    ))
+                })
                 .ok_or_else(|| format!("{at}.smarthost: {smarthost:?} must be host:port"))?;
             let require_tls = bool_of(
                 cfg.get("require_tls"),
@@ -533,7 +550,11 @@ fn compile_one(
             let url = cx
                 .secret(cfg, global, "webhook_url", None, &format!("teams_{i}_url"))
                 .ok_or_else(|| missing("webhook_url"))?;
-            let p = cx.provider("teams", i, Map::from_iter([("url".into(), Value::String(url))]));
+            let p = cx.provider(
+                "teams",
+                i,
+                Map::from_iter([("url".into(), Value::String(url))]),
+            );
             let sr = json!(send_resolved);
             let go = [sr.clone(), ext.clone(), json!(receiver)];
             let unsupported = &mut cx.set.unsupported;
@@ -771,9 +792,14 @@ pub fn go_field(
             "__alertmanagerURL" | "slack.default.titlelink" => alerts_link(external_url, receiver),
             "slack.default.username" => "aiops".into(),
             "slack.default.fallback" => default("am_fallback"),
-            "slack.default.text" | "slack.default.pretext" | "slack.default.footer" => String::new(),
-            "email.default.html" | "msteams.default.text" | "msteamsv2.default.text"
-            | "__text_alert_list" | "webex.default.message" => default("am_text"),
+            "slack.default.text" | "slack.default.pretext" | "slack.default.footer" => {
+                String::new()
+            }
+            "email.default.html"
+            | "msteams.default.text"
+            | "msteamsv2.default.text"
+            | "__text_alert_list"
+            | "webex.default.message" => default("am_text"),
             _ => default("am_subject"),
         })
     };
@@ -1090,7 +1116,11 @@ mod tests {
         assert_eq!(set.unsupported.len(), 1);
         let all = serde_json::to_string(&set.providers).unwrap_or_default();
         assert!(!all.contains("secret-path"), "{all}");
-        assert!(set.secrets.values().any(|v| *v == SecretValue::File("/etc/am/slack".into())));
+        assert!(
+            set.secrets
+                .values()
+                .any(|v| *v == SecretValue::File("/etc/am/slack".into()))
+        );
         let wf = set.workflows.values().next().cloned().unwrap_or_default();
         assert!(!wf.contains("secret-path"));
         assert!(wf.contains("am_webhook(notification, 5, true"), "{wf}");
@@ -1101,7 +1131,9 @@ mod tests {
                 .unwrap_or_default(),
         )];
         let e = compile_receivers(&global, &bad, &BTreeMap::new(), &ReceiverOptions::default());
-        assert!(matches!(e, Err(m) if m.contains("receivers.r.webhook_configs[0]") && m.contains("url")));
+        assert!(
+            matches!(e, Err(m) if m.contains("receivers.r.webhook_configs[0]") && m.contains("url"))
+        );
     }
 
     #[test]
@@ -1119,13 +1151,19 @@ mod tests {
             }))
             .unwrap_or_default(),
         )];
-        let set = compile_receivers(&Map::new(), &receivers, &BTreeMap::new(), &ReceiverOptions::default())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let set = compile_receivers(
+            &Map::new(),
+            &receivers,
+            &BTreeMap::new(),
+            &ReceiverOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         // The unsupported function falls back to the default title, reported.
         assert_eq!(set.unsupported.len(), 1, "{:?}", set.unsupported);
         assert!(set.unsupported[0].contains("humanize"));
-        let wf: Value = serde_yaml_ng::from_str(set.workflows.values().next().map_or("", String::as_str))
-            .unwrap_or(Value::Null);
+        let wf: Value =
+            serde_yaml_ng::from_str(set.workflows.values().next().map_or("", String::as_str))
+                .unwrap_or(Value::Null);
         let slack = wf["workflow"]["actions"]
             .as_array()
             .and_then(|a| a.iter().find(|x| x["name"] == "slack-0"))
@@ -1133,18 +1171,38 @@ mod tests {
             .unwrap_or(Value::Null);
         let with = &slack["provider"]["with"];
         assert_eq!(
-            go_field(&note(), "{{ template \"slack.default.title\" . }}", "am_text", false, "", "chat"),
+            go_field(
+                &note(),
+                "{{ template \"slack.default.title\" . }}",
+                "am_text",
+                false,
+                "",
+                "chat"
+            ),
             "[FIRING:2] HighLatency (prod api)"
         );
         let r = crate::Renderer::default();
         let ctx = json!({"notification": note()});
-        let get = |k: &str| r.render_str(with[k].as_str().unwrap_or(""), &ctx).unwrap_or_else(|e| panic!("{k}: {e}"));
+        let get = |k: &str| {
+            r.render_str(with[k].as_str().unwrap_or(""), &ctx)
+                .unwrap_or_else(|e| panic!("{k}: {e}"))
+        };
         assert_eq!(get("title"), "[FIRING:2] HighLatency (prod api)");
-        assert_eq!(get("text"), "None: p99 high\nb: p99 high\n".replace("None", "<no value>"));
+        assert_eq!(
+            get("text"),
+            "None: p99 high\nb: p99 high\n".replace("None", "<no value>")
+        );
         assert_eq!(get("color"), "#ff0000");
         // A run-time error (a method of a string) gives the default, not a lost notification.
         assert_eq!(
-            go_field(&note(), "{{ .Status.Format \"x\" }}", "am_subject", false, "", "chat"),
+            go_field(
+                &note(),
+                "{{ .Status.Format \"x\" }}",
+                "am_subject",
+                false,
+                "",
+                "chat"
+            ),
             subject(&note(), false)
         );
     }

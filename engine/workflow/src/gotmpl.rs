@@ -239,7 +239,8 @@ fn tokens(s: &str) -> Result<Vec<Tok>, GoTemplateError> {
             }
             _ => {
                 let start = i;
-                while i < c.len() && !matches!(c[i], ' ' | '\t' | '\n' | '\r' | '(' | ')' | '|' | ',')
+                while i < c.len()
+                    && !matches!(c[i], ' ' | '\t' | '\n' | '\r' | '(' | ')' | '|' | ',')
                 {
                     if c[i] == ':' && c.get(i + 1) == Some(&'=') {
                         break;
@@ -464,7 +465,10 @@ impl GoTemplate {
 }
 
 /// Parses nodes until an `end`/`else` keyword, which is returned.
-fn parse_nodes(segs: &[Seg], pos: &mut usize) -> Result<(Vec<Node>, Option<String>), GoTemplateError> {
+fn parse_nodes(
+    segs: &[Seg],
+    pos: &mut usize,
+) -> Result<(Vec<Node>, Option<String>), GoTemplateError> {
     let mut out = Vec::new();
     while let Some(s) = segs.get(*pos) {
         *pos += 1;
@@ -709,7 +713,9 @@ impl Eval<'_> {
                     };
                     match (self.named)(name, &d) {
                         Some(s) => self.out.push_str(&s),
-                        None => return err(format!("template {name:?} needs the whole data (`.`)")),
+                        None => {
+                            return err(format!("template {name:?} needs the whole data (`.`)"));
+                        }
                     }
                 }
             }
@@ -752,7 +758,12 @@ impl Eval<'_> {
     }
 
     /// Follows `path` from `v`; the last element may be a method taking `args`.
-    fn fields(&mut self, mut v: Value, path: &[String], args: &[Value]) -> Result<Value, GoTemplateError> {
+    fn fields(
+        &mut self,
+        mut v: Value,
+        path: &[String],
+        args: &[Value],
+    ) -> Result<Value, GoTemplateError> {
         for (i, f) in path.iter().enumerate() {
             self.step()?;
             let last = i + 1 == path.len();
@@ -773,12 +784,12 @@ impl Eval<'_> {
                 ("Values", Value::Object(_)) => {
                     Value::Array(string_map(&v).into_values().map(Value::String).collect())
                 }
-                ("Names", Value::Array(a)) => Value::Array(
-                    a.iter().filter_map(|p| p.get("Name").cloned()).collect(),
-                ),
-                ("Values", Value::Array(a)) => Value::Array(
-                    a.iter().filter_map(|p| p.get("Value").cloned()).collect(),
-                ),
+                ("Names", Value::Array(a)) => {
+                    Value::Array(a.iter().filter_map(|p| p.get("Name").cloned()).collect())
+                }
+                ("Values", Value::Array(a)) => {
+                    Value::Array(a.iter().filter_map(|p| p.get("Value").cloned()).collect())
+                }
                 ("Remove", Value::Object(o)) if last => {
                     let drop: Vec<String> = match args.first() {
                         Some(Value::Array(a)) => a.iter().map(show).collect(),
@@ -814,7 +825,12 @@ impl Eval<'_> {
         }
     }
 
-    fn command(&mut self, c: &[Arg], dot: &Value, prev: Option<Value>) -> Result<Value, GoTemplateError> {
+    fn command(
+        &mut self,
+        c: &[Arg],
+        dot: &Value,
+        prev: Option<Value>,
+    ) -> Result<Value, GoTemplateError> {
         self.step()?;
         let Some(first) = c.first() else {
             return err("empty command");
@@ -860,7 +876,11 @@ impl Eval<'_> {
         Ok(match f {
             "eq" => {
                 need(2)?;
-                Value::Bool(a[1..].iter().any(|y| cmp(&a[0], y) == Some(std::cmp::Ordering::Equal)))
+                Value::Bool(
+                    a[1..]
+                        .iter()
+                        .any(|y| cmp(&a[0], y) == Some(std::cmp::Ordering::Equal)),
+                )
             }
             "ne" => {
                 need(2)?;
@@ -879,11 +899,17 @@ impl Eval<'_> {
             }
             "and" => {
                 need(1)?;
-                a.iter().find(|x| !truthy(x)).unwrap_or(&a[a.len() - 1]).clone()
+                a.iter()
+                    .find(|x| !truthy(x))
+                    .unwrap_or(&a[a.len() - 1])
+                    .clone()
             }
             "or" => {
                 need(1)?;
-                a.iter().find(|x| truthy(x)).unwrap_or(&a[a.len() - 1]).clone()
+                a.iter()
+                    .find(|x| truthy(x))
+                    .unwrap_or(&a[a.len() - 1])
+                    .clone()
             }
             "not" => {
                 need(1)?;
@@ -905,7 +931,9 @@ impl Eval<'_> {
                 for k in &a[1..] {
                     v = match (&v, k) {
                         (Value::Array(x), k) => {
-                            let i = k.as_u64().ok_or_else(|| GoTemplateError("index: not a number".into()))?;
+                            let i = k
+                                .as_u64()
+                                .ok_or_else(|| GoTemplateError("index: not a number".into()))?;
                             x.get(usize::try_from(i).unwrap_or(usize::MAX))
                                 .cloned()
                                 .ok_or_else(|| GoTemplateError(format!("index {i} out of range")))?
@@ -1024,20 +1052,22 @@ fn printf(fmt: &str, args: &[Value]) -> String {
         match chars.next() {
             Some('%') => out.push('%'),
             Some('q') => out.push_str(&format!("{:?}", it.next().map(show).unwrap_or_default())),
-            Some('d') => out.push_str(&it.next().and_then(Value::as_f64).map_or_else(
-                || "%!d(MISSING)".to_string(),
-                |f| format!("{}", f as i64),
-            )),
+            Some('d') => out.push_str(
+                &it.next()
+                    .and_then(Value::as_f64)
+                    .map_or_else(|| "%!d(MISSING)".to_string(), |f| format!("{}", f as i64)),
+            ),
             Some('f') => {
                 let prec = spec
                     .split('.')
                     .nth(1)
                     .and_then(|p| p.parse::<usize>().ok())
                     .unwrap_or(6);
-                out.push_str(&it.next().and_then(Value::as_f64).map_or_else(
-                    || "%!f(MISSING)".to_string(),
-                    |f| format!("{f:.prec$}"),
-                ))
+                out.push_str(
+                    &it.next()
+                        .and_then(Value::as_f64)
+                        .map_or_else(|| "%!f(MISSING)".to_string(), |f| format!("{f:.prec$}")),
+                )
             }
             Some(_) => out.push_str(&it.next().map(show).unwrap_or_else(|| "%!v(MISSING)".into())),
             None => out.push_str("%!(NOVERB)"),
@@ -1076,7 +1106,9 @@ mod tests {
     #[test]
     fn common_alertmanager_templates_render() {
         assert_eq!(
-            render(r#"[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .CommonLabels.alertname }}"#),
+            render(
+                r#"[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .CommonLabels.alertname }}"#
+            ),
             "[FIRING:1] HighLatency"
         );
         assert_eq!(
@@ -1084,21 +1116,39 @@ mod tests {
             "* a is slow\n* b is slow\n"
         );
         assert_eq!(
-            render("{{ range .Alerts.Firing -}} {{ range .Labels.SortedPairs }}{{ .Name }}={{ .Value }} {{ end }}{{- end }}"),
+            render(
+                "{{ range .Alerts.Firing -}} {{ range .Labels.SortedPairs }}{{ .Name }}={{ .Value }} {{ end }}{{- end }}"
+            ),
             "alertname=HighLatency env=prod instance=a "
         );
         assert_eq!(
-            render("{{ with .CommonLabels.Remove .GroupLabels.Names }}{{ .Values | join \" \" }}{{ end }}"),
+            render(
+                "{{ with .CommonLabels.Remove .GroupLabels.Names }}{{ .Values | join \" \" }}{{ end }}"
+            ),
             "prod"
         );
-        assert_eq!(render(r#"{{ template "slack.default.title" . }}"#), "<slack.default.title>");
         assert_eq!(
-            render(r#"{{ if gt (len .Alerts.Resolved) 0 }}R{{ else if .Status }}F{{ else }}N{{ end }}"#),
+            render(r#"{{ template "slack.default.title" . }}"#),
+            "<slack.default.title>"
+        );
+        assert_eq!(
+            render(
+                r#"{{ if gt (len .Alerts.Resolved) 0 }}R{{ else if .Status }}F{{ else }}N{{ end }}"#
+            ),
             "R"
         );
-        assert_eq!(render(r#"{{ $n := .Receiver }}{{ $n }}/{{ printf "%s:%d" "x" 3 }}"#), "team-x/x:3");
-        assert_eq!(render(r#"{{ range $i, $a := .Alerts }}{{ $i }}{{ $a.Fingerprint }}{{ end }}"#), "0f11f2");
-        assert_eq!(render(r#"{{ reReplaceAll "(a)b" "$1" "xab" }}|{{ .Missing }}|{{ urlquery "a b" }}"#), "xa|<no value>|a+b");
+        assert_eq!(
+            render(r#"{{ $n := .Receiver }}{{ $n }}/{{ printf "%s:%d" "x" 3 }}"#),
+            "team-x/x:3"
+        );
+        assert_eq!(
+            render(r#"{{ range $i, $a := .Alerts }}{{ $i }}{{ $a.Fingerprint }}{{ end }}"#),
+            "0f11f2"
+        );
+        assert_eq!(
+            render(r#"{{ reReplaceAll "(a)b" "$1" "xab" }}|{{ .Missing }}|{{ urlquery "a b" }}"#),
+            "xa|<no value>|a+b"
+        );
         assert_eq!(render("{{/* comment */}}x"), "x");
     }
 

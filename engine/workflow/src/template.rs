@@ -359,18 +359,25 @@ fn register_alertmanager(env: &mut Environment<'static>) {
         },
     );
     // Six arguments are more than minijinja's functions take: the options come as one list.
-    let opt_str = |o: &[V], i: usize| o.get(i).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    env.add_function("am_go", move |n: V, src: String, fallback: String, o: Vec<V>| {
-        let sr = o.first().is_some_and(V::is_true);
-        Ok::<String, minijinja::Error>(am::go_field(
-            &json_of(&n)?,
-            &src,
-            &fallback,
-            sr,
-            &opt_str(&o, 1),
-            &opt_str(&o, 2),
-        ))
-    });
+    let opt_str = |o: &[V], i: usize| {
+        o.get(i)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    env.add_function(
+        "am_go",
+        move |n: V, src: String, fallback: String, o: Vec<V>| {
+            let sr = o.first().is_some_and(V::is_true);
+            Ok::<String, minijinja::Error>(am::go_field(
+                &json_of(&n)?,
+                &src,
+                &fallback,
+                sr,
+                &opt_str(&o, 1),
+                &opt_str(&o, 2),
+            ))
+        },
+    );
     env.add_function("am_subject", |n: V, send_resolved: bool| {
         Ok::<String, minijinja::Error>(am::subject(&json_of(&n)?, send_resolved))
     });

@@ -21,6 +21,9 @@ pub struct AlertingSettings {
     /// The alerting YAML (Alertmanager's format plus an `aiops:` section). Unset: one route to
     /// the receiver `default`, grouped by alertname and service, Alertmanager's default timings.
     pub config: Option<PathBuf>,
+    /// Where people reach aiops (Alertmanager's `--web.external-url`): the `externalURL` of
+    /// webhook bodies and the links in receivers' messages. Default `http://<[http] listen>`.
+    pub external_url: Option<String>,
     /// How often the state is checkpointed. Default 10s.
     #[serde(with = "humantime_serde")]
     pub checkpoint_interval: Duration,
@@ -34,6 +37,7 @@ impl Default for AlertingSettings {
     fn default() -> Self {
         AlertingSettings {
             config: None,
+            external_url: None,
             checkpoint_interval: Duration::from_secs(10),
             tick_interval: Duration::from_secs(1),
         }

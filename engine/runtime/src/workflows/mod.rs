@@ -2,6 +2,7 @@
 //! the log, and the executor that performs its effects exactly once.
 //!
 //! - [`secrets`]: `[workflows.secrets]`, read at start, redacted from everything that leaves.
+//! - [`receivers`]: the alerting YAML's receivers as providers and generated workflows.
 //! - [`catalog`]: the configured providers (connectors' sinks) with secrets filled in.
 //! - [`codec`]: events and results on `aiops.effects`, commands on `aiops.control`.
 //! - [`processor`]: decisions, events, results, commands and ticks in; engine events out (a
@@ -16,9 +17,11 @@ pub mod codec;
 pub mod dry;
 pub mod executor;
 pub mod processor;
+pub mod receivers;
 pub mod secrets;
 pub mod unit;
 
+use aiops_workflow::alertmanager::ReceiverSet;
 use aiops_workflow::autoheal::compile_strategies;
 use aiops_workflow::{CompileError, EngineConfig, Limits, Rate, Renderer, compile_text};
 use catalog::ProviderSet;
@@ -86,6 +89,11 @@ pub struct WorkflowSettings {
     /// Per-call timeout of providers when a step sets none. Default 30s.
     #[serde(with = "humantime_serde")]
     pub provider_timeout: Duration,
+    /// The alerting configuration's receivers, compiled (not a setting: attached by
+    /// [`WorkflowSettings::with_receivers`]); their providers, secrets and generated workflows
+    /// join the configured ones.
+    #[serde(skip)]
+    pub receivers: Option<Arc<ReceiverSet>>,
 }
 
 impl Default for WorkflowSettings {
@@ -104,6 +112,7 @@ impl Default for WorkflowSettings {
             checkpoint_interval: Duration::from_secs(10),
             tick_interval: Duration::from_secs(1),
             provider_timeout: Duration::from_secs(30),
+            receivers: None,
         }
     }
 }
@@ -144,7 +153,36 @@ impl WorkflowSettings {
                 r.default_per_provider.as_deref().unwrap_or("60/1m"),
             )?),
             per_target: Some(parse_rate(r.per_target.as_deref().unwrap_or("20/1m"))?),
+            unlimited: self
+                .receivers
+                .iter()
+                .flat_map(|r| r.providers.keys().cloned())
+                .collect(),
         })
+    }
+
+    /// These settings with the receivers of an alerting configuration compiled in
+    /// ([`aiops_workflow::alertmanager`]).
+    ///
+    /// # Errors
+    /// A receiver that does not compile, naming it and the field.
+    pub fn with_receivers(
+        &self,
+        cfg: &aiops_alerting::AlertingConfig,
+        external_url: &str,
+    ) -> Result<WorkflowSettings, String> {
+        let set = receivers::compile(cfg, external_url)?;
+        let mut s = self.clone();
+        s.receivers = Some(Arc::new(set));
+        Ok(s)
+    }
+
+    /// The generated receiver workflows (file name → YAML), to deploy beside the files.
+    pub fn receiver_workflows(&self) -> BTreeMap<String, String> {
+        self.receivers
+            .as_ref()
+            .map(|r| r.workflows.clone())
+            .unwrap_or_default()
     }
 
     /// Providers for dry runs: a secret that is not set here gets a placeholder value, since
@@ -157,12 +195,14 @@ impl WorkflowSettings {
         let mut placeholders = BTreeMap::new();
         for (name, src) in &self.secrets {
             if secrets::Secrets::load(&BTreeMap::from([(name.clone(), src.clone())])).is_err() {
-                placeholders.insert(name.clone(), format!("unset-secret-{name}"));
+                // A placeholder that also parses as a URL, since many secrets are webhook URLs.
+                placeholders.insert(name.clone(), format!("https://unset-secret.invalid/{name}"));
             }
         }
         s.secrets.retain(|n, _| !placeholders.contains_key(n));
         let mut loaded = secrets::Secrets::load(&s.secrets)?;
         loaded.extend(placeholders);
+        loaded.extend(receivers::secrets(self.receivers.as_deref(), true)?);
         s.build_with(loaded)
     }
 
@@ -171,7 +211,8 @@ impl WorkflowSettings {
     /// # Errors
     /// What is wrong, naming the provider or secret.
     pub fn providers(&self) -> Result<ProviderSet, String> {
-        let secrets = secrets::Secrets::load(&self.secrets)?;
+        let mut secrets = secrets::Secrets::load(&self.secrets)?;
+        secrets.extend(receivers::secrets(self.receivers.as_deref(), false)?);
         self.build_with(secrets)
     }
 
@@ -181,6 +222,15 @@ impl WorkflowSettings {
             let json =
                 serde_json::to_value(v).map_err(|e| format!("workflows.providers.{name}: {e}"))?;
             cfg.insert(name.clone(), json);
+        }
+        for (name, v) in self.receivers.iter().flat_map(|r| r.providers.iter()) {
+            if cfg.contains_key(name) {
+                return Err(format!(
+                    "workflows.providers.{name}: the name is taken by an alerting receiver's \
+                     integration (names starting with `am-` are reserved)"
+                ));
+            }
+            cfg.insert(name.clone(), v.clone());
         }
         let ctx = aiops_connectors::sinks::ProviderContext {
             outbound: aiops_connectors::sinks::OutboundPolicy {

@@ -43,14 +43,27 @@ pub struct LogArgs {
 pub fn check(file: &Path) -> ExitCode {
     match aiops_server::alerting::load_file(file) {
         Ok((cfg, _)) => {
+            // The receivers must compile too (a missing URL, PagerDuty v1 keys, …); what is
+            // accepted but not delivered is listed.
+            let set = match aiops_runtime::workflows::receivers::compile(&cfg, "") {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{}: {e}", file.display());
+                    return ExitCode::FAILURE;
+                }
+            };
             let routes = aiops_alerting::route::Route::compile(&cfg).all().len();
             println!(
-                "{}: ok ({routes} routes, {} receivers, {} inhibition rules, {} time intervals)",
+                "{}: ok ({routes} routes, {} receivers with {} delivering integrations, {} inhibition rules, {} time intervals)",
                 file.display(),
                 cfg.receivers.len(),
+                set.providers.len(),
                 cfg.inhibit_rules.len(),
                 cfg.time_intervals.len()
             );
+            for u in &set.unsupported {
+                println!("  note: {u}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

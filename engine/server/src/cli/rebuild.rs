@@ -65,10 +65,11 @@ pub async fn rebuild(args: RebuildArgs, mut cfg: Config) -> Result<()> {
     )
     .await;
     let wres = if cfg.workflows.enabled {
+        let settings = cfg.workflow_settings().map_err(anyhow::Error::msg)?;
         Some(
             aiops_server::workflows::dry::rebuild(
                 log.clone(),
-                &cfg.workflows,
+                &settings,
                 &aiops_server::workflows::store_dir(&cfg.data_dir),
             )
             .await,

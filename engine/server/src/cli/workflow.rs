@@ -57,10 +57,11 @@ pub async fn workflow(command: WorkflowCmd, cfg: Config) -> Result<ExitCode> {
 pub async fn replay_range(cfg: &Config, from: Option<String>, to: Option<String>) -> Result<()> {
     let from = parse_opt_time(from.as_deref())?;
     let to = parse_opt_time(to.as_deref())?;
+    let settings = cfg.workflow_settings().map_err(anyhow::Error::msg)?;
     let log = server::open_log_for_reading(cfg).await?;
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let res =
-        aiops_server::workflows::dry::replay(log.clone(), &cfg.workflows, from, to, &mut out).await;
+        aiops_server::workflows::dry::replay(log.clone(), &settings, from, to, &mut out).await;
     log.close().await?;
     let sum = res?;
     tracing::info!(
@@ -73,11 +74,8 @@ pub async fn replay_range(cfg: &Config, from: Option<String>, to: Option<String>
 
 /// `aiops workflow check`: true when every file compiles.
 fn check(cfg: &Config, paths: &[PathBuf]) -> Result<bool> {
-    let providers = std::sync::Arc::new(
-        cfg.workflows
-            .providers_lenient()
-            .map_err(anyhow::Error::msg)?,
-    );
+    let settings = cfg.workflow_settings().map_err(anyhow::Error::msg)?;
+    let providers = std::sync::Arc::new(settings.providers_lenient().map_err(anyhow::Error::msg)?);
     let renderer = aiops_workflow::Renderer::default();
     let mut files = Vec::new();
     for p in paths {

@@ -136,6 +136,17 @@ fn id_of(text: &str) -> ApiResult<String> {
     Ok(f.workflow.id)
 }
 
+/// Refuses changes to a receiver's generated workflow: it follows the alerting configuration.
+fn generated(id: &str, file: &str) -> Result<(), ApiError> {
+    if file.starts_with(aiops_workflow::alertmanager::FILE_PREFIX) {
+        return Err(ApiError::conflict(format!(
+            "workflow {id:?} is generated from a receiver of the alerting configuration; change \
+             the receiver there (it is re-generated at the next start)"
+        )));
+    }
+    Ok(())
+}
+
 async fn create(State(st): State<WorkflowsState>, headers: HeaderMap, body: String) -> ApiResult {
     let a = api(&st)?;
     require(&a, &headers, "admin")?;
@@ -173,6 +184,7 @@ async fn replace(
         .get(&id)
         .map(|w| w.file.clone())
         .unwrap_or_else(|| format!("{id}.yaml"));
+    generated(&id, &file)?;
     a.deploy(file, Some(body)).await?;
     Ok(axum::Json(json!({"id": id})).into_response())
 }
@@ -196,6 +208,7 @@ async fn remove(
     else {
         return Err(ApiError::not_found(format!("no workflow {id:?}")));
     };
+    generated(&id, &file)?;
     a.deploy(file, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
