@@ -19,6 +19,7 @@
 //! - [`cluster_ingest`]: cluster mode: remote_write ingest through 1–3 nodes on a JetStream
 //!   cluster against the embedded log, R1 vs R3, `sync_interval: always`, CPU per million samples.
 //! - [`otlp`]: OTLP/HTTP and OTLP/gRPC ingest (samples/s, log records/s) beside remote_write.
+//! - [`syslog`]: syslog lines/s over TCP (LF and octet-counted) beside JSON logs ingest.
 //! - [`nab`]: the NAB anomaly-detection scorer (NAB's scoring, profiles and threshold sweep).
 //! - [`loghub`]: the Loghub log-parsing scorer (grouping and parsing accuracy), beside drain3.
 //! - [`masking`]: sensitive-data masking cost per log line (Loghub mix, all-secret lines, the
@@ -48,6 +49,7 @@ pub mod replay;
 pub mod report;
 pub mod runtime;
 pub mod rw;
+pub mod syslog;
 pub mod workflows;
 
 pub use error::BenchError;

@@ -139,6 +139,10 @@ enum Cmd {
     /// engine on the embedded log (phases one after the other); the engine's CPU seconds per
     /// million rows. Rates are rows the log accepted (`aiops_ingest_events_total`).
     Otlp(OtlpArgs),
+    /// Syslog ingest (issue 18): lines/s over TCP into one engine on the embedded log, LF-framed
+    /// and octet-counted, beside JSON logs ingest (NDJSON) of the same lines, each phase on a
+    /// fresh engine; the engine's CPU seconds per million lines; received = stored is checked.
+    Syslog(SyslogArgs),
     /// Scores an anomaly detector on NAB (Numenta Anomaly Benchmark) data with NAB's own rules.
     ///
     /// Prints a line per series and, last,
@@ -404,6 +408,37 @@ struct FailoverArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct SyslogArgs {
+    /// Client connections per phase.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Warm-up before the measured window.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// The measured window.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    measure: Duration,
+    /// Lines per TCP write and per JSON request.
+    #[arg(long, default_value_t = 200)]
+    lines_per_write: usize,
+    /// Leave out the JSON phase.
+    #[arg(long)]
+    skip_json: bool,
+    /// The engine binary (`cargo build --release -p aiops-server`).
+    #[arg(long, default_value = "target/release/aiops")]
+    aiops_bin: PathBuf,
+    /// Parent directory for the engines' temporary data directories (default: $TMPDIR).
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+    /// Worker threads of the load generator.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Results file (JSON).
+    #[arg(long, default_value = "bench/results/syslog.json")]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
 struct DemoRateArgs {
     /// Event time to generate (e.g. `1d`).
     #[arg(long, default_value = "1d", value_parser = humantime::parse_duration)]
@@ -600,6 +635,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Cmd::Syslog(args) => cmd_syslog(args),
         Cmd::Nab(args) => Ok(aiops_bench::nab::run(args)?),
         Cmd::Loghub(args) => Ok(aiops_bench::loghub::run(args)?),
         Cmd::Masking(args) => aiops_bench::masking::run(args)
@@ -682,6 +718,35 @@ fn cmd_ingest(args: IngestArgs) -> anyhow::Result<()> {
         println!("{line}");
     }
     write_report(&args.out, "ingest", provenance, details, figures)
+}
+
+fn cmd_syslog(args: SyslogArgs) -> anyhow::Result<()> {
+    use aiops_bench::syslog;
+    let provenance = Provenance::current();
+    let plan = syslog::SyslogPlan {
+        aiops_bin: args.aiops_bin,
+        connections: args.connections,
+        warmup: args.warmup,
+        measure: args.measure,
+        lines_per_write: args.lines_per_write,
+        tmp_dir: args.tmp_dir,
+        skip_json: args.skip_json,
+    };
+    let result = runtime(args.client_threads)?.block_on(syslog::run(&plan))?;
+    let figures = syslog::figures(&result);
+    print!("{}", report::table(&figures));
+    if let (Some(lf), Some(oc)) = (result.ratio_lf_to_json, result.ratio_octet_to_json) {
+        println!("syslog/json lines/s: LF {lf:.2}x, octet-counted {oc:.2}x");
+    }
+    let problems = syslog::problems(&result);
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    write_report(&args.out, "syslog", provenance, &result, figures)?;
+    if !problems.is_empty() {
+        anyhow::bail!("stored lines differ from received lines");
+    }
+    Ok(())
 }
 
 fn cmd_demo_rate(args: DemoRateArgs) -> anyhow::Result<()> {
