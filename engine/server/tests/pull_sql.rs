@@ -104,10 +104,9 @@ async fn postgres_source_rows_reach_sql_exactly_once() {
 
     let count = "SELECT count(*) AS n FROM metrics WHERE labels['origin'] = 'pg'";
     let mut last = 0;
-    let c2 = c.clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::time::Instant::now() < deadline {
-        last = sql(&c2, &a, count).await[0]["n"].as_i64().unwrap_or(0);
+        last = sql(&c, &a, count).await[0]["n"].as_i64().unwrap_or(0);
         if last >= 12 {
             break;
         }
