@@ -46,22 +46,14 @@ pub struct LineMeta<'a> {
     pub received_ms: i64,
 }
 
-/// Decoder settings, from the engine's `[syslog]` and `[ingest]` sections.
-#[derive(Debug, Clone, Copy)]
+/// Decoder settings, from the engine's `[syslog]` and `[ingest]` sections. The default: UTC and
+/// the default ingest limits.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct SyslogSettings {
     /// The UTC offset, in seconds, of RFC 3164 timestamps (they carry none). Default 0 (UTC).
     pub rfc3164_offset_secs: i32,
     /// The shared ingest limits (time window, label sizes, most attributes from structured data).
     pub limits: IngestLimits,
-}
-
-impl Default for SyslogSettings {
-    fn default() -> Self {
-        SyslogSettings {
-            rfc3164_offset_secs: 0,
-            limits: IngestLimits::default(),
-        }
-    }
 }
 
 /// What happened to the messages of one batch, for the `aiops_syslog_*` counters.
@@ -276,10 +268,10 @@ impl SyslogBatchBuilder {
     }
 }
 
-/// The year of an RFC 3164 timestamp (which has none): the latest of the receive time's year
-/// + 1, its year and the year before that puts the time at most one day after the receive
-/// time. So a message stamped `Dec 31 23:59` received on Jan 1 is last year's, one stamped
-/// `Jan 1 00:00:01` by a clock running slightly ahead on Dec 31 is next year's.
+/// The year of an RFC 3164 timestamp (which has none): the latest of the years after, of and
+/// before the receive time that puts the time at most one day after the receive time. So a
+/// message stamped `Dec 31 23:59` received on Jan 1 is last year's, one stamped `Jan 1 00:00:01`
+/// by a clock running slightly ahead on Dec 31 is next year's.
 fn year_rule(received_ms: i64, offset_secs: i32) -> impl Fn(IncompleteDate) -> i32 + Copy {
     move |(month, day, hour, minute, second): IncompleteDate| {
         let year = year_of(received_ms);
