@@ -409,6 +409,37 @@ fn alertmanager_yml_receivers_deliver_once_across_kill9_and_never_on_replay() {
     assert!(mail.contains("Subject: [FIRING:1] MailAlert"), "{mail}");
     assert!(mail.contains("MailAlert is broken"), "{mail}");
 
+    // A generated receiver workflow follows the YAML: the API refuses to replace or delete it.
+    let listed = common::http_get(&a.url("/api/workflows")).unwrap();
+    let id = serde_json::from_str::<Value>(&listed)
+        .unwrap()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(
+            serde_json::from_str::<Value>(&listed).unwrap()["workflows"]
+                .as_array()
+                .into_iter()
+                .flatten(),
+        )
+        .filter_map(|w| w["id"].as_str().map(str::to_string))
+        .find(|i| i.starts_with("am-hook-"))
+        .unwrap_or_else(|| panic!("no generated workflow in {listed}"));
+    let del = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "DELETE",
+        ])
+        .arg(a.url(&format!("/api/workflows/{id}")))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&del.stdout), "409");
+
     // kill -9 after the results are in the log: the restarted engine sends nothing again.
     a.kill9();
     let a = Aiops::start(&data, "embedded", &["--config", &cfg]);

@@ -1206,4 +1206,36 @@ mod tests {
             subject(&note(), false)
         );
     }
+
+    #[test]
+    fn label_values_are_data_not_templates() {
+        let mut n = note();
+        n["group_labels"]["alertname"] = json!("{{ 7*7 }}{{ .Status }}{% if true %}x{% endif %}");
+        let set = compile_receivers(
+            &Map::new(),
+            &[(
+                "r".to_string(),
+                serde_json::from_value::<Map<String, Value>>(json!({"slack_configs": [{
+                    "api_url": "http://s/x", "title": "{{ .GroupLabels.alertname }}"}]}))
+                .unwrap_or_default(),
+            )],
+            &BTreeMap::new(),
+            &ReceiverOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let wf: Value =
+            serde_yaml_ng::from_str(set.workflows.values().next().map_or("", String::as_str))
+                .unwrap_or(Value::Null);
+        let with = &wf["workflow"]["actions"][0]["provider"]["with"];
+        let ctx = json!({"notification": n});
+        let r = crate::Renderer::default();
+        let title = r
+            .render_str(with["title"].as_str().unwrap_or(""), &ctx)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(title, "{{ 7*7 }}{{ .Status }}{% if true %}x{% endif %}");
+        let text = r
+            .render_str(with["text"].as_str().unwrap_or(""), &ctx)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(text.contains("{{ 7*7 }}"), "{text}");
+    }
 }
