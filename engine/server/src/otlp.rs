@@ -643,7 +643,6 @@ fn tokio_stream_of(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use prost::Message as _;
 
     #[test]
     fn settings_parse_and_default_off() {
