@@ -50,9 +50,11 @@ async fn sql(c: &reqwest::Client, a: &Aiops, q: &str) -> String {
 }
 
 async fn search(c: &reqwest::Client, a: &Aiops, q: &str) -> Value {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("q", q)
+        .finish();
     let r = c
-        .get(a.url("/api/logs/search"))
-        .query(&[("q", q)])
+        .get(a.url(&format!("/api/logs/search?{query}")))
         .send()
         .await
         .unwrap();
