@@ -250,7 +250,7 @@ pub fn compile_receivers(
     opts: &ReceiverOptions,
 ) -> Result<ReceiverSet, String> {
     let mut set = ReceiverSet::default();
-    for (name, _) in extra {
+    for name in extra.keys() {
         if !receivers.iter().any(|(n, _)| n == name) {
             return Err(format!(
                 "aiops.receivers.{name}: no receiver named {name:?} in `receivers`"
@@ -471,7 +471,7 @@ fn compile_one(
                     &mut unsupported,
                     &format!("{at}.headers"),
                 ),
-                None => call("am_subject", &[sr.clone()]),
+                None => call("am_subject", std::slice::from_ref(&sr)),
             };
             let body = text_field(
                 cfg,
@@ -496,13 +496,14 @@ fn compile_one(
         }
         "pagerduty_configs" => {
             let send_resolved = bool_of(cfg.get("send_resolved"), true);
-            if cfg.contains_key("service_key") || cfg.contains_key("service_key_file") {
-                if !cfg.contains_key("routing_key") && !cfg.contains_key("routing_key_file") {
-                    return Err(format!(
-                        "{at}: `service_key` is PagerDuty's Events API v1, which aiops does not \
-                         speak; use an Events API v2 integration key as `routing_key`"
-                    ));
-                }
+            if (cfg.contains_key("service_key") || cfg.contains_key("service_key_file"))
+                && !cfg.contains_key("routing_key")
+                && !cfg.contains_key("routing_key_file")
+            {
+                return Err(format!(
+                    "{at}: `service_key` is PagerDuty's Events API v1, which aiops does not \
+                     speak; use an Events API v2 integration key as `routing_key`"
+                ));
             }
             let key = cx
                 .secret(cfg, global, "routing_key", None, &format!("pd_{i}_key"))
@@ -598,7 +599,7 @@ fn compile_one(
             }
             let p = cx.provider(kind, i, settings);
             let sr = json!(send_resolved);
-            let title = call("am_subject", &[sr.clone()]);
+            let title = call("am_subject", std::slice::from_ref(&sr));
             let text = call("am_text", &[sr, ext, json!(receiver)]);
             let with = if kind == "feishu" {
                 json!({"title": title, "content": text})
