@@ -616,7 +616,11 @@ receivers:
     let toml = dir.path().join("aiops.toml");
     std::fs::write(
         &toml,
-        format!("[alerting]\nconfig = {:?}\n", am.to_str().unwrap()),
+        // The receivers deliver now: their discard-port targets must pass the outbound guard.
+        format!(
+            "[alerting]\nconfig = {:?}\n\n[outbound]\nallow = [\"127.0.0.1:9\"]\n",
+            am.to_str().unwrap()
+        ),
     )
     .unwrap();
     let data = dir.path().join("data");

@@ -643,8 +643,9 @@ fn auth_header(
         return Ok(Some(format!("Bearer {cred}")));
     }
     if hc.contains_key("basic_auth") {
-        return Err(format!(
-            "{at}.http_config.basic_auth: not supported for webhooks yet; use \
+        // Not refused: a real alertmanager.yml must still load. Sent without it, and said so.
+        cx.set.unsupported.push(format!(
+            "{at}.http_config.basic_auth: not supported for webhooks yet, sent without it; use \
              `authorization: {{type: Basic, credentials: <base64 of user:password>}}`"
         ));
     }
