@@ -189,12 +189,11 @@ fn call(func: &str, args: &[Value]) -> String {
 fn text_field(
     cfg: &Map<String, Value>,
     field: &str,
-    default: (&str, Vec<Value>),
+    func: &str,
     go: &[Value; 3],
     unsupported: &mut Vec<String>,
     at: &str,
 ) -> String {
-    let (func, args) = default;
     match str_of(cfg.get(field)) {
         Some(v) if v.contains("{{") => match crate::gotmpl::GoTemplate::parse(&v) {
             Ok(_) => {
@@ -213,12 +212,21 @@ fn text_field(
                 unsupported.push(format!(
                     "{at}.{field}: {e}; the default {field} is sent instead"
                 ));
-                call(func, &args)
+                default_call(func, go)
             }
         },
         // A literal: escaped for Jinja by wrapping it as a string literal expression.
         Some(v) => format!("{{{{ {} }}}}", Value::String(v)),
-        None => call(func, &args),
+        None => default_call(func, go),
+    }
+}
+
+/// A default text's call: the subject and the colour need only `send_resolved`, the others
+/// also the external URL and the receiver (`go` holds the three).
+fn default_call(func: &str, go: &[Value; 3]) -> String {
+    match func {
+        "am_subject" | "am_color" => call(func, &go[..1]),
+        _ => call(func, go),
     }
 }
 
@@ -371,26 +379,9 @@ fn compile_one(
             let sr = json!(send_resolved);
             let go = [sr.clone(), ext.clone(), json!(receiver)];
             let unsupported = &mut cx.set.unsupported;
-            let title = text_field(
-                cfg,
-                "title",
-                ("am_subject", vec![sr.clone()]),
-                &go,
-                unsupported,
-                at,
-            );
-            let text = text_field(
-                cfg,
-                "text",
-                (
-                    "am_fallback",
-                    vec![sr.clone(), ext.clone(), json!(receiver)],
-                ),
-                &go,
-                unsupported,
-                at,
-            );
-            let color = text_field(cfg, "color", ("am_color", vec![sr]), &go, unsupported, at);
+            let title = text_field(cfg, "title", "am_subject", &go, unsupported, at);
+            let text = text_field(cfg, "text", "am_fallback", &go, unsupported, at);
+            let color = text_field(cfg, "color", "am_color", &go, unsupported, at);
             cx.action(
                 format!("slack-{i}"),
                 &p,
@@ -466,21 +457,14 @@ fn compile_one(
                 Some(s) => text_field(
                     &Map::from_iter([("subject".to_string(), Value::String(s))]),
                     "subject",
-                    ("am_subject", vec![sr.clone()]),
+                    "am_subject",
                     &go,
                     &mut unsupported,
                     &format!("{at}.headers"),
                 ),
                 None => call("am_subject", std::slice::from_ref(&sr)),
             };
-            let body = text_field(
-                cfg,
-                "text",
-                ("am_text", vec![sr, ext, json!(receiver)]),
-                &go,
-                &mut unsupported,
-                at,
-            );
+            let body = text_field(cfg, "text", "am_text", &go, &mut unsupported, at);
             cx.set.unsupported = unsupported;
             let to_list: Vec<Value> = to
                 .split(',')
@@ -559,22 +543,8 @@ fn compile_one(
             let sr = json!(send_resolved);
             let go = [sr.clone(), ext.clone(), json!(receiver)];
             let unsupported = &mut cx.set.unsupported;
-            let title = text_field(
-                cfg,
-                "title",
-                ("am_subject", vec![sr.clone()]),
-                &go,
-                unsupported,
-                at,
-            );
-            let text = text_field(
-                cfg,
-                "text",
-                ("am_text", vec![sr, ext, json!(receiver)]),
-                &go,
-                unsupported,
-                at,
-            );
+            let title = text_field(cfg, "title", "am_subject", &go, unsupported, at);
+            let text = text_field(cfg, "text", "am_text", &go, unsupported, at);
             cx.action(
                 format!("teams-{i}"),
                 &p,
