@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-/// Kinds the engine runs itself (no provider instance needed).
+/// Kinds the engine runs itself (no provider instance needed). The built-in providers
+/// ([`crate::builtin::PROVIDER_KINDS`]) need none either.
 pub const BUILTIN_KINDS: &[&str] = &["sql", "verify"];
 /// Default per-action blast radius.
 pub const DEFAULT_BLAST_RADIUS: usize = 10;
@@ -510,6 +511,9 @@ fn compile_call(cx: &Ctx<'_>, p: &ProviderSpec, near: &str) -> Result<Call, Comp
             Some(name.to_string())
         }
     };
+    if crate::builtin::is_builtin_provider(&p.kind) {
+        return compile_builtin_provider(cx, p, provider.as_deref(), near);
+    }
     let builtin = BUILTIN_KINDS.contains(&p.kind.as_str());
     match (&provider, builtin) {
         (Some(name), false) => match cx.catalog.provider_kind(name) {
@@ -518,7 +522,7 @@ fn compile_call(cx: &Ctx<'_>, p: &ProviderSpec, near: &str) -> Result<Call, Comp
                     name,
                     format!(
                         "{near}: no provider {name:?} is configured (configured: {})",
-                        cx.catalog.provider_names().join(", ")
+                        configured_names(cx.catalog)
                     ),
                 ));
             }
@@ -560,8 +564,63 @@ fn compile_call(cx: &Ctx<'_>, p: &ProviderSpec, near: &str) -> Result<Call, Comp
     Ok(Call {
         kind: p.kind.clone(),
         provider: if builtin { None } else { provider },
-        with: p.with.clone(),
+        with: keep_aliases(&p.kind, &p.with),
     })
+}
+
+/// Keep's parameter names where an aiops provider spells them differently, so a Keep workflow
+/// runs unchanged: Slack's `message` is aiops' `text` (taken only when `text` is not also set).
+fn keep_aliases(kind: &str, with: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = with.clone();
+    if kind == "slack"
+        && !out.contains_key("text")
+        && let Some(m) = out.remove("message")
+    {
+        out.insert("text".into(), m);
+    }
+    out
+}
+
+/// A built-in provider (`context-provider`, `incident-db`): named by `type` alone, served by the
+/// engine's own data ([`crate::builtin`]).
+fn compile_builtin_provider(
+    cx: &Ctx<'_>,
+    p: &ProviderSpec,
+    config: Option<&str>,
+    near: &str,
+) -> Result<Call, CompileError> {
+    let at = format!("type: {}", p.kind);
+    if let Some(name) = config {
+        return Err(cx.err(
+            &at,
+            format!(
+                "{near}: {:?} is built in and takes no `config` (got {name:?}); remove it",
+                p.kind
+            ),
+        ));
+    }
+    crate::builtin::check_params(&p.kind, &p.with)
+        .map_err(|e| cx.err(&at, format!("{near}: {e}")))?;
+    check_templates(cx, &Value::Object(p.with.clone()), near)?;
+    let mut with = p.with.clone();
+    for (k, v) in crate::builtin::default_params(&p.kind) {
+        with.entry(k).or_insert(v);
+    }
+    Ok(Call {
+        kind: p.kind.clone(),
+        provider: None,
+        with,
+    })
+}
+
+/// The configured provider names for an error message.
+fn configured_names(catalog: &dyn Catalog) -> String {
+    let names = catalog.provider_names();
+    if names.is_empty() {
+        "none; add [workflows.providers.NAME] to the config".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 fn check_templates(cx: &Ctx<'_>, v: &Value, near: &str) -> Result<(), CompileError> {

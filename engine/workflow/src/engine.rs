@@ -283,6 +283,75 @@ fn digest(v: &Value) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The alert's annotations when the decision carries them (an `annotations` field of the
+/// change, read through serde so this follows the alerting crate without a version lock), else
+/// an empty object.
+fn alert_annotations(c: &aiops_alerting::decision::AlertChange) -> Value {
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.get("annotations").cloned())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}))
+}
+
+/// The first of `keys` found in the annotations, then in the labels; `""` when none is (Keep's
+/// `alert.description` on an alert that has none renders empty).
+fn alert_field(c: &aiops_alerting::decision::AlertChange, keys: &[&str]) -> String {
+    let ann = alert_annotations(c);
+    keys.iter()
+        .find_map(|k| {
+            ann.get(*k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .or_else(|| c.labels.get(*k).filter(|s| !s.is_empty()).cloned())
+        })
+        .unwrap_or_default()
+}
+
+/// Keep's `alert.details`: the annotations then the labels, `key=value` joined by `, `.
+fn alert_details(c: &aiops_alerting::decision::AlertChange) -> String {
+    let ann = alert_annotations(c);
+    let mut parts: Vec<String> = ann
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|s| format!("{k}={s}")))
+        .collect();
+    parts.extend(c.labels.iter().map(|(k, v)| format!("{k}={v}")));
+    parts.join(", ")
+}
+
+/// Keep's `alert.ticket_id`: a `ticket_id` (or `ticket`) annotation or label, else null (falsy:
+/// `if: "{{ not alert.ticket_id }}"` holds).
+fn alert_ticket(c: &aiops_alerting::decision::AlertChange) -> Value {
+    let t = alert_field(c, &["ticket_id", "ticket"]);
+    if t.is_empty() {
+        Value::Null
+    } else {
+        Value::String(t)
+    }
+}
+
+/// A built-in provider answers `{"results": …, "<more>": …}`: `steps.NAME.results` is its
+/// `results` and the other fields sit beside it (`steps.NAME.incidents`), as Keep shows them.
+fn lift_builtin_results(entry: &mut Value) {
+    if !entry.get("results").is_some_and(Value::is_object) {
+        return;
+    }
+    let Some(Value::Object(resp)) = entry.get_mut("results").map(Value::take) else {
+        return;
+    };
+    let Some(o) = entry.as_object_mut() else {
+        return;
+    };
+    for (k, v) in resp {
+        if k == "results" || !o.contains_key(&k) {
+            o.insert(k, v);
+        }
+    }
+}
+
 /// The template context of an alerting decision, with its trigger kind and the id of what
 /// resolves a throttle bound to it (also used by the API to diagnose an incident).
 pub fn decision_ctx(d: &Decision) -> Option<(&'static str, Value, Option<String>)> {
@@ -294,6 +363,8 @@ pub fn decision_ctx(d: &Decision) -> Option<(&'static str, Value, Option<String>
                     "fingerprint": c.fingerprint, "name": c.name, "status": c.change.as_str(),
                     "severity": c.severity, "service": c.service, "source": c.source,
                     "count": c.count, "labels": c.labels, "at_ms": c.at_ms,
+                    "annotations": alert_annotations(c), "description": alert_field(c, &["description", "summary", "message"]),
+                    "details": alert_details(c), "ticket_id": alert_ticket(c),
                 },
             }),
             Some(c.fingerprint.clone()),
@@ -887,15 +958,16 @@ impl WorkflowEngine {
             .map(|o| o.error.clone().unwrap_or_else(|| o.status.clone()))
             .collect();
         let single = item.foreach.is_none();
-        e.steps.insert(
-            item.name.clone(),
-            json!({
-                "ok": all_ok,
-                "status": outcomes.values().map(|o| o.status.clone()).collect::<Vec<_>>().join(","),
-                "results": if single { results.into_iter().next().unwrap_or(Value::Null) } else { Value::Array(results) },
-                "errors": errors,
-            }),
-        );
+        let mut entry = json!({
+            "ok": all_ok,
+            "status": outcomes.values().map(|o| o.status.clone()).collect::<Vec<_>>().join(","),
+            "results": if single { results.into_iter().next().unwrap_or(Value::Null) } else { Value::Array(results) },
+            "errors": errors,
+        });
+        if single && crate::builtin::is_builtin_provider(&item.call.kind) {
+            lift_builtin_results(&mut entry);
+        }
+        e.steps.insert(item.name.clone(), entry);
         let detail = if all_ok {
             format!("{} call(s) succeeded", outcomes.len())
         } else {

@@ -6,6 +6,8 @@
 //! - [`gotmpl`]: the Go template subset Alertmanager receiver fields use.
 //! - [`filter`]: trigger filters (equality, anchored regex, any-of across lists).
 //! - [`template`]: Jinja templates in a sandbox (fuel, output cap, secrets as markers).
+//! - [`builtin`]: the built-in providers `context-provider` and `incident-db` (checks, query
+//!   language).
 //! - [`autoheal`]: strategies (match → ordered remedies with SQL verifies → escalate).
 //! - [`event`]: inputs and the events appended to `aiops.effects` (intents, approvals, …).
 //! - [`engine`]: the state machine itself.
@@ -16,6 +18,7 @@
 
 pub mod alertmanager;
 pub mod autoheal;
+pub mod builtin;
 pub mod compile;
 pub mod engine;
 pub mod event;

@@ -10,6 +10,7 @@
 
 use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::io::Write;
 
 /// Instructions one render may execute.
@@ -123,6 +124,7 @@ impl Renderer {
         // Values go into JSON, commands and chat messages, not HTML: no auto-escaping.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         register_alertmanager(&mut env);
+        env.add_filter("to_json_pretty", to_json_pretty);
         Renderer {
             env,
             fuel,
@@ -151,12 +153,12 @@ impl Renderer {
         if let Some(expr) = sole_expression(src) {
             return self
                 .env
-                .compile_expression(expr)
+                .compile_expression(&keep_paths_expr(expr))
                 .map(|_| ())
                 .map_err(|e| self.err(src, &e));
         }
         self.env
-            .template_from_str(src)
+            .template_from_str(&keep_paths(src))
             .map(|_| ())
             .map_err(|e| self.err(src, &e))
     }
@@ -168,7 +170,7 @@ impl Renderer {
     pub fn check_expression(&self, src: &str) -> Result<(), TemplateError> {
         let expr = sole_expression(src).unwrap_or(src);
         self.env
-            .compile_expression(expr)
+            .compile_expression(&keep_paths_expr(expr))
             .map(|_| ())
             .map_err(|e| self.err(src, &e))
     }
@@ -181,9 +183,10 @@ impl Renderer {
         if !is_template(src) {
             return Ok(src.to_string());
         }
+        let code = keep_paths(src);
         let tmpl = self
             .env
-            .template_from_str(src)
+            .template_from_str(&code)
             .map_err(|e| self.err(src, &e))?;
         let mut out = Limited {
             buf: Vec::new(),
@@ -205,10 +208,10 @@ impl Renderer {
     /// # Errors
     /// [`TemplateError`].
     pub fn eval(&self, src: &str, ctx: &Value) -> Result<Value, TemplateError> {
-        let expr_src = sole_expression(src).unwrap_or(src);
+        let expr_src = keep_paths_expr(sole_expression(src).unwrap_or(src));
         let expr = self
             .env
-            .compile_expression(expr_src)
+            .compile_expression(&expr_src)
             .map_err(|e| self.err(src, &e))?;
         let v = expr.eval(ctx).map_err(|e| self.err(src, &e))?;
         if v.is_undefined() {
@@ -233,10 +236,10 @@ impl Renderer {
     /// # Errors
     /// [`TemplateError`].
     pub fn truthy(&self, src: &str, ctx: &Value) -> Result<bool, TemplateError> {
-        let expr_src = sole_expression(src).unwrap_or(src);
+        let expr_src = keep_paths_expr(sole_expression(src).unwrap_or(src));
         let expr = self
             .env
-            .compile_expression(expr_src)
+            .compile_expression(&expr_src)
             .map_err(|e| self.err(src, &e))?;
         expr.eval(ctx)
             .map(|v| v.is_true())
@@ -286,6 +289,156 @@ impl Renderer {
         }
         Ok(out)
     }
+}
+
+/// `{{ value | to_json_pretty }}`: JSON with a 2-space indent, keys sorted, non-ASCII text kept
+/// as is (a Chinese message stays readable in a ticket), as Keep's filter of that name.
+fn to_json_pretty(v: minijinja::Value) -> Result<String, minijinja::Error> {
+    let json = serde_json::to_value(&v).map_err(|e| {
+        minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("to_json_pretty: value cannot be written as JSON: {e}"),
+        )
+    })?;
+    serde_json::to_string_pretty(&json).map_err(|e| {
+        minijinja::Error::new(ErrorKind::InvalidOperation, format!("to_json_pretty: {e}"))
+    })
+}
+
+/// Roots whose next path segment is a name that may contain `-` (step names, provider names,
+/// secret names), resolved as Keep resolves them.
+const HYPHEN_ROOTS: &[&str] = &["steps", "providers", "secrets"];
+
+fn ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The end of the string literal that opens at `i` (the index after its closing quote).
+fn skip_string(b: &[u8], i: usize) -> usize {
+    let q = b[i];
+    let mut j = i + 1;
+    while j < b.len() && b[j] != q {
+        if b[j] == b'\\' {
+            j += 1;
+        }
+        j += 1;
+    }
+    (j + 1).min(b.len())
+}
+
+/// Rewrites Keep-style dotted paths with hyphenated names in one Jinja expression (or the code
+/// of one `{% %}` tag) into subscripts minijinja understands: `steps.check-similar-incidents.results`
+/// becomes `steps["check-similar-incidents"].results`. Only the segment right after a `steps.`,
+/// `providers.` or `secrets.` root is joined, and only across a `-` with no spaces around it that
+/// is followed by a word with a letter or `_` in it: `a - b`, `steps.x - 1` and `steps.x-1` stay
+/// subtractions. String literals are left alone.
+pub fn keep_paths_expr(e: &str) -> Cow<'_, str> {
+    if !e.contains('-') {
+        return Cow::Borrowed(e);
+    }
+    let b = e.as_bytes();
+    let mut out = String::new();
+    let (mut i, mut last) = (0, 0);
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' || c == b'\'' {
+            i = skip_string(b, i);
+            continue;
+        }
+        let starts_word = (c.is_ascii_alphabetic() || c == b'_')
+            && (i == 0 || !(ident_byte(b[i - 1]) || b[i - 1] == b'.'));
+        if !starts_word {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        while i < b.len() && ident_byte(b[i]) {
+            i += 1;
+        }
+        if !HYPHEN_ROOTS.contains(&&e[s..i]) || b.get(i) != Some(&b'.') {
+            continue;
+        }
+        let seg = i + 1;
+        let mut j = seg;
+        while j < b.len() && ident_byte(b[j]) {
+            j += 1;
+        }
+        if j == seg {
+            continue;
+        }
+        let mut joined = false;
+        while j + 1 < b.len() && b[j] == b'-' && ident_byte(b[j + 1]) {
+            let k0 = j + 1;
+            let mut k = k0;
+            while k < b.len() && ident_byte(b[k]) {
+                k += 1;
+            }
+            if e[k0..k].bytes().all(|x| x.is_ascii_digit()) {
+                break;
+            }
+            joined = true;
+            j = k;
+        }
+        if joined {
+            out.push_str(&e[last..i]);
+            out.push_str("[\"");
+            out.push_str(&e[seg..j]);
+            out.push_str("\"]");
+            last = j;
+        }
+        i = j;
+    }
+    if last == 0 {
+        return Cow::Borrowed(e);
+    }
+    out.push_str(&e[last..]);
+    Cow::Owned(out)
+}
+
+/// [`keep_paths_expr`] applied to the code inside every `{{ … }}` and `{% … %}` of a template;
+/// text outside them and `{# … #}` comments stay as written.
+pub fn keep_paths(src: &str) -> Cow<'_, str> {
+    if !src.contains('-') || !HYPHEN_ROOTS.iter().any(|r| src.contains(r)) {
+        return Cow::Borrowed(src);
+    }
+    let b = src.as_bytes();
+    let mut out = String::with_capacity(src.len() + 16);
+    let (mut i, mut last) = (0, 0);
+    while i + 1 < b.len() {
+        let close: &[u8] = match (b[i], b[i + 1]) {
+            (b'{', b'{') => b"}}",
+            (b'{', b'%') => b"%}",
+            (b'{', b'#') => {
+                i = src[i..].find("#}").map_or(b.len(), |k| i + k + 2);
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let start = i + 2;
+        let mut j = start;
+        while j + 1 < b.len() && !(b[j] == close[0] && b[j + 1] == close[1]) {
+            if b[j] == b'"' || b[j] == b'\'' {
+                j = skip_string(b, j);
+            } else {
+                j += 1;
+            }
+        }
+        let end = j.min(b.len());
+        if let Cow::Owned(code) = keep_paths_expr(&src[start..end]) {
+            out.push_str(&src[last..start]);
+            out.push_str(&code);
+            last = end;
+        }
+        i = end + 2;
+    }
+    if last == 0 {
+        return Cow::Borrowed(src);
+    }
+    out.push_str(&src[last..]);
+    Cow::Owned(out)
 }
 
 /// The marker a secret renders as.

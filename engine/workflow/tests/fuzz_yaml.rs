@@ -112,6 +112,8 @@ fn catalog() -> StaticCatalog {
         ("slack", "slack"),
         ("local", "exec"),
         ("hook", "webhook"),
+        ("oncall-slack", "slack"),
+        ("jira", "jira"),
     ] {
         providers.insert(name.to_string(), kind.to_string());
     }
