@@ -36,6 +36,24 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v.get(i).copied().unwrap_or(0.0)
 }
 
+/// Tuning overrides for measurements: `KB_TITLE`, `KB_NAMES`, `KB_HEADINGS`, `KB_BODY`,
+/// `KB_CODE`, `KB_FLOOR`.
+fn tuning_from_env() -> aiops_knowledge::Tuning {
+    let mut t = aiops_knowledge::Tuning::default();
+    let get = |k: &str, v: &mut f32| {
+        if let Some(x) = std::env::var(k).ok().and_then(|s| s.parse().ok()) {
+            *v = x;
+        }
+    };
+    get("KB_TITLE", &mut t.title);
+    get("KB_NAMES", &mut t.names);
+    get("KB_HEADINGS", &mut t.headings);
+    get("KB_BODY", &mut t.body);
+    get("KB_CODE", &mut t.code);
+    get("KB_FLOOR", &mut t.coverage_floor);
+    t
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(corpus), Some(queries)) = (args.first(), args.get(1)) else {
@@ -45,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut files = Vec::new();
     read_dir(Path::new(corpus), Path::new(corpus), &mut files)?;
     let queries: Vec<DevQuery> = serde_json::from_slice(&std::fs::read(queries)?)?;
-    let mut kb = KnowledgeBase::new();
+    let mut kb = KnowledgeBase::with_tuning(tuning_from_env());
     let refused = eval::import(&mut kb, &files)?;
     for (f, e) in &refused {
         println!("refused {f}: {e}");
@@ -56,6 +74,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for q in &queries {
         let o = eval::evaluate(&kb, q)?;
         println!("{}", o.line());
+        if std::env::var_os("KB_EXPLAIN").is_some() {
+            for (id, score, cov) in kb.explain(&eval::question(q), 3)? {
+                println!("    {id} score={score:.2} coverage={cov:.2}");
+            }
+        }
         outcomes.push(o);
     }
     let qps = queries.len() as f64 / t.elapsed().as_secs_f64();

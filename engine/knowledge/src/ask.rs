@@ -232,7 +232,7 @@ impl KnowledgeBase {
 
         // Sentences of the best entry, scored by the question's words and the section's fit.
         let terms = tokenizer::distinct_terms(&mut an, question);
-        let weights: Vec<(String, f32)> = terms.iter().map(|t| (t.clone(), built.idf(t))).collect();
+        let weights = built.coverage_weights(&terms);
         let total: f32 = weights
             .iter()
             .map(|(_, w)| w)

@@ -47,8 +47,8 @@ pub struct Tuning {
 impl Default for Tuning {
     fn default() -> Tuning {
         Tuning {
-            title: 3.0,
-            names: 2.0,
+            title: 2.0,
+            names: 1.0,
             headings: 1.5,
             body: 1.0,
             code: 0.3,
@@ -230,6 +230,13 @@ impl Built {
                     .unwrap_or(0),
             ) as f32;
         (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+    }
+
+    /// Weights of query terms for coverage: their idf. A word no entry contains keeps its
+    /// (high) weight: it is the best sign that no entry is about the question. (Leaving out
+    /// numbers was measured: it made abstention worse; docs/knowledge.md.)
+    pub fn coverage_weights(&self, terms: &[String]) -> Vec<(String, f32)> {
+        terms.iter().map(|t| (t.clone(), self.idf(t))).collect()
     }
 
     /// The best `limit` chunks for the analyzed `terms`, filtered; sorted by score, then

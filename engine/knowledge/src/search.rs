@@ -86,6 +86,24 @@ impl KnowledgeBase {
             .collect())
     }
 
+    /// Diagnostics: the best `limit` entries for `text` as `(entry id, score, coverage)`, where
+    /// coverage is the share of the text's idf mass the entry contains (what `ask` and
+    /// `link`'s fallback compare with the floor).
+    ///
+    /// # Errors
+    /// [`KnowledgeError::Index`] on an index failure (a bug).
+    pub fn explain(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, f32, f32)>, KnowledgeError> {
+        Ok(self
+            .scored(text, &Filters::default(), limit.clamp(1, MAX_LIMIT))?
+            .into_iter()
+            .map(|s| (s.hit.entry_id, s.hit.score, s.coverage))
+            .collect())
+    }
+
     /// The best `limit` entries for `text`, with coverage.
     pub(crate) fn scored(
         &self,
@@ -118,7 +136,7 @@ impl KnowledgeBase {
                 .then(a.2.chunk.cmp(&b.2.chunk))
         });
         ranked.truncate(limit);
-        let weights: Vec<(String, f32)> = terms.iter().map(|t| (t.clone(), built.idf(t))).collect();
+        let weights = built.coverage_weights(&terms);
         let marks: BTreeSet<&str> = terms.iter().map(String::as_str).collect();
         let mut out = Vec::with_capacity(ranked.len());
         for (score, id, h) in ranked {
