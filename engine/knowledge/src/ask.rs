@@ -235,7 +235,7 @@ impl KnowledgeBase {
         let weights = built.coverage_weights(&terms);
         let total: f32 = weights
             .iter()
-            .map(|(_, w)| w)
+            .map(|(_, w, _)| w)
             .sum::<f32>()
             .max(f32::EPSILON);
         let Some(entry) = self.entry(&best_id) else {
@@ -261,8 +261,8 @@ impl KnowledgeBase {
                     tokenizer::distinct_terms(&mut an, s).into_iter().collect();
                 let overlap: f32 = weights
                     .iter()
-                    .filter(|(t, _)| present.contains(t))
-                    .map(|(_, w)| w)
+                    .filter(|(t, _, _)| present.contains(t))
+                    .map(|(_, w, _)| w)
                     .sum::<f32>()
                     / total;
                 let score = overlap + if fit { 1.0 } else { 0.0 };
@@ -278,9 +278,16 @@ impl KnowledgeBase {
         if !fits_any {
             scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             let best = scored[0].0;
-            scored.retain(|s| s.0 > 0.0 && s.0 >= best * 0.5);
-            scored.truncate(MAX_SENTENCES);
-            scored.sort_by_key(|s| s.1);
+            if best > 0.0 {
+                scored.retain(|s| s.0 >= best * 0.5);
+                scored.truncate(MAX_SENTENCES);
+                scored.sort_by_key(|s| s.1);
+            } else {
+                // No word of the question in any sentence (e.g. "what now?" with an alert
+                // context): the entry's opening sentences.
+                scored.sort_by_key(|s| s.1);
+                scored.truncate(3);
+            }
         } else {
             scored.truncate(MAX_SENTENCES);
         }

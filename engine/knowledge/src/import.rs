@@ -187,7 +187,10 @@ fn parse_front_matter(yaml: &str, first_line: usize) -> Result<FrontMatter, Stri
         let line = e
             .location()
             .map_or(first_line, |l| l.line() + first_line - 1);
-        format!("malformed front matter at line {line}: {e}")
+        format!(
+            "malformed front matter at line {line}: {}",
+            shift_lines(&e.to_string(), first_line - 1)
+        )
     })?;
     let map = match v {
         Value::Mapping(m) => m,
@@ -255,6 +258,25 @@ fn parse_front_matter(yaml: &str, first_line: usize) -> Result<FrontMatter, Stri
         }
     }
     Ok(fm)
+}
+
+/// `msg` with every `line N` made a line of the file (the YAML parser counts from the front
+/// matter's first line).
+fn shift_lines(msg: &str, by: usize) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find("line ") {
+        out.push_str(&rest[..i + 5]);
+        rest = &rest[i + 5..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A YAML scalar as text.

@@ -232,11 +232,25 @@ impl Built {
         (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
     }
 
-    /// Weights of query terms for coverage: their idf. A word no entry contains keeps its
-    /// (high) weight: it is the best sign that no entry is about the question. (Leaving out
-    /// numbers was measured: it made abstention worse; docs/knowledge.md.)
-    pub fn coverage_weights(&self, terms: &[String]) -> Vec<(String, f32)> {
-        terms.iter().map(|t| (t.clone(), self.idf(t))).collect()
+    /// Weights of query terms for coverage: `(term, idf, whether any chunk contains it)`. A
+    /// word no entry contains keeps its (high) weight in `ask`'s coverage: it is the best sign
+    /// that no entry is about the question. (Leaving out numbers was measured: it made
+    /// abstention worse; docs/knowledge.md.)
+    pub fn coverage_weights(&self, terms: &[String]) -> Vec<(String, f32, bool)> {
+        let searcher = self.reader.searcher();
+        let f = self.fields;
+        terms
+            .iter()
+            .map(|t| {
+                let known = [f.title, f.names, f.headings, f.body].iter().any(|&field| {
+                    searcher
+                        .doc_freq(&Term::from_field_text(field, t))
+                        .unwrap_or(0)
+                        > 0
+                });
+                (t.clone(), self.idf(t), known)
+            })
+            .collect()
     }
 
     /// The best `limit` chunks for the analyzed `terms`, filtered; sorted by score, then

@@ -100,7 +100,9 @@ impl KnowledgeBase {
     /// The runbooks of an alert, deterministic links first (each entry once, in this order:
     /// `runbook_url` annotation, alert name, all matchers, `service` label, template ids; id
     /// order within each), then — only when none linked — a search over
-    /// [`AlertContext::search_text`] above the coverage floor. Drafts never link.
+    /// [`AlertContext::search_text`] whose coverage of the text's known words (words some
+    /// entry contains; the alert's own name usually is not) reaches the floor. Drafts never
+    /// link.
     ///
     /// # Errors
     /// [`KnowledgeError::Index`] on an index failure (a bug).
@@ -165,7 +167,7 @@ impl KnowledgeBase {
         let text = alert.search_text();
         let floor = self.tuning().coverage_floor;
         for s in self.scored(&text, &Filters::default(), limit)? {
-            if s.coverage >= floor {
+            if s.known_coverage >= floor {
                 out.push(LinkedEntry {
                     entry_id: s.hit.entry_id,
                     title: s.hit.title,

@@ -58,6 +58,9 @@ pub(crate) struct Scored {
     pub hit: SearchHit,
     /// Share of the query's idf mass the entry contains (title, names, prose).
     pub coverage: f32,
+    /// The same over the query words some entry contains (for `link`'s fallback, where an
+    /// alert name nobody wrote a runbook for is expected).
+    pub known_coverage: f32,
 }
 
 impl KnowledgeBase {
@@ -142,8 +145,10 @@ impl KnowledgeBase {
         for (score, id, h) in ranked {
             let Some(e) = self.entry(id) else { continue };
             let c = &built.chunks[h.chunk];
+            let (coverage, known_coverage) = coverage(&built, &mut an, id, &e.title, &weights);
             out.push(Scored {
-                coverage: coverage(&built, &mut an, id, &e.title, &weights),
+                coverage,
+                known_coverage,
                 hit: SearchHit {
                     entry_id: id.to_string(),
                     title: e.title.clone(),
@@ -159,19 +164,15 @@ impl KnowledgeBase {
     }
 }
 
-/// Share of the idf mass of `weights` whose terms occur in the entry (title, linked names,
-/// prose of all chunks).
+/// Share of the idf mass of `weights` whose terms occur in the entry (title, prose and
+/// headings of all chunks): over all terms, and over the terms some entry contains.
 pub(crate) fn coverage(
     built: &Built,
     an: &mut TextAnalyzer,
     entry_id: &str,
     title: &str,
-    weights: &[(String, f32)],
-) -> f32 {
-    let total: f32 = weights.iter().map(|(_, w)| w).sum();
-    if total <= 0.0 {
-        return 0.0;
-    }
+    weights: &[(String, f32, bool)],
+) -> (f32, f32) {
     let mut present: BTreeSet<String> = tokenizer::distinct_terms(an, title).into_iter().collect();
     if let Some(r) = built.by_entry.get(entry_id) {
         for c in &built.chunks[r.clone()] {
@@ -179,12 +180,16 @@ pub(crate) fn coverage(
             present.extend(tokenizer::distinct_terms(an, &c.section));
         }
     }
-    let got: f32 = weights
-        .iter()
-        .filter(|(t, _)| present.contains(t))
-        .map(|(_, w)| w)
-        .sum();
-    got / total
+    let share = |only_known: bool| {
+        let ws = weights.iter().filter(|(_, _, k)| *k || !only_known);
+        let total: f32 = ws.clone().map(|(_, w, _)| w).sum();
+        let got: f32 = ws
+            .filter(|(t, _, _)| present.contains(t))
+            .map(|(_, w, _)| w)
+            .sum();
+        if total > 0.0 { got / total } else { 0.0 }
+    };
+    (share(false), share(true))
 }
 
 /// A window of `text` around the most query words, HTML-escaped, words marked.
