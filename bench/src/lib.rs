@@ -20,6 +20,7 @@
 //!   cluster against the embedded log, R1 vs R3, `sync_interval: always`, CPU per million samples.
 //! - [`otlp`]: OTLP/HTTP and OTLP/gRPC ingest (samples/s, log records/s) beside remote_write.
 //! - [`syslog`]: syslog lines/s over TCP (LF and octet-counted) beside JSON logs ingest.
+//! - [`knowledge`]: the knowledge-base scorer (links, search, abstention) and its speed.
 //! - [`nab`]: the NAB anomaly-detection scorer (NAB's scoring, profiles and threshold sweep).
 //! - [`loghub`]: the Loghub log-parsing scorer (grouping and parsing accuracy), beside drain3.
 //! - [`masking`]: sensitive-data masking cost per log line (Loghub mix, all-secret lines, the
@@ -36,6 +37,7 @@ pub mod engine;
 pub mod error;
 pub mod failover;
 pub mod ingest;
+pub mod knowledge;
 pub mod load;
 pub mod loghub;
 pub mod machine;

@@ -143,6 +143,11 @@ enum Cmd {
     /// and octet-counted, beside JSON logs ingest (NDJSON) of the same lines, each phase on a
     /// fresh engine; the engine's CPU seconds per million lines; received = stored is checked.
     Syslog(SyslogArgs),
+    /// Knowledge base (issue 19): imports a runbook folder, scores linking, search and
+    /// abstention on labelled alert queries (last line `knowledge link_accuracy=… top1=… top3=…
+    /// mrr=… abstain_on_null=… queries_per_sec=…`); `--speed` adds index build rate and search /
+    /// ask latency over 100,000 chunks.
+    Knowledge(aiops_bench::knowledge::KnowledgeArgs),
     /// Scores an anomaly detector on NAB (Numenta Anomaly Benchmark) data with NAB's own rules.
     ///
     /// Prints a line per series and, last,
@@ -636,6 +641,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Syslog(args) => cmd_syslog(args),
+        Cmd::Knowledge(args) => aiops_bench::knowledge::run(&args),
         Cmd::Nab(args) => Ok(aiops_bench::nab::run(args)?),
         Cmd::Loghub(args) => Ok(aiops_bench::loghub::run(args)?),
         Cmd::Masking(args) => aiops_bench::masking::run(args)

@@ -206,7 +206,7 @@ impl KnowledgeBase {
             text.push('\n');
             text.push_str(&ctx.search_text());
         }
-        let hits = self.scored(&text, &Filters::default(), 5)?;
+        let hits = self.scored(&text, &Filters::default(), 5, true)?;
         let floor = self.tuning().coverage_floor;
         let top_score = hits.first().map_or(0.0, |h| h.hit.score);
         for h in &hits {

@@ -166,7 +166,7 @@ impl KnowledgeBase {
         }
         let text = alert.search_text();
         let floor = self.tuning().coverage_floor;
-        for s in self.scored(&text, &Filters::default(), limit)? {
+        for s in self.scored(&text, &Filters::default(), limit, true)? {
             if s.known_coverage >= floor {
                 out.push(LinkedEntry {
                     entry_id: s.hit.entry_id,

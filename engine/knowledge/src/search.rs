@@ -83,7 +83,7 @@ impl KnowledgeBase {
             include_drafts: q.include_drafts,
         };
         Ok(self
-            .scored(&q.text, &filters, q.limit.clamp(1, MAX_LIMIT))?
+            .scored(&q.text, &filters, q.limit.clamp(1, MAX_LIMIT), false)?
             .into_iter()
             .map(|s| s.hit)
             .collect())
@@ -101,18 +101,20 @@ impl KnowledgeBase {
         limit: usize,
     ) -> Result<Vec<(String, f32, f32)>, KnowledgeError> {
         Ok(self
-            .scored(text, &Filters::default(), limit.clamp(1, MAX_LIMIT))?
+            .scored(text, &Filters::default(), limit.clamp(1, MAX_LIMIT), true)?
             .into_iter()
             .map(|s| (s.hit.entry_id, s.hit.score, s.coverage))
             .collect())
     }
 
-    /// The best `limit` entries for `text`, with coverage.
+    /// The best `limit` entries for `text`, with coverage when asked (it tokenizes each hit's
+    /// entry: plain searches skip it).
     pub(crate) fn scored(
         &self,
         text: &str,
         filters: &Filters<'_>,
         limit: usize,
+        with_coverage: bool,
     ) -> Result<Vec<Scored>, KnowledgeError> {
         let built = self.built()?;
         let mut an = built.analyzer();
@@ -145,7 +147,11 @@ impl KnowledgeBase {
         for (score, id, h) in ranked {
             let Some(e) = self.entry(id) else { continue };
             let c = &built.chunks[h.chunk];
-            let (coverage, known_coverage) = coverage(&built, &mut an, id, &e.title, &weights);
+            let (coverage, known_coverage) = if with_coverage {
+                coverage(&built, &mut an, id, &e.title, &weights)
+            } else {
+                (0.0, 0.0)
+            };
             out.push(Scored {
                 coverage,
                 known_coverage,
