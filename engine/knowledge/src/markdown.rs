@@ -250,6 +250,9 @@ const HTML_TAGS: &[&str] = &[
     "ul",
 ];
 
+/// The longest HTML tag (bytes) recognised.
+const MAX_TAG_BYTES: usize = 512;
+
 /// The length of an HTML tag (`<details>`, `</summary>`, `<br/>`, `<a href="…">`) at the start
 /// of `s`, or `None` (so `<instance label>` placeholders in prose are kept).
 fn html_tag_len(s: &str) -> Option<usize> {
@@ -266,8 +269,10 @@ fn html_tag_len(s: &str) -> Option<usize> {
     if !(after.starts_with('>') || after.starts_with(' ') || after.starts_with('/')) {
         return None;
     }
-    let close = s.find('>')?;
-    if s[..close].contains('\n') {
+    // Bounded: a tag is short, and a line of a million `<a ` must stay linear.
+    let window = &s.as_bytes()[..s.len().min(MAX_TAG_BYTES)];
+    let close = window.iter().position(|&b| b == b'>')?;
+    if window[..close].contains(&b'\n') {
         return None;
     }
     Some(close + 1)
@@ -327,14 +332,14 @@ pub fn strip_inline(line: &str) -> String {
             }
             '!' if cs.get(k + 1) == Some(&'[') => {}
             '[' => {
-                if let Some(close) = cs[k + 1..].iter().position(|&x| x == ']') {
+                if let Some(close) = find_near(&cs[k + 1..], ']') {
                     let close = k + 1 + close;
                     let text: String = cs[k + 1..close].iter().collect();
                     out.push_str(&text);
                     let mut j = close + 1;
                     if let Some(&open @ ('(' | '[')) = cs.get(j) {
                         let want = if open == '(' { ')' } else { ']' };
-                        if let Some(e) = cs[j + 1..].iter().position(|&x| x == want) {
+                        if let Some(e) = find_near(&cs[j + 1..], want) {
                             j = j + 1 + e + 1;
                         }
                     }
@@ -348,6 +353,15 @@ pub fn strip_inline(line: &str) -> String {
         k += 1;
     }
     out
+}
+
+/// The longest link text or target (characters) `strip_inline` looks through: bounded, so a
+/// line of a million `[` stays linear.
+const MAX_LINK_CHARS: usize = 1000;
+
+/// Position of `c` within the first [`MAX_LINK_CHARS`] of `cs`.
+fn find_near(cs: &[char], c: char) -> Option<usize> {
+    cs.iter().take(MAX_LINK_CHARS).position(|&x| x == c)
 }
 
 /// Abbreviations after which a period does not end a sentence.
@@ -468,6 +482,20 @@ mod tests {
         let cs = chunks("intro text here and more\n```\ncode\n## not a heading\n");
         assert_eq!(cs.len(), 1);
         assert!(cs[0].code.contains("## not a heading"));
+    }
+
+    #[test]
+    fn pathological_lines_stay_linear() {
+        // Quadratic scanning would take minutes on these; linear takes milliseconds.
+        for line in [
+            "[".repeat(400_000),
+            "[a](".repeat(100_000),
+            "<a ".repeat(130_000),
+        ] {
+            let cs = chunks(&line);
+            assert_eq!(cs.len(), 1);
+            assert!(!cs[0].text.is_empty());
+        }
     }
 
     #[test]
