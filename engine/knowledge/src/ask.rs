@@ -92,6 +92,10 @@ const INTENTS: &[(&str, &[&str], &[&str])] = &[
             "mitigat",
             "resolve",
             "how to",
+            "what should",
+            "what to do",
+            "what can i do",
+            "what now",
             "how do i",
             "how can",
             "how should",
@@ -328,6 +332,10 @@ mod tests {
         assert_eq!(intent("what is the impact of a full disk"), "impact");
         assert_eq!(intent("Why is etcd slow?"), "diagnosis");
         assert_eq!(intent("How to fix a crashlooping pod"), "mitigation");
+        assert_eq!(
+            intent("remote write is behind, what should I do?"),
+            "mitigation"
+        );
         assert_eq!(intent("磁盘空间不足怎么办"), "mitigation");
         assert_eq!(intent("数据库连接池耗尽的原因"), "diagnosis");
         assert_eq!(intent("这个告警是什么意思"), "meaning");

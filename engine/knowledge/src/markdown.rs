@@ -307,7 +307,7 @@ fn is_html_line(t: &str) -> bool {
 }
 
 /// Removes inline Markdown: emphasis marks, backticks, link targets (`[text](url)` → `text`,
-/// `[text][1]` → `text`), image marks, and a leading list or quote marker.
+/// `[text][1]` → `text`), image marks, Hugo shortcodes, and a leading list or quote marker.
 pub fn strip_inline(line: &str) -> String {
     let t = line.trim_start();
     let t = t.strip_prefix('>').map_or(t, str::trim_start);
@@ -329,6 +329,18 @@ pub fn strip_inline(line: &str) -> String {
                 if inner {
                     out.push('_');
                 }
+            }
+            // Hugo shortcodes (`{{< ref "x.md" >}}`, `{{% note %}}`) are markup, not text.
+            '{' if cs.get(k + 1) == Some(&'{') && matches!(cs.get(k + 2), Some('<' | '%')) => {
+                let close = if cs[k + 2] == '<' { '>' } else { '%' };
+                let end = (k + 3..cs.len().min(k + 3 + MAX_LINK_CHARS)).find(|&j| {
+                    cs[j] == close && cs.get(j + 1) == Some(&'}') && cs.get(j + 2) == Some(&'}')
+                });
+                if let Some(j) = end {
+                    k = j + 3;
+                    continue;
+                }
+                out.push(c);
             }
             '!' if cs.get(k + 1) == Some(&'[') => {}
             '[' => {
@@ -482,6 +494,16 @@ mod tests {
         let cs = chunks("intro text here and more\n```\ncode\n## not a heading\n");
         assert_eq!(cs.len(), 1);
         assert!(cs[0].code.contains("## not a heading"));
+    }
+
+    #[test]
+    fn shortcodes_and_link_targets_are_not_text() {
+        assert_eq!(
+            strip_inline(
+                "See [Node RAID Degraded]({{< ref \"./NodeRAIDDegraded.md\" >}}) and {{% note %}}x"
+            ),
+            "See Node RAID Degraded and x"
+        );
     }
 
     #[test]
