@@ -583,3 +583,21 @@ fn snapshot_restore_keeps_state_and_results() {
         Err(KnowledgeError::Invalid(_))
     ));
 }
+
+#[test]
+fn concurrent_readers_share_one_build_and_see_the_same_results() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<KnowledgeBase>();
+    let mut all = english();
+    all.extend(chinese());
+    let kb = kb_with(all);
+    // No query yet: the first readers race to build; all must see identical results.
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| fingerprint(&kb, QUERIES)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(!results[0].is_empty());
+    assert!(results.iter().all(|r| *r == results[0]));
+}
