@@ -16,7 +16,9 @@
 //!
 //! Modules: [`error`] (retryable vs permanent), [`outbound`] (SSRF guard and the HTTP client),
 //! [`registry`] (config → running provider), and the providers [`webhook`], [`slack`], [`teams`],
-//! [`feishu`], [`dingtalk`], [`email`], [`jira`], [`pagerduty`], [`grafana`], [`http`], [`exec`].
+//! [`feishu`], [`dingtalk`], [`email`], [`jira`], [`pagerduty`], [`grafana`], [`http`], [`exec`],
+//! and [`llm`] (chat models — OpenAI-compatible and Anthropic — for workflow steps and the
+//! knowledge assistant, whose calls are recorded before use).
 
 pub mod error;
 /// The outbound guard moved to [`crate::outbound`] (pull sources and the engine use it too).
@@ -30,6 +32,7 @@ pub mod feishu;
 pub mod grafana;
 pub mod http;
 pub mod jira;
+pub mod llm;
 pub mod pagerduty;
 pub mod slack;
 pub mod teams;

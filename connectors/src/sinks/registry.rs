@@ -1,7 +1,7 @@
 //! The one list of provider kinds and how a `[providers.NAME]` table becomes a running provider.
 
 use crate::sinks::{
-    OutboundPolicy, Provider, SinkError, dingtalk, email, exec, feishu, grafana, http, jira,
+    OutboundPolicy, Provider, SinkError, dingtalk, email, exec, feishu, grafana, http, jira, llm,
     pagerduty, slack, teams, webhook,
 };
 use serde::de::DeserializeOwned;
@@ -41,6 +41,7 @@ pub fn provider_kinds() -> &'static [&'static str] {
         "grafana",
         "http",
         "exec",
+        "llm",
     ]
 }
 
@@ -101,6 +102,7 @@ pub fn build_provider(
         "grafana" => Arc::new(grafana::Grafana::new(parse(name, kind, rest)?, ctx).map_err(cx)?),
         "http" => Arc::new(http::Http::new(parse(name, kind, rest)?, ctx).map_err(cx)?),
         "exec" => Arc::new(exec::Exec::new(parse(name, kind, rest)?, ctx).map_err(cx)?),
+        "llm" => Arc::new(llm::LlmProvider::new(parse(name, kind, rest)?, ctx).map_err(cx)?),
         other => {
             return Err(SinkError::Config(format!(
                 "provider {name}: unknown kind {other:?} (one of {})",
@@ -113,7 +115,11 @@ pub fn build_provider(
 
 /// Deserializes one kind's table; the message names the field path and never contains a value
 /// of the table (values may be secrets: serde quotes wrong values in its messages).
-fn parse<T: DeserializeOwned>(name: &str, kind: &str, table: Value) -> Result<T, SinkError> {
+pub(crate) fn parse<T: DeserializeOwned>(
+    name: &str,
+    kind: &str,
+    table: Value,
+) -> Result<T, SinkError> {
     let mut values = Vec::new();
     collect_strings(&table, &mut values);
     serde_path_to_error::deserialize(table).map_err(|e| {
