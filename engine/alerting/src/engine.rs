@@ -983,6 +983,12 @@ impl AlertEngine {
         }));
     }
 
+    /// The alert with fingerprint `fp`, while the engine holds it (resolved alerts are dropped
+    /// after their retention).
+    pub fn alert(&self, fp: &str) -> Option<&Alert> {
+        self.st.alerts.get(fp).map(|e| &e.alert)
+    }
+
     /// Every known alert with its silencing and inhibition, in fingerprint order.
     pub fn alerts(&self) -> Vec<AlertView<'_>> {
         let now = self.st.clock_ms;

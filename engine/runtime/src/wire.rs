@@ -74,6 +74,12 @@ pub mod ids {
     /// Fence messages of cluster mode: `f.<unit>.<node>.<lease revision>` on
     /// [`super::FENCE_PREFIX`] subjects.
     pub const FENCE: &str = "f.";
+    /// Knowledge base commands (entry put, delete, feedback, verify): `b.<ms>.<hash>` on
+    /// [`super::CONTROL_SUBJECT`].
+    pub const KNOWLEDGE: &str = "b.";
+    /// Recorded LLM calls (request and response, written before the answer is used):
+    /// `m.<call key>` on [`super::EFFECTS_SUBJECT`].
+    pub const LLM_CALLS: &str = "m.";
 
     /// Every prefix with its name, for the wire test and `docs/runtime.md`.
     pub const ALL: &[(&str, &str)] = &[
@@ -93,6 +99,8 @@ pub mod ids {
         ("ingest_content", INGEST_CONTENT),
         ("ingest_unique", INGEST_UNIQUE),
         ("fence", FENCE),
+        ("knowledge", KNOWLEDGE),
+        ("llm_calls", LLM_CALLS),
     ];
 }
 

@@ -87,7 +87,7 @@ pub fn required(method: &Method, route: &str) -> Need {
     // Writes that are queries, not changes.
     if matches!(
         route,
-        "/api/sql" | "/api/autoheal/diagnose" | "/api/metrics/query"
+        "/api/sql" | "/api/autoheal/diagnose" | "/api/metrics/query" | "/api/knowledge/ask"
     ) {
         return Need::Role(Role::Viewer);
     }
@@ -95,7 +95,8 @@ pub fn required(method: &Method, route: &str) -> Need {
         || route.starts_with("/api/incidents/")
         || route.ends_with("/execute")
         || route.starts_with("/api/workflows/executions/")
-        || route == "/api/autoheal/fix";
+        || route == "/api/autoheal/fix"
+        || route.starts_with("/api/knowledge/");
     Need::Role(if operator {
         Role::Operator
     } else {

@@ -33,6 +33,8 @@ pub struct Config {
     pub alerting: crate::alerting::AlertingSettings,
     /// Log template mining: Drain parameters, windows, new-template and surge anomalies.
     pub templates: aiops_runtime::templates::TemplateSettings,
+    /// The knowledge base: a watched runbook folder, checkpoints, the optional LLM assistant.
+    pub knowledge: aiops_runtime::knowledge::KnowledgeSettings,
     /// Workflows and auto-heal: files, providers, secrets, users, limits.
     pub workflows: crate::workflows::WorkflowSettings,
     /// The Postgres wire endpoint and query limits.
@@ -75,6 +77,7 @@ impl Default for Config {
             pipelines: crate::pipelines::PipelinesConfig::default(),
             alerting: crate::alerting::AlertingSettings::default(),
             templates: aiops_runtime::templates::TemplateSettings::default(),
+            knowledge: aiops_runtime::knowledge::KnowledgeSettings::default(),
             workflows: crate::workflows::WorkflowSettings::default(),
             sql: crate::read::SqlSettings::default(),
             archive: aiops_read::archive::ArchiveConfig::default(),

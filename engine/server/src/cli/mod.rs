@@ -5,6 +5,7 @@
 mod alerting;
 mod cluster;
 mod grafana;
+mod knowledge;
 mod log;
 mod pipeline;
 mod rebuild;
@@ -93,6 +94,12 @@ enum Command {
         #[command(subcommand)]
         cmd: grafana::GrafanaCmd,
     },
+    /// The knowledge base of the running engine: import a folder of Markdown runbooks, search,
+    /// ask with cited answers. See docs/knowledge.md.
+    Knowledge {
+        #[command(subcommand)]
+        cmd: knowledge::KnowledgeCmd,
+    },
     /// Manage API tokens (stored hashed in DATA_DIR/auth/tokens.json). A running engine picks
     /// up changes on the next request with an unknown token.
     Token {
@@ -134,6 +141,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::SchemaDocs => print!("{}", aiops_schemas::reference::markdown()),
         Command::Sql(args) => sql::sql(args, load_config(g)?).await?,
         Command::Grafana { cmd } => grafana::grafana(cmd, load_config(g)?).await?,
+        Command::Knowledge { cmd } => knowledge::knowledge(cmd, load_config(g)?).await?,
         Command::Token { cmd } => token::token(cmd, load_config(g)?)?,
         Command::Cluster { command } => cluster::cluster(command, load_config(g)?).await?,
     }

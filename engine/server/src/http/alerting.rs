@@ -30,6 +30,10 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AlertingState {
     /// The alerting engine, when it runs in this process.
     pub alerting: Option<Arc<AlertingHandle>>,
+    /// The knowledge base (an incident shows its runbooks and similar past incidents).
+    pub knowledge: Option<Arc<aiops_runtime::knowledge::processor::KnowledgeHandle>>,
+    /// Mined templates (the search fallback of runbook links).
+    pub templates: Option<Arc<aiops_runtime::templates::processor::TemplatesHandle>>,
     /// The log: commands are appended to it.
     pub log: Arc<dyn aiops_log::EventLog>,
     /// When the process started, Unix ms (`uptime` of the status).
@@ -445,10 +449,21 @@ fn summary(i: &aiops_alerting::incident::Incident) -> Value {
 async fn get_incident(State(st): State<AlertingState>, Path(id): Path<String>) -> ApiResult {
     let h = handle(&st)?;
     let engine = h.engine.read();
-    match engine.incidents().get(&id) {
-        Some(i) => Ok(axum::Json(i).into_response()),
-        None => Err(ApiError::not_found(format!("no incident {id}"))),
+    let Some(i) = engine.incidents().get(&id) else {
+        return Err(ApiError::not_found(format!("no incident {id}")));
+    };
+    let mut v = serde_json::to_value(i).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let (Some(k), Some(o)) = (&st.knowledge, v.as_object_mut()) {
+        // Runbooks linked to its alerts and similar resolved incidents, with their root cause
+        // and what fixed them.
+        let kn =
+            crate::knowledge::incident_knowledge(&k.kb.read(), &engine, i, st.templates.as_deref())
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        if let Value::Object(m) = kn {
+            o.extend(m);
+        }
     }
+    Ok(axum::Json(v).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
