@@ -12,6 +12,7 @@
 //! - [`metrics`]: self-metrics in the Prometheus text format.
 //! - [`replay`]: reads a time range of the log back as events (NDJSON, table).
 //! - [`log_stats`]: counts, time range and bytes per kind, from message headers.
+//! - [`logs_analysis`]: log templates of a range against a baseline (new, surging, samples).
 //! - [`pipelines`]: the pipeline files the API manages, and the pipelines' metrics.
 //! - [`alerting`]: the alerting engine's metrics.
 //! - [`workflows`]: the workflow service (users, deploys, metrics); `sql`/`verify` answered by
@@ -36,6 +37,7 @@ pub mod follower;
 pub mod http;
 pub mod ingest;
 pub mod log_stats;
+pub mod logs_analysis;
 pub mod metrics;
 pub mod otlp;
 pub mod pipelines;

@@ -411,7 +411,15 @@ pub async fn run(
         .map_err(|source| ServerError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %local, "http listening");
+    // `log_analysis(…)` on the read side, and its HTTP route's handles.
+    crate::logs_analysis::register_sql(&read, templates.clone());
+    let logs = http::logs::LogsState {
+        read: Some(read.clone()),
+        templates: templates.clone(),
+        knowledge: None,
+    };
     let app = router(AppState {
+        logs,
         status: http::status::StatusState {
             log: log.clone(),
             metrics: metrics.clone(),

@@ -8,6 +8,7 @@
 //! - [`ingest`]: one route per push endpoint of the connector registry.
 //! - [`status`]: health, self-metrics, log stats, running pipelines, mined templates.
 //! - [`read`]: SQL, metric ranges, log search, API tokens, the archive.
+//! - [`logs`]: log analysis over a range (templates, baseline, surges, samples).
 //! - [`openapi`]: the OpenAPI document of every route, with the role each needs.
 //! - [`alerting`]: Alertmanager's API v2 subset, incidents, statistics, inhibition rules.
 //! - [`workflows`]: workflows, executions, approvals, auto-heal.
@@ -25,6 +26,7 @@ pub mod datasources;
 pub mod error;
 pub mod grafana;
 pub mod ingest;
+pub mod logs;
 pub mod openapi;
 pub mod pipelines;
 pub mod read;
@@ -49,6 +51,8 @@ pub struct AppState {
     pub status: status::StatusState,
     /// Queries, tokens, archive.
     pub read: read::ReadState,
+    /// Log analysis.
+    pub logs: logs::LogsState,
     /// Alerting routes.
     pub alerting: alerting::AlertingState,
     /// Workflow and auto-heal routes.
@@ -87,6 +91,7 @@ substates! {
     ingest: ingest::IngestState,
     status: status::StatusState,
     read: read::ReadState,
+    logs: logs::LogsState,
     alerting: alerting::AlertingState,
     workflows: workflows::WorkflowsState,
     pipelines: pipelines::PipelinesState,
@@ -105,6 +110,7 @@ pub fn router(state: AppState) -> Router {
     let r = alerting::routes(r);
     let r = workflows::routes(r);
     let r = read::routes(r);
+    let r = logs::routes(r);
     let r = openapi::routes(r);
     let r = grafana::routes(r);
     let r = pipelines::routes(r);

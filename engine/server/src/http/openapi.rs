@@ -233,6 +233,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ),
     (
         "get",
+        "/api/logs/analysis",
+        "Log templates of a range (service, from, to, baseline_from, baseline_to) against a baseline: counts, change, new templates, rate and error surges, samples, runbooks, similar incidents.",
+    ),
+    (
+        "get",
         "/api/tokens",
         "API tokens (ids, names, roles; never the tokens).",
     ),
