@@ -334,7 +334,7 @@ fn check_openai(
     if b["model"] != s.model {
         out.push(format!("model {}, want {}", b["model"], s.model));
     }
-    if !b["max_tokens"].as_u64().is_some_and(|n| n > 0) {
+    if b["max_tokens"].as_u64().unwrap_or(0) == 0 {
         out.push("max_tokens missing or not a positive integer".into());
     }
     if let Some(t) = b.get("temperature")
@@ -457,7 +457,7 @@ fn check_anthropic(
     if b["model"] != s.model {
         out.push(format!("model {}, want {}", b["model"], s.model));
     }
-    if !b["max_tokens"].as_u64().is_some_and(|n| n > 0) {
+    if b["max_tokens"].as_u64().unwrap_or(0) == 0 {
         out.push("max_tokens (required) missing or not a positive integer".into());
     }
     if let Some(sys) = b.get("system")
