@@ -88,7 +88,8 @@ pub async fn knowledge(cmd: KnowledgeCmd, cfg: Config) -> Result<()> {
                     .unwrap_or_else(|| "dir".into())
             });
             let total = files.len();
-            let (mut done, mut imported, mut unchanged, mut failed) = (0usize, 0u64, 0u64, 0usize);
+            let (mut done, mut imported, mut unchanged, mut skipped, mut failed) =
+                (0usize, 0u64, 0u64, 0u64, 0usize);
             let mut batch: Vec<Value> = Vec::new();
             let mut bytes = 0usize;
             let url = base(&api);
@@ -101,6 +102,7 @@ pub async fn knowledge(cmd: KnowledgeCmd, cfg: Config) -> Result<()> {
                     done = i + 1;
                     imported += r["imported"].as_u64().unwrap_or(0);
                     unchanged += r["unchanged"].as_u64().unwrap_or(0);
+                    skipped += r["skipped"].as_u64().unwrap_or(0);
                     for f in r["failed"].as_array().into_iter().flatten() {
                         failed += 1;
                         eprintln!(
@@ -115,7 +117,7 @@ pub async fn knowledge(cmd: KnowledgeCmd, cfg: Config) -> Result<()> {
             }
             println!(
                 "{}",
-                json!({"files": done, "imported": imported, "unchanged": unchanged, "failed": failed})
+                json!({"files": done, "imported": imported, "unchanged": unchanged, "skipped": skipped, "failed": failed})
             );
             if failed > 0 {
                 bail!("{failed} file(s) not imported (listed above)");

@@ -96,6 +96,8 @@ pub struct ImportReport {
     pub unchanged: u64,
     /// Entries of this source deleted because their file is gone.
     pub deleted: u64,
+    /// Files that are not entries (empty index pages).
+    pub skipped: u64,
     /// Files that are not valid entries, with why.
     pub failed: Vec<ImportFailure>,
 }
@@ -147,7 +149,9 @@ impl Knowledge {
         by: &str,
     ) -> Result<ImportReport, SubmitError> {
         let (inputs, errors) = aiops_knowledge::entries_from_dir_listing(files);
+        let skipped = files.len().saturating_sub(inputs.len() + errors.len()) as u64;
         let mut report = ImportReport {
+            skipped,
             failed: errors
                 .into_iter()
                 .map(|(path, e)| ImportFailure {
