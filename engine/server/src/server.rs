@@ -303,6 +303,7 @@ pub async fn run(
                 &stop_rx,
                 &mut tasks,
                 cluster.as_mut(),
+                (alerting.clone(), templates.clone()),
             )
             .await?,
         )
@@ -566,10 +567,28 @@ async fn start_workflows(
     stop_rx: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
     cluster: Option<&mut crate::cluster::Cluster>,
+    // What the built-in providers (`context-provider`, `incident-db`) read.
+    (alerting, templates): (
+        Arc<AlertingHandle>,
+        Option<Arc<aiops_runtime::templates::processor::TemplatesHandle>>,
+    ),
 ) -> Result<Arc<crate::workflows::service::WorkflowsService>, ServerError> {
     use crate::workflows::{codec, executor, processor, query};
     let w = &cfg.workflow_settings().map_err(ServerError::Workflows)?;
-    let providers = Arc::new(w.providers().map_err(ServerError::Workflows)?);
+    let query = Arc::new(query::QueryEngine::new(
+        log.clone(),
+        Some(cfg.pipelines.dir.join("tables")),
+        cfg.sql.limits(),
+    ));
+    let providers = Arc::new(
+        w.providers()
+            .map_err(ServerError::Workflows)?
+            .with_builtins(crate::workflows::builtin::providers(
+                alerting,
+                templates,
+                query.clone(),
+            )),
+    );
     let limits = w.limits().map_err(ServerError::Workflows)?;
     // The alerting receivers' generated workflows are deployed with the files (their file names
     // start with `alertmanager/`, which no file in the directory can have).
@@ -594,11 +613,6 @@ async fn start_workflows(
         )
     })?;
     let handle = processor::WorkflowsHandle::new(providers, limits);
-    let query = Arc::new(query::QueryEngine::new(
-        log.clone(),
-        Some(cfg.pipelines.dir.join("tables")),
-        cfg.sql.limits(),
-    ));
     if let Some(c) = cluster {
         // Every node records its files as the deployed set (the same files give the same set);
         // the unit's owner runs the engine and the executor.

@@ -13,6 +13,10 @@ use std::sync::Arc;
 #[derive(Clone, Default)]
 pub struct ProviderSet {
     providers: BTreeMap<String, Arc<dyn Provider>>,
+    /// Built-in providers by kind (`context-provider`, `incident-db`): no configuration, named
+    /// by `type` alone; the server adds them ([`ProviderSet::with_builtins`]) since they read the
+    /// engine's own data.
+    builtins: BTreeMap<String, Arc<dyn Provider>>,
     secrets: Secrets,
     /// The guard of every provider call, for save-time checks of literal step URLs.
     outbound: aiops_connectors::outbound::OutboundPolicy,
@@ -22,12 +26,13 @@ impl std::fmt::Debug for ProviderSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProviderSet")
             .field("providers", &self.providers.keys().collect::<Vec<_>>())
+            .field("builtins", &self.builtins.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
 /// Replaces `{{ secrets.NAME }}` in every string of a provider's settings with the value.
-fn fill_secrets(v: &mut Value, secrets: &Secrets, at: &str) -> Result<(), String> {
+pub(crate) fn fill_secrets(v: &mut Value, secrets: &Secrets, at: &str) -> Result<(), String> {
     match v {
         Value::String(s) if s.contains("secrets.") => {
             let re = regex::Regex::new(r"\{\{\s*secrets\.([A-Za-z0-9_]+)\s*\}\}")
@@ -77,6 +82,7 @@ impl ProviderSet {
         }
         Ok(ProviderSet {
             providers,
+            builtins: BTreeMap::new(),
             secrets,
             outbound: ctx.outbound.clone(),
         })
@@ -85,6 +91,22 @@ impl ProviderSet {
     /// A provider.
     pub fn get(&self, name: &str) -> Option<Arc<dyn Provider>> {
         self.providers.get(name).cloned()
+    }
+
+    /// This set with built-in providers added, each under its kind (a later one of the same
+    /// kind replaces an earlier one). Without them a built-in step fails with a logged result
+    /// naming the kind (dry runs and checks never call one).
+    #[must_use]
+    pub fn with_builtins(mut self, builtins: Vec<Arc<dyn Provider>>) -> ProviderSet {
+        for p in builtins {
+            self.builtins.insert(p.kind().to_string(), p);
+        }
+        self
+    }
+
+    /// The built-in provider of a kind.
+    pub fn builtin(&self, kind: &str) -> Option<Arc<dyn Provider>> {
+        self.builtins.get(kind).cloned()
     }
 
     /// The secrets.

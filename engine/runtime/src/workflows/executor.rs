@@ -376,15 +376,26 @@ impl Executor {
     }
 
     async fn call_provider(&self, intent: &Intent, r: &mut EffectResult) {
-        let Some(name) = &intent.provider else {
-            r.status = "refused".into();
-            r.error = Some(format!("no provider for kind {:?}", intent.kind));
-            return;
+        let found = match &intent.provider {
+            Some(name) => self
+                .handle
+                .providers
+                .get(name)
+                .ok_or_else(|| format!("provider {name:?} is not configured")),
+            // Built-in providers (`context-provider`, `incident-db`) go by kind.
+            None => self
+                .handle
+                .providers
+                .builtin(&intent.kind)
+                .ok_or_else(|| format!("no provider for kind {:?}", intent.kind)),
         };
-        let Some(p) = self.handle.providers.get(name) else {
-            r.status = "refused".into();
-            r.error = Some(format!("provider {name:?} is not configured"));
-            return;
+        let p = match found {
+            Ok(p) => p,
+            Err(e) => {
+                r.status = "refused".into();
+                r.error = Some(e);
+                return;
+            }
         };
         let params = match self.handle.providers.reveal(&intent.params) {
             Ok(p) => p,

@@ -190,3 +190,127 @@ pub fn pagerduty(routing_key: &'static str) -> Arc<Contract> {
         ))
     })
 }
+
+/// Slack incoming webhooks (https://api.slack.com/messaging/webhooks): POST to the webhook's
+/// path as JSON with a non-empty `text` (the notification fallback) and, when present, `blocks`
+/// that each have a `type`. Answers 200 `ok` (Slack's plain-text answer).
+pub fn slack(path: &'static str) -> Arc<Contract> {
+    Arc::new(move |r: &Received| {
+        if r.method != "POST" || r.path != path {
+            return Err(format!("{} {} is not POST {path}", r.method, r.path));
+        }
+        if !r
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
+        {
+            return Err("content-type must be application/json".into());
+        }
+        let text = r.body["text"].as_str().ok_or("text missing")?;
+        if text.trim().is_empty() {
+            return Err("text is empty".into());
+        }
+        if let Some(blocks) = r.body.get("blocks") {
+            let ok = blocks
+                .as_array()
+                .is_some_and(|b| b.iter().all(|x| x["type"].is_string()));
+            if !ok {
+                return Err("blocks must be a list of objects with a type".into());
+            }
+        }
+        Ok((200, "ok".into()))
+    })
+}
+
+/// Standard base64 (RFC 4648, with padding), for Basic credentials.
+pub fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in input.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Jira Cloud REST API v2 with Basic auth (account email and API token,
+/// https://developer.atlassian.com/cloud/jira/platform/basic-auth-for-rest-apis/): every request
+/// carries `Authorization: Basic base64(email:token)`. `GET /rest/api/2/search/jql` (or the
+/// classic `/rest/api/2/search`) with a `jql` query answers no issues; `POST /rest/api/2/issue`
+/// (https://developer.atlassian.com/cloud/jira/platform/rest/v2/api-group-issues/#api-rest-api-2-issue-post)
+/// takes JSON `fields` with `project.key`, `issuetype.name`, a one-line `summary` of at most 255
+/// characters, a string `description` (v2 takes wiki text) and optionally `priority.name` and
+/// `labels` (no spaces), and answers 201 with the new issue's id, key and self link.
+pub fn jira(email: &'static str, token: &'static str) -> Arc<Contract> {
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(1));
+    Arc::new(move |r: &Received| {
+        let want = format!("Basic {}", base64(format!("{email}:{token}").as_bytes()));
+        if r.header("authorization") != Some(want.as_str()) {
+            return Err("Authorization must be Basic base64(email:token)".into());
+        }
+        let path = r.path.split('?').next().unwrap_or("");
+        match (r.method.as_str(), path) {
+            ("GET", "/rest/api/2/search/jql" | "/rest/api/2/search") => {
+                if !r.path.contains("jql=") {
+                    return Err("search without jql".into());
+                }
+                Ok((
+                    200,
+                    serde_json::json!({"issues": [], "total": 0}).to_string(),
+                ))
+            }
+            ("POST", "/rest/api/2/issue") => {
+                if !r
+                    .header("content-type")
+                    .is_some_and(|c| c.starts_with("application/json"))
+                {
+                    return Err("content-type must be application/json".into());
+                }
+                let f = &r.body["fields"];
+                f["project"]["key"]
+                    .as_str()
+                    .filter(|k| !k.is_empty())
+                    .ok_or("fields.project.key missing")?;
+                f["issuetype"]["name"]
+                    .as_str()
+                    .ok_or("fields.issuetype.name missing")?;
+                let summary = f["summary"].as_str().ok_or("fields.summary missing")?;
+                if summary.is_empty() || summary.contains('\n') || summary.chars().count() > 255 {
+                    return Err("fields.summary must be one line of 1..=255 characters".into());
+                }
+                if !f["description"].is_null() && !f["description"].is_string() {
+                    return Err("fields.description must be a string in API v2".into());
+                }
+                if !f["priority"].is_null() && !f["priority"]["name"].is_string() {
+                    return Err("fields.priority must be {\"name\": …}".into());
+                }
+                if let Some(labels) = f.get("labels") {
+                    let ok = labels.as_array().is_some_and(|l| {
+                        l.iter().all(|x| {
+                            x.as_str()
+                                .is_some_and(|s| !s.is_empty() && !s.contains(' '))
+                        })
+                    });
+                    if !ok {
+                        return Err("fields.labels must be strings without spaces".into());
+                    }
+                }
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let key = format!("{}-{n}", f["project"]["key"].as_str().unwrap_or(""));
+                Ok((
+                    201,
+                    serde_json::json!({"id": (10_000 + n).to_string(), "key": key, "self": format!("http://jira.invalid/rest/api/2/issue/{}", 10_000 + n)}).to_string(),
+                ))
+            }
+            (m, p) => Err(format!(
+                "{m} {p} is not a Jira API route this contract knows"
+            )),
+        }
+    })
+}
