@@ -15,6 +15,8 @@
 //! - [`logs_analysis`]: log templates of a range against a baseline (new, surging, samples).
 //! - [`pipelines`]: the pipeline files the API manages, and the pipelines' metrics.
 //! - [`alerting`]: the alerting engine's metrics.
+//! - [`knowledge`]: knowledge commands, folder imports, runbook links, similar incidents, the
+//!   LLM assistant with recorded calls.
 //! - [`workflows`]: the workflow service (users, deploys, metrics); `sql`/`verify` answered by
 //!   the read side.
 //! - [`auth`]: bearer tokens, roles, rate limits and audit events on the HTTP API.
@@ -36,6 +38,7 @@ pub mod datasources;
 pub mod follower;
 pub mod http;
 pub mod ingest;
+pub mod knowledge;
 pub mod log_stats;
 pub mod logs_analysis;
 pub mod metrics;

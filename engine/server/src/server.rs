@@ -49,6 +49,9 @@ pub enum ServerError {
     /// The template miner's configuration is invalid or its checkpoint store cannot be opened.
     #[error("templates: {0}")]
     Templates(String),
+    /// The knowledge base could not start (its checkpoint store, its LLM provider).
+    #[error("knowledge: {0}")]
+    Knowledge(String),
     /// The alerting configuration is invalid or its checkpoint store cannot be opened.
     #[error("alerting: {0}")]
     Alerting(String),
@@ -294,6 +297,7 @@ pub async fn run(
     } else {
         None
     };
+    let knowledge = start_knowledge(&cfg, log.clone(), first, &stop_rx, &mut tasks).await?;
     let workflows = if cfg.workflows.enabled {
         Some(
             start_workflows(
@@ -417,9 +421,37 @@ pub async fn run(
     let logs = http::logs::LogsState {
         read: Some(read.clone()),
         templates: templates.clone(),
-        knowledge: None,
+        knowledge: knowledge.as_ref().map(|kb| {
+            Arc::new(crate::knowledge::AnalysisLinks {
+                kb: kb.clone(),
+                alerting: Some(alerting.clone()),
+            }) as Arc<dyn crate::logs_analysis::AnalysisKnowledge>
+        }),
+    };
+    let assistant = match (&knowledge, &cfg.knowledge.llm) {
+        (Some(kb), Some(name)) => Some(Arc::new(crate::knowledge::assistant::Assistant {
+            provider: name.clone(),
+            model: cfg
+                .workflows
+                .chat_model(name)
+                .map_err(|e| ServerError::Knowledge(format!("knowledge.llm: {e}")))?,
+            kb: kb.clone(),
+            tools: Arc::new(crate::knowledge::assistant::EngineTools {
+                alerting: Some(alerting.clone()),
+                read: Some(read.clone()),
+            }),
+            timeout: cfg.knowledge.llm_timeout,
+            max_rounds: cfg.knowledge.llm_max_rounds,
+        })),
+        _ => None,
     };
     let app = router(AppState {
+        knowledge: http::knowledge::KnowledgeState {
+            kb: knowledge.clone(),
+            alerting: Some(alerting.clone()),
+            templates: templates.clone(),
+            assistant: assistant.clone(),
+        },
         logs,
         status: http::status::StatusState {
             log: log.clone(),
@@ -427,10 +459,12 @@ pub async fn run(
             pipelines: board.clone(),
             alerting: Some(alerting.clone()),
             workflows: workflows.clone(),
-            templates,
+            templates: templates.clone(),
             read: Some(read.clone()),
             cluster: cluster_board,
             datasources: Some(datasources.clone()),
+            knowledge: knowledge.clone(),
+            assistant: assistant.clone(),
         },
         ingest: http::ingest::IngestState {
             ingestor,
@@ -444,6 +478,8 @@ pub async fn run(
         },
         alerting: http::alerting::AlertingState {
             alerting: Some(alerting.clone()),
+            knowledge: knowledge.as_ref().map(|k| k.handle.clone()),
+            templates: templates.clone(),
             log: log.clone(),
             started_ms: crate::clock::now_ms(),
         },
@@ -518,6 +554,45 @@ async fn start_otlp(
         });
     }
     Ok(())
+}
+
+/// Starts the knowledge processor (on every node: it appends nothing) and, when configured,
+/// the watched runbook folder.
+async fn start_knowledge(
+    cfg: &Config,
+    log: Arc<dyn EventLog>,
+    first: u64,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Result<Option<crate::knowledge::Knowledge>, ServerError> {
+    if !cfg.knowledge.enabled {
+        return Ok(None);
+    }
+    let handle = aiops_runtime::knowledge::processor::KnowledgeHandle::new();
+    spawn_driver(
+        log.clone(),
+        aiops_runtime::knowledge::processor::KnowledgeProcessor::new(handle.clone()),
+        &aiops_runtime::knowledge::store_dir(&cfg.data_dir),
+        first,
+        cfg.knowledge.checkpoint_interval,
+        // No timers: the tick interval is never used.
+        Duration::from_secs(3600),
+        handle.progress.clone(),
+        stop_rx.clone(),
+        tasks,
+    )
+    .await
+    .map_err(ServerError::Knowledge)?;
+    let kb = crate::knowledge::Knowledge { log, handle };
+    if let Some(dir) = &cfg.knowledge.dir {
+        tasks.spawn(crate::knowledge::watch::run(
+            kb.clone(),
+            dir.clone(),
+            cfg.knowledge.watch_interval,
+            stop_rx.clone(),
+        ));
+    }
+    Ok(Some(kb))
 }
 
 /// Single-node: opens `processor`'s driver over the sled store in `store_dir` and follows the

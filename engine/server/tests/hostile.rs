@@ -497,7 +497,11 @@ fn cases(now: i64) -> Vec<Case> {
         Vec::new(),
         Refused(403, &[]),
     ));
-    for (what, id) in [("`..`", "../../etc/passwd"), ("NUL", "a\\u0000b"), ("empty", "")] {
+    for (what, id) in [
+        ("`..`", "../../etc/passwd"),
+        ("NUL", "a\\u0000b"),
+        ("empty", ""),
+    ] {
         v.push(case(
             format!("knowledge entry id {what}"),
             "operator",

@@ -352,7 +352,11 @@ async fn kill9_mid_import_leaves_a_state_rebuild_agrees_with_and_import_complete
     let r = import(&a, &big);
     let files = r["files"].as_u64().unwrap();
     let entries = files - r["skipped"].as_u64().unwrap();
-    assert_eq!(r["imported"].as_u64().unwrap() + r["unchanged"].as_u64().unwrap(), entries, "{r}");
+    assert_eq!(
+        r["imported"].as_u64().unwrap() + r["unchanged"].as_u64().unwrap(),
+        entries,
+        "{r}"
+    );
     assert_eq!(r["unchanged"].as_u64().unwrap(), n, "{r}");
     assert_eq!(state(&c, &a).await.0, entries);
 }
@@ -451,12 +455,16 @@ async fn incidents_show_linked_runbooks_and_similar_resolved_incidents() {
     .await;
     assert_eq!(s, 200, "{v}");
     // The alert resolving resolves its incident.
-    wait_until(Duration::from_secs(20), "the first incident to resolve", || {
-        common::http_get(&a.url(&format!("/api/incidents/{first}")))
-            .ok()
-            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
-            .is_some_and(|v| v["status"] == "resolved")
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "the first incident to resolve",
+        || {
+            common::http_get(&a.url(&format!("/api/incidents/{first}")))
+                .ok()
+                .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+                .is_some_and(|v| v["status"] == "resolved")
+        },
+    );
 
     // The alert fires again: a new incident, which shows the first as similar, and a draft
     // is proposed from the resolved one.
@@ -877,6 +885,9 @@ async fn llm_answers_are_recorded_and_reused_after_kill9_and_provider_errors_fal
     let (_, third) = call(&c, "POST", a.url("/api/knowledge/ask"), None, Some(q)).await;
     assert_eq!(third["llm"]["answer"], llm["answer"], "{third}");
     assert_eq!(rec.count(), 2, "a replayed answer sends nothing");
+    assert_eq!(a.metric("aiops_llm_recorded_hits_total"), 2.0);
+    assert_eq!(a.metric("aiops_llm_calls_total"), 0.0);
+    assert!(a.metric("aiops_knowledge_llm_calls_recorded") >= 2.0);
 
     // A provider error: a clear error beside the retrieval-only answer.
     let (s, down) = call(

@@ -35,6 +35,9 @@ fn example(kind: &str) -> Value {
             json!({"kind": "grafana", "url": "https://grafana.example.com", "token": "glsa_x"})
         }
         "http" => json!({"kind": "http", "url": "https://cmdb.example.com/api/"}),
+        "llm" => {
+            json!({"kind": "llm", "api": "openai", "model": "gpt-4o-mini", "api_key": "k123456"})
+        }
         "exec" => {
             json!({"kind": "exec", "commands": {"restart": {"argv": ["/usr/bin/systemctl", "restart"], "max_args": 1, "timeout": "30s"}}})
         }

@@ -216,6 +216,39 @@ impl WorkflowSettings {
         self.build_with(secrets)
     }
 
+    /// The chat model of provider `name` (`kind = "llm"`), secrets substituted: the knowledge
+    /// assistant uses the same configured provider as workflow `llm` steps.
+    ///
+    /// # Errors
+    /// No such provider, not an `llm` provider, a missing secret or invalid settings.
+    pub fn chat_model(
+        &self,
+        name: &str,
+    ) -> Result<Arc<dyn aiops_connectors::sinks::llm::ChatModel>, String> {
+        let at = format!("workflows.providers.{name}");
+        let raw = self.providers.get(name).ok_or_else(|| {
+            format!(
+                "{at} is not configured (configured: {})",
+                self.providers
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        let mut v = serde_json::to_value(raw).map_err(|e| format!("{at}: {e}"))?;
+        let secrets = secrets::Secrets::load(&self.secrets)?;
+        catalog::fill_secrets(&mut v, &secrets, &at)?;
+        let ctx = aiops_connectors::sinks::ProviderContext {
+            outbound: aiops_connectors::sinks::OutboundPolicy {
+                allow: self.outbound_allow.clone(),
+            },
+            timeout: self.provider_timeout,
+        };
+        aiops_connectors::sinks::llm::build_chat_model(name, &v, &ctx)
+            .map_err(|e| secrets.redact(&format!("{at}: {e}")))
+    }
+
     fn build_with(&self, secrets: secrets::Secrets) -> Result<ProviderSet, String> {
         let mut cfg = BTreeMap::new();
         for (name, v) in &self.providers {

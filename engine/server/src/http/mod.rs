@@ -15,6 +15,7 @@
 //! - [`pipelines`]: business metrics and SQL alert rules as pipeline files.
 //! - [`grafana`]: preview and sync of what aiops writes to Grafana.
 //! - [`datasources`]: pull sources managed at run time.
+//! - [`knowledge`]: knowledge base search, cited answers, entries, imports, drafts, links.
 //! - [`conn`]: the listener (connection cap, header and body read timeouts).
 //!
 //! Nothing outside this folder (and the composition root, `server.rs`) imports from it.
@@ -26,6 +27,7 @@ pub mod datasources;
 pub mod error;
 pub mod grafana;
 pub mod ingest;
+pub mod knowledge;
 pub mod logs;
 pub mod openapi;
 pub mod pipelines;
@@ -55,6 +57,8 @@ pub struct AppState {
     pub logs: logs::LogsState,
     /// Alerting routes.
     pub alerting: alerting::AlertingState,
+    /// Knowledge base routes.
+    pub knowledge: knowledge::KnowledgeState,
     /// Workflow and auto-heal routes.
     pub workflows: workflows::WorkflowsState,
     /// Pipeline file routes.
@@ -93,6 +97,7 @@ substates! {
     read: read::ReadState,
     logs: logs::LogsState,
     alerting: alerting::AlertingState,
+    knowledge: knowledge::KnowledgeState,
     workflows: workflows::WorkflowsState,
     pipelines: pipelines::PipelinesState,
     grafana: grafana::GrafanaState,
@@ -108,6 +113,7 @@ pub fn router(state: AppState) -> Router {
     let r = status::routes(r);
     let r = ingest::routes(r);
     let r = alerting::routes(r);
+    let r = knowledge::routes(r);
     let r = workflows::routes(r);
     let r = read::routes(r);
     let r = logs::routes(r);

@@ -151,7 +151,58 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     (
         "get",
         "/api/incidents/{id}",
-        "One incident with its timeline.",
+        "One incident with its timeline, the runbooks linked to its alerts and similar resolved incidents (root cause, what fixed them).",
+    ),
+    (
+        "get",
+        "/api/knowledge/search",
+        "Knowledge search (BM25, title and headings weighted, English stemming, Chinese bigrams): q, tag, service, owner, limit, drafts; hits with section and highlighted snippet.",
+    ),
+    (
+        "post",
+        "/api/knowledge/ask",
+        "Answer a question with sentences cited from entries (entry id and section), or no answer with the nearest entries; with a configured LLM also its answer, every call recorded in the log.",
+    ),
+    (
+        "post",
+        "/api/knowledge/update",
+        "Create or replace an entry (base_revision for optimistic concurrency: 409 names the change that won).",
+    ),
+    (
+        "post",
+        "/api/knowledge/import",
+        "Import Markdown files ({files:[{path,text}], source}): changed entries written, equal ones skipped.",
+    ),
+    (
+        "get",
+        "/api/knowledge/entries",
+        "Every entry (id, title, tags, revision, feedback, last verified) and the entries' state hash.",
+    ),
+    ("get", "/api/knowledge/entries/{*id}", "One entry."),
+    (
+        "delete",
+        "/api/knowledge/entries/{*id}",
+        "Delete an entry (base_revision optional).",
+    ),
+    (
+        "post",
+        "/api/knowledge/feedback",
+        "Helpful / not helpful feedback on an entry (re-ranks it).",
+    ),
+    (
+        "post",
+        "/api/knowledge/verify",
+        "Mark an entry verified now (last_verified).",
+    ),
+    (
+        "get",
+        "/api/knowledge/drafts",
+        "Draft entries proposed from resolved incidents (timeline, root cause, remedy); accept with /api/knowledge/update.",
+    ),
+    (
+        "get",
+        "/api/knowledge/link",
+        "Runbooks linked to an alert: fingerprint, or alertname with label.<name> and annotation.<name>.",
     ),
     (
         "post",

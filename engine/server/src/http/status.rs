@@ -36,6 +36,10 @@ pub struct StatusState {
     pub cluster: Option<Arc<aiops_runtime::cluster::ClusterBoard>>,
     /// The pull sources (the range sources' `aiops_datasource_*` metrics).
     pub datasources: Option<Arc<crate::datasources::DataSources>>,
+    /// The knowledge base (`aiops_knowledge_*`), when enabled.
+    pub knowledge: Option<crate::knowledge::Knowledge>,
+    /// The LLM assistant (`aiops_llm_*`), when configured.
+    pub assistant: Option<Arc<crate::knowledge::assistant::Assistant>>,
 }
 
 /// Adds the status routes.
@@ -116,6 +120,16 @@ async fn metrics(State(st): State<StatusState>) -> Response {
                 .datasources
                 .as_deref()
                 .map(crate::datasources::DataSources::metrics_text)
+                .unwrap_or_default()
+            + &st
+                .knowledge
+                .as_ref()
+                .map(crate::knowledge::Knowledge::metrics_text)
+                .unwrap_or_default()
+            + &st
+                .assistant
+                .as_deref()
+                .map(crate::knowledge::assistant::Assistant::metrics_text)
                 .unwrap_or_default(),
     )
         .into_response()

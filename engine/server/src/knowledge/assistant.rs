@@ -17,53 +17,10 @@ use aiops_runtime::alerting::processor::AlertingHandle;
 use aiops_runtime::knowledge::{LLM_CALL_TYPE, LlmCall, llm_call_message};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Rows a tool returns at most (the prompt stays small).
 const TOOL_ROWS: usize = 20;
-
-/// Token and cost counters of the assistant (self-metrics).
-#[derive(Debug, Default)]
-pub struct LlmCounters {
-    /// Calls sent to the provider.
-    pub calls: AtomicU64,
-    /// Calls answered from the log's record instead.
-    pub recorded_hits: AtomicU64,
-    /// Calls that failed.
-    pub errors: AtomicU64,
-    /// Input tokens.
-    pub input_tokens: AtomicU64,
-    /// Output tokens.
-    pub output_tokens: AtomicU64,
-    /// Cost in micro-dollars (from the provider's configured prices).
-    pub cost_micro_usd: AtomicU64,
-}
-
-impl LlmCounters {
-    /// The counters in the Prometheus text format.
-    pub fn metrics_text(&self, provider: &str) -> String {
-        let l = |n: &str| format!("{n}{{provider=\"{provider}\"}}");
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
-            "# HELP aiops_llm_calls_total LLM calls sent to the provider.\n# TYPE aiops_llm_calls_total counter\n{} {}\n\
-             # HELP aiops_llm_recorded_hits_total LLM calls answered from the log's record (replay, same question).\n# TYPE aiops_llm_recorded_hits_total counter\n{} {}\n\
-             # HELP aiops_llm_errors_total LLM answers that failed (the retrieval-only answer was given).\n# TYPE aiops_llm_errors_total counter\n{} {}\n\
-             # HELP aiops_llm_tokens_total LLM tokens by direction.\n# TYPE aiops_llm_tokens_total counter\naiops_llm_tokens_total{{provider=\"{provider}\",direction=\"input\"}} {}\naiops_llm_tokens_total{{provider=\"{provider}\",direction=\"output\"}} {}\n\
-             # HELP aiops_llm_cost_usd_total LLM cost from the configured prices.\n# TYPE aiops_llm_cost_usd_total counter\n{} {}\n",
-            l("aiops_llm_calls_total"),
-            g(&self.calls),
-            l("aiops_llm_recorded_hits_total"),
-            g(&self.recorded_hits),
-            l("aiops_llm_errors_total"),
-            g(&self.errors),
-            g(&self.input_tokens),
-            g(&self.output_tokens),
-            l("aiops_llm_cost_usd_total"),
-            g(&self.cost_micro_usd) as f64 / 1e6,
-        )
-    }
-}
 
 /// The configured assistant.
 pub struct Assistant {
@@ -79,8 +36,6 @@ pub struct Assistant {
     pub timeout: Duration,
     /// Rounds at most.
     pub max_rounds: u32,
-    /// Counters.
-    pub counters: Arc<LlmCounters>,
 }
 
 impl std::fmt::Debug for Assistant {
@@ -104,6 +59,20 @@ pub enum AssistantError {
 }
 
 impl Assistant {
+    /// The model's call, token and cost counters in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        for (name, help) in aiops_connectors::sinks::llm::CounterSnapshot::help() {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        }
+        out + &self.model.counters().snapshot().prometheus_lines(
+            &self.provider,
+            self.model.api(),
+            self.model.model(),
+        )
+    }
+
     /// Answers `question` from `passages` and the tools.
     ///
     /// # Errors
@@ -130,26 +99,9 @@ impl Assistant {
             Ok(Err(e)) => Err(AssistantError::Provider(e)),
             Err(_) => Err(AssistantError::Timeout(self.timeout)),
         };
-        match &res {
-            Ok(a) => {
-                let c = &self.counters;
-                let sent = (a.calls.len() as u64).saturating_sub(u64::from(a.recorded_hits));
-                c.calls.fetch_add(sent, Ordering::Relaxed);
-                c.recorded_hits
-                    .fetch_add(u64::from(a.recorded_hits), Ordering::Relaxed);
-                if sent > 0 {
-                    c.input_tokens
-                        .fetch_add(a.usage.input_tokens, Ordering::Relaxed);
-                    c.output_tokens
-                        .fetch_add(a.usage.output_tokens, Ordering::Relaxed);
-                    c.cost_micro_usd
-                        .fetch_add((a.cost_usd * 1e6) as u64, Ordering::Relaxed);
-                }
-            }
-            Err(e) => {
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(provider = %self.provider, error = %e, "LLM answer failed; answering from the entries only");
-            }
+        // Calls, tokens and cost are counted by the model (recorded answers as hits).
+        if let Err(e) = &res {
+            tracing::warn!(provider = %self.provider, error = %e, "LLM answer failed; answering from the entries only");
         }
         res
     }

@@ -238,6 +238,69 @@ impl Knowledge {
     }
 }
 
+impl Knowledge {
+    /// The processor's counts in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let s = *self.handle.summary.lock();
+        format!(
+            "# HELP aiops_knowledge_entries Knowledge entries (drafts included).\n# TYPE aiops_knowledge_entries gauge\naiops_knowledge_entries {}\n\
+             # HELP aiops_knowledge_commands_total Knowledge commands read, by outcome.\n# TYPE aiops_knowledge_commands_total counter\n\
+             aiops_knowledge_commands_total{{outcome=\"applied\"}} {}\naiops_knowledge_commands_total{{outcome=\"refused\"}} {}\n\
+             aiops_knowledge_commands_total{{outcome=\"undecodable\"}} {}\n\
+             # HELP aiops_knowledge_llm_calls_recorded LLM calls recorded in the log.\n# TYPE aiops_knowledge_llm_calls_recorded gauge\naiops_knowledge_llm_calls_recorded {}\n",
+            s.entries, s.applied, s.refused, s.undecodable, s.llm_calls
+        )
+    }
+}
+
+/// What log analysis links to its templates: runbooks by service and template (then search
+/// over the template's text), and similar resolved incidents of the service.
+pub struct AnalysisLinks {
+    /// The knowledge base.
+    pub kb: Knowledge,
+    /// Past incidents.
+    pub alerting: Option<Arc<aiops_runtime::alerting::processor::AlertingHandle>>,
+}
+
+impl crate::logs_analysis::AnalysisKnowledge for AnalysisLinks {
+    fn runbooks(&self, service: &str, template_id: &str, template: &str) -> Value {
+        let ctx = AlertContext {
+            alertname: String::new(),
+            labels: [("service".to_string(), service.to_string())].into(),
+            annotations: Default::default(),
+            template_ids: vec![template_id.to_string()],
+            top_templates: vec![template.to_string()],
+        };
+        match self.kb.handle.kb.read().link(&ctx, 3) {
+            Ok(l) => serde_json::to_value(l).unwrap_or(Value::Array(Vec::new())),
+            Err(e) => {
+                tracing::warn!(error = %e, "knowledge links for log analysis failed");
+                Value::Array(Vec::new())
+            }
+        }
+    }
+
+    fn similar(&self, service: &str, template_ids: &[String]) -> Value {
+        let Some(h) = &self.alerting else {
+            return Value::Array(Vec::new());
+        };
+        let engine = h.engine.read();
+        let target = IncidentDoc {
+            id: String::new(),
+            services: vec![service.to_string()],
+            template_ids: template_ids.to_vec(),
+            ..IncidentDoc::default()
+        };
+        let past: Vec<IncidentDoc> = engine
+            .incidents()
+            .closed()
+            .map(|i| incident_doc(&engine, i))
+            .collect();
+        serde_json::to_value(aiops_knowledge::similar_incidents(&target, &past, 5))
+            .unwrap_or(Value::Array(Vec::new()))
+    }
+}
+
 fn command_id(c: &Command) -> &str {
     match c {
         Command::Put { entry, .. } => &entry.id,

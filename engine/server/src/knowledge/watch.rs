@@ -14,6 +14,9 @@ pub const MAX_FILES: usize = 20_000;
 /// A file larger than this is reported, not read (entries are limited to 1 MiB anyway).
 const MAX_FILE_BYTES: u64 = 2 << 20;
 
+/// (path, text) of files read, or (path, why) of files skipped.
+pub type Files = Vec<(String, String)>;
+
 /// Why a folder could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum FolderError {
@@ -36,9 +39,7 @@ pub enum FolderError {
 ///
 /// # Errors
 /// [`FolderError`] when the folder cannot be listed.
-pub fn read_folder(
-    dir: &Path,
-) -> Result<(Vec<(String, String)>, Vec<(String, String)>), FolderError> {
+pub fn read_folder(dir: &Path) -> Result<(Files, Files), FolderError> {
     let mut files = Vec::new();
     let mut skipped = Vec::new();
     let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
