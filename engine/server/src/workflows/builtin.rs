@@ -345,3 +345,60 @@ impl Provider for IncidentDb {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> IncidentDb {
+        IncidentDb {
+            alerting: AlertingHandle::new(
+                aiops_alerting::AlertEngine::new(aiops_alerting::AlertingConfig::default()),
+                String::new(),
+            ),
+        }
+    }
+
+    fn params(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_bad_query_fails_naming_the_term_and_is_not_retried() {
+        let p = params(json!({"query": "service:api AND colour:red", "limit": 5}));
+        let e = db()
+            .call(&EffectCall {
+                idempotency_key: "k",
+                params: &p,
+            })
+            .await
+            .err()
+            .map(|e| (e.to_string(), e.retryable()));
+        let (msg, retryable) = e.unwrap_or_default();
+        assert!(msg.contains("\"colour:red\""), "{msg}");
+        assert!(msg.contains("unknown field"), "{msg}");
+        assert!(!retryable);
+        let p = params(json!({"query": "service:api", "limit": 500}));
+        assert!(db().validate(&p).is_err());
+    }
+
+    #[tokio::test]
+    async fn no_incident_matches_an_empty_engine() {
+        let p = params(json!({"query": "service:api AND resolved:true"}));
+        let out = db()
+            .call(&EffectCall {
+                idempotency_key: "k",
+                params: &p,
+            })
+            .await
+            .map(|o| o.response)
+            .unwrap_or_default();
+        assert_eq!(out["results"], json!([]));
+        assert_eq!(out["incidents"], json!([]));
+    }
+
+    #[test]
+    fn minutes_are_utc() {
+        assert_eq!(minute(1_796_205_600_000), "2026-12-02 10:00");
+    }
+}
