@@ -57,6 +57,7 @@ fn workspace_dependencies_point_one_way() {
         ("aiops-detect", &[][..]),
         ("aiops-testkit", &[][..]),
         ("aiops-workflow", &["aiops-alerting"][..]),
+        ("aiops-knowledge", &["aiops-alerting"][..]),
         (
             "aiops-read",
             &["aiops-schemas", "aiops-log", "aiops-sql"][..],
@@ -71,6 +72,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-alerting",
                 "aiops-detect",
                 "aiops-workflow",
+                "aiops-knowledge",
             ][..],
         ),
         (
@@ -97,6 +99,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-detect",
                 "aiops-workflow",
                 "aiops-read",
+                "aiops-knowledge",
             ][..],
         ),
         (
@@ -113,6 +116,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-workflow",
                 "aiops-read",
                 "aiops-runtime",
+                "aiops-knowledge",
             ][..],
         ),
     ]);
@@ -153,6 +157,7 @@ fn edge_crates_stay_at_the_edge() {
         ("aiops-alerting", [&edge[..], &io[..]].concat()),
         ("aiops-workflow", [&edge[..], &io[..]].concat()),
         ("aiops-detect", [&edge[..], &io[..]].concat()),
+        ("aiops-knowledge", [&edge[..], &io[..]].concat()),
     ]);
     for p in meta["packages"].as_array().unwrap() {
         let name = p["name"].as_str().unwrap();
