@@ -736,7 +736,7 @@ async fn roles_and_bad_input_are_refused_with_what_is_wrong() {
     let huge = json!({"entry": {"id": "big", "title": "t", "body": "x".repeat(10 << 20)}});
     let sent = c
         .post(a.url("/api/knowledge/update"))
-        .bearer_auth(op.unwrap())
+        .bearer_auth(&tok["operator"])
         .json(&huge)
         .send()
         .await;
