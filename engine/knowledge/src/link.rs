@@ -49,7 +49,17 @@ impl AlertContext {
             }
         }
         parts.extend(self.top_templates.iter().cloned());
-        parts.join("\n")
+        let mut text = parts.join("\n");
+        // Annotations come from alert senders and API bodies: the query stays as small as a
+        // typed one.
+        if text.len() > crate::search::MAX_QUERY_BYTES {
+            let mut cut = crate::search::MAX_QUERY_BYTES;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        text
     }
 }
 

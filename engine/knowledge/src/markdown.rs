@@ -397,14 +397,22 @@ pub fn split_sentences(body: &str, p: Range<usize>) -> Vec<Range<usize>> {
                     .iter()
                     .map(|&(_, n)| n)
                     .find(|n| !n.is_whitespace());
-                let word_before: String = text[start..i]
-                    .rsplit(|ch: char| ch.is_whitespace() || ch == '(')
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_lowercase();
+                // The word before the dot only matters for abbreviations (a few letters): look
+                // back a bounded distance, so a megabyte of `a.a.a.` stays linear.
+                let word_before = || {
+                    let mut b = i.saturating_sub(16).max(start);
+                    while !text.is_char_boundary(b) {
+                        b += 1;
+                    }
+                    text[b..i]
+                        .rsplit(|ch: char| ch.is_whitespace() || ch == '(')
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_lowercase()
+                };
                 next.is_none_or(char::is_whitespace)
                     && !after.is_some_and(char::is_lowercase)
-                    && !ABBREVIATIONS.contains(&word_before.as_str())
+                    && !ABBREVIATIONS.contains(&word_before().as_str())
             }
             _ => false,
         };

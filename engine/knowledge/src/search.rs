@@ -227,9 +227,12 @@ pub(crate) fn snippet(an: &mut TextAnalyzer, text: &str, marks: &BTreeSet<&str>)
         if b == 0 {
             0
         } else {
+            // After the whitespace character, whatever its width (U+00A0, U+3000 are wider
+            // than one byte).
             text[b..h.start]
-                .find(char::is_whitespace)
-                .map_or(h.start, |k| b + k + 1)
+                .char_indices()
+                .find(|(_, c)| c.is_whitespace())
+                .map_or(h.start, |(k, c)| b + k + c.len_utf8())
         }
     });
     let mut to = text.len().min(from + budget);

@@ -426,7 +426,9 @@ pub fn keep_paths(src: &str) -> Cow<'_, str> {
                 j += 1;
             }
         }
-        let end = j.min(b.len());
+        // An action that is never closed runs to the end of the text (the template engine then
+        // refuses it with its line): never cut inside a multi-byte character.
+        let end = if j + 1 < b.len() { j } else { b.len() };
         if let Cow::Owned(code) = keep_paths_expr(&src[start..end]) {
             out.push_str(&src[last..start]);
             out.push_str(&code);

@@ -16,6 +16,12 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+#[test]
+fn an_unclosed_action_ending_in_chinese_is_left_for_the_template_engine() {
+    let t = "{{ steps.a-b 告警";
+    assert_eq!(keep_paths(t), "{{ steps[\"a-b\"] 告警");
+}
+
 fn example() -> String {
     let p = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -302,6 +308,13 @@ proptest! {
         ] {
             prop_assert_eq!(keep_paths(&t), t.as_str());
         }
+    }
+
+    /// Any text, closed or not, ASCII or not, is rewritten without a panic (an unclosed
+    /// action ending in a multi-byte character used to be cut inside it).
+    #[test]
+    fn any_text_is_rewritten_without_panic(t in "(\\{\\{|\\{%| |steps\\.|a-b|告警|é|\"|\\}\\})*") {
+        let _ = keep_paths(&t);
     }
 
     /// Real subtraction still computes.

@@ -129,6 +129,9 @@ fn canonical(v: &Value, out: &mut String) {
     }
 }
 
+/// Tool calls of one model reply that are run; more are answered with an error.
+pub const MAX_TOOL_CALLS_PER_ROUND: usize = 8;
+
 /// The rules the model answers by.
 pub const SYSTEM_PROMPT: &str = "You are the operations assistant of an on-call engineer. \
 Answer only from the numbered passages below and from the results of the tools you call; \
@@ -237,9 +240,15 @@ pub async fn run_assistant(
             tool_calls: resp.tool_calls.clone(),
             tool_call_id: None,
         });
-        for call in &resp.tool_calls {
+        for (n, call) in resp.tool_calls.iter().enumerate() {
             let known = specs.iter().any(|s| s.name == call.name);
-            let result = if known {
+            // A model may ask for any number of calls in one reply; each is a query on the
+            // engine. The first few run, the rest are answered with an error it can read.
+            let result = if n >= MAX_TOOL_CALLS_PER_ROUND {
+                Err(format!(
+                    "not run: at most {MAX_TOOL_CALLS_PER_ROUND} tool calls per reply"
+                ))
+            } else if known {
                 tools.call(&call.name, &call.arguments).await
             } else {
                 Err(format!("unknown tool {:?}", call.name))

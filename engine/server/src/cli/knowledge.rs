@@ -7,8 +7,8 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
-/// Bytes of Markdown per import request (the API takes 4 MiB bodies).
-const REQUEST_BYTES: usize = 2 << 20;
+/// Bytes of Markdown per import request (the API takes 4 MiB bodies; escaping may double it).
+const REQUEST_BYTES: usize = 1 << 20;
 
 /// The subcommands of `aiops knowledge`.
 #[derive(Debug, Subcommand)]
@@ -84,36 +84,54 @@ pub async fn knowledge(cmd: KnowledgeCmd, cfg: Config) -> Result<()> {
             }
             let source = source.unwrap_or_else(|| {
                 dir.file_name()
-                    .map(|n| n.to_string_lossy().to_string())
+                    .map(|n| n.to_string_lossy().replace([':', '/'], "_"))
                     .unwrap_or_else(|| "dir".into())
             });
             let total = files.len();
             let (mut done, mut imported, mut unchanged, mut skipped, mut failed) =
                 (0usize, 0u64, 0u64, 0u64, 0usize);
-            let mut batch: Vec<Value> = Vec::new();
+            // Requests of about REQUEST_BYTES of Markdown (JSON escaping can double it; the API
+            // takes 4 MiB), cut before a file that would overflow; a file larger than an entry
+            // may be is reported here and not sent.
+            let mut batches: Vec<Vec<Value>> = vec![Vec::new()];
             let mut bytes = 0usize;
-            let url = base(&api);
-            for (i, (path, text)) in files.iter().enumerate() {
-                bytes += text.len() + path.len();
-                batch.push(json!({"path": path, "text": text}));
-                if bytes >= REQUEST_BYTES || i + 1 == total {
-                    let body = json!({"files": std::mem::take(&mut batch), "source": source});
-                    let r = call(&http, &url, &api, "/api/knowledge/import", Some(&body)).await?;
-                    done = i + 1;
-                    imported += r["imported"].as_u64().unwrap_or(0);
-                    unchanged += r["unchanged"].as_u64().unwrap_or(0);
-                    skipped += r["skipped"].as_u64().unwrap_or(0);
-                    for f in r["failed"].as_array().into_iter().flatten() {
-                        failed += 1;
-                        eprintln!(
-                            "not imported {}: {}",
-                            f["path"].as_str().unwrap_or("?"),
-                            f["error"].as_str().unwrap_or("?")
-                        );
-                    }
-                    eprintln!("{done}/{total} files sent");
+            for (path, text) in &files {
+                if text.len() > aiops_knowledge::MAX_ENTRY_BYTES {
+                    failed += 1;
+                    eprintln!(
+                        "not imported {path}: {} bytes, more than an entry may hold ({})",
+                        text.len(),
+                        aiops_knowledge::MAX_ENTRY_BYTES
+                    );
+                    continue;
+                }
+                let len = text.len() + path.len();
+                if bytes + len > REQUEST_BYTES && batches.last().is_some_and(|b| !b.is_empty()) {
+                    batches.push(Vec::new());
                     bytes = 0;
                 }
+                bytes += len;
+                if let Some(b) = batches.last_mut() {
+                    b.push(json!({"path": path, "text": text}));
+                }
+            }
+            let url = base(&api);
+            for batch in batches.into_iter().filter(|b| !b.is_empty()) {
+                done += batch.len();
+                let body = json!({"files": batch, "source": source});
+                let r = call(&http, &url, &api, "/api/knowledge/import", Some(&body)).await?;
+                imported += r["imported"].as_u64().unwrap_or(0);
+                unchanged += r["unchanged"].as_u64().unwrap_or(0);
+                skipped += r["skipped"].as_u64().unwrap_or(0);
+                for f in r["failed"].as_array().into_iter().flatten() {
+                    failed += 1;
+                    eprintln!(
+                        "not imported {}: {}",
+                        f["path"].as_str().unwrap_or("?"),
+                        f["error"].as_str().unwrap_or("?")
+                    );
+                }
+                eprintln!("{done}/{total} files sent");
             }
             println!(
                 "{}",

@@ -448,6 +448,10 @@ fn summary(i: &aiops_alerting::incident::Incident) -> Value {
 
 async fn get_incident(State(st): State<AlertingState>, Path(id): Path<String>) -> ApiResult {
     let h = handle(&st)?;
+    if let Some(k) = &st.knowledge {
+        // Before the alerting engine's lock: a stale index is rebuilt off the async workers.
+        super::knowledge::warm(k).await?;
+    }
     let engine = h.engine.read();
     let Some(i) = engine.incidents().get(&id) else {
         return Err(ApiError::not_found(format!("no incident {id}")));

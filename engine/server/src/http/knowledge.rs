@@ -11,6 +11,7 @@ use crate::knowledge::{Knowledge, SubmitError, incident_doc};
 use aiops_connectors::sinks::llm::Passage;
 use aiops_knowledge::{AlertContext, AskRequest, Command, EntryInput, SearchQuery};
 use aiops_runtime::alerting::processor::AlertingHandle;
+use aiops_runtime::knowledge::processor::KnowledgeHandle;
 use aiops_runtime::templates::processor::TemplatesHandle;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -102,6 +103,17 @@ fn who(caller: Option<&axum::Extension<crate::auth::Caller>>) -> String {
         .unwrap_or_else(|| "api".into())
 }
 
+/// Builds the index if a write made it stale, on a blocking thread: a rebuild of a large base
+/// takes seconds and must not hold an async worker (queries after it take milliseconds).
+pub(crate) async fn warm(h: &Arc<KnowledgeHandle>) -> ApiResult<()> {
+    let h = h.clone();
+    tokio::task::spawn_blocking(move || h.kb.read().warm())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map(|_| ())
+        .map_err(index_error)
+}
+
 fn bad_param(m: impl Into<String>) -> ApiError {
     ApiError::reason(StatusCode::BAD_REQUEST, "bad_parameter", m)
 }
@@ -154,6 +166,7 @@ async fn search(
             "q (the search text) is required unless tag, service or owner filter",
         ));
     }
+    warm(&kb.handle).await?;
     let hits = kb.handle.kb.read().search(&query).map_err(index_error)?;
     Ok(axum::Json(json!({ "hits": hits })).into_response())
 }
@@ -196,6 +209,7 @@ async fn ask(State(st): State<KnowledgeState>, raw: axum::body::Bytes) -> ApiRes
         question: b.question.clone(),
         context,
     };
+    warm(&kb.handle).await?;
     let answer = kb.handle.kb.read().ask(&req).map_err(index_error)?;
     let mut out = serde_json::to_value(&answer).map_err(|e| ApiError::internal(e.to_string()))?;
     let use_llm = b.llm.unwrap_or(true);
@@ -480,8 +494,12 @@ async fn import(
         return Err(bad_param("at most 5000 files per import request"));
     }
     let source = b.source.unwrap_or_default();
-    if source.len() > 200 || source.contains(':') {
-        return Err(bad_param("source: at most 200 characters, no ':'"));
+    if source.len() > 200 || source.contains([':', '/']) {
+        return Err(bad_param("source: at most 200 characters, no ':' or '/'"));
+    }
+    if b.prune && source.is_empty() {
+        // Pruning deletes the entries of this source that are not in `files`: it must name one.
+        return Err(bad_param("source is required with prune"));
     }
     let prefix = format!("import:{source}/");
     let files: Vec<(String, String)> = b.files.into_iter().map(|f| (f.path, f.text)).collect();
@@ -562,6 +580,7 @@ async fn link(
         ));
     }
     let ctx = alert_context(&st, c)?;
+    warm(&kb.handle).await?;
     let runbooks = kb.handle.kb.read().link(&ctx, 10).map_err(index_error)?;
     Ok(axum::Json(json!({ "runbooks": runbooks })).into_response())
 }

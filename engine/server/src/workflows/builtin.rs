@@ -162,7 +162,7 @@ impl Provider for ContextProvider {
         let lookback = spec::lookback_ms(p).map_err(|e| params_error("lookbackPeriod", e))?;
         let at = p.get("at_ms").and_then(Value::as_i64).unwrap_or(0);
         let service = str_param(p, "service").unwrap_or("").to_string();
-        let from = at - lookback;
+        let from = at.saturating_sub(lookback);
         let metrics = self
             .rows(
                 &format!(
