@@ -216,7 +216,9 @@ pub async fn run_assistant(
                         ),
                         retryable: true,
                     })?;
-                resp
+                // Two identical asks at once both call out; the record keeps the first, and
+                // both use what the record holds, so every answer given is the logged one.
+                recorder.lookup(&key).await.unwrap_or(resp)
             }
         };
         tracing::debug!(
