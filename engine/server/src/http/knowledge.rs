@@ -124,12 +124,8 @@ async fn search(
 ) -> ApiResult {
     let kb = kb(&st)?;
     let mut query = SearchQuery {
-        text: String::new(),
-        tags: Vec::new(),
-        service: None,
-        owner: None,
         limit: 10,
-        include_drafts: false,
+        ..SearchQuery::default()
     };
     for (k, v) in q {
         match k.as_str() {
@@ -251,11 +247,8 @@ fn passages(kb: &Knowledge, req: &AskRequest, answer: &aiops_knowledge::Answer) 
     }
     let q = SearchQuery {
         text: req.question.clone(),
-        tags: Vec::new(),
-        service: None,
-        owner: None,
         limit: 5,
-        include_drafts: false,
+        ..SearchQuery::default()
     };
     if let Ok(hits) = base.search(&q) {
         for h in hits {

@@ -291,11 +291,7 @@ impl crate::logs_analysis::AnalysisKnowledge for AnalysisLinks {
             template_ids: template_ids.to_vec(),
             ..IncidentDoc::default()
         };
-        let past: Vec<IncidentDoc> = engine
-            .incidents()
-            .closed()
-            .map(|i| incident_doc(&engine, i))
-            .collect();
+        let past = past_incident_docs(&engine, "");
         serde_json::to_value(aiops_knowledge::similar_incidents(&target, &past, 5))
             .unwrap_or(Value::Array(Vec::new()))
     }
@@ -415,6 +411,16 @@ pub fn incident_doc(engine: &AlertEngine, inc: &Incident) -> IncidentDoc {
     }
 }
 
+/// Every resolved incident but `exclude`, as the similarity search sees it.
+fn past_incident_docs(engine: &AlertEngine, exclude: &str) -> Vec<IncidentDoc> {
+    engine
+        .incidents()
+        .closed()
+        .filter(|i| i.id != exclude)
+        .map(|i| incident_doc(engine, i))
+        .collect()
+}
+
 /// Runbooks linked to an incident (through each of its alerts, deduplicated, deterministic
 /// links first) and its similar past incidents (resolved ones, at most 5).
 ///
@@ -441,12 +447,7 @@ pub fn incident_knowledge(
     runbooks.sort_by_key(|l| l.how == "search");
     runbooks.truncate(10);
     let target = incident_doc(engine, inc);
-    let past: Vec<IncidentDoc> = engine
-        .incidents()
-        .closed()
-        .filter(|i| i.id != inc.id)
-        .map(|i| incident_doc(engine, i))
-        .collect();
+    let past = past_incident_docs(engine, &inc.id);
     let similar = aiops_knowledge::similar_incidents(&target, &past, 5);
     Ok(json!({ "runbooks": runbooks, "similar_incidents": similar }))
 }
