@@ -13,8 +13,10 @@
 //!   and on every redirect.
 //! - [`masking`]: sensitive values in bodies, labels and attributes masked before the log
 //!   (built-in detectors, user rules; replace, hash or drop).
+//! - [`deploys`]: sources of deployments (CI/CD webhooks, the Kubernetes rollout watcher).
 //! - [`error`]: decode and source errors, with the short reasons used in metrics.
 
+pub mod deploys;
 pub mod error;
 pub mod masking;
 pub mod outbound;

@@ -8,12 +8,14 @@
 //! - [`builders`]: append-only builders that produce batches of each kind without per-event allocation.
 //! - [`codec`]: the versioned binary form of one batch in one log message, with its [`Envelope`].
 //! - [`partition`]: the stable hash that assigns each event to a log partition.
+//! - [`deploy`]: what a source of deployments reports (one observation of one deploy).
 //! - [`reference`]: the human-readable reference of every kind (docs/events.md is checked against it).
 //!
 //! [`RecordBatch`]: arrow_array::RecordBatch
 
 pub mod builders;
 pub mod codec;
+pub mod deploy;
 pub mod derived;
 pub mod kind;
 pub mod partition;

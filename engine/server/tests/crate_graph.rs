@@ -58,6 +58,7 @@ fn workspace_dependencies_point_one_way() {
         ("aiops-testkit", &[][..]),
         ("aiops-workflow", &["aiops-alerting"][..]),
         ("aiops-knowledge", &["aiops-alerting"][..]),
+        ("aiops-deploy", &["aiops-schemas"][..]),
         (
             "aiops-read",
             &["aiops-schemas", "aiops-log", "aiops-sql"][..],
@@ -73,6 +74,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-detect",
                 "aiops-workflow",
                 "aiops-knowledge",
+                "aiops-deploy",
             ][..],
         ),
         (
@@ -100,6 +102,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-workflow",
                 "aiops-read",
                 "aiops-knowledge",
+                "aiops-deploy",
             ][..],
         ),
         (
@@ -117,6 +120,7 @@ fn workspace_dependencies_point_one_way() {
                 "aiops-read",
                 "aiops-runtime",
                 "aiops-knowledge",
+                "aiops-deploy",
             ][..],
         ),
     ]);
@@ -158,6 +162,7 @@ fn edge_crates_stay_at_the_edge() {
         ("aiops-workflow", [&edge[..], &io[..]].concat()),
         ("aiops-detect", [&edge[..], &io[..]].concat()),
         ("aiops-knowledge", [&edge[..], &io[..]].concat()),
+        ("aiops-deploy", [&edge[..], &io[..]].concat()),
     ]);
     for p in meta["packages"].as_array().unwrap() {
         let name = p["name"].as_str().unwrap();
