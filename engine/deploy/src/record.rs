@@ -220,6 +220,7 @@ pub struct Deploy {
 /// A command to the deploy book, as written to the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // decoded once per log message; boxing buys nothing
 pub enum DeployCommand {
     /// A source reported a deploy (new or an update of one it reported before).
     Report {

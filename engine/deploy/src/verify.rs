@@ -1,1 +1,241 @@
-//! Placeholder.
+//! Samples for verification: per metric, service and version, the values a pipeline output gave
+//! over time; and the comparison of a deploy's verification window with its baseline.
+//!
+//! Memory is bounded: samples older than the retention are dropped on every new sample and
+//! time step, each series holds at most [`VerifySettings::max_points`] points, and at most
+//! [`VerifySettings::max_series`] series are kept (samples of further series are counted and
+//! dropped).
+
+use crate::judge::{self, Judgement, MetricRule, Thresholds};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Where one metric comes from: a column of a pipeline output, keyed by service and version
+/// columns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSource {
+    /// The pipeline output stream (`INSERT INTO <output>`).
+    pub output: String,
+    /// The value column.
+    pub column: String,
+    /// The column holding the service. Default `service`.
+    #[serde(default = "default_service_column")]
+    pub service_column: String,
+    /// The column holding the version. Default `version`.
+    #[serde(default = "default_version_column")]
+    pub version_column: String,
+    /// How it is judged.
+    #[serde(flatten)]
+    pub rule: MetricRule,
+}
+
+fn default_service_column() -> String {
+    "service".into()
+}
+
+fn default_version_column() -> String {
+    "version".into()
+}
+
+/// Verification settings (plain milliseconds; the engine's `[deploys]` settings convert).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifySettings {
+    /// Length of the verification window.
+    pub window_ms: i64,
+    /// Wait after the deploy before the window opens (warm-up).
+    pub delay_ms: i64,
+    /// Wait after the window closes for late pipeline output before judging.
+    pub grace_ms: i64,
+    /// The metrics.
+    pub metrics: Vec<MetricSource>,
+    /// Score thresholds.
+    pub thresholds: Thresholds,
+    /// Points per series at most.
+    pub max_points: usize,
+    /// Series at most.
+    pub max_series: usize,
+}
+
+impl Default for VerifySettings {
+    fn default() -> Self {
+        VerifySettings {
+            window_ms: 600_000,
+            delay_ms: 0,
+            grace_ms: 30_000,
+            metrics: Vec::new(),
+            thresholds: Thresholds::default(),
+            max_points: 20_000,
+            max_series: 10_000,
+        }
+    }
+}
+
+/// A series key: metric index, service, version.
+pub type SeriesKey = (usize, String, String);
+
+/// Samples of every series, pruned by age.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Samples {
+    /// Points `(time ms, value)` by series, in arrival order.
+    series: BTreeMap<SeriesKey, VecDeque<(i64, f64)>>,
+    /// Samples dropped because the series limit was reached.
+    pub dropped: u64,
+}
+
+/// What one side of a comparison drew from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drawn {
+    /// Values per metric (index as in the settings).
+    pub values: Vec<Vec<f64>>,
+}
+
+impl Samples {
+    /// Adds a sample. NaN and infinite values are skipped (a ratio over zero requests).
+    pub fn push(&mut self, key: SeriesKey, at_ms: i64, value: f64, settings: &VerifySettings) {
+        if !value.is_finite() {
+            return;
+        }
+        let n = self.series.len();
+        match self.series.get_mut(&key) {
+            Some(s) => {
+                if s.len() >= settings.max_points {
+                    s.pop_front();
+                }
+                s.push_back((at_ms, value));
+            }
+            None if n >= settings.max_series => self.dropped += 1,
+            None => {
+                self.series.insert(key, VecDeque::from([(at_ms, value)]));
+            }
+        }
+    }
+
+    /// Drops points older than `oldest_ms` and series left empty.
+    pub fn prune(&mut self, oldest_ms: i64) {
+        self.series.retain(|_, s| {
+            while s.front().is_some_and(|(t, _)| *t < oldest_ms) {
+                s.pop_front();
+            }
+            !s.is_empty()
+        });
+    }
+
+    /// Number of series held.
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Values of metric `metric` for `service` in `[from, to)`, of `version` (`None`: every
+    /// version except `exclude`), in series order then time order.
+    pub fn values(
+        &self,
+        metric: usize,
+        service: &str,
+        version: Option<&str>,
+        exclude: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Vec<f64> {
+        let lo = (metric, service.to_string(), String::new());
+        let mut out = Vec::new();
+        for ((m, s, v), pts) in self.series.range(lo..) {
+            if *m != metric || s != service {
+                break;
+            }
+            if version.is_some_and(|want| want != v) || exclude.is_some_and(|ex| ex == v) {
+                continue;
+            }
+            out.extend(
+                pts.iter()
+                    .filter(|(t, _)| *t >= from_ms && *t < to_ms)
+                    .map(|(_, x)| *x),
+            );
+        }
+        out
+    }
+}
+
+/// Which samples a deploy's verification compares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan<'a> {
+    /// The service.
+    pub service: &'a str,
+    /// The new version.
+    pub version: &'a str,
+    /// The previous version, when known.
+    pub previous_version: Option<&'a str>,
+    /// Whether the strategy is a canary (compare with the previous version at the same time).
+    pub canary: bool,
+    /// The verification window.
+    pub window: (i64, i64),
+}
+
+/// The result of comparing a window with its baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compared {
+    /// `canary` or `before`.
+    pub baseline: &'static str,
+    /// The baseline window.
+    pub baseline_window: (i64, i64),
+    /// The judge's result.
+    pub judgement: Judgement,
+}
+
+/// Compares the plan's window with its baseline: the previous version in the same window when
+/// the strategy is a canary and the previous version has samples there, else the service in
+/// the same length of time before the window. The new version's samples are those labelled
+/// with its version; when none are, every sample of the service in the window (a service
+/// without a version label).
+pub fn compare(plan: &Plan<'_>, samples: &Samples, settings: &VerifySettings) -> Compared {
+    let (from, to) = plan.window;
+    let len = to - from;
+    let same_time_baseline = plan.canary
+        && plan.previous_version.is_some_and(|pv| {
+            (0..settings.metrics.len()).any(|m| {
+                !samples
+                    .values(m, plan.service, Some(pv), None, from, to)
+                    .is_empty()
+            })
+        });
+    // Without version labels every sample of the service after the deploy is the new version;
+    // with a same-time baseline the previous version's samples must never count as the new one.
+    let canary_side = |m: usize| {
+        let v = samples.values(m, plan.service, Some(plan.version), None, from, to);
+        if v.is_empty() && !same_time_baseline {
+            samples.values(m, plan.service, None, None, from, to)
+        } else {
+            v
+        }
+    };
+    let (baseline, window) = if same_time_baseline {
+        ("canary", (from, to))
+    } else {
+        (
+            "before",
+            (from - len - settings.delay_ms, from - settings.delay_ms),
+        )
+    };
+    let mut judged = Vec::with_capacity(settings.metrics.len());
+    for (m, src) in settings.metrics.iter().enumerate() {
+        let canary = canary_side(m);
+        let base = if same_time_baseline {
+            samples.values(m, plan.service, plan.previous_version, None, from, to)
+        } else {
+            samples.values(
+                m,
+                plan.service,
+                None,
+                Some(plan.version),
+                window.0,
+                window.1,
+            )
+        };
+        judged.push(judge::judge_metric(&src.rule, &canary, &base));
+    }
+    Compared {
+        baseline,
+        baseline_window: window,
+        judgement: judge::score(judged, &settings.thresholds),
+    }
+}
