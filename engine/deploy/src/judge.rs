@@ -313,10 +313,7 @@ pub fn score(metrics: Vec<MetricJudgement>, thresholds: &Thresholds) -> Judgemen
         .map(|m| m.name.as_str())
         .collect();
     let failing = |m: &&MetricJudgement| {
-        matches!(
-            m.classification,
-            Classification::High | Classification::Low
-        )
+        matches!(m.classification, Classification::High | Classification::Low)
     };
     let critical_failures: Vec<&MetricJudgement> = with_data
         .iter()

@@ -80,7 +80,14 @@ fn sample(rng: &mut Rng, n: usize, shape: &str, shift: f64) -> Vec<f64> {
 fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     let mut seed = 1u64;
-    let shapes = ["normal", "halves", "counts", "zeros", "lognormal", "signed_zero"];
+    let shapes = [
+        "normal",
+        "halves",
+        "counts",
+        "zeros",
+        "lognormal",
+        "signed_zero",
+    ];
     let sizes: [(usize, usize); 11] = [
         (10, 10),
         (30, 30),
@@ -257,6 +264,9 @@ fn mann_whitney_quantiles_and_outliers_equal_scipy_and_numpy() {
     }
     // The generated cases cover both sides of the usual alpha and the far tail.
     assert!(significant >= 50, "only {significant} significant cases");
-    assert!(not_significant >= 50, "only {not_significant} non-significant cases");
+    assert!(
+        not_significant >= 50,
+        "only {not_significant} non-significant cases"
+    );
     assert!(tiny >= 5, "only {tiny} cases with p < 1e-12");
 }
