@@ -193,19 +193,17 @@ pub fn judge_metric(rule: &MetricRule, canary: &[f64], baseline: &[f64]) -> Metr
         reason: String::new(),
     };
     let needed = rule.min_samples.max(1);
-    let test = match (
-        canary_kept.len() >= needed && baseline_kept.len() >= needed,
-        stats::mann_whitney_u(&canary_kept, &baseline_kept),
-    ) {
-        (true, Some(test)) => test,
-        _ => {
-            judgement.reason = format!(
-                "{name}: too few samples to judge ({} canary, {} baseline after outlier removal; at least {needed} needed on each side)",
-                canary_kept.len(),
-                baseline_kept.len()
-            );
-            return judgement;
-        }
+    let enough = canary_kept.len() >= needed && baseline_kept.len() >= needed;
+    let Some(test) = enough
+        .then(|| stats::mann_whitney_u_sorted(&canary_kept, &baseline_kept))
+        .flatten()
+    else {
+        judgement.reason = format!(
+            "{name}: too few samples to judge ({} canary, {} baseline after outlier removal; at least {needed} needed on each side)",
+            canary_kept.len(),
+            baseline_kept.len()
+        );
+        return judgement;
     };
     judgement.test = Some(test);
     // Both sides hold at least one sample here, so both means exist.
@@ -437,18 +435,21 @@ fn beyond(x: f64, limit: f64) -> bool {
     x > limit
 }
 
-/// One side's samples without NaN and (with `k`) without outliers, and their summary.
+/// One side's samples without NaN and (with `k`) without outliers, sorted ascending (the test,
+/// the mean and the median do not depend on the order, and sorting once serves all three), and
+/// their summary.
 fn clean(v: &[f64], k: Option<f64>) -> (Vec<f64>, SideSummary) {
-    let samples = v.iter().filter(|x| !x.is_nan()).count();
+    let sorted = stats::sorted_without_nan(v);
+    let samples = sorted.len();
     let kept = match k {
-        Some(k) => stats::remove_outliers(v, k),
-        None => v.iter().copied().filter(|x| !x.is_nan()).collect(),
+        Some(k) => stats::remove_outliers_sorted(&sorted, k),
+        None => sorted,
     };
     let summary = SideSummary {
         samples,
         outliers: samples - kept.len(),
         mean: stats::mean(&kept),
-        median: stats::median(&kept),
+        median: stats::quantile_sorted(&kept, 0.5),
     };
     (kept, summary)
 }
