@@ -196,7 +196,11 @@ impl RiskSettings {
                 ),
             );
         }
-        if let Some(i) = self.approval_environments.iter().position(|e| e.trim().is_empty()) {
+        if let Some(i) = self
+            .approval_environments
+            .iter()
+            .position(|e| e.trim().is_empty())
+        {
             return fail(
                 format!("approval_environments[{i}]"),
                 "empty environment name".into(),
@@ -421,12 +425,7 @@ fn bounded(s: &str, max: usize) -> String {
 
 /// Grants `items` (points, detail) in order until `cap` is spent; the last granted one says how
 /// many were left out.
-fn capped(
-    factor: &str,
-    mut items: Vec<(f64, String)>,
-    cap: f64,
-    what: &str,
-) -> Vec<RiskReason> {
+fn capped(factor: &str, mut items: Vec<(f64, String)>, cap: f64, what: &str) -> Vec<RiskReason> {
     items.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     let mut left = cap;
     let mut out: Vec<RiskReason> = Vec::new();
@@ -518,7 +517,7 @@ fn alerts(input: &RiskInput<'_>) -> Vec<RiskReason> {
     let mut groups: BTreeMap<(bool, &str, &str), (usize, BTreeSet<&str>)> = BTreeMap::new();
     for a in input.firing_alerts {
         let own = a.service == input.service;
-        if !own && !input.dependencies.iter().any(|d| *d == a.service) {
+        if !own && !input.dependencies.contains(&a.service) {
             continue;
         }
         let class = severity_class(&a.severity);

@@ -66,7 +66,12 @@ fn nothing_known_is_no_risk() {
 fn critical_incident_on_a_dependency_raises_the_score_and_is_named() {
     let d = deps();
     let quiet = assess(&base(&d), &RiskSettings::default());
-    let incs = [incident("inc-7", "Payments DB down", "critical", &["payments"])];
+    let incs = [incident(
+        "inc-7",
+        "Payments DB down",
+        "critical",
+        &["payments"],
+    )];
     let input = RiskInput {
         open_incidents: &incs,
         ..base(&d)
@@ -154,7 +159,9 @@ fn incidents_are_capped_and_the_extra_ones_are_mentioned() {
     assert!(five.score < 5.0 * one.score, "capped: {five:?}");
     let details: Vec<&str> = five.reasons.iter().map(|r| r.detail.as_str()).collect();
     assert!(
-        details.iter().any(|d| d.contains("more incidents on the service not counted")),
+        details
+            .iter()
+            .any(|d| d.contains("more incidents on the service not counted")),
         "{details:?}"
     );
 }
@@ -241,7 +248,10 @@ fn change_size_saturates() {
         files: u32::MAX,
         lines: u32::MAX,
     });
-    assert!(0.0 < tiny && tiny < mid && mid < huge, "{tiny} {mid} {huge}");
+    assert!(
+        0.0 < tiny && tiny < mid && mid < huge,
+        "{tiny} {mid} {huge}"
+    );
     assert!(huge <= 20.0);
     assert_eq!(at(ChangeSize::default()), 0.0);
 }
@@ -262,13 +272,20 @@ fn failure_rate_has_a_prior() {
     let one_of_one = at(1, 1);
     let all_of_many = at(40, 40);
     let one_of_ten = at(10, 1);
-    assert!(one_of_one.score < all_of_many.score, "one failure is not 100 %");
+    assert!(
+        one_of_one.score < all_of_many.score,
+        "one failure is not 100 %"
+    );
     assert!(one_of_ten.score < one_of_one.score);
     assert!(all_of_many.score <= 20.0);
     assert_eq!(at(10, 0).score, 0.0);
     // More failures than deploys (bad input) counts as all deploys failing, no more.
     assert_eq!(at(3, 9).score, at(3, 3).score);
-    assert!(one_of_one.reasons[0].detail.starts_with("1 of the last 1 deploy of checkout"));
+    assert!(
+        one_of_one.reasons[0]
+            .detail
+            .starts_with("1 of the last 1 deploy of checkout")
+    );
 }
 
 #[test]
@@ -342,7 +359,13 @@ fn everything_at_once_is_capped_at_100_and_high() {
             .total_cmp(&w[0].points)
             .then_with(|| w[0].factor.cmp(&w[1].factor))
             .then_with(|| w[0].detail.cmp(&w[1].detail));
-        assert_eq!(ord, std::cmp::Ordering::Less, "{:?} before {:?}", w[0], w[1]);
+        assert_eq!(
+            ord,
+            std::cmp::Ordering::Less,
+            "{:?} before {:?}",
+            w[0],
+            w[1]
+        );
     }
     let factors: std::collections::BTreeSet<&str> =
         r.reasons.iter().map(|x| x.factor.as_str()).collect();
@@ -471,20 +494,26 @@ fn approval_threshold_and_environments() {
         incident("inc-1", "Checkout 500s", "critical", &[CHECKOUT]),
         incident("inc-2", "DB down", "critical", &["payments"]),
     ];
+    let alerts = [alert("fp", "HighErrorRate", "critical", CHECKOUT)];
+    // 30 + 25 + 15 = 70.
     let input = RiskInput {
         open_incidents: &incs,
+        firing_alerts: &alerts,
         ..base(&d)
     };
     let settings = RiskSettings::default();
     let r = assess(&input, &settings);
-    assert!(r.score >= 60.0, "{r:?}");
+    assert_eq!(r.score, 70.0, "{r:?}");
     match policy(&input, &r, &settings) {
         Policy::NeedsApproval { reason } => {
             assert!(
                 reason.starts_with(&format!("risk {} ≥ 60 in production: ", r.score)),
                 "{reason}"
             );
-            assert!(reason.contains("inc-1") && reason.contains("inc-2"), "{reason}");
+            assert!(
+                reason.contains("inc-1") && reason.contains("inc-2"),
+                "{reason}"
+            );
         }
         other => panic!("expected an approval, got {other:?}"),
     }
@@ -522,7 +551,11 @@ fn window(days: &[&str], start: &str, end: &str) -> ChangeWindow {
 fn change_windows_with_offsets() {
     // Working hours in Beijing: Mon–Fri 10:00–17:00 at UTC+8.
     let settings = RiskSettings {
-        change_windows: vec![window(&["mon", "tue", "wed", "thu", "fri"], "10:00", "17:00")],
+        change_windows: vec![window(
+            &["mon", "tue", "wed", "thu", "fri"],
+            "10:00",
+            "17:00",
+        )],
         utc_offset_minutes: 480,
         ..RiskSettings::default()
     };
@@ -623,7 +656,11 @@ fn rfc3339_and_weekdays_match_known_dates() {
         // The weekday of the local date written in the string.
         let offset = match s.as_bytes()[s.len() - 6] {
             b'+' | b'-' => {
-                let sign = if s.as_bytes()[s.len() - 6] == b'-' { -1 } else { 1 };
+                let sign = if s.as_bytes()[s.len() - 6] == b'-' {
+                    -1
+                } else {
+                    1
+                };
                 let h: i32 = s[s.len() - 5..s.len() - 3].parse().unwrap();
                 let m: i32 = s[s.len() - 2..].parse().unwrap();
                 sign * (h * 60 + m)
@@ -699,7 +736,10 @@ fn rfc3339_rejects() {
     let msg = parse_rfc3339_ms("2023-02-29T00:00:00Z")
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("2023-02-29T00:00:00Z") && msg.contains("day"), "{msg}");
+    assert!(
+        msg.contains("2023-02-29T00:00:00Z") && msg.contains("day"),
+        "{msg}"
+    );
 }
 
 #[test]
