@@ -98,7 +98,9 @@ pub enum HookConfigError {
     #[error("unknown deploy webhook kind {0:?} (known: github, gitlab, argocd, flux)")]
     UnknownKind(String),
     /// The secret resolved to nothing: refusing, since an empty secret would accept anyone.
-    #[error("deploy webhook `{kind}`: the secret is empty; set it (an empty secret would accept any request)")]
+    #[error(
+        "deploy webhook `{kind}`: the secret is empty; set it (an empty secret would accept any request)"
+    )]
     EmptySecret {
         /// The webhook kind.
         kind: &'static str,
@@ -146,7 +148,9 @@ pub fn build_hook(
         "argocd" => Ok(Box::new(argocd::ArgocdHook::new(settings_of(
             "argocd", settings,
         )?)?)),
-        "flux" => Ok(Box::new(flux::FluxHook::new(settings_of("flux", settings)?)?)),
+        "flux" => Ok(Box::new(flux::FluxHook::new(settings_of(
+            "flux", settings,
+        )?)?)),
         other => Err(HookConfigError::UnknownKind(other.to_string())),
     }
 }
