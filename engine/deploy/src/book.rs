@@ -23,6 +23,8 @@ pub const MAX_NAME: usize = 256;
 pub const MAX_DESCRIPTION: usize = 1024;
 /// At most this many history entries per deploy (the oldest are dropped).
 const MAX_HISTORY: usize = 64;
+/// Deploys started this long before an incident opened are noted on its timeline.
+const INCIDENT_LINK_MS: i64 = 3_600_000;
 /// At most this many alert fingerprints remembered for "new alert" signals.
 const MAX_ALERTS_SEEN: usize = 100_000;
 
@@ -73,6 +75,13 @@ pub enum BookEvent {
         change: String,
         /// The record after the change.
         deploy: Box<Deploy>,
+    },
+    /// Add `text` to the timeline of open incident `incident` (a deploy of one of its services).
+    Note {
+        /// Incident id.
+        incident: String,
+        /// What happened.
+        text: String,
     },
     /// Run `workflow`'s manual trigger once with `request_id` and `inputs`.
     RunWorkflow {
@@ -207,6 +216,11 @@ impl DeployBook {
     /// One deploy.
     pub fn get(&self, id: &str) -> Option<&Deploy> {
         self.st.deploys.get(id)
+    }
+
+    /// The deploy a command at log sequence `seq` recorded.
+    pub fn by_seq(&self, seq: u64) -> Option<&Deploy> {
+        self.st.deploys.values().find(|d| d.seq == seq)
     }
 
     /// Every deploy, by id.
@@ -434,6 +448,7 @@ impl DeployBook {
         }
         let d = Deploy {
             id: new_id.clone(),
+            seq,
             service: report.service.clone(),
             environment: report.environment.clone(),
             version: report.version.clone(),
@@ -911,13 +926,36 @@ impl DeployBook {
         }
     }
 
-    /// An incident opened or changed (`open`), or resolved.
-    pub fn on_incident(&mut self, incident: OpenIncident, open: bool) {
-        if open {
-            self.st.incidents.insert(incident.id.clone(), incident);
-        } else {
+    /// An incident opened (`opened`), changed while open (`open`), or resolved. A newly opened
+    /// incident gets a timeline note for each deploy of its services in the hour before.
+    pub fn on_incident(
+        &mut self,
+        incident: OpenIncident,
+        open: bool,
+        opened: bool,
+        at_ms: i64,
+    ) -> Vec<BookEvent> {
+        let mut out = Vec::new();
+        if !open {
             self.st.incidents.remove(&incident.id);
+            return out;
         }
+        if opened {
+            let from = at_ms.saturating_sub(INCIDENT_LINK_MS);
+            for d in self.st.deploys.values() {
+                if d.started_at_ms >= from
+                    && d.started_at_ms <= at_ms
+                    && incident.services.contains(&d.service)
+                {
+                    out.push(BookEvent::Note {
+                        incident: incident.id.clone(),
+                        text: note_text(d, "recorded"),
+                    });
+                }
+            }
+        }
+        self.st.incidents.insert(incident.id.clone(), incident);
+        out
     }
 
     /// When the next verification window closes (plus grace), for a clock tick.
@@ -1130,10 +1168,13 @@ impl DeployBook {
             let failed: Vec<&&Deploy> = ds.iter().filter(|d| is_failure(d)).collect();
             let mut restores: Vec<i64> = Vec::new();
             for f in &failed {
+                // When the failure was known: the verdict, a person asking for the rollback, or
+                // the failed rollout's end.
                 let failed_at = f
                     .decision
                     .as_ref()
                     .map(|x| x.at_ms)
+                    .or_else(|| f.rollback.as_ref().map(|r| r.requested_at_ms))
                     .or(f.finished_at_ms)
                     .unwrap_or(f.started_at_ms);
                 let restored = f
@@ -1171,6 +1212,19 @@ impl DeployBook {
 
     fn changed(&self, id: &str, change: &str, out: &mut Vec<BookEvent>) {
         if let Some(d) = self.st.deploys.get(id) {
+            if matches!(
+                change,
+                "recorded" | "verdict" | "rollback_requested" | "rollback_finished"
+            ) {
+                for inc in self.st.incidents.values() {
+                    if inc.services.contains(&d.service) {
+                        out.push(BookEvent::Note {
+                            incident: inc.id.clone(),
+                            text: note_text(d, change),
+                        });
+                    }
+                }
+            }
             out.push(BookEvent::Changed {
                 change: change.into(),
                 deploy: Box::new(d.clone()),
@@ -1201,6 +1255,38 @@ impl DeployBook {
         self.st.executions.retain(|_, (v, _)| live.contains(v));
         self.st.rollback_attempts.retain(|k, _| live.contains(k));
     }
+}
+
+/// An incident timeline line about deploy `d` after `change`.
+fn note_text(d: &Deploy, change: &str) -> String {
+    let from = d.previous_version.as_deref().unwrap_or("?");
+    let what = match change {
+        "verdict" => match &d.decision {
+            Some(x) => format!(
+                "verdict {}: {}",
+                x.verdict.as_str(),
+                x.reasons.first().map(String::as_str).unwrap_or("")
+            ),
+            None => format!("verification ended: {}", d.status.as_str()),
+        },
+        "rollback_requested" => match &d.rollback {
+            Some(r) if r.approval_required => format!("rollback waits for approval ({})", r.reason),
+            Some(r) => format!("rollback asked for by {} ({})", r.by, r.reason),
+            None => "rollback asked for".into(),
+        },
+        "rollback_finished" => format!(
+            "rollback {}",
+            d.rollback
+                .as_ref()
+                .map(|r| r.status.as_str())
+                .unwrap_or("?")
+        ),
+        _ => format!("deployed ({})", d.status.as_str()),
+    };
+    format!(
+        "deploy {} of {} {from} → {} in {}: {what}",
+        d.id, d.service, d.version, d.environment
+    )
 }
 
 /// Whether a deploy counts as a failed change.

@@ -169,6 +169,9 @@ pub struct Transition {
 pub struct Deploy {
     /// Id: given by the caller, or derived from the source and its id.
     pub id: String,
+    /// The log sequence of the command that recorded it.
+    #[serde(default)]
+    pub seq: u64,
     /// The service deployed.
     pub service: String,
     /// Its environment.

@@ -11,23 +11,83 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Where one metric comes from: a column of a pipeline output, keyed by service and version
-/// columns.
+/// columns. In the configuration the rule's fields sit beside these (`[[deploys.metrics]]`
+/// with `output`, `column`, `name`, `critical`, …); an unknown field is refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "RawMetricSource")]
 pub struct MetricSource {
     /// The pipeline output stream (`INSERT INTO <output>`).
     pub output: String,
     /// The value column.
     pub column: String,
     /// The column holding the service. Default `service`.
-    #[serde(default = "default_service_column")]
     pub service_column: String,
     /// The column holding the version. Default `version`.
-    #[serde(default = "default_version_column")]
     pub version_column: String,
     /// How it is judged.
     #[serde(flatten)]
     pub rule: MetricRule,
+}
+
+/// [`MetricSource`] as written, every field spelled out so unknown ones are refused (serde
+/// cannot refuse unknown fields through `flatten`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetricSource {
+    output: String,
+    column: String,
+    #[serde(default = "default_service_column")]
+    service_column: String,
+    #[serde(default = "default_version_column")]
+    version_column: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    direction: Option<crate::judge::Direction>,
+    #[serde(default)]
+    critical: Option<bool>,
+    #[serde(default)]
+    weight: Option<f64>,
+    #[serde(default)]
+    tolerance: Option<f64>,
+    #[serde(default)]
+    min_change: Option<f64>,
+    #[serde(default)]
+    alpha: Option<f64>,
+    #[serde(default)]
+    min_samples: Option<usize>,
+    /// `outlier_k = 0` (or absent with the default 3) — `None` is not expressible in TOML, so
+    /// 0 turns outlier removal off.
+    #[serde(default)]
+    outlier_k: Option<f64>,
+}
+
+impl From<RawMetricSource> for MetricSource {
+    fn from(r: RawMetricSource) -> MetricSource {
+        let d = MetricRule::default();
+        MetricSource {
+            rule: MetricRule {
+                name: r.name.unwrap_or_else(|| r.column.clone()),
+                direction: r.direction.unwrap_or(d.direction),
+                critical: r.critical.unwrap_or(d.critical),
+                weight: r.weight.unwrap_or(d.weight),
+                tolerance: r.tolerance.unwrap_or(d.tolerance),
+                min_change: r.min_change.unwrap_or(d.min_change),
+                alpha: r.alpha.unwrap_or(d.alpha),
+                min_samples: r.min_samples.unwrap_or(d.min_samples),
+                outlier_k: match r.outlier_k {
+                    Some(k) if k <= 0.0 => None,
+                    Some(k) => Some(k),
+                    None => d.outlier_k,
+                },
+                ..d
+            },
+            output: r.output,
+            column: r.column,
+            service_column: r.service_column,
+            version_column: r.version_column,
+        }
+    }
 }
 
 fn default_service_column() -> String {
@@ -77,7 +137,9 @@ pub type SeriesKey = (usize, String, String);
 /// Samples of every series, pruned by age.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Samples {
-    /// Points `(time ms, value)` by series, in arrival order.
+    /// Points `(time ms, value)` by series, in arrival order (a list of pairs in a checkpoint:
+    /// JSON keys must be strings).
+    #[serde(with = "series_list")]
     series: BTreeMap<SeriesKey, VecDeque<(i64, f64)>>,
     /// Samples dropped because the series limit was reached.
     pub dropped: u64,
@@ -237,5 +299,24 @@ pub fn compare(plan: &Plan<'_>, samples: &Samples, settings: &VerifySettings) ->
         baseline,
         baseline_window: window,
         judgement: judge::score(judged, &settings.thresholds),
+    }
+}
+
+/// The series map as a list of `(key, points)` pairs.
+mod series_list {
+    use super::SeriesKey;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::{BTreeMap, VecDeque};
+
+    type Series = BTreeMap<SeriesKey, VecDeque<(i64, f64)>>;
+
+    pub fn serialize<S: Serializer>(m: &Series, s: S) -> Result<S::Ok, S::Error> {
+        let v: Vec<(&SeriesKey, &VecDeque<(i64, f64)>)> = m.iter().collect();
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Series, D::Error> {
+        let v: Vec<(SeriesKey, VecDeque<(i64, f64)>)> = Vec::deserialize(d)?;
+        Ok(v.into_iter().collect())
     }
 }

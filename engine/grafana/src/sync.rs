@@ -286,6 +286,52 @@ async fn annotations(rs: &impl SqlSource, since_ms: i64) -> Result<Vec<Annotatio
             marker: m,
         });
     }
+    // Deploy records (`POST /api/deploy`, CI/CD webhooks, rollout watchers): one annotation per
+    // deploy from its start to its end, with its status and verdict. A read side without the
+    // `deploys` table (an older engine) has none.
+    let records = match rs
+        .query(&format!(
+            "SELECT id, service, environment, version, previous_version, status, verdict, CAST(started_at AS BIGINT) AS t, CAST(finished_at AS BIGINT) AS t_end FROM deploys WHERE started_at >= '{}' ORDER BY started_at, id",
+            macros::rfc3339_nano(since_ms)
+        ))
+        .await
+    {
+        Ok(b) => aiops_read::json::rows_json(&b).map_err(|e| GrafanaError::Internal(e.to_string()))?,
+        Err(e) if e.message.contains("deploys") => {
+            tracing::debug!(error = %e.message, "no deploys table on the read side: no deploy record annotations");
+            Vec::new()
+        }
+        Err(e) => return Err(run_err("deploy record annotations", e)),
+    };
+    for r in records {
+        let (Some(id), Some(t)) = (r["id"].as_str(), r["t"].as_i64()) else {
+            continue;
+        };
+        let service = r["service"].as_str().unwrap_or("");
+        let m = marker("deploy-record", id);
+        let mut tags = vec!["aiops".to_string(), "deploy".to_string()];
+        if !service.is_empty() {
+            tags.push(service.to_string());
+        }
+        tags.push(m.clone());
+        let verdict = r["verdict"]
+            .as_str()
+            .map(|v| format!(", verdict {v}"))
+            .unwrap_or_default();
+        out.push(Annotation {
+            time_ms: t,
+            time_end_ms: r["t_end"].as_i64(),
+            text: format!(
+                "Deploy {id}: {service} {} → {} in {} ({}{verdict})",
+                r["previous_version"].as_str().unwrap_or("?"),
+                r["version"].as_str().unwrap_or(""),
+                r["environment"].as_str().unwrap_or(""),
+                r["status"].as_str().unwrap_or(""),
+            ),
+            tags,
+            marker: m,
+        });
+    }
     Ok(out)
 }
 

@@ -11,8 +11,8 @@
 //! - [`store`]: the one checkpoint store.
 //! - [`progress`]: a processor's position and command outcomes; append-and-wait.
 //! - [`clock`]: the one place the runtime reads the wall clock.
-//! - [`alerting`], [`templates`], [`workflows`], [`knowledge`]: the processors (and the workflow
-//!   executor).
+//! - [`alerting`], [`templates`], [`workflows`], [`knowledge`], [`deploys`]: the processors (and
+//!   the workflow executor).
 //! - [`cluster`]: cluster mode — work units, leases, fences, checkpoints every node reads.
 //! - [`pipelines`]: SQL pipelines — one position per pipeline and async DataFusion, so they
 //!   keep their own loop, built from the driver's blocks.
@@ -22,6 +22,7 @@
 pub mod alerting;
 pub mod clock;
 pub mod cluster;
+pub mod deploys;
 pub mod driver;
 pub mod knowledge;
 pub mod pipelines;

@@ -18,6 +18,9 @@ pub const DECISIONS_SUBJECT: &str = "aiops.alerting";
 pub const CLOCK_SUBJECT: &str = "aiops.clock";
 /// Workflow engine events (intents first of all) and effect results.
 pub const EFFECTS_SUBJECT: &str = "aiops.effects";
+/// Deploy records as they change (NDJSON, one message per input message that changed them),
+/// written by the deploy processor.
+pub const DEPLOYS_SUBJECT: &str = "aiops.deploys";
 /// Prefix of pipeline outputs (`aiops.derived.<output>`).
 pub const DERIVED_PREFIX: &str = aiops_schemas::derived::DERIVED_PREFIX;
 /// Prefix of pipelines' late rows (`aiops.late.<pipeline>`).
@@ -81,6 +84,16 @@ pub mod ids {
     /// `m.<call key>` on [`super::EFFECTS_SUBJECT`].
     pub const LLM_CALLS: &str = "m.";
 
+    /// Deploy commands (source reports, rollbacks asked for by a person): `y.<ms>.<hash>` on
+    /// [`super::CONTROL_SUBJECT`].
+    pub const DEPLOY_CONTROL: &str = "y.";
+    /// Deploy record changes: `v.<input seq>.<hash>` on [`super::DEPLOYS_SUBJECT`].
+    pub const DEPLOY_EVENTS: &str = "v.";
+    /// Commands the deploy processor gives other processors (run the deploy or rollback
+    /// workflow, note a deploy on an incident's timeline): `g.<input seq>.<n>.<hash>` on
+    /// [`super::CONTROL_SUBJECT`].
+    pub const DEPLOY_ACTIONS: &str = "g.";
+
     /// Every prefix with its name, for the wire test and `docs/runtime.md`.
     pub const ALL: &[(&str, &str)] = &[
         ("decisions", DECISIONS),
@@ -101,6 +114,9 @@ pub mod ids {
         ("fence", FENCE),
         ("knowledge", KNOWLEDGE),
         ("llm_calls", LLM_CALLS),
+        ("deploy_control", DEPLOY_CONTROL),
+        ("deploy_events", DEPLOY_EVENTS),
+        ("deploy_actions", DEPLOY_ACTIONS),
     ];
 }
 

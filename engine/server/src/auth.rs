@@ -68,7 +68,11 @@ pub fn ingest_paths() -> Vec<&'static str> {
 
 /// The role `method route` needs (`route` is the route template, e.g. `/api/workflows/{id}`).
 pub fn required(method: &Method, route: &str) -> Need {
-    if matches!(route, "/api/health" | "/api/openapi.json") {
+    // Deploy webhooks carry no token (GitHub, GitLab, Argo CD and Flux cannot send one): each
+    // hook checks the request's signature or shared secret itself.
+    if matches!(route, "/api/health" | "/api/openapi.json")
+        || (*method == Method::POST && route == "/api/deploy/hooks/{kind}")
+    {
         return Need::Open;
     }
     if *method == Method::POST && ingest_paths().contains(&route) {
@@ -96,7 +100,9 @@ pub fn required(method: &Method, route: &str) -> Need {
         || route.ends_with("/execute")
         || route.starts_with("/api/workflows/executions/")
         || route == "/api/autoheal/fix"
-        || route.starts_with("/api/knowledge/");
+        || route.starts_with("/api/knowledge/")
+        || route == "/api/deploy"
+        || route == "/api/deploy/rollback";
     Need::Role(if operator {
         Role::Operator
     } else {

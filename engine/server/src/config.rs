@@ -35,6 +35,9 @@ pub struct Config {
     pub templates: aiops_runtime::templates::TemplateSettings,
     /// The knowledge base: a watched runbook folder, checkpoints, the optional LLM assistant.
     pub knowledge: aiops_runtime::knowledge::KnowledgeSettings,
+    /// Deployments: verification windows and metrics, risk policy, deploy and rollback
+    /// workflows, webhooks, Kubernetes rollout watchers.
+    pub deploys: aiops_runtime::deploys::DeploySettings,
     /// Workflows and auto-heal: files, providers, secrets, users, limits.
     pub workflows: crate::workflows::WorkflowSettings,
     /// The Postgres wire endpoint and query limits.
@@ -78,6 +81,7 @@ impl Default for Config {
             alerting: crate::alerting::AlertingSettings::default(),
             templates: aiops_runtime::templates::TemplateSettings::default(),
             knowledge: aiops_runtime::knowledge::KnowledgeSettings::default(),
+            deploys: aiops_runtime::deploys::DeploySettings::default(),
             workflows: crate::workflows::WorkflowSettings::default(),
             sql: crate::read::SqlSettings::default(),
             archive: aiops_read::archive::ArchiveConfig::default(),
@@ -316,6 +320,9 @@ impl Config {
     /// Values that parse but make no sense: every problem at once (none = valid).
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if let Err(e) = self.deploys.validate() {
+            problems.push(e);
+        }
         if self.ingest.partitions == 0 || self.ingest.partitions > 1024 {
             problems.push(format!(
                 "ingest.partitions = {} (must be 1..=1024)",

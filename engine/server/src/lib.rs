@@ -15,6 +15,7 @@
 //! - [`logs_analysis`]: log templates of a range against a baseline (new, surging, samples).
 //! - [`pipelines`]: the pipeline files the API manages, and the pipelines' metrics.
 //! - [`alerting`]: the alerting engine's metrics.
+//! - [`deploys`]: deploy commands to the log and the book they build; Kubernetes rollout watchers.
 //! - [`knowledge`]: knowledge commands, folder imports, runbook links, similar incidents, the
 //!   LLM assistant with recorded calls.
 //! - [`workflows`]: the workflow service (users, deploys, metrics); `sql`/`verify` answered by
@@ -35,6 +36,7 @@ pub mod cluster;
 pub use aiops_runtime::clock;
 pub mod config;
 pub mod datasources;
+pub mod deploys;
 pub mod follower;
 pub mod http;
 pub mod ingest;

@@ -52,6 +52,9 @@ pub enum ServerError {
     /// The knowledge base could not start (its checkpoint store, its LLM provider).
     #[error("knowledge: {0}")]
     Knowledge(String),
+    /// Deploys could not start (checkpoint store, a webhook's settings, a watcher's settings).
+    #[error("deploys: {0}")]
+    Deploys(String),
     /// The alerting configuration is invalid or its checkpoint store cannot be opened.
     #[error("alerting: {0}")]
     Alerting(String),
@@ -314,6 +317,16 @@ pub async fn run(
     } else {
         None
     };
+    let deploys = start_deploys(
+        &cfg,
+        log.clone(),
+        first,
+        &stop_rx,
+        &mut tasks,
+        cluster.as_mut(),
+    )
+    .await?;
+    let deploy_hooks = crate::deploys::build_hooks(&cfg.deploys).map_err(ServerError::Deploys)?;
     // Cluster mode: the tokens and the API data sources are the cluster's (JetStream key-value
     // buckets), the same on every node, and one node of the cluster creates the bootstrap admin
     // token.
@@ -360,6 +373,7 @@ pub async fn run(
         Arc::new(crate::read::state::EngineState {
             alerting: Some(alerting.clone()),
             workflows: workflows.as_ref().map(|w| w.handle.clone()),
+            deploys: deploys.as_ref().map(|d| d.handle.clone()),
         });
     let read = crate::read::start(
         &cfg,
@@ -465,6 +479,7 @@ pub async fn run(
             datasources: Some(datasources.clone()),
             knowledge: knowledge.clone(),
             assistant: assistant.clone(),
+            deploys: deploys.clone(),
         },
         ingest: http::ingest::IngestState {
             ingestor,
@@ -482,6 +497,10 @@ pub async fn run(
             templates: templates.clone(),
             log: log.clone(),
             started_ms: crate::clock::now_ms(),
+        },
+        deploys: http::deploys::DeploysState {
+            deploys: deploys.clone(),
+            hooks: Arc::new(deploy_hooks),
         },
         workflows: http::workflows::WorkflowsState {
             workflows,
@@ -593,6 +612,53 @@ async fn start_knowledge(
         ));
     }
     Ok(Some(kb))
+}
+
+/// Starts the deploy processor (a cluster unit in cluster mode: it appends) and the Kubernetes
+/// rollout watchers; returns the API's handle.
+async fn start_deploys(
+    cfg: &Config,
+    log: Arc<dyn EventLog>,
+    first: u64,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+    cluster: Option<&mut crate::cluster::Cluster>,
+) -> Result<Option<crate::deploys::Deploys>, ServerError> {
+    use aiops_runtime::deploys::processor::{DeployHandle, DeployProcessor};
+    if !cfg.deploys.enabled {
+        return Ok(None);
+    }
+    let handle = DeployHandle::new(cfg.deploys.clone());
+    if let Some(c) = cluster {
+        let h = handle.clone();
+        c.add(Arc::new(DriverUnit::new(
+            DeployProcessor::NAME,
+            log.clone(),
+            c.blobs.clone(),
+            Box::new(move |_owner, _log| Ok(DeployProcessor::new(h.clone()))),
+            cfg.deploys.checkpoint_interval,
+            cfg.alerting.tick_interval,
+            handle.progress.clone(),
+        )));
+    } else {
+        spawn_driver(
+            log.clone(),
+            DeployProcessor::new(handle.clone()),
+            &aiops_runtime::deploys::store_dir(&cfg.data_dir),
+            first,
+            cfg.deploys.checkpoint_interval,
+            cfg.alerting.tick_interval,
+            handle.progress.clone(),
+            stop_rx.clone(),
+            tasks,
+        )
+        .await
+        .map_err(ServerError::Deploys)?;
+    }
+    let deploys = crate::deploys::Deploys { log, handle };
+    crate::deploys::start_watchers(&cfg.deploys, &cfg.outbound, &deploys, stop_rx, tasks)
+        .map_err(ServerError::Deploys)?;
+    Ok(Some(deploys))
 }
 
 /// Single-node: opens `processor`'s driver over the sled store in `store_dir` and follows the

@@ -53,10 +53,10 @@ pub enum KnowledgeCmd {
 pub struct ApiArgs {
     /// The engine's HTTP API. Default: http:// + `http.listen` of the config.
     #[arg(long, value_name = "URL")]
-    api: Option<String>,
-    /// An API token (viewer for search and ask, operator for import).
+    pub(super) api: Option<String>,
+    /// An API token (viewer to read, operator to change).
     #[arg(long, env = "AIOPS_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    pub(super) token: Option<String>,
 }
 
 /// `aiops knowledge …`.
@@ -160,7 +160,7 @@ pub async fn knowledge(cmd: KnowledgeCmd, cfg: Config) -> Result<()> {
     }
 }
 
-fn urlencode(s: &str) -> String {
+pub(super) fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -173,7 +173,7 @@ fn urlencode(s: &str) -> String {
 }
 
 /// One call to the engine's API; a refusal becomes an error with the engine's message.
-async fn call(
+pub(super) async fn call(
     http: &reqwest::Client,
     base: &str,
     api: &ApiArgs,

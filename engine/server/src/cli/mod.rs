@@ -4,6 +4,7 @@
 
 mod alerting;
 mod cluster;
+mod deploy;
 mod grafana;
 mod knowledge;
 mod log;
@@ -100,6 +101,12 @@ enum Command {
         #[command(subcommand)]
         cmd: knowledge::KnowledgeCmd,
     },
+    /// Deployments: record a deploy, its status with risk and verification, roll back, history
+    /// with DORA figures; `verify` re-derives a past verdict from the log. See docs/deploys.md.
+    Deploy {
+        #[command(subcommand)]
+        cmd: deploy::DeployCmd,
+    },
     /// Manage API tokens (stored hashed in DATA_DIR/auth/tokens.json). A running engine picks
     /// up changes on the next request with an unknown token.
     Token {
@@ -142,6 +149,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Sql(args) => sql::sql(args, load_config(g)?).await?,
         Command::Grafana { cmd } => grafana::grafana(cmd, load_config(g)?).await?,
         Command::Knowledge { cmd } => knowledge::knowledge(cmd, load_config(g)?).await?,
+        Command::Deploy { cmd } => deploy::deploy(cmd, load_config(g)?).await?,
         Command::Token { cmd } => token::token(cmd, load_config(g)?)?,
         Command::Cluster { command } => cluster::cluster(command, load_config(g)?).await?,
     }

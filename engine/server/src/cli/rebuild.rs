@@ -1,4 +1,4 @@
-//! `aiops rebuild`: pipeline, template, alerting, workflow and knowledge state from the whole
+//! `aiops rebuild`: pipeline, template, alerting, workflow, knowledge and deploy state from the whole
 //! log.
 
 use aiops_server::config::Config;
@@ -90,7 +90,21 @@ pub async fn rebuild(args: RebuildArgs, mut cfg: Config) -> Result<()> {
     } else {
         None
     };
+    let dres = if cfg.deploys.enabled {
+        Some(
+            aiops_runtime::deploys::rebuild::rebuild(
+                log.clone(),
+                &aiops_runtime::deploys::store_dir(&cfg.data_dir),
+                cfg.deploys.clone(),
+                |pos, end| tracing::info!(position = pos, end, "rebuilding the deploy book"),
+            )
+            .await,
+        )
+    } else {
+        None
+    };
     log.close().await?;
+    let dsum = dres.transpose().map_err(|e| anyhow::anyhow!(e))?;
     let asum = ares.map_err(|e| anyhow::anyhow!(e))?;
     let wsum = wres.transpose()?;
     let tsum = tres.transpose().map_err(|e| anyhow::anyhow!(e))?;
@@ -100,6 +114,7 @@ pub async fn rebuild(args: RebuildArgs, mut cfg: Config) -> Result<()> {
         o.insert("alerting".into(), serde_json::to_value(asum)?);
         o.insert("templates".into(), serde_json::to_value(tsum)?);
         o.insert("workflows".into(), serde_json::to_value(wsum)?);
+        o.insert("deploys".into(), serde_json::to_value(dsum)?);
         // The entries' hash: equal to what a live engine over the same log reports.
         o.insert(
             "knowledge".into(),

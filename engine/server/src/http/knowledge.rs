@@ -86,7 +86,7 @@ fn index_error(e: aiops_knowledge::KnowledgeError) -> ApiError {
     }
 }
 
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> ApiResult<T> {
+pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> ApiResult<T> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::reason(
             StatusCode::BAD_REQUEST,
@@ -96,7 +96,7 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> ApiResult<T
     })
 }
 
-fn who(caller: Option<&axum::Extension<crate::auth::Caller>>) -> String {
+pub(crate) fn who(caller: Option<&axum::Extension<crate::auth::Caller>>) -> String {
     caller
         .map(|c| c.name.clone())
         .filter(|n| !n.is_empty())

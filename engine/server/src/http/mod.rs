@@ -15,6 +15,8 @@
 //! - [`pipelines`]: business metrics and SQL alert rules as pipeline files.
 //! - [`grafana`]: preview and sync of what aiops writes to Grafana.
 //! - [`datasources`]: pull sources managed at run time.
+//! - [`deploys`]: record deploys, status with risk and verification, rollback, history with DORA
+//!   figures, CI/CD webhooks.
 //! - [`knowledge`]: knowledge base search, cited answers, entries, imports, drafts, links.
 //! - [`conn`]: the listener (connection cap, header and body read timeouts).
 //!
@@ -24,6 +26,7 @@ pub mod alerting;
 pub mod auth;
 pub mod conn;
 pub mod datasources;
+pub mod deploys;
 pub mod error;
 pub mod grafana;
 pub mod ingest;
@@ -59,6 +62,8 @@ pub struct AppState {
     pub alerting: alerting::AlertingState,
     /// Knowledge base routes.
     pub knowledge: knowledge::KnowledgeState,
+    /// Deploy routes.
+    pub deploys: deploys::DeploysState,
     /// Workflow and auto-heal routes.
     pub workflows: workflows::WorkflowsState,
     /// Pipeline file routes.
@@ -98,6 +103,7 @@ substates! {
     logs: logs::LogsState,
     alerting: alerting::AlertingState,
     knowledge: knowledge::KnowledgeState,
+    deploys: deploys::DeploysState,
     workflows: workflows::WorkflowsState,
     pipelines: pipelines::PipelinesState,
     grafana: grafana::GrafanaState,
@@ -114,6 +120,7 @@ pub fn router(state: AppState) -> Router {
     let r = ingest::routes(r);
     let r = alerting::routes(r);
     let r = knowledge::routes(r);
+    let r = deploys::routes(r);
     let r = workflows::routes(r);
     let r = read::routes(r);
     let r = logs::routes(r);

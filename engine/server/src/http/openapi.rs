@@ -206,6 +206,31 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ),
     (
         "post",
+        "/api/deploy",
+        "Record a deploy (service, environment, version, previous_version, strategy, status, change, run): risk with reasons, policy (approval, freeze → 409), verification window; run: true runs the deploy workflow once.",
+    ),
+    (
+        "get",
+        "/api/deploy/status",
+        "One deploy (?id=) with risk, verification (per-metric judgement, baseline) and decision; a service's deploys (?service=); or every deploy not final.",
+    ),
+    (
+        "post",
+        "/api/deploy/rollback",
+        "Roll a deploy back ({id, reason}): runs the rollback workflow once (409 when already rolling back or rolled back).",
+    ),
+    (
+        "get",
+        "/api/deploys",
+        "Deploy history (service, environment, limit; newest first) and DORA figures per service: deployment frequency, change failure rate, time to restore.",
+    ),
+    (
+        "post",
+        "/api/deploy/hooks/{kind}",
+        "CI/CD webhook reporting deploys (github, gitlab, argocd, flux): no token, the signature or shared secret is checked; nothing is recorded when it is wrong.",
+    ),
+    (
+        "post",
         "/api/incidents/{id}/ack",
         "Acknowledge an incident.",
     ),

@@ -36,6 +36,8 @@ pub struct StatusState {
     pub cluster: Option<Arc<aiops_runtime::cluster::ClusterBoard>>,
     /// The pull sources (the range sources' `aiops_datasource_*` metrics).
     pub datasources: Option<Arc<crate::datasources::DataSources>>,
+    /// Deploys (`aiops_deploy*`), when enabled.
+    pub deploys: Option<crate::deploys::Deploys>,
     /// The knowledge base (`aiops_knowledge_*`), when enabled.
     pub knowledge: Option<crate::knowledge::Knowledge>,
     /// The LLM assistant (`aiops_llm_*`), when configured.
@@ -130,6 +132,11 @@ async fn metrics(State(st): State<StatusState>) -> Response {
                 .assistant
                 .as_deref()
                 .map(crate::knowledge::assistant::Assistant::metrics_text)
+                .unwrap_or_default()
+            + &st
+                .deploys
+                .as_ref()
+                .map(crate::deploys::Deploys::metrics_text)
                 .unwrap_or_default(),
     )
         .into_response()

@@ -1,5 +1,5 @@
 //! The engine's live state as read-side tables: `alert_states`, `silences`, `incidents`,
-//! `workflow_executions`. Snapshots are built from the in-memory engines on each scan; no
+//! `workflow_executions`, `deploys`. Snapshots are built from the in-memory engines on each scan; no
 //! secret, template context or token is part of any row.
 
 use crate::alerting::processor::AlertingHandle;
@@ -19,6 +19,8 @@ pub struct EngineState {
     pub alerting: Option<Arc<AlertingHandle>>,
     /// Workflows, when they run in this process.
     pub workflows: Option<Arc<WorkflowsHandle>>,
+    /// Deploys, when enabled.
+    pub deploys: Option<Arc<aiops_runtime::deploys::processor::DeployHandle>>,
 }
 
 fn schema(cols: &[(&str, DataType, bool)]) -> SchemaRef {
@@ -96,6 +98,30 @@ fn defs() -> &'static Vec<StateTableDef> {
                     ("finished_at", t, true),
                 ]),
                 doc: "Workflow executions: running ones and the recent finished ones.",
+            },
+            StateTableDef {
+                name: "deploys",
+                schema: schema(&[
+                    ("id", s.clone(), false),
+                    ("service", s.clone(), false),
+                    ("environment", s.clone(), false),
+                    ("version", s.clone(), false),
+                    ("previous_version", s.clone(), true),
+                    ("source", s.clone(), false),
+                    ("strategy", s.clone(), false),
+                    ("requested_by", s.clone(), true),
+                    ("status", s.clone(), false),
+                    ("risk_score", DataType::Float64, false),
+                    ("risk_reasons", s.clone(), true),
+                    ("verdict", s.clone(), true),
+                    ("verification_score", DataType::Float64, true),
+                    ("reasons", s.clone(), true),
+                    ("rollback_status", s.clone(), true),
+                    ("rollback_of", s.clone(), true),
+                    ("started_at", time_type(), false),
+                    ("finished_at", time_type(), true),
+                ]),
+                doc: "Deploys: what was deployed where, its risk, verification verdict and rollback (docs/deploys.md).",
             },
         ]
     })
@@ -180,6 +206,38 @@ impl EngineState {
             .collect()
     }
 
+    fn deploy_rows(&self) -> Vec<Value> {
+        let Some(h) = &self.deploys else {
+            return Vec::new();
+        };
+        let book = h.book.read();
+        book.deploys()
+            .map(|d| {
+                let join = |v: Vec<&str>| (!v.is_empty()).then(|| v.join("; "));
+                json!({
+                    "id": d.id,
+                    "service": d.service,
+                    "environment": d.environment,
+                    "version": d.version,
+                    "previous_version": d.previous_version,
+                    "source": d.source,
+                    "strategy": serde_json::to_value(d.strategy).unwrap_or(Value::Null),
+                    "requested_by": d.requested_by,
+                    "status": d.status.as_str(),
+                    "risk_score": d.risk.score,
+                    "risk_reasons": join(d.risk.reasons.iter().map(|r| r.detail.as_str()).collect()),
+                    "verdict": d.decision.as_ref().map(|x| x.verdict.as_str()),
+                    "verification_score": d.verification.as_ref().and_then(|v| v.judgement.as_ref()).map(|j| j.score),
+                    "reasons": d.decision.as_ref().and_then(|x| join(x.reasons.iter().map(String::as_str).collect())),
+                    "rollback_status": d.rollback.as_ref().map(|r| r.status.clone()),
+                    "rollback_of": d.rollback_of,
+                    "started_at": d.started_at_ms,
+                    "finished_at": d.finished_at_ms,
+                })
+            })
+            .collect()
+    }
+
     fn execution_rows(&self) -> Vec<Value> {
         let Some(w) = &self.workflows else {
             return Vec::new();
@@ -221,6 +279,7 @@ impl StateSource for EngineState {
             "silences" => self.silence_rows(),
             "incidents" => self.incident_rows(),
             "workflow_executions" => self.execution_rows(),
+            "deploys" => self.deploy_rows(),
             _ => Vec::new(),
         };
         Ok(vec![batch_from_json(&def.schema, &rows)?])

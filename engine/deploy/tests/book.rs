@@ -1,0 +1,580 @@
+//! The deploy book: records from reports, verification windows and verdicts from samples,
+//! rollbacks asked for once per attempt, approvals, incident notes, DORA figures, checkpoints.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use aiops_deploy::book::{BookEvent, BookSettings, DeployBook, execution_id};
+use aiops_deploy::judge::{Direction, MetricRule};
+use aiops_deploy::risk::{FiringAlert, OpenIncident};
+use aiops_deploy::verify::MetricSource;
+use aiops_deploy::{DeployCommand, DeployError, Status, Verdict};
+use aiops_schemas::deploy::{DeployReport, DeployStrategy, SourceStatus};
+
+const T0: i64 = 1_790_000_000_000;
+const WINDOW: i64 = 60_000;
+const GRACE: i64 = 10_000;
+
+fn metric(name: &str, critical: bool, weight: f64) -> MetricSource {
+    MetricSource {
+        output: "deploy_metrics_10s".into(),
+        column: name.into(),
+        service_column: "service".into(),
+        version_column: "version".into(),
+        rule: MetricRule {
+            name: name.into(),
+            direction: Direction::Increase,
+            critical,
+            weight,
+            tolerance: 0.25,
+            min_change: 0.001,
+            ..MetricRule::default()
+        },
+    }
+}
+
+fn settings() -> BookSettings {
+    let mut s = BookSettings::default();
+    s.verify.window_ms = WINDOW;
+    s.verify.grace_ms = GRACE;
+    s.verify.metrics = vec![
+        metric("error_ratio", true, 2.0),
+        metric("latency", false, 1.0),
+        metric("saturation", false, 1.0),
+    ];
+    s.rollback_workflow = Some("deploy-rollback".into());
+    s
+}
+
+fn report(service: &str, version: &str, at: i64) -> DeployReport {
+    DeployReport {
+        source: "api".into(),
+        service: service.into(),
+        environment: "production".into(),
+        version: version.into(),
+        previous_version: Some("1.0".into()),
+        strategy: DeployStrategy::Canary,
+        status: SourceStatus::InProgress,
+        at_ms: at,
+        ..DeployReport::default()
+    }
+}
+
+fn record(book: &mut DeployBook, id: &str, service: &str, at: i64, seq: u64) -> Vec<BookEvent> {
+    book.apply(
+        &DeployCommand::Report {
+            report: report(service, "1.1", at),
+            id: Some(id.into()),
+            rollback_of: None,
+            run_action: false,
+        },
+        at,
+        seq,
+    )
+    .unwrap()
+}
+
+/// Feeds one sample per 5 s per metric for both versions over the window: `canary(m, i)` and
+/// `stable(m, i)` give the values.
+fn feed(
+    book: &mut DeployBook,
+    service: &str,
+    from: i64,
+    canary: impl Fn(usize, i64) -> f64,
+    stable: impl Fn(usize, i64) -> f64,
+) {
+    for i in 0..(WINDOW / 5_000) {
+        let t = from + i * 5_000;
+        for m in 0..3 {
+            book.on_sample(m, service, "1.1", t, canary(m, i));
+            book.on_sample(m, service, "1.0", t, stable(m, i));
+        }
+    }
+}
+
+/// A small deterministic wobble so samples are not all tied.
+fn wobble(i: i64, m: usize) -> f64 {
+    (((i * 7919 + m as i64 * 104_729) % 97) as f64) / 97.0
+}
+
+fn base(m: usize) -> f64 {
+    [0.01, 100.0, 0.4][m]
+}
+
+fn runs(events: &[BookEvent]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            BookEvent::RunWorkflow {
+                workflow,
+                request_id,
+                ..
+            } => Some((workflow.clone(), request_id.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_canary_is_verified_at_the_end_of_its_window_and_a_bad_one_is_rolled_back_once() {
+    let mut book = DeployBook::new(settings());
+    let ev = record(&mut book, "d1", "checkout", T0, 1);
+    let d = book.get("d1").unwrap();
+    assert_eq!(d.status, Status::Verifying);
+    let v = d.verification.as_ref().unwrap();
+    assert_eq!((v.window_start_ms, v.window_end_ms), (T0, T0 + WINDOW));
+    assert!(matches!(&ev[..], [BookEvent::Changed { change, .. }] if change == "recorded"));
+    // Bad canary: 5× the errors, 3× the latency.
+    feed(
+        &mut book,
+        "checkout",
+        T0,
+        |m, i| base(m) * [5.0, 3.0, 1.0][m] * (1.0 + 0.1 * wobble(i, m)),
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i + 3, m)),
+    );
+    assert_eq!(book.next_deadline_ms(), Some(T0 + WINDOW + GRACE));
+    // Not before the grace is over.
+    assert!(book.on_time(T0 + WINDOW + GRACE - 1).is_empty());
+    let ev = book.on_time(T0 + WINDOW + GRACE);
+    let d = book.get("d1").unwrap();
+    let decision = d.decision.as_ref().unwrap();
+    assert_eq!(
+        decision.verdict,
+        Verdict::Rollback,
+        "{:?}",
+        decision.reasons
+    );
+    assert!(
+        decision.reasons[0].contains("error_ratio"),
+        "{:?}",
+        decision.reasons
+    );
+    assert_eq!(d.status, Status::RollingBack);
+    assert_eq!(d.verification.as_ref().unwrap().baseline, "canary");
+    assert_eq!(
+        runs(&ev),
+        vec![("deploy-rollback".to_string(), "rollback/d1".to_string())]
+    );
+    // Time goes on: nothing is asked again; a person cannot start a second rollback.
+    assert!(runs(&book.on_time(T0 + 10 * WINDOW)).is_empty());
+    let again = book.apply(
+        &DeployCommand::Rollback {
+            id: "d1".into(),
+            by: "alice".into(),
+            reason: String::new(),
+        },
+        T0 + 11 * WINDOW,
+        9,
+    );
+    assert!(matches!(again, Err(DeployError::Conflict(_))), "{again:?}");
+    // The workflow finished: rolled back, final.
+    let exec = execution_id("deploy-rollback", "rollback/d1");
+    book.on_execution_finished(&exec, "succeeded", "ok", T0 + 12 * WINDOW);
+    let d = book.get("d1").unwrap();
+    assert_eq!(d.status, Status::RolledBack);
+    assert_eq!(d.rollback.as_ref().unwrap().status, "succeeded");
+    assert_eq!(d.finished_at_ms, Some(T0 + 12 * WINDOW));
+    // An unrelated execution changes nothing.
+    assert!(
+        book.on_execution_finished("other/manual/x", "failed", "", T0)
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_good_canary_is_promoted_and_a_borderline_one_pauses_for_approval() {
+    let mut book = DeployBook::new(settings());
+    record(&mut book, "good", "a", T0, 1);
+    record(&mut book, "border", "b", T0, 2);
+    feed(
+        &mut book,
+        "a",
+        T0,
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i, m)),
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
+    );
+    // Only the latency (not critical, weight 1 of 4) is worse: score 75, marginal.
+    feed(
+        &mut book,
+        "b",
+        T0,
+        |m, i| base(m) * [1.0, 2.0, 1.0][m] * (1.0 + 0.1 * wobble(i, m)),
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
+    );
+    let ev = book.on_time(T0 + WINDOW + GRACE);
+    let good = book.get("good").unwrap();
+    assert_eq!(good.decision.as_ref().unwrap().verdict, Verdict::Promote);
+    assert_eq!(good.status, Status::Promoted);
+    let border = book.get("border").unwrap();
+    let j = border
+        .verification
+        .as_ref()
+        .unwrap()
+        .judgement
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        border.decision.as_ref().unwrap().verdict,
+        Verdict::Inconclusive
+    );
+    assert!((j.score - 75.0).abs() < 1e-9, "{j:?}");
+    assert_eq!(border.status, Status::Paused);
+    let rb = border.rollback.as_ref().unwrap();
+    assert!(rb.approval_required);
+    assert_eq!(rb.status, "awaiting_approval");
+    // The rollback workflow is asked to run, with approval required, for the borderline only.
+    assert_eq!(
+        runs(&ev),
+        vec![("deploy-rollback".to_string(), "rollback/border".to_string())]
+    );
+    // A person rejects the rollback: the version stays.
+    let exec = execution_id("deploy-rollback", "rollback/border");
+    book.on_execution_finished(&exec, "rejected", "keep it", T0 + 2 * WINDOW);
+    let border = book.get("border").unwrap();
+    assert_eq!(border.status, Status::Promoted);
+    assert_eq!(border.rollback.as_ref().unwrap().status, "rejected");
+}
+
+#[test]
+fn without_version_labels_the_baseline_is_the_window_before_the_deploy() {
+    let mut s = settings();
+    s.verify.metrics.truncate(1);
+    let mut book = DeployBook::new(s);
+    for i in 0..12 {
+        book.on_sample(
+            0,
+            "api",
+            "",
+            T0 - WINDOW + i * 5_000,
+            0.01 + 0.0001 * i as f64,
+        );
+    }
+    let mut r = report("api", "2.0", T0);
+    r.strategy = DeployStrategy::AllAtOnce;
+    r.status = SourceStatus::Succeeded;
+    book.apply(
+        &DeployCommand::Report {
+            report: r,
+            id: None,
+            rollback_of: None,
+            run_action: false,
+        },
+        T0,
+        42,
+    )
+    .unwrap();
+    let id = book.by_seq(42).unwrap().id.clone();
+    assert_eq!(id, "api-42");
+    for i in 0..12 {
+        book.on_sample(0, "api", "", T0 + i * 5_000, 0.2 + 0.001 * i as f64);
+    }
+    book.on_time(T0 + WINDOW + GRACE);
+    let d = book.get(&id).unwrap();
+    let v = d.verification.as_ref().unwrap();
+    assert_eq!(v.baseline, "before");
+    assert_eq!((v.baseline_start_ms, v.baseline_end_ms), (T0 - WINDOW, T0));
+    assert_eq!(d.decision.as_ref().unwrap().verdict, Verdict::Rollback);
+}
+
+#[test]
+fn no_samples_means_not_verified_and_no_rollback() {
+    let mut book = DeployBook::new(settings());
+    record(&mut book, "quiet", "nobody", T0, 1);
+    let ev = book.on_time(T0 + WINDOW + GRACE);
+    let d = book.get("quiet").unwrap();
+    assert_eq!(d.status, Status::Succeeded);
+    assert!(d.decision.is_none());
+    assert!(runs(&ev).is_empty());
+}
+
+#[test]
+fn a_new_critical_alert_during_the_window_calls_for_a_rollback() {
+    let mut book = DeployBook::new(settings());
+    record(&mut book, "d", "pay", T0, 1);
+    feed(
+        &mut book,
+        "pay",
+        T0,
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i, m)),
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
+    );
+    // Seen before the deploy: not new.
+    book.on_alert(alert("old", "pay", "critical"), true, T0 - 1);
+    book.on_alert(alert("new", "pay", "critical"), true, T0 + 1_000);
+    book.on_time(T0 + WINDOW + GRACE);
+    let d = book.get("d").unwrap();
+    let decision = d.decision.as_ref().unwrap();
+    assert_eq!(decision.verdict, Verdict::Rollback);
+    let signals = &d.verification.as_ref().unwrap().signals;
+    assert_eq!(signals.len(), 1, "{signals:?}");
+    assert!(signals[0].detail.contains("HighErrors"));
+    assert!(signals[0].detail.contains("(new)"));
+}
+
+fn alert(fp: &str, service: &str, severity: &str) -> FiringAlert {
+    FiringAlert {
+        fingerprint: fp.into(),
+        alertname: "HighErrors".into(),
+        severity: severity.into(),
+        service: service.into(),
+    }
+}
+
+#[test]
+fn a_person_can_roll_back_and_a_failed_rollback_can_be_retried_with_a_new_request() {
+    let mut s = settings();
+    s.verify.metrics.clear();
+    s.rollback_approval_environments = vec!["production".into()];
+    let mut book = DeployBook::new(s);
+    let mut r = report("web", "3", T0);
+    r.status = SourceStatus::Succeeded;
+    book.apply(
+        &DeployCommand::Report {
+            report: r,
+            id: Some("w".into()),
+            rollback_of: None,
+            run_action: false,
+        },
+        T0,
+        1,
+    )
+    .unwrap();
+    assert_eq!(book.get("w").unwrap().status, Status::Succeeded);
+    let rb = |book: &mut DeployBook, at| {
+        book.apply(
+            &DeployCommand::Rollback {
+                id: "w".into(),
+                by: "alice".into(),
+                reason: "errors".into(),
+            },
+            at,
+            2,
+        )
+    };
+    let ev = rb(&mut book, T0 + 1).unwrap();
+    assert_eq!(
+        runs(&ev),
+        vec![("deploy-rollback".into(), "rollback/w".into())]
+    );
+    // Production: the rollback waits for an approval; asking again while it waits is refused.
+    assert_eq!(book.get("w").unwrap().status, Status::Paused);
+    assert!(
+        matches!(rb(&mut book, T0 + 2), Err(DeployError::Conflict(m)) if m.contains("approve"))
+    );
+    book.on_execution_finished(
+        &execution_id("deploy-rollback", "rollback/w"),
+        "failed",
+        "webhook 500",
+        T0 + 3,
+    );
+    assert_eq!(book.get("w").unwrap().status, Status::Failed);
+    let ev = rb(&mut book, T0 + 4).unwrap();
+    assert_eq!(
+        runs(&ev),
+        vec![("deploy-rollback".into(), "rollback/w/1".into())]
+    );
+    assert!(matches!(
+        book.apply(
+            &DeployCommand::Rollback {
+                id: "nope".into(),
+                by: "a".into(),
+                reason: String::new()
+            },
+            T0,
+            3
+        ),
+        Err(DeployError::NotFound(_))
+    ));
+}
+
+#[test]
+fn hostile_reports_are_refused_and_change_nothing() {
+    let mut book = DeployBook::new(settings());
+    let bad = |f: &dyn Fn(&mut DeployReport)| {
+        let mut r = report("svc", "1", T0);
+        f(&mut r);
+        r
+    };
+    let cases: Vec<(DeployReport, Option<&str>)> = vec![
+        (bad(&|r| r.service = String::new()), None),
+        (bad(&|r| r.service = "x".repeat(300)), None),
+        (bad(&|r| r.version = "1\n2".into()), None),
+        (bad(&|r| r.environment = " ".into()), None),
+        (report("svc", "1", T0), Some("a/b")),
+        (report("svc", "1", T0), Some("")),
+    ];
+    for (i, (r, id)) in cases.into_iter().enumerate() {
+        let res = book.apply(
+            &DeployCommand::Report {
+                report: r,
+                id: id.map(str::to_string),
+                rollback_of: None,
+                run_action: false,
+            },
+            T0,
+            i as u64,
+        );
+        assert!(matches!(res, Err(DeployError::Invalid(_))), "{i}: {res:?}");
+    }
+    assert!(book.is_empty());
+    // A report for an existing id with another service is a conflict, not an overwrite.
+    record(&mut book, "d", "svc", T0, 10);
+    let res = book.apply(
+        &DeployCommand::Report {
+            report: report("other", "1", T0),
+            id: Some("d".into()),
+            rollback_of: None,
+            run_action: false,
+        },
+        T0,
+        11,
+    );
+    assert!(matches!(res, Err(DeployError::Conflict(_))), "{res:?}");
+    assert_eq!(book.get("d").unwrap().service, "svc");
+}
+
+#[test]
+fn the_same_source_deploy_is_one_record_and_its_status_updates_it() {
+    let mut s = settings();
+    s.verify.metrics.clear();
+    let mut book = DeployBook::new(s);
+    let mut r = report("svc", "9", T0);
+    r.source = "github".into();
+    r.external_id = Some("123".into());
+    r.strategy = DeployStrategy::AllAtOnce;
+    r.status = SourceStatus::Pending;
+    let cmd = |r: DeployReport| DeployCommand::Report {
+        report: r,
+        id: None,
+        rollback_of: None,
+        run_action: false,
+    };
+    book.apply(&cmd(r.clone()), T0, 1).unwrap();
+    assert_eq!(book.len(), 1);
+    let id = book.by_seq(1).unwrap().id.clone();
+    assert_eq!(id, "github-123");
+    assert_eq!(book.get(&id).unwrap().status, Status::InProgress);
+    r.status = SourceStatus::Failed;
+    book.apply(&cmd(r), T0 + 5, 2).unwrap();
+    assert_eq!(book.len(), 1);
+    let d = book.get(&id).unwrap();
+    assert_eq!(d.status, Status::Failed);
+    assert_eq!(d.source_status, SourceStatus::Failed);
+}
+
+#[test]
+fn incidents_get_notes_of_recent_deploys_and_of_verdicts() {
+    let mut book = DeployBook::new(settings());
+    record(&mut book, "d", "pay", T0, 1);
+    let inc = OpenIncident {
+        id: "INC-1".into(),
+        title: "errors".into(),
+        severity: "critical".into(),
+        services: vec!["pay".into()],
+    };
+    let notes = book.on_incident(inc, true, true, T0 + 5_000);
+    assert!(
+        matches!(&notes[..], [BookEvent::Note { incident, text }] if incident == "INC-1" && text.contains("deploy d of pay 1.0 → 1.1")),
+        "{notes:?}"
+    );
+    feed(
+        &mut book,
+        "pay",
+        T0,
+        |m, i| base(m) * [5.0, 1.0, 1.0][m] * (1.0 + 0.1 * wobble(i, m)),
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
+    );
+    let ev = book.on_time(T0 + WINDOW + GRACE);
+    let texts: Vec<&str> = ev
+        .iter()
+        .filter_map(|e| match e {
+            BookEvent::Note { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.contains("verdict rollback")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("rollback asked for")),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn a_checkpoint_continues_exactly_like_the_book_it_was_taken_from() {
+    let mut a = DeployBook::new(settings());
+    record(&mut a, "x", "s", T0, 1);
+    feed(
+        &mut a,
+        "s",
+        T0,
+        |m, i| base(m) * [5.0, 1.0, 1.0][m] * (1.0 + 0.1 * wobble(i, m)),
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
+    );
+    let mut b = DeployBook::restore(settings(), &a.snapshot().unwrap()).unwrap();
+    let ea = a.on_time(T0 + WINDOW + GRACE);
+    let eb = b.on_time(T0 + WINDOW + GRACE);
+    assert_eq!(ea, eb);
+    assert_eq!(a.snapshot().unwrap(), b.snapshot().unwrap());
+}
+
+#[test]
+fn dora_counts_frequency_failures_and_time_to_restore() {
+    let mut s = settings();
+    s.verify.metrics.clear();
+    s.lookback_ms = 86_400_000;
+    let mut book = DeployBook::new(s);
+    for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
+        let mut r = report("svc", &format!("{i}"), T0 + i as i64 * 1_000);
+        r.status = SourceStatus::Succeeded;
+        book.apply(
+            &DeployCommand::Report {
+                report: r,
+                id: Some((*id).into()),
+                rollback_of: None,
+                run_action: false,
+            },
+            T0 + i as i64 * 1_000,
+            i as u64,
+        )
+        .unwrap();
+    }
+    book.apply(
+        &DeployCommand::Rollback {
+            id: "b".into(),
+            by: "ops".into(),
+            reason: String::new(),
+        },
+        T0 + 10_000,
+        10,
+    )
+    .unwrap();
+    book.on_execution_finished(
+        &execution_id("deploy-rollback", "rollback/b"),
+        "succeeded",
+        "",
+        T0 + 70_000,
+    );
+    let dora = book.dora();
+    let f = &dora["svc"];
+    assert_eq!(f.deploys, 4);
+    assert_eq!(f.failed, 1);
+    assert_eq!(f.change_failure_rate, Some(0.25));
+    assert!((f.deployment_frequency_per_day - 4.0).abs() < 1e-9);
+    // From the rollback asked for (the failure was known) to the rollback finished.
+    assert_eq!(f.time_to_restore_ms, Some(60_000));
+}
+
+#[test]
+fn metric_settings_read_from_toml_like_json_and_refuse_unknown_fields() {
+    let ok: MetricSource = serde_json::from_value(serde_json::json!({
+        "output": "o", "column": "c", "name": "n", "critical": true, "weight": 2.0
+    }))
+    .unwrap();
+    assert!(ok.rule.critical);
+    assert_eq!(ok.service_column, "service");
+    let bad = serde_json::from_value::<MetricSource>(serde_json::json!({
+        "output": "o", "column": "c", "name": "n", "wieght": 2.0
+    }));
+    assert!(bad.is_err());
+}
