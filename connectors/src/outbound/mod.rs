@@ -176,6 +176,28 @@ impl OutboundPolicy {
     /// # Errors
     /// [`SinkError::Config`] when the allow list is malformed or the client cannot be built.
     pub fn client(&self, timeout: Duration) -> Result<reqwest::Client, SinkError> {
+        self.client_with_tls(timeout, tls::client_config()?)
+    }
+
+    /// Like [`OutboundPolicy::client`], trusting also the CA certificates in `ca_pem` (PEM): a
+    /// private CA such as a Kubernetes cluster's `ca.crt`.
+    ///
+    /// # Errors
+    /// [`SinkError::Config`] when `ca_pem` holds no usable certificate, the allow list is
+    /// malformed or the client cannot be built.
+    pub fn client_with_ca(
+        &self,
+        timeout: Duration,
+        ca_pem: &[u8],
+    ) -> Result<reqwest::Client, SinkError> {
+        self.client_with_tls(timeout, tls::client_config_with_ca(ca_pem)?)
+    }
+
+    fn client_with_tls(
+        &self,
+        timeout: Duration,
+        tls_config: rustls::ClientConfig,
+    ) -> Result<reqwest::Client, SinkError> {
         let guard = Arc::new(Guard::new(self)?);
         reqwest::Client::builder()
             .timeout(timeout)
@@ -183,7 +205,7 @@ impl OutboundPolicy {
             .redirect(resolve::redirect_policy(guard.clone()))
             .dns_resolver(Arc::new(resolve::GuardedResolver::new(guard)))
             .no_proxy()
-            .tls_backend_preconfigured(tls::client_config()?)
+            .tls_backend_preconfigured(tls_config)
             .user_agent(concat!("aiops/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SinkError::Config(format!("cannot build the HTTP client: {e}")))

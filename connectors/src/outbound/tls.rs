@@ -12,8 +12,35 @@ pub(crate) fn client_config() -> Result<rustls::ClientConfig, SinkError> {
     CONFIG.get_or_init(build).clone().map_err(SinkError::Config)
 }
 
+/// The shared configuration's trust plus the CA certificates in `pem` (a private CA such as a
+/// Kubernetes cluster's `ca.crt`), built anew for each caller.
+pub(crate) fn client_config_with_ca(pem: &[u8]) -> Result<rustls::ClientConfig, SinkError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let extra = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SinkError::Config(format!("CA file is not PEM certificates: {e}")))?;
+    if extra.is_empty() {
+        return Err(SinkError::Config(
+            "CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    build_with(extra).map_err(SinkError::Config)
+}
+
 fn build() -> Result<rustls::ClientConfig, String> {
+    build_with(Vec::new())
+}
+
+fn build_with(
+    extra: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
+    for cert in extra {
+        roots
+            .add(cert)
+            .map_err(|e| format!("CA certificate not usable: {e}"))?;
+    }
     let found = rustls_native_certs::load_native_certs();
     let (added, ignored) = roots.add_parsable_certificates(found.certs);
     if added == 0 {
