@@ -25,6 +25,11 @@ pub const MAX_DESCRIPTION: usize = 1024;
 const MAX_HISTORY: usize = 64;
 /// Deploys started this long before an incident opened are noted on its timeline.
 const INCIDENT_LINK_MS: i64 = 3_600_000;
+/// Deploy notes on one incident's timeline at most.
+const MAX_NOTES_PER_INCIDENT: u32 = 20;
+/// A report may say it started at most this long before the log received it (a webhook
+/// retried late); older times are taken as this.
+const MAX_REPORT_AGE_MS: i64 = 7 * 86_400_000;
 /// At most this many alert fingerprints remembered for "new alert" signals.
 const MAX_ALERTS_SEEN: usize = 100_000;
 
@@ -83,6 +88,11 @@ pub enum BookEvent {
         /// What happened.
         text: String,
     },
+    /// A verification window closed: the verdict derived now. The engine writes it to the log
+    /// and the book applies it when it reads it back ([`DeployBook::apply_verdict`]), so the
+    /// verdict in the log is the one that counts — a rebuild under other settings derives its
+    /// own proposal, finds the original in the log (same id) and applies that.
+    Verdict(Box<VerdictRecord>),
     /// Run `workflow`'s manual trigger once with `request_id` and `inputs`.
     RunWorkflow {
         /// The workflow id.
@@ -94,6 +104,23 @@ pub enum BookEvent {
         /// The workflow's `inputs`.
         inputs: serde_json::Value,
     },
+}
+
+/// A verdict as written to the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerdictRecord {
+    /// The deploy.
+    pub deploy: String,
+    /// The deploy's `seq` (a later deploy reusing the id is another deploy).
+    pub deploy_seq: u64,
+    /// When it was derived (log time).
+    pub at_ms: i64,
+    /// The verification with its judgement and signals.
+    pub verification: Verification,
+    /// The verdict; `None` when no metric had samples.
+    pub verdict: Option<Verdict>,
+    /// Why, one line each.
+    pub reasons: Vec<String>,
 }
 
 /// What a workflow execution the book started is for.
@@ -132,8 +159,12 @@ struct State {
     incidents: BTreeMap<String, OpenIncident>,
     /// Rollbacks asked for per deploy (each attempt gets its own request id).
     rollback_attempts: BTreeMap<String, u32>,
+    /// Deploys whose verdict was derived and waits to be read back from the log.
+    verdict_pending: std::collections::BTreeSet<String>,
+    /// Timeline notes written per open incident (capped at [`MAX_NOTES_PER_INCIDENT`]).
+    notes: BTreeMap<String, u32>,
     /// Alert fingerprint → when it first fired (for "new alert" signals).
-    alerts_seen: BTreeMap<String, (i64, String, String)>,
+    alerts_seen: BTreeMap<String, (i64, String, String, bool)>,
     samples: Samples,
     /// The latest log time seen.
     now_ms: i64,
@@ -272,8 +303,13 @@ impl DeployBook {
         })
     }
 
-    /// What the risk of a deploy of `report` would be now, and what the policy says.
+    /// What the risk of a deploy of `report` is at its own time, and what the policy says.
     pub fn assess(&self, report: &DeployReport) -> (risk::Risk, Policy) {
+        self.assess_at(report, report.at_ms)
+    }
+
+    /// The risk and policy of `report` judged at log time `at_ms`.
+    pub fn assess_at(&self, report: &DeployReport, at_ms: i64) -> (risk::Risk, Policy) {
         let deps = self
             .settings
             .dependencies
@@ -282,11 +318,11 @@ impl DeployBook {
             .unwrap_or_default();
         let incidents: Vec<OpenIncident> = self.st.incidents.values().cloned().collect();
         let firing: Vec<FiringAlert> = self.st.firing.values().cloned().collect();
-        let (recent, failed) = self.recent(&report.service, report.at_ms);
+        let (recent, failed) = self.recent(&report.service, at_ms);
         let input = RiskInput {
             service: &report.service,
             environment: &report.environment,
-            at_ms: report.at_ms,
+            at_ms,
             change: report.change,
             dependencies: &deps,
             open_incidents: &incidents,
@@ -388,12 +424,23 @@ impl DeployBook {
                 "id {id:?}: 1 to 128 of A-Z a-z 0-9 . _ : -"
             )));
         }
-        if let Some(r) = rollback_of
-            && !self.st.deploys.contains_key(r)
-        {
-            return Err(DeployError::NotFound(format!(
-                "rollback_of: no deploy {r:?}"
-            )));
+        if let Some(r) = rollback_of {
+            // A rollback skips the freeze and the approval: only for a deploy of the same
+            // service and environment.
+            match self.st.deploys.get(r) {
+                None => {
+                    return Err(DeployError::Invalid(format!(
+                        "rollback_of: no deploy {r:?}"
+                    )));
+                }
+                Some(o) if o.service != report.service || o.environment != report.environment => {
+                    return Err(DeployError::Invalid(format!(
+                        "rollback_of: deploy {r:?} is {} in {}, not {} in {}",
+                        o.service, o.environment, report.service, report.environment
+                    )));
+                }
+                Some(_) => {}
+            }
         }
         let ext_key = report
             .external_id
@@ -408,20 +455,30 @@ impl DeployBook {
                     .and_then(|k| self.st.external.get(k).cloned())
             });
         let mut report = report.clone();
-        // A source's clock may run ahead; the deploy never starts after the log says it is now.
-        report.at_ms = report.at_ms.min(at_ms);
+        // A source's clock may run ahead, or a caller may send any number: the deploy never
+        // starts after the log says it is now, nor longer ago than a late webhook could be.
+        report.at_ms = report
+            .at_ms
+            .clamp(at_ms.saturating_sub(MAX_REPORT_AGE_MS), at_ms);
         report.description = report.description.map(|d| cut(&d, MAX_DESCRIPTION));
         let mut out = Vec::new();
         if let Some(existing) = existing {
             self.update(&existing, &report, at_ms, &mut out)?;
             return Ok(out);
         }
-        let (risk, policy) = self.assess(&report);
+        // The policy is judged at log time (a caller cannot date a deploy before a freeze).
+        let (risk, policy) = self.assess_at(&report, at_ms);
         let is_rollback = rollback_of.is_some();
+        let mut frozen = None;
         if let Policy::Refused { reason } = &policy
             && !is_rollback
         {
-            return Err(DeployError::Refused(reason.clone()));
+            // aiops refuses what it is asked to do or record before it happens; a source that
+            // reports a deploy already made (a webhook, a watcher) is recorded, flagged.
+            if report.source == "api" || run_action {
+                return Err(DeployError::Refused(reason.clone()));
+            }
+            frozen = Some(reason.clone());
         }
         let new_id = match id {
             Some(i) => i.to_string(),
@@ -437,6 +494,9 @@ impl DeployBook {
             Status::InProgress
         };
         let mut reason = format!("recorded from {}", report.source);
+        if let Some(f) = &frozen {
+            reason.push_str(&format!("; deployed although {f}"));
+        }
         if needs_approval && action.is_none() {
             reason.push_str(&format!(
                 "; the policy asks for an approval ({}), but aiops does not run this deploy",
@@ -482,7 +542,7 @@ impl DeployBook {
         }
         self.st.deploys.insert(new_id.clone(), d);
         if let Some(wf) = action {
-            let request_id = format!("deploy/{new_id}");
+            let request_id = format!("deploy/{new_id}/{seq}");
             let exec = execution_id(&wf, &request_id);
             self.st
                 .executions
@@ -513,8 +573,9 @@ impl DeployBook {
 
     fn derive_id(&self, report: &DeployReport, seq: u64) -> String {
         let base = match &report.external_id {
-            Some(e) => format!("{}-{}", slug(&report.source, 16), slug(e, 96)),
-            None => format!("{}-{seq}", slug(&report.service, 96)),
+            // At most 16 + 1 + 90 + 1 + 20 = 128 bytes with the suffix: a valid id.
+            Some(e) => format!("{}-{}", slug(&report.source, 16), slug(e, 90)),
+            None => format!("{}-{seq}", slug(&report.service, 90)),
         };
         if self.st.deploys.contains_key(&base) {
             format!("{base}-{seq}")
@@ -542,8 +603,14 @@ impl DeployBook {
         if d.url.is_none() {
             d.url.clone_from(&report.url);
         }
-        if d.status.is_final() || before == report.status {
-            // Nothing changes for a finished deploy or a repeated report.
+        // A finished deploy, a repeated report, or a rollback under way (GitHub marks the old
+        // deployment inactive when the rollback's deploy succeeds): only the source status
+        // changes.
+        let rolling_back = matches!(d.status, Status::RollingBack)
+            || d.rollback
+                .as_ref()
+                .is_some_and(|r| matches!(r.status.as_str(), "pending" | "awaiting_approval"));
+        if d.status.is_final() || before == report.status || rolling_back {
             if before != report.status {
                 self.changed(id, "updated", out);
             }
@@ -608,7 +675,10 @@ impl DeployBook {
             }
             return;
         }
-        let start = from_ms.saturating_add(v.delay_ms);
+        // A report that arrives late still gets a window with samples: at most one window back.
+        let start = from_ms
+            .max(self.st.now_ms.saturating_sub(v.window_ms))
+            .saturating_add(v.delay_ms);
         let end = start.saturating_add(v.window_ms);
         d.verification = Some(Verification {
             window_start_ms: start,
@@ -654,12 +724,21 @@ impl DeployBook {
                     d.status.as_str()
                 )));
             }
-            Status::Cancelled => {
+            Status::Cancelled | Status::AwaitingApproval => {
                 return Err(DeployError::Conflict(format!(
-                    "deploy {id:?} was cancelled: there is nothing to roll back"
+                    "deploy {id:?} is {}: there is nothing to roll back",
+                    d.status.as_str()
                 )));
             }
             _ => {}
+        }
+        if let Some(r) = &d.rollback
+            && r.status == "pending"
+        {
+            return Err(DeployError::Conflict(format!(
+                "a rollback of deploy {id:?} runs already (execution {})",
+                r.execution.as_deref().unwrap_or("?")
+            )));
         }
         if let Some(r) = &d.rollback
             && r.status == "awaiting_approval"
@@ -726,10 +805,12 @@ impl DeployBook {
         let Some(d) = self.st.deploys.get_mut(id) else {
             return;
         };
+        // The deploy's seq keeps a later deploy that reuses the id from reusing a request id
+        // the workflow engine would skip.
         let request_id = if attempt == 0 {
-            format!("rollback/{id}")
+            format!("rollback/{id}/{}", d.seq)
         } else {
-            format!("rollback/{id}/{attempt}")
+            format!("rollback/{id}/{}/{attempt}", d.seq)
         };
         let exec = execution_id(&wf, &request_id);
         d.rollback = Some(Rollback {
@@ -791,7 +872,6 @@ impl DeployBook {
         reason: &str,
         at_ms: i64,
     ) -> Vec<BookEvent> {
-        self.st.now_ms = self.st.now_ms.max(at_ms);
         let mut out = Vec::new();
         let Some((id, kind)) = self.st.executions.remove(execution) else {
             return out;
@@ -800,6 +880,18 @@ impl DeployBook {
             return out;
         };
         match kind {
+            ExecKind::Deploy
+                if !matches!(d.status, Status::AwaitingApproval | Status::InProgress) =>
+            {
+                // A person rolled it back, or its source reported it failed, meanwhile: the
+                // action's end changes nothing but the history.
+                d.history.push(Transition {
+                    at_ms,
+                    status: d.status,
+                    reason: format!("the deploy action {status} (status kept)"),
+                });
+                self.changed(&id, "action_finished", &mut out);
+            }
             ExecKind::Deploy => {
                 match status {
                     "succeeded" => {
@@ -896,18 +988,20 @@ impl DeployBook {
 
     /// An alert fired (`firing`) or resolved.
     pub fn on_alert(&mut self, alert: FiringAlert, firing: bool, at_ms: i64) {
-        self.st.now_ms = self.st.now_ms.max(at_ms);
+        // Alert times are the senders' (event time): they do not move the book's clock.
         if firing {
             if !self.st.alerts_seen.contains_key(&alert.fingerprint) {
                 if self.st.alerts_seen.len() >= MAX_ALERTS_SEEN {
-                    // Forget the alert seen longest ago: it is the least likely to matter.
-                    if let Some(k) = self
+                    // Forget the tenth seen longest ago at once (amortized: one sort per
+                    // 10,000 new fingerprints): they are the least likely to matter.
+                    let mut by_age: Vec<(i64, String)> = self
                         .st
                         .alerts_seen
                         .iter()
-                        .min_by_key(|(k, v)| (v.0, (*k).clone()))
-                        .map(|(k, _)| k.clone())
-                    {
+                        .map(|(k, v)| (v.0, k.clone()))
+                        .collect();
+                    by_age.sort_unstable();
+                    for (_, k) in by_age.into_iter().take(MAX_ALERTS_SEEN / 10) {
                         self.st.alerts_seen.remove(&k);
                     }
                 }
@@ -917,6 +1011,7 @@ impl DeployBook {
                         at_ms,
                         alert.service.clone(),
                         format!("{} ({})", alert.alertname, alert.severity),
+                        alert.severity == "critical",
                     ),
                 );
             }
@@ -938,6 +1033,7 @@ impl DeployBook {
         let mut out = Vec::new();
         if !open {
             self.st.incidents.remove(&incident.id);
+            self.st.notes.remove(&incident.id);
             return out;
         }
         if opened {
@@ -947,10 +1043,12 @@ impl DeployBook {
                     && d.started_at_ms <= at_ms
                     && incident.services.contains(&d.service)
                 {
-                    out.push(BookEvent::Note {
-                        incident: incident.id.clone(),
-                        text: note_text(d, "recorded"),
-                    });
+                    note(
+                        &mut self.st.notes,
+                        &incident.id,
+                        note_text(d, "recorded"),
+                        &mut out,
+                    );
                 }
             }
         }
@@ -963,7 +1061,7 @@ impl DeployBook {
         self.st
             .deploys
             .values()
-            .filter(|d| d.status == Status::Verifying)
+            .filter(|d| d.status == Status::Verifying && !self.st.verdict_pending.contains(&d.id))
             .filter_map(|d| d.verification.as_ref())
             .map(|v| {
                 v.window_end_ms
@@ -972,7 +1070,9 @@ impl DeployBook {
             .min()
     }
 
-    /// Log time reached `now_ms`: judges every verification whose window closed (plus grace).
+    /// Log time reached `now_ms`: derives the verdict of every verification whose window closed
+    /// (plus grace) as a [`BookEvent::Verdict`] to write to the log; it takes effect when read
+    /// back ([`DeployBook::apply_verdict`]).
     pub fn on_time(&mut self, now_ms: i64) -> Vec<BookEvent> {
         self.st.now_ms = self.st.now_ms.max(now_ms);
         let now = self.st.now_ms;
@@ -982,6 +1082,7 @@ impl DeployBook {
             .deploys
             .values()
             .filter(|d| d.status == Status::Verifying)
+            .filter(|d| !self.st.verdict_pending.contains(&d.id))
             .filter(|d| {
                 d.verification
                     .as_ref()
@@ -991,7 +1092,10 @@ impl DeployBook {
             .collect();
         let mut out = Vec::new();
         for id in due {
-            self.judge(&id, now, &mut out);
+            if let Some(v) = self.propose(&id, now) {
+                self.st.verdict_pending.insert(id);
+                out.push(BookEvent::Verdict(Box::new(v)));
+            }
         }
         self.prune();
         out
@@ -1020,14 +1124,10 @@ impl DeployBook {
         self.st.samples.prune(oldest);
     }
 
-    /// Judges deploy `id` now (its window closed).
-    fn judge(&mut self, id: &str, now: i64, out: &mut Vec<BookEvent>) {
-        let Some(d) = self.st.deploys.get(id) else {
-            return;
-        };
-        let Some(ver) = d.verification.clone() else {
-            return;
-        };
+    /// Derives deploy `id`'s verdict now (its window closed): a proposal for the log.
+    fn propose(&self, id: &str, now: i64) -> Option<VerdictRecord> {
+        let d = self.st.deploys.get(id)?;
+        let ver = d.verification.clone()?;
         let plan = Plan {
             service: &d.service,
             version: &d.version,
@@ -1037,7 +1137,8 @@ impl DeployBook {
         };
         let compared = verify::compare(&plan, &self.st.samples, &self.settings.verify);
         let signals = self.signals(&d.service, ver.window_start_ms, ver.window_end_ms);
-        let j = compared.judgement;
+        let mut j = compared.judgement;
+        finite(&mut j);
         let mut reasons = j.reasons.clone();
         let mut verdict = match j.outcome {
             Outcome::Pass => Some(Verdict::Promote),
@@ -1053,18 +1154,40 @@ impl DeployBook {
                 (v, false) => v,
             };
         }
+        Some(VerdictRecord {
+            deploy: id.to_string(),
+            deploy_seq: d.seq,
+            at_ms: now,
+            verification: Verification {
+                baseline: compared.baseline.into(),
+                baseline_start_ms: compared.baseline_window.0,
+                baseline_end_ms: compared.baseline_window.1,
+                judgement: Some(j),
+                signals,
+                ..ver
+            },
+            verdict,
+            reasons,
+        })
+    }
+
+    /// Applies a verdict read from the log (see [`BookEvent::Verdict`]): the record, the
+    /// status, and the rollback it calls for. A verdict for a deploy that is no longer
+    /// verifying (a person rolled it back meanwhile, or the id is another deploy's now) changes
+    /// nothing.
+    pub fn apply_verdict(&mut self, v: &VerdictRecord) -> Vec<BookEvent> {
+        let mut out = Vec::new();
+        let id = v.deploy.as_str();
+        self.st.verdict_pending.remove(id);
+        let now = v.at_ms;
         let Some(d) = self.st.deploys.get_mut(id) else {
-            return;
+            return out;
         };
-        d.verification = Some(Verification {
-            baseline: compared.baseline.into(),
-            baseline_start_ms: compared.baseline_window.0,
-            baseline_end_ms: compared.baseline_window.1,
-            judgement: Some(j),
-            signals,
-            ..ver
-        });
-        let Some(verdict) = verdict else {
+        if d.seq != v.deploy_seq || d.status != Status::Verifying {
+            return out;
+        }
+        d.verification = Some(v.verification.clone());
+        let Some(verdict) = v.verdict else {
             set_status(
                 d,
                 Status::Succeeded,
@@ -1072,9 +1195,10 @@ impl DeployBook {
                 "not verified: no metric had samples in the window".into(),
             );
             d.finished_at_ms = Some(now);
-            self.changed(id, "verdict", out);
-            return;
+            self.changed(id, "verdict", &mut out);
+            return out;
         };
+        let reasons = v.reasons.clone();
         d.decision = Some(Decision {
             verdict,
             at_ms: now,
@@ -1091,21 +1215,21 @@ impl DeployBook {
                     format!("verdict promote: {summary}"),
                 );
                 d.finished_at_ms = Some(now);
-                self.changed(id, "verdict", out);
+                self.changed(id, "verdict", &mut out);
             }
             Verdict::Rollback => {
                 let approval = self
                     .settings
                     .rollback_approval_environments
                     .contains(&d.environment);
-                self.changed(id, "verdict", out);
+                self.changed(id, "verdict", &mut out);
                 self.start_rollback(
                     id,
                     "verification",
                     &format!("verdict rollback: {summary}"),
                     approval,
                     now,
-                    out,
+                    &mut out,
                 );
             }
             Verdict::Inconclusive => {
@@ -1115,7 +1239,7 @@ impl DeployBook {
                     now,
                     format!("verdict inconclusive: {summary}"),
                 );
-                self.changed(id, "verdict", out);
+                self.changed(id, "verdict", &mut out);
                 if self.settings.rollback_workflow.is_some() {
                     self.start_rollback(
                         id,
@@ -1123,11 +1247,12 @@ impl DeployBook {
                         &format!("verdict inconclusive: {summary}"),
                         true,
                         now,
-                        out,
+                        &mut out,
                     );
                 }
             }
         }
+        out
     }
 
     /// Alerts of `service` that fired for the first time inside the window.
@@ -1136,11 +1261,11 @@ impl DeployBook {
             .st
             .alerts_seen
             .iter()
-            .filter(|(_, (t, s, _))| s == service && *t >= from && *t < to)
-            .map(|(fp, (_, _, what))| Signal {
+            .filter(|(_, (t, s, _, _))| s == service && *t >= from && *t < to)
+            .map(|(fp, (_, _, what, critical))| Signal {
                 kind: "new_alert".into(),
                 detail: format!("alert {what} fired for the first time during the window ({fp})"),
-                critical: what.ends_with("(critical)"),
+                critical: *critical,
             })
             .collect();
         out.sort_by(|a, b| b.critical.cmp(&a.critical).then(a.detail.cmp(&b.detail)));
@@ -1163,7 +1288,7 @@ impl DeployBook {
             ds.sort_by_key(|d| (d.started_at_ms, d.id.clone()));
             let finished = ds
                 .iter()
-                .filter(|d| d.status.is_final() || d.decision.is_some())
+                .filter(|d| d.status.is_final() || d.decision.is_some() || is_failure(d))
                 .count();
             let failed: Vec<&&Deploy> = ds.iter().filter(|d| is_failure(d)).collect();
             let mut restores: Vec<i64> = Vec::new();
@@ -1190,7 +1315,7 @@ impl DeployBook {
                             .next()
                     });
                 if let Some(r) = restored {
-                    restores.push((r - failed_at).max(0));
+                    restores.push(r.saturating_sub(failed_at).max(0));
                 }
             }
             restores.sort_unstable();
@@ -1210,7 +1335,7 @@ impl DeployBook {
         out
     }
 
-    fn changed(&self, id: &str, change: &str, out: &mut Vec<BookEvent>) {
+    fn changed(&mut self, id: &str, change: &str, out: &mut Vec<BookEvent>) {
         if let Some(d) = self.st.deploys.get(id) {
             if matches!(
                 change,
@@ -1218,10 +1343,7 @@ impl DeployBook {
             ) {
                 for inc in self.st.incidents.values() {
                     if inc.services.contains(&d.service) {
-                        out.push(BookEvent::Note {
-                            incident: inc.id.clone(),
-                            text: note_text(d, change),
-                        });
+                        note(&mut self.st.notes, &inc.id, note_text(d, change), out);
                     }
                 }
             }
@@ -1254,6 +1376,44 @@ impl DeployBook {
         self.st.external.retain(|_, v| live.contains(v));
         self.st.executions.retain(|_, (v, _)| live.contains(v));
         self.st.rollback_attempts.retain(|k, _| live.contains(k));
+    }
+}
+
+/// Non-finite numbers (a mean that overflowed) become `None` / 0 so that a verdict survives a
+/// JSON round trip unchanged (JSON has no NaN or infinity).
+fn finite(j: &mut crate::judge::Judgement) {
+    let fix = |x: &mut Option<f64>| {
+        if x.is_some_and(|v| !v.is_finite()) {
+            *x = None;
+        }
+    };
+    if !j.score.is_finite() {
+        j.score = 0.0;
+    }
+    for m in &mut j.metrics {
+        fix(&mut m.change);
+        fix(&mut m.canary.mean);
+        fix(&mut m.canary.median);
+        fix(&mut m.baseline.mean);
+        fix(&mut m.baseline.median);
+        if m.test
+            .is_some_and(|t| !t.u.is_finite() || !t.p_value.is_finite())
+        {
+            m.test = None;
+        }
+    }
+}
+
+/// Queues a timeline note for `incident` unless it has [`MAX_NOTES_PER_INCIDENT`] already (a
+/// service deployed many times while an incident stays open must not flood its timeline).
+fn note(notes: &mut BTreeMap<String, u32>, incident: &str, text: String, out: &mut Vec<BookEvent>) {
+    let n = notes.entry(incident.to_string()).or_insert(0);
+    if *n < MAX_NOTES_PER_INCIDENT {
+        *n += 1;
+        out.push(BookEvent::Note {
+            incident: incident.to_string(),
+            text,
+        });
     }
 }
 

@@ -1,8 +1,7 @@
 //! Samples for verification: per metric, service and version, the values a pipeline output gave
 //! over time; and the comparison of a deploy's verification window with its baseline.
 //!
-//! Memory is bounded: samples older than the retention are dropped on every new sample and
-//! time step, each series holds at most [`VerifySettings::max_points`] points, and at most
+//! Memory is bounded: samples older than the retention are dropped on every time step, each series holds at most [`VerifySettings::max_points`] points, and at most
 //! [`VerifySettings::max_series`] series are kept (samples of further series are counted and
 //! dropped).
 
@@ -244,54 +243,52 @@ pub struct Compared {
     pub judgement: Judgement,
 }
 
-/// Compares the plan's window with its baseline: the previous version in the same window when
-/// the strategy is a canary and the previous version has samples there, else the service in
-/// the same length of time before the window. The new version's samples are those labelled
-/// with its version; when none are, every sample of the service in the window (a service
-/// without a version label).
+/// Compares the plan's window with its baseline. A canary is compared with the other versions
+/// at the same time: the previous version when it has samples in the window, else every other
+/// version. Anything else (or a canary whose other versions have no samples) is compared with
+/// the service in the same length of time before the window (without the new version's
+/// samples, unless the version did not change: a configuration-only rollout). The new
+/// version's samples are those labelled with its version; when none are and the baseline is
+/// not the same time, every sample of the service in the window (a service without a version
+/// label).
 pub fn compare(plan: &Plan<'_>, samples: &Samples, settings: &VerifySettings) -> Compared {
     let (from, to) = plan.window;
-    let len = to - from;
-    let same_time_baseline = plan.canary
-        && plan.previous_version.is_some_and(|pv| {
-            (0..settings.metrics.len()).any(|m| {
-                !samples
-                    .values(m, plan.service, Some(pv), None, from, to)
-                    .is_empty()
-            })
-        });
-    // Without version labels every sample of the service after the deploy is the new version;
-    // with a same-time baseline the previous version's samples must never count as the new one.
-    let canary_side = |m: usize| {
-        let v = samples.values(m, plan.service, Some(plan.version), None, from, to);
-        if v.is_empty() && !same_time_baseline {
-            samples.values(m, plan.service, None, None, from, to)
-        } else {
-            v
+    let len = to.saturating_sub(from);
+    let n = settings.metrics.len();
+    let has = |version: Option<&str>, exclude: Option<&str>| {
+        (0..n).any(|m| {
+            !samples
+                .values(m, plan.service, version, exclude, from, to)
+                .is_empty()
+        })
+    };
+    let same_time: Option<(Option<&str>, Option<&str>)> = if plan.canary {
+        match plan.previous_version.filter(|pv| *pv != plan.version) {
+            Some(pv) if has(Some(pv), None) => Some((Some(pv), None)),
+            _ if has(None, Some(plan.version)) => Some((None, Some(plan.version))),
+            _ => None,
         }
-    };
-    let (baseline, window) = if same_time_baseline {
-        ("canary", (from, to))
     } else {
-        (
-            "before",
-            (from - len - settings.delay_ms, from - settings.delay_ms),
-        )
+        None
     };
-    let mut judged = Vec::with_capacity(settings.metrics.len());
+    let before = (
+        from.saturating_sub(len).saturating_sub(settings.delay_ms),
+        from.saturating_sub(settings.delay_ms),
+    );
+    let exclude_before = (plan.previous_version != Some(plan.version)).then_some(plan.version);
+    let (baseline, window) = match same_time {
+        Some(_) => ("canary", (from, to)),
+        None => ("before", before),
+    };
+    let mut judged = Vec::with_capacity(n);
     for (m, src) in settings.metrics.iter().enumerate() {
-        let canary = canary_side(m);
-        let base = if same_time_baseline {
-            samples.values(m, plan.service, plan.previous_version, None, from, to)
-        } else {
-            samples.values(
-                m,
-                plan.service,
-                None,
-                Some(plan.version),
-                window.0,
-                window.1,
-            )
+        let mut canary = samples.values(m, plan.service, Some(plan.version), None, from, to);
+        if canary.is_empty() && same_time.is_none() {
+            canary = samples.values(m, plan.service, None, None, from, to);
+        }
+        let base = match same_time {
+            Some((version, exclude)) => samples.values(m, plan.service, version, exclude, from, to),
+            None => samples.values(m, plan.service, None, exclude_before, before.0, before.1),
         };
         judged.push(judge::judge_metric(&src.rule, &canary, &base));
     }

@@ -99,6 +99,19 @@ fn base(m: usize) -> f64 {
     [0.01, 100.0, 0.4][m]
 }
 
+/// Log time reaches `t`, and the verdicts it derives are read back from the log (as the
+/// processor does: it writes them, then applies them when it reads them).
+fn tick(book: &mut DeployBook, t: i64) -> Vec<BookEvent> {
+    let mut out = Vec::new();
+    for e in book.on_time(t) {
+        if let BookEvent::Verdict(v) = &e {
+            out.extend(book.apply_verdict(v));
+        }
+        out.push(e);
+    }
+    out
+}
+
 fn runs(events: &[BookEvent]) -> Vec<(String, String)> {
     events
         .iter()
@@ -132,8 +145,8 @@ fn a_canary_is_verified_at_the_end_of_its_window_and_a_bad_one_is_rolled_back_on
     );
     assert_eq!(book.next_deadline_ms(), Some(T0 + WINDOW + GRACE));
     // Not before the grace is over.
-    assert!(book.on_time(T0 + WINDOW + GRACE - 1).is_empty());
-    let ev = book.on_time(T0 + WINDOW + GRACE);
+    assert!(tick(&mut book, T0 + WINDOW + GRACE - 1).is_empty());
+    let ev = tick(&mut book, T0 + WINDOW + GRACE);
     let d = book.get("d1").unwrap();
     let decision = d.decision.as_ref().unwrap();
     assert_eq!(
@@ -151,10 +164,10 @@ fn a_canary_is_verified_at_the_end_of_its_window_and_a_bad_one_is_rolled_back_on
     assert_eq!(d.verification.as_ref().unwrap().baseline, "canary");
     assert_eq!(
         runs(&ev),
-        vec![("deploy-rollback".to_string(), "rollback/d1".to_string())]
+        vec![("deploy-rollback".to_string(), "rollback/d1/1".to_string())]
     );
     // Time goes on: nothing is asked again; a person cannot start a second rollback.
-    assert!(runs(&book.on_time(T0 + 10 * WINDOW)).is_empty());
+    assert!(runs(&tick(&mut book, T0 + 10 * WINDOW)).is_empty());
     let again = book.apply(
         &DeployCommand::Rollback {
             id: "d1".into(),
@@ -166,7 +179,7 @@ fn a_canary_is_verified_at_the_end_of_its_window_and_a_bad_one_is_rolled_back_on
     );
     assert!(matches!(again, Err(DeployError::Conflict(_))), "{again:?}");
     // The workflow finished: rolled back, final.
-    let exec = execution_id("deploy-rollback", "rollback/d1");
+    let exec = execution_id("deploy-rollback", "rollback/d1/1");
     book.on_execution_finished(&exec, "succeeded", "ok", T0 + 12 * WINDOW);
     let d = book.get("d1").unwrap();
     assert_eq!(d.status, Status::RolledBack);
@@ -199,7 +212,7 @@ fn a_good_canary_is_promoted_and_a_borderline_one_pauses_for_approval() {
         |m, i| base(m) * [1.0, 2.0, 1.0][m] * (1.0 + 0.1 * wobble(i, m)),
         |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
     );
-    let ev = book.on_time(T0 + WINDOW + GRACE);
+    let ev = tick(&mut book, T0 + WINDOW + GRACE);
     let good = book.get("good").unwrap();
     assert_eq!(good.decision.as_ref().unwrap().verdict, Verdict::Promote);
     assert_eq!(good.status, Status::Promoted);
@@ -223,10 +236,13 @@ fn a_good_canary_is_promoted_and_a_borderline_one_pauses_for_approval() {
     // The rollback workflow is asked to run, with approval required, for the borderline only.
     assert_eq!(
         runs(&ev),
-        vec![("deploy-rollback".to_string(), "rollback/border".to_string())]
+        vec![(
+            "deploy-rollback".to_string(),
+            "rollback/border/2".to_string()
+        )]
     );
     // A person rejects the rollback: the version stays.
-    let exec = execution_id("deploy-rollback", "rollback/border");
+    let exec = execution_id("deploy-rollback", "rollback/border/2");
     book.on_execution_finished(&exec, "rejected", "keep it", T0 + 2 * WINDOW);
     let border = book.get("border").unwrap();
     assert_eq!(border.status, Status::Promoted);
@@ -266,7 +282,7 @@ fn without_version_labels_the_baseline_is_the_window_before_the_deploy() {
     for i in 0..12 {
         book.on_sample(0, "api", "", T0 + i * 5_000, 0.2 + 0.001 * i as f64);
     }
-    book.on_time(T0 + WINDOW + GRACE);
+    tick(&mut book, T0 + WINDOW + GRACE);
     let d = book.get(&id).unwrap();
     let v = d.verification.as_ref().unwrap();
     assert_eq!(v.baseline, "before");
@@ -278,7 +294,7 @@ fn without_version_labels_the_baseline_is_the_window_before_the_deploy() {
 fn no_samples_means_not_verified_and_no_rollback() {
     let mut book = DeployBook::new(settings());
     record(&mut book, "quiet", "nobody", T0, 1);
-    let ev = book.on_time(T0 + WINDOW + GRACE);
+    let ev = tick(&mut book, T0 + WINDOW + GRACE);
     let d = book.get("quiet").unwrap();
     assert_eq!(d.status, Status::Succeeded);
     assert!(d.decision.is_none());
@@ -299,7 +315,7 @@ fn a_new_critical_alert_during_the_window_calls_for_a_rollback() {
     // Seen before the deploy: not new.
     book.on_alert(alert("old", "pay", "critical"), true, T0 - 1);
     book.on_alert(alert("new", "pay", "critical"), true, T0 + 1_000);
-    book.on_time(T0 + WINDOW + GRACE);
+    tick(&mut book, T0 + WINDOW + GRACE);
     let d = book.get("d").unwrap();
     let decision = d.decision.as_ref().unwrap();
     assert_eq!(decision.verdict, Verdict::Rollback);
@@ -352,7 +368,7 @@ fn a_person_can_roll_back_and_a_failed_rollback_can_be_retried_with_a_new_reques
     let ev = rb(&mut book, T0 + 1).unwrap();
     assert_eq!(
         runs(&ev),
-        vec![("deploy-rollback".into(), "rollback/w".into())]
+        vec![("deploy-rollback".into(), "rollback/w/1".into())]
     );
     // Production: the rollback waits for an approval; asking again while it waits is refused.
     assert_eq!(book.get("w").unwrap().status, Status::Paused);
@@ -360,7 +376,7 @@ fn a_person_can_roll_back_and_a_failed_rollback_can_be_retried_with_a_new_reques
         matches!(rb(&mut book, T0 + 2), Err(DeployError::Conflict(m)) if m.contains("approve"))
     );
     book.on_execution_finished(
-        &execution_id("deploy-rollback", "rollback/w"),
+        &execution_id("deploy-rollback", "rollback/w/1"),
         "failed",
         "webhook 500",
         T0 + 3,
@@ -369,7 +385,7 @@ fn a_person_can_roll_back_and_a_failed_rollback_can_be_retried_with_a_new_reques
     let ev = rb(&mut book, T0 + 4).unwrap();
     assert_eq!(
         runs(&ev),
-        vec![("deploy-rollback".into(), "rollback/w/1".into())]
+        vec![("deploy-rollback".into(), "rollback/w/1/1".into())]
     );
     assert!(matches!(
         book.apply(
@@ -482,7 +498,7 @@ fn incidents_get_notes_of_recent_deploys_and_of_verdicts() {
         |m, i| base(m) * [5.0, 1.0, 1.0][m] * (1.0 + 0.1 * wobble(i, m)),
         |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
     );
-    let ev = book.on_time(T0 + WINDOW + GRACE);
+    let ev = tick(&mut book, T0 + WINDOW + GRACE);
     let texts: Vec<&str> = ev
         .iter()
         .filter_map(|e| match e {
@@ -550,7 +566,7 @@ fn dora_counts_frequency_failures_and_time_to_restore() {
     )
     .unwrap();
     book.on_execution_finished(
-        &execution_id("deploy-rollback", "rollback/b"),
+        &execution_id("deploy-rollback", "rollback/b/1"),
         "succeeded",
         "",
         T0 + 70_000,
@@ -577,4 +593,161 @@ fn metric_settings_read_from_toml_like_json_and_refuse_unknown_fields() {
         "output": "o", "column": "c", "name": "n", "wieght": 2.0
     }));
     assert!(bad.is_err());
+}
+
+#[test]
+fn a_verdict_read_back_after_a_person_rolled_back_changes_nothing() {
+    let mut book = DeployBook::new(settings());
+    record(&mut book, "d", "s", T0, 1);
+    feed(
+        &mut book,
+        "s",
+        T0,
+        |m, i| base(m) * [5.0, 1.0, 1.0][m] * (1.0 + 0.1 * wobble(i, m)),
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
+    );
+    // The verdict is derived (written to the log) …
+    let proposed = book.on_time(T0 + WINDOW + GRACE);
+    let [BookEvent::Verdict(v)] = &proposed[..] else {
+        panic!("{proposed:?}")
+    };
+    // … not derived twice while it waits to be read back …
+    assert!(book.on_time(T0 + WINDOW + GRACE + 1).is_empty());
+    assert_eq!(book.next_deadline_ms(), None);
+    // … and a person's rollback lands in the log before it.
+    let ev = book
+        .apply(
+            &DeployCommand::Rollback {
+                id: "d".into(),
+                by: "alice".into(),
+                reason: "now".into(),
+            },
+            T0 + WINDOW + GRACE + 2,
+            5,
+        )
+        .unwrap();
+    assert_eq!(runs(&ev).len(), 1);
+    assert!(book.apply_verdict(v).is_empty());
+    assert_eq!(book.get("d").unwrap().status, Status::RollingBack);
+}
+
+#[test]
+fn the_deploy_action_ending_after_a_rollback_does_not_restart_verification() {
+    let mut s = settings();
+    s.deploy_workflow = Some("deploy-run".into());
+    let mut book = DeployBook::new(s);
+    let mut r = report("s", "2", T0);
+    r.status = SourceStatus::Pending;
+    let ev = book
+        .apply(
+            &DeployCommand::Report {
+                report: r,
+                id: Some("d".into()),
+                rollback_of: None,
+                run_action: true,
+            },
+            T0,
+            3,
+        )
+        .unwrap();
+    assert_eq!(runs(&ev), vec![("deploy-run".into(), "deploy/d/3".into())]);
+    book.apply(
+        &DeployCommand::Rollback {
+            id: "d".into(),
+            by: "bob".into(),
+            reason: String::new(),
+        },
+        T0 + 1,
+        4,
+    )
+    .unwrap();
+    book.on_execution_finished(
+        &execution_id("deploy-run", "deploy/d/3"),
+        "succeeded",
+        "",
+        T0 + 2,
+    );
+    let d = book.get("d").unwrap();
+    assert_eq!(d.status, Status::RollingBack);
+    assert!(d.verification.is_none());
+    // A source saying the old deployment is now inactive does not cancel the rollback either.
+    let mut r = report("s", "2", T0);
+    r.status = SourceStatus::Cancelled;
+    book.apply(
+        &DeployCommand::Report {
+            report: r,
+            id: Some("d".into()),
+            rollback_of: None,
+            run_action: false,
+        },
+        T0 + 3,
+        5,
+    )
+    .unwrap();
+    assert_eq!(book.get("d").unwrap().status, Status::RollingBack);
+}
+
+#[test]
+fn hostile_times_neither_panic_nor_open_windows_in_the_past() {
+    for t in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX] {
+        let mut book = DeployBook::new(settings());
+        book.apply(
+            &DeployCommand::Report {
+                report: report("s", "1.1", t),
+                id: Some("d".into()),
+                rollback_of: None,
+                run_action: false,
+            },
+            T0,
+            1,
+        )
+        .unwrap();
+        let d = book.get("d").unwrap();
+        // Never after the log's time, never more than a week before it.
+        assert!(
+            d.started_at_ms <= T0 && d.started_at_ms >= T0 - 7 * 86_400_000,
+            "{t}"
+        );
+        tick(&mut book, T0 + WINDOW + GRACE);
+        // The log's own time being absurd does not panic either.
+        record(&mut book, "e", "s", t, 2);
+        tick(&mut book, i64::MAX);
+        let _ = book.dora();
+    }
+}
+
+#[test]
+fn a_freeze_refuses_what_aiops_is_asked_to_do_and_flags_what_a_source_reports_done() {
+    let mut s = settings();
+    s.risk.freezes = vec![aiops_deploy::risk::Freeze {
+        name: "year-end".into(),
+        from: "2020-01-01T00:00:00Z".into(),
+        until: "2099-01-01T00:00:00Z".into(),
+        environments: vec!["production".into()],
+        services: vec![],
+    }];
+    let mut book = DeployBook::new(s);
+    let cmd = |r: DeployReport| DeployCommand::Report {
+        report: r,
+        id: None,
+        rollback_of: None,
+        run_action: false,
+    };
+    let refused = book.apply(&cmd(report("s", "2", T0)), T0, 1);
+    assert!(
+        matches!(&refused, Err(DeployError::Refused(m)) if m.contains("year-end")),
+        "{refused:?}"
+    );
+    // Dating the deploy before the freeze does not get around it: the policy is judged at log
+    // time.
+    let mut early = report("s", "2", 1_000);
+    early.at_ms = 1_500_000_000_000;
+    assert!(book.apply(&cmd(early), T0, 2).is_err());
+    assert!(book.is_empty());
+    let mut gh = report("s", "2", T0);
+    gh.source = "github".into();
+    gh.external_id = Some("7".into());
+    book.apply(&cmd(gh), T0, 3).unwrap();
+    let d = book.get("github-7").unwrap();
+    assert!(d.history[0].reason.contains("year-end"), "{:?}", d.history);
 }

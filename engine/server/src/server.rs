@@ -317,6 +317,14 @@ pub async fn run(
     } else {
         None
     };
+    if workflows.is_none()
+        && cfg.deploys.enabled
+        && (cfg.deploys.rollback_workflow.is_some() || cfg.deploys.deploy_workflow.is_some())
+    {
+        return Err(ServerError::Deploys(
+            "deploys.rollback_workflow / deploy_workflow need [workflows] enabled".into(),
+        ));
+    }
     let deploys = start_deploys(
         &cfg,
         log.clone(),
@@ -739,7 +747,7 @@ async fn start_workflows(
         workflows: files,
         strategies: crate::workflows::read_dir(&w.autoheal_dir).map_err(ServerError::Workflows)?,
     };
-    crate::workflows::compile_set(
+    let compiled = crate::workflows::compile_set(
         &deployed.workflows,
         &deployed.strategies,
         providers.clone(),
@@ -753,6 +761,27 @@ async fn start_workflows(
                 .join("\n"),
         )
     })?;
+    // The deploy and rollback workflows must exist and be runnable by hand, or a rollback
+    // would be asked for and never run.
+    if cfg.deploys.enabled {
+        for (key, name) in [
+            ("rollback_workflow", &cfg.deploys.rollback_workflow),
+            ("deploy_workflow", &cfg.deploys.deploy_workflow),
+        ] {
+            let Some(name) = name else { continue };
+            let manual = compiled.workflows.get(name).is_some_and(|wf| {
+                wf.triggers
+                    .iter()
+                    .any(|t| matches!(t, aiops_workflow::compile::Trigger::Manual))
+            });
+            if !manual {
+                return Err(ServerError::Deploys(format!(
+                    "deploys.{key} = {name:?}: no workflow with that id and a manual trigger in {}",
+                    w.dir.display()
+                )));
+            }
+        }
+    }
     let handle = processor::WorkflowsHandle::new(providers, limits);
     if let Some(c) = cluster {
         // Every node records its files as the deployed set (the same files give the same set);

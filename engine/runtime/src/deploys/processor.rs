@@ -12,7 +12,7 @@ use crate::wire::{
 use crate::workflows::codec::{EffectsLine, parse_effects};
 use aiops_alerting::Decision;
 use aiops_alerting::decision::Change;
-use aiops_deploy::book::{BookEvent, DeployBook};
+use aiops_deploy::book::{BookEvent, DeployBook, VerdictRecord};
 use aiops_deploy::risk::{FiringAlert, OpenIncident};
 use aiops_log::{AppendMessage, Record};
 use aiops_schemas::arrow_array::{Array, RecordBatch};
@@ -93,8 +93,8 @@ pub struct DeployProcessor {
     config_hash: u64,
     /// Record changes and verdicts seen in this run (for `aiops deploy verify` and tests).
     collected: Option<Vec<BookEvent>>,
-    /// When collecting: the verdicts the log already holds, by deploy id (what the live engine
-    /// wrote on `aiops.deploys`).
+    /// When collecting: the verdicts the log already holds, by deploy id (the proposals the
+    /// live engine wrote).
     recorded: BTreeMap<String, String>,
 }
 
@@ -145,26 +145,6 @@ impl DeployProcessor {
     /// The verdicts found in the log by deploy id (when collecting).
     pub fn recorded_verdicts(&self) -> &BTreeMap<String, String> {
         &self.recorded
-    }
-
-    fn note_recorded(&mut self, payload: &[u8]) {
-        for line in wire::lines(payload) {
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
-                continue;
-            };
-            if v["change"] != "verdict" {
-                continue;
-            }
-            let Some(id) = v["deploy"]["id"].as_str() else {
-                continue;
-            };
-            if let Some(verdict) = v["deploy"]["decision"]["verdict"]
-                .as_str()
-                .or_else(|| v["deploy"]["status"].as_str())
-            {
-                self.recorded.insert(id.to_string(), verdict.to_string());
-            }
-        }
     }
 
     /// The handle the API reads.
@@ -364,6 +344,26 @@ impl DeployProcessor {
                         "deploy": deploy,
                     }));
                 }
+                BookEvent::Verdict(v) => {
+                    let body = VerdictMessage {
+                        kind: VERDICT_TYPE.into(),
+                        verdict: (**v).clone(),
+                    };
+                    let payload = serde_json::to_vec(&body).map_err(err)?;
+                    out.push(AppendMessage {
+                        subject: CONTROL_SUBJECT.into(),
+                        // The deploy alone names it: a re-derivation (other settings, a
+                        // rebuild) finds the original in the log and does not write its own.
+                        msg_id: format!(
+                            "{VERDICT_PREFIX}{:016x}.{}",
+                            wire::hash(v.deploy.as_bytes()),
+                            v.deploy_seq
+                        ),
+                        time_min_ms: at_ms,
+                        time_max_ms: at_ms,
+                        payload: bytes::Bytes::from(payload),
+                    });
+                }
                 BookEvent::RunWorkflow {
                     workflow,
                     request_id,
@@ -383,7 +383,18 @@ impl DeployProcessor {
                             },
                         },
                     };
-                    out.push(action_message(seq, n, at_ms, &body).map_err(err)?);
+                    let payload = serde_json::to_vec(&body).map_err(err)?;
+                    out.push(AppendMessage {
+                        subject: CONTROL_SUBJECT.into(),
+                        // The request alone names it: asked for once, whatever its inputs.
+                        msg_id: format!(
+                            "{RUN_PREFIX}{:016x}",
+                            wire::hash(format!("{workflow}\u{0}{request_id}").as_bytes())
+                        ),
+                        time_min_ms: at_ms,
+                        time_max_ms: at_ms,
+                        payload: bytes::Bytes::from(payload),
+                    });
                 }
                 BookEvent::Note { incident, text } => {
                     let body = crate::alerting::codec::ControlEvent {
@@ -442,6 +453,29 @@ fn book_status(status: String, reason: &str) -> String {
     }
 }
 
+/// Id prefix of verdict proposals (within [`ids::DEPLOY_ACTIONS`]).
+const VERDICT_PREFIX: &str = "g.verdict.";
+/// Id prefix of workflow runs (within [`ids::DEPLOY_ACTIONS`]).
+const RUN_PREFIX: &str = "g.run.";
+/// The `type` of verdict proposals.
+const VERDICT_TYPE: &str = "deploy_verdict";
+
+/// A verdict proposal as written to the log.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct VerdictMessage {
+    /// Always [`VERDICT_TYPE`].
+    #[serde(rename = "type")]
+    kind: String,
+    /// The verdict.
+    verdict: VerdictRecord,
+}
+
+/// A verdict's name: the verdict, or `succeeded` when no metric had samples.
+pub fn verdict_name(v: &VerdictRecord) -> String {
+    v.verdict
+        .map_or_else(|| "succeeded".to_string(), |x| x.as_str().to_string())
+}
+
 /// A command for another processor, caused by input `seq` (its `n`th event): the id derives
 /// from the input and the content, so re-deriving it after a crash finds it in the log.
 fn action_message<T: Serialize>(
@@ -477,6 +511,19 @@ impl Processor for DeployProcessor {
             || (subject == CONTROL_SUBJECT && msg_id.starts_with(ids::DEPLOY_ACTIONS))
     }
 
+    fn output_key<'a>(&self, msg_id: &'a str) -> &'a str {
+        if msg_id.starts_with(VERDICT_PREFIX) || msg_id.starts_with(RUN_PREFIX) {
+            // Already content-free.
+            msg_id
+        } else if msg_id.starts_with(ids::DEPLOY_EVENTS) {
+            // One record-change message per input.
+            wire::input_key(ids::DEPLOY_EVENTS, msg_id)
+        } else {
+            // Notes: `g.<seq>.<n>.<hash>` → `g.<seq>.<n>`.
+            msg_id.rsplit_once('.').map_or(msg_id, |(k, _)| k)
+        }
+    }
+
     fn on_record(&mut self, r: &Record, out: &mut Outputs) -> Result<(), ProcessorError> {
         let events = if r.subject == CONTROL_SUBJECT && r.msg_id.starts_with(ids::DEPLOY_CONTROL) {
             match wire::parse_control::<ControlEvent>(&r.payload, CONTROL_TYPE) {
@@ -489,12 +536,21 @@ impl Processor for DeployProcessor {
                 }
                 Some(Ok(ev)) => {
                     let res = {
+                        // Verdicts already due come first: a command does not overtake them.
                         let mut book = self.handle.book.write();
-                        let mut res = book.apply(&ev.command, r.time_max_ms, r.seq);
-                        if let Ok(evs) = &mut res {
-                            evs.extend(book.on_time(r.time_max_ms));
+                        let mut due = book.on_time(r.time_max_ms);
+                        match book.apply(&ev.command, r.time_max_ms, r.seq) {
+                            Ok(evs) => {
+                                due.extend(evs);
+                                Ok(due)
+                            }
+                            Err(e) => {
+                                // The refusal changes nothing, but due verdicts still go out.
+                                drop(book);
+                                self.emit(r.seq, r.time_max_ms, due, out)?;
+                                Err(e)
+                            }
                         }
-                        res
                     };
                     match res {
                         Ok(evs) => {
@@ -517,11 +573,22 @@ impl Processor for DeployProcessor {
             self.on_decisions(&r.payload, r.seq)
         } else if r.subject == EFFECTS_SUBJECT && r.msg_id.starts_with(ids::WORKFLOW_EVENTS) {
             self.on_effects(&r.payload)
-        } else if r.subject == DEPLOYS_SUBJECT {
-            if self.collected.is_some() {
-                self.note_recorded(&r.payload);
+        } else if r.subject == CONTROL_SUBJECT && r.msg_id.starts_with(VERDICT_PREFIX) {
+            match wire::parse_control::<VerdictMessage>(&r.payload, VERDICT_TYPE) {
+                Some(Ok(m)) => {
+                    if self.collected.is_some() {
+                        self.recorded
+                            .insert(m.verdict.deploy.clone(), verdict_name(&m.verdict));
+                    }
+                    self.handle.book.write().apply_verdict(&m.verdict)
+                }
+                Some(Err(e)) => {
+                    self.summary.undecodable += 1;
+                    tracing::warn!(seq = r.seq, error = %e, "deploys skip an undecodable verdict");
+                    return Ok(());
+                }
+                None => return Ok(()),
             }
-            return Ok(());
         } else if let Some(output) = r.subject.strip_prefix(wire::DERIVED_PREFIX) {
             if self.outputs.contains_key(output) {
                 match aiops_schemas::derived::decode_derived(&r.payload) {

@@ -79,13 +79,15 @@ pub async fn reverify(
     let mut changes = Vec::new();
     let mut derived_verdict = None;
     for e in p.collected() {
-        if let BookEvent::Changed { change, deploy } = e
-            && deploy.id == id
-        {
-            changes.push(change.clone());
-            if change == "verdict" {
-                derived_verdict = Some(verdict_of(deploy));
+        match e {
+            BookEvent::Changed { change, deploy } if deploy.id == id => {
+                changes.push(change.clone());
             }
+            // The verdict derived now from the log's inputs (under the current settings).
+            BookEvent::Verdict(v) if v.deploy == id => {
+                derived_verdict = Some(super::processor::verdict_name(v));
+            }
+            _ => {}
         }
     }
     let deploy = p.handle().book.read().get(id).cloned();
@@ -98,13 +100,4 @@ pub async fn reverify(
         derived_verdict,
         messages_read: p.summary().messages_read,
     })
-}
-
-/// A verdict as reported: the decision's verdict, or the status when the verification ended
-/// without one (no samples).
-pub fn verdict_of(d: &Deploy) -> String {
-    d.decision
-        .as_ref()
-        .map(|x| x.verdict.as_str().to_string())
-        .unwrap_or_else(|| d.status.as_str().to_string())
 }
