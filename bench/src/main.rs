@@ -163,6 +163,11 @@ enum Cmd {
     /// the Loghub lines (most hold no secret), the same lines each with a secret, and lines with
     /// no trigger (the fast path), line by line and as log batches. Writes `--out` JSON.
     Masking(aiops_bench::masking::MaskingArgs),
+    /// Deployment verification (issue 20): the judge over generated deploys (5 metrics, canary
+    /// and baseline windows of `--points` samples each; `judge_metric` × 5 + `score` per
+    /// deploy, one thread). Prints verdicts/s and the per-verdict time p50/p99; writes `--out`
+    /// JSON.
+    DeployVerify(aiops_bench::deploy_verify::DeployVerifyArgs),
     /// Compares two results files figure by figure: "1.12× slower / 1.30× faster / no change (±5%)".
     ///
     /// B is compared against the baseline A.
@@ -645,6 +650,9 @@ fn main() -> anyhow::Result<()> {
         Cmd::Nab(args) => Ok(aiops_bench::nab::run(args)?),
         Cmd::Loghub(args) => Ok(aiops_bench::loghub::run(args)?),
         Cmd::Masking(args) => aiops_bench::masking::run(args)
+            .map(|_| ())
+            .map_err(Into::into),
+        Cmd::DeployVerify(args) => aiops_bench::deploy_verify::run(&args)
             .map(|_| ())
             .map_err(Into::into),
         Cmd::Compare { a, b } => cmd_compare(&a, &b),
