@@ -79,7 +79,6 @@ impl From<RawMetricSource> for MetricSource {
                     Some(k) => Some(k),
                     None => d.outlier_k,
                 },
-                ..d
             },
             output: r.output,
             column: r.column,

@@ -551,6 +551,112 @@ fn cases(now: i64) -> Vec<Case> {
         Vec::new(),
         Refused(400, &["limit"]),
     ));
+    // ---- Deploys (a viewer reads, an operator records and rolls back; hooks need a signature) ----
+    let deploy = |v: Value| serde_json::to_vec(&v).unwrap();
+    for who in ["none", "ingest", "viewer"] {
+        v.push(case(
+            format!("deploy recorded by {who}"),
+            who,
+            "POST",
+            "/api/deploy",
+            deploy(json!({"service": "s", "version": "1"})),
+            Refused(if who == "none" { 401 } else { 403 }, &[]),
+        ));
+        v.push(case(
+            format!("rollback asked for by {who}"),
+            who,
+            "POST",
+            "/api/deploy/rollback",
+            deploy(json!({"id": "x"})),
+            Refused(if who == "none" { 401 } else { 403 }, &[]),
+        ));
+    }
+    v.push(case(
+        "deploy history by an ingest token",
+        "ingest",
+        "GET",
+        "/api/deploys",
+        Vec::new(),
+        Refused(403, &[]),
+    ));
+    for (what, body, words) in [
+        (
+            "id with a slash",
+            json!({"id": "a/b", "service": "s", "version": "1"}),
+            &["id"][..],
+        ),
+        (
+            "service of 300 bytes",
+            json!({"service": "s".repeat(300), "version": "1"}),
+            &["service"][..],
+        ),
+        (
+            "version with a newline",
+            json!({"service": "s", "version": "1\n2"}),
+            &["version"][..],
+        ),
+        (
+            "unknown field",
+            json!({"service": "s", "version": "1", "force": true}),
+            &["unknown field"][..],
+        ),
+        (
+            "unknown strategy",
+            json!({"service": "s", "version": "1", "strategy": "yolo"}),
+            &["strategy"][..],
+        ),
+        (
+            "run without a deploy workflow",
+            json!({"service": "s", "version": "1", "run": true}),
+            &["deploy_workflow"][..],
+        ),
+        (
+            "rollback_of an unknown deploy",
+            json!({"service": "s", "version": "1", "rollback_of": "nope"}),
+            &["rollback_of"][..],
+        ),
+    ] {
+        v.push(case(
+            format!("deploy with {what}"),
+            "operator",
+            "POST",
+            "/api/deploy",
+            deploy(body),
+            Refused(400, words),
+        ));
+    }
+    v.push(case(
+        "deploy body that is not JSON",
+        "operator",
+        "POST",
+        "/api/deploy",
+        b"{not json".to_vec(),
+        Refused(400, &["deploy"]),
+    ));
+    v.push(case(
+        "rollback of an unknown deploy",
+        "operator",
+        "POST",
+        "/api/deploy/rollback",
+        deploy(json!({"id": "nope"})),
+        Refused(404, &["nope"]),
+    ));
+    v.push(case(
+        "deploy status of an unknown deploy",
+        "viewer",
+        "GET",
+        "/api/deploy/status?id=nope",
+        Vec::new(),
+        Refused(404, &["nope"]),
+    ));
+    v.push(case(
+        "a deploy webhook that is not configured",
+        "none",
+        "POST",
+        "/api/deploy/hooks/github",
+        b"{}".to_vec(),
+        Refused(404, &["github"]),
+    ));
     // ---- Tokens ----
     v.push(case(
         "a viewer may not create tokens",

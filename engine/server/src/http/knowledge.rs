@@ -86,13 +86,17 @@ fn index_error(e: aiops_knowledge::KnowledgeError) -> ApiError {
     }
 }
 
+/// Decodes a JSON request body; a 400 names `what` and the path of the bad field.
 pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> ApiResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::reason(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            format!("bad {what}: {e}"),
-        )
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = if path == "." {
+            format!("bad {what}: {}", e.inner())
+        } else {
+            format!("bad {what}: {path}: {}", e.inner())
+        };
+        ApiError::reason(StatusCode::BAD_REQUEST, "invalid", msg)
     })
 }
 
