@@ -309,12 +309,19 @@ impl DeployProcessor {
                 } => (id, "cancelled".to_string(), reason, at_ms),
                 _ => continue,
             };
+            // On the log each event line carries the event's own id in `id`
+            // (`wire::ndjson_message`), which shadows the execution id: `<execution>/finished`,
+            // `<execution>/cancelled`. The book knows executions by their id.
+            let id = id
+                .strip_suffix("/finished")
+                .or_else(|| id.strip_suffix("/cancelled"))
+                .unwrap_or(&id);
             let status = book_status(status, &reason);
             out.extend(
                 self.handle
                     .book
                     .write()
-                    .on_execution_finished(&id, &status, &reason, at),
+                    .on_execution_finished(id, &status, &reason, at),
             );
         }
         out
