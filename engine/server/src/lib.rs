@@ -15,6 +15,7 @@
 //! - [`logs_analysis`]: log templates of a range against a baseline (new, surging, samples).
 //! - [`pipelines`]: the pipeline files the API manages, and the pipelines' metrics.
 //! - [`alerting`]: the alerting engine's metrics.
+//! - [`submit`]: what became of a command appended to the log and waited for (one error type).
 //! - [`deploys`]: deploy commands to the log and the book they build; Kubernetes rollout watchers.
 //! - [`knowledge`]: knowledge commands, folder imports, runbook links, similar incidents, the
 //!   LLM assistant with recorded calls.
@@ -51,5 +52,6 @@ pub mod range_pull;
 pub mod read;
 pub mod replay;
 pub mod server;
+pub mod submit;
 pub mod syslog;
 pub mod workflows;

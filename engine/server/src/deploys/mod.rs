@@ -3,9 +3,9 @@
 //! watchers. Handlers and the CLI submit [`aiops_deploy::DeployCommand`]s through [`Deploys`] and
 //! answer once the processor applied them.
 
+use crate::submit::Refused;
 use aiops_deploy::DeployCommand;
 use aiops_log::EventLog;
-use aiops_runtime::CommandError;
 use aiops_runtime::deploys::processor::DeployHandle;
 use aiops_runtime::deploys::{RefusalKind, command_message, refusal_kind};
 use std::sync::Arc;
@@ -14,46 +14,7 @@ use std::time::Duration;
 /// How long a command may take to be applied before the caller hears "pending".
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why a command was not applied; each maps to one HTTP status.
-#[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    /// The input is not valid (400): the caller fixes it.
-    #[error("{0}")]
-    Invalid(String),
-    /// The deploy cannot do that now, or the policy refuses it (409).
-    #[error("{0}")]
-    Conflict(String),
-    /// No such deploy (404).
-    #[error("{0}")]
-    NotFound(String),
-    /// The log did not take the command (503, retry later).
-    #[error("{0}")]
-    Unavailable(String),
-    /// In the log but not applied yet (202; it will be).
-    #[error("{0}")]
-    Pending(String),
-    /// aiops failed (a bug, 500).
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl From<CommandError> for SubmitError {
-    fn from(e: CommandError) -> SubmitError {
-        match e {
-            CommandError::Log(e) => SubmitError::Unavailable(e.to_string()),
-            CommandError::Timeout(m) => SubmitError::Pending(m),
-            CommandError::Refused(r) => {
-                let (kind, msg) = refusal_kind(&r);
-                let msg = msg.to_string();
-                match kind {
-                    RefusalKind::Conflict => SubmitError::Conflict(msg),
-                    RefusalKind::NotFound => SubmitError::NotFound(msg),
-                    RefusalKind::Invalid => SubmitError::Invalid(msg),
-                }
-            }
-        }
-    }
-}
+pub use crate::submit::SubmitError;
 
 /// The deploys of this process: where commands go and the state they build.
 #[derive(Clone)]
@@ -79,14 +40,25 @@ impl Deploys {
     pub async fn submit(&self, cmd: &DeployCommand) -> Result<u64, SubmitError> {
         let msg = command_message(cmd, crate::clock::now_ms())
             .map_err(|e| SubmitError::Failed(e.to_string()))?;
-        Ok(aiops_runtime::progress::command(
+        aiops_runtime::progress::command(
             &*self.log,
             &self.handle.progress,
             "deploy book",
             msg,
             APPLY_TIMEOUT,
         )
-        .await?)
+        .await
+        .map_err(|e| {
+            SubmitError::from_command(e, |r| {
+                let (kind, msg) = refusal_kind(r);
+                let kind = match kind {
+                    RefusalKind::Conflict => Refused::Conflict,
+                    RefusalKind::NotFound => Refused::NotFound,
+                    RefusalKind::Invalid => Refused::Invalid,
+                };
+                (kind, msg.to_string())
+            })
+        })
     }
 
     /// The processor's counters in the Prometheus text format.

@@ -6,7 +6,7 @@
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::knowledge::{body, who};
-use crate::deploys::{Deploys, SubmitError};
+use crate::deploys::Deploys;
 use aiops_connectors::deploys::{DeployHook, DeployHookError, HookRequest};
 use aiops_deploy::{Deploy, DeployCommand};
 use aiops_schemas::deploy::{ChangeSize, DeployReport, DeployStrategy, SourceStatus};
@@ -46,17 +46,6 @@ fn deploys(st: &DeploysState) -> ApiResult<&Deploys> {
             "deploys are disabled ([deploys] enabled = false)",
         )
     })
-}
-
-fn submit_error(e: SubmitError) -> ApiError {
-    match e {
-        SubmitError::Invalid(m) => ApiError::reason(StatusCode::BAD_REQUEST, "invalid", m),
-        SubmitError::Conflict(m) => ApiError::reason(StatusCode::CONFLICT, "conflict", m),
-        SubmitError::NotFound(m) => ApiError::reason(StatusCode::NOT_FOUND, "not_found", m),
-        SubmitError::Unavailable(m) => ApiError::unavailable(m).with_retry_hint(),
-        SubmitError::Pending(m) => ApiError::reason(StatusCode::ACCEPTED, "pending", m),
-        SubmitError::Failed(m) => ApiError::internal(m),
-    }
 }
 
 /// `POST /api/deploy`.
@@ -139,7 +128,7 @@ async fn record(
         rollback_of: b.rollback_of,
         run_action: b.run,
     };
-    let seq = dep.submit(&cmd).await.map_err(submit_error)?;
+    let seq = dep.submit(&cmd).await.map_err(ApiError::from)?;
     let book = dep.handle.book.read();
     let d = match &b.id {
         Some(id) => book.get(id),
@@ -209,7 +198,7 @@ async fn rollback(
         by: who(caller.as_ref()),
         reason: b.reason,
     };
-    dep.submit(&cmd).await.map_err(submit_error)?;
+    dep.submit(&cmd).await.map_err(ApiError::from)?;
     let book = dep.handle.book.read();
     let d = book
         .get(&b.id)
@@ -303,7 +292,7 @@ async fn hook(
             rollback_of: None,
             run_action: false,
         };
-        let seq = dep.submit(&cmd).await.map_err(submit_error)?;
+        let seq = dep.submit(&cmd).await.map_err(ApiError::from)?;
         let book = dep.handle.book.read();
         // A report of a deploy the source reported before updates that one.
         let id = book.by_seq(seq).map(|d| d.id.clone()).or_else(|| {

@@ -332,3 +332,17 @@ mod tests {
         assert!(r.headers().get(header::RETRY_AFTER).is_none());
     }
 }
+
+impl From<crate::submit::SubmitError> for ApiError {
+    fn from(e: crate::submit::SubmitError) -> ApiError {
+        use crate::submit::SubmitError as S;
+        match e {
+            S::Invalid(m) => ApiError::reason(StatusCode::BAD_REQUEST, "invalid", m),
+            S::Conflict(m) => ApiError::reason(StatusCode::CONFLICT, "conflict", m),
+            S::NotFound(m) => ApiError::reason(StatusCode::NOT_FOUND, "not_found", m),
+            S::Unavailable(m) => ApiError::unavailable(m).with_retry_hint(),
+            S::Pending(m) => ApiError::reason(StatusCode::ACCEPTED, "pending", m),
+            S::Failed(m) => ApiError::internal(m),
+        }
+    }
+}

@@ -7,7 +7,7 @@
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use crate::knowledge::assistant::Assistant;
-use crate::knowledge::{Knowledge, SubmitError, incident_doc};
+use crate::knowledge::{Knowledge, incident_doc};
 use aiops_connectors::sinks::llm::Passage;
 use aiops_knowledge::{AlertContext, AskRequest, Command, EntryInput, SearchQuery};
 use aiops_runtime::alerting::processor::AlertingHandle;
@@ -64,17 +64,6 @@ fn kb(st: &KnowledgeState) -> ApiResult<&Knowledge> {
             "the knowledge base is disabled ([knowledge] enabled = false)",
         )
     })
-}
-
-fn submit_error(e: SubmitError) -> ApiError {
-    match e {
-        SubmitError::Invalid(m) => ApiError::reason(StatusCode::BAD_REQUEST, "invalid", m),
-        SubmitError::Conflict(m) => ApiError::reason(StatusCode::CONFLICT, "conflict", m),
-        SubmitError::NotFound(m) => ApiError::reason(StatusCode::NOT_FOUND, "not_found", m),
-        SubmitError::Unavailable(m) => ApiError::unavailable(m).with_retry_hint(),
-        SubmitError::Pending(m) => ApiError::reason(StatusCode::ACCEPTED, "pending", m),
-        SubmitError::Failed(m) => ApiError::internal(m),
-    }
 }
 
 fn index_error(e: aiops_knowledge::KnowledgeError) -> ApiError {
@@ -330,7 +319,7 @@ async fn update(
         by: who(caller.as_ref()),
         at_ms: crate::clock::now_ms(),
     };
-    kb.submit(&cmd).await.map_err(submit_error)?;
+    kb.submit(&cmd).await.map_err(ApiError::from)?;
     entry_answer(kb, &id)
 }
 
@@ -376,7 +365,7 @@ async fn delete_entry(
         by: who(caller.as_ref()),
         at_ms: crate::clock::now_ms(),
     };
-    kb.submit(&cmd).await.map_err(submit_error)?;
+    kb.submit(&cmd).await.map_err(ApiError::from)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -435,7 +424,7 @@ async fn feedback(
         by: who(caller.as_ref()),
         at_ms: crate::clock::now_ms(),
     };
-    kb.submit(&cmd).await.map_err(submit_error)?;
+    kb.submit(&cmd).await.map_err(ApiError::from)?;
     entry_answer(kb, &b.id)
 }
 
@@ -457,7 +446,7 @@ async fn verify(
         by: who(caller.as_ref()),
         at_ms: crate::clock::now_ms(),
     };
-    kb.submit(&cmd).await.map_err(submit_error)?;
+    kb.submit(&cmd).await.map_err(ApiError::from)?;
     entry_answer(kb, &b.id)
 }
 
@@ -503,7 +492,7 @@ async fn import(
     let report = kb
         .import(&files, &prefix, b.prune, &who(caller.as_ref()))
         .await
-        .map_err(submit_error)?;
+        .map_err(ApiError::from)?;
     Ok(axum::Json(report).into_response())
 }
 

@@ -11,6 +11,7 @@
 pub mod assistant;
 pub mod watch;
 
+use crate::submit::Refused;
 use aiops_alerting::AlertEngine;
 use aiops_alerting::incident::{Incident, IncidentStatus};
 use aiops_knowledge::{AlertContext, Command, IncidentDoc, KnowledgeBase};
@@ -28,46 +29,18 @@ pub const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Commands per log append during an import (one append is one write to the log).
 const IMPORT_BATCH: usize = 64;
 
-/// Why a change was not made. Each says who must act.
-#[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    /// The input is not a valid entry (the caller fixes it).
-    #[error("{0}")]
-    Invalid(String),
-    /// Another change won (the caller re-reads and retries).
-    #[error("{0}")]
-    Conflict(String),
-    /// No such entry.
-    #[error("{0}")]
-    NotFound(String),
-    /// The log did not take the command (retry later).
-    #[error("{0}")]
-    Unavailable(String),
-    /// The command is in the log but not applied yet (it will be).
-    #[error("{0}")]
-    Pending(String),
-    /// aiops failed (a bug).
-    #[error("{0}")]
-    Failed(String),
-}
+pub use crate::submit::SubmitError;
 
-impl From<CommandError> for SubmitError {
-    fn from(e: CommandError) -> SubmitError {
-        match e {
-            CommandError::Log(e) => SubmitError::Unavailable(e.to_string()),
-            CommandError::Timeout(m) => SubmitError::Pending(m),
-            CommandError::Refused(r) => {
-                let (kind, msg) = refusal_kind(&r);
-                let msg = msg.to_string();
-                match kind {
-                    RefusalKind::Conflict => SubmitError::Conflict(msg),
-                    RefusalKind::NotFound => SubmitError::NotFound(msg),
-                    RefusalKind::Invalid => SubmitError::Invalid(msg),
-                    RefusalKind::Failed => SubmitError::Failed(msg),
-                }
-            }
-        }
-    }
+/// The kind of a knowledge processor's refusal and its message.
+fn refused(reason: &str) -> (Refused, String) {
+    let (kind, msg) = refusal_kind(reason);
+    let kind = match kind {
+        RefusalKind::Conflict => Refused::Conflict,
+        RefusalKind::NotFound => Refused::NotFound,
+        RefusalKind::Invalid => Refused::Invalid,
+        RefusalKind::Failed => Refused::Failed,
+    };
+    (kind, msg.to_string())
 }
 
 /// The knowledge base of this process: where commands go and the state they build.
@@ -120,14 +93,15 @@ impl Knowledge {
     pub async fn submit(&self, cmd: &Command) -> Result<u64, SubmitError> {
         let msg = command_message(cmd, crate::clock::now_ms())
             .map_err(|e| SubmitError::Failed(e.to_string()))?;
-        Ok(aiops_runtime::progress::command(
+        aiops_runtime::progress::command(
             &*self.log,
             &self.handle.progress,
             "knowledge base",
             msg,
             APPLY_TIMEOUT,
         )
-        .await?)
+        .await
+        .map_err(|e| SubmitError::from_command(e, refused))
     }
 
     /// Imports Markdown `files` (path relative to the folder, text): entries whose content
@@ -230,7 +204,7 @@ impl Knowledge {
                         path: command_id(c).to_string(),
                         error: refusal_kind(&r).1.to_string(),
                     }),
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(SubmitError::from_command(e, refused)),
                 }
             }
         }
