@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The units of a node with no pipeline files (tests 2 and 3); test 1 adds one pipeline.
-const UNITS: [&str; 4] = ["alerting", "templates", "workflows", "sources"];
+const UNITS: [&str; 5] = ["alerting", "templates", "workflows", "deploys", "sources"];
 
 fn env() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -809,7 +809,7 @@ fn twelve_pipelines_spread_over_three_nodes_and_rebalance_after_a_node_returns()
     };
     wait_until(
         Duration::from_secs(40),
-        "15 units spread over 3 nodes, at most 5 each",
+        "17 units spread over 3 nodes, at most 6 each",
         || spread(&nodes[0], &["n0", "n1", "n2"]),
     );
     let post = |a: &Aiops, round: usize| {

@@ -211,7 +211,14 @@ fn pull_sources_and_archive_compaction_run_on_one_node_and_move_on_kill9() {
         .keys()
         .map(String::as_str)
         .collect();
-    for u in ["sources", "archive", "alerting", "templates", "workflows"] {
+    for u in [
+        "sources",
+        "archive",
+        "alerting",
+        "templates",
+        "workflows",
+        "deploys",
+    ] {
         assert!(units.contains(&u), "GET /api/cluster lists {u}: {view}");
     }
     // No grafana unit: Grafana sync runs only when asked (API or CLI), nothing periodic.
