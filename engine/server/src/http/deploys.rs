@@ -271,7 +271,9 @@ async fn hook(
     }) {
         Ok(r) => r,
         Err(DeployHookError::Unauthenticated(m)) => {
-            tracing::warn!(hook = %kind, reason = %m, "deploy webhook refused");
+            // Debug, not warn: anyone can call this route, and a flood of bad signatures must
+            // not flood the log.
+            tracing::debug!(hook = %kind, reason = %m, "deploy webhook refused");
             return Err(ApiError::unauthorized(m));
         }
         Err(DeployHookError::BadPayload(m)) => {
