@@ -112,6 +112,7 @@ fn catalog() -> StaticCatalog {
         ("slack", "slack"),
         ("local", "exec"),
         ("hook", "webhook"),
+        ("rollback", "webhook"),
         ("oncall-slack", "slack"),
         ("jira", "jira"),
     ] {

@@ -103,6 +103,31 @@ pub fn metrics(rng: &mut Rng, minutes: i64) -> Vec<Row> {
         }
         series.push(("up", vec![("instance", h.into())], 1.0));
     }
+    // A service's stable and canary versions as a deploy verification scrapes them
+    // (pipelines/deploy_series.sql): request counters per code, a summary's p99 and a
+    // saturation gauge.
+    for (service, instance) in [("checkout", "c-0"), ("cart", "k-0")] {
+        for version in ["1", "2"] {
+            let l = |extra: Vec<(&'static str, String)>| {
+                let mut v = vec![
+                    ("service", service.to_string()),
+                    ("version", version.to_string()),
+                    ("instance", format!("{instance}-{version}")),
+                ];
+                v.extend(extra);
+                v
+            };
+            for code in ["200", "503"] {
+                series.push(("http_requests_total", l(vec![("code", code.into())]), 100.0));
+            }
+            series.push((
+                "http_request_duration_seconds",
+                l(vec![("quantile", "0.99".into())]),
+                0.25,
+            ));
+            series.push(("worker_pool_saturation_ratio", l(vec![]), 0.5));
+        }
+    }
     let offset = rng.below(15_000) as i64;
     for step in 0..(minutes * 4) {
         for (name, labels, v) in series.iter_mut() {
@@ -119,6 +144,11 @@ pub fn metrics(rng: &mut Rng, minutes: i64) -> Vec<Row> {
                     }
                 }
                 "up" => 1.0,
+                "http_requests_total" => *v + rng.below(50) as f64,
+                // Dyadic values: sums are exact in any order, so streaming equals batch bit
+                // for bit.
+                "http_request_duration_seconds" => 0.0625 + rng.below(64) as f64 / 128.0,
+                "worker_pool_saturation_ratio" => rng.below(64) as f64 / 64.0,
                 _ => (*v + rng.below(1 << 20) as f64 - (1 << 19) as f64).max(0.0),
             };
             rows.push(Row::Metric {
