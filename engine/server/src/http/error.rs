@@ -282,6 +282,20 @@ impl From<crate::workflows::service::ChangeError> for ApiError {
     }
 }
 
+impl From<crate::submit::SubmitError> for ApiError {
+    fn from(e: crate::submit::SubmitError) -> ApiError {
+        use crate::submit::SubmitError as S;
+        match e {
+            S::Invalid(m) => ApiError::reason(StatusCode::BAD_REQUEST, "invalid", m),
+            S::Conflict(m) => ApiError::reason(StatusCode::CONFLICT, "conflict", m),
+            S::NotFound(m) => ApiError::reason(StatusCode::NOT_FOUND, "not_found", m),
+            S::Unavailable(m) => ApiError::unavailable(m).with_retry_hint(),
+            S::Pending(m) => ApiError::reason(StatusCode::ACCEPTED, "pending", m),
+            S::Failed(m) => ApiError::internal(m),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -330,19 +344,5 @@ mod tests {
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
         let r = ApiError::not_found("x").with_retry_hint().into_response();
         assert!(r.headers().get(header::RETRY_AFTER).is_none());
-    }
-}
-
-impl From<crate::submit::SubmitError> for ApiError {
-    fn from(e: crate::submit::SubmitError) -> ApiError {
-        use crate::submit::SubmitError as S;
-        match e {
-            S::Invalid(m) => ApiError::reason(StatusCode::BAD_REQUEST, "invalid", m),
-            S::Conflict(m) => ApiError::reason(StatusCode::CONFLICT, "conflict", m),
-            S::NotFound(m) => ApiError::reason(StatusCode::NOT_FOUND, "not_found", m),
-            S::Unavailable(m) => ApiError::unavailable(m).with_retry_hint(),
-            S::Pending(m) => ApiError::reason(StatusCode::ACCEPTED, "pending", m),
-            S::Failed(m) => ApiError::internal(m),
-        }
     }
 }
