@@ -231,31 +231,21 @@ pub async fn run(
     let first = log.stats().await?.first_seq;
     let (acfg, atext) = cfg.alerting.load().map_err(ServerError::Alerting)?;
     let alerting = AlertingHandle::new(aiops_alerting::AlertEngine::new(acfg.clone()), atext);
-    if let Some(c) = &mut cluster {
+    {
         let handle = alerting.clone();
-        c.add(Arc::new(DriverUnit::new(
-            AlertProcessor::NAME,
+        run_processor(
+            cluster.as_mut(),
             log.clone(),
-            c.blobs.clone(),
-            Box::new(move |_owner, _log| {
+            move || {
                 // Fresh state: the driver restores the checkpoint into it or rebuilds.
                 *handle.engine.write() = aiops_alerting::AlertEngine::new(acfg.clone());
                 Ok(AlertProcessor::new(handle.clone()))
-            }),
-            cfg.alerting.checkpoint_interval,
-            cfg.alerting.tick_interval,
-            alerting.progress.clone(),
-        )));
-    } else {
-        spawn_driver(
-            log.clone(),
-            AlertProcessor::new(alerting.clone()),
+            },
             &crate::alerting::store_dir(&cfg.data_dir),
             first,
-            cfg.alerting.checkpoint_interval,
-            cfg.alerting.tick_interval,
+            (cfg.alerting.checkpoint_interval, cfg.alerting.tick_interval),
             alerting.progress.clone(),
-            stop_rx.clone(),
+            &stop_rx,
             &mut tasks,
         )
         .await
@@ -265,38 +255,25 @@ pub async fn run(
         let processor = TemplateProcessor::new(&cfg.templates)
             .map_err(|e| ServerError::Templates(e.to_string()))?;
         let handle = processor.handle();
-        if let Some(c) = &mut cluster {
-            let (h, settings) = (handle.clone(), cfg.templates.clone());
-            c.add(Arc::new(DriverUnit::new(
-                TemplateProcessor::NAME,
-                log.clone(),
-                c.blobs.clone(),
-                Box::new(move |_owner, _log| {
-                    TemplateProcessor::with_handle(h.clone(), &settings)
-                        .map_err(|e| aiops_runtime::ProcessorError::new(TemplateProcessor::NAME, e))
-                }),
-                cfg.templates.checkpoint_interval,
-                Duration::from_secs(3600),
-                handle.progress.clone(),
-            )));
-            Some(handle)
-        } else {
+        let (h, settings) = (handle.clone(), cfg.templates.clone());
+        run_processor(
+            cluster.as_mut(),
+            log.clone(),
+            move || {
+                TemplateProcessor::with_handle(h.clone(), &settings)
+                    .map_err(|e| aiops_runtime::ProcessorError::new(TemplateProcessor::NAME, e))
+            },
+            &aiops_runtime::templates::store_dir(&cfg.data_dir),
+            first,
             // The miner has no timers: the tick interval is never used.
-            spawn_driver(
-                log.clone(),
-                processor,
-                &aiops_runtime::templates::store_dir(&cfg.data_dir),
-                first,
-                cfg.templates.checkpoint_interval,
-                Duration::from_secs(3600),
-                handle.progress.clone(),
-                stop_rx.clone(),
-                &mut tasks,
-            )
-            .await
-            .map_err(ServerError::Templates)?;
-            Some(handle)
-        }
+            (cfg.templates.checkpoint_interval, Duration::from_secs(3600)),
+            handle.progress.clone(),
+            &stop_rx,
+            &mut tasks,
+        )
+        .await
+        .map_err(ServerError::Templates)?;
+        Some(handle)
     } else {
         None
     };
@@ -637,36 +614,71 @@ async fn start_deploys(
         return Ok(None);
     }
     let handle = DeployHandle::new(cfg.deploys.clone());
-    if let Some(c) = cluster {
-        let h = handle.clone();
-        c.add(Arc::new(DriverUnit::new(
-            DeployProcessor::NAME,
-            log.clone(),
-            c.blobs.clone(),
-            Box::new(move |_owner, _log| Ok(DeployProcessor::new(h.clone()))),
-            cfg.deploys.checkpoint_interval,
-            cfg.alerting.tick_interval,
-            handle.progress.clone(),
-        )));
-    } else {
-        spawn_driver(
-            log.clone(),
-            DeployProcessor::new(handle.clone()),
-            &aiops_runtime::deploys::store_dir(&cfg.data_dir),
-            first,
-            cfg.deploys.checkpoint_interval,
-            cfg.alerting.tick_interval,
-            handle.progress.clone(),
-            stop_rx.clone(),
-            tasks,
-        )
-        .await
-        .map_err(ServerError::Deploys)?;
-    }
+    let h = handle.clone();
+    run_processor(
+        cluster,
+        log.clone(),
+        move || Ok(DeployProcessor::new(h.clone())),
+        &aiops_runtime::deploys::store_dir(&cfg.data_dir),
+        first,
+        (cfg.deploys.checkpoint_interval, cfg.alerting.tick_interval),
+        handle.progress.clone(),
+        stop_rx,
+        tasks,
+    )
+    .await
+    .map_err(ServerError::Deploys)?;
     let deploys = crate::deploys::Deploys { log, handle };
     crate::deploys::start_watchers(&cfg.deploys, &cfg.outbound, &deploys, stop_rx, tasks)
         .map_err(ServerError::Deploys)?;
     Ok(Some(deploys))
+}
+
+/// Runs a processor that appends: in cluster mode a work unit (one owner, fenced appends,
+/// followers elsewhere), else a driver over the local checkpoint store. `make` gives a
+/// processor with fresh state (the driver restores the checkpoint into it or rebuilds);
+/// `(checkpoint, tick)` are its checkpoint and clock-tick intervals.
+#[allow(clippy::too_many_arguments)]
+async fn run_processor<P: Processor + Sync>(
+    cluster: Option<&mut crate::cluster::Cluster>,
+    log: Arc<dyn EventLog>,
+    make: impl Fn() -> Result<P, aiops_runtime::ProcessorError> + Send + Sync + 'static,
+    store_dir: &std::path::Path,
+    first: u64,
+    (checkpoint, tick): (Duration, Duration),
+    progress: Arc<aiops_runtime::CommandProgress>,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Result<(), String> {
+    match cluster {
+        Some(c) => {
+            c.add(Arc::new(DriverUnit::new(
+                P::NAME,
+                log,
+                c.blobs.clone(),
+                Box::new(move |_owner, _log| make()),
+                checkpoint,
+                tick,
+                progress,
+            )));
+            Ok(())
+        }
+        None => {
+            let p = make().map_err(|e| e.to_string())?;
+            spawn_driver(
+                log,
+                p,
+                store_dir,
+                first,
+                checkpoint,
+                tick,
+                progress,
+                stop_rx.clone(),
+                tasks,
+            )
+            .await
+        }
+    }
 }
 
 /// Single-node: opens `processor`'s driver over the sled store in `store_dir` and follows the
