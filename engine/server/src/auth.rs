@@ -81,7 +81,10 @@ pub fn required(method: &Method, route: &str) -> Need {
     let read = matches!(*method, Method::GET | Method::HEAD);
     if read {
         return Need::Role(
-            if route.starts_with("/api/tokens") || route == "/api/audit" {
+            if route.starts_with("/api/tokens")
+                || route.starts_with("/api/console/")
+                || route == "/api/audit"
+            {
                 Role::Admin
             } else {
                 Role::Viewer
@@ -125,7 +128,14 @@ pub struct HttpAuth {
     ingestor: Arc<Ingestor>,
     /// Refusals are counted here.
     pub metrics: Arc<Metrics>,
+    /// Console sessions: a signed-in browser's cookie stands for its user's role.
+    pub sessions: Option<Arc<crate::console::sessions::Sessions>>,
 }
+
+/// Marks a request a console page makes to fill itself: a read, even when it is a query
+/// `POST` (`/api/sql`), so it is not audited as a write at every live refresh.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsoleRead;
 
 impl HttpAuth {
     /// Auth over `tokens`; `loopback_only` = the HTTP API listens on a loopback address. Audit
@@ -144,7 +154,14 @@ impl HttpAuth {
             loopback_only,
             ingestor,
             metrics,
+            sessions: None,
         }
+    }
+
+    /// Accepts console session cookies from `sessions`.
+    pub fn with_sessions(mut self, sessions: Arc<crate::console::sessions::Sessions>) -> HttpAuth {
+        self.sessions = Some(sessions);
+        self
     }
 
     /// Appends an audit event (`type = 'audit'` on the events stream): who, what, the outcome.

@@ -48,6 +48,8 @@ pub struct Config {
     pub read: ReadConfig,
     /// API tokens, open routes, rate limits.
     pub auth: crate::auth::AuthSettings,
+    /// The web console at `/`: sessions, sign-in limits, the TOTP issuer.
+    pub console: crate::console::ConsoleSettings,
     /// Grafana automation: where Grafana is, the data source, folder and rule group.
     pub grafana: aiops_grafana::GrafanaSettings,
     /// The outbound guard of every HTTP call aiops makes (workflow providers, scrapes and other
@@ -82,6 +84,7 @@ impl Default for Config {
             templates: aiops_runtime::templates::TemplateSettings::default(),
             knowledge: aiops_runtime::knowledge::KnowledgeSettings::default(),
             deploys: aiops_runtime::deploys::DeploySettings::default(),
+            console: crate::console::ConsoleSettings::default(),
             workflows: crate::workflows::WorkflowSettings::default(),
             sql: crate::read::SqlSettings::default(),
             archive: aiops_read::archive::ArchiveConfig::default(),
@@ -319,7 +322,7 @@ impl Config {
 
     /// Values that parse but make no sense: every problem at once (none = valid).
     fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+        let mut problems = self.console.problems();
         if let Err(e) = self.deploys.validate() {
             problems.push(e);
         }

@@ -36,6 +36,7 @@ pub mod auth;
 pub mod cluster;
 pub use aiops_runtime::clock;
 pub mod config;
+pub mod console;
 pub mod datasources;
 pub mod deploys;
 pub mod follower;

@@ -376,6 +376,7 @@ pub async fn run(
         c.add(Arc::new(unit));
     }
     let cluster_board = cluster.as_ref().map(|c| c.board.clone());
+    let cluster_board_mode = cluster_board.is_some();
     if let Some(c) = cluster {
         tasks.spawn(c.run(log.clone(), stop_rx.clone()));
     }
@@ -387,13 +388,45 @@ pub async fn run(
         tokens: tokens.clone(),
         lock: tokio::sync::Mutex::new(()),
     });
-    let auth = Arc::new(crate::auth::HttpAuth::new(
+    let sessions = Arc::new(crate::console::sessions::Sessions::new(cfg.console.clone()));
+    let auth = crate::auth::HttpAuth::new(
         tokens.clone(),
         cfg.auth.clone(),
         addr.ip().is_loopback(),
         ingestor.clone(),
         metrics.clone(),
-    ));
+    );
+    let auth = Arc::new(if cfg.console.enabled {
+        auth.with_sessions(sessions.clone())
+    } else {
+        auth
+    });
+    // Console users: the cluster's bucket in cluster mode (every node signs in the same
+    // users), else a file beside the tokens.
+    let console = if cfg.console.enabled {
+        let users = match log.coordination().filter(|_| cluster_board_mode) {
+            Some(coord) => crate::console::users::UserStore::shared(
+                coord
+                    .kv(crate::console::users::USERS_BUCKET)
+                    .await
+                    .map_err(|e| ServerError::Read(format!("console user bucket: {e}")))?,
+            ),
+            None => crate::console::users::UserStore::file(crate::console::users::users_path(
+                &cfg.data_dir,
+            )),
+        };
+        Some(http::console::ConsoleState {
+            console: Arc::new(
+                aiops_console::Console::new()
+                    .map_err(|e| ServerError::Read(format!("console templates: {e}")))?,
+            ),
+            sessions: sessions.clone(),
+            users: Arc::new(users),
+            tokens: tokens.clone(),
+        })
+    } else {
+        None
+    };
     // Syslog listeners (if configured) are up before /api/health answers.
     crate::syslog::start(
         &cfg.syslog,
@@ -415,6 +448,12 @@ pub async fn run(
         .map_err(|source| ServerError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %local, "http listening");
+    if cfg.console.enabled {
+        // The one line a new user needs: where to click.
+        eprintln!(
+            "aiops: console at http://{local}/ (sign in with an API token or a console user)"
+        );
+    }
     // `log_analysis(…)` on the read side, and its HTTP route's handles.
     crate::logs_analysis::register_sql(&read, templates.clone());
     let logs = http::logs::LogsState {
@@ -465,6 +504,7 @@ pub async fn run(
             knowledge: knowledge.clone(),
             assistant: assistant.clone(),
             deploys: deploys.clone(),
+            console: cfg.console.enabled.then(|| sessions.clone()),
         },
         ingest: http::ingest::IngestState {
             ingestor,
@@ -504,6 +544,7 @@ pub async fn run(
         },
         datasources,
         auth,
+        console,
     });
     let served = http::conn::serve(listener, app, &cfg.http, shutdown).await;
     tracing::info!("shutting down: stopping sources, closing the log");

@@ -81,13 +81,45 @@ fn wanted(cfg: &NatsConfig) -> stream::Config {
     }
 }
 
-/// Opens the log stream, creating it when missing and updating limits that differ.
+/// How many times opening the stream is tried when the JetStream API does not answer.
+///
+/// Why: right after a cluster starts (or while it elects a meta leader, or while other nodes
+/// create the same replicated stream) a JetStream API request can time out although the cluster
+/// is about to be fine; giving up on the first timeout made a node exit at start. Attempts are
+/// `request_timeout` long plus a growing pause (1, 2, 4, 8 s), so a cluster that stays down is
+/// still reported within about a minute.
+const OPEN_ATTEMPTS: u32 = 5;
+
+/// Opens the log stream, creating it when missing and updating limits that differ; retries
+/// (with a warning) while the JetStream API does not answer.
 ///
 /// # Errors
 /// [`LogError::Config`] when a stream of that name exists but cannot be the log (other subjects,
 /// memory storage, work-queue retention) or the server refuses the settings;
-/// [`LogError::Unavailable`] when the JetStream API does not answer.
+/// [`LogError::Unavailable`] when the JetStream API does not answer after [`OPEN_ATTEMPTS`].
 pub(super) async fn stream(
+    js: &jetstream::Context,
+    cfg: &NatsConfig,
+) -> Result<stream::Stream, LogError> {
+    let mut attempt = 1;
+    loop {
+        match open_stream(js, cfg).await {
+            Err(LogError::Unavailable(why)) if attempt < OPEN_ATTEMPTS => {
+                let pause = std::time::Duration::from_secs(1 << (attempt - 1));
+                tracing::warn!(
+                    stream = %cfg.stream, attempt, retry_in = ?pause, error = %why,
+                    "the JetStream API did not answer; retrying"
+                );
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One attempt of [`stream`].
+async fn open_stream(
     js: &jetstream::Context,
     cfg: &NatsConfig,
 ) -> Result<stream::Stream, LogError> {
@@ -105,6 +137,15 @@ pub(super) async fn stream(
             }
             tracing::info!(stream = %cfg.stream, url = %cfg.url, "creating the JetStream log stream");
             return js.create_stream(want).await.map_err(|e| {
+                if matches!(
+                    e.kind(),
+                    jetstream::context::CreateStreamErrorKind::TimedOut
+                ) {
+                    return LogError::Unavailable(format!(
+                        "creating JetStream stream {} at {} timed out: {e}",
+                        cfg.stream, cfg.url
+                    ));
+                }
                 LogError::Config(format!(
                     "cannot create JetStream stream {} (subjects {SUBJECTS}) at {}: {e}",
                     cfg.stream, cfg.url

@@ -2,7 +2,8 @@
 //! role a route needs, the tokens and the audit event are [`crate::auth`]'s.
 
 use super::error::ApiError;
-use crate::auth::{Caller, HttpAuth, Need, required};
+use crate::auth::{Caller, ConsoleRead, HttpAuth, Need, required};
+use crate::console::sessions::{Kind, SESSION_COOKIE, Session, Sessions, Stage, same};
 use aiops_read::auth::Role;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -56,13 +57,26 @@ pub async fn layer(State(auth): State<Arc<HttpAuth>>, req: Request, next: Next) 
         Some(t) => auth.tokens.verify_async(t).await,
         None => None,
     };
-    let caller = match (&record, &bearer) {
+    // A browser signed in to the console: its session cookie, when no bearer token is given.
+    let session = match (&bearer, &auth.sessions) {
+        (None, Some(sessions)) => console_session(sessions, &auth, req.headers()),
+        _ => None,
+    };
+    let caller = match (&record, &session) {
         (Some(r), _) => Caller {
             token: r.id.clone(),
             name: r.name.clone(),
             role: Some(r.role),
         },
-        (None, _) => Caller {
+        (None, Some(s)) => Caller {
+            token: match &s.kind {
+                Kind::User => format!("user:{}", s.user),
+                Kind::Token(id) => id.clone(),
+            },
+            name: s.user.clone(),
+            role: Some(s.role),
+        },
+        (None, None) => Caller {
             token: "anonymous".into(),
             name: "anonymous".into(),
             role: auth.settings.anonymous_role,
@@ -70,6 +84,34 @@ pub async fn layer(State(auth): State<Arc<HttpAuth>>, req: Request, next: Next) 
     };
     let write = !matches!(method, Method::GET | Method::HEAD);
     let is_ingest = need == Need::Role(Role::Ingest);
+    // A console page filling itself with a query route reads; it is not audited as a write.
+    let write = write
+        && !(need == Need::Role(Role::Viewer) && req.extensions().get::<ConsoleRead>().is_some());
+    // Cookie-authenticated writes need the session's CSRF token and, when the browser says
+    // where the request comes from, this listener as its origin: another site's form or script
+    // cannot act with a signed-in user's cookie.
+    if let Some(s) = &session
+        && !matches!(method, Method::GET | Method::HEAD)
+    {
+        let token = req
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !same(token, &s.csrf) || !super::console::same_origin(req.headers()) {
+            auth.metrics.rejected("api", "csrf");
+            let resp = refuse(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                format!(
+                    "{method} {route}: a console request must come from the console (X-CSRF-Token header of the session, same origin)"
+                ),
+            )
+            .into_response();
+            auth.audit(&caller, &method, &route, resp.status()).await;
+            return resp;
+        }
+    }
     let decision: Result<(), ApiError> = match need {
         Need::Open => Ok(()),
         Need::Role(Role::Ingest)
@@ -121,7 +163,7 @@ pub async fn layer(State(auth): State<Arc<HttpAuth>>, req: Request, next: Next) 
         }
         return resp;
     }
-    let key = if record.is_some() {
+    let key = if record.is_some() || session.is_some() {
         caller.token.clone()
     } else {
         "anonymous".to_string()
@@ -150,4 +192,25 @@ pub async fn layer(State(auth): State<Arc<HttpAuth>>, req: Request, next: Next) 
         auth.audit(&caller, &method, &route, resp.status()).await;
     }
     resp
+}
+
+/// The signed-in console session of a request's cookie; a session opened with an API token
+/// that has since been revoked is ended.
+fn console_session(
+    sessions: &Sessions,
+    auth: &HttpAuth,
+    headers: &axum::http::HeaderMap,
+) -> Option<Session> {
+    let c = super::console::cookie(headers, SESSION_COOKIE)?;
+    let s = sessions.get(c, Instant::now())?;
+    if s.stage != Stage::Active {
+        return None;
+    }
+    if let Kind::Token(id) = &s.kind
+        && !auth.tokens.list().iter().any(|t| &t.id == id)
+    {
+        sessions.close_token(id);
+        return None;
+    }
+    Some(s)
 }

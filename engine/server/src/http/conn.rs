@@ -75,7 +75,14 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let svc = TowerToHyperService::new(app.clone());
+        // Handlers that limit per client (console sign-in) read the peer address.
+        let svc = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut r: axum::extract::Request| {
+                r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                r
+            },
+        ));
         let mut close = close_rx.clone();
         conns.spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();

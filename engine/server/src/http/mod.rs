@@ -18,6 +18,8 @@
 //! - [`deploys`]: record deploys, status with risk and verification, rollback, history with DORA
 //!   figures, CI/CD webhooks.
 //! - [`knowledge`]: knowledge base search, cited answers, entries, imports, drafts, links.
+//! - [`console`]: the web console at `/` (pages, sign-in with password and TOTP, sessions), and
+//!   the console users API.
 //! - [`conn`]: the listener (connection cap, header and body read timeouts).
 //!
 //! Nothing outside this folder (and the composition root, `server.rs`) imports from it.
@@ -25,6 +27,7 @@
 pub mod alerting;
 pub mod auth;
 pub mod conn;
+pub mod console;
 pub mod datasources;
 pub mod deploys;
 pub mod error;
@@ -74,6 +77,8 @@ pub struct AppState {
     pub datasources: Arc<crate::datasources::DataSources>,
     /// Tokens, roles and rate limits (the middleware's only state).
     pub auth: Arc<crate::auth::HttpAuth>,
+    /// The console (`None` when `[console] enabled = false`).
+    pub console: Option<console::ConsoleState>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -108,13 +113,24 @@ substates! {
     pipelines: pipelines::PipelinesState,
     grafana: grafana::GrafanaState,
     datasources: Arc<crate::datasources::DataSources>,
+    console: Option<console::ConsoleState>,
 }
 
 /// Largest body of a non-ingest API request.
 pub const API_BODY_LIMIT: usize = 1 << 20;
 
-/// The router with every endpoint of this build.
+/// The router with every endpoint of this build: the API, and the console at `/` when enabled.
 pub fn router(state: AppState) -> Router {
+    let console = state.console.clone();
+    let api = api_router(state);
+    match console {
+        Some(c) => api.clone().merge(console::router(c, api)),
+        None => api,
+    }
+}
+
+/// Every API route, under the auth middleware.
+fn api_router(state: AppState) -> Router {
     let r = Router::new();
     let r = status::routes(r);
     let r = ingest::routes(r);
@@ -128,6 +144,7 @@ pub fn router(state: AppState) -> Router {
     let r = grafana::routes(r);
     let r = pipelines::routes(r);
     let r = datasources::routes(r);
+    let r = console::api_routes(r);
     r.route_layer(axum::middleware::from_fn_with_state(
         state.auth.clone(),
         auth::layer,

@@ -42,6 +42,8 @@ pub struct StatusState {
     pub knowledge: Option<crate::knowledge::Knowledge>,
     /// The LLM assistant (`aiops_llm_*`), when configured.
     pub assistant: Option<Arc<crate::knowledge::assistant::Assistant>>,
+    /// Console sessions (`aiops_console_*`), when the console is on.
+    pub console: Option<Arc<crate::console::sessions::Sessions>>,
 }
 
 /// Adds the status routes.
@@ -137,6 +139,11 @@ async fn metrics(State(st): State<StatusState>) -> Response {
                 .deploys
                 .as_ref()
                 .map(crate::deploys::Deploys::metrics_text)
+                .unwrap_or_default()
+            + &st
+                .console
+                .as_deref()
+                .map(crate::console::sessions::Sessions::metrics_text)
                 .unwrap_or_default(),
     )
         .into_response()
