@@ -294,6 +294,7 @@ async fn get_execution(State(st): State<WorkflowsState>, Path(rest): Path<String
 
 async fn execution_action(
     State(st): State<WorkflowsState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     headers: HeaderMap,
     Path(rest): Path<String>,
     body: axum::body::Bytes,
@@ -312,9 +313,15 @@ async fn execution_action(
             "approvals need configured users ([workflows.users]) with roles",
         ));
     }
-    let Some(user) = user(&a, &headers).cloned() else {
+    // A workflow user's bearer token, or a console user signed in under a workflow user's name
+    // (the auth middleware made the caller `user:<name>` from the session cookie).
+    let console_user = caller
+        .as_ref()
+        .and_then(|c| c.0.token.strip_prefix("user:"))
+        .and_then(|name| a.user_named(name));
+    let Some(user) = user(&a, &headers).or(console_user).cloned() else {
         return Err(ApiError::unauthorized(
-            "a bearer token of a configured user is required",
+            "a bearer token of a configured user (or a console user of the same name) is required",
         ));
     };
     let pending = a

@@ -224,6 +224,12 @@ impl WorkflowsService {
         !self.users.is_empty()
     }
 
+    /// The configured user named `name` (a console user signed in under that name approves
+    /// with that user's roles).
+    pub fn user_named(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
     /// The configured user whose token is `token`.
     pub fn user(&self, token: &str) -> Option<&User> {
         // Compare every token fully so timing does not tell how much of one matched.
