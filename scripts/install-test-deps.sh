@@ -9,6 +9,10 @@ command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=
 [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 # The Grafana dashboard test type-checks generated dashboards with npm's @grafana/schema + tsc.
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# The console's browser tests drive Debian's chromium through its chromedriver (WebDriver), never a
+# downloaded browser.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test peers: ${need[*]}"
   SUDO=""

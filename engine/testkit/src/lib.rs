@@ -9,9 +9,13 @@
 //!
 //! [`aiops`] starts the engine itself (`aiops run`) the same way for the integration tests and
 //! the benchmark harness: [`AiopsCommand`] and [`AiopsProcess`].
+//!
+//! [`webdriver`] drives Debian's `chromium` through its `chromedriver` for the console's browser
+//! tests: [`webdriver::Browser`].
 
 pub mod aiops;
 pub mod cluster;
+pub mod webdriver;
 
 pub use aiops::{AiopsCommand, AiopsError, AiopsProcess};
 pub use cluster::{
