@@ -647,6 +647,34 @@ impl Browser {
         self.command("DELETE", "/cookie", None).map(drop)
     }
 
+    /// The text of the open `alert`/`confirm`/`prompt` dialog.
+    ///
+    /// # Errors
+    /// `no such alert` when none is open; as [`Browser::command`].
+    pub fn alert_text(&self) -> Result<String, WebDriverError> {
+        Ok(self
+            .command("GET", "/alert/text", None)?
+            .as_str()
+            .unwrap_or("")
+            .to_string())
+    }
+
+    /// Accepts (OK) the open dialog, e.g. a `data-confirm` question.
+    ///
+    /// # Errors
+    /// `no such alert` when none is open; as [`Browser::command`].
+    pub fn accept_alert(&self) -> Result<(), WebDriverError> {
+        self.command("POST", "/alert/accept", None).map(drop)
+    }
+
+    /// Dismisses (Cancel) the open dialog.
+    ///
+    /// # Errors
+    /// `no such alert` when none is open; as [`Browser::command`].
+    pub fn dismiss_alert(&self) -> Result<(), WebDriverError> {
+        self.command("POST", "/alert/dismiss", None).map(drop)
+    }
+
     /// Polls `check` every 100 ms until it returns `Ok(Some(_))` or `timeout` passes. Errors of
     /// `check` (a stale element while the page changes, …) count as "not yet".
     ///
@@ -1160,6 +1188,21 @@ mod tests {
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let width = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
         assert_eq!(width, 1280);
+        // A confirm dialog: its text, then OK.
+        b.execute(
+            "setTimeout(() => { window.confirmed = confirm('Sure?'); }, 0);",
+            &[],
+        )
+        .unwrap();
+        let text = b
+            .wait_for(Duration::from_secs(5), "the dialog", |b| {
+                b.alert_text().map(Some)
+            })
+            .unwrap();
+        assert_eq!(text, "Sure?");
+        b.accept_alert().unwrap();
+        assert_eq!(b.execute("return window.confirmed;", &[]).unwrap(), true);
+        assert_eq!(b.accept_alert().unwrap_err().code(), Some("no such alert"));
         b.execute("document.cookie = 'k=v; SameSite=Strict; Path=/';", &[])
             .unwrap();
         let c = b.cookie("k").unwrap().unwrap();
