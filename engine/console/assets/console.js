@@ -216,9 +216,14 @@
       if (typeof msg === "object") {
         msg = msg.message || JSON.stringify(msg);
       }
+      if (Array.isArray(j.problems) && j.problems.length && String(msg).indexOf(j.problems[0]) < 0) {
+        msg = (msg ? msg + "\n" : "") + j.problems.join("\n");
+      }
       if (j.line != null) {
         msg = tr("line ", "第 ") + j.line + (j.column != null ? ":" + j.column : "") + tr(": ", " 行：") + msg;
       }
+    } else if (typeof j === "string") {
+      msg = j;
     }
     if (!msg) {
       msg = (ans.text || "").slice(0, 2000);
@@ -226,16 +231,42 @@
     return "HTTP " + ans.status + (msg ? " — " + msg : "");
   }
 
-  function errorLine(ans) {
+  // Where an error answer points in the submitted text: a "line" field, or the first
+  // "file:line:col: reason" problem (the pipeline API's form) whose file ends with the form's
+  // data-error-file (placeholders filled).
+  function errorLine(ans, form, flat) {
     var j = ans.json;
-    if (j && typeof j === "object") {
-      var line = j.line != null ? j.line : (j.error && j.error.line);
-      var col = j.column != null ? j.column : (j.error && j.error.column);
-      if (line != null && !isNaN(Number(line))) {
-        return { line: Number(line), column: col != null ? Number(col) : null };
+    if (!j || typeof j !== "object") {
+      return null;
+    }
+    if (j.line != null && !isNaN(Number(j.line))) {
+      return { line: Number(j.line), trimmed: false };
+    }
+    var want = form ? form.getAttribute("data-error-file") : null;
+    if (want) {
+      want = decodeURIComponent(fill(want, flat || {}, null));
+    }
+    var texts = Array.isArray(j.problems) ? j.problems.slice() : [];
+    if (typeof j.error === "string") {
+      texts = texts.concat(j.error.split("\n"));
+    }
+    for (var i = 0; i < texts.length; i++) {
+      var m = /^(.*?):(\d+):(\d+):/.exec(String(texts[i]));
+      if (m && (!want || m[1] === want || m[1].slice(-want.length - 1) === "/" + want)) {
+        return { line: Number(m[2]), trimmed: !!want };
       }
     }
     return null;
+  }
+
+  // The pipeline API trims the text it checks: its line 1 is the textarea's first non-blank line.
+  function leadingBlankLines(text) {
+    var lines = text.split("\n");
+    var n = 0;
+    while (n < lines.length - 1 && lines[n].trim() === "") {
+      n++;
+    }
+    return n;
   }
 
   function selectLine(ta, line) {
@@ -272,7 +303,7 @@
     return out;
   }
 
-  function report(el, ans, then) {
+  function report(el, ans, then, flat) {
     var out = resultOf(el);
     if (!ans.ok) {
       var text = errorText(ans);
@@ -282,10 +313,10 @@
       } else {
         window.alert(text);
       }
-      var pos = errorLine(ans);
       var ta = el.tagName === "FORM" ? el.querySelector("textarea.code") : null;
+      var pos = ta ? errorLine(ans, el, flat) : null;
       if (pos && ta) {
-        selectLine(ta, pos.line);
+        selectLine(ta, pos.line + (pos.trimmed ? leadingBlankLines(ta.value) : 0));
       }
       return;
     }
@@ -346,7 +377,7 @@
     buttons.forEach(function (b) { b.disabled = true; });
     send(method, url, body, ctype)
       .then(function (ans) {
-        report(form, ans, then);
+        report(form, ans, then, vals.flat);
         if (ans.ok) {
           var ta = form.querySelector("textarea.code[aria-invalid]");
           if (ta) {
@@ -533,12 +564,24 @@
       var t0 = num("data-t0"), t1 = num("data-t1"), v0 = num("data-v0"), v1 = num("data-v1");
       var timeAxis = svg.getAttribute("data-time") === "1";
       var cursor = svg.querySelector("line.cursor");
-      var lines = Array.prototype.map.call(svg.querySelectorAll("polyline.line"), function (pl) {
-        var pts = (pl.getAttribute("points") || "").trim().split(/\s+/).map(function (p) {
+      // A series broken by gaps is several polylines with one data-name: merge them.
+      var byName = {};
+      var lines = [];
+      svg.querySelectorAll("polyline.line").forEach(function (pl) {
+        var name = pl.getAttribute("data-name") || "";
+        var cls = (pl.getAttribute("class") || "").replace("line", "").trim();
+        var key = name + "\u0000" + cls;
+        if (!byName[key]) {
+          byName[key] = { pts: [], name: name, cls: cls };
+          lines.push(byName[key]);
+        }
+        (pl.getAttribute("points") || "").trim().split(/\s+/).forEach(function (p) {
           var xy = p.split(",");
-          return [parseFloat(xy[0]), parseFloat(xy[1])];
-        }).filter(function (p) { return isFinite(p[0]) && isFinite(p[1]); });
-        return { pts: pts, name: pl.getAttribute("data-name") || "", cls: (pl.getAttribute("class") || "").replace("line", "").trim() };
+          var pt = [parseFloat(xy[0]), parseFloat(xy[1])];
+          if (isFinite(pt[0]) && isFinite(pt[1])) {
+            byName[key].pts.push(pt);
+          }
+        });
       });
       if (!lines.length) {
         return;

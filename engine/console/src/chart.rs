@@ -17,7 +17,8 @@
 //! pairs. For rows, `x` is the time column (default: the first of `time`, `t`, `ts`, `timestamp`,
 //! `bucket`, `window_start`, `minute`, `start`, `time_ms` present), `y` a column or a list of
 //! columns (default: `value`, `v`, or the first other numeric column), `series` a column whose
-//! values split the rows into lines. Times may be Unix ms or RFC 3339 text. Every text embedded in
+//! values split the rows into lines (a list of columns joins their values), `agg` (`sum`, `avg`,
+//! `max`, `min`) merges rows of one line at the same time. Times may be Unix ms or RFC 3339 text. Every text embedded in
 //! the SVG (title, series names, labels) is escaped.
 
 use std::collections::BTreeMap;
@@ -318,12 +319,12 @@ pub fn line_svg(series: &[Series], opts: &Options) -> String {
         Vec::new()
     };
     let w = f64::from(opts.width);
-    let legend_rows = legend_layout(
-        &legend,
-        w - 56.0,
-        all.len() + hidden - legend.len(),
-        opts.zh,
-    );
+    let more = if legend.is_empty() {
+        0
+    } else {
+        all.len() + hidden - legend.len()
+    };
+    let legend_rows = legend_layout(&legend, w - 56.0, more, opts.zh);
     let legend_h = legend_rows.len() as f64 * 14.0;
     let h = f64::from(opts.height) + legend_h;
     let ylabel_w = yticks
@@ -777,10 +778,54 @@ pub struct Pick {
     pub x: Option<String>,
     /// The value columns.
     pub y: Vec<String>,
-    /// The column (or label) splitting rows into series.
-    pub series: Option<String>,
+    /// The columns (or labels) splitting rows into series (their values joined by a space).
+    pub series: Vec<String>,
     /// Name of a single series (default: the y column or the metric's name).
     pub label: Option<String>,
+    /// How points of one series at the same x are merged: `sum`, `max`, `min`, `avg` (default:
+    /// kept as they are; several rows per window then zigzag).
+    pub agg: Option<String>,
+}
+
+/// Merges the points of one series that share an x, as `agg` says.
+fn aggregate(points: &mut Vec<(f64, f64)>, agg: &str) {
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out: Vec<(f64, f64)> = Vec::with_capacity(points.len());
+    let mut count = 0usize;
+    for &(x, y) in points.iter() {
+        match out.last_mut() {
+            Some(last) if last.0 == x => {
+                if y.is_finite() {
+                    if !last.1.is_finite() {
+                        last.1 = y;
+                        count = 1;
+                        continue;
+                    }
+                    last.1 = match agg {
+                        "max" => last.1.max(y),
+                        "min" => last.1.min(y),
+                        _ => last.1 + y,
+                    };
+                    count += 1;
+                }
+            }
+            _ => {
+                if agg == "avg"
+                    && let Some(last) = out.last_mut()
+                {
+                    last.1 /= count.max(1) as f64;
+                }
+                out.push((x, y));
+                count = usize::from(y.is_finite());
+            }
+        }
+    }
+    if agg == "avg"
+        && let Some(last) = out.last_mut()
+    {
+        last.1 /= count.max(1) as f64;
+    }
+    *points = out;
 }
 
 const X_NAMES: [&str; 10] = [
@@ -817,11 +862,14 @@ pub fn series_from_json(data: &Json, pick: &Pick) -> Vec<Series> {
             .iter()
             .map(|s| {
                 let labels = s.get("labels");
-                let name = match (&pick.series, labels) {
-                    (Some(key), Some(Json::Object(m))) => {
-                        m.get(key).map(json_text).unwrap_or_default()
-                    }
-                    (None, Some(Json::Object(m))) if !m.is_empty() => labels_text(m),
+                let name = match (pick.series.is_empty(), labels) {
+                    (false, Some(Json::Object(m))) => pick
+                        .series
+                        .iter()
+                        .map(|k| m.get(k).map(json_text).unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    (true, Some(Json::Object(m))) if !m.is_empty() => labels_text(m),
                     _ => pick
                         .label
                         .clone()
@@ -869,9 +917,7 @@ pub fn series_from_json(data: &Json, pick: &Pick) -> Vec<Series> {
                 first
                     .iter()
                     .filter(|(k, v)| {
-                        **k != x
-                            && Some(k.as_str()) != pick.series.as_deref()
-                            && matches!(v, Json::Number(_))
+                        **k != x && !pick.series.contains(k) && matches!(v, Json::Number(_))
                     })
                     .map(|(k, _)| k.clone())
                     .take(1)
@@ -890,13 +936,18 @@ pub fn series_from_json(data: &Json, pick: &Pick) -> Vec<Series> {
             let Some(v) = r.get(y).and_then(json_num) else {
                 continue;
             };
-            let name = match &pick.series {
-                Some(col) => {
-                    let s = r.get(col).map(json_text).unwrap_or_default();
+            let name = match pick.series.is_empty() {
+                false => {
+                    let s = pick
+                        .series
+                        .iter()
+                        .map(|c| r.get(c).map(json_text).unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join(" ");
                     if ys.len() > 1 { format!("{s} {y}") } else { s }
                 }
-                None if ys.len() == 1 => pick.label.clone().unwrap_or_else(|| y.clone()),
-                None => y.clone(),
+                true if ys.len() == 1 => pick.label.clone().unwrap_or_else(|| y.clone()),
+                true => y.clone(),
             };
             let e = by.entry(name.clone()).or_default();
             if e.is_empty() {
@@ -907,7 +958,14 @@ pub fn series_from_json(data: &Json, pick: &Pick) -> Vec<Series> {
     }
     order
         .into_iter()
-        .filter_map(|n| by.remove(&n).map(|points| Series { name: n, points }))
+        .filter_map(|n| {
+            by.remove(&n).map(|mut points| {
+                if let Some(agg) = &pick.agg {
+                    aggregate(&mut points, agg);
+                }
+                Series { name: n, points }
+            })
+        })
         .collect()
 }
 
@@ -988,15 +1046,27 @@ fn opts_from(state: &State, kwargs: &Kwargs) -> Result<(Options, Pick), Error> {
                 .unwrap_or_else(|| v.to_string())
         }))
     };
-    let y: Option<Value> = kwargs.get("y")?;
-    let ys = match y {
-        Some(v) if v.as_str().is_some() => vec![v.as_str().unwrap_or_default().to_string()],
-        Some(v) if !v.is_undefined() && !v.is_none() => match v.try_iter() {
-            Ok(it) => it.map(|i| i.to_string()).collect(),
-            Err(_) => vec![v.to_string()],
-        },
-        _ => Vec::new(),
+    let list = |name: &str| -> Result<Vec<String>, Error> {
+        let v: Option<Value> = kwargs.get(name)?;
+        Ok(match v {
+            Some(v) if v.as_str().is_some() => {
+                vec![v.as_str().unwrap_or_default().to_string()]
+            }
+            Some(v) if !v.is_undefined() && !v.is_none() => match v.try_iter() {
+                Ok(it) => it
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| i.to_string())
+                    })
+                    .collect(),
+                Err(_) => vec![v.to_string()],
+            },
+            _ => Vec::new(),
+        })
     };
+    let ys = list("y")?;
+    let series = list("series")?;
     let width: Option<u32> = kwargs.get("width")?;
     let height: Option<u32> = kwargs.get("height")?;
     let time: Option<bool> = kwargs.get("time")?;
@@ -1011,8 +1081,9 @@ fn opts_from(state: &State, kwargs: &Kwargs) -> Result<(Options, Pick), Error> {
     let pick = Pick {
         x: text("x")?,
         y: ys,
-        series: text("series")?,
+        series,
         label: text("label")?,
+        agg: text("agg")?,
     };
     kwargs.assert_all_used()?;
     Ok((opts, pick))
@@ -1182,6 +1253,19 @@ mod tests {
     }
 
     #[test]
+    fn aggregation_merges_same_x() {
+        let mut p = vec![(2.0, 1.0), (1.0, 3.0), (2.0, 5.0), (1.0, f64::NAN)];
+        aggregate(&mut p, "sum");
+        assert_eq!(p, vec![(1.0, 3.0), (2.0, 6.0)]);
+        let mut p = vec![(1.0, 1.0), (1.0, 3.0), (2.0, 4.0)];
+        aggregate(&mut p, "avg");
+        assert_eq!(p, vec![(1.0, 2.0), (2.0, 4.0)]);
+        let mut p = vec![(1.0, 1.0), (1.0, 3.0)];
+        aggregate(&mut p, "max");
+        assert_eq!(p, vec![(1.0, 3.0)]);
+    }
+
+    #[test]
     fn ticks_are_round() {
         let (lo, hi, t) = nice_ticks(0.0, 97.0, 4);
         assert_eq!((lo, hi), (0.0, 100.0));
@@ -1210,7 +1294,7 @@ mod tests {
         let s = series_from_json(
             &metrics,
             &Pick {
-                series: Some("host".into()),
+                series: vec!["host".into()],
                 ..Pick::default()
             },
         );
@@ -1227,7 +1311,7 @@ mod tests {
         let s = series_from_json(
             &sql,
             &Pick {
-                series: Some("service".into()),
+                series: vec!["service".into()],
                 ..Pick::default()
             },
         );

@@ -4,16 +4,25 @@
 //!
 //! Helpers the templates may use (documented here because they are the templates' vocabulary):
 //! - `t(en, zh)` — the label in the context's `lang` (`zh` picks the second).
-//! - `x|ts` — Unix ms → `2026-12-05 03:12:09` (UTC); `x|ts("time")` → `03:12:09`,
+//! - `x|ts` — Unix ms or RFC 3339 text → `2026-12-05 03:12:09` (UTC); `x|ts("time")` → `03:12:09`,
 //!   `x|ts("date")` → `2026-12-05`, `x|ts("minute")` → `2026-12-05 03:12`. Non-numbers pass
 //!   through as text, null/undefined print nothing.
-//! - `x|ago` — relative to the context's `now_ms`: `5m ago` / `5 分钟前` (`in 5m` / `5 分钟后`).
+//! - `x|ago` — (Unix ms or RFC 3339) relative to the context's `now_ms`: `5m ago` / `5 分钟前` (`in 5m` / `5 分钟后`).
 //! - `x|dur` — milliseconds → `1h 5m`, `350ms`, `2d 3h`.
 //! - `x|num` — compact number: `1234567` → `1.23M`, `0.000123` → `1.23e-4`, integers stay whole
 //!   below 10,000; `x|num(2)` fixes the decimals.
 //! - `x|bytes` — `1536` → `1.5 KiB`.
 //! - `x|pct` — a ratio → `12.5%`.
+//! - `x|iso` — Unix ms → RFC 3339 (`2026-12-05T03:12:09.000Z`), for API bodies
+//!   (`(now_ms + 7200000)|iso` is a silence's end in two hours).
+//! - `matchers(labels)` — a label map → Alertmanager matchers
+//!   `[{"name", "value", "isRegex": false, "isEqual": true}]` (for a silence's body).
+//! - `matchers_text(labels)` — a label map → `a="1", b="2"` (what the JS `matchers` type reads).
+//! - `error_box(data.x)` — the message box of a failed fetch (`{"error": {status, message}}`),
+//!   nothing when the fetch answered; escaped.
 //! - `chart(data, …)`, `bars(data, …)` — SVG charts, see [`crate::chart`].
+//! - `x|length` — as minijinja's, but a missing answer (undefined/none) has length 0 rather than
+//!   failing the page.
 //! - `asset_v` — the assets' version for `?v=`.
 
 use minijinja::value::Value;
@@ -94,6 +103,12 @@ impl Console {
         env.add_filter("num", num);
         env.add_filter("bytes", bytes);
         env.add_filter("pct", pct);
+        env.add_filter("iso", iso);
+        env.add_filter("length", length);
+        env.add_filter("count", length);
+        env.add_function("matchers", matchers);
+        env.add_function("matchers_text", matchers_text);
+        env.add_function("error_box", error_box);
         env.add_function("chart", chart::template_chart);
         env.add_function("bars", chart::template_bars);
         Ok(Console { env })
@@ -173,6 +188,15 @@ pub(crate) fn as_f64(v: &Value) -> Option<f64> {
     None
 }
 
+/// A time out of a template value: Unix ms numbers (or numeric text), or RFC 3339 text (the
+/// Alertmanager API's `startsAt`).
+pub(crate) fn as_time(v: &Value) -> Option<f64> {
+    if let Some(s) = v.as_str() {
+        return chart::parse_time(s).or_else(|| s.trim().parse::<f64>().ok());
+    }
+    as_f64(v)
+}
+
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -209,7 +233,7 @@ fn ts(v: Value, format: Option<String>) -> String {
     if v.is_undefined() || v.is_none() {
         return String::new();
     }
-    match as_f64(&v) {
+    match as_time(&v) {
         Some(ms) if ms.is_finite() && ms.abs() < 1e16 => {
             format_utc(ms as i64, format.as_deref().unwrap_or("full"))
         }
@@ -219,8 +243,10 @@ fn ts(v: Value, format: Option<String>) -> String {
 
 /// `ago`: a time relative to the render's `now_ms`.
 fn ago(state: &State, v: Value) -> String {
-    let (Some(t), Some(now)) = (as_f64(&v), state.lookup("now_ms").as_ref().and_then(as_f64))
-    else {
+    let (Some(t), Some(now)) = (
+        as_time(&v),
+        state.lookup("now_ms").as_ref().and_then(as_f64),
+    ) else {
         return if v.is_undefined() || v.is_none() {
             String::new()
         } else {
@@ -396,6 +422,114 @@ fn pct(v: Value) -> String {
     }
 }
 
+/// `length`: minijinja's, with undefined and none as empty (an API answer without the field).
+fn length(v: Value) -> Result<usize, Error> {
+    if v.is_undefined() || v.is_none() {
+        return Ok(0);
+    }
+    if let Some(n) = v.len() {
+        return Ok(n);
+    }
+    if let Some(s) = v.as_str() {
+        return Ok(s.chars().count());
+    }
+    Err(Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!("cannot calculate length of value of type {}", v.kind()),
+    ))
+}
+
+/// `error_box(d)`: `<div class="error-box" role="alert">` with the status and message of a failed
+/// fetch, or nothing. Every text is escaped (the result is marked safe).
+fn error_box(d: Value) -> Value {
+    let Ok(err) = d.get_attr("error") else {
+        return Value::from("");
+    };
+    if err.is_undefined() || err.is_none() {
+        return Value::from("");
+    }
+    let text = |v: Value| -> String {
+        if v.is_undefined() || v.is_none() {
+            String::new()
+        } else {
+            chart::esc(
+                &v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        }
+    };
+    let (status, message) = if err.as_str().is_some() {
+        (String::new(), text(err))
+    } else {
+        (
+            text(err.get_attr("status").unwrap_or_default()),
+            text(err.get_attr("message").unwrap_or_default()),
+        )
+    };
+    Value::from_safe_string(format!(
+        "<div class=\"error-box\" role=\"alert\"><strong>{status}</strong> {message}</div>"
+    ))
+}
+
+/// `iso`: Unix ms → RFC 3339 with milliseconds, UTC.
+fn iso(v: Value) -> String {
+    match as_time(&v) {
+        Some(ms) if ms.is_finite() && ms.abs() < 1e16 => {
+            let ms = ms as i64;
+            format!(
+                "{}T{}.{:03}Z",
+                format_utc(ms, "date"),
+                format_utc(ms, "time"),
+                ms.rem_euclid(1000)
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+/// The `(name, value)` pairs of a label map, sorted by name (`__name__` kept).
+fn label_pairs(labels: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if labels.kind() == minijinja::value::ValueKind::Map
+        && let Ok(keys) = labels.try_iter()
+    {
+        {
+            for k in keys {
+                let v = labels.get_item(&k).unwrap_or_default();
+                let text = |x: &Value| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| x.to_string())
+                };
+                out.push((text(&k), text(&v)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `matchers(labels)`: equality matchers for every label, as a silence's body wants them.
+fn matchers(labels: Value) -> Value {
+    let list: Vec<serde_json::Value> = label_pairs(&labels)
+        .into_iter()
+        .map(|(name, value)| {
+            serde_json::json!({"name": name, "value": value, "isRegex": false, "isEqual": true})
+        })
+        .collect();
+    Value::from_serialize(&list)
+}
+
+/// `matchers_text(labels)`: `a="1", b="2"` with `"` and `\` escaped.
+fn matchers_text(labels: Value) -> String {
+    label_pairs(&labels)
+        .into_iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -408,6 +542,20 @@ mod tests {
         assert_eq!(format_utc(1_796_440_329_000, "full"), "2026-12-05 03:12:09");
         assert_eq!(format_utc(951_782_400_000, "date"), "2000-02-29");
         assert_eq!(format_utc(-1000, "full"), "1969-12-31 23:59:59");
+    }
+
+    #[test]
+    fn label_helpers() {
+        let labels = Value::from_serialize(serde_json::json!({"b": "x\"y", "a": "1"}));
+        assert_eq!(matchers_text(labels.clone()), r#"a="1", b="x\"y""#);
+        let m = serde_json::to_value(matchers(labels)).unwrap();
+        assert_eq!(m[0]["name"], "a");
+        assert_eq!(m[1]["value"], "x\"y");
+        assert_eq!(m[1]["isEqual"], true);
+        assert_eq!(
+            iso(Value::from(1_796_440_329_005i64)),
+            "2026-12-05T03:12:09.005Z"
+        );
     }
 
     #[test]
@@ -451,6 +599,14 @@ mod tests {
             .render(serde_json::json!({"lang": "zh", "now_ms": 1_000_000_000_000i64}))
             .unwrap();
         assert_eq!(zh, "你好 5 分钟前 2 小时后 |later");
+        let iso = env
+            .template_from_str(
+                "{{ '1970-01-01T00:01:00.000Z'|ago }} {{ '1970-01-01T00:01:00.000Z'|ts }}",
+            )
+            .unwrap()
+            .render(serde_json::json!({"lang": "en", "now_ms": 360_000}))
+            .unwrap();
+        assert_eq!(iso, "5m ago 1970-01-01 00:01:00");
     }
 
     #[test]
