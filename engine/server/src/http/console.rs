@@ -398,7 +398,7 @@ async fn fetch(
             Body::from(f.body.map(|b| fill(b, vars, true)).unwrap_or_default()),
         ),
     };
-    let mut req = match Request::builder().method(method).uri(&uri).body(body) {
+    let mut req = match axum::http::Request::builder().method(method).uri(&uri).body(body) {
         Ok(r) => r,
         Err(e) => return json!({"error": {"status": 400, "message": format!("{uri}: {e}")}}),
     };
