@@ -369,6 +369,23 @@ fn fill(template: &str, vars: &BTreeMap<String, String>, json_escape: bool) -> S
     out
 }
 
+/// Drops the query pairs whose value is empty, so a page's optional filter left unset is no
+/// filter at all (`?filter=&limit=5` → `?limit=5`).
+fn drop_empty_pairs(uri: &str) -> String {
+    let Some((path, query)) = uri.split_once('?') else {
+        return uri.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| kv.split_once('=').is_some_and(|(k, v)| !k.is_empty() && !v.is_empty()))
+        .collect();
+    if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    }
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| {
@@ -390,7 +407,7 @@ async fn fetch(
     headers: &HeaderMap,
     csrf: &str,
 ) -> Value {
-    let uri = fill(f.path, vars, false);
+    let uri = drop_empty_pairs(&fill(f.path, vars, false));
     let (method, body) = match f.method {
         FetchMethod::Get => (Method::GET, Body::empty()),
         FetchMethod::Post => (
@@ -1193,6 +1210,11 @@ mod tests {
         );
         // Braces that are not a placeholder stay.
         assert_eq!(fill("{ }", &vars, true), "{ }");
+        assert_eq!(
+            drop_empty_pairs(&fill("/a?f={missing}&label.{missing}={missing}&id={id}", &vars, false)),
+            "/a?id=x%2Fy"
+        );
+        assert_eq!(drop_empty_pairs("/a?f="), "/a");
     }
 
     #[test]
