@@ -13,7 +13,10 @@
  *   "redirect:<url>" ({field} and {answer.x} placeholders), "show" (answer JSON into .result),
  *   "none". The answer (error or success) goes to the form's <output class="result">.
  *   An error answer with a "line" (and optional "column") selects that line of the form's
- *   textarea.code and marks it.
+ *   textarea.code and marks it; so does a "file:line:col: reason" problem (the pipeline API's
+ *   `problems`/`error`) whose file ends with the form's data-error-file (placeholders filled,
+ *   e.g. data-error-file="{name}.sql"; that API trims the text, so leading blank lines are
+ *   added back).
  * - button.api-action[data-method][data-url][data-body][data-confirm][data-then]: the same for a
  *   single click; data-body is JSON text. The result goes to the nearest output.result, if any,
  *   else to an alert.

@@ -91,6 +91,14 @@ impl Console {
         // rather than failing the page; chained lookups (`data.x.error.message`) too.
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
         env.set_recursion_limit(64);
+        // A JSON null (an optional field of an API answer) prints as nothing, not `none`.
+        env.set_formatter(|out, state, value| {
+            if value.is_none() {
+                Ok(())
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
         for (name, source) in pages::templates() {
             env.add_template(name, source)
                 .map_err(|e| ConsoleError::from_minijinja(name, &e))?;
