@@ -97,12 +97,26 @@ const TEMPLATES_FETCH: &[Fetch] = &[
     ),
 ];
 
+/// One deploy, and the verification metrics of every service and version in the page's range
+/// (the default verification stream, `deploy_metrics_10s` of pipelines/deploy_metrics.sql), so
+/// the page charts canary against baseline; the template keeps the deploy's service. Only the
+/// numeric built-ins go into the SQL.
+const DEPLOY_FETCH: &[Fetch] = &[
+    get("deploy", "/api/deploy/status?id={id}"),
+    post(
+        "series",
+        "/api/sql",
+        r#"{"sql": "/* } */ SELECT CAST(to_unixtime(window_start) * 1000 AS BIGINT) AS t, * FROM deploy_metrics_10s WHERE window_start >= to_timestamp_millis({from_ms}) AND window_start < to_timestamp_millis({to_ms}) ORDER BY window_start LIMIT 50000"}"#,
+        None,
+    ),
+];
+
 /// Executions waiting for an approval, every workflow's (the API lists executions per
 /// workflow only; the read side's state table has them all).
 const APPROVALS_FETCH: &[Fetch] = &[post(
     "waiting",
     "/api/sql",
-    r#"{"sql": "SELECT id, workflow, cause, incident, CAST(started_at AS BIGINT) AS started_ms FROM workflow_executions WHERE status = 'waiting_approval' ORDER BY started_at DESC LIMIT 500"}"#,
+    r#"{"sql": "SELECT id, workflow, cause, incident, CAST(to_unixtime(started_at) * 1000 AS BIGINT) AS started_ms FROM workflow_executions WHERE status = 'waiting_approval' ORDER BY started_at DESC LIMIT 500"}"#,
     None,
 )];
 
@@ -180,8 +194,10 @@ pub const PAGES: &[Page] = &[
         nav: false,
         role: MinRole::Viewer,
         live_ms: LIVE_MS,
-        defaults: &[],
-        fetch: &[get("deploy", "/api/deploy/status?id={id}")],
+        // The list links here with `from_ms`/`to_ms` around the deploy; without them, the last
+        // hour.
+        defaults: &[("range", "1h")],
+        fetch: DEPLOY_FETCH,
     },
     Page {
         path: "/knowledge",
