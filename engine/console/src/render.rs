@@ -15,6 +15,8 @@
 //! - `x|pct` — a ratio → `12.5%`.
 //! - `x|iso` — Unix ms → RFC 3339 (`2026-12-05T03:12:09.000Z`), for API bodies
 //!   (`(now_ms + 7200000)|iso` is a silence's end in two hours).
+//! - `x|ms` — Unix ms or RFC 3339 text → Unix ms (a number; none when it is no time), for
+//!   arithmetic on API times: `(r.finished_at|ms - r.started_at|ms)|dur`.
 //! - `matchers(labels)` — a label map → Alertmanager matchers
 //!   `[{"name", "value", "isRegex": false, "isEqual": true}]` (for a silence's body).
 //! - `matchers_text(labels)` — a label map → `a="1", b="2"` (what the JS `matchers` type reads).
@@ -112,6 +114,7 @@ impl Console {
         env.add_filter("bytes", bytes);
         env.add_filter("pct", pct);
         env.add_filter("iso", iso);
+        env.add_filter("ms", ms);
         env.add_filter("length", length);
         env.add_filter("count", length);
         env.add_function("matchers", matchers);
@@ -478,6 +481,14 @@ fn error_box(d: Value) -> Value {
     Value::from_safe_string(format!(
         "<div class=\"error-box\" role=\"alert\"><strong>{status}</strong> {message}</div>"
     ))
+}
+
+/// `ms`: a time (Unix ms or RFC 3339 text) as Unix ms.
+fn ms(v: Value) -> Value {
+    match as_time(&v) {
+        Some(t) if t.is_finite() => Value::from(t as i64),
+        _ => Value::from(()),
+    }
 }
 
 /// `iso`: Unix ms → RFC 3339 with milliseconds, UTC.

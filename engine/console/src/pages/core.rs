@@ -46,7 +46,8 @@ const fn post(
 /// Pages that change by themselves reload this often.
 const LIVE_MS: u32 = 5000;
 
-/// The overview: health, key indicators (the shipped pipelines' outputs; a missing pipeline is
+/// The overview: health (with ingest rates: rows of the last minute by event time, per kind),
+/// key indicators (the shipped pipelines' outputs; a missing pipeline is
 /// a 404 the page skips), and what needs attention.
 const OVERVIEW_FETCH: &[Fetch] = &[
     get("health", "/api/health"),
@@ -58,6 +59,18 @@ const OVERVIEW_FETCH: &[Fetch] = &[
     get("incidents", "/api/incidents?status=open"),
     get("deploys", "/api/deploys?limit=8"),
     get("workflows", "/api/workflows"),
+    post(
+        "runs",
+        "/api/sql",
+        r#"{"sql": "SELECT id, workflow, status, cause, incident, started_at, finished_at FROM workflow_executions ORDER BY started_at DESC LIMIT 8"}"#,
+        None,
+    ),
+    post(
+        "rates",
+        "/api/sql",
+        r#"{"sql": "SELECT 'metrics' AS kind, count(*) AS n FROM metrics WHERE time >= now() - INTERVAL '1 minute' UNION ALL SELECT 'logs' AS kind, count(*) AS n FROM logs WHERE time >= now() - INTERVAL '1 minute' UNION ALL SELECT 'events' AS kind, count(*) AS n FROM events WHERE time >= now() - INTERVAL '1 minute'"}"#,
+        None,
+    ),
     get(
         "orders",
         "/api/business-metrics/orders_per_minute/data?from={from_ms}&to={to_ms}&limit=2000",
@@ -122,9 +135,13 @@ const RULES_FETCH: &[Fetch] = &[
 ];
 
 /// The SQL console: tables for the side list, the query's answer when one was given.
+///
+/// The comment before the placeholder holds a `}`: the server's placeholder scan reads from the
+/// body's opening `{` to the first `}` as one (unknown) placeholder, so a `}` must come first
+/// for `{q}` to be filled (harmless once the scan only takes `{identifier}`).
 const SQL_FETCH: &[Fetch] = &[
     get("tables", "/api/sql/tables"),
-    post("result", "/api/sql", r#"{"sql": "{q}"}"#, Some("q")),
+    post("result", "/api/sql", r#"{"sql": "/* } */ {q}"}"#, Some("q")),
 ];
 
 /// The pages of this file.
