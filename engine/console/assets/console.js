@@ -290,20 +290,29 @@
     ta.setAttribute("aria-invalid", "true");
   }
 
+  // Where an answer is shown: the form's own output.result, else the nearest one among the
+  // element's ancestors (a button in a table cell reports in its card's output).
   function resultOf(el) {
-    var out = el.querySelector && el.querySelector("output.result");
-    if (!out && el.closest) {
-      var host = el.closest("form, .card, td, li, section");
-      out = host ? host.querySelector("output.result") : null;
+    var node = el;
+    while (node && node.nodeType === 1) {
+      var out = node.querySelector("output.result");
+      if (out) {
+        return out;
+      }
+      if (node.id === "main") {
+        break;
+      }
+      node = node.parentElement;
     }
-    if (!out && el.tagName === "FORM") {
+    if (el.tagName === "FORM") {
       out = document.createElement("output");
       out.className = "result";
       out.setAttribute("role", "status");
       out.setAttribute("aria-live", "polite");
       el.appendChild(out);
+      return out;
     }
-    return out;
+    return null;
   }
 
   function report(el, ans, then, flat) {
