@@ -224,6 +224,12 @@ pub const PAGES: &[Page] = &[
                 r#"{"context": {}, "question": "{ask}"}"#,
                 Some("ask"),
             ),
+            // The alert pages link here with an alert's fingerprint: its runbooks.
+            get_when(
+                "linked",
+                "/api/knowledge/link?fingerprint={fingerprint}",
+                "fingerprint",
+            ),
             get("entries", "/api/knowledge/entries"),
         ],
     },
