@@ -22,6 +22,7 @@
 //! - [`syslog`]: syslog lines/s over TCP (LF and octet-counted) beside JSON logs ingest.
 //! - [`knowledge`]: the knowledge-base scorer (links, search, abstention) and its speed.
 //! - [`deploy_verify`]: the deployment verification judge: verdicts/s and time per verdict.
+//! - [`console`]: the console's render time per page (in process and through the binary).
 //! - [`nab`]: the NAB anomaly-detection scorer (NAB's scoring, profiles and threshold sweep).
 //! - [`loghub`]: the Loghub log-parsing scorer (grouping and parsing accuracy), beside drain3.
 //! - [`masking`]: sensitive-data masking cost per log line (Loghub mix, all-secret lines, the
@@ -33,6 +34,7 @@
 pub mod alerting;
 pub mod bodies;
 pub mod cluster_ingest;
+pub mod console;
 pub mod demo_rate;
 pub mod deploy_verify;
 pub mod engine;

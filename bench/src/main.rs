@@ -168,6 +168,13 @@ enum Cmd {
     /// deploy, one thread). Prints verdicts/s and the per-verdict time p50/p99; writes `--out`
     /// JSON.
     DeployVerify(aiops_bench::deploy_verify::DeployVerifyArgs),
+    /// Console (issue 21): server time to render the overview, the alerts page with 10,000
+    /// firing alerts, a log search over 1,000,000 lines and a chart of 10,000 points (p50/p99,
+    /// bytes per page), in process (`aiops_console::Console::render` on generated API answers)
+    /// and through `<bin> run` over HTTP with a bearer token, the live refresh (304), and where
+    /// the time goes (API calls vs JSON parse vs template; `perf` on the slowest page). Writes
+    /// `--out` JSON.
+    ConsoleRender(aiops_bench::console::ConsoleRenderArgs),
     /// Compares two results files figure by figure: "1.12× slower / 1.30× faster / no change (±5%)".
     ///
     /// B is compared against the baseline A.
@@ -653,6 +660,10 @@ fn main() -> anyhow::Result<()> {
             .map(|_| ())
             .map_err(Into::into),
         Cmd::DeployVerify(args) => aiops_bench::deploy_verify::run(&args)
+            .map(|_| ())
+            .map_err(Into::into),
+        Cmd::ConsoleRender(args) => runtime(1)?
+            .block_on(aiops_bench::console::run(&args))
             .map(|_| ())
             .map_err(Into::into),
         Cmd::Compare { a, b } => cmd_compare(&a, &b),
