@@ -74,7 +74,7 @@ pub struct ConsoleRenderArgs {
     pub search: String,
     /// Query string of the metric explorer, `{metric}` = the generated series' name; it must
     /// reach back over the series' `--points` seconds.
-    #[arg(long, default_value = "metric={metric}&range=3h")]
+    #[arg(long, default_value = "metric={metric}&range=3h&step=1s")]
     pub monitoring_query: String,
     /// Only the pure layer (no engine).
     #[arg(long)]
@@ -189,6 +189,9 @@ pub struct PureRun {
     pub render: Stat,
     /// The live refresh's `main` block (`Console::render_block`), when a page.
     pub block: Option<Stat>,
+    /// The same context given to the tiny `error.html` (which reads a few fields): the cost
+    /// of turning the context into template values (minijinja converts it whole, eagerly).
+    pub context_convert: Option<Stat>,
     /// Bytes of the output.
     pub bytes: usize,
     /// Bytes of the context as JSON (what the template reads).
@@ -237,6 +240,9 @@ pub struct PageProfile {
     pub parse_sum_ms: f64,
     /// Median `Console::render` of the context rebuilt from those answers.
     pub render_ms: f64,
+    /// Median render of the same context by the tiny `error.html`: the context's conversion
+    /// into template values, part of `render_ms`.
+    pub convert_ms: f64,
     /// Its output bytes.
     pub render_bytes: usize,
     /// Median page time − API sum − parse − render: routing, auth, context building,
@@ -901,6 +907,8 @@ pub fn run_pure(args: &ConsoleRenderArgs) -> Result<PureResult, ConsoleBenchErro
                 args.pure_rounds,
                 || Ok(console.render(page.template, &ctx)?),
             )?;
+        let (convert, _) =
+            time_rounds(args.pure_rounds, || Ok(console.render("error.html", &ctx)?))?;
         let (block, _) = time_rounds(args.pure_rounds, || {
             Ok(console.render_block(page.template, "main", &ctx)?)
         })?;
@@ -918,6 +926,7 @@ pub fn run_pure(args: &ConsoleRenderArgs) -> Result<PureResult, ConsoleBenchErro
             ),
             render: Stat::of(&render),
             block: Some(Stat::of(&block)),
+            context_convert: Some(Stat::of(&convert)),
             bytes: out.len(),
             context_bytes,
         });
@@ -942,6 +951,7 @@ pub fn run_pure(args: &ConsoleRenderArgs) -> Result<PureResult, ConsoleBenchErro
         ),
         render: Stat::of(&chart),
         block: None,
+        context_convert: None,
         bytes: svg.len(),
         context_bytes: serde_json::to_vec(&answer).map(|v| v.len()).unwrap_or(0),
     });
@@ -957,6 +967,7 @@ pub fn run_pure(args: &ConsoleRenderArgs) -> Result<PureResult, ConsoleBenchErro
         ),
         render: Stat::of(&svg_only),
         block: None,
+        context_convert: None,
         bytes: svg.len(),
         context_bytes: 0,
     });
@@ -1353,6 +1364,9 @@ async fn profile_page(
         Ok(console.render(page.template, &ctx)?)
     })?;
     let render_ms = Stat::of(&render).p50_ms;
+    let (convert, _) = time_rounds(args.profile_rounds, || {
+        Ok(console.render("error.html", &ctx)?)
+    })?;
     let api_sum_ms: f64 = out.iter().map(|f| f.api_ms).sum();
     let api_max_ms = out.iter().map(|f| f.api_ms).fold(0.0, f64::max);
     let parse_sum_ms: f64 = out.iter().map(|f| f.parse_ms).sum();
@@ -1362,6 +1376,7 @@ async fn profile_page(
         api_max_ms,
         parse_sum_ms,
         render_ms,
+        convert_ms: Stat::of(&convert).p50_ms,
         render_bytes: html.len(),
         rest_ms: run.time.p50_ms - api_sum_ms - parse_sum_ms - render_ms,
     }))
@@ -1694,16 +1709,19 @@ pub async fn run(args: &ConsoleRenderArgs) -> Result<ConsoleRenderResult, Consol
         pure.console_new_ms
     );
     println!(
-        "{:<14} {:>9} {:>9} {:>9} {:>11} {:>11}",
-        "template", "p50 ms", "p99 ms", "block p50", "bytes", "ctx bytes"
+        "{:<14} {:>9} {:>9} {:>9} {:>11} {:>11} {:>11}",
+        "template", "p50 ms", "p99 ms", "block p50", "convert p50", "bytes", "ctx bytes"
     );
     for p in &pure.runs {
         println!(
-            "{:<14} {:>9.2} {:>9.2} {:>9} {:>11} {:>11}",
+            "{:<14} {:>9.2} {:>9.2} {:>9} {:>11} {:>11} {:>11}",
             p.name,
             p.render.p50_ms,
             p.render.p99_ms,
             p.block
+                .as_ref()
+                .map_or("-".to_string(), |b| format!("{:.2}", b.p50_ms)),
+            p.context_convert
                 .as_ref()
                 .map_or("-".to_string(), |b| format!("{:.2}", b.p50_ms)),
             p.bytes,
@@ -1725,14 +1743,14 @@ pub async fn run(args: &ConsoleRenderArgs) -> Result<ConsoleRenderResult, Consol
             e.bin
         );
         println!(
-            "{:<12} {:>6} {:>9} {:>9} {:>9} {:>11} {:>8}  where the p50 goes (API sum / parse / render / rest)",
+            "{:<12} {:>6} {:>9} {:>9} {:>9} {:>11} {:>8}  where the p50 goes (API sum / parse / render (of which context conversion) / rest)",
             "page", "status", "p50 ms", "p99 ms", "max ms", "bytes", "markers"
         );
         for p in &e.pages {
             let split = p.profile.as_ref().map_or(String::new(), |f| {
                 format!(
-                    "{:.1} / {:.1} / {:.1} / {:.1}",
-                    f.api_sum_ms, f.parse_sum_ms, f.render_ms, f.rest_ms
+                    "{:.1} / {:.1} / {:.1} ({:.1}) / {:.1}",
+                    f.api_sum_ms, f.parse_sum_ms, f.render_ms, f.convert_ms, f.rest_ms
                 )
             });
             println!(
