@@ -78,8 +78,9 @@ const LOGS_FETCH: &[Fetch] = &[
     ),
 ];
 
-/// The template table per service and each template's per-minute counts over the range (the
-/// trend), from the miner's derived stream. The SQL opens with a `/* } */` comment: the server
+/// The template table per service and each template's trend: its counts over the range in 80
+/// buckets (one array per template, so the page looks each up natively), from the miner's
+/// derived stream. The SQL opens with a `/* } */` comment: the server
 /// fills `{name}` after the body's first `}` only (its scan takes the JSON's own `{` up to the
 /// first `}` as one unknown placeholder), so a `}` must come before the first placeholder.
 const TEMPLATES_FETCH: &[Fetch] = &[
@@ -92,7 +93,7 @@ const TEMPLATES_FETCH: &[Fetch] = &[
     post(
         "trend",
         "/api/sql",
-        r#"{"sql": "/* } */ SELECT service, template_id, CAST(to_unixtime(window_start) * 1000 AS BIGINT) AS t, sum(count) AS n FROM log_templates_1m WHERE window_start >= to_timestamp_millis({from_ms}) AND window_start < to_timestamp_millis({to_ms}) AND template_id IN (SELECT template_id FROM log_templates_1m WHERE window_start >= to_timestamp_millis({from_ms}) GROUP BY template_id ORDER BY sum(count) DESC LIMIT 300) GROUP BY 1, 2, 3 ORDER BY 2, 3 LIMIT 100000"}"#,
+        r#"{"sql": "/* } */ SELECT service, template_id, array_agg(b ORDER BY b) AS b, array_agg(n ORDER BY b) AS n, sum(n) AS total FROM (SELECT service, template_id, (CAST(to_unixtime(window_start) * 1000 AS BIGINT) - {from_ms}) * 80 / ({to_ms} - {from_ms} + 1) AS b, sum(count) AS n FROM log_templates_1m WHERE window_start >= to_timestamp_millis({from_ms}) AND window_start < to_timestamp_millis({to_ms}) GROUP BY 1, 2, 3) GROUP BY 1, 2 ORDER BY total DESC LIMIT 1000"}"#,
         None,
     ),
 ];
