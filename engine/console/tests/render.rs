@@ -500,3 +500,9 @@ fn a_chart_of_ten_thousand_points_stays_small() {
         end - start
     );
 }
+
+#[test]
+fn console_is_shared_between_requests() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<Console>();
+}
