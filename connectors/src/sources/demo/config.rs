@@ -6,6 +6,9 @@ use crate::sources::{PullSource, SourceError};
 use serde::Deserialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The longest backfill: well inside the year of past event time that ingest accepts.
+const MAX_BACKFILL: Duration = Duration::from_secs(30 * 86_400);
+
 /// Configuration of the demo telemetry generator (`aiops run --demo`, `[[sources]] type = "demo"`).
 ///
 /// ```toml
@@ -16,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// seed = 1
 /// start = "2024-05-01T00:00:00Z"  # default: now
 /// duration = "1d"    # default: run forever
+/// backfill = "3h"    # default: none; begin this long ago, produce the past at once
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -39,6 +43,13 @@ pub struct DemoConfig {
     /// Stop after this much event time; unset runs until the engine stops.
     #[serde(with = "humantime_serde")]
     pub duration: Option<Duration>,
+    /// History to produce first: event time begins this long before now, the ticks up to now
+    /// are produced as fast as the consumer takes them (several ticks per batch, bounded), then
+    /// the generator goes on paced by `speed`. The same fleet and incident script as without
+    /// it, so a fresh engine has incidents, deploys and alerts at once (`aiops run --demo` sets
+    /// 3h). Needs `start` unset; at most 30 days (ingest refuses events older than a year).
+    #[serde(with = "humantime_serde")]
+    pub backfill: Option<Duration>,
 }
 
 impl Default for DemoConfig {
@@ -51,6 +62,7 @@ impl Default for DemoConfig {
             seed: 1,
             start: None,
             duration: None,
+            backfill: None,
         }
     }
 }
@@ -77,6 +89,16 @@ impl DemoConfig {
                 self.speed
             ));
         }
+        if let Some(b) = self.backfill {
+            if self.start.is_some() {
+                problems.push(
+                    "backfill: needs start unset (backfill begins that long before now)".into(),
+                );
+            }
+            if b > MAX_BACKFILL {
+                problems.push(format!("backfill = {b:?}: at most 30 days"));
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -87,26 +109,43 @@ impl DemoConfig {
         }
     }
 
-    /// The fleet shape for this config, with `start` resolved (to now when unset).
+    /// The fleet shape for this config, with `start` resolved (to now when unset, or to now
+    /// minus `backfill`), and the event time up to which ticks are produced without pacing
+    /// (now, with a backfill; `None` without one).
     ///
     /// # Errors
     /// As [`DemoConfig::validate`], or when `start` is before 1970.
     #[allow(clippy::disallowed_methods)]
-    pub fn shape(&self) -> Result<FleetShape, SourceError> {
+    pub fn shape(&self) -> Result<(FleetShape, Option<i64>), SourceError> {
         self.validate()?;
-        // The one wall-clock read of the generator: where event time begins when not given.
-        let start = self.start.unwrap_or_else(SystemTime::now);
-        let start_ms = start
-            .duration_since(UNIX_EPOCH)
-            .map_err(|_| SourceError::Config("demo source: start is before 1970".into()))?
-            .as_millis();
-        Ok(FleetShape {
-            hosts: self.hosts,
-            services: self.services,
-            interval_ms: i64::try_from(self.interval.as_millis()).unwrap_or(i64::MAX),
-            seed: self.seed,
-            start_ms: i64::try_from(start_ms).unwrap_or(i64::MAX),
-        })
+        // The one wall-clock read of the generator: where event time begins when not given,
+        // and where a backfill ends.
+        let now = SystemTime::now();
+        let ms = |t: SystemTime| {
+            t.duration_since(UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                .map_err(|_| SourceError::Config("demo source: start is before 1970".into()))
+        };
+        let (start, catch_up_until) = match (self.start, self.backfill) {
+            (Some(s), _) => (s, None),
+            (None, Some(b)) => (
+                now.checked_sub(b).ok_or_else(|| {
+                    SourceError::Config("demo source: backfill reaches before 1970".into())
+                })?,
+                Some(ms(now)?),
+            ),
+            (None, None) => (now, None),
+        };
+        Ok((
+            FleetShape {
+                hosts: self.hosts,
+                services: self.services,
+                interval_ms: i64::try_from(self.interval.as_millis()).unwrap_or(i64::MAX),
+                seed: self.seed,
+                start_ms: ms(start)?,
+            },
+            catch_up_until,
+        ))
     }
 
     /// Builds the running generator.

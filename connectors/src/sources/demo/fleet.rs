@@ -460,7 +460,13 @@ impl Fleet {
         };
         host.net_rx += (host.net_rate * season * dt * (1.0 + 0.1 * g4)).max(0.0);
 
-        let hl = [("host", host.name.as_str()), ("job", "node")];
+        // `instance` as a Prometheus scrape adds it (the shipped per-host pipelines group by it),
+        // `host` as the alerts and logs name the host.
+        let hl = [
+            ("host", host.name.as_str()),
+            ("instance", host.name.as_str()),
+            ("job", "node"),
+        ];
         for (c, secs) in host.cpu_seconds.iter().enumerate() {
             for (m, mode) in CPU_MODES.iter().enumerate() {
                 out.metrics.push(
@@ -470,6 +476,7 @@ impl Fleet {
                         ("cpu", host.cpu_names[c].as_str()),
                         hl[0],
                         hl[1],
+                        hl[2],
                         ("mode", mode),
                     ],
                     secs[m],
@@ -489,6 +496,7 @@ impl Fleet {
             ("fstype", "ext4"),
             hl[0],
             hl[1],
+            hl[2],
             ("mountpoint", "/"),
         ];
         out.metrics.push(
@@ -504,7 +512,7 @@ impl Fleet {
         out.metrics.push(
             t,
             "node_network_receive_bytes_total",
-            [("device", "eth0"), hl[0], hl[1]],
+            [("device", "eth0"), hl[0], hl[1], hl[2]],
             host.net_rx.floor(),
         );
         if warn_disk {

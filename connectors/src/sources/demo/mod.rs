@@ -5,8 +5,13 @@
 //! build time — the only wall-clock read; `speed` only paces delivery). Each tick of `interval`
 //! event time yields one batch per kind (metrics, logs, events, alerts; empty kinds omitted).
 //!
+//! With `backfill` (`aiops run --demo` sets 3 hours on a fresh log) event time begins that long
+//! before now and the ticks up to now are handed out at once, several per batch (bounded), before
+//! pacing begins: the same fleet and incident script, so history exists from the first minute.
+//!
 //! # What it simulates
-//! - **Hosts** (`host-1` …, labels `host`, `job="node"`): `node_cpu_seconds_total{cpu,mode}`
+//! - **Hosts** (`host-1` …, labels `host`, `instance` (the same name, as a scrape adds it),
+//!   `job="node"`): `node_cpu_seconds_total{cpu,mode}`
 //!   counters (user/system/iowait/idle), `node_memory_MemAvailable_bytes`,
 //!   `node_memory_MemTotal_bytes`, `node_filesystem_avail_bytes` / `node_filesystem_size_bytes`
 //!   `{mountpoint="/"}`, `node_load1`, `node_network_receive_bytes_total{device="eth0"}`.
@@ -45,4 +50,4 @@ mod source;
 mod tests;
 
 pub use config::DemoConfig;
-pub use source::{DemoSource, SOURCE_NAME};
+pub use source::{CATCH_UP_ROWS, CATCH_UP_TICKS, DemoSource, SOURCE_NAME};

@@ -1,5 +1,7 @@
 //! The running demo generator: paces ticks of the fleet against the wall clock (or not, at speed
-//! 0) and hands out one batch per kind per tick.
+//! 0) and hands out one batch per kind per tick — except while catching up a backfill, when
+//! several ticks share a batch (bounded by [`CATCH_UP_TICKS`] and [`CATCH_UP_ROWS`]) so that
+//! hours of history take a few hundred appends rather than thousands.
 
 use super::config::DemoConfig;
 use super::fleet::{Fleet, TickOutput};
@@ -14,6 +16,14 @@ use tokio::time::Instant;
 /// The source name stamped on every batch.
 pub const SOURCE_NAME: &str = "demo";
 
+/// Ticks per batch at most while catching up a backfill (5 minutes of event time at the default
+/// 10 s interval): small enough that pipelines and alerting see history arrive in steps.
+pub const CATCH_UP_TICKS: u32 = 30;
+
+/// Rows per batch (of the largest kind, metrics) at most while catching up: keeps one log message
+/// well below a NATS server's default 1 MiB `max_payload` whatever the fleet's size.
+pub const CATCH_UP_ROWS: usize = 8_192;
+
 /// The demo generator, built by [`DemoConfig::build`].
 #[derive(Debug)]
 pub struct DemoSource {
@@ -21,11 +31,18 @@ pub struct DemoSource {
     out: TickOutput,
     /// Event time at which the source ends, exclusive.
     end_ms: Option<i64>,
-    /// Wall time per tick; `None` at speed 0.
-    tick_wall: Option<Duration>,
-    /// Wall instant of the first tick, set on the first call.
+    /// Wall seconds per event-time second (`1 / speed`); `None` at speed 0.
+    wall_per_event: Option<f64>,
+    /// Event time paced from: the first paced tick's wall instant is [`DemoSource::began`]'s, and
+    /// event time `t` is due `(t - pace_from_ms) / speed` later. `start`, or the end of the
+    /// backfill.
+    pace_from_ms: i64,
+    /// Event time (the wall clock when built) before which ticks are a backfill: produced at once,
+    /// several per batch. `None` without a backfill.
+    catch_up_until_ms: Option<i64>,
+    /// Wall instant at which event time `pace_from_ms` is due, set when the first paced tick is
+    /// asked for.
     began: Option<Instant>,
-    ticks: u32,
 }
 
 impl DemoSource {
@@ -34,23 +51,33 @@ impl DemoSource {
     /// # Errors
     /// [`SourceError::Config`] as in [`DemoConfig::validate`].
     pub fn new(cfg: &DemoConfig) -> Result<DemoSource, SourceError> {
-        let shape = cfg.shape()?;
+        let (shape, catch_up_until_ms) = cfg.shape()?;
         let end_ms = cfg.duration.map(|d| {
             shape
                 .start_ms
                 .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         });
-        let tick_wall = (cfg.speed > 0.0)
-            .then(|| Duration::try_from_secs_f64(cfg.interval.as_secs_f64() / cfg.speed).ok())
-            .flatten();
+        let wall_per_event = (cfg.speed > 0.0).then(|| 1.0 / cfg.speed);
         Ok(DemoSource {
             fleet: Fleet::new(shape),
             out: TickOutput::default(),
             end_ms,
-            tick_wall,
+            wall_per_event,
+            pace_from_ms: catch_up_until_ms.unwrap_or(shape.start_ms),
+            catch_up_until_ms,
             began: None,
-            ticks: 0,
         })
+    }
+
+    /// Event time of the next tick, Unix ms.
+    pub fn next_time_ms(&self) -> i64 {
+        self.fleet.next_time_ms()
+    }
+
+    /// Whether the next tick is part of the backfill (before the wall clock at build time).
+    pub fn catching_up(&self) -> bool {
+        self.catch_up_until_ms
+            .is_some_and(|until| self.fleet.next_time_ms() < until)
     }
 
     /// Produces the next tick at once, without pacing; `None` once `duration` is used up.
@@ -59,14 +86,49 @@ impl DemoSource {
     /// [`SourceError::Internal`] if a builder produces a batch that does not match its schema
     /// (a bug).
     pub fn next_tick(&mut self) -> Result<Option<Vec<SourceBatch>>, SourceError> {
-        if self
-            .end_ms
-            .is_some_and(|end| self.fleet.next_time_ms() >= end)
-        {
+        if self.ended() {
             return Ok(None);
         }
         self.fleet.tick(&mut self.out);
-        self.ticks = self.ticks.saturating_add(1);
+        self.finish().map(Some)
+    }
+
+    /// Produces the backfill's next ticks at once, as many as fit one batch (at most
+    /// [`CATCH_UP_TICKS`] ticks, about [`CATCH_UP_ROWS`] metric rows), stopping at the end of
+    /// the backfill or of `duration`; `None` once `duration` is used up.
+    ///
+    /// # Errors
+    /// As [`DemoSource::next_tick`].
+    pub fn next_catch_up(&mut self) -> Result<Option<Vec<SourceBatch>>, SourceError> {
+        if self.ended() {
+            return Ok(None);
+        }
+        let mut ticks = 0;
+        loop {
+            self.fleet.tick(&mut self.out);
+            ticks += 1;
+            let rows = self.out.metrics.len();
+            // The next tick would most likely overflow the row bound: stop before it.
+            let per_tick = rows / ticks as usize;
+            if ticks >= CATCH_UP_TICKS
+                || rows + per_tick > CATCH_UP_ROWS
+                || !self.catching_up()
+                || self.ended()
+            {
+                break;
+            }
+        }
+        self.finish().map(Some)
+    }
+
+    /// Whether `duration` is used up.
+    fn ended(&self) -> bool {
+        self.end_ms
+            .is_some_and(|end| self.fleet.next_time_ms() >= end)
+    }
+
+    /// The batches of what was ticked since the last call, one per non-empty kind.
+    fn finish(&mut self) -> Result<Vec<SourceBatch>, SourceError> {
         let mut batches = Vec::with_capacity(4);
         let o = &mut self.out;
         push(
@@ -93,7 +155,7 @@ impl DemoSource {
             o.alerts.time_range(),
             o.alerts.finish(),
         )?;
-        Ok(Some(batches))
+        Ok(batches)
     }
 }
 
@@ -122,14 +184,25 @@ impl PullSource for DemoSource {
         SOURCE_NAME
     }
 
-    /// Waits until the next tick is due (`start + k × interval / speed` of wall time after the
-    /// first call), then returns its batches. Cancel-safe: dropping the future while it waits
-    /// loses nothing.
+    /// Waits until the next tick is due, then returns its batches. A backfill's ticks are due at
+    /// once (several per batch); the others `(t - from) / speed` of wall time after the first of
+    /// them was asked for, where `from` is `start`, or with a backfill the wall clock at build
+    /// time — so after a backfill event time follows the wall clock at speed 1. Cancel-safe:
+    /// dropping the future while it waits loses nothing.
     async fn next_batch(&mut self) -> Result<Option<Vec<SourceBatch>>, SourceError> {
-        if let Some(per_tick) = self.tick_wall {
+        if self.catching_up() {
+            return self.next_catch_up();
+        }
+        if let Some(wall_per_event) = self.wall_per_event {
             let began = *self.began.get_or_insert_with(Instant::now);
-            let due = began + per_tick.saturating_mul(self.ticks);
-            tokio::time::sleep_until(due).await;
+            let ahead_ms = (self.fleet.next_time_ms() - self.pace_from_ms).max(0) as f64;
+            // An absurd delay (a speed near 0) saturates instead of panicking.
+            let wait = Duration::try_from_secs_f64(ahead_ms / 1000.0 * wall_per_event)
+                .unwrap_or(Duration::MAX);
+            match began.checked_add(wait) {
+                Some(due) => tokio::time::sleep_until(due).await,
+                None => std::future::pending::<()>().await,
+            }
         }
         self.next_tick()
     }

@@ -3,7 +3,7 @@
 
 use super::incidents::{self, IncidentKind};
 use super::*;
-use crate::sources::SourceBatch;
+use crate::sources::{PullSource, SourceBatch};
 use aiops_schemas::Kind;
 use aiops_schemas::arrow_array::cast::AsArray;
 use aiops_schemas::arrow_array::types::TimestampMillisecondType;
@@ -403,4 +403,184 @@ fn start_defaults_to_now() {
     let tick = src.next_tick().unwrap().unwrap();
     let (t, _) = tick[0].time_range.unwrap();
     assert!((t - now).abs() < 5_000, "{t} vs {now}");
+}
+
+/// The wall clock as Unix ms (the tests compare the generator's event times with it).
+#[allow(clippy::disallowed_methods)] // compares with the wall clock on purpose
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The distinct event times of a batch list's metric rows, sorted.
+fn metric_times(batches: &[SourceBatch]) -> Vec<i64> {
+    let mut t: Vec<i64> = batches
+        .iter()
+        .filter(|b| b.kind == Kind::Metrics)
+        .flat_map(|b| times(&b.batch))
+        .collect();
+    t.sort_unstable();
+    t.dedup();
+    t
+}
+
+#[tokio::test]
+async fn backfill_covers_the_window_at_once_then_goes_on_in_real_time() {
+    let c = DemoConfig {
+        interval: Duration::from_secs(1),
+        backfill: Some(Duration::from_secs(120)),
+        ..DemoConfig::default()
+    };
+    let before = wall_ms();
+    let mut src = DemoSource::new(&c).unwrap();
+    let after = wall_ms();
+    let start = src.next_time_ms();
+    assert!(
+        (before - 120_000..=after - 120_000).contains(&start),
+        "event time begins 2 min before now: {start} vs [{before}, {after}] - 120000"
+    );
+
+    // The backfill: every tick from start up to now, several per batch, without waiting.
+    let t0 = Instant::now();
+    let mut history = Vec::new();
+    let mut batches = 0;
+    while src.catching_up() {
+        let b = src.next_batch().await.unwrap().unwrap();
+        let ticks = metric_times(&b).len();
+        assert!(
+            (1..=CATCH_UP_TICKS as usize).contains(&ticks),
+            "{ticks} ticks in a batch"
+        );
+        for sb in &b {
+            let (lo, hi) = sb.time_range.unwrap();
+            assert_eq!((lo, hi), {
+                let t = times(&sb.batch);
+                (*t.iter().min().unwrap(), *t.iter().max().unwrap())
+            });
+        }
+        history.extend(b);
+        batches += 1;
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "backfill took {:?}",
+        t0.elapsed()
+    );
+    let covered = metric_times(&history);
+    assert_eq!(covered.first(), Some(&start));
+    assert!(
+        covered.windows(2).all(|w| w[1] - w[0] == 1_000),
+        "one tick per interval, none missing"
+    );
+    let last = *covered.last().unwrap();
+    assert!(
+        last < after && last >= before - 1_000,
+        "backfill ends at now: {last}"
+    );
+    assert!(covered.len() >= 119, "{} ticks of 2 min", covered.len());
+    assert!(
+        batches < covered.len(),
+        "ticks share batches while catching up"
+    );
+
+    // Then real time: one tick per batch, each handed out when the wall clock reaches it.
+    let mut prev = last;
+    for _ in 0..3 {
+        let b = src.next_batch().await.unwrap().unwrap();
+        let now = wall_ms();
+        let t = metric_times(&b);
+        assert_eq!(t, vec![prev + 1_000], "the next tick, alone");
+        assert!(
+            now >= t[0] - 50,
+            "tick {} handed out before its time ({now})",
+            t[0]
+        );
+        assert!(now - t[0] < 1_500, "tick {} late: now {now}", t[0]);
+        prev = t[0];
+    }
+
+    // The same fleet as a generator that started then: the history is the generator's data.
+    let mut same = DemoSource::new(&DemoConfig {
+        interval: Duration::from_secs(1),
+        speed: 0.0,
+        start: Some(UNIX_EPOCH + Duration::from_millis(start as u64)),
+        ..DemoConfig::default()
+    })
+    .unwrap();
+    let mut expect = Vec::new();
+    for _ in 0..covered.len() {
+        expect.extend(same.next_tick().unwrap().unwrap());
+    }
+    let rows = |bs: &[SourceBatch], kind: Kind| -> Vec<(String, f64)> {
+        bs.iter()
+            .filter(|b| b.kind == kind)
+            .flat_map(|b| samples(&b.batch))
+            .collect()
+    };
+    assert_eq!(rows(&history, Kind::Metrics), rows(&expect, Kind::Metrics));
+}
+
+#[tokio::test]
+async fn a_three_hour_backfill_has_incidents_deploys_and_alerts_at_once() {
+    let c = DemoConfig {
+        backfill: Some(Duration::from_secs(3 * 3600)),
+        ..DemoConfig::default()
+    };
+    let mut src = DemoSource::new(&c).unwrap();
+    let t0 = Instant::now();
+    let (mut alerts, mut events, mut max_rows) = (Vec::new(), Vec::new(), 0);
+    let mut ticks = 0;
+    while src.catching_up() {
+        let b = src.next_batch().await.unwrap().unwrap();
+        ticks += metric_times(&b).len();
+        for sb in b {
+            max_rows = max_rows.max(sb.batch.num_rows());
+            match sb.kind {
+                Kind::Alerts => alerts.extend(maps(&sb.batch, "labels")),
+                Kind::Events => events.extend(strings(&sb.batch, "type")),
+                _ => {}
+            }
+        }
+    }
+    assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
+    assert!(
+        (1079..=1081).contains(&ticks),
+        "{ticks} ticks of 10 s in 3 h"
+    );
+    assert!(
+        max_rows <= CATCH_UP_ROWS,
+        "batches stay bounded: {max_rows}"
+    );
+    for name in ["HighErrorRate", "HostMemoryLow", "DiskAlmostFull"] {
+        let n = alerts
+            .iter()
+            .filter(|l| l.contains(&format!("alertname={name}")))
+            .count();
+        assert!(
+            n >= 2,
+            "{name} fired and resolved in the history: {alerts:?}"
+        );
+    }
+    assert!(events.iter().any(|t| t == "deploy"), "{events:?}");
+    assert!(events.iter().any(|t| t == "restart"), "{events:?}");
+}
+
+#[test]
+fn backfill_needs_start_unset_and_a_sane_length() {
+    let c: DemoConfig = serde_json::from_str(r#"{"backfill": "3h"}"#).unwrap();
+    assert_eq!(c.backfill, Some(Duration::from_secs(3 * 3600)));
+    c.validate().unwrap();
+    let both = DemoConfig {
+        start: Some(UNIX_EPOCH + Duration::from_millis(START_MS as u64)),
+        ..c.clone()
+    };
+    let err = both.validate().unwrap_err().to_string();
+    assert!(err.contains("backfill") && err.contains("start"), "{err}");
+    let long = DemoConfig {
+        backfill: Some(Duration::from_secs(400 * 86_400)),
+        ..c
+    };
+    assert!(long.validate().unwrap_err().to_string().contains("30 days"));
 }
