@@ -78,7 +78,7 @@ pub async fn serve(
         // Handlers that limit per client (console sign-in) read the peer address.
         let svc = TowerToHyperService::new(tower::ServiceExt::map_request(
             app.clone(),
-            move |mut r: axum::extract::Request| {
+            move |mut r: axum::http::Request<hyper::body::Incoming>| {
                 r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                 r
             },
