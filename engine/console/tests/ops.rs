@@ -306,6 +306,56 @@ fn hostile_log_lines_entry_titles_workflow_names_and_versions_are_text() {
     }
 }
 
+/// The demo has no canary service, so its deploys are never judged: this fixture is a judged
+/// deploy written after the judge's types (engine/deploy/src/judge.rs), with verification series
+/// shaped as `deploy_metrics_10s` rows.
+#[test]
+fn a_judged_deploy_shows_each_metric_and_charts_canary_against_baseline() {
+    let c = console();
+    let page = ops::PAGES
+        .iter()
+        .find(|p| p.path == "/deploys/{id}")
+        .unwrap();
+    let text = std::fs::read_to_string(fixtures_dir().join("deploys_id_judged.json")).unwrap();
+    let fx: Value = serde_json::from_str(&text).unwrap();
+    for lang in ["en", "zh"] {
+        let (_, main) = render(&c, page, &context(page, &fx, lang, "operator"));
+        // The per-metric row: classification, figures, change, p-value and reason.
+        for want in [
+            "error_ratio",
+            "0.05 / 0.05 (30)",
+            "+400.0%",
+            "1e-05",
+            "error_ratio 5× the baseline",
+        ] {
+            assert!(
+                main.contains(want) || main.contains(&escape(want)),
+                "{lang}: lacks {want:?}:\n{main}"
+            );
+        }
+        // A time chart per metric with one series per version, and the change chart.
+        assert!(
+            main.matches("chart-svg").count() >= 2,
+            "{lang}: charts missing:\n{main}"
+        );
+        assert!(
+            main.contains(">v1<") && main.contains(">v2<"),
+            "{lang}: versions not in the legend"
+        );
+    }
+    // Without series (no verification stream): the page still renders, without time charts.
+    let mut bare = fx.clone();
+    bare["data"]["series"] =
+        json!({"error": {"status": 400, "message": "no table deploy_metrics_10s"}});
+    let (_, main) = render(&c, page, &context(page, &bare, "en", "viewer"));
+    assert!(main.contains("error_ratio"));
+    assert_eq!(
+        main.matches("chart-svg").count(),
+        1,
+        "only the change chart:\n{main}"
+    );
+}
+
 #[test]
 fn lines_of_new_and_anomalous_templates_are_highlighted() {
     let c = console();
