@@ -347,6 +347,8 @@ fn fill(template: &str, vars: &BTreeMap<String, String>, json_escape: bool) -> S
             break;
         };
         let name = &rest[open + 1..open + close];
+        // A nested brace before the closing one: the outer one is not a placeholder.
+        let name = if name.contains('{') { "{" } else { name };
         let valid = !name.is_empty()
             && name
                 .chars()
@@ -360,10 +362,12 @@ fn fill(template: &str, vars: &BTreeMap<String, String>, json_escape: bool) -> S
             } else {
                 out.push_str(&urlencode(v));
             }
+            rest = &rest[open + close + 1..];
         } else {
-            out.push_str(&rest[open..=open + close]);
+            // Not a placeholder (a JSON object's brace): keep the brace, scan on after it.
+            out.push('{');
+            rest = &rest[open + 1..];
         }
-        rest = &rest[open + close + 1..];
     }
     out.push_str(rest);
     out
@@ -377,7 +381,10 @@ fn drop_empty_pairs(uri: &str) -> String {
     };
     let kept: Vec<&str> = query
         .split('&')
-        .filter(|kv| kv.split_once('=').is_some_and(|(k, v)| !k.is_empty() && !v.is_empty()))
+        .filter(|kv| {
+            kv.split_once('=')
+                .is_some_and(|(k, v)| !k.is_empty() && !v.is_empty())
+        })
         .collect();
     if kept.is_empty() {
         path.to_string()
@@ -415,7 +422,11 @@ async fn fetch(
             Body::from(f.body.map(|b| fill(b, vars, true)).unwrap_or_default()),
         ),
     };
-    let mut req = match axum::http::Request::builder().method(method).uri(&uri).body(body) {
+    let mut req = match axum::http::Request::builder()
+        .method(method)
+        .uri(&uri)
+        .body(body)
+    {
         Ok(r) => r,
         Err(e) => return json!({"error": {"status": 400, "message": format!("{uri}: {e}")}}),
     };
@@ -1211,7 +1222,11 @@ mod tests {
         // Braces that are not a placeholder stay.
         assert_eq!(fill("{ }", &vars, true), "{ }");
         assert_eq!(
-            drop_empty_pairs(&fill("/a?f={missing}&label.{missing}={missing}&id={id}", &vars, false)),
+            drop_empty_pairs(&fill(
+                "/a?f={missing}&label.{missing}={missing}&id={id}",
+                &vars,
+                false
+            )),
             "/a?id=x%2Fy"
         );
         assert_eq!(drop_empty_pairs("/a?f="), "/a");
