@@ -568,3 +568,124 @@ fn templates_obey_the_content_security_policy() {
         }
     }
 }
+
+/// The `{name}` placeholders of a path or body.
+fn placeholders(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('{') {
+        let tail = &rest[i + 1..];
+        match tail.find('}') {
+            Some(j)
+                if j > 0
+                    && tail[..j]
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
+            {
+                out.push(tail[..j].to_string());
+                rest = &tail[j + 1..];
+            }
+            _ => rest = tail,
+        }
+    }
+    out
+}
+
+/// The server fills a missing parameter with the empty string, and the API routes read an
+/// empty value as a filter on "" (no line, no deploy): a fetch made on every visit may only name
+/// parameters that always have a value — built-ins, path parameters, parameters with a default —
+/// besides the two the API reads as "no filter" when empty. Optional filters go in fetches made
+/// `when` they are given.
+#[test]
+fn a_fetch_made_on_every_visit_names_no_optional_filter() {
+    // (API path, parameter): an empty value means no filter there.
+    let empty_is_all = [("/api/logs/search", "q"), ("/api/logs/analysis", "service")];
+    for page in ops::PAGES {
+        let params: Vec<&str> = page
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .map(|s| s.trim_start_matches('*'))
+            .collect();
+        for f in page.fetch {
+            let route = f.path.split('?').next().unwrap();
+            let mut names = placeholders(f.path);
+            names.extend(f.body.map(placeholders).unwrap_or_default());
+            if let Some(w) = f.when {
+                assert!(
+                    names.iter().any(|n| n == w),
+                    "{} {}: `when` {w} is not one of its placeholders",
+                    page.path,
+                    f.key
+                );
+                continue;
+            }
+            for n in names {
+                let ok = ["from_ms", "to_ms", "now_ms"].contains(&n.as_str())
+                    || params.contains(&n.as_str())
+                    || page.defaults.iter().any(|(k, _)| *k == n)
+                    || empty_is_all.contains(&(route, n.as_str()));
+                assert!(
+                    ok,
+                    "{} fetch {}: {{{n}}} may be empty on a visit without it",
+                    page.path, f.key
+                );
+            }
+        }
+    }
+}
+
+/// The server's fill takes a body's opening `{` up to the first `}` as one (invalid)
+/// placeholder and copies it unfilled: a placeholder is only filled after a `}`.
+#[test]
+fn body_placeholders_come_after_a_closing_brace() {
+    for page in ops::PAGES {
+        for f in page.fetch {
+            let Some(body) = f.body else { continue };
+            serde_json::from_str::<Value>(body)
+                .unwrap_or_else(|e| panic!("{} {}: body is not JSON: {e}", page.path, f.key));
+            if let Some(first) = placeholders(body).first() {
+                let at = body.find(&format!("{{{first}}}")).unwrap();
+                assert!(
+                    body[..at].contains('}'),
+                    "{} {}: {{{first}}} would not be filled",
+                    page.path,
+                    f.key
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_answer_of_the_most_selective_filter_is_shown_with_the_others_applied() {
+    let c = console();
+    let page = ops::PAGES.iter().find(|p| p.path == "/logs").unwrap();
+    let line = |svc: &str, sev: &str, body: &str| {
+        json!({"time": NOW_MS - 1000, "severity": sev, "body": body,
+               "labels": {"service": svc, "host": "h1"}, "attributes": {}})
+    };
+    let data = json!({
+        "logs": {"logs": [line("shop", "error", "unfiltered-a"), line("cart", "info", "unfiltered-b")]},
+        "logs_service": {"logs": [line("shop", "error", "shop-error"), line("shop", "info", "shop-info")]},
+        "logs_severity": {"logs": [line("shop", "error", "severity-only"), line("cart", "error", "cart-error")]},
+        "analysis": {"templates": []},
+    });
+    let shown = |q: Value| {
+        let fx = json!({"q": q, "data": data});
+        render(&c, page, &context(page, &fx, "en", "viewer")).1
+    };
+    let main = shown(json!({}));
+    assert!(main.contains("unfiltered-a") && !main.contains("shop-error"));
+    let main = shown(json!({"service": "shop"}));
+    assert!(
+        main.contains("shop-error") && main.contains("shop-info") && !main.contains("unfiltered")
+    );
+    let main = shown(json!({"service": "shop", "severity": "error"}));
+    assert!(
+        main.contains("shop-error") && !main.contains("shop-info"),
+        "{main}"
+    );
+    let main = shown(json!({"severity": "error"}));
+    assert!(main.contains("severity-only") && main.contains("cart-error"));
+}
