@@ -56,11 +56,13 @@ fn context(page: &Page, role: MinRole, lang: &str, fx: &Value) -> Value {
             q.insert(k.clone(), v.clone());
         }
     }
+    // Fixtures recorded from a running engine carry the time they were taken.
+    let now = fx.get("now_ms").and_then(Value::as_i64).unwrap_or(NOW_MS);
     json!({
         "lang": lang, "theme": "auto", "path": page.path, "url": page.path,
         "q": q, "params": fx.get("params").cloned().unwrap_or(json!({})),
         "user": {"name": "alice", "role": role_name(role), "kind": "user"},
-        "csrf": "csrf-token-value", "now_ms": NOW_MS, "from_ms": NOW_MS - 3_600_000, "to_ms": NOW_MS,
+        "csrf": "csrf-token-value", "now_ms": now, "from_ms": now - 3_600_000, "to_ms": now,
         "nav": nav,
         "page": {"path": page.path, "title_en": page.title_en, "title_zh": page.title_zh,
                  "section": page.section, "live_ms": page.live_ms},

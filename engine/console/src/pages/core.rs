@@ -205,6 +205,7 @@ pub const PAGES: &[Page] = &[
         live_ms: 30_000,
         defaults: &[
             ("range", "1h"),
+            ("metric", "node_load1"),
             ("step", "30s"),
             ("pipeline", "http_errors_per_service"),
         ],
