@@ -1,6 +1,7 @@
 //! `aiops knowledge`: import a folder of Markdown runbooks into the running engine, search,
 //! and ask — through the engine's API (the engine owns the log; entries are commands in it).
 
+use super::progress::Progress;
 use aiops_server::config::Config;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
@@ -116,23 +117,34 @@ pub async fn knowledge(cmd: KnowledgeCmd, cfg: Config) -> Result<()> {
                 }
             }
             let url = base(&api);
+            let bar = Progress::bar("import", total as u64, "files");
             for batch in batches.into_iter().filter(|b| !b.is_empty()) {
                 done += batch.len();
                 let body = json!({"files": batch, "source": source});
-                let r = call(&http, &url, &api, "/api/knowledge/import", Some(&body)).await?;
+                let r = match call(&http, &url, &api, "/api/knowledge/import", Some(&body)).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        bar.finish();
+                        return Err(e);
+                    }
+                };
                 imported += r["imported"].as_u64().unwrap_or(0);
                 unchanged += r["unchanged"].as_u64().unwrap_or(0);
                 skipped += r["skipped"].as_u64().unwrap_or(0);
                 for f in r["failed"].as_array().into_iter().flatten() {
                     failed += 1;
-                    eprintln!(
+                    bar.note(&format!(
                         "not imported {}: {}",
                         f["path"].as_str().unwrap_or("?"),
                         f["error"].as_str().unwrap_or("?")
-                    );
+                    ));
                 }
-                eprintln!("{done}/{total} files sent");
+                bar.set(done as u64);
+                if !bar.visible() {
+                    eprintln!("{done}/{total} files sent");
+                }
             }
+            bar.finish();
             println!(
                 "{}",
                 json!({"files": done, "imported": imported, "unchanged": unchanged, "skipped": skipped, "failed": failed})

@@ -9,6 +9,7 @@ mod grafana;
 mod knowledge;
 mod log;
 mod pipeline;
+mod progress;
 mod rebuild;
 mod replay;
 mod run;

@@ -1,6 +1,7 @@
 //! `aiops rebuild`: pipeline, template, alerting, workflow, knowledge and deploy state from the whole
 //! log.
 
+use super::progress::Progress;
 use aiops_server::config::Config;
 use aiops_server::pipelines::rebuild;
 use aiops_server::server;
@@ -20,7 +21,8 @@ pub struct RebuildArgs {
     output: Option<PathBuf>,
 }
 
-/// `aiops rebuild`: prints one JSON object with each processor's summary.
+/// `aiops rebuild`: prints one JSON object with each processor's summary. Each pass over the log
+/// shows a bar of log positions on a terminal.
 ///
 /// # Errors
 /// The log cannot be opened, or a rebuild failed (the log is closed first).
@@ -29,12 +31,21 @@ pub async fn rebuild(args: RebuildArgs, mut cfg: Config) -> Result<()> {
         cfg.pipelines.dir = d;
     }
     let log = server::open_log(&cfg).await?;
+    // Each pass reads the whole log: a bar per pass, in log positions up to the head.
+    let head = match log.stats().await {
+        Ok(s) => s.next_seq,
+        Err(e) => {
+            log.close().await?;
+            anyhow::bail!(e);
+        }
+    };
+    let pass = |what: &str| Progress::bar(what, head, "positions");
     let res = rebuild::rebuild(
         log.clone(),
         &cfg.pipelines,
         &rebuild::store_dir(&cfg.data_dir),
         args.output.as_deref(),
-        |pos, end| tracing::info!(position = pos, end, "rebuilding"),
+        pass("pipelines").positions(),
     )
     .await;
     let sum = match res {
@@ -50,7 +61,7 @@ pub async fn rebuild(args: RebuildArgs, mut cfg: Config) -> Result<()> {
                 log.clone(),
                 &cfg.templates,
                 &aiops_runtime::templates::store_dir(&cfg.data_dir),
-                |pos, end| tracing::info!(position = pos, end, "rebuilding log templates"),
+                pass("templates").positions(),
             )
             .await,
         )
@@ -62,19 +73,21 @@ pub async fn rebuild(args: RebuildArgs, mut cfg: Config) -> Result<()> {
         &cfg.alerting,
         &aiops_server::alerting::store_dir(&cfg.data_dir),
         args.output.as_deref(),
-        |pos, end| tracing::info!(position = pos, end, "rebuilding alerting"),
+        pass("alerting").positions(),
     )
     .await;
     let wres = if cfg.workflows.enabled {
         let settings = cfg.workflow_settings().map_err(anyhow::Error::msg)?;
-        Some(
-            aiops_server::workflows::dry::rebuild(
-                log.clone(),
-                &settings,
-                &aiops_server::workflows::store_dir(&cfg.data_dir),
-            )
-            .await,
+        // This pass reports no position: a spinner says it is alive.
+        let spin = Progress::spinner("workflows", "");
+        let r = aiops_server::workflows::dry::rebuild(
+            log.clone(),
+            &settings,
+            &aiops_server::workflows::store_dir(&cfg.data_dir),
         )
+        .await;
+        spin.finish();
+        Some(r)
     } else {
         None
     };
@@ -83,7 +96,7 @@ pub async fn rebuild(args: RebuildArgs, mut cfg: Config) -> Result<()> {
             aiops_runtime::knowledge::rebuild::rebuild(
                 log.clone(),
                 &aiops_runtime::knowledge::store_dir(&cfg.data_dir),
-                |pos, end| tracing::info!(position = pos, end, "rebuilding the knowledge base"),
+                pass("knowledge").positions(),
             )
             .await,
         )
@@ -96,7 +109,7 @@ pub async fn rebuild(args: RebuildArgs, mut cfg: Config) -> Result<()> {
                 log.clone(),
                 &aiops_runtime::deploys::store_dir(&cfg.data_dir),
                 cfg.deploys.clone(),
-                |pos, end| tracing::info!(position = pos, end, "rebuilding the deploy book"),
+                pass("deploys").positions(),
             )
             .await,
         )

@@ -2,6 +2,7 @@
 //! workflows (`--workflows`); nothing is written to the log.
 
 use super::parse_opt_time;
+use super::progress::{CountingWriter, Progress};
 use aiops_schemas::Kind;
 use aiops_server::config::Config;
 use aiops_server::pipelines::forensic;
@@ -59,8 +60,14 @@ pub async fn replay(args: ReplayArgs, cfg: Config) -> Result<()> {
         kinds: args.kinds,
     };
     let log = server::open_log_for_reading(&cfg).await?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+    // The lines printed so far, on a spinner (the replay reports no position of its own).
+    let spin = Progress::spinner_beside_output("replay", "lines");
+    let mut out = CountingWriter::new(
+        std::io::BufWriter::with_capacity(1 << 20, std::io::stdout()),
+        spin.clone(),
+    );
     let res = replay::replay(log.as_ref(), &filter, args.format, &mut out).await;
+    spin.finish();
     log.close().await?;
     let sum = res?;
     tracing::info!(
@@ -82,7 +89,11 @@ async fn forensic_replay(
     let from_ms = parse_opt_time(from.as_deref())?;
     let to_ms = parse_opt_time(to.as_deref())?;
     let log = server::open_log_for_reading(&cfg).await?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+    let spin = Progress::spinner_beside_output("replay", "output lines");
+    let mut out = CountingWriter::new(
+        std::io::BufWriter::with_capacity(1 << 20, std::io::stdout()),
+        spin.clone(),
+    );
     let format = if parquet.is_some() {
         forensic::OutputFormat::Parquet
     } else {
@@ -96,6 +107,7 @@ async fn forensic_replay(
         parquet_dir: parquet,
     };
     let res = forensic::replay(log.clone(), &req, &cfg.pipelines, &mut out).await;
+    spin.finish();
     log.close().await?;
     let sum = res?;
     tracing::info!(
