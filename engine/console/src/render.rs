@@ -17,6 +17,8 @@
 //!   (`(now_ms + 7200000)|iso` is a silence's end in two hours).
 //! - `x|ms` — Unix ms or RFC 3339 text → Unix ms (a number; none when it is no time), for
 //!   arithmetic on API times: `(r.finished_at|ms - r.started_at|ms)|dur`.
+//! - `text|error_line` — the line an error message points at (`… at Line: 3, Column: 9` of the
+//!   SQL parser, or `file:3:9: reason`), none when it names none; for `data-error-line`.
 //! - `matchers(labels)` — a label map → Alertmanager matchers
 //!   `[{"name", "value", "isRegex": false, "isEqual": true}]` (for a silence's body).
 //! - `matchers_text(labels)` — a label map → `a="1", b="2"` (what the JS `matchers` type reads).
@@ -115,6 +117,7 @@ impl Console {
         env.add_filter("pct", pct);
         env.add_filter("iso", iso);
         env.add_filter("ms", ms);
+        env.add_filter("error_line", error_line);
         env.add_filter("length", length);
         env.add_filter("count", length);
         env.add_function("matchers", matchers);
@@ -483,6 +486,33 @@ fn error_box(d: Value) -> Value {
     ))
 }
 
+/// `error_line`: the line number an error message names, if any.
+fn error_line(v: Value) -> Value {
+    let Some(text) = v.as_str() else {
+        return Value::from(());
+    };
+    let digits = |s: &str| -> Option<u64> {
+        let d: String = s.chars().take_while(char::is_ascii_digit).collect();
+        d.parse().ok()
+    };
+    if let Some(i) = text.find("Line: ")
+        && let Some(n) = digits(&text[i + 6..])
+    {
+        return Value::from(n);
+    }
+    // `file:LINE:COL:` — the first `:<digits>:<digits>:` in the text.
+    for (i, _) in text.match_indices(':') {
+        let rest = &text[i + 1..];
+        if let Some(n) = digits(rest) {
+            let after = &rest[n.to_string().len()..];
+            if after.starts_with(':') && digits(&after[1..]).is_some() {
+                return Value::from(n);
+            }
+        }
+    }
+    Value::from(())
+}
+
 /// `ms`: a time (Unix ms or RFC 3339 text) as Unix ms.
 fn ms(v: Value) -> Value {
     match as_time(&v) {
@@ -575,6 +605,18 @@ mod tests {
             iso(Value::from(1_796_440_329_005i64)),
             "2026-12-05T03:12:09.005Z"
         );
+    }
+
+    #[test]
+    fn error_lines() {
+        let line = |t: &str| error_line(Value::from(t));
+        assert_eq!(
+            line("SQL error: ParserError(\"Expected: x, found: SELEC at Line: 2, Column: 9\")"),
+            Value::from(2u64)
+        );
+        assert_eq!(line("pipelines/r.sql:14:3: no column"), Value::from(14u64));
+        assert!(line("no position here").is_none());
+        assert!(error_line(Value::from(3)).is_none());
     }
 
     #[test]

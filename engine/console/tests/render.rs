@@ -223,7 +223,7 @@ fn poison(v: &Value, n: &mut usize) -> Value {
     match v {
         Value::String(_) => {
             *n += 1;
-            Value::String(if *n % 2 == 0 {
+            Value::String(if n.is_multiple_of(2) {
                 XSS_TAG.into()
             } else {
                 format!("x{XSS_ATTR}")
