@@ -329,6 +329,8 @@
       var pos = ta ? errorLine(ans, el, flat) : null;
       if (pos && ta) {
         selectLine(ta, pos.line + (pos.trimmed ? leadingBlankLines(ta.value) : 0));
+      } else if (out && out.scrollIntoView) {
+        out.scrollIntoView({ block: "nearest" });
       }
       return;
     }
