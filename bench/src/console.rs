@@ -26,8 +26,8 @@
 //! (`aiops_console::pages`) is called directly (same token), its JSON parsed here, and the page's
 //! context rebuilt from those answers and rendered with the same `Console` (same build profile
 //! as the server when both are built together): API time vs JSON parse vs template. When `perf`
-//! is installed the slowest page is also sampled with `perf record -g` for `--perf-secs` and the
-//! top symbols are kept in the result.
+//! is installed the slowest page is also sampled with `perf record` for `--perf-secs` and the
+//! top symbols, and their sum per crate, are kept in the result.
 
 use crate::machine::{Machine, Provenance};
 use crate::report::{Figure, FigureKind, Report};
@@ -60,6 +60,9 @@ pub struct ConsoleRenderArgs {
     /// Timed requests per page.
     #[arg(long, default_value_t = 50)]
     pub requests: usize,
+    /// Live-refresh requests per page.
+    #[arg(long, default_value_t = 20)]
+    pub live_requests: usize,
     /// Untimed requests per page before the timed ones.
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
@@ -268,6 +271,11 @@ pub struct PageRun {
     pub marker: String,
     /// Its count.
     pub marker_count: usize,
+    /// CPU time (user + system, all threads) the engine spent per timed request, from
+    /// `/proc/<pid>/stat` before and after (10 ms ticks over the whole loop): the page's cost
+    /// without the waiting a busy machine adds to the wall time (includes the engine's own
+    /// background work during the loop, small when idle).
+    pub cpu_ms_per_request: Option<f64>,
     /// Where the time goes.
     pub profile: Option<PageProfile>,
 }
@@ -325,8 +333,10 @@ pub struct PerfProfile {
     pub requests: usize,
     /// `perf report --no-children`: self time per symbol (top lines).
     pub self_top: Vec<String>,
-    /// `perf report --children`: time including callees per symbol (top lines).
-    pub children_top: Vec<String>,
+    /// The same self time summed per crate (first path segment of the symbol; `libc`,
+    /// `kernel`): which layer the time is spent in. Call chains are not recorded: the binaries
+    /// have no frame pointers, so `-g` unwinds into garbage.
+    pub by_crate: Vec<String>,
 }
 
 /// Everything the engine layer measured.
@@ -342,6 +352,8 @@ pub struct EngineResult {
     pub live: Vec<LiveRun>,
     /// `perf` on the slowest page, when installed.
     pub perf: Option<PerfProfile>,
+    /// 1-minute load average before the pages were timed and after.
+    pub load_average: (Option<f64>, Option<f64>),
     /// Why `perf` was not run or failed.
     pub perf_note: Option<String>,
 }
@@ -447,10 +459,14 @@ fn alert_labels(i: usize) -> (Value, Value) {
     )
 }
 
-/// Alerts to post: `POST /api/v2/alerts` bodies (Alertmanager's postable alerts), firing
-/// until a day from now so they stay active however long the run takes.
+/// How long the posted alerts stay firing: the latest `endsAt` ingest accepts is an hour ahead
+/// (`ingest.max_future`), and a run takes minutes.
+const FIRING_MS: i64 = 3_540_000;
+
+/// Alerts to post: `POST /api/v2/alerts` bodies (Alertmanager's postable alerts), firing for
+/// [`FIRING_MS`] so they stay active however long the run takes.
 fn alert_posts(n: usize, per: usize, now: i64) -> Vec<String> {
-    let ends = rfc3339(now + 86_400_000);
+    let ends = rfc3339(now + FIRING_MS);
     (0..n)
         .step_by(per.max(1))
         .map(|start| {
@@ -479,7 +495,7 @@ fn gettable_alert(i: usize, now: i64) -> Value {
         "labels": labels,
         "annotations": annotations,
         "startsAt": rfc3339(now - 1_800_000 + i as i64),
-        "endsAt": rfc3339(now + 86_400_000),
+        "endsAt": rfc3339(now + FIRING_MS),
         "updatedAt": rfc3339(now - 60_000),
         "generatorURL": format!("http://prometheus.local/graph?g0.expr=up&i={i}"),
         "fingerprint": format!("{:016x}", Rng(i as u64).next_u64()),
@@ -867,7 +883,11 @@ fn page_requests(args: &ConsoleRenderArgs) -> Vec<(&'static str, String, &'stati
             "timeout after",
         ),
         ("logs_latest", "/logs?range=6h".to_string(), "node-"),
-        ("monitoring", format!("/monitoring?{monitoring}"), "<path"),
+        (
+            "monitoring",
+            format!("/monitoring?{monitoring}"),
+            "<polyline",
+        ),
     ]
 }
 
@@ -1282,6 +1302,7 @@ async fn fill_engine(api: &Api, args: &ConsoleRenderArgs) -> Result<Setup, Conso
 async fn time_page(
     api: &Api,
     args: &ConsoleRenderArgs,
+    pid: u32,
     name: &str,
     url: &str,
     marker: &str,
@@ -1291,11 +1312,16 @@ async fn time_page(
     }
     let mut samples = Vec::with_capacity(args.requests);
     let mut last = None;
+    let cpu0 = process_cpu_ms(pid);
     for _ in 0..args.requests {
         let a = api.get(url).await?;
         samples.push(ms(a.elapsed));
         last = Some(a);
     }
+    let cpu_ms_per_request = match (cpu0, process_cpu_ms(pid)) {
+        (Some(a), Some(b)) => Some((b - a) / args.requests.max(1) as f64),
+        _ => None,
+    };
     let last = last.ok_or(ConsoleBenchError::Empty)?;
     let text = String::from_utf8_lossy(&last.body);
     Ok(PageRun {
@@ -1306,6 +1332,7 @@ async fn time_page(
         bytes: last.body.len(),
         marker: marker.to_string(),
         marker_count: text.matches(marker).count(),
+        cpu_ms_per_request,
         profile: None,
     })
 }
@@ -1401,7 +1428,7 @@ async fn time_live(
     let mut fragment_bytes = first.body.len();
     let (mut all, mut only_304) = (Vec::new(), Vec::new());
     let (mut not_modified, mut changed) = (0, 0);
-    for _ in 0..args.requests {
+    for _ in 0..args.live_requests {
         let a = api
             .send(
                 reqwest::Method::GET,
@@ -1444,7 +1471,7 @@ async fn perf_page(
     let data = dir.join("perf.data");
     // cpu-clock (a software event) works in VMs without hardware counters.
     let mut child = tokio::process::Command::new("perf")
-        .args(["record", "-e", "cpu-clock", "-F", "999", "-g", "-p"])
+        .args(["record", "-e", "cpu-clock", "-F", "999", "-p"])
         .arg(pid.to_string())
         .arg("-o")
         .arg(&data)
@@ -1473,48 +1500,98 @@ async fn perf_page(
         }
         return Err(format!("perf record: {status}: {}", err.trim()));
     }
-    let report = |children: bool| {
-        let data = data.clone();
-        async move {
-            let out = tokio::process::Command::new("perf")
-                .arg("report")
-                .arg("-i")
-                .arg(&data)
-                .arg(if children {
-                    "--children"
-                } else {
-                    "--no-children"
-                })
-                .args([
-                    "--sort",
-                    "symbol",
-                    "-g",
-                    "none",
-                    "--no-inline",
-                    "--percent-limit",
-                    "1",
-                    "--stdio",
-                ])
-                .output()
-                .await
-                .map_err(|e| format!("perf report: {e}"))?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            Ok::<Vec<String>, String>(
-                text.lines()
-                    .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-                    .take(40)
-                    .map(|l| l.trim_end().to_string())
-                    .collect(),
-            )
-        }
-    };
+    let out = tokio::process::Command::new("perf")
+        .arg("report")
+        .arg("-i")
+        .arg(&data)
+        .args([
+            "--no-children",
+            "--sort",
+            "symbol",
+            "--no-inline",
+            "--percent-limit",
+            "0",
+            "--stdio",
+        ])
+        .output()
+        .await
+        .map_err(|e| format!("perf report: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<(f64, String)> = text.lines().filter_map(perf_row).collect();
+    let mut by_crate: BTreeMap<String, f64> = BTreeMap::new();
+    for (pct, sym) in &rows {
+        *by_crate.entry(crate_of(sym)).or_default() += pct;
+    }
+    let mut by_crate: Vec<(String, f64)> = by_crate.into_iter().collect();
+    by_crate.sort_by(|a, b| b.1.total_cmp(&a.1));
     Ok(PerfProfile {
         page: name.to_string(),
         secs,
         requests,
-        self_top: report(false).await?,
-        children_top: report(true).await?,
+        self_top: rows
+            .iter()
+            .take(40)
+            .map(|(p, sym)| format!("{p:5.2}% {sym}"))
+            .collect(),
+        by_crate: by_crate
+            .into_iter()
+            .take(25)
+            .map(|(c, p)| format!("{p:5.2}% {c}"))
+            .collect(),
     })
+}
+
+/// CPU time (user + system) of a process so far, ms, from `/proc/<pid>/stat` (fields 14 and 15,
+/// in clock ticks of 10 ms: `CLK_TCK` is 100 on Linux).
+fn process_cpu_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it are space-separated.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) * 10.0)
+}
+
+/// The 1-minute load average (how busy the machine was: the figures are wall times).
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// One line of `perf report --stdio --sort symbol`: `  8.55%  [.] symbol` → (8.55, `[.] symbol`).
+fn perf_row(line: &str) -> Option<(f64, String)> {
+    let line = line.trim();
+    let (pct, rest) = line.split_once('%')?;
+    let pct = pct.trim().parse::<f64>().ok()?;
+    let sym = rest.split_whitespace().collect::<Vec<_>>().join(" ");
+    let sym = sym
+        .trim_end_matches(" - -")
+        .trim_end_matches(" -")
+        .to_string();
+    Some((pct, sym))
+}
+
+/// The crate a `perf` symbol belongs to: `[k] …` → `kernel`, `[.] __memmove…`/`malloc` →
+/// `libc`, `[.] <arrow_array::…> as …` → `arrow_array`, unresolved addresses → `?`.
+fn crate_of(sym: &str) -> String {
+    if sym.starts_with("[k]") {
+        return "kernel".into();
+    }
+    let s = sym.trim_start_matches("[.]").trim();
+    let s = s.trim_start_matches(['<', '&', '*', '(']);
+    let s = s.trim_start_matches("dyn ").trim_start_matches("mut ");
+    if s.starts_with("0x") || s.chars().all(|c| c.is_ascii_hexdigit()) {
+        return "?".into();
+    }
+    match s.split_once("::") {
+        Some((c, _)) => c.to_string(),
+        None => "libc".into(),
+    }
 }
 
 /// Layer 2: the real binary.
@@ -1589,10 +1666,11 @@ async fn engine_phases(
         setup.points_visible
     );
     let console = Console::new()?;
+    let load_before = load_average();
     let mut pages = Vec::new();
     for (name, url, marker) in page_requests(args) {
         eprintln!("console-render: timing {url}");
-        let mut run = time_page(&api, args, name, &url, marker).await?;
+        let mut run = time_page(&api, args, pid, name, &url, marker).await?;
         run.profile = profile_page(&api, &console, args, &run).await?;
         pages.push(run);
     }
@@ -1625,6 +1703,7 @@ async fn engine_phases(
         pages,
         live,
         perf,
+        load_average: (load_before, load_average()),
         perf_note,
     })
 }
@@ -1669,6 +1748,14 @@ pub fn figures(r: &ConsoleRenderResult) -> Vec<Figure> {
                     v,
                     unit,
                     kind,
+                ));
+            }
+            if let Some(c) = p.cpu_ms_per_request {
+                out.push(Figure::new(
+                    format!("console.http.{}.engine_cpu_ms", p.name),
+                    c,
+                    "ms",
+                    FigureKind::Latency,
                 ));
             }
         }
@@ -1739,12 +1826,15 @@ pub async fn run(args: &ConsoleRenderArgs) -> Result<ConsoleRenderResult, Consol
     let mut over_aim = Vec::new();
     if let Some(e) = &engine {
         println!(
-            "HTTP (aiops {}; client-side time, one kept-alive loopback connection, sequential):",
-            e.bin
+            "HTTP (aiops {}; client-side time, one kept-alive loopback connection, sequential; \
+             load average {} before, {} after; cpu = the engine's CPU per request):",
+            e.bin,
+            e.load_average.0.map_or("?".into(), |l| format!("{l:.2}")),
+            e.load_average.1.map_or("?".into(), |l| format!("{l:.2}"))
         );
         println!(
-            "{:<12} {:>6} {:>9} {:>9} {:>9} {:>11} {:>8}  where the p50 goes (API sum / parse / render (of which context conversion) / rest)",
-            "page", "status", "p50 ms", "p99 ms", "max ms", "bytes", "markers"
+            "{:<12} {:>6} {:>9} {:>9} {:>9} {:>8} {:>11} {:>8}  where the p50 goes (API sum / parse / render (of which context conversion) / rest)",
+            "page", "status", "p50 ms", "p99 ms", "max ms", "cpu ms", "bytes", "markers"
         );
         for p in &e.pages {
             let split = p.profile.as_ref().map_or(String::new(), |f| {
@@ -1754,12 +1844,14 @@ pub async fn run(args: &ConsoleRenderArgs) -> Result<ConsoleRenderResult, Consol
                 )
             });
             println!(
-                "{:<12} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>8}  {split}",
+                "{:<12} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>8} {:>11} {:>8}  {split}",
                 p.name,
                 p.status,
                 p.time.p50_ms,
                 p.time.p99_ms,
                 p.time.max_ms,
+                p.cpu_ms_per_request
+                    .map_or("-".to_string(), |c| format!("{c:.1}")),
                 p.bytes,
                 p.marker_count
             );
@@ -1787,6 +1879,7 @@ pub async fn run(args: &ConsoleRenderArgs) -> Result<ConsoleRenderResult, Consol
             for l in p.self_top.iter().take(15) {
                 println!("  {l}");
             }
+            println!("  per crate: {}", p.by_crate.join(", "));
         }
         if let Some(n) = &e.perf_note {
             println!("perf: {n}");
@@ -1923,6 +2016,41 @@ mod tests {
         assert_eq!(last.len(), 500);
         let logs = synthetic_answer("/api/logs/search?q=x&limit=50", 0, 0, now).unwrap();
         assert_eq!(logs["logs"].as_array().unwrap().len(), 50);
+    }
+
+    #[test]
+    fn perf_lines_and_their_crates() {
+        let (p, sym) =
+            perf_row("     8.55%  [.] __memmove_avx512_unaligned_erms      -      -").unwrap();
+        assert_eq!(p, 8.55);
+        assert_eq!(sym, "[.] __memmove_avx512_unaligned_erms");
+        assert_eq!(crate_of(&sym), "libc");
+        assert_eq!(
+            crate_of(
+                "[.] <arrow_array::array::byte_array::GenericByteArray<T> as arrow_array::array::Array>::slice"
+            ),
+            "arrow_array"
+        );
+        assert_eq!(
+            crate_of("[.] aiops_detect::drain::mask::Masker::mask_token"),
+            "aiops_detect"
+        );
+        assert_eq!(crate_of("[k] _copy_to_iter"), "kernel");
+        assert_eq!(crate_of("[.] 0x00007f8234001100"), "?");
+        assert!(perf_row("# Samples: 3K of event 'cpu-clock'").is_none());
+    }
+
+    #[test]
+    fn percent_decoding_of_page_queries() {
+        assert_eq!(
+            query_pairs("/logs?q=a+b%22c&range=6h&x"),
+            vec![
+                ("q".to_string(), "a b\"c".to_string()),
+                ("range".to_string(), "6h".to_string()),
+                ("x".to_string(), String::new())
+            ]
+        );
+        assert_eq!(percent_decode("100%"), "100%");
     }
 
     #[test]
