@@ -858,6 +858,9 @@ fn rows_of(data: &Json) -> Option<&Vec<Json>> {
 pub fn series_from_json(data: &Json, pick: &Pick) -> Vec<Series> {
     // /api/metrics: {"series": [{"name", "labels", "points": [[t, v]]}]}
     if let Some(list) = data.get("series").and_then(Json::as_array) {
+        // Lines are told apart by the labels whose values differ between them; a label every
+        // line shares (`job="node"`) only lengthens the legend.
+        let varying = varying_labels(list);
         return list
             .iter()
             .map(|s| {
@@ -869,7 +872,14 @@ pub fn series_from_json(data: &Json, pick: &Pick) -> Vec<Series> {
                         .map(|k| m.get(k).map(json_text).unwrap_or_default())
                         .collect::<Vec<_>>()
                         .join(" "),
-                    (true, Some(Json::Object(m))) if !m.is_empty() => labels_text(m),
+                    (true, Some(Json::Object(m))) if !varying.is_empty() => {
+                        let shown: serde_json::Map<String, Json> = m
+                            .iter()
+                            .filter(|(k, _)| varying.contains(*k))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        labels_text(&shown)
+                    }
                     _ => pick
                         .label
                         .clone()
@@ -966,6 +976,25 @@ pub fn series_from_json(data: &Json, pick: &Pick) -> Vec<Series> {
                 Series { name: n, points }
             })
         })
+        .collect()
+}
+
+/// The label names whose values are not the same on every series (a label missing on some
+/// series varies).
+fn varying_labels(list: &[Json]) -> Vec<String> {
+    let maps: Vec<&serde_json::Map<String, Json>> = list
+        .iter()
+        .filter_map(|s| s.get("labels").and_then(Json::as_object))
+        .collect();
+    let mut keys: Vec<&String> = maps.iter().flat_map(|m| m.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| {
+            let first = maps.first().and_then(|m| m.get(*k));
+            maps.iter().any(|m| m.get(*k) != first)
+        })
+        .cloned()
         .collect()
 }
 
@@ -1303,6 +1332,16 @@ mod tests {
         assert!(s[1].points[1].1.is_nan());
         let s = series_from_json(&metrics, &Pick::default());
         assert_eq!(s[0].name, "{host=\"a\"}");
+        // Labels every series shares are left out of the names.
+        let shared = json!({"series": [
+            {"name": "load", "labels": {"host": "a", "job": "node"}, "points": [[1, 1]]},
+            {"name": "load", "labels": {"host": "b", "job": "node"}, "points": [[1, 2]]}]});
+        let s = series_from_json(&shared, &Pick::default());
+        assert_eq!(s[1].name, "{host=\"b\"}");
+        // One series: named by the metric.
+        let one =
+            json!({"series": [{"name": "load", "labels": {"job": "node"}, "points": [[1, 1]]}]});
+        assert_eq!(series_from_json(&one, &Pick::default())[0].name, "load");
 
         let sql = json!({"columns": [{"name": "time", "type": "Timestamp"}, {"name": "service", "type": "Utf8"}, {"name": "p99", "type": "Float64"}],
             "rows": [{"time": "1970-01-01T00:00:01Z", "service": "api", "p99": 3.0},
