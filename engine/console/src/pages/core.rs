@@ -134,14 +134,11 @@ const RULES_FETCH: &[Fetch] = &[
     get_when("rule", "/api/alerts/rules/{edit}", "edit"),
 ];
 
-/// The SQL console: tables for the side list, the query's answer when one was given.
-///
-/// The comment before the placeholder holds a `}`: the server's placeholder scan reads from the
-/// body's opening `{` to the first `}` as one (unknown) placeholder, so a `}` must come first
-/// for `{q}` to be filled (harmless once the scan only takes `{identifier}`).
+/// The SQL console: tables for the side list, the query's answer when one was given (the
+/// query as typed, so the parser's line and column are the editor's).
 const SQL_FETCH: &[Fetch] = &[
     get("tables", "/api/sql/tables"),
-    post("result", "/api/sql", r#"{"sql": "/* } */ {q}"}"#, Some("q")),
+    post("result", "/api/sql", r#"{"sql": "{q}"}"#, Some("q")),
 ];
 
 /// The pages of this file.
