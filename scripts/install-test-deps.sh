@@ -13,6 +13,8 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 # downloaded browser.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# A CJK font, so the console's Chinese labels render (and show in its screenshots) as text.
+[ -n "$(fc-list :lang=zh 2>/dev/null)" ] || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test peers: ${need[*]}"
   SUDO=""

@@ -749,6 +749,57 @@ fn the_console_in_chromium_every_page_and_real_actions() {
     b.save_screenshot(&screenshot_dir().join("rules-error.png"))
         .unwrap();
 
+    // The overview again, its charts filled by now (the screenshot the docs show).
+    visit(&b, &base, "/", "overview");
+    visit(&b, &base, "/monitoring", "monitoring");
+
+    // Language and theme switches: cookies, then the page in Chinese and dark.
+    b.find("button.set-pref[data-cookie='aiops_lang'][data-value='zh']")
+        .unwrap()
+        .click()
+        .unwrap();
+    b.wait_for(ACT, "the page in Chinese", |b| {
+        Ok((b.execute("return document.documentElement.lang;", &[])? == "zh-CN").then_some(()))
+    })
+    .unwrap();
+    b.find("button.set-pref[data-cookie='aiops_theme'][data-value='dark']")
+        .unwrap()
+        .click()
+        .unwrap();
+    b.wait_for(ACT, "the dark theme", |b| {
+        Ok(
+            (b.execute("return document.documentElement.dataset.theme || '';", &[])? == "dark")
+                .then_some(()),
+        )
+    })
+    .unwrap();
+    assert_eq!(b.cookie("aiops_lang").unwrap().unwrap()["value"], "zh");
+    assert_eq!(b.cookie("aiops_theme").unwrap().unwrap()["value"], "dark");
+    visit(&b, &base, "/", "overview-zh-dark");
+    let h1 = b.find("main h1, .page-head h1").unwrap().text().unwrap();
+    assert_eq!(h1.split_whitespace().next(), Some("概览"), "{h1}");
+
+    // Sign out from the top bar: back to the sign-in page, and the pages want a sign-in again.
+    b.find("form[action='/logout'] button[type=submit]")
+        .unwrap()
+        .click()
+        .unwrap();
+    b.wait_for(ACT, "the sign-in page after sign-out", |b| {
+        Ok(b.current_url()?.contains("/login").then_some(()))
+    })
+    .unwrap();
+    assert!(
+        b.cookie("aiops_session")
+            .unwrap()
+            .is_none_or(|c| c["value"] == "")
+    );
+    b.goto(&format!("{base}/alerts")).unwrap();
+    assert_eq!(
+        b.current_url().unwrap(),
+        format!("{base}/login?next=%2Falerts")
+    );
+    assert_clean(&b, &base, "sign-out");
+
     eprintln!(
         "console browser test done in {:?}; screenshots in {}",
         started.elapsed(),
