@@ -82,6 +82,10 @@ pub struct ConsoleRenderArgs {
     /// Only the pure layer (no engine).
     #[arg(long)]
     pub pure_only: bool,
+    /// Which page `perf` samples (`overview`, `alerts`, `log_search`, `logs_latest`,
+    /// `monitoring`); default the slowest by p99.
+    #[arg(long)]
+    pub perf_page: Option<String>,
     /// Sampling time of `perf record` on the slowest page (0: no profile).
     #[arg(long, default_value_t = 10)]
     pub perf_secs: u64,
@@ -1682,10 +1686,13 @@ async fn engine_phases(
         }
     }
     let (mut perf, mut perf_note) = (None, None);
-    let slowest = pages
-        .iter()
-        .filter(|p| p.status == 200)
-        .max_by(|a, b| a.time.p99_ms.total_cmp(&b.time.p99_ms));
+    let slowest = match &args.perf_page {
+        Some(name) => pages.iter().find(|p| &p.name == name),
+        None => pages
+            .iter()
+            .filter(|p| p.status == 200)
+            .max_by(|a, b| a.time.p99_ms.total_cmp(&b.time.p99_ms)),
+    };
     if args.perf_secs == 0 {
         perf_note = Some("--perf-secs 0".into());
     } else if aiops_testkit::require_binary("perf").is_err() {
