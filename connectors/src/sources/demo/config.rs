@@ -44,7 +44,7 @@ pub struct DemoConfig {
     #[serde(with = "humantime_serde")]
     pub duration: Option<Duration>,
     /// History to produce first: event time begins this long before now, the ticks up to now
-    /// are produced as fast as the consumer takes them (several ticks per batch, bounded), then
+    /// are produced as fast as the consumer takes them (several ticks per call, bounded), then
     /// the generator goes on paced by `speed`. The same fleet and incident script as without
     /// it, so a fresh engine has incidents, deploys and alerts at once (`aiops run --demo` sets
     /// 3h). Needs `start` unset; at most 30 days (ingest refuses events older than a year).

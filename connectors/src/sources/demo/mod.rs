@@ -6,7 +6,7 @@
 //! event time yields one batch per kind (metrics, logs, events, alerts; empty kinds omitted).
 //!
 //! With `backfill` (`aiops run --demo` sets 3 hours on a fresh log) event time begins that long
-//! before now and the ticks up to now are handed out at once, several per batch (bounded), before
+//! before now and the ticks up to now are handed out at once, several per call (bounded), before
 //! pacing begins: the same fleet and incident script, so history exists from the first minute.
 //!
 //! # What it simulates

@@ -1,7 +1,9 @@
 //! The running demo generator: paces ticks of the fleet against the wall clock (or not, at speed
-//! 0) and hands out one batch per kind per tick — except while catching up a backfill, when
-//! several ticks share a batch (bounded by [`CATCH_UP_TICKS`] and [`CATCH_UP_ROWS`]) so that
-//! hours of history take a few hundred appends rather than thousands.
+//! 0) and hands out one batch per kind per tick. While catching up a backfill one call hands out
+//! the batches of several ticks (bounded by [`CATCH_UP_TICKS`] and [`CATCH_UP_ROWS`]), so hours of
+//! history take a few dozen appends rather than a thousand; each batch still holds one tick, so
+//! the log's messages stay in event-time order across partitions and consumers that close windows
+//! a few seconds behind the largest time seen (log templates: 10 s) see nothing late.
 
 use super::config::DemoConfig;
 use super::fleet::{Fleet, TickOutput};
@@ -16,13 +18,13 @@ use tokio::time::Instant;
 /// The source name stamped on every batch.
 pub const SOURCE_NAME: &str = "demo";
 
-/// Ticks per batch at most while catching up a backfill (5 minutes of event time at the default
-/// 10 s interval): small enough that pipelines and alerting see history arrive in steps.
+/// Ticks per call at most while catching up a backfill (5 minutes of event time at the default
+/// 10 s interval): one ingest request, so history arrives in steps of a few minutes.
 pub const CATCH_UP_TICKS: u32 = 30;
 
-/// Rows per batch (of the largest kind, metrics) at most while catching up: keeps one log message
-/// well below a NATS server's default 1 MiB `max_payload` whatever the fleet's size.
-pub const CATCH_UP_ROWS: usize = 8_192;
+/// Rows per call (all kinds) at most while catching up, unless a single tick has more: bounds one
+/// ingest request whatever the fleet's size.
+pub const CATCH_UP_ROWS: usize = 16_384;
 
 /// The demo generator, built by [`DemoConfig::build`].
 #[derive(Debug)]
@@ -93,9 +95,9 @@ impl DemoSource {
         self.finish().map(Some)
     }
 
-    /// Produces the backfill's next ticks at once, as many as fit one batch (at most
-    /// [`CATCH_UP_TICKS`] ticks, about [`CATCH_UP_ROWS`] metric rows), stopping at the end of
-    /// the backfill or of `duration`; `None` once `duration` is used up.
+    /// Produces the backfill's next ticks at once, one batch per kind per tick, as many ticks as
+    /// fit one call (at most [`CATCH_UP_TICKS`] ticks and about [`CATCH_UP_ROWS`] rows),
+    /// stopping at the end of the backfill or of `duration`; `None` once `duration` is used up.
     ///
     /// # Errors
     /// As [`DemoSource::next_tick`].
@@ -103,11 +105,14 @@ impl DemoSource {
         if self.ended() {
             return Ok(None);
         }
-        let mut ticks = 0;
+        let mut out = Vec::new();
+        let (mut ticks, mut rows) = (0u32, 0usize);
         loop {
             self.fleet.tick(&mut self.out);
+            let batches = self.finish()?;
             ticks += 1;
-            let rows = self.out.metrics.len();
+            rows += batches.iter().map(|b| b.batch.num_rows()).sum::<usize>();
+            out.extend(batches);
             // The next tick would most likely overflow the row bound: stop before it.
             let per_tick = rows / ticks as usize;
             if ticks >= CATCH_UP_TICKS
@@ -118,7 +123,7 @@ impl DemoSource {
                 break;
             }
         }
-        self.finish().map(Some)
+        Ok(Some(out))
     }
 
     /// Whether `duration` is used up.
@@ -185,7 +190,7 @@ impl PullSource for DemoSource {
     }
 
     /// Waits until the next tick is due, then returns its batches. A backfill's ticks are due at
-    /// once (several per batch); the others `(t - from) / speed` of wall time after the first of
+    /// once (several per call); the others `(t - from) / speed` of wall time after the first of
     /// them was asked for, where `from` is `start`, or with a backfill the wall clock at build
     /// time — so after a backfill event time follows the wall clock at speed 1. Cancel-safe:
     /// dropping the future while it waits loses nothing.
