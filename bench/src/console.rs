@@ -437,6 +437,9 @@ fn rfc3339(ms: i64) -> String {
     )
 }
 
+/// Wall-clock Unix ms: the bench is a client, its data's times must fall inside ingest's window
+/// and the pages' ranges, which the server reads on the wall clock.
+#[allow(clippy::disallowed_methods)]
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
