@@ -450,9 +450,7 @@ pub async fn run(
     tracing::info!(addr = %local, "http listening");
     if cfg.console.enabled {
         // The one line a new user needs: where to click.
-        eprintln!(
-            "aiops: console at http://{local}/ (sign in with an API token or a console user)"
-        );
+        eprintln!("\nconsole: http://{local}/\n");
     }
     // `log_analysis(…)` on the read side, and its HTTP route's handles.
     crate::logs_analysis::register_sql(&read, templates.clone());
