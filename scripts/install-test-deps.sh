@@ -15,6 +15,9 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 # A CJK font, so the console's Chinese labels render (and show in its screenshots) as text.
 [ -n "$(fc-list :lang=zh 2>/dev/null)" ] || need+=(fonts-wqy-microhei)
+# The README's commands (tests/readme_commands.rs runs them as written) use psql on the Postgres
+# wire endpoint.
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test peers: ${need[*]}"
   SUDO=""

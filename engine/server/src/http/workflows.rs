@@ -28,10 +28,28 @@ pub struct WorkflowsState {
 }
 
 /// The configured user named by the request's bearer token.
-fn user<'a>(a: &'a WorkflowsService, headers: &HeaderMap) -> Option<&'a User> {
-    let h = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    a.user(h.strip_prefix("Bearer ")?.trim())
+/// The configured workflow user of a request: its bearer token is that user's, or it comes from
+/// a console user signed in under that user's name (the auth middleware made the caller
+/// `user:<name>` from the session cookie).
+fn user<'a>(
+    a: &'a WorkflowsService,
+    headers: &HeaderMap,
+    caller: Option<&crate::auth::Caller>,
+) -> Option<&'a User> {
+    let by_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|t| a.user(t.trim()));
+    by_token.or_else(|| {
+        caller
+            .and_then(|c| c.token.strip_prefix("user:"))
+            .and_then(|name| a.user_named(name))
+    })
 }
+
+/// The caller the auth middleware recorded.
+type CallerExt = Option<axum::Extension<crate::auth::Caller>>;
 
 /// Adds the workflow routes.
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
@@ -102,14 +120,19 @@ async fn get_one(State(st): State<WorkflowsState>, Path(id): Path<String>) -> Ap
     }
 }
 
-fn require(a: &WorkflowsService, headers: &HeaderMap, role: &str) -> ApiResult<User> {
+fn require(
+    a: &WorkflowsService,
+    headers: &HeaderMap,
+    caller: &CallerExt,
+    role: &str,
+) -> ApiResult<User> {
     if !a.has_users() {
         // No users configured: a single-operator setup; writes are open on the (loopback) listener.
         return Ok(User::anonymous_admin());
     }
-    let Some(u) = user(a, headers) else {
+    let Some(u) = user(a, headers, caller.as_ref().map(|c| &c.0)) else {
         return Err(ApiError::unauthorized(
-            "a bearer token of a configured user is required",
+            "a bearer token of a configured user (or a console user of the same name) is required",
         ));
     };
     if !u.roles.iter().any(|r| r == role || r == "admin") {
@@ -147,9 +170,14 @@ fn generated(id: &str, file: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn create(State(st): State<WorkflowsState>, headers: HeaderMap, body: String) -> ApiResult {
+async fn create(
+    State(st): State<WorkflowsState>,
+    caller: CallerExt,
+    headers: HeaderMap,
+    body: String,
+) -> ApiResult {
     let a = api(&st)?;
-    require(&a, &headers, "admin")?;
+    require(&a, &headers, &caller, "admin")?;
     let id = id_of(&body)?;
     if a.handle.engine.read().config().workflows.contains_key(&id) {
         return Err(ApiError::conflict(format!(
@@ -162,13 +190,14 @@ async fn create(State(st): State<WorkflowsState>, headers: HeaderMap, body: Stri
 
 async fn replace(
     State(st): State<WorkflowsState>,
+    caller: CallerExt,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: String,
 ) -> ApiResult {
     path_id(&id)?;
     let a = api(&st)?;
-    require(&a, &headers, "admin")?;
+    require(&a, &headers, &caller, "admin")?;
     let i = id_of(&body)?;
     if i != id {
         return Err(ApiError::bad_request(format!(
@@ -191,12 +220,13 @@ async fn replace(
 
 async fn remove(
     State(st): State<WorkflowsState>,
+    caller: CallerExt,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
     path_id(&id)?;
     let a = api(&st)?;
-    require(&a, &headers, "admin")?;
+    require(&a, &headers, &caller, "admin")?;
     let Some(file) = a
         .handle
         .engine
@@ -223,13 +253,14 @@ fn request_id(body: &[u8]) -> String {
 
 async fn execute(
     State(st): State<WorkflowsState>,
+    caller: CallerExt,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult {
     path_id(&id)?;
     let a = api(&st)?;
-    let user = require(&a, &headers, "operator")?;
+    let user = require(&a, &headers, &caller, "operator")?;
     let inputs: Value = if body.is_empty() {
         Value::Null
     } else {
@@ -313,13 +344,7 @@ async fn execution_action(
             "approvals need configured users ([workflows.users]) with roles",
         ));
     }
-    // A workflow user's bearer token, or a console user signed in under a workflow user's name
-    // (the auth middleware made the caller `user:<name>` from the session cookie).
-    let console_user = caller
-        .as_ref()
-        .and_then(|c| c.0.token.strip_prefix("user:"))
-        .and_then(|name| a.user_named(name));
-    let Some(user) = user(&a, &headers).or(console_user).cloned() else {
+    let Some(user) = user(&a, &headers, caller.as_ref().map(|c| &c.0)).cloned() else {
         return Err(ApiError::unauthorized(
             "a bearer token of a configured user (or a console user of the same name) is required",
         ));
@@ -441,11 +466,12 @@ async fn diagnose(State(st): State<WorkflowsState>, body: axum::body::Bytes) -> 
 
 async fn fix(
     State(st): State<WorkflowsState>,
+    caller: CallerExt,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult {
     let a = api(&st)?;
-    let user = require(&a, &headers, "operator")?;
+    let user = require(&a, &headers, &caller, "operator")?;
     let (id, ctx) = incident_ctx(&st, &body)?;
     let strategy = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
         v.get("strategy")
