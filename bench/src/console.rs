@@ -625,20 +625,25 @@ fn synthetic_answer(path: &str, alerts: usize, points: usize, now: i64) -> Optio
             (0..alerts).map(|i| gettable_alert(i, now)).collect(),
         )),
         "/api/v2/alerts/groups" => {
-            // Grouped by alert name (the default route's group_by), like Alertmanager.
-            let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+            // Grouped by alert name and service (the default route's group_by): 50 names × 8
+            // services cycle together into 200 groups of 50 alerts, as the engine groups the
+            // posted alerts.
+            let mut groups: BTreeMap<(String, &str), Vec<Value>> = BTreeMap::new();
             for i in 0..alerts {
                 groups
-                    .entry(format!("ConsoleBench{:02}", i % 50))
+                    .entry((
+                        format!("ConsoleBench{:02}", i % 50),
+                        SERVICES[i % SERVICES.len()],
+                    ))
                     .or_default()
                     .push(gettable_alert(i, now));
             }
             Some(Value::Array(
                 groups
                     .into_iter()
-                    .map(|(name, alerts)| {
-                        json!({"labels": {"alertname": name}, "receiver": {"name": "default"},
-                               "alerts": alerts})
+                    .map(|((name, service), alerts)| {
+                        json!({"labels": {"alertname": name, "service": service},
+                               "receiver": {"name": "default"}, "alerts": alerts})
                     })
                     .collect(),
             ))
@@ -2019,7 +2024,7 @@ mod tests {
             .map(|g| g["alerts"].as_array().unwrap().len())
             .sum();
         assert_eq!(total, 10_000);
-        assert_eq!(groups.as_array().unwrap().len(), 50);
+        assert_eq!(groups.as_array().unwrap().len(), 200);
         let posts = alert_posts(2500, 1000, now);
         assert_eq!(posts.len(), 3);
         let last: Vec<Value> = serde_json::from_str(&posts[2]).unwrap();
