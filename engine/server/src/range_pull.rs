@@ -185,7 +185,7 @@ impl Positions {
 }
 
 /// Writes `bytes` to `path` so that a crash leaves the old or the new content, never a mix:
-/// a temp file beside it, fsync, rename over, fsync of the directory.
+/// a temp file beside it (mode 0600), fsync, rename over, fsync of the directory.
 ///
 /// # Errors
 /// [`PositionError::File`].
@@ -197,7 +197,15 @@ pub fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Positio
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+    // Readable by the engine's user only, from the first byte (these files can hold password
+    // hashes, TOTP secrets, data source settings); a temp file left by a crash is replaced, not
+    // reused with its old mode.
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp).map_err(fail)?;
     f.write_all(bytes).map_err(fail)?;
     f.sync_all().map_err(fail)?;
     drop(f);

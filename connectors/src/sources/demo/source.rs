@@ -42,8 +42,8 @@ pub struct DemoSource {
     /// Event time (the wall clock when built) before which ticks are a backfill: produced at once,
     /// several per batch. `None` without a backfill.
     catch_up_until_ms: Option<i64>,
-    /// Wall instant at which event time `pace_from_ms` is due, set when the first paced tick is
-    /// asked for.
+    /// Wall instant at which event time `pace_from_ms` is due: set at build time with a
+    /// backfill (whose end is that instant), else when the first paced tick is asked for.
     began: Option<Instant>,
 }
 
@@ -67,7 +67,10 @@ impl DemoSource {
             wall_per_event,
             pace_from_ms: catch_up_until_ms.unwrap_or(shape.start_ms),
             catch_up_until_ms,
-            began: None,
+            // With a backfill, event time `pace_from_ms` (the wall clock now) is due now: the
+            // ticks that come due while the history is written are then produced at once, so
+            // event time does not lag the wall clock by the backfill's duration.
+            began: catch_up_until_ms.map(|_| Instant::now()),
         })
     }
 

@@ -14,6 +14,9 @@ use std::time::Instant;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "aiops_session";
 
+/// How long a sign-in may wait for its TOTP code or enrolment.
+pub const PENDING_MAX: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Where a sign-in stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stage {
@@ -34,8 +37,9 @@ pub enum Kind {
     Token(String),
 }
 
-/// One session.
-#[derive(Debug, Clone)]
+/// One session. Its `Debug` shows who and where the sign-in stands, never the CSRF token or an
+/// enrolment secret.
+#[derive(Clone)]
 pub struct Session {
     /// The user name, or the token's name.
     pub user: String,
@@ -51,6 +55,21 @@ pub struct Session {
     last_seen: Instant,
 }
 
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stage = match self.stage {
+            Stage::Totp => "totp",
+            Stage::Enrol(_) => "enrol",
+            Stage::Active => "active",
+        };
+        f.debug_struct("Session")
+            .field("user", &self.user)
+            .field("role", &self.role)
+            .field("stage", &stage)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Sign-in outcomes counted in `aiops_console_logins_total{result}`.
 pub const RESULTS: [&str; 6] = [
     "ok",
@@ -62,7 +81,6 @@ pub const RESULTS: [&str; 6] = [
 ];
 
 /// The sessions of this node.
-#[derive(Debug)]
 pub struct Sessions {
     settings: ConsoleSettings,
     map: Mutex<HashMap<String, Session>>,
@@ -93,6 +111,14 @@ pub fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("sessions", &self.map.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Sessions {
     /// No sessions yet.
     pub fn new(settings: ConsoleSettings) -> Sessions {
@@ -118,10 +144,15 @@ impl Sessions {
         }
     }
 
-    /// Takes one sign-in attempt for `user` from `addr`; `Err(seconds)` when refused.
-    pub fn attempt(&self, user: &str, addr: &str, now: Instant) -> Result<(), f64> {
+    /// Takes one sign-in attempt from `addr`, for `user` when the attempt names one (a token
+    /// sign-in names none: it is limited per address only, so bad tokens from one client do not
+    /// lock out everyone's token sign-in); `Err(seconds)` when refused.
+    pub fn attempt(&self, user: Option<&str>, addr: &str, now: Instant) -> Result<(), f64> {
         self.by_addr.check(addr, now)?;
-        self.by_user.check(&user.to_ascii_lowercase(), now)
+        match user {
+            Some(u) => self.by_user.check(&u.to_ascii_lowercase(), now),
+            None => Ok(()),
+        }
     }
 
     /// Opens a session; its cookie value.
@@ -153,6 +184,11 @@ impl Sessions {
     fn expire(&self, m: &mut HashMap<String, Session>, now: Instant) {
         let (idle, max) = (self.settings.session_idle, self.settings.session_max);
         m.retain(|_, s| {
+            let max = if s.stage == Stage::Active {
+                max
+            } else {
+                PENDING_MAX
+            };
             now.saturating_duration_since(s.last_seen) < idle
                 && now.saturating_duration_since(s.created) < max
         });
@@ -163,8 +199,15 @@ impl Sessions {
         let mut m = self.map.lock();
         let key = digest(cookie);
         let s = m.get_mut(&key)?;
+        // A sign-in still waiting for its second factor lives minutes, not hours: a password
+        // alone must not hold an enrolment open until the user enrols for real.
+        let max = if s.stage == Stage::Active {
+            self.settings.session_max
+        } else {
+            PENDING_MAX
+        };
         let live = now.saturating_duration_since(s.last_seen) < self.settings.session_idle
-            && now.saturating_duration_since(s.created) < self.settings.session_max;
+            && now.saturating_duration_since(s.created) < max;
         if !live {
             m.remove(&key);
             return None;
@@ -179,6 +222,7 @@ impl Sessions {
         let mut m = self.map.lock();
         let mut s = m.remove(&digest(cookie))?;
         s.stage = stage;
+        s.created = now;
         s.last_seen = now;
         s.csrf = random_secret();
         let next = random_secret();
@@ -249,6 +293,18 @@ mod tests {
     }
 
     #[test]
+    fn a_sign_in_waiting_for_its_code_ends_after_minutes() {
+        let s = Sessions::new(ConsoleSettings::default());
+        let t0 = Instant::now();
+        let c = s.open("a", Role::Admin, Kind::User, Stage::Enrol(vec![1]), t0);
+        assert!(s.get(&c, t0 + Duration::from_secs(300)).is_some());
+        assert!(
+            s.get(&c, t0 + PENDING_MAX + Duration::from_secs(1))
+                .is_none()
+        );
+    }
+
+    #[test]
     fn advancing_changes_the_id_and_the_csrf_token() {
         let s = Sessions::new(ConsoleSettings::default());
         let t0 = Instant::now();
@@ -272,12 +328,12 @@ mod tests {
         });
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(s.attempt("Alice", "1.2.3.4", t0).is_ok());
+            assert!(s.attempt(Some("Alice"), "1.2.3.4", t0).is_ok());
         }
-        assert!(s.attempt("alice", "5.6.7.8", t0).is_err());
-        assert!(s.attempt("bob", "1.2.3.4", t0).is_ok());
+        assert!(s.attempt(Some("alice"), "5.6.7.8", t0).is_err());
+        assert!(s.attempt(Some("bob"), "1.2.3.4", t0).is_ok());
         assert!(
-            s.attempt("alice", "1.2.3.4", t0 + Duration::from_secs(61))
+            s.attempt(Some("alice"), "1.2.3.4", t0 + Duration::from_secs(61))
                 .is_ok()
         );
     }

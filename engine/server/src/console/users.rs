@@ -222,15 +222,8 @@ impl UserStore {
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
         std::fs::create_dir_all(&dir).map_err(|e| self.store_err(e))?;
-        crate::range_pull::write_atomic(&dir, path, &bytes).map_err(|e| self.store_err(e))?;
-        // Password hashes and TOTP secrets: readable by the engine's user only.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| self.store_err(e))?;
-        }
-        Ok(())
+        // Password hashes and TOTP secrets: written 0600 from the first byte.
+        crate::range_pull::write_atomic(&dir, path, &bytes).map_err(|e| self.store_err(e))
     }
 
     /// Every user, by name.
@@ -310,6 +303,9 @@ impl UserStore {
         name: &str,
         mut f: impl FnMut(&mut UserRecord) -> bool,
     ) -> Result<UserRecord, UserError> {
+        if check_name(name).is_err() {
+            return Err(UserError::NotFound(name.to_string()));
+        }
         let _g = self.write.lock().await;
         match &self.backend {
             Backend::File(p) => {

@@ -270,7 +270,16 @@ fn redirect(to: &str) -> Response {
 /// A local path to go back to after sign-in (never another site: `//evil` or `https://…`).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        // Visible ASCII only: browsers drop tabs and newlines from URLs, so `/\t/evil` would
+        // become `//evil`, and a control character would not be a valid header.
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -472,7 +481,13 @@ async fn fetch(
 async fn render_page(State(p): State<Pages>, page: &'static Page, req: Request) -> Response {
     let (mut parts, _) = req.into_parts();
     let headers = &parts.headers.clone();
+    let fragment = headers.get(FRAGMENT_HEADER).and_then(|v| v.to_str().ok()) == Some("main");
     let Some((user, role, csrf, kind)) = page_caller(&p.st, headers).await else {
+        // The live refresh of a page whose session ended: 401, so the script reloads into the
+        // sign-in page instead of placing it inside the old one.
+        if fragment {
+            return (StatusCode::UNAUTHORIZED, "session ended; sign in again").into_response();
+        }
         let here = parts
             .uri
             .path_and_query()
@@ -518,6 +533,14 @@ async fn render_page(State(p): State<Pages>, page: &'static Page, req: Request) 
     vars.insert("now_ms".into(), now_ms.to_string());
     vars.insert("from_ms".into(), from_ms.to_string());
     vars.insert("to_ms".into(), to_ms.to_string());
+    // A page that runs a query on open (`/sql?q=`, `/knowledge?ask=`) runs it only when the
+    // browser says the request comes from the console itself or was typed: a link or image on
+    // another site, even a same-site one on another port (SameSite cookies do not look at
+    // ports), cannot make a signed-in user run SQL or ask the LLM.
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v != "same-origin" && v != "none");
     let wanted: Vec<&Fetch> = page
         .fetch
         .iter()
@@ -525,6 +548,7 @@ async fn render_page(State(p): State<Pages>, page: &'static Page, req: Request) 
             f.when
                 .is_none_or(|w| q.get(w).is_some_and(|v| !v.is_empty()))
         })
+        .filter(|f| !(cross_site && f.method == FetchMethod::Post && f.when.is_some()))
         .collect();
     let answers = futures::future::join_all(
         wanted
@@ -557,7 +581,6 @@ async fn render_page(State(p): State<Pages>, page: &'static Page, req: Request) 
         "data": data,
         "assets_version": aiops_console::assets::version(),
     });
-    let fragment = headers.get(FRAGMENT_HEADER).and_then(|v| v.to_str().ok()) == Some("main");
     let rendered = if fragment {
         p.st.console.render_block(page.template, "main", &ctx)
     } else {
@@ -722,12 +745,22 @@ async fn login(State(st): State<ConsoleState>, req: Request) -> Response {
             Some("the form expired or came from another site; sign in again"),
         );
     }
-    let who = if form.token.is_empty() {
-        form.username.trim().to_string()
-    } else {
-        "token".into()
-    };
-    if let Err(wait) = st.sessions.attempt(&who, &addr, Instant::now()) {
+    let who = form.username.trim().to_string();
+    let by_token = !form.token.is_empty();
+    // A name that cannot be a user's is refused before it takes a rate-limit slot (the
+    // limiter's keys stay short and few).
+    if !by_token && crate::console::users::check_name(&who).is_err() {
+        st.sessions.count("bad_password");
+        return login_page(
+            &st,
+            &headers,
+            &next,
+            StatusCode::UNAUTHORIZED,
+            Some("wrong user name or password"),
+        );
+    }
+    let limited = if by_token { None } else { Some(who.as_str()) };
+    if let Err(wait) = st.sessions.attempt(limited, &addr, Instant::now()) {
         st.sessions.count("rate_limited");
         let mut resp = login_page(
             &st,
@@ -746,7 +779,7 @@ async fn login(State(st): State<ConsoleState>, req: Request) -> Response {
     }
     let secure = st.sessions.settings().secure_cookies;
     let max_age = st.sessions.settings().session_max.as_secs();
-    if !form.token.is_empty() {
+    if by_token {
         let Some(rec) = st.tokens.verify_async(form.token.trim()).await else {
             st.sessions.count("bad_token");
             return login_page(
@@ -771,23 +804,25 @@ async fn login(State(st): State<ConsoleState>, req: Request) -> Response {
     let user = match st.users.get(&who).await {
         Ok(u) => u,
         Err(e) => {
+            // The store's path is for the operator's log, not for whoever is signing in.
+            tracing::error!(error = %e, "console sign-in: the user store failed");
             return error_page(
                 &st,
                 &headers,
                 StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
+                "sign-in is unavailable: the console user store cannot be read (see the engine's log)",
             );
         }
     };
     // Without the user, a hash is still checked, so the answer's timing does not tell which
     // names exist.
-    let ok = match &user {
-        Some(u) => verify_password(&u.password, &form.password),
-        None => {
-            let _ = verify_password(dummy_hash(), &form.password);
-            false
-        }
-    };
+    let phc = user
+        .as_ref()
+        .map_or_else(|| dummy_hash().to_string(), |u| u.password.clone());
+    let ok = slow_hash(move || verify_password(&phc, &form.password))
+        .await
+        .unwrap_or(false)
+        && user.is_some();
     let Some(u) = user.filter(|_| ok) else {
         st.sessions.count("bad_password");
         return login_page(
@@ -810,6 +845,23 @@ async fn login(State(st): State<ConsoleState>, req: Request) -> Response {
         .sessions
         .open(&u.name, u.role, Kind::User, stage, Instant::now());
     with_cookie(redirect(to), SESSION_COOKIE, &c, max_age, secure)
+}
+
+/// Runs an Argon2 computation (tens of ms of CPU and 19 MiB) off the async workers, at most
+/// two at a time: a burst of sign-ins queues here instead of stalling ingest and the API.
+/// `None` only if the blocking task could not run (the runtime is shutting down).
+async fn slow_hash<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    static PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _permit = PERMITS.acquire().await.ok()?;
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+/// [`hash_password`] through [`slow_hash`], as the API's error.
+async fn hash_off_workers(password: String) -> Result<String, ApiError> {
+    slow_hash(move || hash_password(&password))
+        .await
+        .ok_or_else(|| ApiError::unavailable("the engine is shutting down"))?
+        .map_err(user_error)
 }
 
 /// An Argon2 hash of nothing anyone knows, checked when the user does not exist.
@@ -921,7 +973,11 @@ async fn totp(State(st): State<ConsoleState>, req: Request) -> Response {
             "the form expired or came from another site",
         );
     }
-    if st.sessions.attempt(&s.user, &addr, Instant::now()).is_err() {
+    if st
+        .sessions
+        .attempt(Some(&s.user), &addr, Instant::now())
+        .is_err()
+    {
         st.sessions.count("rate_limited");
         return again(
             StatusCode::TOO_MANY_REQUESTS,
@@ -933,6 +989,9 @@ async fn totp(State(st): State<ConsoleState>, req: Request) -> Response {
     let result = st
         .users
         .modify(&s.user, |u| {
+            // The closure may run again after a concurrent change (cluster bucket): decide
+            // afresh each time.
+            accepted = false;
             let step = u
                 .totp
                 .as_deref()
@@ -1003,7 +1062,11 @@ async fn enrol(State(st): State<ConsoleState>, req: Request) -> Response {
             Some("the form expired or came from another site"),
         );
     }
-    if st.sessions.attempt(&s.user, &addr, Instant::now()).is_err() {
+    if st
+        .sessions
+        .attempt(Some(&s.user), &addr, Instant::now())
+        .is_err()
+    {
         st.sessions.count("rate_limited");
         return enrol_page(
             &st,
@@ -1033,9 +1096,16 @@ async fn enrol(State(st): State<ConsoleState>, req: Request) -> Response {
         );
     };
     let encoded = aiops_console::totp::base32_encode(&secret);
+    let mut enrolled_meanwhile = false;
     let result = st
         .users
         .modify(&s.user, |u| {
+            // Someone enrolled this user since the password was given (the user on another
+            // sign-in): an older half-finished sign-in must not replace that secret.
+            enrolled_meanwhile = u.totp.is_some();
+            if enrolled_meanwhile {
+                return false;
+            }
             u.totp = Some(encoded.clone());
             u.totp_step = step;
             u.failed_totp = 0;
@@ -1044,6 +1114,10 @@ async fn enrol(State(st): State<ConsoleState>, req: Request) -> Response {
         })
         .await;
     match result {
+        Ok(_) if enrolled_meanwhile => {
+            st.sessions.close(&cookie_v);
+            redirect("/login")
+        }
         Ok(_) => {
             tracing::info!(user = %s.user, "console user enrolled a TOTP second factor");
             finish(&st, &cookie_v)
@@ -1128,7 +1202,7 @@ async fn create_user(
     let st = enabled(st)?;
     let n: NewUser = super::knowledge::body(&body, "console user")?;
     let rec = UserRecord {
-        password: hash_password(&n.password).map_err(user_error)?,
+        password: hash_off_workers(n.password.clone()).await?,
         name: n.name,
         role: n.role,
         totp: None,
@@ -1181,7 +1255,7 @@ async fn reset_user(
         super::knowledge::body(&body, "reset")?
     };
     let hash = match &r.password {
-        Some(p) => Some(hash_password(p).map_err(user_error)?),
+        Some(p) => Some(hash_off_workers(p.clone()).await?),
         None => None,
     };
     let u = st
@@ -1235,7 +1309,15 @@ mod tests {
     #[test]
     fn next_is_always_local() {
         assert_eq!(safe_next(Some("/alerts?x=1")), "/alerts?x=1");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil", ""] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "",
+            "/\t/evil.example",
+            "/\n",
+            "/a b",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
     }
