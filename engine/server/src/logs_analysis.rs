@@ -133,6 +133,9 @@ pub struct AnalysisRequest {
     pub baseline_from_ms: i64,
     /// Baseline end (exclusive).
     pub baseline_to_ms: i64,
+    /// Read up to [`SAMPLES`] sample lines per template and surge (default true); false skips
+    /// the scan over the range's lines (`samples_complete` is then false).
+    pub samples: bool,
 }
 
 /// A time parameter: what `/api/logs/search` accepts (RFC 3339, Unix ms, `now`, a duration ago
@@ -219,6 +222,7 @@ pub fn parse_request(p: &RawParams<'_>, now_ms: i64) -> Result<AnalysisRequest, 
         to_ms,
         baseline_from_ms,
         baseline_to_ms,
+        samples: true,
     })
 }
 
@@ -788,8 +792,11 @@ pub async fn analyze(
     let truncated = rows.len() > MAX_TEMPLATES;
     rows.truncate(MAX_TEMPLATES);
 
-    let samples_complete =
-        fill_samples(&ctx, limits, src, req, window_ms, &mut rows, &mut surges).await?;
+    let samples_complete = if req.samples {
+        fill_samples(&ctx, limits, src, req, window_ms, &mut rows, &mut surges).await?
+    } else {
+        false
+    };
 
     if let Some(k) = knowledge {
         for r in &mut rows {

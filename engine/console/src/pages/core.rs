@@ -55,7 +55,17 @@ const OVERVIEW_FETCH: &[Fetch] = &[
     get("pipelines", "/api/pipelines"),
     get("cluster", "/api/cluster"),
     get("alerting", "/api/alerting/stats"),
-    get("alerts", "/api/v2/alerts?silenced=false&inhibited=false"),
+    // The ten newest (the count comes from `firing`): 10,000 firing alerts are not sent whole.
+    get(
+        "alerts",
+        "/api/v2/alerts?silenced=false&inhibited=false&limit=10",
+    ),
+    post(
+        "firing",
+        "/api/sql",
+        r#"{"sql": "SELECT count(*) AS n FROM alert_states WHERE status = 'firing' AND state = 'active'"}"#,
+        None,
+    ),
     get("incidents", "/api/incidents?status=open"),
     get("deploys", "/api/deploys?limit=8"),
     get("workflows", "/api/workflows"),
@@ -94,7 +104,7 @@ const OVERVIEW_FETCH: &[Fetch] = &[
 const ALERTS_FETCH: &[Fetch] = &[
     get(
         "groups",
-        "/api/v2/alerts/groups?filter={filter}&silenced={silenced}&inhibited={inhibited}",
+        "/api/v2/alerts/groups?filter={filter}&silenced={silenced}&inhibited={inhibited}&limit=20",
     ),
     get("silences", "/api/v2/silences"),
 ];

@@ -88,6 +88,9 @@ struct AlertQuery {
     inhibited: bool,
     filter: Vec<Matcher>,
     receiver: Option<regex::Regex>,
+    /// aiops' addition: at most this many alerts (the newest first), per group for groups.
+    /// Alertmanager has no such parameter; its clients never send it.
+    limit: Option<usize>,
 }
 
 fn parse_bool(v: &str, name: &str) -> ApiResult<bool> {
@@ -120,6 +123,12 @@ fn alert_query(raw: &[(String, String)]) -> ApiResult<AlertQuery> {
             "filter" => q
                 .filter
                 .push(Matcher::parse(v).map_err(|e| bad_query(format!("filter: {e}")))?),
+            "limit" => {
+                q.limit = Some(
+                    v.parse()
+                        .map_err(|_| bad_query(format!("limit: {v:?} is not a count")))?,
+                );
+            }
             "receiver" => {
                 q.receiver = Some(
                     regex::Regex::new(&format!("^(?:{v})$"))
@@ -148,6 +157,15 @@ impl AlertQuery {
         self.receiver
             .as_ref()
             .is_none_or(|re| v.receivers.iter().any(|r| re.is_match(r)))
+    }
+}
+
+/// With a limit, keeps the `limit` newest alerts (by start), newest first; without, leaves the
+/// list as it is.
+fn newest(alerts: &mut Vec<&AlertView<'_>>, limit: Option<usize>) {
+    if let Some(n) = limit {
+        alerts.sort_by_key(|v| std::cmp::Reverse(v.entry.alert.starts_at_ms));
+        alerts.truncate(n);
     }
 }
 
@@ -205,12 +223,13 @@ async fn list_alerts(
     let (h, q) = handle_and_query(&st, &raw)?;
     let engine = h.engine.read();
     // Resolved alerts are history: Alertmanager lists only alerts that have not ended.
-    let out: Vec<Value> = engine
-        .alerts()
+    let all = engine.alerts();
+    let mut kept: Vec<_> = all
         .iter()
         .filter(|v| v.entry.status == aiops_alerting::model::Status::Firing && q.keeps(v))
-        .map(gettable)
         .collect();
+    newest(&mut kept, q.limit);
+    let out: Vec<Value> = kept.into_iter().map(gettable).collect();
     Ok(axum::Json(out).into_response())
 }
 
@@ -224,7 +243,10 @@ async fn list_groups(
         .groups()
         .iter()
         .filter_map(|(g, alerts)| {
-            let alerts: Vec<Value> = alerts.iter().filter(|v| q.keeps(v)).map(gettable).collect();
+            let mut kept: Vec<_> = alerts.iter().filter(|v| q.keeps(v)).collect();
+            let total = kept.len();
+            newest(&mut kept, q.limit);
+            let alerts: Vec<Value> = kept.into_iter().map(gettable).collect();
             let keep = q
                 .receiver
                 .as_ref()
@@ -234,6 +256,8 @@ async fn list_groups(
                     "labels": g.labels,
                     "receiver": {"name": g.receiver},
                     "alerts": alerts,
+                    // aiops' addition: how many alerts matched before `limit`.
+                    "aiops": {"total": total},
                 })
             })
         })

@@ -54,14 +54,21 @@ async fn analysis(
     State(st): State<LogsState>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> ApiResult {
-    const KNOWN: [&str; 5] = ["service", "from", "to", "baseline_from", "baseline_to"];
-    let mut vals: [Option<&str>; 5] = [None; 5];
+    const KNOWN: [&str; 6] = [
+        "service",
+        "from",
+        "to",
+        "baseline_from",
+        "baseline_to",
+        "samples",
+    ];
+    let mut vals: [Option<&str>; 6] = [None; 6];
     for (k, v) in &q {
         let Some(i) = KNOWN.iter().position(|n| n == k) else {
             return Err(ApiError::json(
                 StatusCode::BAD_REQUEST,
                 json!({
-                    "error": format!("unknown parameter {k:?}: expected service, from, to, baseline_from, baseline_to"),
+                    "error": format!("unknown parameter {k:?}: expected service, from, to, baseline_from, baseline_to, samples"),
                     "reason": "bad_parameter",
                     "parameter": k,
                 }),
@@ -82,7 +89,19 @@ async fn analysis(
         baseline_from: vals[3],
         baseline_to: vals[4],
     };
-    let req = parse_request(&raw, crate::clock::now_ms()).map_err(|e| bad_param(&e))?;
+    let mut req = parse_request(&raw, crate::clock::now_ms()).map_err(|e| bad_param(&e))?;
+    // `samples=false`: the templates, counts and surges without the sample scan over the
+    // range's lines (the console's log search only flags templates; the scan is what costs).
+    req.samples = match vals[5] {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(v) => {
+            return Err(bad_param(&BadParam {
+                param: "samples",
+                message: format!("{v:?} is not true or false"),
+            }));
+        }
+    };
     let rs = st.read.as_ref().ok_or_else(ApiError::no_read_side)?;
     let src = AnalysisSources::new(rs, st.templates.clone());
     let knowledge = st.knowledge.clone();
