@@ -83,6 +83,44 @@ pub struct Page {
     pub fetch: &'static [Fetch],
 }
 
+/// A `GET` fetch.
+pub(crate) const fn get(key: &'static str, path: &'static str) -> Fetch {
+    Fetch {
+        key,
+        method: Method::Get,
+        path,
+        body: None,
+        when: None,
+    }
+}
+
+/// A `GET` fetch made only when the query parameter `when` is given.
+pub(crate) const fn get_when(key: &'static str, path: &'static str, when: &'static str) -> Fetch {
+    Fetch {
+        key,
+        method: Method::Get,
+        path,
+        body: None,
+        when: Some(when),
+    }
+}
+
+/// A read-only `POST` (a query with a body).
+pub(crate) const fn post(
+    key: &'static str,
+    path: &'static str,
+    body: &'static str,
+    when: Option<&'static str>,
+) -> Fetch {
+    Fetch {
+        key,
+        method: Method::Post,
+        path,
+        body: Some(body),
+        when,
+    }
+}
+
 /// Every page, navigation order.
 pub fn all() -> impl Iterator<Item = &'static Page> {
     core::PAGES.iter().chain(ops::PAGES.iter())

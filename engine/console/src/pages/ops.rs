@@ -6,45 +6,7 @@
 //! a second fetch with the filter runs only `when` it is given, and the template shows that
 //! answer (applying any other given filter to its rows).
 
-use super::{Fetch, Method, MinRole, Page};
-
-/// A `GET` fetch.
-const fn get(key: &'static str, path: &'static str) -> Fetch {
-    Fetch {
-        key,
-        method: Method::Get,
-        path,
-        body: None,
-        when: None,
-    }
-}
-
-/// A `GET` fetch made only when the query parameter `when` is given.
-const fn get_when(key: &'static str, path: &'static str, when: &'static str) -> Fetch {
-    Fetch {
-        key,
-        method: Method::Get,
-        path,
-        body: None,
-        when: Some(when),
-    }
-}
-
-/// A read-only `POST` (a query with a body).
-const fn post(
-    key: &'static str,
-    path: &'static str,
-    body: &'static str,
-    when: Option<&'static str>,
-) -> Fetch {
-    Fetch {
-        key,
-        method: Method::Post,
-        path,
-        body: Some(body),
-        when,
-    }
-}
+use super::{Fetch, MinRole, Page, get, get_when, post};
 
 /// Lists that change by themselves reload this often.
 const LIVE_MS: u32 = 5000;
