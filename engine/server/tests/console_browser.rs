@@ -247,8 +247,11 @@ fn visit(b: &Browser, base: &str, path: &str, name: &str) {
         !url.contains("/login"),
         "{path} sent the signed-in user to {url}"
     );
-    // Scripts run after parsing; give the page's own requests a moment to be logged.
-    std::thread::sleep(Duration::from_millis(300));
+    // The page's own requests (stylesheet, script) are done once the document is complete.
+    b.wait_for(ACT, "the page's load to complete", |b| {
+        Ok((b.execute("return document.readyState;", &[])? == "complete").then_some(()))
+    })
+    .unwrap();
     assert_clean(b, base, path);
     assert_eq!(
         b.execute("return typeof window.__xss;", &[]).unwrap(),
