@@ -310,7 +310,12 @@ impl Detector for Cusum {
                 lower: e.expected - band,
                 upper: e.expected + band,
                 direction,
-                warming_up: false,
+                signal: if step.declared.is_some() {
+                    crate::series::Signal::Change
+                } else {
+                    crate::series::Signal::None
+                },
+                ..Verdict::default()
             }
         };
         self.model.update(time_ms, x, self.input.interval_ms());

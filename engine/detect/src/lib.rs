@@ -31,4 +31,4 @@ pub mod stats;
 pub mod templates;
 
 pub use registry::{AnyDetector, DetectorConfig, DetectorError};
-pub use series::{Detector, Direction, Verdict};
+pub use series::{Detector, Direction, Signal, Verdict};

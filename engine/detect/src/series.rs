@@ -27,8 +27,66 @@ impl Direction {
     }
 }
 
+/// Which of a detector's statistics made a point unusual: the first part of an anomaly's
+/// explanation (the others are the band, the direction, [`Verdict::period_ms`] and
+/// [`Verdict::watched_ms`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// Nothing fired (ordinary point, warm-up or missing value).
+    #[default]
+    None,
+    /// The value is far from the expected one (a point outside the band).
+    Value,
+    /// The value is far from what this phase of the series' period usually holds (a normal
+    /// value at an abnormal time of day/week).
+    Seasonal,
+    /// A sustained moderate deviation: many points a little off (level shift, variance change).
+    Persistence,
+    /// A run of errors of one sign: the level or the trend moved.
+    Drift,
+    /// A change point declared by CUSUM (level or variance).
+    Change,
+    /// A sequence of values (the recent shape) never or rarely seen before on this series.
+    Context,
+    /// The value is outside every value seen so far on this series (a new extreme).
+    Range,
+}
+
+impl Signal {
+    /// The name used in anomaly events (`value`, `seasonal`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::None => "none",
+            Signal::Value => "value",
+            Signal::Seasonal => "seasonal",
+            Signal::Persistence => "persistence",
+            Signal::Drift => "drift",
+            Signal::Change => "change",
+            Signal::Context => "context",
+            Signal::Range => "range",
+        }
+    }
+
+    /// One sentence (English) saying what made the point unusual, for anomaly events and
+    /// root-cause evidence.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Signal::None => "nothing unusual",
+            Signal::Value => "the value is far outside the expected band",
+            Signal::Seasonal => "the value is unusual for this phase of the series' cycle",
+            Signal::Persistence => "many recent points are moderately off (a sustained deviation)",
+            Signal::Drift => "recent errors all point one way (the level or trend moved)",
+            Signal::Change => "a change point in level or variance",
+            Signal::Context => "this sequence of values has rarely or never been seen before",
+            Signal::Range => "the value is beyond every value seen on this series",
+        }
+    }
+}
+
 /// A detector's judgement of one point.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct Verdict {
     /// Anomaly score in `[0, 1]`: 0 is ordinary, 1 is as anomalous as the detector can say.
     pub score: f64,
@@ -42,6 +100,17 @@ pub struct Verdict {
     pub direction: Direction,
     /// True while the detector has not seen enough history to judge; `score` is 0 then.
     pub warming_up: bool,
+    /// Which statistic fired ([`Signal::None`] when the score is low or the detector does not
+    /// say).
+    pub signal: Signal,
+    /// How much history backs the judgement, in `[0, 1]`: grows from 0 at the end of the warm-up
+    /// to 1 once the detector's models have all the history they use (e.g. several seasonal
+    /// periods).
+    pub confidence: f64,
+    /// Event time the series has been watched (first point to this one), in milliseconds.
+    pub watched_ms: i64,
+    /// The seasonal period the detector uses, in milliseconds; 0 when it found none.
+    pub period_ms: i64,
 }
 
 impl Verdict {
@@ -54,6 +123,7 @@ impl Verdict {
             upper: f64::NAN,
             direction: Direction::None,
             warming_up,
+            ..Self::default()
         }
     }
 
@@ -66,6 +136,7 @@ impl Verdict {
             upper: expected,
             direction: Direction::None,
             warming_up: true,
+            ..Self::default()
         }
     }
 
@@ -90,6 +161,7 @@ impl Verdict {
             upper,
             direction,
             warming_up: false,
+            ..Self::default()
         }
     }
 }
