@@ -52,11 +52,12 @@ use crate::calibrate::{
     TailCalibrator, TailParams, cusum_surprise, score_of_surprise, student_surprise,
 };
 use crate::changepoint::{Change, CusumCore, CusumParams, adopt};
+use crate::context::{Context, ContextConfig};
 use crate::ewma::EwmaCore;
 use crate::registry::DetectorError;
 use crate::robust_z::RobustZCore;
 use crate::seasonal::{SeasonalConfig, SeasonalModel};
-use crate::series::{Detector, Direction, Verdict};
+use crate::series::{Detector, Direction, Signal, Verdict};
 use crate::stats::{Input, Prepared};
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +92,9 @@ pub struct EnsembleConfig {
     pub escalate: f64,
     /// The empirical tail calibration of every member ([`TailCalibrator`]).
     pub tail: TailParams,
+    /// The `context` member ([`crate::context`]); its `counter`, `gap_factor`, `alert` and
+    /// `rest` are ignored (the ensemble's apply).
+    pub context: ContextConfig,
 }
 
 /// A member of the ensemble.
@@ -112,6 +116,8 @@ pub enum Member {
     /// Exponentially weighted mean of the baseline's signed standardized error, standardized
     /// again: a run of errors of one sign (level shift, trend) before the level adapts.
     Drift,
+    /// Unseen sequences of value levels and new extremes ([`crate::context`]).
+    Context,
 }
 
 impl Default for EnsembleConfig {
@@ -132,6 +138,7 @@ impl Default for EnsembleConfig {
             holdoff: 50,
             escalate: 0.5,
             tail: TailParams::default(),
+            context: ContextConfig::default(),
         }
     }
 }
@@ -192,6 +199,7 @@ struct On {
     cusum: bool,
     persistence: bool,
     drift: bool,
+    context: bool,
 }
 
 /// The ensemble detector; see the [module](self) documentation.
@@ -212,11 +220,19 @@ pub struct Ensemble {
     /// Highest score reported in the current episode (hold-off).
     episode_peak: f64,
     /// One tail calibrator per member, in the order of [`Member`].
-    calibrators: [TailCalibrator; 7],
+    calibrators: [TailCalibrator; 8],
     /// Exponentially weighted mean of the baseline's standardized error (the `drift` member).
     drift: f64,
     /// Exponentially weighted mean of the baseline's surprise (the `persistence` member).
     recent: f64,
+    /// The `context` member.
+    context: Context,
+    /// Time of the first point (for [`Verdict::watched_ms`]).
+    #[serde(default)]
+    first_ms: Option<i64>,
+    /// Points judged after the warm-up (for [`Verdict::confidence`]).
+    #[serde(default)]
+    judged: u32,
 }
 
 impl Ensemble {
@@ -236,6 +252,7 @@ impl Ensemble {
                 Member::Cusum => on.cusum = true,
                 Member::Persistence => on.persistence = true,
                 Member::Drift => on.drift = true,
+                Member::Context => on.context = true,
             }
         }
         let m = [
@@ -246,6 +263,7 @@ impl Ensemble {
             on.cusum,
             on.persistence,
             on.drift,
+            on.context,
         ]
         .iter()
         .filter(|b| **b)
@@ -264,6 +282,9 @@ impl Ensemble {
             calibrators: Default::default(),
             recent: 0.0,
             drift: 0.0,
+            context: Context::new(config.context.clone())?,
+            first_ms: None,
+            judged: 0,
             config,
         })
     }
@@ -300,7 +321,7 @@ impl Detector for Ensemble {
         let resid = x - e.expected;
         let z = resid / e.sigma;
         // Nominal surprise of each member (NaN: not available for this point).
-        let mut nominal = [f64::NAN; 7];
+        let mut nominal = [f64::NAN; 8];
         let base = if e.expected.is_finite() && (self.on.seasonal || self.on.persistence) {
             student_surprise(z, e.dof)
         } else {
@@ -335,6 +356,13 @@ impl Detector for Ensemble {
             self.drift += a * (z.clamp(-cfg.baseline.clip, cfg.baseline.clip) - self.drift);
             nominal[6] = student_surprise(self.drift * ((2.0 - a) / a).sqrt(), e.dof);
         }
+        let mut context_signal = None;
+        if self.on.context
+            && let Some((surprise, signal)) = self.context.surprise(x, gap)
+        {
+            nominal[7] = surprise;
+            context_signal = Some(signal);
+        }
         let mut cusum_side = None;
         if self.on.cusum && !warming {
             let step = self.cusum.step(z, resid, &cfg.cusum);
@@ -366,7 +394,8 @@ impl Detector for Ensemble {
                 }
             }
             let mut score = score_of_surprise(surprise - self.log10_m);
-            if self.holdoff_left > 0 && (score < cfg.escalate || score <= self.episode_peak) {
+            if self.holdoff_left > 0 && (score < cfg.escalate || self.episode_peak >= cfg.escalate)
+            {
                 // Same episode, no escalation: stay below the alert level.
                 self.holdoff_left -= 1;
                 score = score.min(cfg.alert * (1.0 - 1e-9));
@@ -386,8 +415,28 @@ impl Detector for Ensemble {
                     _ => {}
                 }
             }
+            if surprise > 0.0 {
+                v.signal = match top {
+                    0 if self.model.chosen_period_ms() > 0 => Signal::Seasonal,
+                    4 => Signal::Change,
+                    5 => Signal::Persistence,
+                    6 => Signal::Drift,
+                    7 => context_signal.unwrap_or(Signal::Context),
+                    _ => Signal::Value,
+                };
+            }
             v
         };
+        let first = *self.first_ms.get_or_insert(time_ms);
+        let mut verdict = verdict;
+        verdict.watched_ms = time_ms - first;
+        verdict.period_ms = self.model.chosen_period_ms();
+        if !warming {
+            self.judged = self.judged.saturating_add(1);
+        }
+        // Confidence: the tail calibration's history (full at five times its minimum mass).
+        verdict.confidence =
+            (f64::from(self.judged) / (5.0 * f64::from(cfg.tail.min_mass))).min(1.0);
         // The calibrators learn only once the baseline is warm: the poor fit of the first
         // period would otherwise fatten every tail for thousands of points.
         if !warming {

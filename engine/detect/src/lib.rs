@@ -19,6 +19,7 @@
 
 pub mod calibrate;
 pub mod changepoint;
+pub mod context;
 pub mod drain;
 pub mod ensemble;
 pub mod ewma;

@@ -5,6 +5,7 @@
 //! parameters of that detector (the others take their defaults; unknown ones are refused).
 
 use crate::changepoint::{Cusum, CusumConfig};
+use crate::context::{Context, ContextConfig};
 use crate::ensemble::{Ensemble, EnsembleConfig};
 use crate::ewma::{Ewma, EwmaConfig};
 use crate::robust_z::{RobustZ, RobustZConfig};
@@ -49,6 +50,8 @@ pub enum DetectorConfig {
     Cusum(CusumConfig),
     /// All of the above, one calibrated score ([`crate::ensemble`]); the default.
     Ensemble(EnsembleConfig),
+    /// Unseen sequences of value levels and new extremes ([`crate::context`]).
+    Context(ContextConfig),
 }
 
 impl Default for DetectorConfig {
@@ -59,8 +62,9 @@ impl Default for DetectorConfig {
 
 impl DetectorConfig {
     /// The names accepted by [`DetectorConfig::by_name`].
-    pub const NAMES: &'static [&'static str] =
-        &["null", "robust_z", "ewma", "seasonal", "cusum", "ensemble"];
+    pub const NAMES: &'static [&'static str] = &[
+        "null", "robust_z", "ewma", "seasonal", "cusum", "ensemble", "context",
+    ];
 
     /// The name of the default detector.
     pub const DEFAULT: &'static str = "ensemble";
@@ -77,6 +81,7 @@ impl DetectorConfig {
             "seasonal" => Ok(Self::Seasonal(SeasonalConfig::default())),
             "cusum" => Ok(Self::Cusum(CusumConfig::default())),
             "ensemble" => Ok(Self::Ensemble(EnsembleConfig::default())),
+            "context" => Ok(Self::Context(ContextConfig::default())),
             _ => Err(DetectorError::Unknown {
                 name: name.to_string(),
                 known: Self::NAMES.join(", "),
@@ -93,6 +98,7 @@ impl DetectorConfig {
             Self::Seasonal(_) => "seasonal",
             Self::Cusum(_) => "cusum",
             Self::Ensemble(_) => "ensemble",
+            Self::Context(_) => "context",
         }
     }
 
@@ -108,6 +114,7 @@ impl DetectorConfig {
             Self::Seasonal(c) => AnyDetector::Seasonal(Box::new(Seasonal::new(c.clone())?)),
             Self::Cusum(c) => AnyDetector::Cusum(Box::new(Cusum::new(c.clone())?)),
             Self::Ensemble(c) => AnyDetector::Ensemble(Box::new(Ensemble::new(c.clone())?)),
+            Self::Context(c) => AnyDetector::Context(Box::new(Context::new(c.clone())?)),
         })
     }
 }
@@ -128,6 +135,8 @@ pub enum AnyDetector {
     Cusum(Box<Cusum>),
     /// See [`DetectorConfig::Ensemble`].
     Ensemble(Box<Ensemble>),
+    /// See [`DetectorConfig::Context`].
+    Context(Box<Context>),
 }
 
 impl Detector for AnyDetector {
@@ -139,6 +148,7 @@ impl Detector for AnyDetector {
             Self::Seasonal(d) => d.observe(time_ms, value),
             Self::Cusum(d) => d.observe(time_ms, value),
             Self::Ensemble(d) => d.observe(time_ms, value),
+            Self::Context(d) => d.observe(time_ms, value),
         }
     }
 
@@ -159,6 +169,7 @@ impl Detector for AnyDetector {
             Self::Seasonal(d) => run!(d),
             Self::Cusum(d) => run!(d),
             Self::Ensemble(d) => run!(d),
+            Self::Context(d) => run!(d),
         }
     }
 }
