@@ -52,6 +52,22 @@ pub struct MaskConfig {
     /// (`attempt_1445_0020_m_000_0`, `FNANLI5X`): generated ids. Names like `eth0`, `alt0`
     /// or `log4j` with one trailing digit stay literal.
     pub mixed_id: bool,
+    /// The value of a `key=value` token (`user=alice`, `(uid=0)`, `status=ok,`) → `key=<*>`:
+    /// whatever its form, the value is what varies and the key is the constant that names it.
+    /// The key must look like an identifier (letters, digits, `_ . -`, starting with a letter).
+    /// Default true.
+    #[serde(default = "yes")]
+    pub key_value: bool,
+    /// The value after a JSON key (a token following one that ends with `":`, e.g. `"alice",`
+    /// in `{"user": "alice", "n": 5}`) → `<*>` with its closing punctuation kept: JSON bodies
+    /// become their keys. Objects and arrays opening there (`{`, `[`) are not values to mask.
+    /// Default true.
+    #[serde(default = "yes")]
+    pub json_value: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for MaskConfig {
@@ -69,6 +85,8 @@ impl Default for MaskConfig {
             hex: true,
             number: true,
             mixed_id: true,
+            key_value: true,
+            json_value: true,
         }
     }
 }
@@ -124,6 +142,7 @@ pub(crate) const DIGIT: u8 = 2;
 pub(crate) const SLASH: u8 = 4;
 pub(crate) const AT: u8 = 8;
 pub(crate) const COLON: u8 = 16;
+pub(crate) const EQ: u8 = 32;
 
 /// The class of each byte (see [`DELIM`]).
 pub(crate) const CLASS: [u8; 256] = {
@@ -139,6 +158,8 @@ pub(crate) const CLASS: [u8; 256] = {
             AT
         } else if c == b':' {
             COLON
+        } else if c == b'=' {
+            EQ
         } else if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
             DELIM
         } else {
@@ -241,6 +262,12 @@ impl Masker {
     /// Masks into `out`; the kind of the last placeholder written, `None` if nothing was masked.
     fn mask_token_inner(&self, token: &str, flags: u8, out: &mut String) -> Option<Kind> {
         let b = token.as_bytes();
+        if flags & EQ != 0
+            && self.rules.key_value
+            && let Some(kind) = self.key_value(token, out)
+        {
+            return Some(kind);
+        }
         // Every default rule needs a digit, a slash, a backslash or an `@`, so most words take
         // the fast path.
         let (digit, slash, at, colon) = (
@@ -294,6 +321,42 @@ impl Masker {
             collapse(out, start, self.placeholder);
         }
         last
+    }
+
+    /// `key=value` (with enclosing punctuation kept, `(uid=0),` → `(uid=<*>),`).
+    fn key_value(&self, token: &str, out: &mut String) -> Option<Kind> {
+        let (lead, core, trail) = strip_punct(token);
+        let eq = core.find('=')?;
+        let (key, value) = (&core[..eq], &core[eq + 1..]);
+        let kb = key.as_bytes();
+        let ok_key = kb.first().is_some_and(u8::is_ascii_alphabetic)
+            && kb
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+        if !ok_key || value.is_empty() || value.starts_with('=') {
+            return None;
+        }
+        out.push_str(lead);
+        out.push_str(key);
+        out.push('=');
+        out.push_str(self.ph(Kind::Id));
+        out.push_str(trail);
+        Some(Kind::Id)
+    }
+
+    /// The masked form of a JSON value token (`"alice",` → `<*>,`, `5}` → `<*>}`); `None` for an
+    /// object or array opening there, or an empty token.
+    pub(crate) fn json_value(&self, token: &str, out: &mut String) -> Option<Kind> {
+        if !self.rules.json_value || token.starts_with(['{', '[']) {
+            return None;
+        }
+        let core = token.trim_end_matches([',', '}', ']']);
+        if core.is_empty() {
+            return None;
+        }
+        out.push_str(self.ph(Kind::Id));
+        out.push_str(&token[core.len()..]);
+        Some(Kind::Id)
     }
 
     fn whole_token(

@@ -68,6 +68,12 @@ pub struct DrainConfig {
     /// a variable-length list of values (block ids, numbers) is one parameter, so lists of
     /// different lengths share a template. Default true.
     pub collapse_wildcard_runs: bool,
+    /// Templates that are identical but for one position are merged into one with `<*>` there
+    /// once this many of them exist (`Invalid user alice from <*>`, `… bob …`, `… carol …`):
+    /// a position that takes this many different values where everything else is equal is a
+    /// parameter, whatever its values look like. Two or fewer values stay distinct templates
+    /// (`Starting x` / `Stopping x`). 0 turns merging off; otherwise at least 2; default 3.
+    pub merge_siblings: usize,
     /// Masking rules.
     pub masks: MaskConfig,
     /// What masked parts are replaced with. Default [`Placeholder::Wildcard`] (`<*>`).
@@ -87,6 +93,7 @@ impl Default for DrainConfig {
             parametrize_numeric_tokens: true,
             collapse_wildcard_runs: true,
             variable_mismatch_credit: 0.5,
+            merge_siblings: 3,
             masks: MaskConfig::default(),
             placeholder: Placeholder::Wildcard,
         }
@@ -115,6 +122,12 @@ impl DrainConfig {
         }
         if self.depth < 2 {
             return bad("depth", format!("must be at least 2, got {}", self.depth));
+        }
+        if self.merge_siblings == 1 {
+            return bad(
+                "merge_siblings",
+                "must be 0 (off) or at least 2, got 1".to_owned(),
+            );
         }
         if self.max_children < 2 {
             return bad(
@@ -253,6 +266,8 @@ const WILDCARD_ID: u32 = 0;
 const UNKNOWN: u32 = u32::MAX;
 /// No node.
 const NONE: u32 = u32::MAX;
+/// See [`Drain::keeps_new_values`].
+const NEW_VALUE_RATE: f64 = 0.2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Cluster {
@@ -261,6 +276,9 @@ struct Cluster {
     count: u64,
     first_seen: Option<i64>,
     last_seen: Option<i64>,
+    /// The cluster this one was merged into (its lines now count there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    merged_into: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -294,6 +312,8 @@ struct Scratch {
 struct DrainState {
     config: DrainConfig,
     tokens: Vec<String>,
+    #[serde(default)]
+    values: Vec<u32>,
     clusters: Vec<Cluster>,
     nodes: Vec<Node>,
     by_len: Vec<u32>,
@@ -303,6 +323,7 @@ struct DrainState {
 struct DrainStateRef<'a> {
     config: &'a DrainConfig,
     tokens: &'a [Box<str>],
+    values: &'a [u32],
     clusters: &'a [Cluster],
     nodes: &'a [Node],
     by_len: &'a [u32],
@@ -330,6 +351,14 @@ pub struct Drain {
     /// Node of each token count (`NONE` when absent).
     by_len: Vec<u32>,
     child_index: FxMap<(u32, u32), u32>,
+    /// Live clusters by sibling signature (token count, a position, the tokens elsewhere), each
+    /// list sorted by cluster index: derived from the live clusters alone, so a restored parser
+    /// rebuilds it exactly.
+    siblings: FxMap<u64, Vec<u32>>,
+    /// Live clusters.
+    live: usize,
+    /// Words learned to be parameter values, in learning order (their `token_is_var` is set).
+    values: Vec<u32>,
     scratch: Scratch,
 }
 
@@ -358,6 +387,9 @@ impl Drain {
             nodes: Vec::new(),
             by_len: Vec::new(),
             child_index: FxMap::default(),
+            siblings: FxMap::default(),
+            live: 0,
+            values: Vec::new(),
             scratch: Scratch::default(),
         };
         d.intern(WILDCARD);
@@ -435,21 +467,39 @@ impl Drain {
         self.clusters
             .iter()
             .zip(&self.texts)
+            .filter(|(c, _)| c.merged_into.is_none())
             .map(|(c, t)| view(c, t))
     }
 
-    /// One template by id.
+    /// One template by id; the id of a template that was merged into another gives that one.
     #[must_use]
     pub fn template(&self, id: TemplateId) -> Option<TemplateView<'_>> {
         let &i = self.id_index.get(&id)?;
-        let i = i as usize;
+        let i = self.root(i) as usize;
         Some(view(self.clusters.get(i)?, self.texts.get(i)?))
+    }
+
+    /// The id that `id` stands for now: itself, or the template it was merged into.
+    #[must_use]
+    pub fn resolve(&self, id: TemplateId) -> TemplateId {
+        match self.id_index.get(&id) {
+            Some(&i) => self.clusters[self.root(i) as usize].id,
+            None => id,
+        }
+    }
+
+    /// The live cluster that cluster `i` now counts in.
+    fn root(&self, mut i: u32) -> u32 {
+        while let Some(j) = self.clusters.get(i as usize).and_then(|c| c.merged_into) {
+            i = j;
+        }
+        i
     }
 
     /// The number of templates.
     #[must_use]
     pub fn template_count(&self) -> usize {
-        self.clusters.len()
+        self.live
     }
 
     /// Matches a line against the templates without changing anything (no new template, no
@@ -494,6 +544,7 @@ impl Drain {
         s.var_tok.clear();
         // The kind of the previous token when it is exactly one placeholder.
         let mut prev_whole = None;
+        let mut json_key = false;
         let b = content.as_bytes();
         let mut i = 0;
         while i < b.len() {
@@ -512,9 +563,17 @@ impl Drain {
                 i += 1;
             }
             let m0 = s.masked.len();
-            let m = self
-                .masker
-                .mask_token(&content[start..i], flags, &mut s.masked);
+            let tok = &content[start..i];
+            let m = match json_key.then(|| self.masker.json_value(tok, &mut s.masked)) {
+                Some(Some(_)) => mask::Masked {
+                    masked: true,
+                    variable: true,
+                    whole: None,
+                },
+                _ => self.masker.mask_token(tok, flags, &mut s.masked),
+            };
+            // A token ending with `":` is a JSON key: the next token is its value.
+            json_key = tok.len() > 2 && tok.ends_with("\":");
             let m1 = s.masked.len();
             if self.config.collapse_wildcard_runs && m.whole.is_some() && prev_whole == m.whole {
                 // A run of placeholders of one kind: the previous token now spans this one too.
@@ -531,13 +590,21 @@ impl Drain {
             s.spans.push((m0 as u32, m1 as u32));
             s.orig.push((start as u32, i as u32));
             let tok = &s.masked[m0..m1];
-            s.ids
-                .push(self.token_index.get(tok).copied().unwrap_or(UNKNOWN));
+            let id = self.token_index.get(tok).copied().unwrap_or(UNKNOWN);
+            if id != UNKNOWN && self.token_is_var[id as usize] {
+                // A word learned to be a parameter value (see `merge`).
+                if let Some(v) = s.var_tok.last_mut() {
+                    *v = true;
+                }
+            }
+            s.ids.push(id);
         }
     }
 
-    /// The leaf for the current line, if the tree has one.
-    fn find_leaf(&self) -> Option<u32> {
+    /// The leaf for the current line, if the tree has one. `literal` first takes the child of
+    /// each routing token (Drain's walk); otherwise the wildcard child wherever one exists, where
+    /// templates whose routing position turned out to be a parameter live.
+    fn find_leaf(&self, literal: bool) -> Option<u32> {
         let ids = &self.scratch.ids;
         let mut node = *self.by_len.get(ids.len())?;
         if node == NONE {
@@ -546,17 +613,38 @@ impl Drain {
         let layers = (self.config.depth - 2).min(ids.len());
         for &tok in &ids[..layers] {
             let n = &self.nodes[node as usize];
-            node = match self.child_index.get(&(node, tok)) {
-                Some(&c) => c,
-                None => n.wildcard?,
+            let lit = self.child_index.get(&(node, tok)).copied();
+            node = if literal {
+                match lit {
+                    Some(c) => c,
+                    None => n.wildcard?,
+                }
+            } else {
+                match n.wildcard.or(lit) {
+                    Some(c) => c,
+                    None => return None,
+                }
             };
         }
         Some(node)
     }
 
-    /// The best-matching cluster for the current line (Drain's fast match).
+    /// The best-matching cluster for the current line (Drain's fast match): in the line's leaf,
+    /// then in the leaf its wildcard routing reaches, if different.
     fn search(&self) -> Option<u32> {
-        let leaf = self.find_leaf()?;
+        let first = self.find_leaf(true);
+        if let Some(c) = first.and_then(|leaf| self.search_leaf(leaf)) {
+            return Some(c);
+        }
+        match self.find_leaf(false) {
+            Some(leaf) if Some(leaf) != first => self.search_leaf(leaf),
+            _ => None,
+        }
+    }
+
+    /// The best cluster of one leaf whose similarity reaches the threshold. A template's `<*>`
+    /// equals any token: the position was learned to be a parameter.
+    fn search_leaf(&self, leaf: u32) -> Option<u32> {
         let ids = &self.scratch.ids;
         let n = ids.len();
         let var = &self.scratch.var_tok;
@@ -567,20 +655,29 @@ impl Drain {
             let mut equal = 0usize;
             let mut soft = 0usize;
             let mut wild = 0usize;
+            let mut words_differ = false;
             for (i, (&a, &b)) in t.iter().zip(ids).enumerate() {
-                if a == b {
+                if a == b || a == WILDCARD_ID {
                     equal += 1;
                 } else if var[i] && self.token_is_var[a as usize] {
                     soft += 1;
+                } else if !var[i] && !self.token_is_var[a as usize] {
+                    words_differ = true;
+                    break;
                 }
                 if a == WILDCARD_ID {
                     wild += 1;
                 }
             }
+            if words_differ && self.config.merge_siblings > 0 {
+                // Two different plain words: constants that tell templates apart, until enough
+                // siblings show the position is a parameter (see `merge_siblings`).
+                continue;
+            }
             let score = equal as f64 + credit * soft as f64;
             let better = match best {
                 None => true,
-                Some((_, e, w)) => score > e || (score == e && wild > w),
+                Some((_, e, w)) => score > e || (score == e && wild < w),
             };
             if better {
                 best = Some((c, score, wild));
@@ -600,20 +697,28 @@ impl Drain {
         self.tokenize(content);
         let (ci, change) = match self.search() {
             Some(c) => {
-                let ci = c as usize;
-                let mut changed = false;
+                let mut ci = c as usize;
+                let mut edits: Vec<(usize, u32)> = Vec::new();
                 for i in 0..self.scratch.ids.len() {
                     let (t, l) = (self.clusters[ci].tokens[i], self.scratch.ids[i]);
                     if t != l && t != WILDCARD_ID {
                         let g = self.generalize(t, i);
                         if g != t {
-                            self.clusters[ci].tokens[i] = g;
-                            changed = true;
+                            edits.push((i, g));
                         }
                     }
                 }
+                let changed = !edits.is_empty();
                 if changed {
+                    // The template's signatures change with it.
+                    self.index_siblings(ci as u32, false);
+                    for (i, g) in edits {
+                        self.clusters[ci].tokens[i] = g;
+                    }
                     self.texts[ci] = self.render(ci);
+                    self.index_siblings(ci as u32, true);
+                    self.absorb_subsumed(ci as u32);
+                    ci = self.merge_siblings(ci);
                 }
                 (
                     ci,
@@ -624,7 +729,15 @@ impl Drain {
                     },
                 )
             }
-            None => (self.create_cluster(), Change::New),
+            None => {
+                let ci = self.create_cluster();
+                let root = self.merge_siblings(ci);
+                if root == ci {
+                    (ci, Change::New)
+                } else {
+                    (root, Change::Updated)
+                }
+            }
         };
         let c = &mut self.clusters[ci];
         c.count += 1;
@@ -650,7 +763,17 @@ impl Drain {
     /// `LOCAL(<*>),` → `<*>,`), as Loghub's templates do.
     fn generalize(&mut self, t: u32, i: usize) -> u32 {
         let (s0, s1) = self.scratch.spans[i];
-        let line = &self.scratch.masked[s0 as usize..s1 as usize];
+        let line = self.scratch.masked[s0 as usize..s1 as usize].to_owned();
+        self.generalize_str(t, &line)
+    }
+
+    /// [`Self::generalize`] of two template tokens.
+    fn generalize_tokens(&mut self, t: u32, other: u32) -> u32 {
+        let o = self.tokens[other as usize].to_string();
+        self.generalize_str(t, &o)
+    }
+
+    fn generalize_str(&mut self, t: u32, line: &str) -> u32 {
         let tmpl = &self.tokens[t as usize];
         let (a, b) = (tmpl.as_bytes(), line.as_bytes());
         let keep = |c: u8| c.is_ascii_punctuation() && !matches!(c, b'<' | b'>' | b'*');
@@ -724,12 +847,245 @@ impl Drain {
             count: 0,
             first_seen: None,
             last_seen: None,
+            merged_into: None,
         });
         self.texts.push(self.render(ci));
         self.id_index.insert(id, ci as u32);
         let leaf = self.leaf_for_new(ci);
         self.nodes[leaf as usize].clusters.push(ci as u32);
+        self.live += 1;
+        self.index_siblings(ci as u32, true);
         ci
+    }
+
+    /// The sibling signature of cluster `ci` at position `p`: its token count, `p`, and its
+    /// tokens elsewhere.
+    fn signature(&self, ci: u32, p: usize) -> u64 {
+        use std::hash::Hasher as _;
+        let t = &self.clusters[ci as usize].tokens;
+        let mut h = hash::FxHasher::default();
+        h.write_usize(t.len());
+        h.write_usize(p);
+        for (i, &tok) in t.iter().enumerate() {
+            if i != p {
+                h.write_u32(tok);
+            }
+        }
+        h.finish()
+    }
+
+    /// Adds (or removes) live cluster `ci` to the sibling lists of each of its positions.
+    fn index_siblings(&mut self, ci: u32, add: bool) {
+        if self.config.merge_siblings == 0 {
+            return;
+        }
+        for p in 0..self.clusters[ci as usize].tokens.len() {
+            let sig = self.signature(ci, p);
+            let list = self.siblings.entry(sig).or_default();
+            match (list.binary_search(&ci), add) {
+                (Err(at), true) => list.insert(at, ci),
+                (Ok(at), false) => {
+                    list.remove(at);
+                    if list.is_empty() {
+                        self.siblings.remove(&sig);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Merges cluster `ci` with its siblings while some position of it has
+    /// [`DrainConfig::merge_siblings`] live clusters equal but for that position; returns the
+    /// cluster `ci`'s lines now count in (the oldest sibling).
+    fn merge_siblings(&mut self, ci: usize) -> usize {
+        let k = self.config.merge_siblings;
+        if k == 0 {
+            return ci;
+        }
+        let mut cur = ci as u32;
+        'again: loop {
+            let n = self.clusters[cur as usize].tokens.len();
+            for p in 0..n {
+                // A position already a wildcard has no siblings to merge.
+                if self.clusters[cur as usize].tokens[p] == WILDCARD_ID {
+                    continue;
+                }
+                let sig = self.signature(cur, p);
+                let Some(list) = self.siblings.get(&sig) else {
+                    continue;
+                };
+                if list.len() < k {
+                    continue;
+                }
+                // The signature is a hash: keep the clusters truly equal elsewhere.
+                let mine = &self.clusters[cur as usize].tokens;
+                let members: Vec<u32> = list
+                    .iter()
+                    .copied()
+                    .filter(|&o| {
+                        let t = &self.clusters[o as usize].tokens;
+                        t.len() == n
+                            && t.iter()
+                                .zip(mine)
+                                .enumerate()
+                                .all(|(i, (a, b))| i == p || a == b)
+                    })
+                    .collect();
+                if members.len() < k || !self.keeps_new_values(&members) {
+                    continue;
+                }
+                cur = self.merge(&members, p);
+                continue 'again;
+            }
+            return cur as usize;
+        }
+    }
+
+    /// Whether the values of siblings look like a parameter's rather than an enumeration of
+    /// constants: the Good–Turing estimate of the chance that the next line brings a value not
+    /// seen yet (values seen once over lines seen) is at least [`NEW_VALUE_RATE`]. A parameter
+    /// (user names, file names) keeps bringing new values; the states of a machine (`running`,
+    /// `normal`, `blocked`) are seen again and again.
+    fn keeps_new_values(&self, members: &[u32]) -> bool {
+        let (mut once, mut lines) = (0u64, 0u64);
+        for &m in members {
+            // A template created by the line being parsed has no count yet.
+            let c = self.clusters[m as usize].count.max(1);
+            once += u64::from(c == 1);
+            lines += c;
+        }
+        lines >= 2 * self.config.merge_siblings as u64
+            && once as f64 >= NEW_VALUE_RATE * lines as f64
+    }
+
+    /// Merges `members` (sorted, live, equal but at position `p`) into the first: its token at
+    /// `p` becomes the generalization of theirs, the others point to it.
+    fn merge(&mut self, members: &[u32], p: usize) -> u32 {
+        let root = members[0];
+        // The members' words at `p` are values of a parameter: a line carrying one elsewhere
+        // counts it as a variable token, not as a constant that tells templates apart.
+        for &m in members {
+            let t = self.clusters[m as usize].tokens[p];
+            if !self.token_is_var[t as usize] {
+                self.token_is_var[t as usize] = true;
+                self.values.push(t);
+            }
+        }
+        let mut tok = self.clusters[root as usize].tokens[p];
+        for &m in &members[1..] {
+            let other = self.clusters[m as usize].tokens[p];
+            if tok != other && tok != WILDCARD_ID {
+                tok = self.generalize_tokens(tok, other);
+            }
+        }
+        for &m in members {
+            self.index_siblings(m, false);
+            self.remove_from_leaf(m);
+        }
+        for &m in &members[1..] {
+            let (count, first, last) = {
+                let c = &self.clusters[m as usize];
+                (c.count, c.first_seen, c.last_seen)
+            };
+            let c = &mut self.clusters[m as usize];
+            c.merged_into = Some(root);
+            c.count = 0;
+            let r = &mut self.clusters[root as usize];
+            r.count += count;
+            r.first_seen = match (r.first_seen, first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            r.last_seen = match (r.last_seen, last) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            self.live -= 1;
+        }
+        self.clusters[root as usize].tokens[p] = tok;
+        self.texts[root as usize] = self.render(root as usize);
+        let leaf = self.leaf_for_new(root as usize);
+        self.nodes[leaf as usize].clusters.push(root);
+        self.index_siblings(root, true);
+        self.absorb_subsumed(root);
+        root
+    }
+
+    /// Merges into live cluster `root` every other live cluster it subsumes (same token count,
+    /// equal wherever `root` is not `<*>`): once a position is learned to be a parameter, the
+    /// templates that differ from `root` only there are the same event. Returns whether any was.
+    fn absorb_subsumed(&mut self, root: u32) -> bool {
+        let r = &self.clusters[root as usize].tokens;
+        if !r.contains(&WILDCARD_ID) {
+            return false;
+        }
+        let subsumed: Vec<u32> = (0..self.clusters.len() as u32)
+            .filter(|&c| {
+                let o = &self.clusters[c as usize];
+                c != root
+                    && o.merged_into.is_none()
+                    && o.tokens.len() == r.len()
+                    && o.tokens
+                        .iter()
+                        .zip(r)
+                        .all(|(&a, &b)| a == b || b == WILDCARD_ID)
+            })
+            .collect();
+        if subsumed.is_empty() {
+            return false;
+        }
+        for &m in &subsumed {
+            self.index_siblings(m, false);
+            self.remove_from_leaf(m);
+            let (count, first, last) = {
+                let c = &self.clusters[m as usize];
+                (c.count, c.first_seen, c.last_seen)
+            };
+            let c = &mut self.clusters[m as usize];
+            c.merged_into = Some(root);
+            c.count = 0;
+            let r = &mut self.clusters[root as usize];
+            r.count += count;
+            r.first_seen = match (r.first_seen, first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            r.last_seen = match (r.last_seen, last) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            self.live -= 1;
+        }
+        true
+    }
+
+    /// Takes cluster `ci` out of the leaf that holds it.
+    fn remove_from_leaf(&mut self, ci: u32) {
+        let tokens = self.clusters[ci as usize].tokens.clone();
+        let Some(&start) = self.by_len.get(tokens.len()) else {
+            return;
+        };
+        if start == NONE {
+            return;
+        }
+        let layers = (self.config.depth - 2).min(tokens.len());
+        // The leaf is the one `leaf_for_new` chose: follow the same rule without creating nodes.
+        let mut node = start;
+        for &tok in &tokens[..layers] {
+            let n = &self.nodes[node as usize];
+            node = match self.child_index.get(&(node, tok)) {
+                Some(&c) => c,
+                None => match n.wildcard {
+                    Some(w) => w,
+                    None => return,
+                },
+            };
+        }
+        let list = &mut self.nodes[node as usize].clusters;
+        if let Some(at) = list.iter().position(|&c| c == ci) {
+            list.remove(at);
+        }
     }
 
     fn new_node(&mut self) -> u32 {
@@ -788,6 +1144,7 @@ impl Drain {
         DrainStateRef {
             config: &self.config,
             tokens: &self.tokens,
+            values: &self.values,
             clusters: &self.clusters,
             nodes: &self.nodes,
             by_len: &self.by_len,
@@ -810,6 +1167,13 @@ impl Drain {
             }
         }
         let nt = d.tokens.len();
+        for &v in &state.values {
+            match d.token_is_var.get_mut(v as usize) {
+                Some(var) => *var = true,
+                None => return bad(format!("learned value {v} is not a token of {nt}")),
+            }
+        }
+        d.values = state.values;
         let nn = state.nodes.len();
         for (i, c) in state.clusters.iter().enumerate() {
             if let Some(t) = c.tokens.iter().find(|&&t| t as usize >= nt) {
@@ -845,6 +1209,18 @@ impl Drain {
         }
         d.nodes = state.nodes;
         d.by_len = state.by_len;
+        for i in 0..nc {
+            match d.clusters[i].merged_into {
+                None => {
+                    d.live += 1;
+                    d.index_siblings(i as u32, true);
+                }
+                Some(j) if j as usize >= nc || j as usize == i => {
+                    return bad(format!("template {i} is merged into {j}, out of range"));
+                }
+                Some(_) => {}
+            }
+        }
         Ok(d)
     }
 }
