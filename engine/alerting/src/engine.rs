@@ -11,7 +11,7 @@ use crate::config::{AlertingConfig, InhibitRuleConfig};
 use crate::decision::{
     AlertChange, Change, Decision, IncidentChange, Notification, NotifiedAlert, Summary,
 };
-use crate::incident::{IncidentError, IncidentView, Incidents};
+use crate::incident::{AnomalyEvidence, IncidentError, IncidentView, Incidents};
 use crate::matcher::all_match;
 use crate::model::{Alert, Labels, Status, fingerprint};
 use crate::route::Route;
@@ -161,6 +161,10 @@ pub enum Control {
     Anomaly {
         /// The service.
         service: String,
+        /// What the detector saw (absent in records of releases that carried only the service:
+        /// the anomaly then counts for ranking without an explanation).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<Box<AnomalyEvidence>>,
     },
     /// A line in an incident's timeline from elsewhere (workflow and auto-heal steps). It changes
     /// no lifecycle state and makes no decision, so workflows reacting to incidents cannot loop.
@@ -433,10 +437,13 @@ impl AlertEngine {
                     });
                 }
             }
-            Control::Anomaly { service } => {
-                self.st
-                    .incidents
-                    .anomaly(&self.cfg.aiops.incidents, &service, now);
+            Control::Anomaly { service, evidence } => {
+                self.st.incidents.anomaly(
+                    &self.cfg.aiops.incidents,
+                    &service,
+                    now,
+                    evidence.map(|e| *e),
+                );
             }
             Control::Note {
                 incident,

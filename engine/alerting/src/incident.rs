@@ -16,6 +16,12 @@ const CLOSED_KEPT: usize = 1000;
 /// storm on one service); a decision that carried them all would make every joining alert append
 /// and parse O(n) bytes (O(n²) over the storm). The API serves the whole incident.
 pub const DECISION_ALERTS: usize = 10;
+/// Anomaly evidence kept per service (the latest ones): enough to explain a root cause, few
+/// enough that a decision carrying every root cause stays small.
+pub const EVIDENCE_KEPT: usize = 3;
+/// Longest text field of a piece of evidence, in characters. Series names and explanations come
+/// from pipelines and their label values; a hostile or careless one must not bloat decisions.
+const EVIDENCE_TEXT_MAX: usize = 400;
 
 /// Where an incident is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +59,142 @@ pub struct RootCause {
     pub score: f64,
     /// Why, in words.
     pub reasons: Vec<String>,
+    /// The anomalies behind the "anomaly" reason, newest first (at most [`EVIDENCE_KEPT`]);
+    /// empty in decisions of releases before evidence was carried.
+    #[serde(default)]
+    pub evidence: Vec<AnomalyEvidence>,
+}
+
+/// One anomaly event as root-cause evidence: what a detector saw on a service, in its own words
+/// and numbers. Every field has a default, so control records and checkpoints of releases that
+/// carried only the service still read.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnomalyEvidence {
+    /// Event time of the anomaly (the window it was judged in).
+    pub at_ms: i64,
+    /// The pipeline (or `log_templates` for the template miner) that wrote the event.
+    pub pipeline: String,
+    /// The judged series: the `anomaly()` column.
+    pub series: String,
+    /// The detector's name.
+    pub detector: String,
+    /// Which statistic fired (`value`, `seasonal`, `persistence`, `drift`, `change`, `context`,
+    /// `range`, or the template miner's kind); empty when the event does not say.
+    pub signal: String,
+    /// The judged value (None when not a finite number).
+    pub value: Option<f64>,
+    /// The value the detector expected.
+    pub expected: Option<f64>,
+    /// Lower end of the expected band.
+    pub lower: Option<f64>,
+    /// Upper end of the expected band.
+    pub upper: Option<f64>,
+    /// `up`, `down` or `none`.
+    pub direction: String,
+    /// What made the value unusual, in one clause ("unusual for this phase of its 1-day cycle").
+    pub context: String,
+    /// The event's whole explanation (value, band, context, time watched, confidence).
+    pub explanation: String,
+    /// How much history backs the judgement, in `[0, 1]`.
+    pub confidence: Option<f64>,
+    /// Event time the series had been watched when it fired, in milliseconds.
+    pub watched_ms: i64,
+}
+
+impl AnomalyEvidence {
+    /// Cuts every text field to a bounded length (on a character boundary) and drops
+    /// non-finite numbers, so whatever a pipeline wrote, the evidence stays small and
+    /// serializes to JSON.
+    pub fn bounded(mut self) -> AnomalyEvidence {
+        for s in [
+            &mut self.pipeline,
+            &mut self.series,
+            &mut self.detector,
+            &mut self.signal,
+            &mut self.direction,
+            &mut self.context,
+            &mut self.explanation,
+        ] {
+            if let Some((cut, _)) = s.char_indices().nth(EVIDENCE_TEXT_MAX) {
+                s.truncate(cut);
+                s.push('…');
+            }
+        }
+        for v in [
+            &mut self.value,
+            &mut self.expected,
+            &mut self.lower,
+            &mut self.upper,
+            &mut self.confidence,
+        ] {
+            *v = v.filter(|x| x.is_finite());
+        }
+        self
+    }
+
+    /// One line naming the anomaly, for a root cause's reasons: `anomaly: latency_p99 = 812,
+    /// above the expected 240 [180, 300] — the value is far outside the expected band`.
+    /// It starts with "anomaly", which readers of reasons (workflows) look for.
+    pub fn reason(&self) -> String {
+        let mut out = String::from("anomaly");
+        if !self.series.is_empty() {
+            out.push_str(": ");
+            out.push_str(&self.series);
+        }
+        if let Some(v) = self.value {
+            out.push_str(&format!(" = {}", short(v)));
+        }
+        if let Some(e) = self.expected {
+            let word = match self.direction.as_str() {
+                "up" => "above",
+                "down" => "below",
+                _ => "vs",
+            };
+            out.push_str(&format!(", {word} the expected {}", short(e)));
+            if let (Some(l), Some(u)) = (self.lower, self.upper) {
+                out.push_str(&format!(" [{}, {}]", short(l), short(u)));
+            }
+        }
+        let why = if self.context.is_empty() {
+            &self.explanation
+        } else {
+            &self.context
+        };
+        if !why.is_empty() {
+            out.push_str(" — ");
+            out.push_str(why);
+        }
+        out
+    }
+
+    /// The incident timeline's text for this anomaly on `service`.
+    fn timeline_text(&self, service: &str) -> String {
+        let mut out = format!("{service}: {}", self.reason());
+        if !self.pipeline.is_empty() {
+            out.push_str(&format!(" (pipeline {}", self.pipeline));
+            if !self.detector.is_empty() {
+                out.push_str(&format!(", {}", self.detector));
+            }
+            out.push(')');
+        }
+        out
+    }
+}
+
+/// A number for a sentence: four significant digits, no trailing zeros (`812`, `0.0123`,
+/// `240.3`); the evidence keeps the exact value.
+fn short(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (3 - v.abs().log10().floor() as i64).clamp(0, 12) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 /// One line of an incident's timeline.
@@ -272,7 +414,8 @@ impl Incident {
     }
 
     fn note(&mut self, at_ms: i64, kind: &str, text: String) {
-        if self.timeline.len() < TIMELINE_CAP || kind != "alert_joined" {
+        // Joins and anomalies come in storms; lifecycle entries are few and always kept.
+        if self.timeline.len() < TIMELINE_CAP || !matches!(kind, "alert_joined" | "anomaly") {
             self.timeline.push(TimelineEntry {
                 at_ms,
                 kind: kind.into(),
@@ -317,6 +460,11 @@ pub struct Incidents {
     by_fp: BTreeMap<String, String>,
     /// Anomaly evidence per service: times seen.
     anomalies: BTreeMap<String, VecDeque<i64>>,
+    /// The latest anomalies per service with their explanation (at most [`EVIDENCE_KEPT`],
+    /// forgotten after the correlation window as the times are). Absent from checkpoints of
+    /// releases before it.
+    #[serde(default)]
+    evidence: BTreeMap<String, VecDeque<AnomalyEvidence>>,
 }
 
 /// Numeric order of `INC-<n>` ids.
@@ -355,12 +503,39 @@ impl Incidents {
         }
     }
 
-    /// Records anomaly evidence for a service (from anomaly events).
-    pub fn anomaly(&mut self, cfg: &IncidentConfig, service: &str, at_ms: i64) {
+    /// Records anomaly evidence for a service (from anomaly events) at engine time `at_ms`.
+    /// With an explanation, it is kept (the latest [`EVIDENCE_KEPT`]) and, in every open
+    /// incident with alerts on the service, noted in the timeline, and the root causes are
+    /// ranked again.
+    pub fn anomaly(
+        &mut self,
+        cfg: &IncidentConfig,
+        service: &str,
+        at_ms: i64,
+        evidence: Option<AnomalyEvidence>,
+    ) {
+        let horizon = at_ms - cfg.window.ms();
         let q = self.anomalies.entry(service.to_string()).or_default();
         q.push_back(at_ms);
-        while q.front().is_some_and(|t| *t < at_ms - cfg.window.ms()) || q.len() > 64 {
+        while q.front().is_some_and(|t| *t < horizon) || q.len() > 64 {
             q.pop_front();
+        }
+        let Some(ev) = evidence.map(AnomalyEvidence::bounded) else {
+            return;
+        };
+        let q = self.evidence.entry(service.to_string()).or_default();
+        q.push_back(ev.clone());
+        while q.front().is_some_and(|e| e.at_ms < horizon) || q.len() > EVIDENCE_KEPT {
+            q.pop_front();
+        }
+        let (anomalies, evidence) = (&self.anomalies, &self.evidence);
+        for inc in self.open.values_mut() {
+            // Whether or not its alerts were active lately: an open incident of the service
+            // is still the incident this anomaly may explain.
+            if inc.services().contains(service) {
+                inc.note(ev.at_ms, "anomaly", ev.timeline_text(service));
+                inc.root_causes = rank(inc, cfg, anomalies, evidence);
+            }
         }
     }
 
@@ -447,10 +622,10 @@ impl Incidents {
             }
         };
         self.by_fp.insert(a.fingerprint.clone(), id.clone());
-        let anomalies = &self.anomalies;
+        let (anomalies, evidence) = (&self.anomalies, &self.evidence);
         let inc = self.open.get_mut(&id)?;
         // The cache must describe the alerts before this change for the update below.
-        inc.derived();
+        let new_service = !a.service.is_empty() && !inc.derived().services.contains(&a.service);
         let timeline_from = if change == "opened" {
             0
         } else {
@@ -493,7 +668,17 @@ impl Incidents {
                 format!("{} {what} ({}, {})", a.name, a.service, a.fingerprint),
             );
         }
-        inc.root_causes = rank(inc, cfg, anomalies);
+        // Anomalies seen on a service before its first alert here explain it as well: the
+        // timeline says so once, when the service joins.
+        if new_service {
+            let horizon = now - cfg.window.ms();
+            for ev in evidence.get(&a.service).into_iter().flatten() {
+                if ev.at_ms >= horizon {
+                    inc.note(ev.at_ms, "anomaly", ev.timeline_text(&a.service));
+                }
+            }
+        }
+        inc.root_causes = rank(inc, cfg, anomalies, evidence);
         Some((
             change.to_string(),
             inc.view(Some(&a.fingerprint), timeline_from),
@@ -632,6 +817,7 @@ fn rank(
     inc: &Incident,
     cfg: &IncidentConfig,
     anomalies: &BTreeMap<String, VecDeque<i64>>,
+    evidence: &BTreeMap<String, VecDeque<AnomalyEvidence>>,
 ) -> Vec<RootCause> {
     let first: BTreeMap<&str, i64> = inc
         .derived()
@@ -671,14 +857,29 @@ fn rank(
             let anomaly = anomalies
                 .get(*s)
                 .is_some_and(|q| q.iter().any(|t| *t >= window_start));
-            if anomaly {
-                reasons.push("anomalies detected on it".to_string());
+            let explained: Vec<AnomalyEvidence> = if anomaly {
+                evidence
+                    .get(*s)
+                    .into_iter()
+                    .flatten()
+                    .rev()
+                    .filter(|e| e.at_ms >= window_start)
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            match explained.first() {
+                Some(latest) => reasons.push(latest.reason()),
+                None if anomaly => reasons.push("anomalies detected on it".to_string()),
+                None => {}
             }
             let score = 0.4 * earliest + 0.4 * upstream + if anomaly { 0.2 } else { 0.0 };
             RootCause {
                 service: s.to_string(),
                 score: (score * 1000.0).round() / 1000.0,
                 reasons,
+                evidence: explained,
             }
         })
         .collect();
@@ -730,7 +931,7 @@ mod tests {
             .on_firing(&c, &alert("a", "Latency", "frontend", "warning"), 1_000)
             .unwrap_or_else(|| panic!("opens"));
         assert_eq!((ch.as_str(), i.id.as_str()), ("opened", "INC-1"));
-        inc.anomaly(&c, "db", 1_500);
+        inc.anomaly(&c, "db", 1_500, None);
         let (ch, i) = inc
             .on_firing(&c, &alert("b", "Slow", "db", "critical"), 2_000)
             .unwrap_or_else(|| panic!("joins"));
@@ -866,6 +1067,147 @@ mod tests {
             ["checkout", "db"]
         );
         assert_eq!(v.timeline.len(), whole.timeline.len());
+    }
+
+    fn evidence(at_ms: i64, series: &str, value: f64) -> AnomalyEvidence {
+        AnomalyEvidence {
+            at_ms,
+            pipeline: "http_1m".into(),
+            series: series.into(),
+            detector: "ensemble".into(),
+            signal: "value".into(),
+            value: Some(value),
+            expected: Some(240.0),
+            lower: Some(180.0),
+            upper: Some(300.0),
+            direction: "up".into(),
+            context: "the value is far outside the expected band".into(),
+            explanation: format!("value {value} is above the expected 240 [180, 300]"),
+            confidence: Some(0.41),
+            watched_ms: 12_000_000,
+        }
+    }
+
+    #[test]
+    fn the_latest_evidence_explains_the_root_cause_and_the_timeline() {
+        let c = cfg();
+        let mut inc = Incidents::default();
+        // Five anomalies on db before any alert: the latest three are kept.
+        for (k, v) in [500.0, 600.0, 700.0, 812.0, 900.5].iter().enumerate() {
+            let t = 1_000 + k as i64 * 100;
+            inc.anomaly(&c, "db", t, Some(evidence(t, "latency_p99", *v)));
+        }
+        inc.on_firing(&c, &alert("a", "Latency", "frontend", "warning"), 2_000);
+        let (_, v) = inc
+            .on_firing(&c, &alert("b", "Slow", "db", "critical"), 2_100)
+            .unwrap_or_else(|| panic!("joins"));
+        let db = v
+            .root_causes
+            .iter()
+            .find(|r| r.service == "db")
+            .unwrap_or_else(|| panic!("db ranked: {:?}", v.root_causes));
+        let values: Vec<Option<f64>> = db.evidence.iter().map(|e| e.value).collect();
+        assert_eq!(
+            values,
+            [Some(900.5), Some(812.0), Some(700.0)],
+            "newest first"
+        );
+        assert!(
+            db.reasons.contains(
+                &"anomaly: latency_p99 = 900.5, above the expected 240 [180, 300] — the value is far outside the expected band".to_string()
+            ),
+            "{:?}",
+            db.reasons
+        );
+        // A service without evidence has none, and no anomaly reason.
+        let fe = v.root_causes.iter().find(|r| r.service == "frontend");
+        assert!(fe.is_some_and(|r| r.evidence.is_empty()));
+        assert_eq!(v.root_causes[0].service, "db");
+        // The join noted the kept anomalies at their own times.
+        let noted: Vec<(i64, &str)> = v
+            .timeline
+            .iter()
+            .filter(|t| t.kind == "anomaly")
+            .map(|t| (t.at_ms, t.text.as_str()))
+            .collect();
+        assert_eq!(noted.len(), 3, "{noted:?}");
+        assert_eq!(noted[0].0, 1_200);
+        assert!(noted[2].1.starts_with("db: anomaly: latency_p99 = 900.5"));
+        assert!(noted[2].1.ends_with("(pipeline http_1m, ensemble)"));
+
+        // An anomaly while the incident is open: timeline entry and root cause at once.
+        inc.anomaly(&c, "frontend", 2_500, Some(evidence(2_500, "errors", 31.0)));
+        let whole = inc.get("INC-1").unwrap_or_else(|| panic!("open"));
+        let last = whole.timeline.last().unwrap_or_else(|| panic!("noted"));
+        assert_eq!((last.kind.as_str(), last.at_ms), ("anomaly", 2_500));
+        assert!(last.text.starts_with("frontend: anomaly: errors = 31"));
+        let fe = whole.root_causes.iter().find(|r| r.service == "frontend");
+        assert_eq!(fe.map(|r| r.evidence.len()), Some(1));
+
+        // Long after the window, old evidence is forgotten as the next anomaly comes.
+        inc.anomaly(&c, "db", 10_000_000, Some(evidence(10_000_000, "x", 1.0)));
+        assert_eq!(inc.evidence["db"].len(), 1);
+    }
+
+    #[test]
+    fn evidence_text_is_bounded_and_numbers_finite() {
+        let c = cfg();
+        let mut inc = Incidents::default();
+        let mut ev = evidence(10, &"<script>".repeat(1_000), f64::NAN);
+        ev.explanation = "é".repeat(5_000);
+        ev.expected = Some(f64::INFINITY);
+        inc.anomaly(&c, "db", 10, Some(ev));
+        let kept = &inc.evidence["db"][0];
+        assert_eq!(kept.series.chars().count(), EVIDENCE_TEXT_MAX + 1);
+        assert!(kept.series.starts_with("<script>"), "kept as data");
+        assert_eq!(kept.explanation.chars().count(), EVIDENCE_TEXT_MAX + 1);
+        assert_eq!((kept.value, kept.expected), (None, None));
+        // Without numbers the reason still names the series and why.
+        assert!(
+            kept.reason()
+                .ends_with("— the value is far outside the expected band")
+        );
+        // The state serializes (no NaN) and reads back equal.
+        let text = serde_json::to_string(&inc).unwrap_or_else(|e| panic!("{e}"));
+        let back: Incidents = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.evidence, inc.evidence);
+    }
+
+    #[test]
+    fn records_of_older_releases_without_evidence_still_read() {
+        // A control record that carried only the service.
+        let old: crate::engine::Control =
+            serde_json::from_str(r#"{"command": "anomaly", "service": "db"}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            old,
+            crate::engine::Control::Anomaly {
+                service: "db".into(),
+                evidence: None
+            }
+        );
+        // A root cause and a checkpoint without the new fields.
+        let rc: RootCause =
+            serde_json::from_str(r#"{"service": "db", "score": 0.6, "reasons": ["fired first"]}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert!(rc.evidence.is_empty());
+        let c = cfg();
+        let mut inc = Incidents::default();
+        inc.anomaly(&c, "db", 1_000, None);
+        inc.on_firing(&c, &alert("a", "X", "db", "critical"), 1_100);
+        let mut state = serde_json::to_value(&inc).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(m) = state.as_object_mut() {
+            assert!(m.remove("evidence").is_some());
+        }
+        let back: Incidents = serde_json::from_value(state).unwrap_or_else(|e| panic!("{e}"));
+        let rc = &back
+            .open()
+            .next()
+            .unwrap_or_else(|| panic!("open"))
+            .root_causes[0];
+        // Without an explanation the anomaly still counts, in the words of before.
+        assert_eq!(rc.reasons, ["fired first", "anomalies detected on it"]);
+        assert!(rc.evidence.is_empty());
     }
 
     #[test]
