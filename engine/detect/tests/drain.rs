@@ -123,6 +123,8 @@ fn each_mask_rule_can_be_turned_off() {
         hex: false,
         number: false,
         mixed_id: false,
+        key_value: false,
+        json_value: false,
     };
     let mut d = Drain::new(DrainConfig {
         masks: none,
@@ -266,7 +268,12 @@ fn ids_are_deterministic_across_parsers() {
 
 #[test]
 fn generalization_keeps_the_id_and_is_reported() {
-    let mut d = drain();
+    // Classic Drain: with sibling merging off, a differing word generalizes at once.
+    let mut d = Drain::new(DrainConfig {
+        merge_siblings: 0,
+        ..DrainConfig::default()
+    })
+    .unwrap();
     let a = d.parse_at(1_000, "Starting service alpha on node main with defaults");
     assert_eq!(a.change, Change::New);
     let b = d.parse_at(2_000, "Starting service alpha on node backup with defaults");
@@ -293,6 +300,7 @@ fn similarity_threshold_is_the_fraction_of_equal_tokens() {
     for (threshold, same) in [(0.5, true), (0.51, false), (0.0, true), (1.0, false)] {
         let mut d = Drain::new(DrainConfig {
             similarity_threshold: threshold,
+            merge_siblings: 0,
             ..DrainConfig::default()
         })
         .unwrap();
@@ -300,17 +308,27 @@ fn similarity_threshold_is_the_fraction_of_equal_tokens() {
         let b = d.parse(lines[1]).template_id;
         assert_eq!(a == b, same, "threshold {threshold}");
     }
-    // A template wildcard equals only a masked token: after generalization, the third token
-    // `<*>` does not count for a new literal there.
+    // A template wildcard equals any token (the position is a parameter): after
+    // generalization, the third token counts as equal whatever it is.
     let mut d = Drain::new(DrainConfig {
         similarity_threshold: 0.75,
+        merge_siblings: 0,
         ..DrainConfig::default()
     })
     .unwrap();
     let a = d.parse("alpha beta gamma delta").template_id;
     assert_eq!(d.parse("alpha beta omega delta").template_id, a); // 3/4
-    assert_eq!(d.parse("alpha beta sigma delta").template_id, a); // 3/4 again
-    assert_ne!(d.parse("alpha beta kappa zeta").template_id, a); // 2/4
+    assert_eq!(d.parse("alpha beta sigma zeta").template_id, a); // 3/4 with the wildcard
+    assert_eq!(d.template(a).unwrap().template, "alpha beta <*> <*>");
+    // A stricter threshold keeps 3/4 apart.
+    let mut strict = Drain::new(DrainConfig {
+        similarity_threshold: 0.8,
+        merge_siblings: 0,
+        ..DrainConfig::default()
+    })
+    .unwrap();
+    let a = strict.parse("alpha beta gamma delta").template_id;
+    assert_ne!(strict.parse("alpha beta omega delta").template_id, a); // 3/4 < 0.8
 }
 
 #[test]
@@ -360,6 +378,7 @@ fn depth_routes_by_the_first_depth_minus_two_tokens() {
     let lines = ["connect from alice to server", "connect via bob to server"];
     let loose = DrainConfig {
         similarity_threshold: 0.5,
+        merge_siblings: 0,
         ..DrainConfig::default()
     };
     let mut d4 = Drain::new(DrainConfig {
@@ -387,6 +406,7 @@ fn max_children_sends_overflow_to_the_wildcard_child() {
         max_children: 3,
         depth: 3,
         similarity_threshold: 0.5,
+        merge_siblings: 0,
         ..DrainConfig::default()
     })
     .unwrap();
@@ -468,7 +488,7 @@ fn extra_delimiters_split_tokens() {
     let p = d.parse(line);
     assert_eq!(
         d.template(p.template_id).unwrap().template,
-        "users=alice bob count <*>"
+        "users=<*> bob count <*>"
     );
     let err = Drain::new(DrainConfig {
         extra_delimiters: "*".into(),
@@ -476,4 +496,99 @@ fn extra_delimiters_split_tokens() {
     })
     .unwrap_err();
     assert!(err.to_string().contains("extra_delimiters"), "{err}");
+}
+
+#[test]
+fn words_differing_are_constants_until_siblings_show_a_parameter() {
+    let mut d = drain();
+    // Two values seen again and again: two events (an enumeration of constants).
+    let start = d.parse("service web is now starting").template_id;
+    let stop = d.parse("service web is now stopping").template_id;
+    for _ in 0..5 {
+        assert_eq!(d.parse("service web is now starting").template_id, start);
+        assert_eq!(d.parse("service web is now stopping").template_id, stop);
+    }
+    assert_ne!(d.resolve(start), d.resolve(stop));
+    // A position that keeps bringing new values where all else is equal: a parameter.
+    let users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"];
+    let ids: Vec<TemplateId> = users
+        .iter()
+        .map(|u| {
+            d.parse(&format!("Invalid user {u} from gateway"))
+                .template_id
+        })
+        .collect();
+    let merged: std::collections::BTreeSet<TemplateId> =
+        ids.iter().map(|&id| d.resolve(id)).collect();
+    assert_eq!(merged.len(), 1, "{merged:?}");
+    let root = *merged.iter().next().unwrap();
+    assert_eq!(
+        d.template(root).unwrap().template,
+        "Invalid user <*> from gateway"
+    );
+    assert_eq!(d.template(root).unwrap().count, users.len() as u64);
+    // An absorbed id answers with the template it joined; a new value joins it directly.
+    assert_eq!(d.template(ids[0]).unwrap().id, root);
+    let p = d.parse("Invalid user mallory from gateway");
+    assert_eq!((p.template_id, p.change), (root, Change::Unchanged));
+    let line = "Invalid user mallory from gateway";
+    let params: Vec<&str> = p.parameters.iter().map(|r| &line[r.clone()]).collect();
+    assert_eq!(params, ["mallory"]);
+    // Three templates: the two events and the merged one.
+    assert_eq!(d.template_count(), 3);
+}
+
+#[test]
+fn key_value_and_json_values_are_parameters() {
+    assert_eq!(
+        masked("login ok user=alice (uid=0),"),
+        "login ok user=<*> (uid=<*>),"
+    );
+    assert_eq!(
+        masked(r#"request done {"user": "alice", "ms": 12, "ok": true}"#),
+        r#"request done {"user": <*>, "ms": <*>, "ok": <*>}"#
+    );
+    // A nested object after a key is not a value to mask.
+    assert_eq!(masked(r#"cfg {"a": {"b": 1}}"#), r#"cfg {"a": {"b": <*>}}"#);
+}
+
+#[test]
+fn restore_after_merges_continues_identically() {
+    let mut lines = Vec::new();
+    let names = [
+        "ann", "ben", "cid", "dan", "eve", "fay", "gus", "hal", "ivy",
+    ];
+    for i in 0..200usize {
+        let n = names[(i * 7) % names.len()];
+        let m = names[(i * 5 + 3) % names.len()];
+        lines.push(match i % 4 {
+            0 => format!("user {n} logged in from host {m}"),
+            1 => format!("job {i} finished for {n} state=ok"),
+            2 => format!("cache {m} evicted {n} entries"),
+            _ => format!("worker idle"),
+        });
+    }
+    let mut full = drain();
+    let all = run_all(&mut full, &lines);
+    let mut first = drain();
+    let mut got = run_all(&mut first, &lines[..100]);
+    let json = serde_json::to_string(&first).unwrap();
+    let mut restored: Drain = serde_json::from_str(&json).unwrap();
+    got.extend(run_all(&mut restored, &lines[100..]));
+    assert_eq!(got, all);
+    assert_eq!(templates(&restored), templates(&full));
+    // Merges happened, so the test exercises them.
+    assert!(
+        full.template_count() < 4 + names.len(),
+        "{}",
+        full.template_count()
+    );
+    let resolved: Vec<TemplateId> = all.iter().map(|(id, _)| full.resolve(*id)).collect();
+    assert_eq!(
+        resolved
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        full.template_count()
+    );
 }

@@ -268,6 +268,8 @@ const UNKNOWN: u32 = u32::MAX;
 const NONE: u32 = u32::MAX;
 /// See [`Drain::keeps_new_values`].
 const NEW_VALUE_RATE: f64 = 0.2;
+/// See [`Drain::keeps_new_values`].
+const MANY_VALUES: usize = 10;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Cluster {
@@ -649,6 +651,7 @@ impl Drain {
         let n = ids.len();
         let var = &self.scratch.var_tok;
         let credit = self.config.variable_mismatch_credit;
+        let block_words = self.config.merge_siblings > 0;
         let mut best: Option<(u32, f64, usize)> = None; // (cluster, score, wildcards)
         for &c in &self.nodes[leaf as usize].clusters {
             let t = &self.clusters[c as usize].tokens;
@@ -661,7 +664,7 @@ impl Drain {
                     equal += 1;
                 } else if var[i] && self.token_is_var[a as usize] {
                     soft += 1;
-                } else if !var[i] && !self.token_is_var[a as usize] {
+                } else if block_words && !var[i] && !self.token_is_var[a as usize] {
                     words_differ = true;
                     break;
                 }
@@ -669,7 +672,7 @@ impl Drain {
                     wild += 1;
                 }
             }
-            if words_differ && self.config.merge_siblings > 0 {
+            if words_differ {
                 // Two different plain words: constants that tell templates apart, until enough
                 // siblings show the position is a parameter (see `merge_siblings`).
                 continue;
@@ -955,8 +958,20 @@ impl Drain {
             once += u64::from(c == 1);
             lines += c;
         }
-        lines >= 2 * self.config.merge_siblings as u64
-            && once as f64 >= NEW_VALUE_RATE * lines as f64
+        // What the siblings share: with no constant word besides the position, "equal
+        // elsewhere" is no evidence (one-word messages are events, not values).
+        let context = self.clusters[members[0] as usize]
+            .tokens
+            .iter()
+            .filter(|&&t| !self.token_is_var[t as usize])
+            .count()
+            .saturating_sub(1);
+        if context == 0 {
+            return false;
+        }
+        (members.len() >= MANY_VALUES && context >= 2)
+            || (lines >= 2 * self.config.merge_siblings as u64
+                && once as f64 >= NEW_VALUE_RATE * lines as f64)
     }
 
     /// Merges `members` (sorted, live, equal but at position `p`) into the first: its token at
