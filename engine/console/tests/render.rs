@@ -284,6 +284,66 @@ fn hostile_api_answers_render_as_text() {
 }
 
 #[test]
+fn incident_root_causes_show_their_anomaly_evidence_in_both_languages() {
+    let console = Console::new().unwrap();
+    let p = core_pages().find(|p| p.path == "/incidents/{id}").unwrap();
+    let fx = fixture("incident");
+    let render = |lang: &str, fx: &Value| {
+        let html = console
+            .render(p.template, &context(p, MinRole::Viewer, lang, fx))
+            .unwrap();
+        // The root-cause card only (the timeline repeats the reason as text).
+        let start = html.find("id=\"h-rc\"").unwrap();
+        let end = html[start..].find("</section>").unwrap() + start;
+        html[start..end].to_string()
+    };
+    let en = render("en", &fx);
+    for want in [
+        "Anomaly evidence",
+        "unusual for this time of the cycle",
+        "error_ratio",
+        "(http_anomaly_1m)",
+        "= 0.31 above expected 0.012 [0.004, 0.02]",
+        "watched for 3d 4h",
+        "confidence 87%",
+        "the value is unusual for this phase of its 1-day cycle",
+    ] {
+        assert!(en.contains(want), "{want:?} missing in {en}");
+    }
+    // A signal the console has no words for (the template miner's) is shown by its name, and a
+    // piece of evidence without numbers shows what it has.
+    assert!(en.contains(">rate_surge</span>"), "{en}");
+    assert!(en.contains("payment &lt;*&gt; declined"), "{en}");
+    let zh = render("zh", &fx);
+    for want in [
+        "异常证据",
+        "不符合周期规律",
+        "已观察",
+        "置信度 87%",
+        "高于",
+        "预期",
+    ] {
+        assert!(zh.contains(want), "{want:?} missing in {zh}");
+    }
+    assert!(!zh.contains("Anomaly evidence"));
+
+    // Series, pipeline, signal and explanation come from pipelines and labels: text, never markup.
+    let mut bad = fx.clone();
+    let ev = &mut bad["data"]["incident"]["root_causes"][0]["evidence"][0];
+    ev["series"] = json!(XSS_TAG);
+    ev["pipeline"] = json!(XSS_ATTR);
+    ev["signal"] = json!(XSS_TAG);
+    ev["context"] = json!("");
+    ev["explanation"] = json!(format!("x{XSS_ATTR}"));
+    let html = render("en", &bad);
+    assert_no_raw_payload(&html, "incident evidence");
+    assert!(
+        html.contains("<span class=\"mono\">&lt;script&gt;alert(1)"),
+        "{html}"
+    );
+}
+
+#[test]
 fn sign_in_pages_render_with_only_their_fields() {
     let console = Console::new().unwrap();
     let qr_svg =
