@@ -9,25 +9,47 @@
 //! scored at it, and the sum is normalised between NAB's null detector (0) and a perfect
 //! detector (100).
 //!
+//! Beyond NAB's three profiles (which stay exactly NAB's), the report carries:
+//! - the **detection delay** inside windows at the standard profile's threshold ([`delay`]:
+//!   `nab-delay windows_detected=K/N mean_delay_rows=… mean_delay_fraction=…`);
+//! - the **cold-start** score ([`cold`]: `nab-cold standard=…`), the standard profile on windows
+//!   met by a fresh detector that has seen only 10% of its file's length — aiops' definition,
+//!   documented in [`cold`];
+//! - the files ranked by their standard score, worst first (`--per-series` prints it), so "which
+//!   series lose the most points" is one command;
+//! - the detector loop's throughput (points/s, one thread, reading and scoring excluded).
+//!
+//! `--detector all` runs every registry detector but `null` and prints one markdown table.
+//!
 //! - [`sweeper`]: NAB's arithmetic (scaled sigmoid, probationary period, threshold sweep).
 //! - [`score`]: a corpus under one profile; null, perfect and normalisation.
+//! - [`delay`]: the first detection in each window.
+//! - [`cold`]: the cold-start cases and their score.
 //! - [`input`]: NAB's file formats.
 //! - [`report`]: the JSON report and the printed lines.
 
+pub mod cold;
+pub mod delay;
 pub mod input;
 pub mod report;
 pub mod score;
 pub mod sweeper;
 
 use aiops_detect::{Detector, DetectorConfig, DetectorError};
-use report::{NabReport, ProfileReport, PublishedComparison, SeriesProfile, SeriesReport};
+use report::{
+    NabReport, NabSuiteReport, ProfileReport, PublishedComparison, SeriesProfile, SeriesRank,
+    SeriesReport, SuiteRow,
+};
 use score::ScoredSeries;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The detector scored when neither `--detector` nor `--scores` is given.
 pub const DEFAULT_DETECTOR: &str = "ensemble";
+
+/// `--detector` value that runs every registry detector but `null` ([`evaluate_all`]).
+pub const ALL_DETECTORS: &str = "all";
 
 /// Arguments of `aiops-bench nab`.
 #[derive(Debug, Clone, clap::Args)]
@@ -43,7 +65,7 @@ pub struct NabArgs {
     #[arg(long)]
     pub profiles: Option<PathBuf>,
     /// aiops detector to run over each series (a name of the `aiops_detect` registry); default
-    /// `ensemble`.
+    /// `ensemble`. `all`: every registry detector but `null`, one markdown table.
     #[arg(long, conflicts_with = "scores")]
     pub detector: Option<String>,
     /// NAB results directory of one detector (`results/<detector>`, holding
@@ -59,6 +81,10 @@ pub struct NabArgs {
     /// Where to write the JSON report.
     #[arg(long, default_value = "bench/results/nab.json")]
     pub out: PathBuf,
+    /// Also print the files ranked by their standard-profile score, worst first (series,
+    /// windows, score, tp, fp); the report always holds the ranking.
+    #[arg(long)]
+    pub per_series: bool,
 }
 
 /// Why `aiops-bench nab` failed.
@@ -207,7 +233,8 @@ pub enum NabError {
 
 /// Where the anomaly scores come from.
 enum Source {
-    Aiops(DetectorConfig),
+    /// Boxed: a configuration is large next to a path.
+    Aiops(Box<DetectorConfig>),
     Results(PathBuf),
 }
 
@@ -217,26 +244,62 @@ enum Source {
 /// # Errors
 /// See [`NabError`].
 pub fn run(args: NabArgs) -> Result<(), NabError> {
+    if args.detector.as_deref() == Some(ALL_DETECTORS) {
+        let suite = evaluate_all(&args)?;
+        write_json(&args.out, &suite)?;
+        for line in suite.lines() {
+            println!("{line}");
+        }
+        return Ok(());
+    }
     let report = evaluate(&args)?;
-    let json = serde_json::to_string_pretty(&report).map_err(|source| NabError::Json {
-        path: args.out.clone(),
+    write_json(&args.out, &report)?;
+    for line in report.lines_with(args.per_series) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Writes `value` as pretty JSON to `out`, creating its directory.
+fn write_json(out: &Path, value: &impl serde::Serialize) -> Result<(), NabError> {
+    let json = serde_json::to_string_pretty(value).map_err(|source| NabError::Json {
+        path: out.to_path_buf(),
         source,
     })?;
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| NabError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
     }
-    std::fs::write(&args.out, json).map_err(|source| NabError::Io {
-        path: args.out.clone(),
+    std::fs::write(out, json).map_err(|source| NabError::Io {
+        path: out.to_path_buf(),
         source,
     })?;
-    tracing::info!(out = %args.out.display(), "nab report written");
-    for line in report.lines() {
-        println!("{line}");
-    }
+    tracing::info!(out = %out.display(), "nab report written");
     Ok(())
+}
+
+/// Scores every registry detector but `null` ([`DetectorConfig::NAMES`]) on the same files,
+/// one [`evaluate`] each, and gathers the table of `--detector all`.
+///
+/// # Errors
+/// See [`NabError`]; the first detector that fails stops the run.
+pub fn evaluate_all(args: &NabArgs) -> Result<NabSuiteReport, NabError> {
+    let mut rows = Vec::new();
+    let mut reports = Vec::new();
+    for &name in DetectorConfig::NAMES.iter().filter(|&&n| n != "null") {
+        let one = NabArgs {
+            detector: Some(name.to_string()),
+            scores: None,
+            ..args.clone()
+        };
+        let report = evaluate(&one)?;
+        tracing::info!(detector = name, "nab scored");
+        rows.push(SuiteRow::of(&report));
+        reports.push(report);
+    }
+    Ok(NabSuiteReport { rows, reports })
 }
 
 /// Scores the detector or results given by `args` and returns the report, without printing or
@@ -254,9 +317,15 @@ pub fn evaluate(args: &NabArgs) -> Result<NabReport, NabError> {
                 .ok_or_else(|| NabError::DetectorName { path: dir.clone() })?;
             (name.to_string(), Source::Results(dir.clone()))
         }
-        (None, Some(name)) => (name.clone(), Source::Aiops(DetectorConfig::by_name(name)?)),
+        (None, Some(name)) => (
+            name.clone(),
+            Source::Aiops(Box::new(DetectorConfig::by_name(name)?)),
+        ),
         (None, None) => match DetectorConfig::by_name(DEFAULT_DETECTOR) {
-            Ok(config) => (DEFAULT_DETECTOR.to_string(), Source::Aiops(config)),
+            Ok(config) => (
+                DEFAULT_DETECTOR.to_string(),
+                Source::Aiops(Box::new(config)),
+            ),
             Err(_) => {
                 return Err(NabError::NoDefaultDetector {
                     known: DetectorConfig::NAMES.join(", "),
@@ -301,6 +370,9 @@ pub fn evaluate(args: &NabArgs) -> Result<NabReport, NabError> {
 
     let detect_start = Instant::now();
     let mut corpus = Vec::with_capacity(windows.len());
+    // The raw values, kept to restart the detector for the cold-start cases.
+    let mut values = Vec::with_capacity(windows.len());
+    let mut loop_time = Duration::ZERO;
     for (name, series_windows) in &windows {
         let path = args.data.join(name);
         if !path.is_file() {
@@ -325,7 +397,12 @@ pub fn evaluate(args: &NabArgs) -> Result<NabReport, NabError> {
             }
         }
         let scores = match &source {
-            Source::Aiops(config) => run_detector(config, name, &series)?,
+            Source::Aiops(config) => {
+                let (scores, took) =
+                    run_detector(config, name, &series.timestamps, &series.values)?;
+                loop_time += took;
+                scores
+            }
             Source::Results(dir) => read_scores(dir, &detector, name, &series)?,
         };
         corpus.push(ScoredSeries {
@@ -334,8 +411,14 @@ pub fn evaluate(args: &NabArgs) -> Result<NabReport, NabError> {
             windows: series_windows.clone(),
             scores,
         });
+        values.push(series.values);
     }
     let detect_seconds = detect_start.elapsed().as_secs_f64();
+    let rows: usize = corpus.iter().map(|s| s.timestamps.len()).sum();
+    let detect_loop_seconds = match source {
+        Source::Aiops(_) => Some(loop_time.as_secs_f64()),
+        Source::Results(_) => None,
+    };
 
     let score_start = Instant::now();
     let mut profile_reports = Vec::with_capacity(profiles.len());
@@ -423,6 +506,57 @@ pub fn evaluate(args: &NabArgs) -> Result<NabReport, NabError> {
             published: comparison,
         });
     }
+
+    // Delay, ranking and cold start: at the standard profile's threshold, where NAB's headline
+    // score is taken (a profiles file without "standard": its first profile).
+    let standard = profiles
+        .iter()
+        .position(|(n, _)| n == "standard")
+        .unwrap_or(0);
+    let (standard_name, standard_cost) = profiles.get(standard).cloned().unwrap_or_else(|| {
+        let (n, c) = input::DEFAULT_PROFILES[0];
+        (n.to_string(), c)
+    });
+    let standard_threshold = profile_reports
+        .get(standard)
+        .map_or(sweeper::START_THRESHOLD, |p| p.threshold);
+    let mut per_window = Vec::with_capacity(window_count);
+    for s in &corpus {
+        let probation = sweeper::probationary_length(sweeper::PROBATION_PERCENT, s.scores.len());
+        per_window.extend(
+            delay::window_delays(
+                &s.name,
+                &s.timestamps,
+                &s.scores,
+                &s.windows,
+                probation,
+                standard_threshold,
+            )
+            .map_err(|source| score::ScoreError {
+                series: s.name.clone(),
+                source,
+            })?,
+        );
+    }
+    let delay = delay::summarize(standard_threshold, per_window);
+    let ranking = rank_series(
+        &corpus,
+        &per_file,
+        standard,
+        &delay,
+        standard_cost.tp_weight,
+    );
+    let cold = match &source {
+        Source::Aiops(config) => Some(cold_start(
+            config,
+            &corpus,
+            &values,
+            &standard_name,
+            &standard_cost,
+            standard_threshold,
+        )?),
+        Source::Results(_) => None,
+    };
     let score_seconds = score_start.elapsed().as_secs_f64();
 
     let series = corpus
@@ -445,14 +579,89 @@ pub fn evaluate(args: &NabArgs) -> Result<NabReport, NabError> {
         windows: args.windows.clone(),
         profiles_from,
         thresholds_from: args.thresholds.clone(),
-        rows: corpus.iter().map(|s| s.timestamps.len()).sum(),
+        rows,
         window_count,
         unlabelled,
         profiles: profile_reports,
         series,
         detect_seconds,
         score_seconds,
+        detect_loop_seconds,
+        points_per_second: detect_loop_seconds
+            .filter(|&t| t > 0.0)
+            .map(|t| rows as f64 / t),
+        delay,
+        cold,
+        ranking,
     })
+}
+
+/// The files at the standard profile's threshold (`per_file[_][standard]`), worst score first
+/// (ties by name).
+fn rank_series(
+    corpus: &[ScoredSeries],
+    per_file: &[Vec<SeriesProfile>],
+    standard: usize,
+    delay: &delay::DelaySummary,
+    tp_weight: f64,
+) -> Vec<SeriesRank> {
+    let mut ranking: Vec<SeriesRank> = corpus
+        .iter()
+        .zip(per_file)
+        .filter_map(|(s, profiles)| {
+            let at = profiles.get(standard)?.score;
+            let detected = delay
+                .per_window
+                .iter()
+                .filter(|w| w.series == s.name && w.delay_rows.is_some())
+                .count();
+            Some(SeriesRank {
+                series: s.name.clone(),
+                windows: s.windows.len(),
+                windows_detected: detected,
+                score: at.score,
+                lost: s.windows.len() as f64 * tp_weight - at.score,
+                tp: at.tp,
+                fp: at.fp,
+            })
+        })
+        .collect();
+    ranking.sort_by(|a, b| a.score.total_cmp(&b.score).then(a.series.cmp(&b.series)));
+    ranking
+}
+
+/// Builds and scores the cold-start cases ([`cold`]): one fresh detector per window.
+fn cold_start(
+    config: &DetectorConfig,
+    corpus: &[ScoredSeries],
+    values: &[Vec<f64>],
+    profile: &str,
+    cost: &sweeper::CostMatrix,
+    threshold: f64,
+) -> Result<cold::ColdReport, NabError> {
+    let mut cases = Vec::new();
+    for (s, v) in corpus.iter().zip(values) {
+        let spans = cold::spans(&s.timestamps, &s.windows).map_err(|source| {
+            NabError::Score(score::ScoreError {
+                series: s.name.clone(),
+                source,
+            })
+        })?;
+        for span in spans {
+            let times = &s.timestamps[span.rows.clone()];
+            let (scores, _) = run_detector(config, &s.name, times, &v[span.rows.clone()])?;
+            cases.push(cold::ColdCase {
+                series: ScoredSeries {
+                    name: s.name.clone(),
+                    timestamps: times.to_vec(),
+                    windows: vec![span.window],
+                    scores,
+                },
+                excluded: span.excluded,
+            });
+        }
+    }
+    Ok(cold::score(&cases, profile, cost, threshold)?)
 }
 
 /// The profiles to score: `--profiles`, else `<data>/../profiles.json` if it exists, else NAB's
@@ -496,26 +705,32 @@ fn unlabelled_files(data: &Path, windows: &BTreeMap<String, Vec<(i64, i64)>>) ->
     out
 }
 
-/// Runs a fresh detector over one series; each row's anomaly score is `verdict.score`.
+/// Runs a fresh detector over one series (timestamps in µs); each row's anomaly score is
+/// `verdict.score`. Also returns the time spent in the detector loop alone (one thread).
 fn run_detector(
     config: &DetectorConfig,
     name: &str,
-    series: &input::Series,
-) -> Result<Vec<f64>, NabError> {
+    timestamps: &[i64],
+    values: &[f64],
+) -> Result<(Vec<f64>, Duration), NabError> {
     let mut detector = config.build()?;
-    let mut scores = Vec::with_capacity(series.values.len());
-    for (row, (&t, &v)) in series.timestamps.iter().zip(&series.values).enumerate() {
-        let score = detector.observe(t.div_euclid(1000), v).score;
-        if !(0.0..=1.0).contains(&score) {
+    let times_ms: Vec<i64> = timestamps.iter().map(|t| t.div_euclid(1000)).collect();
+    let mut verdicts = Vec::with_capacity(values.len());
+    let start = Instant::now();
+    detector.observe_batch(&times_ms, values, &mut verdicts);
+    let took = start.elapsed();
+    let mut scores = Vec::with_capacity(verdicts.len());
+    for (row, v) in verdicts.iter().enumerate() {
+        if !(0.0..=1.0).contains(&v.score) {
             return Err(NabError::ScoreOutOfRange {
                 series: name.to_string(),
                 row,
-                score,
+                score: v.score,
             });
         }
-        scores.push(score);
+        scores.push(v.score);
     }
-    Ok(scores)
+    Ok((scores, took))
 }
 
 /// Reads `<dir>/<category>/<detector>_<file>.csv` of one series and checks it lines up with the

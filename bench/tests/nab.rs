@@ -1,9 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The NAB scorer against NAB's published results (fixtures in `tests/fixtures/nab`, derived
 //! from numenta/NAB; see the README there), NAB's definitions of the perfect and null detectors,
-//! and the named errors for bad input.
+//! and the named errors for bad input; then aiops' additions: the detection delay inside
+//! windows, the cold-start cases and score, the ranking of files and `--detector all`.
 
+use aiops_bench::nab::cold::{self, ColdCase};
 use aiops_bench::nab::input::PROFILES;
+use aiops_bench::nab::score::ScoredSeries;
 use aiops_bench::nab::sweeper::{
     CostMatrix, RowPlace, calc_score_by_threshold, calc_sweep_score, probationary_length,
     scaled_sigmoid, score_at_threshold,
@@ -24,6 +27,7 @@ fn args(root: &Path, scores: Option<PathBuf>, thresholds: Option<PathBuf>) -> Na
         scores,
         thresholds,
         out: root.join("out.json"),
+        per_series: false,
     }
 }
 
@@ -482,4 +486,273 @@ fn published_thresholds_are_read_exactly_as_written() {
         );
         assert_eq!(p.threshold_source, "published");
     }
+}
+
+/// Writes `results/<name>/…` for every fixture series, the anomaly score of each row given by
+/// `score(row, rows where the series' windows start)`.
+fn write_results_by_row(
+    root: &Path,
+    name: &str,
+    score: impl Fn(usize, &[usize]) -> f64,
+) -> PathBuf {
+    let windows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("windows.json")).unwrap()).unwrap();
+    let dir = root.join("results").join(name);
+    for (series, ws) in windows.as_object().unwrap() {
+        let data = std::fs::read_to_string(root.join("data").join(series)).unwrap();
+        let rows: Vec<(&str, &str)> = data
+            .lines()
+            .skip(1)
+            .map(|l| l.split_once(',').unwrap())
+            .collect();
+        let starts: Vec<usize> = ws
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                let start = w[0].as_str().unwrap();
+                rows.iter()
+                    .position(|(ts, _)| start.starts_with(ts))
+                    .unwrap()
+            })
+            .collect();
+        let (category, file) = series.split_once('/').unwrap();
+        let mut out = String::from("timestamp,value,anomaly_score\n");
+        for (i, (ts, value)) in rows.iter().enumerate() {
+            out.push_str(&format!("{ts},{value},{}\n", score(i, &starts)));
+        }
+        std::fs::create_dir_all(dir.join(category)).unwrap();
+        std::fs::write(dir.join(category).join(format!("{name}_{file}")), out).unwrap();
+    }
+    dir
+}
+
+/// A detector that fires exactly 3 rows into every window: all 9 windows detected, 3 rows late
+/// each, and the minutes are those between the rows' timestamps.
+#[test]
+fn detection_delay_is_the_first_detection_inside_each_window() {
+    let (_tmp, root) = scratch();
+    let late = write_results_by_row(&root, "late", |i, starts| {
+        if starts.iter().any(|&s| i == s + 3) {
+            1.0
+        } else {
+            0.0
+        }
+    });
+    let report = nab::evaluate(&args(&root, Some(late), None)).unwrap();
+    let d = &report.delay;
+    assert_eq!(d.threshold, report.profiles[0].threshold);
+    assert_eq!((d.windows_detected, d.windows), (9, 9));
+    assert_eq!(d.mean_delay_rows, Some(3.0));
+    for w in &d.per_window {
+        assert_eq!(w.delay_rows, Some(3), "{}", w.series);
+        assert_eq!(w.delay_fraction, Some(3.0 / w.rows as f64));
+        let series = nab::input::read_series(&root.join("data").join(&w.series)).unwrap();
+        let t = &series.timestamps;
+        let minutes = (t[w.start_row + 3] - t[w.start_row]) as f64 / 60e6;
+        assert_eq!(w.delay_minutes, Some(minutes), "{}", w.series);
+    }
+    let lines = report.lines();
+    let delay_line = &lines[lines.len() - 3];
+    assert!(
+        delay_line
+            .starts_with("nab-delay windows_detected=9/9 mean_delay_rows=3.0 mean_delay_fraction="),
+        "{delay_line}"
+    );
+    // A results directory cannot be restarted: no cold-start score, said so.
+    assert!(report.cold.is_none());
+    assert!(lines[lines.len() - 2].starts_with("nab-cold n/a"));
+    assert!(lines[lines.len() - 1].starts_with("nab standard="));
+
+    // Firing only before the windows: nothing detected, no mean.
+    let early = write_results_by_row(&root, "early", |i, starts| {
+        if starts.iter().any(|&s| i + 1 == s) {
+            1.0
+        } else {
+            0.0
+        }
+    });
+    let report = nab::evaluate(&args(&root, Some(early), None)).unwrap();
+    // The optimiser then detects nothing; the delay is taken at its threshold all the same.
+    assert_eq!(report.delay.windows_detected, 0);
+    assert_eq!(report.delay.mean_delay_rows, None);
+}
+
+/// The ranking holds every file at the standard threshold, worst first, with the points each
+/// lost against a perfect detector; `--per-series` prints it.
+#[test]
+fn files_are_ranked_worst_first_at_the_standard_threshold() {
+    let root = fixtures();
+    let report = nab::evaluate(&args(
+        &root,
+        Some(root.join("results/numenta")),
+        Some(root.join("thresholds.json")),
+    ))
+    .unwrap();
+    assert_eq!(report.ranking.len(), 3);
+    for pair in report.ranking.windows(2) {
+        assert!(pair[0].score <= pair[1].score);
+    }
+    for r in &report.ranking {
+        let s = report.series.iter().find(|s| s.series == r.series).unwrap();
+        let at = s.profiles[0].score;
+        assert_eq!((r.score, r.tp, r.fp), (at.score, at.tp, at.fp));
+        assert_eq!(r.windows, s.windows);
+        assert!((r.lost - (s.windows as f64 - at.score)).abs() < 1e-12);
+        assert!(r.windows_detected <= r.windows);
+    }
+    let plain = report.lines();
+    let with = report.lines_with(true);
+    assert_eq!(with.len(), plain.len() + 3 + report.ranking.len());
+    let first = &report.ranking[0].series;
+    assert!(!plain.iter().any(|l| l.starts_with(&format!("| {first} |"))));
+    assert!(with.iter().any(|l| l.starts_with(&format!("| {first} |"))));
+    assert!(with.last().unwrap().starts_with("nab standard="));
+}
+
+/// A file of 100 rows (history ⌊10%⌋ = 10 rows) with windows at rows 5..=9, 30..=39, 45..=49.
+fn cold_file() -> (Vec<i64>, Vec<(i64, i64)>) {
+    ((0..100).collect(), vec![(5, 9), (30, 39), (45, 49)])
+}
+
+#[test]
+fn cold_cases_start_a_tenth_of_the_file_before_each_window() {
+    let (times, windows) = cold_file();
+    let spans = cold::spans(&times, &windows).unwrap();
+    assert_eq!(spans.len(), 3);
+    // A window nearer the start than the history: from row 0.
+    assert_eq!(spans[0].rows, 0..10);
+    assert_eq!(spans[1].rows, 20..40);
+    // The third case starts inside the second window, whose rows never count.
+    assert_eq!(spans[2].rows, 35..50);
+    assert_eq!(spans[2].excluded, vec![0, 1, 2, 3, 4]);
+    assert!(spans[0].excluded.is_empty() && spans[1].excluded.is_empty());
+    assert_eq!(spans[1].window, (30, 39));
+    assert!(cold::spans(&times, &[(5, 1000)]).is_err());
+}
+
+/// The cases of [`cold_file`] with the anomaly score of each row of the file given by `score`.
+fn cold_cases(score: impl Fn(i64) -> f64) -> Vec<ColdCase> {
+    let (times, windows) = cold_file();
+    cold::spans(&times, &windows)
+        .unwrap()
+        .into_iter()
+        .map(|span| ColdCase {
+            series: ScoredSeries {
+                name: "cold.csv".to_string(),
+                timestamps: times[span.rows.clone()].to_vec(),
+                windows: vec![span.window],
+                scores: times[span.rows].iter().map(|&t| score(t)).collect(),
+            },
+            excluded: span.excluded,
+        })
+        .collect()
+}
+
+#[test]
+fn cold_score_judges_from_the_first_point_and_ignores_other_windows() {
+    let c = cost("standard");
+    let starts = [5, 30, 45];
+    // A perfect detector: 100, every window at once.
+    let perfect = cold::score(
+        &cold_cases(|t| if starts.contains(&t) { 1.0 } else { 0.0 }),
+        "standard",
+        &c,
+        0.5,
+    )
+    .unwrap();
+    assert!(
+        (perfect.normalized - 100.0).abs() < 1e-9,
+        "{}",
+        perfect.normalized
+    );
+    assert_eq!((perfect.tp, perfect.fp, perfect.cases), (3, 0, 3));
+    assert_eq!(perfect.delay.mean_delay_rows, Some(0.0));
+    assert_eq!(perfect.delay.windows_detected, 3);
+    assert!((perfect.mean_history_rows - (5.0 + 10.0 + 10.0) / 3.0).abs() < 1e-12);
+    // The null detector is the 0 of the scale, under the same rules.
+    let null = cold::score(&cold_cases(|_| 0.5), "standard", &c, 0.5).unwrap();
+    assert!(null.normalized.abs() < 1e-9, "{}", null.normalized);
+    assert!((null.raw - null.null_raw).abs() < 1e-12);
+    // An alarm at row 1, during what NAB would call probation, is a false positive here.
+    let noisy = cold::score(
+        &cold_cases(|t| {
+            if starts.contains(&t) || t == 1 {
+                1.0
+            } else {
+                0.0
+            }
+        }),
+        "standard",
+        &c,
+        0.5,
+    )
+    .unwrap();
+    assert_eq!(noisy.fp, 1);
+    assert!((noisy.raw - (perfect.raw - c.fp_weight)).abs() < 1e-12);
+    // An alarm in the second window, seen by the third case before its window, is not one.
+    let inside = cold::score(
+        &cold_cases(|t| {
+            if starts.contains(&t) || t == 36 {
+                1.0
+            } else {
+                0.0
+            }
+        }),
+        "standard",
+        &c,
+        0.5,
+    )
+    .unwrap();
+    assert_eq!(inside.fp, 0);
+    assert!((inside.raw - perfect.raw).abs() < 1e-12);
+    // A silent detector misses all three windows.
+    let silent = cold::score(&cold_cases(|_| 0.0), "standard", &c, 0.5).unwrap();
+    assert_eq!(silent.raw, -3.0 * c.fn_weight);
+    assert_eq!(silent.delay.windows_detected, 0);
+    assert!(silent.normalized < null.normalized);
+}
+
+/// An aiops detector gets a cold-start score, one case per window; `--detector all` runs every
+/// registry detector but `null` and its rows agree with the single runs.
+#[test]
+fn aiops_detectors_get_a_cold_score_and_all_of_them_a_table() {
+    let root = fixtures();
+    let mut a = args(&root, None, None);
+    a.detector = Some("ensemble".to_string());
+    let report = nab::evaluate(&a).unwrap();
+    let cold = report.cold.as_ref().unwrap();
+    assert_eq!(cold.cases, report.window_count);
+    assert_eq!(cold.threshold, report.profiles[0].threshold);
+    assert!(cold.optimised_raw >= cold.raw - 1e-12);
+    assert!(report.points_per_second.unwrap() > 0.0);
+    let lines = report.lines();
+    assert!(lines[lines.len() - 2].starts_with("nab-cold standard="));
+
+    a.detector = Some(nab::ALL_DETECTORS.to_string());
+    let suite = nab::evaluate_all(&a).unwrap();
+    let names: Vec<&str> = aiops_detect::DetectorConfig::NAMES
+        .iter()
+        .copied()
+        .filter(|&n| n != "null")
+        .collect();
+    assert_eq!(
+        suite
+            .rows
+            .iter()
+            .map(|r| r.detector.as_str())
+            .collect::<Vec<_>>(),
+        names
+    );
+    let ensemble = suite
+        .rows
+        .iter()
+        .find(|r| r.detector == "ensemble")
+        .unwrap();
+    assert_eq!(ensemble.standard, report.normalized("standard"));
+    assert_eq!(ensemble.cold, Some(cold.normalized));
+    let table = suite.lines();
+    assert_eq!(table.len(), 2 + names.len());
+    assert!(table[0].starts_with("| detector | standard | reward_low_fp | reward_low_fn | cold |"));
+    assert!(table.iter().any(|l| l.starts_with("| ensemble | ")));
 }

@@ -1,5 +1,7 @@
 //! What `aiops-bench nab` found: the JSON report and its printed lines.
 
+use super::cold::ColdReport;
+use super::delay::DelaySummary;
 use super::input::{PublishedFileScore, PublishedThreshold};
 use super::sweeper::{CostMatrix, ThresholdScore};
 use serde::Serialize;
@@ -33,8 +35,117 @@ pub struct NabReport {
     pub series: Vec<SeriesReport>,
     /// Seconds spent getting the anomaly scores (running the detector or reading results).
     pub detect_seconds: f64,
-    /// Seconds spent scoring.
+    /// Seconds spent scoring (with the cold-start runs).
     pub score_seconds: f64,
+    /// Seconds inside the detector loop alone (one thread, the files already read); `None`
+    /// for a results directory.
+    pub detect_loop_seconds: Option<f64>,
+    /// `rows / detect_loop_seconds`: the detector's throughput on this corpus.
+    pub points_per_second: Option<f64>,
+    /// Detection delay inside the windows at the standard profile's threshold.
+    pub delay: DelaySummary,
+    /// The cold-start score ([`super::cold`]); `None` for a results directory.
+    pub cold: Option<ColdReport>,
+    /// The files at the standard profile's threshold, worst score first.
+    pub ranking: Vec<SeriesRank>,
+}
+
+/// One file's standard-profile result, for the ranking.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesRank {
+    /// `<category>/<file>.csv`.
+    pub series: String,
+    /// Anomaly windows in the file.
+    pub windows: usize,
+    /// Windows with a detection (outside the probationary period).
+    pub windows_detected: usize,
+    /// The file's raw NAB score.
+    pub score: f64,
+    /// Points short of a perfect detector on this file: `windows × tpWeight − score`.
+    pub lost: f64,
+    /// Detected rows inside windows.
+    pub tp: u64,
+    /// Detected rows outside windows.
+    pub fp: u64,
+}
+
+/// The result of `--detector all`: one row per detector, and each detector's full report.
+#[derive(Debug, Clone, Serialize)]
+pub struct NabSuiteReport {
+    /// The table, in registry order.
+    pub rows: Vec<SuiteRow>,
+    /// Each detector's report, same order.
+    pub reports: Vec<NabReport>,
+}
+
+/// One detector's line of the `--detector all` table.
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteRow {
+    /// The registry name.
+    pub detector: String,
+    /// Normalised standard score.
+    pub standard: Option<f64>,
+    /// Normalised reward_low_FP_rate score.
+    pub reward_low_fp: Option<f64>,
+    /// Normalised reward_low_FN_rate score.
+    pub reward_low_fn: Option<f64>,
+    /// Normalised cold-start score at the standard threshold.
+    pub cold: Option<f64>,
+    /// Windows detected at the standard threshold.
+    pub windows_detected: usize,
+    /// Windows counted.
+    pub windows: usize,
+    /// Mean delay as a fraction of the window, over the detected windows.
+    pub mean_delay_fraction: Option<f64>,
+    /// Detector loop throughput, points per second.
+    pub points_per_second: Option<f64>,
+}
+
+impl SuiteRow {
+    /// The row of one detector's report.
+    pub fn of(report: &NabReport) -> Self {
+        Self {
+            detector: report.detector.clone(),
+            standard: report.normalized("standard"),
+            reward_low_fp: report.normalized("reward_low_FP_rate"),
+            reward_low_fn: report.normalized("reward_low_FN_rate"),
+            cold: report.cold.as_ref().map(|c| c.normalized),
+            windows_detected: report.delay.windows_detected,
+            windows: report.delay.windows,
+            mean_delay_fraction: report.delay.mean_delay_fraction,
+            points_per_second: report.points_per_second,
+        }
+    }
+}
+
+impl NabSuiteReport {
+    /// The markdown table: detector | standard | reward_low_fp | reward_low_fn | cold | delay |
+    /// points/s. `delay` is the mean delay as a fraction of the window and the windows
+    /// detected.
+    pub fn lines(&self) -> Vec<String> {
+        let num = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+        let mut out = vec![
+            "| detector | standard | reward_low_fp | reward_low_fn | cold | delay | points/s |"
+                .to_string(),
+            "|---|---:|---:|---:|---:|---:|---:|".to_string(),
+        ];
+        for r in &self.rows {
+            out.push(format!(
+                "| {} | {} | {} | {} | {} | {} ({}/{}) | {} |",
+                r.detector,
+                num(r.standard),
+                num(r.reward_low_fp),
+                num(r.reward_low_fn),
+                num(r.cold),
+                num(r.mean_delay_fraction),
+                r.windows_detected,
+                r.windows,
+                r.points_per_second
+                    .map_or_else(|| "-".to_string(), |v| format!("{v:.0}")),
+            ));
+        }
+        out
+    }
 }
 
 /// One profile's corpus result.
@@ -118,9 +229,35 @@ pub struct SeriesProfile {
 
 impl NabReport {
     /// The printed lines: one per file, the thresholds and raw totals per profile, the
-    /// comparison with published scores, and last the summary line
+    /// comparison with published scores, the delay (`nab-delay …`) and cold-start
+    /// (`nab-cold standard=…`) lines, and last the summary line
     /// `nab standard=… reward_low_fp=… reward_low_fn=…`.
     pub fn lines(&self) -> Vec<String> {
+        self.lines_with(false)
+    }
+
+    /// The ranking of the files as a markdown table, worst standard score first.
+    pub fn ranking_lines(&self) -> Vec<String> {
+        let mut out = vec![
+            format!(
+                "files by standard score at threshold {} (worst first):",
+                self.delay.threshold
+            ),
+            "| series | windows | detected | score | lost | tp | fp |".to_string(),
+            "|---|---:|---:|---:|---:|---:|---:|".to_string(),
+        ];
+        for r in &self.ranking {
+            out.push(format!(
+                "| {} | {} | {} | {:.3} | {:.3} | {} | {} |",
+                r.series, r.windows, r.windows_detected, r.score, r.lost, r.tp, r.fp
+            ));
+        }
+        out
+    }
+
+    /// [`Self::lines`], with the ranking of the files ([`Self::ranking_lines`]) before the
+    /// summary lines when `per_series`.
+    pub fn lines_with(&self, per_series: bool) -> Vec<String> {
         let mut out = Vec::new();
         for s in &self.series {
             let mut line = format!("{} rows={} windows={}", s.series, s.rows, s.windows);
@@ -173,6 +310,9 @@ impl NabReport {
                 ));
             }
         }
+        if per_series {
+            out.extend(self.ranking_lines());
+        }
         out.push(format!(
             "thresholds {}",
             self.profiles
@@ -181,6 +321,23 @@ impl NabReport {
                 .collect::<Vec<_>>()
                 .join(" ")
         ));
+        out.push(format!("nab-delay {}", self.delay.fields()));
+        match &self.cold {
+            Some(c) => out.push(format!(
+                "nab-cold standard={:.2} at threshold {}; optimised on the cold cases: {:.2} at \
+                 {}; fp={} {} mean_history_rows={:.0}",
+                c.normalized,
+                c.threshold,
+                c.optimised_normalized,
+                c.optimised_threshold,
+                c.fp,
+                c.delay.fields(),
+                c.mean_history_rows,
+            )),
+            None => out.push(
+                "nab-cold n/a (needs a detector to restart; not computed for --scores)".to_string(),
+            ),
+        }
         out.push(format!(
             "nab {}",
             self.profiles

@@ -78,6 +78,18 @@ pub fn score_profile(
             next_window.saturating_add(u32::try_from(s.windows.len()).unwrap_or(u32::MAX));
         per_file_points.push(points);
     }
+    Ok(score_points(&per_file_points, cost, threshold))
+}
+
+/// Scores files already swept ([`calc_sweep_score`], one entry per file, window ids unique
+/// across them): optimises the threshold over all their rows together, then scores each file
+/// at `threshold` if given, else at the optimised one. [`score_profile`] is this after NAB's
+/// sweep; the cold-start score ([`super::cold`]) sweeps its own way and shares this step.
+pub fn score_points(
+    per_file_points: &[Vec<AnomalyPoint>],
+    cost: &CostMatrix,
+    threshold: Option<f64>,
+) -> ProfileScore {
     let all: Vec<AnomalyPoint> = per_file_points.iter().flatten().copied().collect();
     let corpus_sweep = calc_score_by_threshold(&all, cost);
     let fallback = ThresholdScore {
@@ -92,10 +104,10 @@ pub fn score_profile(
     let optimised = sweeper::best_threshold(&corpus_sweep).unwrap_or(fallback);
     let threshold = threshold.unwrap_or(optimised.threshold);
 
-    let mut per_file = Vec::with_capacity(corpus.len());
+    let mut per_file = Vec::with_capacity(per_file_points.len());
     let mut raw = 0.0;
     let mut counts = [0u64; 4];
-    for points in &per_file_points {
+    for points in per_file_points {
         let sweep = calc_score_by_threshold(points, cost);
         let at = sweeper::score_at_threshold(&sweep, threshold).unwrap_or(fallback);
         raw += at.score;
@@ -104,13 +116,13 @@ pub fn score_profile(
         }
         per_file.push(at);
     }
-    Ok(ProfileScore {
+    ProfileScore {
         threshold,
         optimised,
         per_file,
         raw,
         counts,
-    })
+    }
 }
 
 /// The raw score of NAB's null detector (a constant [`NULL_SCORE`]) on the same files, its
