@@ -268,6 +268,8 @@ const UNKNOWN: u32 = u32::MAX;
 const NONE: u32 = u32::MAX;
 /// See [`Drain::keeps_new_values`].
 const NEW_VALUE_RATE: f64 = 0.2;
+/// Tokens of the longest bracketed list read as one token.
+const MAX_LIST: usize = 64;
 /// See [`Drain::keeps_new_values`].
 const MANY_VALUES: usize = 10;
 
@@ -343,7 +345,8 @@ pub struct Drain {
     token_index: FxMap<Box<str>, u32>,
     /// Whether each interned token routes to the wildcard child (placeholder or digit).
     token_is_param: Vec<bool>,
-    /// Whether each interned token looks variable (digit or placeholder inside).
+    /// Whether each interned token looks variable (digit or placeholder inside), or was learned
+    /// to be a parameter value.
     token_is_var: Vec<bool>,
     clusters: Vec<Cluster>,
     /// Template strings, kept in step with `clusters`.
@@ -565,6 +568,22 @@ impl Drain {
                 i += 1;
             }
             let m0 = s.masked.len();
+            if let Some((end, m)) =
+                list_token(&self.class, &self.masker, content, start, i, &mut s.masked)
+            {
+                // A bracketed list (`[a, b, c]`): one token whatever its length.
+                i = end;
+                prev_whole = None;
+                json_key = false;
+                let m1 = s.masked.len();
+                s.masked_tok.push(m);
+                s.var_tok.push(m);
+                s.spans.push((m0 as u32, m1 as u32));
+                s.orig.push((start as u32, i as u32));
+                let id = self.token_index.get(&s.masked[m0..m1]).copied();
+                s.ids.push(id.unwrap_or(UNKNOWN));
+                continue;
+            }
             let tok = &content[start..i];
             let m = match json_key.then(|| self.masker.json_value(tok, &mut s.masked)) {
                 Some(Some(_)) => mask::Masked {
@@ -1238,6 +1257,78 @@ impl Drain {
         }
         Ok(d)
     }
+}
+
+/// A bracketed, comma-separated list starting with the token `content[start..end]` (`[a,`
+/// … `c]`, `(x,` … `y)`, at most [`MAX_LIST`] tokens): its end, after writing its masked
+/// form to `out` — `[<*>]` when every element masks to a placeholder, else the elements as
+/// written (a varying list is then learned as a parameter like any varying token). Whether
+/// it was masked.
+fn list_token(
+    class: &[u8; 256],
+    masker: &Masker,
+    content: &str,
+    start: usize,
+    end: usize,
+    out: &mut String,
+) -> Option<(usize, bool)> {
+    let b = content.as_bytes();
+    let close = match b[start] {
+        b'[' => b']',
+        b'(' => b')',
+        _ => return None,
+    };
+    let first = &b[start..end];
+    if first.len() < 2 || first[first.len() - 1] != b',' || first.contains(&close) {
+        return None;
+    }
+    // Find the token that closes the list.
+    let mut i = end;
+    let mut tokens = 1;
+    let stop = loop {
+        while i < b.len() && class[b[i] as usize] == mask::DELIM {
+            i += 1;
+        }
+        let s = i;
+        while i < b.len() && class[b[i] as usize] != mask::DELIM {
+            i += 1;
+        }
+        if s == i || tokens >= MAX_LIST {
+            return None;
+        }
+        tokens += 1;
+        let t = &b[s..i];
+        if t.contains(&close) {
+            break i;
+        }
+        if t.last() != Some(&b',') {
+            return None;
+        }
+    };
+    // Mask each element; the list is one placeholder when all of them are.
+    let m0 = out.len();
+    let mut all = true;
+    let inner = &content[start + 1..stop];
+    let inner = inner.trim_end_matches(|c: char| c != char::from(close));
+    let inner = inner.strip_suffix(char::from(close)).unwrap_or(inner);
+    let tail = &content[start + 1 + inner.len()..stop];
+    for el in inner.split(',') {
+        let el = el.trim_matches(|c: char| c.is_ascii_whitespace());
+        let flags = el.bytes().fold(0, |f, c| f | mask::CLASS[c as usize]);
+        let e0 = out.len();
+        let m = masker.mask_token(el, flags, out);
+        out.truncate(e0);
+        all &= m.whole.is_some();
+    }
+    out.truncate(m0);
+    if all {
+        out.push(char::from(b[start]));
+        out.push_str(WILDCARD);
+        out.push_str(tail);
+    } else {
+        out.push_str(&content[start..stop]);
+    }
+    Some((stop, all))
 }
 
 fn view<'a>(c: &Cluster, text: &'a str) -> TemplateView<'a> {
