@@ -17,10 +17,12 @@
 //! error of the model in use and the degrees of freedom its `(2 − scale_alpha)/scale_alpha`
 //! effective points ([`crate::calibrate`]).
 //!
-//! Warm-up: until the data spans 1.5 periods of the configured model (36 hours for `auto` and
-//! `daily`, 10.5 days for `weekly`, nothing for `none`: a period to learn the buckets, half a
-//! period to measure the error and choose) and at least `warmup` points; after a gap the levels
-//! are re-learnt for `warmup` points (the seasonal arrays are kept).
+//! Warm-up: `warmup` points (default 32: 32 minutes at 1-minute resolution, 2 h 40 min at
+//! 5-minute) with `auto` and `none` — with `auto` the level-only model judges until a seasonal
+//! one is eligible (daily after 1.5 days, weekly after 1.5 weeks) and better; with a fixed
+//! `daily` or `weekly` period, until the data spans 1.5 periods (36 hours, 10.5 days: a period to
+//! learn the buckets, half a period to measure the error). After a gap the levels are re-learnt
+//! for `warmup` points (the seasonal arrays are kept).
 //!
 //! Memory per series: 5 bytes per bucket plus ~500 bytes: about 3.4 KiB with `auto` at 5-minute
 //! resolution (288 daily + 288 weekly buckets), 1.4 KiB for hourly data.
@@ -421,11 +423,12 @@ impl SeasonalModel {
         if self.since_reset < self.config.warmup as u64 {
             return true;
         }
-        // Until the period choice can be made: the seasonal candidate becomes eligible after
-        // 1.5 periods (a period to learn its buckets, half a period to measure its error).
+        // A fixed period must be learnt before it can judge: 1.5 periods (a period to learn its
+        // buckets, half a period to measure its error). With `auto` the level-only candidate
+        // judges from the start and the seasonal ones take over once eligible (cold start).
         let span = match self.config.period {
-            Period::None => 0,
-            Period::Auto | Period::Daily => DAY_MS * 3 / 2,
+            Period::None | Period::Auto => 0,
+            Period::Daily => DAY_MS * 3 / 2,
             Period::Weekly => WEEK_MS * 3 / 2,
         };
         self.start_ms.is_none_or(|s| time_ms - s < span)
