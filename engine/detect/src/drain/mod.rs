@@ -63,7 +63,7 @@ pub struct DrainConfig {
     /// `LOCAL(<*>),` and `<*>,`): such a pair is most likely a value the masks missed, while two
     /// different words are most likely different constants. In `[0, 1]`; default 0.5.
     pub variable_mismatch_credit: f64,
-    /// Consecutive tokens that are each entirely one placeholder of the same kind (`<*> <*> <*>`
+    /// Consecutive tokens that are each entirely one placeholder (`<*> <*> <*>`
     /// from three block ids, or three numbers) become one token:
     /// a variable-length list of values (block ids, numbers) is one parameter, so lists of
     /// different lengths share a template. Default true.
@@ -348,6 +348,9 @@ pub struct Drain {
     /// Whether each interned token looks variable (digit or placeholder inside), or was learned
     /// to be a parameter value.
     token_is_var: Vec<bool>,
+    /// Whether each interned token looks variable by its shape alone (digit, placeholder, or a
+    /// list of several elements): never changes, so sibling signatures built on it stay valid.
+    token_shape_var: Vec<bool>,
     clusters: Vec<Cluster>,
     /// Template strings, kept in step with `clusters`.
     texts: Vec<String>,
@@ -386,6 +389,7 @@ impl Drain {
             token_index: FxMap::default(),
             token_is_param: Vec::new(),
             token_is_var: Vec::new(),
+            token_shape_var: Vec::new(),
             clusters: Vec::new(),
             texts: Vec::new(),
             id_index: BTreeMap::new(),
@@ -523,8 +527,11 @@ impl Drain {
         self.tokens.push(s.into());
         self.token_index.insert(s.into(), id);
         self.token_is_param.push(self.is_param_token(s));
-        self.token_is_var
-            .push(s.bytes().any(|c| c.is_ascii_digit()) || self.masker.contains_placeholder(s));
+        // A token with a space inside is a list of several elements (see `list_token`).
+        let shape = s.bytes().any(|c| c.is_ascii_digit() || c == b' ')
+            || self.masker.contains_placeholder(s);
+        self.token_is_var.push(shape);
+        self.token_shape_var.push(shape);
         id
     }
 
@@ -577,7 +584,7 @@ impl Drain {
                 json_key = false;
                 let m1 = s.masked.len();
                 s.masked_tok.push(m);
-                s.var_tok.push(m);
+                s.var_tok.push(true);
                 s.spans.push((m0 as u32, m1 as u32));
                 s.orig.push((start as u32, i as u32));
                 let id = self.token_index.get(&s.masked[m0..m1]).copied();
@@ -596,7 +603,7 @@ impl Drain {
             // A token ending with `":` is a JSON key: the next token is its value.
             json_key = tok.len() > 2 && tok.ends_with("\":");
             let m1 = s.masked.len();
-            if self.config.collapse_wildcard_runs && m.whole.is_some() && prev_whole == m.whole {
+            if self.config.collapse_wildcard_runs && m.whole.is_some() && prev_whole.is_some() {
                 // A run of placeholders of one kind: the previous token now spans this one too.
                 s.masked.truncate(m0);
                 if let Some(o) = s.orig.last_mut() {
@@ -890,7 +897,13 @@ impl Drain {
         h.write_usize(p);
         for (i, &tok) in t.iter().enumerate() {
             if i != p {
-                h.write_u32(tok);
+                // Variable-looking tokens are no evidence of different events: only their
+                // place counts.
+                h.write_u32(if self.token_shape_var[tok as usize] {
+                    UNKNOWN
+                } else {
+                    tok
+                });
             }
         }
         h.finish()
@@ -948,10 +961,12 @@ impl Drain {
                     .filter(|&o| {
                         let t = &self.clusters[o as usize].tokens;
                         t.len() == n
-                            && t.iter()
-                                .zip(mine)
-                                .enumerate()
-                                .all(|(i, (a, b))| i == p || a == b)
+                            && t.iter().zip(mine).enumerate().all(|(i, (&a, &b))| {
+                                i == p
+                                    || a == b
+                                    || (self.token_shape_var[a as usize]
+                                        && self.token_shape_var[b as usize])
+                            })
                     })
                     .collect();
                 if members.len() < k || !self.keeps_new_values(&members) {
@@ -1006,13 +1021,19 @@ impl Drain {
                 self.values.push(t);
             }
         }
-        let mut tok = self.clusters[root as usize].tokens[p];
-        for &m in &members[1..] {
-            let other = self.clusters[m as usize].tokens[p];
-            if tok != other && tok != WILDCARD_ID {
-                tok = self.generalize_tokens(tok, other);
+        // The merged template: each position generalized over the members (position `p`, and
+        // the variable-looking positions where they differ).
+        let n = self.clusters[root as usize].tokens.len();
+        let mut merged = self.clusters[root as usize].tokens.clone();
+        for (i, tok) in merged.iter_mut().enumerate() {
+            for &m in &members[1..] {
+                let other = self.clusters[m as usize].tokens[i];
+                if *tok != other && *tok != WILDCARD_ID {
+                    *tok = self.generalize_tokens(*tok, other);
+                }
             }
         }
+        debug_assert_eq!(merged.len(), n);
         for &m in members {
             self.index_siblings(m, false);
             self.remove_from_leaf(m);
@@ -1037,7 +1058,7 @@ impl Drain {
             };
             self.live -= 1;
         }
-        self.clusters[root as usize].tokens[p] = tok;
+        self.clusters[root as usize].tokens = merged;
         self.texts[root as usize] = self.render(root as usize);
         let leaf = self.leaf_for_new(root as usize);
         self.nodes[leaf as usize].clusters.push(root);
@@ -1060,10 +1081,7 @@ impl Drain {
                 c != root
                     && o.merged_into.is_none()
                     && o.tokens.len() == r.len()
-                    && o.tokens
-                        .iter()
-                        .zip(r)
-                        .all(|(&a, &b)| a == b || b == WILDCARD_ID)
+                    && o.tokens.iter().zip(r).all(|(&a, &b)| self.covers(b, a))
             })
             .collect();
         if subsumed.is_empty() {
@@ -1092,6 +1110,21 @@ impl Drain {
             self.live -= 1;
         }
         true
+    }
+
+    /// Whether template token `pattern` stands for token `tok`: equal, `<*>`, or a generalized
+    /// token (`[<*>]`, `<*>,`) whose text around the wildcard `tok` has too.
+    fn covers(&self, pattern: u32, tok: u32) -> bool {
+        if pattern == tok || pattern == WILDCARD_ID {
+            return true;
+        }
+        let (p, t) = (&self.tokens[pattern as usize], &self.tokens[tok as usize]);
+        match p.split_once(WILDCARD) {
+            Some((pre, post)) if !post.contains(WILDCARD) => {
+                t.len() > pre.len() + post.len() && t.starts_with(pre) && t.ends_with(post)
+            }
+            _ => false,
+        }
     }
 
     /// Takes cluster `ci` out of the leaf that holds it.
@@ -1195,6 +1228,7 @@ impl Drain {
         d.token_index.clear();
         d.token_is_param.clear();
         d.token_is_var.clear();
+        d.token_shape_var.clear();
         for (i, t) in state.tokens.iter().enumerate() {
             if d.intern(t) as usize != i {
                 return bad(format!("token {i} ({t:?}) is a duplicate"));
