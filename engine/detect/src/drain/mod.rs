@@ -1000,7 +1000,7 @@ impl Drain {
             .filter(|&&t| !self.token_is_var[t as usize])
             .count()
             .saturating_sub(1);
-        if context == 0 {
+        if context < 2 {
             return false;
         }
         (members.len() >= MANY_VALUES && context >= 2)
