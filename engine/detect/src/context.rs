@@ -219,21 +219,8 @@ impl Context {
             self.depth = 0;
         }
         let warming = self.n < self.config.warmup;
-        // New extreme, judged against the range before this point.
-        let w = (self.hi - self.lo).max(0.0);
-        let over = if x > self.hi {
-            x - self.hi
-        } else if x < self.lo {
-            self.lo - x
-        } else {
-            0.0
-        };
-        let tol = self.config.tolerance * w;
-        let range_surprise = if !warming && over > tol && w > 0.0 {
-            f64::from(self.n).log10() * ((over - tol) / w).min(1.0) * 2.0
-        } else {
-            0.0
-        };
+        let range_surprise = extreme_surprise(self.lo, self.hi, self.n, x, self.config.tolerance);
+        let range_surprise = if warming { 0.0 } else { range_surprise };
         self.lo = self.lo.min(x);
         self.hi = self.hi.max(x);
         let level = self.level(x);
@@ -261,6 +248,29 @@ impl Context {
     pub(crate) fn confidence(&self) -> f64 {
         (1.0 - self.rates[0]).clamp(0.0, 1.0)
     }
+}
+
+/// The surprise of `x` as a new extreme, given the range `[lo, hi]` of the `n` values before
+/// it: 0 inside the range widened by `tolerance` of its width; beyond, `log10 n` (the chance
+/// that the `n`-th of exchangeable values is the largest is `1/n`) times twice the overshoot
+/// past the tolerance in widths, at most 2 widths' worth.
+pub(crate) fn extreme_surprise(lo: f64, hi: f64, n: u32, x: f64, tolerance: f64) -> f64 {
+    let w = hi - lo;
+    if !(w > 0.0) || n < 2 {
+        return 0.0;
+    }
+    let over = if x > hi {
+        x - hi
+    } else if x < lo {
+        lo - x
+    } else {
+        return 0.0;
+    };
+    let tol = tolerance * w;
+    if over <= tol {
+        return 0.0;
+    }
+    f64::from(n).log10() * ((over - tol) / w).min(1.0) * 2.0
 }
 
 impl Detector for Context {

@@ -52,7 +52,7 @@ use crate::calibrate::{
     TailCalibrator, TailParams, cusum_surprise, score_of_surprise, student_surprise,
 };
 use crate::changepoint::{Change, CusumCore, CusumParams, adopt};
-use crate::context::{Context, ContextConfig};
+use crate::context::{Context, ContextConfig, extreme_surprise};
 use crate::ewma::EwmaCore;
 use crate::registry::DetectorError;
 use crate::robust_z::RobustZCore;
@@ -95,7 +95,13 @@ pub struct EnsembleConfig {
     /// The `context` member ([`crate::context`]); its `counter`, `gap_factor`, `alert` and
     /// `rest` are ignored (the ensemble's apply).
     pub context: ContextConfig,
+    /// The `range` member: a value beyond the range seen by more than this fraction of its
+    /// width is a new extreme, in [0, 10]. Default 0.
+    pub range_tolerance: f64,
 }
+
+/// The index standing for the `range` member in the verdict's signal (it has no calibrator).
+const RANGE: usize = 8;
 
 /// A member of the ensemble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +124,11 @@ pub enum Member {
     Drift,
     /// Unseen sequences of value levels and new extremes ([`crate::context`]).
     Context,
+    /// A new extreme: the value beyond every value seen since the start or the last gap. Its
+    /// surprise is *added* to the largest other member's: it is evidence of a different kind
+    /// (the series has never been there), not another view of the same error. The range spans the
+    /// whole history (a gap does not reset it).
+    Range,
 }
 
 impl Default for EnsembleConfig {
@@ -132,13 +143,19 @@ impl Default for EnsembleConfig {
                 threshold: 7.0 * std::f64::consts::LN_10,
                 ..CusumParams::default()
             },
-            members: vec![Member::Seasonal, Member::Persistence, Member::Drift],
+            members: vec![
+                Member::Seasonal,
+                Member::Persistence,
+                Member::Drift,
+                Member::Range,
+            ],
             persistence_alpha: 0.1,
             alert: 0.2,
             holdoff: 50,
-            escalate: 0.5,
+            escalate: 0.9,
             tail: TailParams::default(),
             context: ContextConfig::default(),
+            range_tolerance: 0.0,
         }
     }
 }
@@ -176,6 +193,12 @@ impl EnsembleConfig {
                 self.persistence_alpha
             ));
         }
+        if !(0.0..=10.0).contains(&self.range_tolerance) {
+            return err(format!(
+                "range_tolerance must be in [0, 10], got {}",
+                self.range_tolerance
+            ));
+        }
         if self.members.is_empty() {
             return err("members must not be empty".to_string());
         }
@@ -200,6 +223,7 @@ struct On {
     persistence: bool,
     drift: bool,
     context: bool,
+    range: bool,
 }
 
 /// The ensemble detector; see the [module](self) documentation.
@@ -233,6 +257,14 @@ pub struct Ensemble {
     /// Points judged after the warm-up (for [`Verdict::confidence`]).
     #[serde(default)]
     judged: u32,
+    /// The range of values seen since the start (the `range` member), and how
+    /// many values are behind it.
+    #[serde(default = "empty_range")]
+    range: (f64, f64, u32),
+}
+
+fn empty_range() -> (f64, f64, u32) {
+    (f64::INFINITY, f64::NEG_INFINITY, 0)
 }
 
 impl Ensemble {
@@ -253,6 +285,7 @@ impl Ensemble {
                 Member::Persistence => on.persistence = true,
                 Member::Drift => on.drift = true,
                 Member::Context => on.context = true,
+                Member::Range => on.range = true,
             }
         }
         let m = [
@@ -285,6 +318,7 @@ impl Ensemble {
             context: Context::new(config.context.clone())?,
             first_ms: None,
             judged: 0,
+            range: empty_range(),
             config,
         })
     }
@@ -356,6 +390,12 @@ impl Detector for Ensemble {
             self.drift += a * (z.clamp(-cfg.baseline.clip, cfg.baseline.clip) - self.drift);
             nominal[6] = student_surprise(self.drift * ((2.0 - a) / a).sqrt(), e.dof);
         }
+        let mut range_surprise = 0.0;
+        if self.on.range {
+            let (lo, hi, n) = self.range;
+            range_surprise = extreme_surprise(lo, hi, n, x, cfg.range_tolerance);
+            self.range = (lo.min(x), hi.max(x), n.saturating_add(1));
+        }
         let mut context_signal = None;
         if self.on.context
             && let Some((surprise, signal)) = self.context.surprise(x, gap)
@@ -393,6 +433,12 @@ impl Detector for Ensemble {
                     top = i;
                 }
             }
+            if range_surprise > 0.0 {
+                surprise += range_surprise;
+                if range_surprise >= surprise - range_surprise {
+                    top = RANGE;
+                }
+            }
             let mut score = score_of_surprise(surprise - self.log10_m);
             if self.holdoff_left > 0 && (score < cfg.escalate || self.episode_peak >= cfg.escalate)
             {
@@ -422,6 +468,7 @@ impl Detector for Ensemble {
                     5 => Signal::Persistence,
                     6 => Signal::Drift,
                     7 => context_signal.unwrap_or(Signal::Context),
+                    RANGE => Signal::Range,
                     _ => Signal::Value,
                 };
             }
