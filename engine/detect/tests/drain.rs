@@ -565,7 +565,7 @@ fn restore_after_merges_continues_identically() {
             0 => format!("user {n} logged in from host {m}"),
             1 => format!("job {i} finished for {n} state=ok"),
             2 => format!("cache {m} evicted {n} entries"),
-            _ => format!("worker idle"),
+            _ => "worker idle".to_owned(),
         });
     }
     let mut full = drain();

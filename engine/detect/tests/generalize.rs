@@ -24,10 +24,12 @@ use aiops_detect::drain::{Drain, DrainConfig, ParsedBatch, TemplateId};
 pub struct Rng(u64);
 
 impl Rng {
+    /// The generator of `seed`.
     pub fn new(seed: u64) -> Self {
         Self(seed ^ 0x9e37_79b9_7f4a_7c15)
     }
-    pub fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -36,11 +38,13 @@ impl Rng {
     }
     /// Uniform in `0..n` (`n > 0`).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
+    /// True with probability `p`.
     pub fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
+    /// A uniformly chosen element of `v` (not empty).
     pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
         &v[self.below(v.len())]
     }
@@ -139,7 +143,7 @@ fn param(r: &mut Rng, nvocab: usize, bare_lists: bool) -> Param {
         7 => Param::Path,
         8 | 9 => Param::Name(r.below(nvocab)),
         10 => Param::Duration,
-        11 => Param::Size(*r.pick(&["KB", "MB", "B"])),
+        11 => Param::Size(["KB", "MB", "B"][r.below(3)]),
         12 => Param::List(
             r.below(nvocab),
             r.below(if bare_lists { 4 } else { 3 }) as u8,
@@ -235,10 +239,10 @@ impl Format {
         match p {
             Param::Int => write!(out, "{}", r.below(100_000)).unwrap(),
             Param::Float => write!(out, "{}.{}", r.below(1000), r.below(100)).unwrap(),
-            Param::Hex => write!(out, "0x{:x}", r.next() >> 40).unwrap(),
-            Param::HexId => write!(out, "{:012x}", r.next() >> 16).unwrap(),
+            Param::Hex => write!(out, "0x{:x}", r.next_u64() >> 40).unwrap(),
+            Param::HexId => write!(out, "{:012x}", r.next_u64() >> 16).unwrap(),
             Param::Uuid => {
-                let (a, b) = (r.next(), r.next());
+                let (a, b) = (r.next_u64(), r.next_u64());
                 write!(
                     out,
                     "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
@@ -349,7 +353,7 @@ impl Format {
         let mut lines = Vec::with_capacity(n);
         let mut truth = Vec::with_capacity(n);
         for _ in 0..n {
-            let x = (r.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+            let x = (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
             let t = self.cumulative.iter().position(|&c| x < c).unwrap_or(0);
             let mut s = String::new();
             self.render_elems(&self.header, r, &mut s);
@@ -398,8 +402,10 @@ pub fn grouping_accuracy(truth: &[usize], predicted: &[TemplateId]) -> f64 {
 
 /// Lines per format.
 pub const LINES: usize = 2000;
-/// Seeds of the formats (fixed: the test is deterministic).
+/// Seeds of the formats looked at while designing the miner.
 pub const SEEDS: std::ops::Range<u64> = 1..61;
+/// Seeds never looked at while designing it: the held-out check of the same claim.
+pub const HELD_OUT: std::ops::Range<u64> = 1001..1061;
 
 /// Mines format `seed` with the default configuration: (grouping accuracy, templates found,
 /// true templates).
@@ -452,23 +458,78 @@ pub fn score_format(seed: u64, bare_lists: bool, verbose: bool) -> (f64, usize, 
     (ga, found.len(), distinct.len())
 }
 
-#[test]
-fn synthetic_formats_are_grouped() {
+/// Mean and worst (accuracy, seed) over `seeds`.
+fn score_seeds(seeds: std::ops::Range<u64>, bare_lists: bool) -> (f64, (f64, u64)) {
+    let n = seeds.clone().count() as f64;
     let mut sum = 0.0;
     let mut worst = (f64::MAX, 0);
-    for seed in SEEDS {
-        let (ga, _, _) = score_format(seed, false, false);
+    for seed in seeds {
+        let (ga, _, _) = score_format(seed, bare_lists, false);
         sum += ga;
         if ga < worst.0 {
             worst = (ga, seed);
         }
     }
-    let mean = sum / SEEDS.count() as f64;
+    (sum / n, worst)
+}
+
+// Floors. The miner before issue 22 (fixed masks, Drain's threshold merge) scored a mean of
+// 0.53 on these formats. What stays below 0.9 (see docs/benchmarks.md): two-word messages
+// whose one shared word cannot tell a parameter from an enumeration, and early bursts of
+// sibling constants that pass the new-value test; grouping accuracy counts every line of a
+// merged or split template as wrong, so one such template costs a format 0.3.
+const MEAN_FLOOR: f64 = 0.95;
+const FORMAT_FLOOR: f64 = 0.8;
+
+#[test]
+fn synthetic_formats_are_grouped() {
+    let (mean, worst) = score_seeds(SEEDS, false);
     println!("mean {mean:.4}, worst {:.4} (seed {})", worst.0, worst.1);
-    // The miner before issue 22 (fixed rules, Drain's threshold merge) scored 0.53 here; the
-    // learned-parameter miner 0.86. The remaining failures are variable-length lists of words
-    // (each length is another token count, see docs/benchmarks.md), hence a floor well below
-    // the mean.
-    assert!(mean >= 0.85, "mean grouping accuracy {mean:.4}");
-    assert!(worst.0 >= 0.45, "seed {} at {:.4}", worst.1, worst.0);
+    assert!(mean >= MEAN_FLOOR, "mean grouping accuracy {mean:.4}");
+    assert!(
+        worst.0 >= FORMAT_FLOOR,
+        "seed {} at {:.4}",
+        worst.1,
+        worst.0
+    );
+}
+
+#[test]
+fn held_out_formats_are_grouped() {
+    let (mean, worst) = score_seeds(HELD_OUT, false);
+    println!("mean {mean:.4}, worst {:.4} (seed {})", worst.0, worst.1);
+    assert!(mean >= MEAN_FLOOR, "mean grouping accuracy {mean:.4}");
+    assert!(
+        worst.0 >= FORMAT_FLOOR,
+        "seed {} at {:.4}",
+        worst.1,
+        worst.0
+    );
+}
+
+/// Lists of space-separated words (`a b c`, 1–4 of them) change the token count with the
+/// value, and nothing marks where the list ends: the known gap, measured so a change shows.
+#[test]
+fn bare_word_lists_are_the_known_gap() {
+    let (mean, worst) = score_seeds(SEEDS, true);
+    println!("mean {mean:.4}, worst {:.4} (seed {})", worst.0, worst.1);
+    assert!(mean >= 0.93, "mean grouping accuracy {mean:.4}");
+    assert!(worst.0 >= 0.6, "seed {} at {:.4}", worst.1, worst.0);
+}
+
+#[test]
+fn the_generator_is_deterministic_and_the_score_can_fail() {
+    let mut a = Rng::new(7);
+    let mut b = Rng::new(7);
+    let (la, ta) = Format::new(&mut a, false).lines(&mut a, 50);
+    let (lb, tb) = Format::new(&mut b, false).lines(&mut b, 50);
+    assert_eq!((la, ta), (lb, tb));
+    // One group for everything, or one per line, scores below the floor.
+    let truth: Vec<usize> = (0..100).map(|i| i % 7).collect();
+    let one = vec![TemplateId(1); 100];
+    let each: Vec<TemplateId> = (0..100).map(TemplateId).collect();
+    assert_eq!(grouping_accuracy(&truth, &one), 0.0);
+    assert_eq!(grouping_accuracy(&truth, &each), 0.0);
+    let exact: Vec<TemplateId> = truth.iter().map(|&t| TemplateId(t as u64)).collect();
+    assert_eq!(grouping_accuracy(&truth, &exact), 1.0);
 }

@@ -648,10 +648,7 @@ impl Drain {
                     None => n.wildcard?,
                 }
             } else {
-                match n.wildcard.or(lit) {
-                    Some(c) => c,
-                    None => return None,
-                }
+                n.wildcard.or(lit)?
             };
         }
         Some(node)
