@@ -1392,8 +1392,10 @@ mod tests {
 
     #[test]
     fn generalizes_and_keeps_id() {
+        // Classic Drain: sibling merging off, a differing word generalizes at once.
         let mut d = Drain::new(DrainConfig {
             similarity_threshold: 0.5,
+            merge_siblings: 0,
             ..DrainConfig::default()
         })
         .unwrap();
