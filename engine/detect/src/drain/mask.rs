@@ -64,6 +64,13 @@ pub struct MaskConfig {
     /// Default true.
     #[serde(default = "yes")]
     pub json_value: bool,
+    /// An abbreviated unit right after a masked number (`5.2 KB,`, `120 ms`; a fixed list of size,
+    /// time and frequency units) joins the number's
+    /// placeholder (`<*>,`): a humanized quantity picks its unit by magnitude, so the unit
+    /// varies with the value. Spelled-out units (`bytes`, `seconds`) stay constants. Default
+    /// true.
+    #[serde(default = "yes")]
+    pub units: bool,
 }
 
 fn yes() -> bool {
@@ -87,6 +94,7 @@ impl Default for MaskConfig {
             mixed_id: true,
             key_value: true,
             json_value: true,
+            units: true,
         }
     }
 }
@@ -184,6 +192,19 @@ pub(crate) struct Masked {
 /// The wildcard of templates: a generalized position, and a masked part under
 /// [`Placeholder::Wildcard`].
 pub const WILDCARD: &str = "<*>";
+
+/// Abbreviated units of size, time and rate a humanizing formatter chooses by magnitude.
+const UNITS: &[&str] = &[
+    "B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "kB", "ns", "us", "µs", "ms",
+    "s", "h", "Hz", "kHz", "MHz", "GHz", "B/s", "KB/s", "MB/s", "GB/s",
+];
+
+/// The trailing punctuation of `token` when the rest of it is an abbreviated unit (`KB,` →
+/// `,`), else `None`.
+pub(crate) fn unit_trail(token: &str) -> Option<&str> {
+    let core = token.trim_end_matches([',', ';', ')', ']', '}', '.', ':']);
+    UNITS.contains(&core).then(|| &token[core.len()..])
+}
 
 /// Separators of runs inside a token.
 fn is_run_sep(b: u8) -> bool {

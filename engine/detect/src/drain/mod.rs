@@ -604,11 +604,35 @@ impl Drain {
             json_key = tok.len() > 2 && tok.ends_with("\":");
             let m1 = s.masked.len();
             if self.config.collapse_wildcard_runs && m.whole.is_some() && prev_whole.is_some() {
-                // A run of placeholders of one kind: the previous token now spans this one too.
+                // A run of placeholders: the previous token now spans this one too.
                 s.masked.truncate(m0);
                 if let Some(o) = s.orig.last_mut() {
                     o.1 = i as u32;
                 }
+                continue;
+            }
+            if prev_whole == Some(mask::Kind::Num)
+                && self.config.masks.units
+                && let Some(trail) = mask::unit_trail(tok)
+            {
+                // `5.2 KB,`: a humanized quantity picks its unit by magnitude, so the unit is
+                // part of the value. The previous token spans this one and keeps its `,`.
+                s.masked.truncate(m0);
+                s.masked.push_str(trail);
+                let m1 = s.masked.len();
+                if let (Some(o), Some(sp)) = (s.orig.last_mut(), s.spans.last_mut()) {
+                    o.1 = i as u32;
+                    sp.1 = m1 as u32;
+                    let id = self
+                        .token_index
+                        .get(&s.masked[sp.0 as usize..m1])
+                        .copied()
+                        .unwrap_or(UNKNOWN);
+                    if let Some(last) = s.ids.last_mut() {
+                        *last = id;
+                    }
+                }
+                prev_whole = None;
                 continue;
             }
             prev_whole = m.whole;
