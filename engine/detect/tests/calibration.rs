@@ -89,12 +89,15 @@ enum Ahead {
 struct Tally {
     covered: u64,
     total: u64,
+    /// Sum of the intervals' half-widths.
+    half_widths: f64,
 }
 
 impl Tally {
     fn add(&mut self, other: Tally) {
         self.covered += other.covered;
         self.total += other.total;
+        self.half_widths += other.half_widths;
     }
     fn fraction(&self) -> f64 {
         self.covered as f64 / self.total.max(1) as f64
@@ -136,6 +139,7 @@ fn walk_forward(
                 continue;
             };
             tally.total += 1;
+            tally.half_widths += (p.upper - p.lower) / 2.0;
             if p.lower <= values[j] && values[j] <= p.upper {
                 tally.covered += 1;
             }
@@ -234,16 +238,18 @@ fn nab_series() -> Vec<(String, Vec<i64>, Vec<f64>)> {
 const NAB_AHEADS: [Ahead; 2] = [Ahead::Steps(1), Ahead::Ms(HOUR)];
 
 /// Coverage over all NAB dev series combined, per horizon of [`NAB_AHEADS`], skipping the first
-/// 20% of each series as warm-up; also the number of series.
+/// 20% of each series as warm-up (half-widths in units of each series' standard deviation);
+/// also the number of series.
 fn nab_coverage(coverage: f64) -> (Vec<Tally>, usize) {
     let series = nab_series();
     let mut total = vec![Tally::default(); NAB_AHEADS.len()];
     for (_, t, v) in &series {
-        for (sum, one) in
-            total
-                .iter_mut()
-                .zip(walk_forward(coverage, t, v, t.len() / 5, &NAB_AHEADS))
-        {
+        // Half-widths in units of the series' standard deviation (the series' scales differ).
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+        let tallies = walk_forward(coverage, t, v, t.len() / 5, &NAB_AHEADS);
+        for (sum, mut one) in total.iter_mut().zip(tallies) {
+            one.half_widths /= var.sqrt().max(f64::MIN_POSITIVE);
             sum.add(one);
         }
     }
@@ -308,8 +314,11 @@ fn nab_dev_coverage_matches_nominal() {
 #[ignore = "prints the table of docs/benchmarks.md; run with --ignored --nocapture"]
 fn print_coverage_table() {
     let pct = |t: &Tally| format!("{:.1}%", 100.0 * t.fraction());
-    println!("| data | horizon | 80% interval | 95% interval |");
-    println!("|---|---|---|---|");
+    let half = |t: &Tally| format!("{:.2}", t.half_widths / t.total.max(1) as f64);
+    println!(
+        "| data | horizon | 80% interval | 95% interval | 95% half-width (NAB: in σ of the series) |"
+    );
+    println!("|---|---|---|---|---|");
     for (name, noise) in [
         ("synthetic, Gaussian noise", Noise::Gaussian),
         ("synthetic, Student-t(3) noise", Noise::HeavyTailed),
@@ -319,15 +328,21 @@ fn print_coverage_table() {
             synthetic_coverage(0.95, noise),
         );
         for (k, label) in ["5 min", "1 h", "6 h", "1 day"].iter().enumerate() {
-            println!("| {name} | {label} | {} | {} |", pct(&a[k]), pct(&b[k]));
+            println!(
+                "| {name} | {label} | {} | {} | {} |",
+                pct(&a[k]),
+                pct(&b[k]),
+                half(&b[k])
+            );
         }
     }
     let ((a, n), (b, _)) = (nab_coverage(0.8), nab_coverage(0.95));
     for (k, label) in ["next point", "~1 h"].iter().enumerate() {
         println!(
-            "| NAB dev ({n} series) | {label} | {} | {} |",
+            "| NAB dev ({n} series) | {label} | {} | {} | {} |",
             pct(&a[k]),
-            pct(&b[k])
+            pct(&b[k]),
+            half(&b[k])
         );
     }
 }
@@ -411,4 +426,52 @@ fn eta_edges_and_horizon() {
     assert_eq!(down.ms, 0);
     // Direction None takes the side of the threshold, as time_until.
     assert_eq!(f.eta(90.0, Direction::None), Some(eta));
+}
+
+/// Bytes of state per series after a long run (printed with the coverage table).
+#[test]
+#[ignore = "prints the state size of docs/benchmarks.md; run with --ignored --nocapture"]
+fn print_bytes_per_series() {
+    let (t, v) = synthetic(1, Noise::Gaussian);
+    let mut f = Forecaster::new(ForecastConfig::default()).unwrap();
+    for (&t, &v) in t.iter().zip(&v) {
+        f.observe(t, v);
+    }
+    println!("synthetic, 14 days at 5 min: {} bytes", f.bytes());
+    let most = nab_series()
+        .iter()
+        .map(|(name, t, v)| {
+            let mut f = Forecaster::new(ForecastConfig::default()).unwrap();
+            for (&t, &v) in t.iter().zip(v) {
+                f.observe(t, v);
+            }
+            (f.bytes(), name.clone())
+        })
+        .max();
+    println!("NAB dev, largest: {most:?}");
+}
+
+#[test]
+fn calibrated_state_round_trips() {
+    let (t, v) = synthetic(3, Noise::HeavyTailed);
+    let mut f = Forecaster::new(ForecastConfig::default()).unwrap();
+    let half = t.len() / 2;
+    for i in 0..half {
+        f.observe(t[i], v[i]);
+    }
+    let json = serde_json::to_value(&f).unwrap();
+    let mut g: Forecaster = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(f, g);
+    // Both continue bit for bit alike (waiting forecasts included).
+    for i in half..t.len() {
+        f.observe(t[i], v[i]);
+        g.observe(t[i], v[i]);
+    }
+    assert_eq!(f, g);
+    assert_eq!(f.forecast(6 * HOUR), g.forecast(6 * HOUR));
+    // A checkpoint from before calibration (no `horizons`) loads and forecasts.
+    let mut old = json;
+    old.as_object_mut().unwrap().remove("horizons");
+    let h: Forecaster = serde_json::from_value(old).unwrap();
+    assert!(h.forecast(HOUR).is_some());
 }

@@ -1,6 +1,7 @@
 //! Behaviour of the per-series forecaster: a ramp crosses its threshold when predicted, a
-//! seasonal series' prediction interval covers most future points, a flat series never
-//! crosses, and the state round-trips.
+//! seasonal series' 95% prediction interval covers 95% (± 3 points) of the next day, a flat
+//! series never crosses, and the state round-trips. (Calibration over many origins:
+//! tests/calibration.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aiops_detect::Direction;
@@ -104,7 +105,9 @@ fn seasonal_interval_covers_future_points() {
         100.0 * frac,
         width / DAY as f64
     );
-    assert!(frac >= 0.85, "coverage {frac}");
+    // The 95% interval covers 95% ± 3 points (tests/calibration.rs measures it over many
+    // origins; this is one origin's next day).
+    assert!((frac - 0.95).abs() <= 0.03, "coverage {frac}");
     // The interval is informative: much narrower than the seasonal swing (20).
     assert!(width / (DAY as f64) < 8.0);
 }
