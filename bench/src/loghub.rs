@@ -349,7 +349,14 @@ pub fn score_drain(
     let mut drain = Drain::new(config.clone())?;
     let mut out = ParsedBatch::default();
     drain.parse_batch(lines.iter().copied(), &mut out);
-    let ids: Vec<TemplateId> = out.lines.iter().map(|l| l.template_id).collect();
+    // A template may have been merged into another after some of its lines were parsed: each
+    // line counts in the template its id resolves to at the end, as logpai's Drain assigns
+    // lines to their final clusters.
+    let ids: Vec<TemplateId> = out
+        .lines
+        .iter()
+        .map(|l| drain.resolve(l.template_id))
+        .collect();
     let predicted: Vec<&str> = ids
         .iter()
         .map(|&id| drain.template(id).map_or("", |t| t.template))
