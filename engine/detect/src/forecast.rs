@@ -60,8 +60,9 @@
 //! State ([`Forecaster::bytes`]): ~750 bytes, plus 5 bytes per seasonal bucket, plus 2.5 KiB of
 //! calibration (8 horizons of 64 bytes, 7 rings of 12 waiting forecasts of 24 bytes): 6,160
 //! bytes at 5-minute resolution with `auto` (daily and weekly profiles of 288 buckets), of which
-//! 2,528 are calibration. Deterministic (event time only, no clock, no randomness) and
-//! serializable; NaN and infinite values are ignored.
+//! 2,528 are calibration. `observe` costs ~0.75 µs per point (0.22 before calibration).
+//! Deterministic (event time only, no clock, no randomness) and serializable; NaN and infinite
+//! values are ignored.
 
 use crate::registry::DetectorError;
 use crate::seasonal::{DAY_MS, Period, Profile, WEEK_MS};
@@ -656,20 +657,27 @@ impl Forecaster {
     /// The half-width of the interval at `ahead_ms` in units of `σ(h)`: the measured
     /// multipliers interpolated in `ln h` (see the module documentation).
     fn mult(&self, ahead_ms: f64) -> f64 {
-        let x = ahead_ms.max(1.0).ln();
+        // The learnt horizons around `ahead_ms` (they are in increasing order); logarithms only
+        // for those two, as this runs for every step of `eta`'s scan.
+        let ahead = ahead_ms.max(1.0);
         let mut below = None;
         let mut above = None;
         for h in self.horizons.iter().filter(|h| h.checks >= MIN_CHECKS) {
-            let hx = (h.ahead_ms.max(1) as f64).ln();
-            if hx <= x {
-                below = Some((hx, h.log_mult()));
-            } else if above.is_none() {
-                above = Some((hx, h.log_mult()));
+            if h.ahead_ms.max(1) as f64 <= ahead {
+                below = Some(h);
+            } else {
+                above = Some(h);
+                break;
             }
         }
         match (below, above) {
-            (Some((x0, m0)), Some((x1, m1))) => (m0 + (m1 - m0) * (x - x0) / (x1 - x0)).exp(),
-            (Some((_, m)), None) | (None, Some((_, m))) => m.exp(),
+            (Some(b), Some(a)) => {
+                let x0 = (b.ahead_ms.max(1) as f64).ln();
+                let x1 = (a.ahead_ms.max(1) as f64).ln();
+                let (m0, m1) = (b.log_mult(), a.log_mult());
+                (m0 + (m1 - m0) * (ahead.ln() - x0) / (x1 - x0)).exp()
+            }
+            (Some(h), None) | (None, Some(h)) => h.log_mult().exp(),
             (None, None) => gaussian_quantile(0.5 + self.config.coverage / 2.0),
         }
     }
