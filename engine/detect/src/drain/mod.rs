@@ -1078,6 +1078,10 @@ impl Drain {
             let c = &mut self.clusters[m as usize];
             c.merged_into = Some(root);
             c.count = 0;
+            // A merged template keeps only its id and where it went (memory follows the live
+            // templates).
+            c.tokens = Vec::new();
+            self.texts[m as usize] = String::new();
             let r = &mut self.clusters[root as usize];
             r.count += count;
             r.first_seen = match (r.first_seen, first) {
@@ -1129,6 +1133,10 @@ impl Drain {
             let c = &mut self.clusters[m as usize];
             c.merged_into = Some(root);
             c.count = 0;
+            // A merged template keeps only its id and where it went (memory follows the live
+            // templates).
+            c.tokens = Vec::new();
+            self.texts[m as usize] = String::new();
             let r = &mut self.clusters[root as usize];
             r.count += count;
             r.first_seen = match (r.first_seen, first) {
