@@ -14,6 +14,12 @@
 //!
 //! After masking, `<*>.<*>` and `<*><*>` collapse to one placeholder, the same normalization
 //! loghub-2.0 applies to its ground-truth templates (so `10.0.0.1` becomes one `<*>`).
+//!
+//! Before the levels, a `key=value` token keeps its key and masks its value; the parser also
+//! masks the token after a JSON key (`"user":`) and joins an abbreviated unit to the number
+//! before it (`5.2 KB`), which need the neighbouring token. These rules are about the syntax of
+//! values, not about any one log format; which plain words are values is learned by the parser
+//! (see the [parent module](super)).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,15 +1,33 @@
-//! Streaming log template mining with Drain (He et al., ICWS 2017): a fixed-depth prefix tree that
-//! routes a log line by its token count, then by its first `depth - 2` tokens, to a leaf holding
-//! log groups; the line joins the most similar group if the similarity reaches the threshold
-//! (positions that differ become the wildcard `<*>`), or starts a new group.
+//! Streaming log template mining: Drain (He et al., ICWS 2017) with parameters learned from
+//! the stream. A fixed-depth prefix tree routes a log line by its token count, then by its
+//! first `depth - 2` tokens, to a leaf holding templates; the line joins the most similar
+//! template if the similarity reaches the threshold (positions that differ become the
+//! wildcard `<*>`), or starts a new template.
 //!
-//! Before the tree, [`mask`] rules (numbers, ids, addresses, paths, timestamps…) rewrite the
-//! variable parts of each token into a placeholder, so lines differing only there land together.
+//! Before the tree, [`mask`] rules rewrite what is variable by its shape (numbers, ids,
+//! addresses, paths, timestamps, `key=value` and JSON values, a unit after a number), and a
+//! bracketed comma list (`[a, b, c]`) is read as one token.
+//!
+//! What no shape rule can know — that a plain word is a parameter (user names, hosts, file
+//! names) — is learned from the data, so one default configuration holds on formats it was
+//! not tuned on:
+//! - two different plain words never join: a word is a constant until shown otherwise;
+//! - templates equal on their constant words but for one position ("siblings") are merged into
+//!   one with `<*>` there when that position keeps bringing new values (at least
+//!   [`DrainConfig::merge_siblings`] siblings, and a Good–Turing new-value rate of 0.2, or ten
+//!   values), so an enumeration of constants (`starting`/`stopping`) stays apart;
+//! - the merged words become known values: elsewhere they count as variable tokens;
+//! - a template with a wildcard absorbs the templates it covers, and a line must share at least
+//!   one of a template's constant words to join it.
+//!
+//! A merged template's id resolves to the template it joined ([`Drain::resolve`]); a consumer
+//! that kept the old id still finds the template through [`Drain::template`].
 //!
 //! Determinism: a template's id is the FNV-1a hash of the token sequence that created it (salted
 //! on a collision, in creation order), and it never changes when the template generalizes; no
 //! result depends on a hash map's iteration order. The whole parser serializes with serde, and a
-//! restored parser continues exactly as the uninterrupted one (same ids, same templates).
+//! restored parser continues exactly as the uninterrupted one (same ids, same templates, same
+//! merges). Memory follows the live templates: a merged template keeps only its id and target.
 //!
 //! ```
 //! use aiops_detect::drain::{Change, Drain, DrainConfig};
@@ -18,7 +36,7 @@
 //! let b = drain.parse("Connected to 10.0.0.2 port 9090 in 7 ms");
 //! assert_eq!(a.template_id, b.template_id);
 //! assert_eq!(a.change, Change::New);
-//! assert_eq!(drain.template(a.template_id).unwrap().template, "Connected to <*> port <*> in <*> ms");
+//! assert_eq!(drain.template(a.template_id).unwrap().template, "Connected to <*> port <*> in <*>");
 //! ```
 
 pub mod mask;
