@@ -386,6 +386,8 @@ pub struct Drain {
     siblings: FxMap<u64, Vec<u32>>,
     /// Live clusters.
     live: usize,
+    /// Live clusters by token count, each list sorted (what a new wildcard may cover).
+    live_by_len: Vec<Vec<u32>>,
     /// Words learned to be parameter values, in learning order (their `token_is_var` is set).
     values: Vec<u32>,
     scratch: Scratch,
@@ -419,6 +421,7 @@ impl Drain {
             child_index: FxMap::default(),
             siblings: FxMap::default(),
             live: 0,
+            live_by_len: Vec::new(),
             values: Vec::new(),
             scratch: Scratch::default(),
         };
@@ -932,7 +935,7 @@ impl Drain {
         self.id_index.insert(id, ci as u32);
         let leaf = self.leaf_for_new(ci);
         self.nodes[leaf as usize].clusters.push(ci as u32);
-        self.live += 1;
+        self.set_live(ci as u32, true);
         self.index_siblings(ci as u32, true);
         ci
     }
@@ -1089,6 +1092,7 @@ impl Drain {
             self.remove_from_leaf(m);
         }
         for &m in &members[1..] {
+            self.set_live(m, false);
             let (count, first, last) = {
                 let c = &self.clusters[m as usize];
                 (c.count, c.first_seen, c.last_seen)
@@ -1110,7 +1114,6 @@ impl Drain {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
-            self.live -= 1;
         }
         self.clusters[root as usize].tokens = merged;
         self.texts[root as usize] = self.render(root as usize);
@@ -1129,7 +1132,9 @@ impl Drain {
         if !r.contains(&WILDCARD_ID) {
             return false;
         }
-        let subsumed: Vec<u32> = (0..self.clusters.len() as u32)
+        let subsumed: Vec<u32> = self.live_by_len[r.len()]
+            .iter()
+            .copied()
             .filter(|&c| {
                 let o = &self.clusters[c as usize];
                 c != root
@@ -1144,6 +1149,7 @@ impl Drain {
         for &m in &subsumed {
             self.index_siblings(m, false);
             self.remove_from_leaf(m);
+            self.set_live(m, false);
             let (count, first, last) = {
                 let c = &self.clusters[m as usize];
                 (c.count, c.first_seen, c.last_seen)
@@ -1165,9 +1171,28 @@ impl Drain {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
-            self.live -= 1;
         }
         true
+    }
+
+    /// Counts cluster `ci` as live or not (its tokens must be in place).
+    fn set_live(&mut self, ci: u32, live: bool) {
+        let n = self.clusters[ci as usize].tokens.len();
+        if self.live_by_len.len() <= n {
+            self.live_by_len.resize_with(n + 1, Vec::new);
+        }
+        let list = &mut self.live_by_len[n];
+        match (list.binary_search(&ci), live) {
+            (Err(at), true) => {
+                list.insert(at, ci);
+                self.live += 1;
+            }
+            (Ok(at), false) => {
+                list.remove(at);
+                self.live -= 1;
+            }
+            _ => {}
+        }
     }
 
     /// Whether template token `pattern` stands for token `tok`: equal, `<*>`, or a generalized
@@ -1338,7 +1363,7 @@ impl Drain {
         for i in 0..nc {
             match d.clusters[i].merged_into {
                 None => {
-                    d.live += 1;
+                    d.set_live(i as u32, true);
                     d.index_siblings(i as u32, true);
                 }
                 Some(j) if j as usize >= nc || j as usize == i => {
