@@ -1053,12 +1053,16 @@ impl Drain {
             .filter(|&&t| !self.token_is_var[t as usize])
             .count()
             .saturating_sub(1);
-        if context < 2 {
+        if context == 0 {
             return false;
         }
-        (members.len() >= MANY_VALUES && context >= 2)
-            || (lines >= 2 * self.config.merge_siblings as u64
-                && once as f64 >= NEW_VALUE_RATE * lines as f64)
+        let new_values = lines >= 2 * self.config.merge_siblings as u64
+            && once as f64 >= NEW_VALUE_RATE * lines as f64;
+        if context == 1 {
+            // One shared word is weak evidence: ask for many values and new ones still coming.
+            return members.len() >= MANY_VALUES && new_values;
+        }
+        members.len() >= MANY_VALUES || new_values
     }
 
     /// Merges `members` (sorted, live, equal but at position `p`) into the first: its token at
