@@ -13,7 +13,7 @@
 //! declared: the statistics restart from zero and the baseline adopts the change (its level moves
 //! by the mean residual of the run, or its variance is rescaled by the run's mean `z²`).
 //!
-//! Warm-up: that of the baseline (36 hours and 32 points with the default `auto` period); after a
+//! Warm-up: that of the baseline (16 points with the default `auto` period); after a
 //! gap the statistics restart and the baseline re-learns its level. Memory per series: that of
 //! the baseline plus ~100 bytes (about 3.5 KiB at 5-minute resolution).
 

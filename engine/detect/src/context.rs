@@ -152,8 +152,8 @@ impl Context {
             input: Input::new(config.counter),
             n: 0,
             first_ms: None,
-            lo: f64::INFINITY,
-            hi: f64::NEG_INFINITY,
+            lo: 0.0,
+            hi: 0.0,
             code: 0,
             depth: 0,
             seen: vec![0; bits.div_ceil(64)],
@@ -173,7 +173,7 @@ impl Context {
     fn level(&self, x: f64) -> u32 {
         let b = self.config.bins;
         let w = self.hi - self.lo;
-        if !(w > 0.0) {
+        if w.is_nan() || w <= 0.0 {
             return b / 2;
         }
         let l = ((x - self.lo) / w * f64::from(b)).floor();
@@ -221,8 +221,7 @@ impl Context {
         let warming = self.n < self.config.warmup;
         let range_surprise = extreme_surprise(self.lo, self.hi, self.n, x, self.config.tolerance);
         let range_surprise = if warming { 0.0 } else { range_surprise };
-        self.lo = self.lo.min(x);
-        self.hi = self.hi.max(x);
+        (self.lo, self.hi) = widen(self.lo, self.hi, self.n, x);
         let level = self.level(x);
         let context_surprise = self.novelty(level);
         self.code = ((self.code << 4) | level) & ((1u32 << (4 * self.config.order)) - 1);
@@ -250,13 +249,23 @@ impl Context {
     }
 }
 
+/// The range `[lo, hi]` of `n` values widened to hold `x` (the first value sets it; no
+/// infinities, which JSON checkpoints cannot hold).
+pub(crate) fn widen(lo: f64, hi: f64, n: u32, x: f64) -> (f64, f64) {
+    if n == 0 {
+        (x, x)
+    } else {
+        (lo.min(x), hi.max(x))
+    }
+}
+
 /// The surprise of `x` as a new extreme, given the range `[lo, hi]` of the `n` values before
 /// it: 0 inside the range widened by `tolerance` of its width; beyond, `log10 n` (the chance
 /// that the `n`-th of exchangeable values is the largest is `1/n`) times twice the overshoot
 /// past the tolerance in widths, at most 2 widths' worth.
 pub(crate) fn extreme_surprise(lo: f64, hi: f64, n: u32, x: f64, tolerance: f64) -> f64 {
     let w = hi - lo;
-    if !(w > 0.0) || n < 2 {
+    if w.is_nan() || w <= 0.0 || n < 2 {
         return 0.0;
     }
     let over = if x > hi {

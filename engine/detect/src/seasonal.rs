@@ -17,12 +17,12 @@
 //! error of the model in use and the degrees of freedom its `(2 − scale_alpha)/scale_alpha`
 //! effective points ([`crate::calibrate`]).
 //!
-//! Warm-up: `warmup` points (default 32: 32 minutes at 1-minute resolution, 2 h 40 min at
-//! 5-minute) with `auto` and `none` — with `auto` the level-only model judges until a seasonal
-//! one is eligible (daily after 1.5 days, weekly after 1.5 weeks) and better; with a fixed
-//! `daily` or `weekly` period, until the data spans 1.5 periods (36 hours, 10.5 days: a period to
-//! learn the buckets, half a period to measure the error). After a gap the levels are re-learnt
-//! for `warmup` points (the seasonal arrays are kept).
+//! Warm-up of this detector: until the data spans 1.5 periods of the configured model (36 hours
+//! for `auto` and `daily`, 10.5 days for `weekly`, nothing for `none`: a period to learn the
+//! buckets, half a period to measure the error and choose) and at least `warmup` points (default
+//! 16); after a gap the levels are re-learnt for `warmup` points (the seasonal arrays are kept).
+//! The ensemble starts sooner ([`SeasonalModel::cold`]): with `auto` it judges with the
+//! level-only model after `warmup` points, its tail calibration absorbing the misfit.
 //!
 //! Memory per series: 5 bytes per bucket plus ~500 bytes: about 3.4 KiB with `auto` at 5-minute
 //! resolution (288 daily + 288 weekly buckets), 1.4 KiB for hourly data.
@@ -70,7 +70,8 @@ pub struct SeasonalConfig {
     pub max_buckets: usize,
     /// Half-width of the reported band in standard deviations, > 0. Default 3.5.
     pub band: f64,
-    /// Points before the first score (and after a gap), >= 3. Default 32.
+    /// Points before the first score (and after a gap), >= 3. Default 16 (16 minutes at
+    /// 1-minute resolution, 80 minutes at 5-minute).
     pub warmup: usize,
     /// Winsorizing limit of the updates, in standard deviations, > 1. Default 4.
     pub clip: f64,
@@ -91,7 +92,7 @@ impl Default for SeasonalConfig {
             scale_alpha: 0.005,
             max_buckets: 288,
             band: 3.5,
-            warmup: 32,
+            warmup: 16,
             clip: 4.0,
             gap_factor: 10.0,
             counter: false,
@@ -418,20 +419,34 @@ impl SeasonalModel {
         &self.config
     }
 
-    /// True while the baseline cannot judge yet (see the module documentation for how long).
+    /// True while the baseline cannot judge yet with a seasonal model, as the standalone
+    /// `seasonal` and `cusum` detectors use it: until the data spans 1.5 periods of the
+    /// configured model (36 hours for `auto` and `daily`, 10.5 days for `weekly`) and `warmup`
+    /// points. Those detectors have no tail calibration to absorb the level-only model's misfit
+    /// on a seasonal series, so they wait.
     pub fn warming_up(&self, time_ms: i64) -> bool {
         if self.since_reset < self.config.warmup as u64 {
             return true;
         }
-        // A fixed period must be learnt before it can judge: 1.5 periods (a period to learn its
-        // buckets, half a period to measure its error). With `auto` the level-only candidate
-        // judges from the start and the seasonal ones take over once eligible (cold start).
+        // Until the period choice can be made: the seasonal candidate becomes eligible after
+        // 1.5 periods (a period to learn its buckets, half a period to measure its error).
         let span = match self.config.period {
-            Period::None | Period::Auto => 0,
-            Period::Daily => DAY_MS * 3 / 2,
+            Period::None => 0,
+            Period::Auto | Period::Daily => DAY_MS * 3 / 2,
             Period::Weekly => WEEK_MS * 3 / 2,
         };
         self.start_ms.is_none_or(|s| time_ms - s < span)
+    }
+
+    /// True while the baseline cannot judge at all (the cold start the ensemble uses): `warmup`
+    /// points since the start or the last gap; with `auto` the level-only model then judges
+    /// until a seasonal one is eligible and better. A fixed `daily` or `weekly` period still
+    /// needs 1.5 periods, as in [`Self::warming_up`].
+    pub fn cold(&self, time_ms: i64) -> bool {
+        match self.config.period {
+            Period::Auto | Period::None => self.since_reset < self.config.warmup as u64,
+            Period::Daily | Period::Weekly => self.warming_up(time_ms),
+        }
     }
 
     /// The expectation at `time_ms` of the model in use.
