@@ -119,6 +119,15 @@ pub struct TailCalibrator {
     /// The fitted tail: the `(1 − q)` quantile and the mean excess above it.
     xq: f64,
     beta: f64,
+    /// Cached at each refit (the hot path does no logarithm or division): the body's surprise
+    /// `−log10 q` and `1 / (β ln 10)`.
+    #[serde(default)]
+    body: f64,
+    #[serde(default)]
+    inv_scale: f64,
+    /// Cached `1 / (1 − decay)`, the growth of the next point's weight (0: not yet computed).
+    #[serde(default)]
+    grow: f64,
 }
 
 /// The tail is refitted every this many points (so a point costs O(1)).
@@ -181,6 +190,9 @@ impl Default for TailCalibrator {
             n: 0,
             xq: 0.0,
             beta: 1.0 / std::f64::consts::LN_10,
+            body: 0.0,
+            inv_scale: 1.0,
+            grow: 0.0,
         }
     }
 }
@@ -203,12 +215,11 @@ impl TailCalibrator {
         if self.n < p.min_mass || self.total <= 0.0 {
             return if cap { x } else { 0.0 };
         }
-        let body = -p.q.log10();
         let cal = if x <= self.xq {
             // Inside the body of the distribution: no more surprising than a q event.
-            x.min(body)
+            x.min(self.body)
         } else {
-            body + (x - self.xq) / (self.beta * std::f64::consts::LN_10)
+            self.body + (x - self.xq) * self.inv_scale
         };
         if cap { cal.min(x) } else { cal }
     }
@@ -248,6 +259,8 @@ impl TailCalibrator {
         } else {
             nominal_beta
         };
+        self.body = -p.q.log10();
+        self.inv_scale = 1.0 / (self.beta * std::f64::consts::LN_10);
     }
 
     /// Records a nominal surprise.
@@ -255,14 +268,17 @@ impl TailCalibrator {
         if x.is_nan() || x < 0.0 {
             return;
         }
-        let b = ((x / BIN) as usize).min(BINS - 1);
+        let b = ((x * (1.0 / BIN)) as usize).min(BINS - 1);
         self.bins[b] += self.weight as f32;
         self.total += self.weight;
         self.n = self.n.saturating_add(1);
         if self.n.is_multiple_of(REFIT) || self.n == p.min_mass {
             self.refit(p);
         }
-        self.weight /= 1.0 - p.decay;
+        if self.grow == 0.0 {
+            self.grow = 1.0 / (1.0 - p.decay);
+        }
+        self.weight *= self.grow;
         if self.weight > 1e20 {
             // Renormalize (rare): the relative weights are unchanged.
             let s = 1.0 / self.weight;
