@@ -94,7 +94,7 @@ impl ContextConfig {
         if self.warmup < 2 {
             return err(format!("warmup must be >= 2, got {}", self.warmup));
         }
-        if !(self.rate_alpha > 0.0 && self.rate_alpha <= 0.5) {
+        if self.rate_alpha.is_nan() || self.rate_alpha <= 0.0 || self.rate_alpha > 0.5 {
             return err(format!(
                 "rate_alpha must be in (0, 0.5], got {}",
                 self.rate_alpha
@@ -106,10 +106,10 @@ impl ContextConfig {
                 self.tolerance
             ));
         }
-        if !(self.alert > 0.0 && self.alert <= 1.0) {
+        if self.alert.is_nan() || self.alert <= 0.0 || self.alert > 1.0 {
             return err(format!("alert must be in (0, 1], got {}", self.alert));
         }
-        if !(self.gap_factor > 1.0) {
+        if self.gap_factor.is_nan() || self.gap_factor <= 1.0 {
             return err(format!("gap_factor must be > 1, got {}", self.gap_factor));
         }
         Ok(())

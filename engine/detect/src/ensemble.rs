@@ -124,9 +124,6 @@ pub struct EnsembleConfig {
     pub young: f64,
 }
 
-/// Judged points after which a series' verdicts have full confidence.
-const CONFIDENT_AFTER: f64 = 400.0;
-
 /// The index standing for the `range` member in the verdict's signal (it has no calibrator).
 const RANGE: usize = 8;
 
