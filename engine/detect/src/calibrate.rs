@@ -215,11 +215,18 @@ impl TailCalibrator {
         if self.n < p.min_mass || self.total <= 0.0 {
             return if cap { x } else { 0.0 };
         }
+        // The cached constants, or (state restored from a checkpoint written before they were
+        // cached, until the next refit) the same values computed here.
+        let (body, inv_scale) = if self.inv_scale > 0.0 {
+            (self.body, self.inv_scale)
+        } else {
+            (-p.q.log10(), 1.0 / (self.beta * std::f64::consts::LN_10))
+        };
         let cal = if x <= self.xq {
             // Inside the body of the distribution: no more surprising than a q event.
-            x.min(self.body)
+            x.min(body)
         } else {
-            self.body + (x - self.xq) * self.inv_scale
+            body + (x - self.xq) * inv_scale
         };
         if cap { cal.min(x) } else { cal }
     }

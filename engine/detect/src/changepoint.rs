@@ -315,6 +315,7 @@ impl Detector for Cusum {
                 } else {
                     crate::series::Signal::None
                 },
+                period_ms: self.model.chosen_period_ms(),
                 ..Verdict::default()
             }
         };

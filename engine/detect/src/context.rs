@@ -292,8 +292,9 @@ impl Detector for Context {
         if gap {
             self.rest_left = 0;
         }
+        // The band is the range before this point: a new extreme lies outside it.
+        let (lo, hi) = if self.n == 0 { (x, x) } else { self.range() };
         let judged = self.surprise(x, gap);
-        let (lo, hi) = self.range();
         let mut v = match judged {
             None => Verdict::warming(x),
             Some((surprise, signal)) => {
@@ -319,7 +320,7 @@ impl Detector for Context {
             }
         };
         v.confidence = self.confidence();
-        v.watched_ms = time_ms - first;
+        v.watched_ms = time_ms.saturating_sub(first).max(0);
         v
     }
 }

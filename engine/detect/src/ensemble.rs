@@ -20,10 +20,11 @@
 //!   member's, being evidence of another kind (HTM's "spatial anomaly" in NAB);
 //! - `context`: unseen sequences of coarse value levels ([`crate::context`], CAD OSE style).
 //!
-//! The default is `seasonal` + `persistence` + `drift` + `range`: on the NAB dev corpus adding
-//! the others added more false positives than detections (real residuals are autocorrelated,
-//! which the CUSUM's null model ignores; the context member fires on every noisy series' new
-//! sequences); they stay available for series where they help.
+//! The default is `seasonal` + `persistence` + `drift`: on the NAB dev corpus adding the others
+//! added more false positives than detections (real residuals are autocorrelated, which the
+//! CUSUM's null model ignores; the context member fires on every noisy series' new sequences;
+//! `range` double-counts a large value that is also a new maximum); they stay available for
+//! series where they help.
 //!
 //! **Calibration.** Each member's statistic becomes a *nominal* surprise `-log10 p` under that
 //! member's null model: two-sided Student-t for the z-scores (degrees of freedom = effective
@@ -62,9 +63,9 @@
 //! re-learns its level for `warmup` points: no false alarm after an outage. Counters: set
 //! `baseline.counter` to judge the rate per second (resets are tolerated).
 //!
-//! Memory per series: about 6.5 KiB at 5-minute resolution with the default members (baseline
-//! ~3.4 KiB, seven 256-byte calibrators, the rest ~1 KiB; each rolling window that is on adds
-//! 1 KiB) — [`Ensemble::bytes`].
+//! Memory per series: about 6.9 KiB at 5-minute resolution with the default members (baseline
+//! ~3.4 KiB, eight 256-byte calibrators, the rest ~1 KiB; each rolling window that is on adds
+//! 1 KiB, the `context` member ~0.7 KiB when on) — [`Ensemble::bytes`].
 
 use crate::calibrate::{
     TailCalibrator, TailParams, cusum_surprise, score_of_surprise, student_surprise,
@@ -95,7 +96,7 @@ pub struct EnsembleConfig {
     /// (`ln 10^7`).
     pub cusum: CusumParams,
     /// Members on; names as in the module documentation. Default `seasonal`, `persistence`,
-    /// `drift`, `range`.
+    /// `drift`.
     pub members: Vec<Member>,
     /// Weight of a point in the `persistence` member's mean, in (0, 1]. Default 0.1.
     pub persistence_alpha: f64,
@@ -148,10 +149,10 @@ pub enum Member {
     Drift,
     /// Unseen sequences of value levels and new extremes ([`crate::context`]).
     Context,
-    /// A new extreme: the value beyond every value seen since the start or the last gap. Its
-    /// surprise is *added* to the largest other member's: it is evidence of a different kind
-    /// (the series has never been there), not another view of the same error. The range spans the
-    /// whole history (a gap does not reset it).
+    /// A new extreme: the value beyond every value seen since the series' first point (a gap
+    /// does not reset it). Its surprise is *added* to the largest other member's: it is evidence
+    /// of a different kind (the series has never been there), not another view of the same
+    /// error. On its own it counts as one member for the Bonferroni correction.
     Range,
 }
 
@@ -237,6 +238,7 @@ impl EnsembleConfig {
 
 /// Which members are on, as flags (checked per point without scanning the list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
 struct On {
     seasonal: bool,
     residual_z: bool,
@@ -267,18 +269,22 @@ pub struct Ensemble {
     /// Highest score reported in the current episode (hold-off).
     episode_peak: f64,
     /// One tail calibrator per member, in the order of [`Member`].
+    /// Checkpoints written before the `context` member existed hold seven.
+    #[serde(deserialize_with = "seven_or_eight")]
     calibrators: [TailCalibrator; 8],
     /// Exponentially weighted mean of the baseline's standardized error (the `drift` member).
     drift: f64,
     /// Exponentially weighted mean of the baseline's surprise (the `persistence` member).
     recent: f64,
-    /// The `context` member.
-    context: Context,
+    /// The `context` member, only when it is on.
+    #[serde(default)]
+    context: Option<Context>,
     /// Time of the first point (for [`Verdict::watched_ms`]).
     #[serde(default)]
     first_ms: Option<i64>,
-    /// Points judged after the warm-up (for [`Verdict::confidence`]).
-    #[serde(default)]
+    /// Points judged after the warm-up (for [`Verdict::confidence`]). A checkpoint written
+    /// before this field existed is of a series judged long enough: it counts as mature.
+    #[serde(default = "mature")]
     judged: u32,
     /// The range of values seen since the start (the `range` member), and how
     /// many values are behind it.
@@ -290,6 +296,28 @@ pub struct Ensemble {
     /// Whether the sustained members counted at the last point.
     #[serde(default)]
     sustained: bool,
+}
+
+fn mature() -> u32 {
+    u32::MAX
+}
+
+/// Reads the calibrators of a checkpoint: eight, or the seven of checkpoints written before the
+/// `context` member (the eighth starts empty).
+fn seven_or_eight<'de, D>(d: D) -> Result<[TailCalibrator; 8], D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let mut v: Vec<TailCalibrator> = Vec::deserialize(d)?;
+    if !(7..=8).contains(&v.len()) {
+        return Err(serde::de::Error::invalid_length(
+            v.len(),
+            &"7 or 8 calibrators",
+        ));
+    }
+    v.resize_with(8, TailCalibrator::default);
+    v.try_into()
+        .map_err(|_| serde::de::Error::custom("8 calibrators"))
 }
 
 fn empty_range() -> (f64, f64, u32) {
@@ -332,7 +360,8 @@ impl Ensemble {
         .count();
         Ok(Self {
             on,
-            log10_m: (m as f64).log10(),
+            // At least one: `range` alone counts none (its surprise is added, not compared).
+            log10_m: (m.max(1) as f64).log10(),
             input: Input::new(config.baseline.counter),
             model: SeasonalModel::new(config.baseline.clone()),
             residuals: RobustZCore::new(config.robust_window),
@@ -344,7 +373,11 @@ impl Ensemble {
             calibrators: Default::default(),
             recent: 0.0,
             drift: 0.0,
-            context: Context::new(config.context.clone())?,
+            context: if on.context {
+                Some(Context::new(config.context.clone())?)
+            } else {
+                None
+            },
             first_ms: None,
             judged: 0,
             range: empty_range(),
@@ -367,6 +400,7 @@ impl Ensemble {
         self.model.bytes()
             + windows * 16 * self.config.robust_window
             + self.calibrators.len() * (4 * 64 + 32)
+            + self.context.as_ref().map_or(0, Context::bytes)
             + std::mem::size_of::<Self>()
     }
 }
@@ -450,8 +484,8 @@ impl Detector for Ensemble {
             self.range = (lo, hi, n.saturating_add(1));
         }
         let mut context_signal = None;
-        if self.on.context
-            && let Some((surprise, signal)) = self.context.surprise(x, gap)
+        if let Some(context) = self.context.as_mut()
+            && let Some((surprise, signal)) = context.surprise(x, gap)
         {
             nominal[7] = surprise;
             context_signal = Some(signal);
@@ -518,7 +552,7 @@ impl Detector for Ensemble {
                     _ => {}
                 }
             }
-            if surprise > 0.0 {
+            if score > 0.0 {
                 v.signal = match top {
                     0 if self.model.chosen_period_ms() > 0 => Signal::Seasonal,
                     4 => Signal::Change,
@@ -533,7 +567,7 @@ impl Detector for Ensemble {
         };
         let first = *self.first_ms.get_or_insert(time_ms);
         let mut verdict = verdict;
-        verdict.watched_ms = time_ms - first;
+        verdict.watched_ms = time_ms.saturating_sub(first).max(0);
         verdict.period_ms = self.model.chosen_period_ms();
         if !warming {
             self.judged = self.judged.saturating_add(1);

@@ -427,7 +427,7 @@ impl Forecaster {
 
     /// Learns from one point (points in non-decreasing time; NaN/inf ignored).
     pub fn observe(&mut self, time_ms: i64, value: f64) {
-        if !value.is_finite() {
+        if !value.is_finite() || value.abs() > crate::stats::MAX_MAGNITUDE {
             return;
         }
         self.check_forecasts(time_ms, value);
@@ -475,7 +475,7 @@ impl Forecaster {
                 let min = if s.period_ms >= WEEK_MS { 168 } else { 24 };
                 Profile::new(s.period_ms, per.clamp(min.min(max_buckets), max_buckets))
             });
-            if time_ms - first >= s.period_ms {
+            if time_ms.saturating_sub(first) >= s.period_ms {
                 let e = detrended - p.at(time_ms);
                 s.err_n = s.err_n.saturating_add(1);
                 s.err += 0.005_f64.max(1.0 / f64::from(s.err_n)) * (e * e - s.err);
@@ -486,8 +486,8 @@ impl Forecaster {
         let mut best = 0;
         let mut best_err = f64::INFINITY;
         for (i, s) in self.seasons.iter().enumerate() {
-            let eligible =
-                s.period_ms == 0 || (s.err_n >= 16 && time_ms - first >= s.period_ms * 3 / 2);
+            let eligible = s.period_ms == 0
+                || (s.err_n >= 16 && time_ms.saturating_sub(first) >= s.period_ms * 3 / 2);
             if eligible && (best_err.is_infinite() || s.err < 0.9 * best_err) {
                 best = i;
                 best_err = s.err;
@@ -526,7 +526,7 @@ impl Forecaster {
         let next = if let (Some(fit), Some(last)) = (self.fit(), self.last_ms)
             && time_ms > last
         {
-            Some(self.point_sd(&fit, last, time_ms - last))
+            Some(self.point_sd(&fit, last, time_ms.saturating_sub(last)))
         } else {
             None
         };
@@ -550,7 +550,7 @@ impl Forecaster {
                         continue;
                     }
                     h.pending.remove(i);
-                    if (time_ms - p.target_ms) as f64 <= tolerance {
+                    if (time_ms.saturating_sub(p.target_ms)) as f64 <= tolerance {
                         h.record(
                             value - p.point,
                             f64::from(p.sd),

@@ -29,7 +29,7 @@
 
 use crate::calibrate::{score_of_surprise, student_surprise};
 use crate::registry::DetectorError;
-use crate::series::{Detector, Verdict};
+use crate::series::{Detector, Signal, Verdict};
 use crate::stats::{Input, Prepared};
 use serde::{Deserialize, Serialize};
 
@@ -267,7 +267,10 @@ impl Component {
 
     /// True once a full period was seen (always for the level-only model).
     fn learnt(&self, time_ms: i64) -> bool {
-        !self.seasonal() || self.start_ms.is_some_and(|s| time_ms - s >= self.period_ms)
+        !self.seasonal()
+            || self
+                .start_ms
+                .is_some_and(|s| time_ms.saturating_sub(s) >= self.period_ms)
     }
 
     fn predict(&self, time_ms: i64) -> f64 {
@@ -435,7 +438,8 @@ impl SeasonalModel {
             Period::Auto | Period::Daily => DAY_MS * 3 / 2,
             Period::Weekly => WEEK_MS * 3 / 2,
         };
-        self.start_ms.is_none_or(|s| time_ms - s < span)
+        self.start_ms
+            .is_none_or(|s| time_ms.saturating_sub(s) < span)
     }
 
     /// True while the baseline cannot judge at all (the cold start the ensemble uses): `warmup`
@@ -524,7 +528,7 @@ impl SeasonalModel {
             let eligible = if c.seasonal() {
                 c.err_n >= 16
                     && c.start_ms
-                        .is_some_and(|s| time_ms - s >= c.period_ms * 3 / 2)
+                        .is_some_and(|s| time_ms.saturating_sub(s) >= c.period_ms * 3 / 2)
             } else {
                 true
             };
@@ -598,13 +602,23 @@ impl Detector for Seasonal {
         } else {
             let band = self.model.config.band * e.sigma;
             let z = (x - e.expected) / e.sigma;
-            Verdict::judged(
+            let mut v = Verdict::judged(
                 x,
                 e.expected,
                 e.expected - band,
                 e.expected + band,
                 score_of_surprise(student_surprise(z, e.dof)),
-            )
+            );
+            let period = self.model.chosen_period_ms();
+            v.period_ms = period;
+            if v.score > 0.0 {
+                v.signal = if period > 0 {
+                    Signal::Seasonal
+                } else {
+                    Signal::Value
+                };
+            }
+            v
         };
         self.model.update(time_ms, x, self.input.interval_ms());
         verdict

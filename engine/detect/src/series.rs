@@ -104,12 +104,15 @@ pub struct Verdict {
     /// say).
     pub signal: Signal,
     /// How much history backs the judgement, in `[0, 1]`: grows from 0 at the end of the warm-up
-    /// to 1 once the detector's models have all the history they use (e.g. several seasonal
-    /// periods).
+    /// to 1 once the detector trusts its calibration (`ensemble`: its tail calibration has its
+    /// 200 points; `context`: one minus the rate of unseen transitions). 0 also means "not
+    /// reported" (`robust_z`, `ewma`, `seasonal`, `cusum`, missing values).
     pub confidence: f64,
-    /// Event time the series has been watched (first point to this one), in milliseconds.
+    /// Event time the series has been watched (first point to this one), in milliseconds; 0
+    /// when the detector does not report it (`robust_z`, `ewma`, `seasonal`, `cusum`).
     pub watched_ms: i64,
-    /// The seasonal period the detector uses, in milliseconds; 0 when it found none.
+    /// The seasonal period the detector uses, in milliseconds; 0 when it found none or has no
+    /// seasonal model.
     pub period_ms: i64,
 }
 
@@ -176,7 +179,8 @@ impl Verdict {
 pub trait Detector {
     /// Judges one point. Points arrive in non-decreasing `time_ms`; a point with a time equal to
     /// the previous one is a new point. Gaps (a missing interval) and irregular intervals are
-    /// allowed; `value` may be NaN or infinite, which the detector MUST treat as missing (verdict
+    /// allowed; `value` may be NaN, infinite or beyond ±[`crate::stats::MAX_MAGNITUDE`], which
+    /// the detector MUST treat as missing (verdict
     /// with score 0, state unchanged).
     fn observe(&mut self, time_ms: i64, value: f64) -> Verdict;
 

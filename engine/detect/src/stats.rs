@@ -219,7 +219,7 @@ impl CounterRate {
         let out = match self.prev {
             Some((t0, v0)) if time_ms > t0 => {
                 let inc = if value >= v0 { value - v0 } else { value };
-                Some(inc * 1000.0 / (time_ms - t0) as f64)
+                Some(inc * 1000.0 / time_ms.saturating_sub(t0) as f64)
             }
             _ => None,
         };
@@ -234,6 +234,10 @@ impl CounterRate {
         self.prev = None;
     }
 }
+
+/// Values beyond this magnitude are treated as missing, like NaN: the detectors square errors
+/// and sum them, which would overflow to infinity (and JSON checkpoints cannot hold infinities).
+pub const MAX_MAGNITUDE: f64 = 1e150;
 
 /// Preprocessing common to every detector: counter-to-rate when asked, gap recognition.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -269,7 +273,7 @@ impl Input {
 
     /// Checks the value, converts counters, detects gaps.
     pub fn step(&mut self, time_ms: i64, value: f64, gap_factor: f64) -> Prepared {
-        if !value.is_finite() {
+        if !value.is_finite() || value.abs() > MAX_MAGNITUDE {
             return Prepared::Skip;
         }
         let gap = self.cadence.step(time_ms, gap_factor);
@@ -278,8 +282,9 @@ impl Input {
                 self.rate.clear();
             }
             match self.rate.step(time_ms, value) {
-                Some(r) => Prepared::Value { value: r, gap },
-                None => Prepared::Skip,
+                // A rate that overflows (counters near f64::MAX) is as missing as a NaN.
+                Some(r) if r.abs() <= MAX_MAGNITUDE => Prepared::Value { value: r, gap },
+                _ => Prepared::Skip,
             }
         } else {
             Prepared::Value { value, gap }

@@ -479,3 +479,88 @@ fn ensemble_throughput() {
     );
     assert_eq!(out.len(), v.len());
 }
+
+#[test]
+fn checkpoint_from_before_issue_22_resumes() {
+    // An `ensemble` checkpoint written by the code of commit 2213325 (before the `context`
+    // member, the eighth calibrator, the cached calibration constants and the explanation
+    // fields), after 600 points of a daily sine: a pipeline's state must survive the upgrade.
+    let text = include_str!("fixtures/ensemble-before-issue22.json");
+    let mut restored: AnyDetector = serde_json::from_str(text).unwrap();
+    let mut again: AnyDetector = serde_json::from_str(text).unwrap();
+    let mut prev_watched = -1;
+    for i in 600..900i64 {
+        let x = 50.0 + 10.0 * ((i % 288) as f64 / 45.84).sin() + ((i * 7919) % 13) as f64 / 13.0;
+        let t = T0 + i * STEP;
+        let v = restored.observe(t, x);
+        assert!(v.score.is_finite() && (0.0..=1.0).contains(&v.score));
+        assert!(!v.warming_up, "point {i}: a restored series warms up again");
+        // An old series counts as mature: no young-series penalty, full confidence.
+        assert_eq!(v.confidence, 1.0, "point {i}");
+        assert!(v.watched_ms > prev_watched);
+        prev_watched = v.watched_ms;
+        assert!(
+            v.score < DETECT,
+            "point {i}: score {} on clean data",
+            v.score
+        );
+        let w = again.observe(t, x);
+        assert_eq!(v.score.to_bits(), w.score.to_bits());
+    }
+    // And it checkpoints again in the new format.
+    let text = serde_json::to_string(&restored).unwrap();
+    let _: AnyDetector = serde_json::from_str(&text).unwrap();
+}
+
+#[test]
+fn hostile_configurations_and_values_stay_finite() {
+    // `range` alone counts as one member (no log10 0); a counter near f64::MAX overflows its
+    // rate, which is then missing; time may jump across the whole i64 range.
+    let configs = [
+        r#"{"detector":"ensemble","members":["range"]}"#,
+        r#"{"detector":"ensemble","baseline":{"counter":true}}"#,
+        r#"{"detector":"context","counter":true}"#,
+        r#"{"detector":"context"}"#,
+    ];
+    let v = flat_series(3);
+    for c in configs {
+        let mut d = serde_json::from_str::<DetectorConfig>(c)
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut t = T0;
+        for (i, &x) in v.iter().take(1500).enumerate() {
+            t += STEP;
+            let x = match i {
+                700 => f64::MAX,
+                701 => -f64::MAX,
+                702 => f64::INFINITY,
+                _ => x + i as f64 * 1e300 * f64::from(u8::from(c.contains("counter"))),
+            };
+            let out = d.observe(t, x);
+            assert!((0.0..=1.0).contains(&out.score), "{c}: point {i}: {out:?}");
+            assert!(out.watched_ms >= 0);
+        }
+        for t in [i64::MIN + 1, i64::MAX, 0, i64::MIN] {
+            let out = d.observe(t, 1.0);
+            assert!((0.0..=1.0).contains(&out.score), "{c}: time {t}: {out:?}");
+            assert!(out.watched_ms >= 0);
+        }
+        let text = serde_json::to_string(&d).unwrap();
+        let _: AnyDetector = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{c}: {e}"));
+    }
+}
+
+#[test]
+fn context_reports_a_new_extreme_outside_its_band() {
+    let mut d = build("context");
+    let v = flat_series(4);
+    let t = times(v.len());
+    for i in 0..400 {
+        d.observe(t[i], v[i]);
+    }
+    let out = d.observe(t[400], 1000.0);
+    assert_eq!(out.signal, aiops_detect::Signal::Range);
+    assert_eq!(out.direction, aiops_detect::Direction::Up);
+    assert!(out.upper < 1000.0 && out.score > 0.2, "{out:?}");
+}
