@@ -6,14 +6,17 @@ use super::codec::{decisions_message, parse_control};
 use crate::processor::{Outputs, Processor, ProcessorError, StepInfo};
 use crate::progress::{CommandError, CommandProgress};
 use crate::wire::{self, CLOCK_SUBJECT, CONTROL_SUBJECT, DECISIONS_SUBJECT, EFFECTS_SUBJECT};
+use aiops_alerting::incident::AnomalyEvidence;
 use aiops_alerting::model::alerts_from_batch;
 use aiops_alerting::{AlertEngine, Control, Decision};
 use aiops_log::Record;
 use aiops_schemas::Kind;
 use aiops_schemas::arrow_array::cast::AsArray;
-use aiops_schemas::arrow_array::{Array, RecordBatch};
+use aiops_schemas::arrow_array::types::TimestampMillisecondType;
+use aiops_schemas::arrow_array::{Array, MapArray, RecordBatch};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,11 +140,15 @@ impl AlertProcessor {
                 Ok((_, b)) => b,
                 Err(e) => return self.undecodable(r, &e.to_string()),
             };
-            let services = anomaly_services(&batch);
+            let evidence = anomaly_evidence(&batch);
             let mut out = Vec::new();
             let mut engine = self.handle.engine.write();
-            for s in services {
-                if let Ok(d) = engine.control(r.time_max_ms, Control::Anomaly { service: s }) {
+            for (service, ev) in evidence {
+                let c = Control::Anomaly {
+                    service,
+                    evidence: Some(Box::new(ev)),
+                };
+                if let Ok(d) = engine.control(r.time_max_ms, c) {
                     out.extend(d);
                 }
             }
@@ -277,8 +284,12 @@ impl Processor for AlertProcessor {
     }
 }
 
-/// Services named by anomaly events (`type = 'anomaly'`, label `service`) in an events batch.
-fn anomaly_services(b: &RecordBatch) -> Vec<String> {
+/// Anomaly events (`type = 'anomaly'`) with a `service` label in an events batch, each as the
+/// service and the evidence the event gives (its labels `pipeline`, `series`, `detector`; its
+/// attributes `value`, `expected`, `lower`, `upper`, `direction`, `signal`, `context`,
+/// `explanation`, `confidence`, `watched_ms`). Events of older releases or other writers lack
+/// some of them: what is missing stays empty, and the message stands in for the explanation.
+fn anomaly_evidence(b: &RecordBatch) -> Vec<(String, AnomalyEvidence)> {
     let (Some(t), Some(labels)) = (
         b.column_by_name("type")
             .and_then(|c| c.as_string_opt::<i32>()),
@@ -286,23 +297,158 @@ fn anomaly_services(b: &RecordBatch) -> Vec<String> {
     ) else {
         return Vec::new();
     };
+    let attributes = b.column_by_name("attributes").and_then(|c| c.as_map_opt());
+    let message = b
+        .column_by_name("message")
+        .and_then(|c| c.as_string_opt::<i32>());
+    let time = b
+        .column_by_name("time")
+        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>());
     let mut out = Vec::new();
     for i in 0..b.num_rows() {
         if !t.is_valid(i) || t.value(i) != "anomaly" || labels.is_null(i) {
             continue;
         }
-        let entries = labels.value(i);
-        let (Some(k), Some(v)) = (
-            entries.column(0).as_string_opt::<i32>(),
-            entries.column(1).as_string_opt::<i32>(),
-        ) else {
+        let l = map_row(labels, i);
+        let Some(service) = l.get("service") else {
             continue;
         };
-        for j in 0..entries.len() {
-            if k.value(j) == "service" && v.is_valid(j) {
-                out.push(v.value(j).to_string());
-            }
+        let a = attributes
+            .filter(|a| !a.is_null(i))
+            .map(|a| map_row(a, i))
+            .unwrap_or_default();
+        let text = |m: &BTreeMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
+        let number = |k: &str| a.get(k).and_then(|v| v.parse::<f64>().ok());
+        let mut explanation = text(&a, "explanation");
+        if explanation.is_empty()
+            && let Some(m) = message.filter(|m| m.is_valid(i))
+        {
+            explanation = m.value(i).to_string();
+        }
+        let ev = AnomalyEvidence {
+            at_ms: time.filter(|c| c.is_valid(i)).map_or(0, |c| c.value(i)),
+            pipeline: text(&l, "pipeline"),
+            series: text(&l, "series"),
+            detector: text(&l, "detector"),
+            // The template miner says which of its signals fired in its `kind` label.
+            signal: a
+                .get("signal")
+                .or_else(|| l.get("kind"))
+                .cloned()
+                .unwrap_or_default(),
+            value: number("value"),
+            expected: number("expected"),
+            lower: number("lower"),
+            upper: number("upper"),
+            direction: text(&a, "direction"),
+            context: text(&a, "context"),
+            explanation,
+            confidence: number("confidence"),
+            watched_ms: a
+                .get("watched_ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        };
+        out.push((service.clone(), ev.bounded()));
+    }
+    out
+}
+
+/// Row `i` of a `map<utf8, utf8>` column; null values are left out.
+fn map_row(m: &MapArray, i: usize) -> BTreeMap<String, String> {
+    let entries = m.value(i);
+    let mut out = BTreeMap::new();
+    let (Some(k), Some(v)) = (
+        entries.column(0).as_string_opt::<i32>(),
+        entries.column(1).as_string_opt::<i32>(),
+    ) else {
+        return out;
+    };
+    for j in 0..entries.len() {
+        if k.is_valid(j) && v.is_valid(j) {
+            out.insert(k.value(j).to_string(), v.value(j).to_string());
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aiops_schemas::builders::EventBatchBuilder;
+
+    #[test]
+    fn anomaly_events_become_evidence_whatever_release_wrote_them() {
+        let mut b = EventBatchBuilder::new();
+        let hostile = "db\"}<script>alert(1)</script>";
+        b.push(
+            60_000,
+            "anomaly",
+            "p: load = 812 …",
+            [
+                ("service", hostile),
+                ("pipeline", "p"),
+                ("series", "load"),
+                ("detector", "ensemble"),
+            ],
+            [
+                ("value", "812"),
+                ("expected", "240"),
+                ("lower", "180"),
+                ("upper", "300"),
+                ("direction", "up"),
+                ("signal", "seasonal"),
+                ("context", "unusual for this phase"),
+                (
+                    "explanation",
+                    "value 812 is above the expected 240 [180, 300]",
+                ),
+                ("confidence", "0.41"),
+                ("watched_ms", "12000000"),
+            ],
+        );
+        // An event of an older release: numbers only, the message says the rest.
+        b.push(
+            120_000,
+            "anomaly",
+            "p: load = 9 on {service=web} is above the expected 3",
+            [("service", "web"), ("series", "load")],
+            [("value", "9"), ("expected", "NaN")],
+        );
+        // Not evidence: another type, or no service.
+        b.push(120_000, "deploy", "x", [("service", "web")], [("a", "b")]);
+        b.push(120_000, "anomaly", "x", [("host", "h")], [("value", "1")]);
+        let batch = b.finish().unwrap_or_else(|e| panic!("{e}"));
+        let ev = anomaly_evidence(&batch);
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        let (svc, e) = &ev[0];
+        assert_eq!(svc, hostile, "kept as data");
+        assert_eq!(e.at_ms, 60_000);
+        assert_eq!(
+            (e.value, e.expected, e.lower, e.upper, e.confidence),
+            (
+                Some(812.0),
+                Some(240.0),
+                Some(180.0),
+                Some(300.0),
+                Some(0.41)
+            )
+        );
+        assert_eq!(
+            (e.signal.as_str(), e.direction.as_str(), e.watched_ms),
+            ("seasonal", "up", 12_000_000)
+        );
+        assert_eq!(
+            (e.pipeline.as_str(), e.series.as_str(), e.detector.as_str()),
+            ("p", "load", "ensemble")
+        );
+        let (svc, old) = &ev[1];
+        assert_eq!(svc, "web");
+        assert_eq!((old.value, old.expected), (Some(9.0), None));
+        assert_eq!(
+            old.explanation,
+            "p: load = 9 on {service=web} is above the expected 3"
+        );
+        assert!(old.signal.is_empty() && old.context.is_empty());
+    }
 }
