@@ -17,13 +17,18 @@
 //!
 //! - `anomaly(x [, 'detector' [, threshold]])` → the detector's score in `[0, 1]`
 //!   (default detector `ensemble`, default threshold 0.9). When a series' score reaches the
-//!   threshold, one *anomaly event* (`type = 'anomaly'` on the `events` stream, with the value,
-//!   the expected value and band, the direction and the detector) marks the start of the
-//!   episode; the next one comes after the score fell below the threshold again. The alerting
+//!   threshold, one *anomaly event* (`type = 'anomaly'` on the `events` stream) marks the start
+//!   of the episode; the next one comes after the score fell below the threshold again. The
+//!   event explains itself: the value, the expected value and band, the direction, the detector,
+//!   the signal that fired and the context that made the value unusual, how long the series has
+//!   been watched and the detector's confidence, as attributes and in its message. The alerting
 //!   engine reads these events as root-cause evidence.
-//! - `time_until(x, threshold)` → seconds until the forecast of `x` crosses `threshold` (in the
-//!   direction the forecast moves), or NULL when no crossing is forecast within the horizon.
-//!   Chain an alert rule on the output (`HAVING min(eta) < 4 * 3600`) for predictive alerts.
+//! - `time_until(x, threshold [, 'expected' | 'earliest' | 'latest'])` → seconds until the
+//!   forecast of `x` crosses `threshold` (in the direction the forecast moves), or NULL when no
+//!   crossing is forecast within the horizon. The forecast is a band: `expected` (default) is
+//!   when its point forecast crosses, `earliest` when its near edge does, `latest` when its far
+//!   edge does ([`EtaPick`]). Chain an alert rule on the output (`HAVING min(eta) < 4 * 3600`)
+//!   for predictive alerts.
 //!
 //! Decisions are final at window close, as for alert rules: a late revision of a window is
 //! scored against a copy of the series' state and does not change it. Series unseen for
@@ -32,7 +37,7 @@
 
 use crate::runtime::ID_COLUMNS;
 use aiops_detect::forecast::{ForecastConfig, Forecaster};
-use aiops_detect::{AnyDetector, Detector, DetectorConfig, Direction, Verdict};
+use aiops_detect::{AnyDetector, Detector, DetectorConfig, Direction, Signal, Verdict};
 use aiops_schemas::builders::EventBatchBuilder;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -75,11 +80,41 @@ pub enum SpecKind {
         /// Score at which an anomaly event is written.
         threshold: f64,
     },
-    /// `time_until(x, threshold)`.
+    /// `time_until(x, threshold [, 'expected'|'earliest'|'latest'])`.
     TimeUntil {
         /// The level whose crossing is forecast.
         threshold: f64,
+        /// Which crossing time the column holds (plans of releases before it: `expected`).
+        #[serde(default)]
+        pick: EtaPick,
     },
+}
+
+/// Which of a forecast's crossing times `time_until()` returns: the forecast is a band, so the
+/// threshold is crossed first by its near edge, then by the point forecast, then by its far edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EtaPick {
+    /// When the point forecast crosses (the default).
+    #[default]
+    Expected,
+    /// When the near edge of the prediction interval crosses: the earliest plausible time.
+    Earliest,
+    /// When the far edge crosses: by then the crossing is all but certain; NULL when that is
+    /// beyond the forecast's horizon.
+    Latest,
+}
+
+impl EtaPick {
+    /// The pick named `name` (as SQL writes it, case-insensitive).
+    pub fn by_name(name: &str) -> Option<EtaPick> {
+        match name.to_ascii_lowercase().as_str() {
+            "expected" => Some(EtaPick::Expected),
+            "earliest" => Some(EtaPick::Earliest),
+            "latest" => Some(EtaPick::Latest),
+            _ => None,
+        }
+    }
 }
 
 /// A SELECT column computed by a detector.
@@ -312,19 +347,45 @@ fn anomaly_kind(args: &[Expr]) -> Result<SpecKind, SpecError> {
 }
 
 fn time_until_kind(args: &[Expr]) -> Result<SpecKind, SpecError> {
-    match args {
-        [_, t] => match number(t) {
-            Some(threshold) => Ok(SpecKind::TimeUntil { threshold }),
-            None => Err(SpecError {
-                function: TIME_UNTIL,
-                reason: "the threshold must be a number literal".to_string(),
-            }),
-        },
-        _ => Err(SpecError {
-            function: TIME_UNTIL,
-            reason: format!("takes (value, threshold), got {} arguments", args.len()),
-        }),
-    }
+    let bad = |reason: String| SpecError {
+        function: TIME_UNTIL,
+        reason,
+    };
+    let (threshold, pick) = match args {
+        [_, t] => (t, None),
+        [_, t, p] => (t, Some(p)),
+        _ => {
+            return Err(bad(format!(
+                "takes (value, threshold [, 'expected' | 'earliest' | 'latest']), got {} arguments",
+                args.len()
+            )));
+        }
+    };
+    let Some(threshold) = number(threshold) else {
+        return Err(bad("the threshold must be a number literal".to_string()));
+    };
+    let pick = match pick {
+        None => EtaPick::Expected,
+        Some(e) => {
+            let name = match literal(e) {
+                Some(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => Some(s),
+                _ => None,
+            };
+            match name.and_then(|n| EtaPick::by_name(n)) {
+                Some(p) => p,
+                None => {
+                    return Err(bad(format!(
+                        "the third argument picks the crossing time, one of 'expected' (the point forecast, default), 'earliest' (the near edge of the prediction interval), 'latest' (its far edge); got {}",
+                        match name {
+                            Some(n) => format!("'{n}'"),
+                            None => "an expression that is not a string literal".to_string(),
+                        }
+                    )));
+                }
+            }
+        }
+    };
+    Ok(SpecKind::TimeUntil { threshold, pick })
 }
 
 /// Why the stage failed on an emission or a checkpoint.
@@ -376,10 +437,14 @@ enum SeriesState {
     Forecast { forecaster: Forecaster },
 }
 
-/// One series with the last window it was fed.
+/// One series with the first and the last window it was fed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Series {
     last_window_ms: i64,
+    /// For the time watched in anomaly events of detectors that do not report it; absent in
+    /// checkpoints of releases before it (then counted from the first window after restore).
+    #[serde(default)]
+    first_window_ms: Option<i64>,
     state: SeriesState,
 }
 
@@ -542,6 +607,7 @@ impl DetectStage {
                         };
                         map.entry(fp.clone()).or_insert(Series {
                             last_window_ms: i64::MIN,
+                            first_window_ms: None,
                             state,
                         })
                     }
@@ -568,18 +634,20 @@ impl DetectStage {
                         out.push((!verdict.warming_up && v.is_finite()).then_some(verdict.score));
                         if final_judgement {
                             series.last_window_ms = window_start_ms;
+                            series.first_window_ms =
+                                series.first_window_ms.or(Some(window_start_ms));
                             let anomalous = !verdict.warming_up && verdict.score >= *threshold;
                             if anomalous && !*in_episode {
-                                push_event(
-                                    &mut events,
-                                    &self.pipeline,
-                                    &spec.column,
+                                let src = EventSource {
+                                    pipeline: &self.pipeline,
+                                    column: &spec.column,
                                     detector,
-                                    window_start_ms,
-                                    v,
-                                    &verdict,
-                                    labels,
-                                );
+                                    group: labels,
+                                    watched_ms: series
+                                        .first_window_ms
+                                        .map_or(0, |f| window_start_ms - f),
+                                };
+                                push_event(&mut events, &src, window_start_ms, v, &verdict);
                                 n_events += 1;
                             }
                             if v.is_finite() {
@@ -587,15 +655,18 @@ impl DetectStage {
                             }
                         }
                     }
-                    (SpecKind::TimeUntil { threshold }, SeriesState::Forecast { forecaster }) => {
+                    (
+                        SpecKind::TimeUntil { threshold, pick },
+                        SeriesState::Forecast { forecaster },
+                    ) => {
                         let eta = if final_judgement {
                             forecaster.observe(window_start_ms, v);
                             series.last_window_ms = window_start_ms;
-                            forecaster.time_until(*threshold, Direction::None)
+                            crossing(forecaster, *threshold, *pick)
                         } else {
                             let mut f = forecaster.clone();
                             f.observe(window_start_ms, v);
-                            f.time_until(*threshold, Direction::None)
+                            crossing(&f, *threshold, *pick)
                         };
                         out.push(eta.map(|ms| ms as f64 / 1000.0));
                     }
@@ -671,6 +742,16 @@ impl DetectStage {
     }
 }
 
+/// The crossing time `pick` names, ms after the last point; None when not within the horizon.
+fn crossing(f: &Forecaster, threshold: f64, pick: EtaPick) -> Option<i64> {
+    match pick {
+        // The point forecast alone: no need to follow the interval's edges.
+        EtaPick::Expected => f.time_until(threshold, Direction::None),
+        EtaPick::Earliest => f.eta(threshold, Direction::None).map(|e| e.earliest_ms),
+        EtaPick::Latest => f.eta(threshold, Direction::None).and_then(|e| e.latest_ms),
+    }
+}
+
 /// Formats a number for messages and attributes: shortest round-trip form.
 fn num(v: f64) -> String {
     if v.is_finite() {
@@ -680,24 +761,138 @@ fn num(v: f64) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A number for a sentence: four significant digits, no trailing zeros (`812`, `0.0123`,
+/// `240.3`); attributes keep the exact value ([`num`]).
+fn short(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return num(v);
+    }
+    let digits = (3 - v.abs().log10().floor() as i64).clamp(0, 12) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// A duration for a sentence, in its two largest units: `45 s`, `3 h 20 min`, `2 d 4 h`.
+fn human_ms(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
+    let parts = [(d, "d"), (h, "h"), (m, "min"), (sec, "s")];
+    let Some(first) = parts.iter().position(|(n, _)| *n > 0) else {
+        return "0 s".to_string();
+    };
+    parts[first..]
+        .iter()
+        .take(2)
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, u)| format!("{n} {u}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A period as an adjective: `1-day`, `7-day`, `12-hour`, `90-min`.
+fn period_words(ms: i64) -> String {
+    match ms {
+        ms if ms % 86_400_000 == 0 => format!("{}-day", ms / 86_400_000),
+        ms if ms % 3_600_000 == 0 => format!("{}-hour", ms / 3_600_000),
+        ms => format!("{}-min", (ms as f64 / 60_000.0).round() as i64),
+    }
+}
+
+/// The signal an anomaly event names: the detector's, or, for a detector that does not say,
+/// `value` when the value is outside the band it gave (what its score then measured).
+fn signal_of(value: f64, v: &Verdict) -> Signal {
+    if v.signal == Signal::None && (value > v.upper || value < v.lower) {
+        Signal::Value
+    } else {
+        v.signal
+    }
+}
+
+/// The clause saying what made the value unusual: the signal's sentence, with the cycle named
+/// when the detector found one.
+fn context_of(signal: Signal, period_ms: i64) -> String {
+    match signal {
+        Signal::Seasonal if period_ms > 0 => format!(
+            "the value is unusual for this phase of its {} cycle",
+            period_words(period_ms)
+        ),
+        Signal::None => "the detector did not say which of its statistics fired".to_string(),
+        s => s.describe().to_string(),
+    }
+}
+
+/// An anomaly event's explanation: `value 812 is above the expected 240 [180, 300]; the value
+/// is unusual for this phase of its 1-day cycle; watched 3 h 20 min; confidence 0.41`.
+fn explanation(value: f64, v: &Verdict, context: &str, watched_ms: i64) -> String {
+    let mut out = format!("value {}", short(value));
+    if v.expected.is_finite() {
+        let word = match v.direction {
+            Direction::Up => "above",
+            Direction::Down => "below",
+            Direction::None => "off",
+        };
+        out.push_str(&format!(" is {word} the expected {}", short(v.expected)));
+        if v.lower.is_finite() && v.upper.is_finite() {
+            out.push_str(&format!(" [{}, {}]", short(v.lower), short(v.upper)));
+        }
+    }
+    out.push_str("; ");
+    out.push_str(context);
+    if watched_ms > 0 {
+        out.push_str(&format!("; watched {}", human_ms(watched_ms)));
+    }
+    // A detector that does not measure its confidence leaves 0: not worth a clause.
+    if v.confidence > 0.0 {
+        out.push_str(&format!("; confidence {:.2}", v.confidence));
+    }
+    out
+}
+
+/// What one anomaly event is about, besides the verdict.
+struct EventSource<'a> {
+    pipeline: &'a str,
+    /// The `anomaly()` column.
+    column: &'a str,
+    detector: &'a str,
+    /// The group's string columns.
+    group: &'a BTreeMap<String, String>,
+    /// Event time the stage has watched the series (when the detector does not say).
+    watched_ms: i64,
+}
+
 fn push_event(
     events: &mut EventBatchBuilder,
-    pipeline: &str,
-    column: &str,
-    detector: &str,
+    src: &EventSource<'_>,
     time_ms: i64,
     value: f64,
     v: &Verdict,
-    group: &BTreeMap<String, String>,
 ) {
+    let EventSource {
+        pipeline,
+        column,
+        detector,
+        group,
+        ..
+    } = *src;
     let mut labels: BTreeMap<String, String> = group.clone();
     labels.insert("pipeline".to_string(), pipeline.to_string());
     labels.insert("series".to_string(), column.to_string());
     labels.insert("detector".to_string(), detector.to_string());
+    let signal = signal_of(value, v);
+    let watched_ms = if v.watched_ms > 0 {
+        v.watched_ms
+    } else {
+        src.watched_ms
+    };
+    let context = context_of(signal, v.period_ms);
+    let explanation = explanation(value, v, &context, watched_ms);
     let group_text: Vec<String> = group.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let message = format!(
-        "{pipeline}: {column} = {} on {{{}}} is {} the expected {} [{}, {}] (score {:.3}, {detector})",
+        "{pipeline}: {column} = {} on {{{}}} is {} the expected {} [{}, {}] (score {:.3}, {detector}): {explanation}",
         num(value),
         group_text.join(", "),
         match v.direction {
@@ -717,6 +912,58 @@ fn push_event(
         ("lower", num(v.lower)),
         ("upper", num(v.upper)),
         ("direction", v.direction.as_str().to_string()),
+        ("signal", signal.as_str().to_string()),
+        ("context", context),
+        ("explanation", explanation),
+        ("confidence", num(v.confidence)),
+        ("watched_ms", watched_ms.to_string()),
+        ("period_ms", v.period_ms.to_string()),
     ]);
     events.push(time_ms, "anomaly", &message, &labels, &attributes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_durations_read_as_words() {
+        let cases = [(812.0, "812"), (240.33333, "240.3"), (0.0123456, "0.01235")];
+        for (v, want) in cases {
+            assert_eq!(short(v), want);
+        }
+        assert_eq!(short(123_456.7), "123457");
+        assert_eq!(human_ms(12_000_000), "3 h 20 min");
+        assert_eq!(human_ms(3 * 3_600_000 + 5_000), "3 h");
+        assert_eq!(human_ms(45_000), "45 s");
+        assert_eq!(human_ms(2 * 86_400_000 + 4 * 3_600_000 + 60_000), "2 d 4 h");
+        assert_eq!(human_ms(0), "0 s");
+        assert_eq!(period_words(86_400_000), "1-day");
+        assert_eq!(period_words(7 * 86_400_000), "7-day");
+        assert_eq!(period_words(12 * 3_600_000), "12-hour");
+    }
+
+    #[test]
+    fn the_explanation_names_value_band_context_time_and_confidence() {
+        let mut v = Verdict::judged(812.0, 240.0, 180.0, 300.0, 0.97);
+        v.signal = Signal::Seasonal;
+        v.period_ms = 86_400_000;
+        v.confidence = 0.414;
+        let context = context_of(signal_of(812.0, &v), v.period_ms);
+        assert_eq!(
+            explanation(812.0, &v, &context, 12_000_000),
+            "value 812 is above the expected 240 [180, 300]; the value is unusual for this phase of its 1-day cycle; watched 3 h 20 min; confidence 0.41"
+        );
+        // A detector that says nothing: outside its band is what its score measured.
+        let mut quiet = Verdict::judged(812.0, 240.0, 180.0, 300.0, 0.97);
+        quiet.signal = Signal::None;
+        assert_eq!(signal_of(812.0, &quiet), Signal::Value);
+        assert_eq!(signal_of(250.0, &quiet), Signal::None);
+        let inside = Verdict::judged(250.0, 240.0, 180.0, 300.0, 0.97);
+        let context = context_of(signal_of(250.0, &inside), 0);
+        assert_eq!(
+            explanation(250.0, &inside, &context, 0),
+            "value 250 is off the expected 240 [180, 300]; the detector did not say which of its statistics fired"
+        );
+    }
 }

@@ -202,6 +202,141 @@ async fn a_spike_is_one_anomaly_event_of_its_series_and_nothing_else() {
     assert!(attrs["score"].parse::<f64>().unwrap() >= 0.9);
 }
 
+/// A label value that would break markup, a JSON string or a `k=v` list if pasted raw.
+const HOSTILE: &str = "web-2\"}, <script>alert(1)</script>='";
+
+/// One point per `step_ms` for `points` steps of a daily wave around 100 with noise on two hosts,
+/// the hostile one jumping to 1,000 at point `spike`.
+fn wave(points: i64, step_ms: i64, spike: i64, seed: u64) -> Vec<Row> {
+    let mut rng = Rng(seed);
+    let mut rows = Vec::new();
+    for k in 0..points {
+        let t = T0 + k * step_ms;
+        let phase = (t % 86_400_000) as f64 / 86_400_000.0 * std::f64::consts::TAU;
+        for host in ["web-1", HOSTILE] {
+            let mut v = 100.0 + 20.0 * phase.sin() + (rng.below(1000) as f64 / 1000.0 - 0.5) * 4.0;
+            if host == HOSTILE && k == spike {
+                v = 1_000.0;
+            }
+            rows.push(Row::Metric {
+                t: t + rng.below(500) as i64,
+                name: "node_load1",
+                labels: vec![("instance", host.to_string())],
+                value: v,
+            });
+        }
+    }
+    rows
+}
+
+/// The SELECT of [`SCORED`] with another detector, threshold and window.
+fn scored_with(detector: &str, threshold: f64, window: &str) -> String {
+    format!(
+        "INSERT INTO load_scored
+SELECT tumble(time, INTERVAL '{window}') AS window_start, labels['instance'] AS host,
+       avg(value) AS load, anomaly(avg(value), '{detector}', {threshold}) AS score
+FROM metrics WHERE name = 'node_load1'
+GROUP BY tumble(time, INTERVAL '{window}'), labels['instance'];
+"
+    )
+}
+
+/// What every explained anomaly event holds, whichever detector wrote it.
+fn assert_explained(attrs: &BTreeMap<String, String>, min_watched_ms: i64) {
+    let signal = &attrs["signal"];
+    assert!(
+        [
+            "value",
+            "seasonal",
+            "persistence",
+            "drift",
+            "change",
+            "context",
+            "range"
+        ]
+        .contains(&signal.as_str()),
+        "an obvious spike names what fired: {attrs:?}"
+    );
+    let watched: i64 = attrs["watched_ms"].parse().unwrap();
+    assert!(watched >= min_watched_ms, "{attrs:?}");
+    let confidence: f64 = attrs["confidence"].parse().unwrap();
+    assert!((0.0..=1.0).contains(&confidence), "{attrs:?}");
+    let period: i64 = attrs["period_ms"].parse().unwrap();
+    assert!(period >= 0);
+    let explanation = &attrs["explanation"];
+    assert!(
+        explanation.starts_with("value 1000 is above the expected "),
+        "{explanation}"
+    );
+    assert!(explanation.contains(&attrs["context"]), "{attrs:?}");
+    assert!(explanation.contains("; watched "), "{explanation}");
+    assert!(!attrs["context"].is_empty());
+}
+
+#[tokio::test]
+async fn an_anomaly_event_explains_itself_and_carries_a_hostile_label_as_data() {
+    // 1-minute points for 3 hours, the spike at 2 h 30 min.
+    let rows = wave(180, MIN, 150, 5);
+    let batches = batches("metrics", &arrival(&rows, 3, 2_000), &[64], 1);
+    let mut p = pipeline(&scored_with("robust_z", 0.9, "1 minute")).await;
+    let mut stage = stage_of(&p);
+    let (_, events) = run_staged(&mut p, &mut stage, &batches).await;
+    let evs = anomaly_events(&events);
+    let spikes: Vec<&AnomalyRow> = evs.iter().filter(|e| e.2 == T0 + 150 * MIN).collect();
+    assert_eq!(spikes.len(), 1, "{evs:?}");
+    let (labels, attrs, _) = spikes[0];
+    assert_eq!(labels["host"], HOSTILE, "the label value is kept as it was");
+    // robust_z reports neither the signal nor the time watched: the stage fills both in.
+    assert_explained(attrs, 150 * MIN);
+    assert_eq!(attrs["watched_ms"], (150 * MIN).to_string());
+    assert!(
+        attrs["explanation"].contains("watched 2 h 30 min"),
+        "{attrs:?}"
+    );
+    assert!(
+        !attrs["explanation"].contains("<script>"),
+        "numbers, not labels"
+    );
+    let message = events
+        .iter()
+        .flat_map(|b| {
+            let m = b.column_by_name("message").unwrap().as_string::<i32>();
+            (0..b.num_rows())
+                .map(|i| m.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .find(|m| m.contains(HOSTILE))
+        .unwrap();
+    assert!(message.ends_with(&attrs["explanation"]), "{message}");
+}
+
+#[tokio::test]
+async fn the_ensemble_explains_its_anomaly_with_its_own_signal_confidence_and_time_watched() {
+    // 5-minute points for 2.5 days (the ensemble judges after a day and a half), the spike at
+    // 2 days 6 hours.
+    let spike = (54 * 3_600_000) / (5 * MIN);
+    let rows = wave(720, 5 * MIN, spike, 7);
+    let batches = batches("metrics", &rows, &[97], 1);
+    let mut p = pipeline(&scored_with("ensemble", 0.5, "5 minutes")).await;
+    let mut stage = stage_of(&p);
+    let (_, events) = run_staged(&mut p, &mut stage, &batches).await;
+    let evs = anomaly_events(&events);
+    // The 5-minute window that holds the spike (T0 is not on a 5-minute boundary).
+    let at = T0 + spike * 5 * MIN;
+    let spikes: Vec<&AnomalyRow> = evs
+        .iter()
+        .filter(|e| e.2 <= at && at < e.2 + 5 * MIN)
+        .collect();
+    assert_eq!(spikes.len(), 1, "{evs:?}");
+    let (labels, attrs, _) = spikes[0];
+    assert_eq!(labels["host"], HOSTILE);
+    assert_explained(attrs, 36 * 3_600_000);
+    assert!(
+        attrs["confidence"].parse::<f64>().unwrap() > 0.0,
+        "{attrs:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_checkpoint_anywhere_resumes_bit_for_bit() {
     let rows = load(120, 80, 4);
@@ -276,6 +411,60 @@ async fn time_until_forecasts_when_a_filling_disk_is_full() {
         None,
         "a flat disk never fills"
     );
+}
+
+#[tokio::test]
+async fn time_until_returns_the_crossing_time_its_third_argument_picks() {
+    // A noisy disk filling at 50 MB a minute: the forecast band has a width, so its near edge
+    // crosses 0 before the point forecast, and its far edge after.
+    let mut rng = Rng(11);
+    let mut rows = Vec::new();
+    for m in 0..600 {
+        rows.push(Row::Metric {
+            t: T0 + m * MIN,
+            name: "node_filesystem_avail_bytes",
+            labels: vec![("instance", "db-1".to_string())],
+            value: 100e9 - 50e6 * m as f64 + (rng.below(1000) as f64 - 500.0) * 2e6,
+        });
+    }
+    let sql = "INSERT INTO disk_eta
+SELECT tumble(time, INTERVAL '1 minute') AS window_start, labels['instance'] AS host,
+       time_until(min(value), 0) AS plain,
+       time_until(min(value), 0, 'expected') AS expected,
+       time_until(min(value), 0, 'earliest') AS earliest,
+       time_until(min(value), 0, 'LATEST') AS latest
+FROM metrics WHERE name = 'node_filesystem_avail_bytes'
+GROUP BY tumble(time, INTERVAL '1 minute'), labels['instance'];
+";
+    let batches = batches("metrics", &rows, &[100], 1);
+    let mut p = pipeline(sql).await;
+    let mut stage = stage_of(&p);
+    let (outs, _) = run_staged(&mut p, &mut stage, &batches).await;
+    let last = (T0 + 599 * MIN, "db-1".to_string());
+    let col = |c: &str| by_group(&outs, c)[&last];
+    let expected = col("expected").expect("a crossing is forecast");
+    assert_eq!(col("plain"), Some(expected), "'expected' is the default");
+    let earliest = col("earliest").expect("the near edge crosses first");
+    assert!(earliest < expected, "{earliest} < {expected}");
+    if let Some(latest) = col("latest") {
+        assert!(latest > expected, "{latest} > {expected}");
+    }
+    let want = (2000.0 - 599.0) * 60.0;
+    assert!((expected - want).abs() < 0.1 * want, "{expected} vs {want}");
+
+    // Anything else is refused, naming the allowed values.
+    for bad in ["'soon'", "1", "name"] {
+        let sql = format!(
+            "INSERT INTO s SELECT tumble(time, INTERVAL '1 minute') AS w,\n  time_until(avg(value), 0, {bad}) AS x\nFROM metrics GROUP BY tumble(time, INTERVAL '1 minute'), name;"
+        );
+        let e = aiops_sql::check(Path::new("p.sql"), &sql)
+            .await
+            .unwrap_err();
+        assert_eq!((e.line, e.column), (2, 3), "{e}");
+        for allowed in ["'expected'", "'earliest'", "'latest'"] {
+            assert!(e.message.contains(allowed), "{e}");
+        }
+    }
 }
 
 #[tokio::test]
