@@ -616,3 +616,46 @@ fn abbreviated_units_join_their_number() {
     assert_eq!(masked("took 12 seconds"), "took <*> seconds");
     assert_eq!(masked("host h1 s up"), "host h1 s up");
 }
+
+#[test]
+fn a_checkpoint_with_a_merge_cycle_is_refused() {
+    // A damaged checkpoint where template 0 is merged into 1 and 1 into 0 would make
+    // `resolve` loop for ever: it must be refused when read.
+    let mut d = drain();
+    d.parse("connection opened from gateway");
+    d.parse("disk full on volume root");
+    let mut state: serde_json::Value = serde_json::to_value(&d).unwrap();
+    fn set_cycle(v: &mut serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Array(cs)) = m.get_mut("clusters")
+                    && cs.len() >= 2
+                {
+                    cs[0]["merged_into"] = 1.into();
+                    cs[1]["merged_into"] = 0.into();
+                    return true;
+                }
+                m.values_mut().any(set_cycle)
+            }
+            serde_json::Value::Array(a) => a.iter_mut().any(set_cycle),
+            _ => false,
+        }
+    }
+    assert!(set_cycle(&mut state));
+    let err = serde_json::from_value::<Drain>(state)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cycle"), "{err}");
+}
+
+#[test]
+fn a_very_long_line_is_one_template() {
+    // 20,000 tokens: sibling merging skips templates this long (its cost is quadratic in the
+    // length: such a line took seconds before the bound); the line still gets its template.
+    let mut d = drain();
+    let line: String = (0..20_000).map(|i| format!("w{} ", i % 97)).collect();
+    let a = d.parse(&line);
+    let b = d.parse(&line);
+    assert_eq!(a.template_id, b.template_id);
+    assert_eq!(d.template_count(), 1);
+}

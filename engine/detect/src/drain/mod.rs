@@ -291,6 +291,10 @@ const NONE: u32 = u32::MAX;
 const NEW_VALUE_RATE: f64 = 0.2;
 /// Tokens of the longest bracketed list read as one token.
 const MAX_LIST: usize = 64;
+/// Templates longer than this many tokens take no part in sibling merging: computing a
+/// template's signatures costs the square of its length, and a line this long (a dump, a stack
+/// in one line) is no evidence about which word is a parameter.
+const MAX_SIBLING_TOKENS: usize = 128;
 /// See [`Drain::keeps_new_values`].
 const MANY_VALUES: usize = 10;
 
@@ -964,7 +968,9 @@ impl Drain {
 
     /// Adds (or removes) live cluster `ci` to the sibling lists of each of its positions.
     fn index_siblings(&mut self, ci: u32, add: bool) {
-        if self.config.merge_siblings == 0 {
+        if self.config.merge_siblings == 0
+            || self.clusters[ci as usize].tokens.len() > MAX_SIBLING_TOKENS
+        {
             return;
         }
         for p in 0..self.clusters[ci as usize].tokens.len() {
@@ -988,7 +994,7 @@ impl Drain {
     /// cluster `ci`'s lines now count in (the oldest sibling).
     fn merge_siblings(&mut self, ci: usize) -> usize {
         let k = self.config.merge_siblings;
-        if k == 0 {
+        if k == 0 || self.clusters[ci].tokens.len() > MAX_SIBLING_TOKENS {
             return ci;
         }
         let mut cur = ci as u32;
@@ -1374,6 +1380,19 @@ impl Drain {
                     return bad(format!("template {i} is merged into {j}, out of range"));
                 }
                 Some(_) => {}
+            }
+        }
+        // Every chain of merges must end at a live template within `nc` steps: a cycle would
+        // make `resolve` loop for ever.
+        for i in 0..nc {
+            let mut at = i;
+            let mut steps = 0usize;
+            while let Some(j) = d.clusters[at].merged_into {
+                at = j as usize;
+                steps += 1;
+                if steps > nc {
+                    return bad(format!("template {i} is merged in a cycle"));
+                }
             }
         }
         Ok(d)
