@@ -8,6 +8,7 @@
 //! the coverage table of docs/benchmarks.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 use aiops_detect::Direction;
 use aiops_detect::forecast::{ForecastConfig, Forecaster};
 use std::path::PathBuf;
@@ -22,24 +23,9 @@ const DAY: usize = 288;
 /// Allowed distance between measured and nominal coverage.
 const TOLERANCE: f64 = 0.03;
 
-struct Rng(u64);
+use common::Rng;
 
 impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn uniform(&mut self) -> f64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        ((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
     /// Student-t with 3 degrees of freedom scaled to unit variance (heavy tails: kurtosis ∞).
     fn student3(&mut self) -> f64 {
         let z = self.normal();

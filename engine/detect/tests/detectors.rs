@@ -4,6 +4,7 @@
 //! do not false-alarm.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 use aiops_detect::{AnyDetector, Detector, DetectorConfig, DetectorError, Verdict};
 use proptest::prelude::*;
 
@@ -26,29 +27,7 @@ const COLD: usize = 16;
 /// Score that counts as a detection.
 const DETECT: f64 = 0.5;
 
-/// Deterministic xorshift64* with Box-Muller normals.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
+use common::Rng;
 
 fn times(n: usize) -> Vec<i64> {
     (0..n).map(|i| T0 + i as i64 * STEP).collect()

@@ -4,6 +4,7 @@
 //! tests/calibration.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 use aiops_detect::Direction;
 use aiops_detect::forecast::{ForecastConfig, Forecaster};
 
@@ -14,25 +15,7 @@ const STEP: i64 = 300_000;
 const HOUR: i64 = 3_600_000;
 const DAY: usize = 288;
 
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn uniform(&mut self) -> f64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        ((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
+use common::Rng;
 
 fn forecaster() -> Forecaster {
     Forecaster::new(ForecastConfig::default()).unwrap()

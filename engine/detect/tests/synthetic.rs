@@ -17,6 +17,7 @@
 //! day 10. Magnitudes are in units of σ.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 use aiops_detect::{AnyDetector, Detector, DetectorConfig, Verdict};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -55,30 +56,7 @@ const SEEDS: [u64; 5] = [11, 23, 37, 41, 59];
 /// Search for a detection this far past the onset (then it counts as missed).
 const SEARCH: usize = DAY;
 
-/// Deterministic xorshift64* with Box-Muller normals: the same seed gives the same series on
-/// every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
+use common::Rng;
 
 /// Hour of day (fractional) of point `i`.
 fn hour(i: usize) -> f64 {

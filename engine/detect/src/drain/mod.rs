@@ -1103,27 +1103,7 @@ impl Drain {
         }
         for &m in &members[1..] {
             self.set_live(m, false);
-            let (count, first, last) = {
-                let c = &self.clusters[m as usize];
-                (c.count, c.first_seen, c.last_seen)
-            };
-            let c = &mut self.clusters[m as usize];
-            c.merged_into = Some(root);
-            c.count = 0;
-            // A merged template keeps only its id and where it went (memory follows the live
-            // templates).
-            c.tokens = Vec::new();
-            self.texts[m as usize] = String::new();
-            let r = &mut self.clusters[root as usize];
-            r.count += count;
-            r.first_seen = match (r.first_seen, first) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            r.last_seen = match (r.last_seen, last) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
+            self.fold_into(m, root);
         }
         self.clusters[root as usize].tokens = merged;
         self.texts[root as usize] = self.render(root as usize);
@@ -1160,29 +1140,34 @@ impl Drain {
             self.index_siblings(m, false);
             self.remove_from_leaf(m);
             self.set_live(m, false);
-            let (count, first, last) = {
-                let c = &self.clusters[m as usize];
-                (c.count, c.first_seen, c.last_seen)
-            };
-            let c = &mut self.clusters[m as usize];
-            c.merged_into = Some(root);
-            c.count = 0;
-            // A merged template keeps only its id and where it went (memory follows the live
-            // templates).
-            c.tokens = Vec::new();
-            self.texts[m as usize] = String::new();
-            let r = &mut self.clusters[root as usize];
-            r.count += count;
-            r.first_seen = match (r.first_seen, first) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            r.last_seen = match (r.last_seen, last) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
+            self.fold_into(m, root);
         }
         true
+    }
+
+    /// Folds the (no longer live) cluster `m` into `root`: its lines count there, its first and
+    /// last sightings widen the root's, and it keeps only its id and where it went (memory
+    /// follows the live templates).
+    fn fold_into(&mut self, m: u32, root: u32) {
+        let (count, first, last) = {
+            let c = &self.clusters[m as usize];
+            (c.count, c.first_seen, c.last_seen)
+        };
+        let c = &mut self.clusters[m as usize];
+        c.merged_into = Some(root);
+        c.count = 0;
+        c.tokens = Vec::new();
+        self.texts[m as usize] = String::new();
+        let r = &mut self.clusters[root as usize];
+        r.count += count;
+        r.first_seen = match (r.first_seen, first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        r.last_seen = match (r.last_seen, last) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
     }
 
     /// Counts cluster `ci` as live or not (its tokens must be in place).
