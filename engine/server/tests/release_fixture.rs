@@ -164,10 +164,18 @@ fn a_previous_release_data_dir_resumes_without_a_replay() {
     aiops.stop();
     let stderr = std::fs::read_to_string(&aiops.stderr).unwrap_or_default();
     for p in ["alerting", "templates", "workflows"] {
-        assert!(
-            stderr
+        let resumed = stderr
+            .lines()
+            .any(|l| l.contains("resumes from its checkpoint") && l.contains(p));
+        // Issue 22 changed the template miner's defaults (similarity 0.85 → 0.75, learned
+        // sibling merging): its configuration hash differs from the previous release's, so its
+        // state is rebuilt from the log — without appending anything again (checked below).
+        let rebuilt = p == "templates"
+            && stderr
                 .lines()
-                .any(|l| l.contains("resumes from its checkpoint") && l.contains(p)),
+                .any(|l| l.contains("configuration changed: state is rebuilt") && l.contains(p));
+        assert!(
+            resumed || rebuilt,
             "{p} did not resume from its checkpoint:\n{stderr}"
         );
     }

@@ -1,4 +1,4 @@
--- error: 5:3: takes (value, threshold)
+-- error: 5:3: takes (value, threshold
 INSERT INTO eta
 SELECT
   tumble(time, INTERVAL '1 minute') AS window_start,
