@@ -1,7 +1,7 @@
 -- Anomalous p99 latency and error ratio per service, minute by minute, from http_service_1m.
 -- `anomaly(x, 'ensemble', 0.5)` keeps a detector per service and column (seasonal baseline,
 -- persistence and drift combined into one calibrated score in [0, 1]); the column holds that
--- score (NULL while the detector warms up, a day and a half), and a score >= 0.5 (one in 100,000
+-- score (NULL while the detector warms up: 16 minutes), and a score >= 0.5 (one in 100,000
 -- for that series) writes one anomaly event (type 'anomaly', with the expected value and band)
 -- per episode, which the alerting engine uses as root-cause evidence. See docs/detection.md.
 INSERT INTO http_anomaly_1m
