@@ -132,7 +132,9 @@ fn map_col<'a>(b: &'a RecordBatch, name: &'static str) -> Result<&'a MapArray, B
         })
 }
 
-fn map_row(m: &MapArray, i: usize) -> Labels {
+/// Row `i` of a `map<utf8, utf8>` column (labels, annotations, attributes) as a sorted map; a
+/// null value reads as the empty string, a null row as no entries.
+pub fn map_row(m: &MapArray, i: usize) -> Labels {
     let mut out = Labels::new();
     if m.is_null(i) {
         return out;

@@ -7,13 +7,13 @@ use crate::processor::{Outputs, Processor, ProcessorError, StepInfo};
 use crate::progress::{CommandError, CommandProgress};
 use crate::wire::{self, CLOCK_SUBJECT, CONTROL_SUBJECT, DECISIONS_SUBJECT, EFFECTS_SUBJECT};
 use aiops_alerting::incident::AnomalyEvidence;
-use aiops_alerting::model::alerts_from_batch;
+use aiops_alerting::model::{alerts_from_batch, map_row};
 use aiops_alerting::{AlertEngine, Control, Decision};
 use aiops_log::Record;
 use aiops_schemas::Kind;
 use aiops_schemas::arrow_array::cast::AsArray;
 use aiops_schemas::arrow_array::types::TimestampMillisecondType;
-use aiops_schemas::arrow_array::{Array, MapArray, RecordBatch};
+use aiops_schemas::arrow_array::{Array, RecordBatch};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -350,24 +350,6 @@ fn anomaly_evidence(b: &RecordBatch) -> Vec<(String, AnomalyEvidence)> {
                 .unwrap_or(0),
         };
         out.push((service.clone(), ev.bounded()));
-    }
-    out
-}
-
-/// Row `i` of a `map<utf8, utf8>` column; null values are left out.
-fn map_row(m: &MapArray, i: usize) -> BTreeMap<String, String> {
-    let entries = m.value(i);
-    let mut out = BTreeMap::new();
-    let (Some(k), Some(v)) = (
-        entries.column(0).as_string_opt::<i32>(),
-        entries.column(1).as_string_opt::<i32>(),
-    ) else {
-        return out;
-    };
-    for j in 0..entries.len() {
-        if k.is_valid(j) && v.is_valid(j) {
-            out.insert(k.value(j).to_string(), v.value(j).to_string());
-        }
     }
     out
 }
