@@ -17,6 +17,7 @@
 //! Modules: [`error`] (retryable vs permanent), [`outbound`] (SSRF guard and the HTTP client),
 //! [`registry`] (config → running provider), and the providers [`webhook`], [`slack`], [`teams`],
 //! [`feishu`], [`dingtalk`], [`email`], [`jira`], [`pagerduty`], [`grafana`], [`http`], [`exec`],
+//! [`github_actions`] and [`argocd`] (deploy actions: a workflow dispatch, an application sync),
 //! and [`llm`] (chat models — OpenAI-compatible and Anthropic — for workflow steps and the
 //! knowledge assistant, whose calls are recorded before use).
 
@@ -25,10 +26,12 @@ pub mod error;
 pub use crate::outbound;
 pub mod registry;
 
+pub mod argocd;
 pub mod dingtalk;
 pub mod email;
 pub mod exec;
 pub mod feishu;
+pub mod github_actions;
 pub mod grafana;
 pub mod http;
 pub mod jira;

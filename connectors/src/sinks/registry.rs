@@ -1,8 +1,8 @@
 //! The one list of provider kinds and how a `[providers.NAME]` table becomes a running provider.
 
 use crate::sinks::{
-    OutboundPolicy, Provider, SinkError, dingtalk, email, exec, feishu, grafana, http, jira, llm,
-    pagerduty, slack, teams, webhook,
+    OutboundPolicy, Provider, SinkError, argocd, dingtalk, email, exec, feishu, github_actions,
+    grafana, http, jira, llm, pagerduty, slack, teams, webhook,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -42,6 +42,8 @@ pub fn provider_kinds() -> &'static [&'static str] {
         "http",
         "exec",
         "llm",
+        "github_actions",
+        "argocd",
     ]
 }
 
@@ -103,6 +105,10 @@ pub fn build_provider(
         "http" => Arc::new(http::Http::new(parse(name, kind, rest)?, ctx).map_err(cx)?),
         "exec" => Arc::new(exec::Exec::new(parse(name, kind, rest)?, ctx).map_err(cx)?),
         "llm" => Arc::new(llm::LlmProvider::new(parse(name, kind, rest)?, ctx).map_err(cx)?),
+        "github_actions" => {
+            Arc::new(github_actions::GithubActions::new(parse(name, kind, rest)?, ctx).map_err(cx)?)
+        }
+        "argocd" => Arc::new(argocd::ArgoCd::new(parse(name, kind, rest)?, ctx).map_err(cx)?),
         other => {
             return Err(SinkError::Config(format!(
                 "provider {name}: unknown kind {other:?} (one of {})",

@@ -41,6 +41,12 @@ fn example(kind: &str) -> Value {
         "exec" => {
             json!({"kind": "exec", "commands": {"restart": {"argv": ["/usr/bin/systemctl", "restart"], "max_args": 1, "timeout": "30s"}}})
         }
+        "github_actions" => {
+            json!({"kind": "github_actions", "token": "ghp_dispatchTOKEN", "owner": "acme", "repo": "web", "workflow": "deploy.yml"})
+        }
+        "argocd" => {
+            json!({"kind": "argocd", "server": "https://argocd.example.com", "token": "argocdTOKEN"})
+        }
         other => panic!("no example for {other}"),
     }
 }
@@ -110,6 +116,13 @@ fn urls_in_config_are_checked_against_the_policy() {
         assert!(matches!(e, SinkError::Refused { .. }), "{kind}: {e}");
         assert!(!e.to_string().contains("TOKENPATH"), "{kind}: {e}");
     }
+    for (kind, field) in [("github_actions", "api_url"), ("argocd", "server")] {
+        let mut cfg = example(kind);
+        cfg[field] = json!("http://169.254.169.254/latest/meta-data/TOKENPATH");
+        let e = build_provider("meta", &cfg, &ctx).unwrap_err();
+        assert!(matches!(e, SinkError::Refused { .. }), "{kind}: {e}");
+        assert!(!e.to_string().contains("TOKENPATH"), "{kind}: {e}");
+    }
     let cfg = json!({"kind": "pagerduty", "routing_key": "R0123456789012345678901234567890", "url": "http://10.0.0.1/v2/enqueue"});
     assert!(matches!(
         build_provider("pd", &cfg, &ctx),
@@ -126,6 +139,8 @@ fn debug_of_every_provider_hides_secrets() {
         "SEC1",
         "glsa_x",
         "R0123456789012345678901234567890",
+        "ghp_dispatchTOKEN",
+        "argocdTOKEN",
     ];
     for kind in provider_kinds() {
         let p = build_provider("p", &example(kind), &local_ctx()).unwrap();
