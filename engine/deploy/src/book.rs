@@ -6,6 +6,7 @@
 //! asked for once per deploy and attempt whatever happens to the process.
 
 use crate::judge::Outcome;
+use crate::logs::{LogHistory, LogSettings, TemplateCount};
 use crate::record::{
     Decision, Deploy, DeployCommand, DeployError, Rollback, Signal, Status, Transition, Verdict,
     Verification,
@@ -52,6 +53,10 @@ pub struct BookSettings {
     pub lookback_ms: i64,
     /// Deploys kept at most (the oldest finished ones are dropped beyond).
     pub max_deploys: usize,
+    /// Log signals (new templates, error surges). Left out of the serialized settings when
+    /// default, so a default configuration hashes as before they existed.
+    #[serde(default, skip_serializing_if = "LogSettings::is_default")]
+    pub logs: LogSettings,
 }
 
 impl Default for BookSettings {
@@ -65,6 +70,7 @@ impl Default for BookSettings {
             rollback_approval_environments: Vec::new(),
             lookback_ms: 30 * 86_400_000,
             max_deploys: 10_000,
+            logs: LogSettings::default(),
         }
     }
 }
@@ -168,6 +174,9 @@ struct State {
     samples: Samples,
     /// The latest log time seen.
     now_ms: i64,
+    /// Template counts for log signals (absent in checkpoints from before them).
+    #[serde(default)]
+    logs: LogHistory,
 }
 
 /// Every deploy, its verification and the state it depends on.
@@ -986,6 +995,13 @@ impl DeployBook {
             .push(key, at_ms, value, &self.settings.verify);
     }
 
+    /// A row of the template miner's window counts (for log signals).
+    pub fn on_log_count(&mut self, count: &TemplateCount<'_>) {
+        if self.settings.logs.enabled {
+            self.st.logs.on_count(count);
+        }
+    }
+
     /// An alert fired (`firing`) or resolved.
     pub fn on_alert(&mut self, alert: FiringAlert, firing: bool, at_ms: i64) {
         // Alert times are the senders' (event time): they do not move the book's clock.
@@ -1122,6 +1138,7 @@ impl DeployBook {
             }
         }
         self.st.samples.prune(oldest);
+        self.st.logs.prune(oldest);
     }
 
     /// Derives deploy `id`'s verdict now (its window closed): a proposal for the log.
@@ -1136,7 +1153,17 @@ impl DeployBook {
             window: (ver.window_start_ms, ver.window_end_ms),
         };
         let compared = verify::compare(&plan, &self.st.samples, &self.settings.verify);
-        let signals = self.signals(&d.service, ver.window_start_ms, ver.window_end_ms);
+        let mut signals = self.signals(&d.service, ver.window_start_ms, ver.window_end_ms);
+        // Logs are per service: their baseline is always the time before the deploy.
+        let len = ver.window_end_ms.saturating_sub(ver.window_start_ms);
+        let delay = self.settings.verify.delay_ms;
+        let before_end = ver.window_start_ms.saturating_sub(delay);
+        signals.extend(self.st.logs.signals(
+            &self.settings.logs,
+            &d.service,
+            (ver.window_start_ms, ver.window_end_ms),
+            (before_end.saturating_sub(len), before_end),
+        ));
         let mut j = compared.judgement;
         finite(&mut j);
         let mut reasons = j.reasons.clone();
@@ -1146,7 +1173,7 @@ impl DeployBook {
             Outcome::Fail => Some(Verdict::Rollback),
             Outcome::NoData => None,
         };
-        for s in &signals {
+        for s in signals.iter().filter(|s| !s.informational) {
             reasons.push(s.detail.clone());
             verdict = match (verdict, s.critical) {
                 (_, true) => Some(Verdict::Rollback),
@@ -1266,6 +1293,7 @@ impl DeployBook {
                 kind: "new_alert".into(),
                 detail: format!("alert {what} fired for the first time during the window ({fp})"),
                 critical: *critical,
+                informational: false,
             })
             .collect();
         out.sort_by(|a, b| b.critical.cmp(&a.critical).then(a.detail.cmp(&b.detail)));

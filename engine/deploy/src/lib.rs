@@ -11,11 +11,13 @@
 //!   it), outlier removal, medians.
 //! - [`judge`]: per-metric classification and the weighted score with pass / marginal
 //!   thresholds (Kayenta's rules), giving promote / inconclusive / rollback.
+//! - [`logs`]: log templates first seen during a verification window and error-line surges.
 //! - [`verify`]: samples per metric, service and version over time, and the comparison of a
 //!   deploy's verification window with its baseline.
 
 pub mod book;
 pub mod judge;
+pub mod logs;
 pub mod record;
 pub mod risk;
 pub mod stats;

@@ -90,13 +90,17 @@ impl Verdict {
 /// Something besides the metrics that the verification saw during its window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Signal {
-    /// `new_alert` or `new_log_template`.
+    /// `new_alert`, `new_log_template` or `error_surge`.
     pub kind: String,
     /// What (`alert HighErrorRate (critical) fired for the first time in the window`).
     pub detail: String,
     /// Whether it alone calls for a rollback (a new critical alert), else it makes a promote
     /// inconclusive.
     pub critical: bool,
+    /// Shown with the verification but changing nothing (a new log template without error
+    /// lines: new versions log new things). Absent in verdicts written before it existed.
+    #[serde(default)]
+    pub informational: bool,
 }
 
 /// A deploy's verification: the windows compared, the judge's result and the signals.

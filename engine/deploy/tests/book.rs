@@ -4,6 +4,7 @@
 
 use aiops_deploy::book::{BookEvent, BookSettings, DeployBook, execution_id};
 use aiops_deploy::judge::{Direction, MetricRule};
+use aiops_deploy::logs::TemplateCount;
 use aiops_deploy::risk::{FiringAlert, OpenIncident};
 use aiops_deploy::verify::MetricSource;
 use aiops_deploy::{DeployCommand, DeployError, Status, Verdict};
@@ -750,4 +751,198 @@ fn a_freeze_refuses_what_aiops_is_asked_to_do_and_flags_what_a_source_reports_do
     book.apply(&cmd(gh), T0, 3).unwrap();
     let d = book.get("github-7").unwrap();
     assert!(d.history[0].reason.contains("year-end"), "{:?}", d.history);
+}
+
+/// One template count row per minute window.
+fn logs(
+    book: &mut DeployBook,
+    service: &str,
+    id: &str,
+    text: &str,
+    at: i64,
+    lines: u64,
+    errors: u64,
+) {
+    book.on_log_count(&TemplateCount {
+        window_start_ms: at,
+        service,
+        template_id: id,
+        template: text,
+        lines,
+        errors,
+    });
+}
+
+/// A good canary (every metric passes) with the service's usual log lines from well before the
+/// baseline; `extra` adds log counts during the window.
+fn good_canary_with_logs(extra: impl Fn(&mut DeployBook)) -> aiops_deploy::Deploy {
+    let mut book = DeployBook::new(settings());
+    for w in 0..3 {
+        let at = T0 - 3 * WINDOW + w * WINDOW;
+        logs(&mut book, "web", "1", "GET <*> 200", at, 500, 0);
+        logs(&mut book, "web", "2", "db timeout after <*> ms", at, 3, 3);
+    }
+    record(&mut book, "d", "web", T0, 1);
+    feed(
+        &mut book,
+        "web",
+        T0,
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i, m)),
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
+    );
+    extra(&mut book);
+    tick(&mut book, T0 + WINDOW + GRACE);
+    book.get("d").unwrap().clone()
+}
+
+#[test]
+fn logs_as_usual_leave_a_good_canary_promoted() {
+    let d = good_canary_with_logs(|b| {
+        logs(b, "web", "1", "GET <*> 200", T0, 510, 0);
+        logs(b, "web", "2", "db timeout after <*> ms", T0, 4, 4);
+    });
+    assert_eq!(d.decision.as_ref().unwrap().verdict, Verdict::Promote);
+    assert!(d.verification.as_ref().unwrap().signals.is_empty());
+}
+
+#[test]
+fn a_new_log_template_without_errors_is_shown_and_changes_nothing() {
+    let d = good_canary_with_logs(|b| {
+        logs(b, "web", "3", "feature flag <*> enabled", T0 + 10_000, 7, 0);
+        // Another service's new template is not this deploy's.
+        logs(b, "api", "9", "panic: <*>", T0 + 10_000, 50, 50);
+    });
+    let decision = d.decision.as_ref().unwrap();
+    assert_eq!(decision.verdict, Verdict::Promote, "{:?}", decision.reasons);
+    let signals = &d.verification.as_ref().unwrap().signals;
+    assert_eq!(signals.len(), 1, "{signals:?}");
+    assert_eq!(signals[0].kind, "new_log_template");
+    assert!(signals[0].informational);
+    assert!(signals[0].detail.contains("feature flag <*> enabled"));
+    assert!(!decision.reasons.iter().any(|r| r.contains("feature flag")));
+}
+
+#[test]
+fn a_new_error_template_makes_a_promote_inconclusive() {
+    let d = good_canary_with_logs(|b| {
+        logs(
+            b,
+            "web",
+            "3",
+            "NullPointerException in <*>",
+            T0 + 10_000,
+            4,
+            4,
+        );
+    });
+    let decision = d.decision.as_ref().unwrap();
+    assert_eq!(decision.verdict, Verdict::Inconclusive);
+    assert_eq!(d.status, Status::Paused);
+    assert!(
+        decision
+            .reasons
+            .iter()
+            .any(|r| r.contains("NullPointerException") && r.contains("4 of them errors")),
+        "{:?}",
+        decision.reasons
+    );
+}
+
+#[test]
+fn an_error_surge_makes_a_promote_inconclusive_or_rolls_back_when_critical() {
+    let surge = |b: &mut DeployBook| {
+        // 3 error lines a minute before, 40 in the window's minute.
+        logs(b, "web", "2", "db timeout after <*> ms", T0, 40, 40);
+    };
+    let d = good_canary_with_logs(surge);
+    let decision = d.decision.as_ref().unwrap();
+    assert_eq!(
+        decision.verdict,
+        Verdict::Inconclusive,
+        "{:?}",
+        decision.reasons
+    );
+    assert!(
+        decision
+            .reasons
+            .iter()
+            .any(|r| r.contains("error log lines surged: 40 during the window, 3 in the same time")),
+        "{:?}",
+        decision.reasons
+    );
+    // Below the minimum or the ratio: no surge.
+    let d = good_canary_with_logs(|b| logs(b, "web", "2", "db timeout after <*> ms", T0, 8, 8));
+    assert_eq!(d.decision.as_ref().unwrap().verdict, Verdict::Promote);
+    // Critical ratio set: the same surge (13×) rolls back.
+    let mut s = settings();
+    s.logs.error_surge_critical_ratio = 10.0;
+    let mut book = DeployBook::new(s);
+    for w in 0..3 {
+        logs(
+            &mut book,
+            "web",
+            "2",
+            "db timeout after <*> ms",
+            T0 - 3 * WINDOW + w * WINDOW,
+            3,
+            3,
+        );
+    }
+    record(&mut book, "d", "web", T0, 1);
+    feed(
+        &mut book,
+        "web",
+        T0,
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i, m)),
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
+    );
+    surge(&mut book);
+    tick(&mut book, T0 + WINDOW + GRACE);
+    let d = book.get("d").unwrap();
+    assert_eq!(d.decision.as_ref().unwrap().verdict, Verdict::Rollback);
+    assert!(d.verification.as_ref().unwrap().signals[0].critical);
+}
+
+#[test]
+fn without_log_history_before_the_baseline_nothing_is_new() {
+    // The service's first log lines arrive during the window: everything would look new.
+    let mut book = DeployBook::new(settings());
+    record(&mut book, "d", "fresh", T0, 1);
+    feed(
+        &mut book,
+        "fresh",
+        T0,
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i, m)),
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
+    );
+    logs(&mut book, "fresh", "1", "ERROR boot <*>", T0, 100, 100);
+    tick(&mut book, T0 + WINDOW + GRACE);
+    let d = book.get("d").unwrap();
+    assert_eq!(d.decision.as_ref().unwrap().verdict, Verdict::Promote);
+    assert!(d.verification.as_ref().unwrap().signals.is_empty());
+}
+
+#[test]
+fn log_history_survives_a_checkpoint_and_old_checkpoints_load() {
+    let mut book = DeployBook::new(settings());
+    logs(&mut book, "web", "1", "GET <*> 200", T0 - 2 * WINDOW, 5, 0);
+    let snap = book.snapshot().unwrap();
+    let restored = DeployBook::restore(settings(), &snap).unwrap();
+    assert_eq!(restored.snapshot().unwrap(), snap);
+    // A checkpoint written before log signals existed has no `logs` field.
+    let mut v: serde_json::Value = serde_json::from_slice(&snap).unwrap();
+    v.as_object_mut().unwrap().remove("logs").unwrap();
+    let old = serde_json::to_vec(&v).unwrap();
+    assert!(DeployBook::restore(settings(), &old).is_ok());
+    // Default log settings are not in the serialized settings (the checkpoint hash of a
+    // default configuration is the previous release's).
+    let text = serde_json::to_string(&settings()).unwrap();
+    assert!(!text.contains("error_surge"), "{text}");
+    let mut s = settings();
+    s.logs.error_surge_min = 20;
+    assert!(
+        serde_json::to_string(&s)
+            .unwrap()
+            .contains("error_surge_min")
+    );
 }

@@ -610,3 +610,96 @@ async fn deploys_survive_a_crash_at_every_cut() {
     assert!(count("v.") >= 5);
     crash_at_every_cut(inputs, deploys_processor).await;
 }
+
+/// The template miner's window counts (written by its own encoder) reach the deploy book: a
+/// template with error lines first counted during the window makes a good canary's verdict
+/// inconclusive, with the template in the reasons; the same across a crash at every cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_read_the_template_miners_counts() {
+    use aiops_deploy::DeployCommand;
+    use aiops_detect::drain::TemplateId;
+    use aiops_detect::templates::WindowCount;
+    use aiops_runtime::deploys::command_message;
+    use aiops_runtime::templates::encode::counts_messages;
+    use aiops_schemas::deploy::{DeployReport, DeployStrategy, SourceStatus};
+    let count = |at: i64, id: u64, template: &str, count: u64, errors: u64| WindowCount {
+        window_start_ms: at,
+        service: "web".into(),
+        id: TemplateId(id),
+        template: template.into(),
+        count,
+        errors,
+    };
+    let mut counts = Vec::new();
+    for m in 1..=3 {
+        counts.push(count(T0 - m * 60_000, 1, "GET <*> 200", 600, 0));
+    }
+    let mut inputs = counts_messages(&counts, 60_000).unwrap();
+    // Two good canaries: `web` gets a new error template during its window, `api` does not.
+    for service in ["web", "api"] {
+        inputs.push(
+            command_message(
+                &DeployCommand::Report {
+                    report: DeployReport {
+                        source: "api".into(),
+                        service: service.into(),
+                        environment: "staging".into(),
+                        version: "2".into(),
+                        previous_version: Some("1".into()),
+                        strategy: DeployStrategy::Canary,
+                        status: SourceStatus::InProgress,
+                        at_ms: T0,
+                        ..DeployReport::default()
+                    },
+                    id: Some(format!("{service}-2")),
+                    rollback_of: None,
+                    run_action: false,
+                },
+                T0,
+            )
+            .unwrap(),
+        );
+    }
+    let mut rng = Lcg(11);
+    for w in 0..6 {
+        let noise = |r: &mut Lcg| r.next(1000) as f64 / 100_000.0;
+        let rows = [
+            ("web", "1", 0.01 + noise(&mut rng)),
+            ("web", "2", 0.01 + noise(&mut rng)),
+            ("api", "1", 0.01 + noise(&mut rng)),
+            ("api", "2", 0.01 + noise(&mut rng)),
+        ];
+        inputs.push(deploy_metrics(T0 + w * 10_000, &rows));
+    }
+    inputs.extend(
+        counts_messages(
+            &[
+                count(T0, 1, "GET <*> 200", 610, 0),
+                count(T0, 2, "NullPointerException in <*>", 12, 12),
+            ],
+            60_000,
+        )
+        .unwrap(),
+    );
+    inputs.push(wire::tick_message(T0 + 75_000));
+    let out = uninterrupted(&inputs, &deploys_processor).await;
+    let verdicts: Vec<String> = out
+        .iter()
+        .filter(|o| o.1.starts_with("g.verdict."))
+        .map(|o| String::from_utf8_lossy(&o.2).into_owned())
+        .collect();
+    assert_eq!(verdicts.len(), 2, "{out:?}");
+    let web = verdicts.iter().find(|v| v.contains("\"web-2\"")).unwrap();
+    assert!(
+        web.contains("\"inconclusive\"")
+            && web.contains("NullPointerException in <*>")
+            && web.contains("new_log_template"),
+        "{web}"
+    );
+    let api = verdicts.iter().find(|v| v.contains("\"api-2\"")).unwrap();
+    assert!(
+        api.contains("\"promote\"") && !api.contains("new_log_template"),
+        "{api}"
+    );
+    crash_at_every_cut(inputs, deploys_processor).await;
+}

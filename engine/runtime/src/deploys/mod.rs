@@ -21,6 +21,7 @@ pub mod rebuild;
 use crate::wire::{self, ids};
 use aiops_deploy::book::BookSettings;
 use aiops_deploy::judge::{Direction, MetricRule, Thresholds};
+use aiops_deploy::logs::LogSettings;
 use aiops_deploy::risk::RiskSettings;
 use aiops_deploy::verify::{MetricSource, VerifySettings};
 use aiops_deploy::{DeployCommand, DeployError};
@@ -79,6 +80,8 @@ pub struct DeploySettings {
     pub hooks: BTreeMap<String, toml::Value>,
     /// Kubernetes rollout watchers (`[[deploys.kubernetes]]`): read by the server.
     pub kubernetes: Vec<toml::Value>,
+    /// Log signals of a verification (`[deploys.logs]`): new log templates, error surges.
+    pub logs: LogSettings,
 }
 
 /// The default verification metrics.
@@ -125,6 +128,7 @@ impl Default for DeploySettings {
             checkpoint_interval: Duration::from_secs(30),
             hooks: BTreeMap::new(),
             kubernetes: Vec::new(),
+            logs: LogSettings::default(),
         }
     }
 }
@@ -152,6 +156,7 @@ impl DeploySettings {
             rollback_approval_environments: self.rollback_approval_environments.clone(),
             lookback_ms: ms(self.lookback),
             max_deploys: self.max_deploys,
+            logs: self.logs.clone(),
         }
     }
 
@@ -189,6 +194,7 @@ impl DeploySettings {
             return Err("deploys.thresholds: 0 <= marginal <= pass <= 100".into());
         }
         self.risk.validate().map_err(|e| e.to_string())?;
+        self.logs.validate()?;
         Ok(())
     }
 }

@@ -13,8 +13,11 @@ use crate::workflows::codec::{EffectsLine, parse_effects};
 use aiops_alerting::Decision;
 use aiops_alerting::decision::Change;
 use aiops_deploy::book::{BookEvent, DeployBook, VerdictRecord};
+use aiops_deploy::logs::TemplateCount;
 use aiops_deploy::risk::{FiringAlert, OpenIncident};
 use aiops_log::{AppendMessage, Record};
+use aiops_schemas::arrow_array::cast::AsArray;
+use aiops_schemas::arrow_array::types::{Int64Type, UInt64Type};
 use aiops_schemas::arrow_array::{Array, RecordBatch};
 use aiops_schemas::arrow_schema::{DataType, TimeUnit};
 use aiops_workflow::{WorkflowControl, WorkflowEvent};
@@ -37,6 +40,8 @@ pub struct DeployRunSummary {
     pub undecodable: u64,
     /// Samples taken from pipeline outputs.
     pub samples: u64,
+    /// Template count rows taken from the miner's window counts (log signals).
+    pub log_counts: u64,
     /// Verdicts reached.
     pub verdicts: u64,
     /// Workflow runs asked for (deploy and rollback actions).
@@ -237,6 +242,69 @@ impl DeployProcessor {
                 book.on_sample(m, services.value(row), version, at, values.value(row));
                 self.summary.samples += 1;
             }
+        }
+    }
+
+    /// Takes the template miner's window counts (`log_templates_1m`) for log signals.
+    fn log_counts(&mut self, batch: &RecordBatch) {
+        let schema = batch.schema();
+        let col = |name: &str, ty: &DataType| {
+            schema
+                .index_of(name)
+                .ok()
+                .and_then(|i| cast(batch.column(i), ty).ok())
+        };
+        let (Some(times), Some(services), Some(ids), Some(texts), Some(lines), Some(errors)) = (
+            col(
+                "window_start",
+                &DataType::Timestamp(TimeUnit::Millisecond, None),
+            )
+            .and_then(|a| cast(&a, &DataType::Int64).ok()),
+            col("service", &DataType::Utf8),
+            col("template_id", &DataType::Utf8),
+            col("template", &DataType::Utf8),
+            col("count", &DataType::UInt64),
+            col("errors", &DataType::UInt64),
+        ) else {
+            tracing::warn!("deploys skip template counts without the miner's columns");
+            return;
+        };
+        let (Some(times), Some(services), Some(ids), Some(texts), Some(lines), Some(errors)) = (
+            times.as_primitive_opt::<Int64Type>(),
+            services.as_string_opt::<i32>(),
+            ids.as_string_opt::<i32>(),
+            texts.as_string_opt::<i32>(),
+            lines.as_primitive_opt::<UInt64Type>(),
+            errors.as_primitive_opt::<UInt64Type>(),
+        ) else {
+            return;
+        };
+        let mut book = self.handle.book.write();
+        for row in 0..batch.num_rows() {
+            if times.is_null(row) || services.is_null(row) || ids.is_null(row) {
+                continue;
+            }
+            book.on_log_count(&TemplateCount {
+                window_start_ms: times.value(row),
+                service: services.value(row),
+                template_id: ids.value(row),
+                template: if texts.is_null(row) {
+                    ""
+                } else {
+                    texts.value(row)
+                },
+                lines: if lines.is_null(row) {
+                    0
+                } else {
+                    lines.value(row)
+                },
+                errors: if errors.is_null(row) {
+                    0
+                } else {
+                    errors.value(row)
+                },
+            });
+            self.summary.log_counts += 1;
         }
     }
 
@@ -597,6 +665,14 @@ impl Processor for DeployProcessor {
                 None => return Ok(()),
             }
         } else if let Some(output) = r.subject.strip_prefix(wire::DERIVED_PREFIX) {
+            if output == crate::templates::COUNTS_STREAM && self.handle.settings.logs.enabled {
+                match aiops_schemas::derived::decode_derived(&r.payload) {
+                    Ok((_, batch)) => self.log_counts(&batch),
+                    Err(e) => {
+                        tracing::warn!(seq = r.seq, error = %e, "deploys skip undecodable template counts");
+                    }
+                }
+            }
             if self.outputs.contains_key(output) {
                 match aiops_schemas::derived::decode_derived(&r.payload) {
                     Ok((h, batch)) => self.samples(output, h.window_start_ms, &batch),

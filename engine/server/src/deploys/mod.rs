@@ -102,6 +102,11 @@ impl Deploys {
                 "Verification samples taken from pipeline outputs.",
                 s.samples,
             ),
+            (
+                "aiops_deploy_log_counts_total",
+                "Template count rows taken from the log template miner (log signals).",
+                s.log_counts,
+            ),
         ] {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
