@@ -97,7 +97,7 @@ impl Rng {
 }
 
 /// The five metric rules of every deploy (the verifier's defaults plus two custom outputs).
-fn rules() -> Vec<MetricRule> {
+pub(crate) fn rules() -> Vec<MetricRule> {
     let rule = |name: &str, direction, critical, tolerance, min_change| MetricRule {
         name: name.to_string(),
         direction,
@@ -131,9 +131,11 @@ fn window(rng: &mut Rng, metric: usize, n: usize, factor: f64) -> Vec<f64> {
 }
 
 /// Canary and baseline windows of every metric of one deploy.
-type Deploy = Vec<(Vec<f64>, Vec<f64>)>;
+pub(crate) type Deploy = Vec<(Vec<f64>, Vec<f64>)>;
 
-fn generate(deploys: usize, points: usize, seed: u64) -> Vec<Deploy> {
+/// `deploys` deploys of `points` canary and baseline samples per metric: every tenth bad, every
+/// tenth+5 borderline, the rest A/A.
+pub(crate) fn generate(deploys: usize, points: usize, seed: u64) -> Vec<Deploy> {
     let mut rng = Rng(seed);
     (0..deploys)
         .map(|d| {
@@ -154,7 +156,8 @@ fn generate(deploys: usize, points: usize, seed: u64) -> Vec<Deploy> {
         .collect()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p` quantile of `sorted` (nearest rank; 0 when empty).
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len().saturating_sub(1)) as f64 * p).round() as usize;
     sorted.get(i).copied().unwrap_or(0.0)
 }

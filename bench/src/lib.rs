@@ -22,6 +22,8 @@
 //! - [`syslog`]: syslog lines/s over TCP (LF and octet-counted) beside JSON logs ingest.
 //! - [`knowledge`]: the knowledge-base scorer (links, search, abstention) and its speed.
 //! - [`deploy_verify`]: the deployment verification judge: verdicts/s and time per verdict.
+//! - [`deploy_log`]: deploy verification through the runtime's driver and a real log: verdicts/s
+//!   and the latency from a window's closing tick to the verdict applied.
 //! - [`console`]: the console's render time per page (in process and through the binary).
 //! - [`nab`]: the NAB anomaly-detection scorer (NAB's scoring, profiles and threshold sweep).
 //! - [`loghub`]: the Loghub log-parsing scorer (grouping and parsing accuracy), beside drain3.
@@ -36,6 +38,7 @@ pub mod bodies;
 pub mod cluster_ingest;
 pub mod console;
 pub mod demo_rate;
+pub mod deploy_log;
 pub mod deploy_verify;
 pub mod engine;
 pub mod error;

@@ -168,6 +168,13 @@ enum Cmd {
     /// deploy, one thread). Prints verdicts/s and the per-verdict time p50/p99; writes `--out`
     /// JSON.
     DeployVerify(aiops_bench::deploy_verify::DeployVerifyArgs),
+    /// Deployment verification through the runtime (issue 20): the real deploy processor under
+    /// the `Driver` over an embedded log (fsync `always`), 1,000 canary deploys × 5 metrics ×
+    /// 600 canary and 600 baseline points from `deploy-verify`'s generator, windows ending
+    /// staggered. Ingest rows/s; then clock ticks a few deploys due each: per verdict, tick
+    /// appended → proposal in the log → applied (p50/p99/max) and verdicts/s; then one tick
+    /// making every deploy due at once. Checks every outcome; writes `--out` JSON.
+    DeployLog(aiops_bench::deploy_log::DeployLogArgs),
     /// Console (issue 21): server time to render the overview, the alerts page with 10,000
     /// firing alerts, a log search over 1,000,000 lines and a chart of 10,000 points (p50/p99,
     /// bytes per page), in process (`aiops_console::Console::render` on generated API answers)
@@ -660,6 +667,10 @@ fn main() -> anyhow::Result<()> {
             .map(|_| ())
             .map_err(Into::into),
         Cmd::DeployVerify(args) => aiops_bench::deploy_verify::run(&args)
+            .map(|_| ())
+            .map_err(Into::into),
+        Cmd::DeployLog(args) => runtime(2)?
+            .block_on(aiops_bench::deploy_log::run(&args))
             .map(|_| ())
             .map_err(Into::into),
         Cmd::ConsoleRender(args) => runtime(1)?
