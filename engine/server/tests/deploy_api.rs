@@ -2,14 +2,17 @@
 //! documented example payloads (a bad signature or token is refused and records nothing), the
 //! same deploy reported twice is one record, an open critical incident on a dependency raises
 //! the risk with a reason naming it, a freeze window refuses with a clear error, and the
-//! `deploys` table on the read side.
+//! `deploys` table on the read side; `run: true` runs the shipped deploy-run example through the
+//! `github_actions` provider once per deploy (an approval first in production).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 
+use common::recorder::{Contract, Received, Recorder};
 use common::{Aiops, http_get, wait_until};
 use serde_json::{Value, json};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 const GH_SECRET: &str = "gh-secret-for-the-test";
@@ -290,4 +293,233 @@ fn chrono_now() -> String {
         .output()
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+const DISPATCH_TOKEN: &str = "ghp-dispatch-token-for-the-test";
+const ANN_TOKEN: &str = "ann-token-deploy-run-9d2e";
+
+/// What GitHub's "Create a workflow dispatch event" accepts: `POST
+/// /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches` with a bearer token, the
+/// JSON media type, the API version header, a User-Agent and `{"ref", "inputs"}` (string
+/// values here); GitHub answers 204 with no body.
+fn dispatch_contract() -> Arc<Contract> {
+    Arc::new(|r: &Received| {
+        if r.method != "POST" || r.path != "/repos/acme/web/actions/workflows/deploy.yml/dispatches"
+        {
+            return Err(format!("{} {} is not the dispatch route", r.method, r.path));
+        }
+        if r.header("authorization") != Some(&format!("Bearer {DISPATCH_TOKEN}")) {
+            return Err("Authorization must be the bearer token".into());
+        }
+        if r.header("accept") != Some("application/vnd.github+json") {
+            return Err("Accept must be application/vnd.github+json".into());
+        }
+        if r.header("x-github-api-version") != Some("2022-11-28") {
+            return Err("X-GitHub-Api-Version must be 2022-11-28".into());
+        }
+        if r.header("user-agent").is_none_or(str::is_empty) {
+            return Err("GitHub refuses requests without a User-Agent".into());
+        }
+        let b = &r.body;
+        if b["ref"] != "main" {
+            return Err(format!("ref must be main: {b}"));
+        }
+        let inputs = b["inputs"].as_object().ok_or("inputs must be an object")?;
+        if inputs.len() > 25 {
+            return Err("at most 25 inputs".into());
+        }
+        for k in [
+            "deploy_id",
+            "service",
+            "environment",
+            "version",
+            "aiops_key",
+        ] {
+            if inputs
+                .get(k)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(format!("input {k} must be a non-empty string: {b}"));
+            }
+        }
+        Ok((204, String::new()))
+    })
+}
+
+fn start_runner(dir: &Path, rec: &Recorder, port: u16) -> Aiops {
+    let wdir = dir.join("workflows");
+    let adir = dir.join("autoheal");
+    for d in [&wdir, &adir] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../pipelines/workflows/examples/deploy-run.yaml"),
+        wdir.join("deploy-run.yaml"),
+    )
+    .unwrap();
+    let cfg = format!(
+        r#"
+[outbound]
+allow = ["127.0.0.1"]
+
+[workflows]
+dir = {wdir:?}
+autoheal_dir = {adir:?}
+tick_interval = "100ms"
+
+[workflows.secrets]
+GH_DISPATCH_TOKEN = {{ env = "TEST_DISPATCH_TOKEN" }}
+ANN = {{ env = "TEST_ANN_TOKEN" }}
+
+[workflows.users.ann]
+token_secret = "ANN"
+roles = ["sre"]
+
+[workflows.providers.gha]
+kind = "github_actions"
+api_url = "{api}"
+token = "{{{{ secrets.GH_DISPATCH_TOKEN }}}}"
+owner = "acme"
+repo = "web"
+workflow = "deploy.yml"
+key_input = "aiops_key"
+
+[deploys]
+verification_window = "1h"
+deploy_workflow = "deploy-run"
+
+[deploys.risk]
+approval_threshold = 0
+approval_environments = ["production"]
+"#,
+        wdir = wdir.to_str().unwrap(),
+        adir = adir.to_str().unwrap(),
+        api = rec.url(""),
+    );
+    let path = dir.join("aiops.toml");
+    std::fs::write(&path, cfg).unwrap();
+    Aiops::start_env(
+        &dir.join("data"),
+        "embedded",
+        port,
+        &["--config", path.to_str().unwrap()],
+        &[
+            ("TEST_DISPATCH_TOKEN", DISPATCH_TOKEN),
+            ("TEST_ANN_TOKEN", ANN_TOKEN),
+        ],
+    )
+}
+
+/// `POST /api/deploy {"run": true}` runs the shipped deploy-run example through the
+/// `github_actions` provider against a GitHub contract server: a staging deploy is dispatched
+/// once and goes on to its verification; a production deploy (the policy asks for an approval)
+/// waits for a person: approved → dispatched once, rejected → cancelled and nothing sent. After
+/// `kill -9` and a restart nothing is dispatched again.
+#[test]
+fn run_true_dispatches_the_deploy_workflow_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = Recorder::start(dispatch_contract());
+    let port = aiops_testkit::free_port();
+    let mut a = start_runner(tmp.path(), &rec, port);
+    let post = |a: &Aiops, id: &str, env: &str| {
+        curl(
+            "POST",
+            &a.url("/api/deploy"),
+            &[],
+            &json!({"id": id, "service": "web", "version": id, "previous_version": "6",
+                    "environment": env, "run": true})
+            .to_string(),
+        )
+    };
+    let status =
+        |a: &Aiops, id: &str| get(a, &format!("/api/deploy/status?id={id}"))["deploy"].clone();
+    // Staging: no approval, dispatched once, then verified.
+    let (code, body) = post(&a, "web-7", "staging");
+    assert_eq!(code, 201, "{body}");
+    wait_until(Duration::from_secs(20), "the staging dispatch", || {
+        rec.count() == 1
+    });
+    let sent = rec.all();
+    assert_eq!(sent[0].body["inputs"]["deploy_id"], "web-7");
+    assert_eq!(sent[0].body["inputs"]["environment"], "staging");
+    wait_until(Duration::from_secs(20), "web-7 verifying", || {
+        status(&a, "web-7")["status"] == "verifying"
+    });
+    // Production: the policy asks for an approval; nothing is sent before it.
+    let execution = |a: &Aiops, id: &str| -> (String, Value) {
+        let exec = status(a, id)["action_execution"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let e = get(a, &format!("/api/workflows/executions/{exec}"));
+        (exec, e)
+    };
+    for id in ["web-8", "web-9"] {
+        let (code, body) = post(&a, id, "production");
+        assert_eq!(code, 201, "{body}");
+        assert_eq!(body["deploy"]["status"], "awaiting_approval", "{body}");
+        wait_until(
+            Duration::from_secs(20),
+            "the dispatch to wait for approval",
+            || execution(&a, id).1["status"] == "waiting_approval",
+        );
+    }
+    assert_eq!(rec.count(), 1, "nothing is dispatched before an approval");
+    let decide = |a: &Aiops, id: &str, what: &str| {
+        let (exec, e) = execution(a, id);
+        let digest = e["approval"]["digest"].as_str().unwrap().to_string();
+        let (code, v) = curl(
+            "POST",
+            &a.url(&format!("/api/workflows/executions/{exec}/{what}")),
+            &[("authorization", &format!("Bearer {ANN_TOKEN}"))],
+            &json!({"digest": digest}).to_string(),
+        );
+        assert_eq!(code, 200, "{what} {id}: {v}");
+    };
+    decide(&a, "web-8", "approve");
+    wait_until(Duration::from_secs(20), "the approved dispatch", || {
+        rec.count() == 2
+    });
+    assert_eq!(rec.all()[1].body["inputs"]["deploy_id"], "web-8");
+    wait_until(Duration::from_secs(20), "web-8 verifying", || {
+        status(&a, "web-8")["status"] == "verifying"
+    });
+    decide(&a, "web-9", "reject");
+    wait_until(Duration::from_secs(20), "web-9 cancelled", || {
+        status(&a, "web-9")["status"] == "cancelled"
+    });
+    // Each dispatch carried its own key.
+    let keys: std::collections::BTreeSet<String> = rec
+        .all()
+        .iter()
+        .map(|r| r.body["inputs"]["aiops_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    // kill -9 and a restart: the dispatches' results are in the log, nothing is sent again.
+    a.kill9();
+    let a = start_runner(tmp.path(), &rec, port);
+    wait_until(
+        Duration::from_secs(20),
+        "the deploys back after the restart",
+        || {
+            status(&a, "web-8")["status"] == "verifying"
+                && status(&a, "web-9")["status"] == "cancelled"
+        },
+    );
+    let quiet = std::time::Instant::now();
+    while quiet.elapsed() < Duration::from_secs(2) {
+        assert_eq!(
+            rec.count(),
+            2,
+            "a dispatch was sent again after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        rec.violations.lock().unwrap().is_empty(),
+        "{:?}",
+        rec.violations.lock().unwrap()
+    );
 }
