@@ -696,6 +696,14 @@ impl Processor for DeployProcessor {
         self.handle.book.read().snapshot().map_err(err)
     }
 
+    /// Cloned in line, serialized beside the step loop: a book verifying many deploys holds
+    /// millions of samples (1,000 deploys × 10 series × 600 points made a 197 MB snapshot that
+    /// took ~1 s to serialize in `aiops-bench deploy-log`), and verdicts must not wait for it.
+    fn snapshot_job(&self) -> Option<crate::processor::SnapshotJob> {
+        let book = self.handle.book.read().clone();
+        Some(Box::new(move || book.snapshot().map_err(err)))
+    }
+
     fn restore(&mut self, state: &[u8]) -> Result<(), ProcessorError> {
         let settings = self.handle.settings.book();
         *self.handle.book.write() = DeployBook::restore(settings, state).map_err(err)?;
