@@ -426,9 +426,11 @@ impl Plan {
     }
 }
 
-/// In-line checkpoints on the engine's cadence: due `every` after the last one, when a step
-/// read something (the driver's `Cadence`, which the deploy processor — no snapshot job —
-/// meets with an in-line `Driver::checkpoint`). Counted and timed here.
+/// In-line checkpoints (`Driver::checkpoint`) on the engine's cadence: due `every` after the
+/// last one, when a step read something. The engine's periodic checkpoints of the deploy
+/// processor now serialize beside the step loop (its snapshot job); these in-line ones show
+/// what a checkpoint of this state costs when it is not (the clone stays in the loop). Counted
+/// and timed here.
 struct Checkpoints {
     every: Duration,
     last: Instant,

@@ -1117,6 +1117,12 @@ impl DeployBook {
         out
     }
 
+    /// The length of the log signals' baseline: the verification window and its delay.
+    fn log_baseline_ms(&self) -> i64 {
+        let v = &self.settings.verify;
+        v.window_ms.saturating_add(v.delay_ms)
+    }
+
     /// Drops samples no verification can use any more: older than the earliest baseline of an
     /// open verification, and older than a baseline a deploy starting now would need.
     fn prune(&mut self) {
@@ -1138,7 +1144,27 @@ impl DeployBook {
             }
         }
         self.st.samples.prune(oldest);
-        self.st.logs.prune(oldest);
+        // Error counts back to the log baseline of every deploy not judged yet (it starts before
+        // the deploy, which may be long before its window when the rollout took its time).
+        let mut log_oldest = oldest.min(
+            self.st
+                .now_ms
+                .saturating_sub(self.log_baseline_ms())
+                .saturating_sub(crate::logs::KEEP_MARGIN_MS),
+        );
+        for d in self.st.deploys.values() {
+            if matches!(
+                d.status,
+                Status::AwaitingApproval | Status::InProgress | Status::Verifying
+            ) {
+                log_oldest = log_oldest.min(
+                    d.started_at_ms
+                        .saturating_sub(self.log_baseline_ms())
+                        .saturating_sub(crate::logs::KEEP_MARGIN_MS),
+                );
+            }
+        }
+        self.st.logs.prune(log_oldest, self.st.now_ms);
     }
 
     /// Derives deploy `id`'s verdict now (its window closed): a proposal for the log.
@@ -1154,15 +1180,14 @@ impl DeployBook {
         };
         let compared = verify::compare(&plan, &self.st.samples, &self.settings.verify);
         let mut signals = self.signals(&d.service, ver.window_start_ms, ver.window_end_ms);
-        // Logs are per service: their baseline is always the time before the deploy.
-        let len = ver.window_end_ms.saturating_sub(ver.window_start_ms);
-        let delay = self.settings.verify.delay_ms;
-        let before_end = ver.window_start_ms.saturating_sub(delay);
+        // Logs are per service: from the deploy's start (a new version failing at start logs
+        // before its window opens) against as long before it.
         signals.extend(self.st.logs.signals(
             &self.settings.logs,
             &d.service,
-            (ver.window_start_ms, ver.window_end_ms),
-            (before_end.saturating_sub(len), before_end),
+            d.started_at_ms.min(ver.window_start_ms),
+            ver.window_end_ms,
+            self.log_baseline_ms(),
         ));
         let mut j = compared.judgement;
         finite(&mut j);

@@ -753,7 +753,10 @@ fn a_freeze_refuses_what_aiops_is_asked_to_do_and_flags_what_a_source_reports_do
     assert!(d.history[0].reason.contains("year-end"), "{:?}", d.history);
 }
 
-/// One template count row per minute window.
+/// The template miner's bucket holding `T0` (its buckets start on whole minutes; `T0` does not).
+const M0: i64 = T0 - T0.rem_euclid(60_000);
+
+/// One template count row of the one-minute bucket starting at `at`.
 fn logs(
     book: &mut DeployBook,
     service: &str,
@@ -765,6 +768,7 @@ fn logs(
 ) {
     book.on_log_count(&TemplateCount {
         window_start_ms: at,
+        window_ms: 60_000,
         service,
         template_id: id,
         template: text,
@@ -773,15 +777,23 @@ fn logs(
     });
 }
 
-/// A good canary (every metric passes) with the service's usual log lines from well before the
-/// baseline; `extra` adds log counts during the window.
-fn good_canary_with_logs(extra: impl Fn(&mut DeployBook)) -> aiops_deploy::Deploy {
-    let mut book = DeployBook::new(settings());
-    for w in 0..3 {
-        let at = T0 - 3 * WINDOW + w * WINDOW;
-        logs(&mut book, "web", "1", "GET <*> 200", at, 500, 0);
-        logs(&mut book, "web", "2", "db timeout after <*> ms", at, 3, 3);
+/// The service's usual log lines in the three buckets before the deploy's.
+fn usual_logs(book: &mut DeployBook, service: &str) {
+    for k in 1..=3 {
+        let at = M0 - k * 60_000;
+        logs(book, service, "1", "GET <*> 200", at, 500, 0);
+        logs(book, service, "2", "db timeout after <*> ms", at, 3, 3);
     }
+}
+
+/// A good canary (every metric passes) deployed at `T0` (20 s into a miner bucket) with the
+/// usual log lines before; `extra` adds log counts after the deploy.
+fn good_canary_with_logs(
+    settings: BookSettings,
+    extra: impl Fn(&mut DeployBook),
+) -> aiops_deploy::Deploy {
+    let mut book = DeployBook::new(settings);
+    usual_logs(&mut book, "web");
     record(&mut book, "d", "web", T0, 1);
     feed(
         &mut book,
@@ -797,9 +809,11 @@ fn good_canary_with_logs(extra: impl Fn(&mut DeployBook)) -> aiops_deploy::Deplo
 
 #[test]
 fn logs_as_usual_leave_a_good_canary_promoted() {
-    let d = good_canary_with_logs(|b| {
-        logs(b, "web", "1", "GET <*> 200", T0, 510, 0);
-        logs(b, "web", "2", "db timeout after <*> ms", T0, 4, 4);
+    let d = good_canary_with_logs(settings(), |b| {
+        for at in [M0, M0 + 60_000] {
+            logs(b, "web", "1", "GET <*> 200", at, 510, 0);
+            logs(b, "web", "2", "db timeout after <*> ms", at, 4, 4);
+        }
     });
     assert_eq!(d.decision.as_ref().unwrap().verdict, Verdict::Promote);
     assert!(d.verification.as_ref().unwrap().signals.is_empty());
@@ -807,10 +821,10 @@ fn logs_as_usual_leave_a_good_canary_promoted() {
 
 #[test]
 fn a_new_log_template_without_errors_is_shown_and_changes_nothing() {
-    let d = good_canary_with_logs(|b| {
-        logs(b, "web", "3", "feature flag <*> enabled", T0 + 10_000, 7, 0);
+    let d = good_canary_with_logs(settings(), |b| {
+        logs(b, "web", "3", "feature flag <*> enabled", M0 + 60_000, 7, 0);
         // Another service's new template is not this deploy's.
-        logs(b, "api", "9", "panic: <*>", T0 + 10_000, 50, 50);
+        logs(b, "api", "9", "panic: <*>", M0 + 60_000, 50, 50);
     });
     let decision = d.decision.as_ref().unwrap();
     assert_eq!(decision.verdict, Verdict::Promote, "{:?}", decision.reasons);
@@ -823,17 +837,11 @@ fn a_new_log_template_without_errors_is_shown_and_changes_nothing() {
 }
 
 #[test]
-fn a_new_error_template_makes_a_promote_inconclusive() {
-    let d = good_canary_with_logs(|b| {
-        logs(
-            b,
-            "web",
-            "3",
-            "NullPointerException in <*>",
-            T0 + 10_000,
-            4,
-            4,
-        );
+fn a_new_error_template_in_the_deploys_own_bucket_makes_a_promote_inconclusive() {
+    // The new version fails at start: its lines fall in the miner bucket that began 20 s
+    // before the deploy (and before the verification window).
+    let d = good_canary_with_logs(settings(), |b| {
+        logs(b, "web", "3", "NullPointerException in <*>", M0, 4, 4);
     });
     let decision = d.decision.as_ref().unwrap();
     assert_eq!(decision.verdict, Verdict::Inconclusive);
@@ -846,15 +854,55 @@ fn a_new_error_template_makes_a_promote_inconclusive() {
         "{:?}",
         decision.reasons
     );
+    // With a warm-up before the window the same line still counts: it came after the deploy.
+    let mut s = settings();
+    s.verify.delay_ms = 30_000;
+    let d = good_canary_with_logs(s, |b| {
+        logs(b, "web", "3", "NullPointerException in <*>", M0, 4, 4);
+    });
+    let mut book_settings = settings();
+    book_settings.verify.delay_ms = 30_000;
+    assert_eq!(
+        d.status,
+        Status::Verifying,
+        "the window closes later with a delay"
+    );
+    let mut book = DeployBook::new(book_settings);
+    usual_logs(&mut book, "web");
+    record(&mut book, "d", "web", T0, 1);
+    feed(
+        &mut book,
+        "web",
+        T0 + 30_000,
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i, m)),
+        |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
+    );
+    logs(
+        &mut book,
+        "web",
+        "3",
+        "NullPointerException in <*>",
+        M0,
+        4,
+        4,
+    );
+    tick(&mut book, T0 + 30_000 + WINDOW + GRACE);
+    let d = book.get("d").unwrap();
+    assert_eq!(
+        d.decision.as_ref().unwrap().verdict,
+        Verdict::Inconclusive,
+        "{:?}",
+        d.decision
+    );
 }
 
 #[test]
 fn an_error_surge_makes_a_promote_inconclusive_or_rolls_back_when_critical() {
-    let surge = |b: &mut DeployBook| {
-        // 3 error lines a minute before, 40 in the window's minute.
-        logs(b, "web", "2", "db timeout after <*> ms", T0, 40, 40);
-    };
-    let d = good_canary_with_logs(surge);
+    // 3 error lines a minute before the deploy; 40 in its bucket (2 buckets to the window's
+    // end: 20 a minute).
+    let surge =
+        |n: u64| move |b: &mut DeployBook| logs(b, "web", "2", "db timeout after <*> ms", M0, n, n);
+    let d = good_canary_with_logs(settings(), surge(40));
     let decision = d.decision.as_ref().unwrap();
     assert_eq!(
         decision.verdict,
@@ -863,49 +911,39 @@ fn an_error_surge_makes_a_promote_inconclusive_or_rolls_back_when_critical() {
         decision.reasons
     );
     assert!(
-        decision
-            .reasons
-            .iter()
-            .any(|r| r.contains("error log lines surged: 40 during the window, 3 in the same time")),
+        decision.reasons.iter().any(|r| r.contains(
+            "error log lines surged: 40 in 2 min since the deploy, 3 in 1 min before it"
+        )),
         "{:?}",
         decision.reasons
     );
-    // Below the minimum or the ratio: no surge.
-    let d = good_canary_with_logs(|b| logs(b, "web", "2", "db timeout after <*> ms", T0, 8, 8));
+    // Below the minimum: no surge.
+    let d = good_canary_with_logs(settings(), surge(8));
     assert_eq!(d.decision.as_ref().unwrap().verdict, Verdict::Promote);
-    // Critical ratio set: the same surge (13×) rolls back.
+    // Critical ratio set: 80 lines (40 a minute, 13× the baseline) roll back, 40 do not.
     let mut s = settings();
     s.logs.error_surge_critical_ratio = 10.0;
-    let mut book = DeployBook::new(s);
-    for w in 0..3 {
-        logs(
-            &mut book,
-            "web",
-            "2",
-            "db timeout after <*> ms",
-            T0 - 3 * WINDOW + w * WINDOW,
-            3,
-            3,
-        );
-    }
-    record(&mut book, "d", "web", T0, 1);
-    feed(
-        &mut book,
-        "web",
-        T0,
-        |m, i| base(m) * (1.0 + 0.1 * wobble(i, m)),
-        |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
-    );
-    surge(&mut book);
-    tick(&mut book, T0 + WINDOW + GRACE);
-    let d = book.get("d").unwrap();
+    let d = good_canary_with_logs(s.clone(), surge(80));
     assert_eq!(d.decision.as_ref().unwrap().verdict, Verdict::Rollback);
     assert!(d.verification.as_ref().unwrap().signals[0].critical);
+    let d = good_canary_with_logs(s, surge(40));
+    assert_eq!(d.decision.as_ref().unwrap().verdict, Verdict::Inconclusive);
+    // The same bucket counted twice (a miner that rebuilt re-appends it) is one bucket.
+    let d = good_canary_with_logs(settings(), |b| {
+        surge(6)(b);
+        surge(6)(b);
+        logs(b, "web", "2", "db timeout after <*> ms", M0 + 60_000, 6, 6);
+    });
+    assert_eq!(
+        d.decision.as_ref().unwrap().verdict,
+        Verdict::Promote,
+        "12 errors in 2 min is 6 a minute: under 3× the baseline of 3"
+    );
 }
 
 #[test]
 fn without_log_history_before_the_baseline_nothing_is_new() {
-    // The service's first log lines arrive during the window: everything would look new.
+    // The service's first log lines arrive after the deploy: everything would look new.
     let mut book = DeployBook::new(settings());
     record(&mut book, "d", "fresh", T0, 1);
     feed(
@@ -915,7 +953,7 @@ fn without_log_history_before_the_baseline_nothing_is_new() {
         |m, i| base(m) * (1.0 + 0.1 * wobble(i, m)),
         |m, i| base(m) * (1.0 + 0.1 * wobble(i + 5, m)),
     );
-    logs(&mut book, "fresh", "1", "ERROR boot <*>", T0, 100, 100);
+    logs(&mut book, "fresh", "1", "ERROR boot <*>", M0, 100, 100);
     tick(&mut book, T0 + WINDOW + GRACE);
     let d = book.get("d").unwrap();
     assert_eq!(d.decision.as_ref().unwrap().verdict, Verdict::Promote);
@@ -923,7 +961,18 @@ fn without_log_history_before_the_baseline_nothing_is_new() {
 }
 
 #[test]
-fn log_history_survives_a_checkpoint_and_old_checkpoints_load() {
+fn services_are_told_apart_even_when_one_name_starts_like_another() {
+    let d = good_canary_with_logs(settings(), |b| {
+        usual_logs(b, "web\0x");
+        logs(b, "web\0x", "7", "segfault at <*>", M0, 9, 9);
+        logs(b, "web-x", "8", "segfault at <*>", M0, 9, 9);
+    });
+    assert_eq!(d.decision.as_ref().unwrap().verdict, Verdict::Promote);
+    assert!(d.verification.as_ref().unwrap().signals.is_empty());
+}
+
+#[test]
+fn log_history_is_bounded_by_time_and_survives_a_checkpoint() {
     let mut book = DeployBook::new(settings());
     logs(&mut book, "web", "1", "GET <*> 200", T0 - 2 * WINDOW, 5, 0);
     let snap = book.snapshot().unwrap();
@@ -934,6 +983,15 @@ fn log_history_survives_a_checkpoint_and_old_checkpoints_load() {
     v.as_object_mut().unwrap().remove("logs").unwrap();
     let old = serde_json::to_vec(&v).unwrap();
     assert!(DeployBook::restore(settings(), &old).is_ok());
+    // A week and an hour later the template is forgotten (the snapshot shrinks back).
+    let empty = DeployBook::new(settings()).snapshot().unwrap().len();
+    tick(&mut book, T0 + aiops_deploy::logs::HISTORY_MS + 3_600_000);
+    let later = book.snapshot().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&later).contains("GET <*> 200"),
+        "forgotten after the history horizon"
+    );
+    assert!(later.len() < empty + 100, "{} vs {empty}", later.len());
     // Default log settings are not in the serialized settings (the checkpoint hash of a
     // default configuration is the previous release's).
     let text = serde_json::to_string(&settings()).unwrap();
@@ -945,4 +1003,13 @@ fn log_history_survives_a_checkpoint_and_old_checkpoints_load() {
             .unwrap()
             .contains("error_surge_min")
     );
+    s.logs.error_surge_min = 0;
+    assert!(s.logs.validate().unwrap_err().contains("error_surge_min"));
+}
+
+#[test]
+fn a_verdict_written_before_informational_signals_existed_reads() {
+    let text = r#"{"kind":"new_alert","detail":"alert X fired","critical":true}"#;
+    let s: aiops_deploy::record::Signal = serde_json::from_str(text).unwrap();
+    assert!(s.critical && !s.informational);
 }

@@ -652,6 +652,22 @@ async fn start_deploys(
     if !cfg.deploys.enabled {
         return Ok(None);
     }
+    if cfg.deploys.logs.enabled && cfg.templates.enabled {
+        // The miner's counts of a bucket come a bucket and its delay after the bucket starts:
+        // a verdict judged sooner misses the errors and templates of the window's last minute.
+        let miner = &cfg.templates.miner;
+        let lag_ms = miner.window_ms.saturating_add(miner.delay_ms);
+        let grace_ms = i64::try_from(cfg.deploys.grace.as_millis()).unwrap_or(i64::MAX);
+        if grace_ms < lag_ms {
+            // Info, not a warning: the defaults (30 s against 70 s) are like this on purpose,
+            // verdicts wait for the metrics, not for the last minute of logs.
+            tracing::info!(
+                grace_ms,
+                template_counts_lag_ms = lag_ms,
+                "deploys.grace is shorter than the template miner's bucket plus delay: log signals miss the verification window's last bucket"
+            );
+        }
+    }
     let handle = DeployHandle::new(cfg.deploys.clone());
     let h = handle.clone();
     run_processor(

@@ -246,7 +246,7 @@ impl DeployProcessor {
     }
 
     /// Takes the template miner's window counts (`log_templates_1m`) for log signals.
-    fn log_counts(&mut self, batch: &RecordBatch) {
+    fn log_counts(&mut self, batch: &RecordBatch, bucket_ms: i64) {
         let schema = batch.schema();
         let col = |name: &str, ty: &DataType| {
             schema
@@ -277,6 +277,7 @@ impl DeployProcessor {
             lines.as_primitive_opt::<UInt64Type>(),
             errors.as_primitive_opt::<UInt64Type>(),
         ) else {
+            tracing::warn!("deploys skip template counts whose columns have other types");
             return;
         };
         let mut book = self.handle.book.write();
@@ -286,6 +287,7 @@ impl DeployProcessor {
             }
             book.on_log_count(&TemplateCount {
                 window_start_ms: times.value(row),
+                window_ms: bucket_ms,
                 service: services.value(row),
                 template_id: ids.value(row),
                 template: if texts.is_null(row) {
@@ -667,7 +669,14 @@ impl Processor for DeployProcessor {
         } else if let Some(output) = r.subject.strip_prefix(wire::DERIVED_PREFIX) {
             if output == crate::templates::COUNTS_STREAM && self.handle.settings.logs.enabled {
                 match aiops_schemas::derived::decode_derived(&r.payload) {
-                    Ok((_, batch)) => self.log_counts(&batch),
+                    // One message per bucket, its time range the bucket (see
+                    // templates::encode::counts_messages).
+                    Ok((_, batch)) => self.log_counts(
+                        &batch,
+                        r.time_max_ms
+                            .saturating_sub(r.time_min_ms)
+                            .saturating_add(1),
+                    ),
                     Err(e) => {
                         tracing::warn!(seq = r.seq, error = %e, "deploys skip undecodable template counts");
                     }
