@@ -408,6 +408,8 @@ approval_environments = ["production"]
         &[
             ("TEST_DISPATCH_TOKEN", DISPATCH_TOKEN),
             ("TEST_ANN_TOKEN", ANN_TOKEN),
+            // Every call is held 3 s after its intent is logged, so a kill can land between.
+            ("AIOPS_FAULT_EFFECT_DELAY_MS", "3000"),
         ],
     )
 }
@@ -415,8 +417,9 @@ approval_environments = ["production"]
 /// `POST /api/deploy {"run": true}` runs the shipped deploy-run example through the
 /// `github_actions` provider against a GitHub contract server: a staging deploy is dispatched
 /// once and goes on to its verification; a production deploy (the policy asks for an approval)
-/// waits for a person: approved → dispatched once, rejected → cancelled and nothing sent. After
-/// `kill -9` and a restart nothing is dispatched again.
+/// waits for a person: approved → dispatched once, rejected → cancelled and nothing sent. A
+/// `kill -9` between the dispatch's intent and its call, and another after every result is
+/// logged: each dispatch is sent once.
 #[test]
 fn run_true_dispatches_the_deploy_workflow_once() {
     let tmp = tempfile::tempdir().unwrap();
@@ -435,9 +438,16 @@ fn run_true_dispatches_the_deploy_workflow_once() {
     };
     let status =
         |a: &Aiops, id: &str| get(a, &format!("/api/deploy/status?id={id}"))["deploy"].clone();
-    // Staging: no approval, dispatched once, then verified.
+    // Staging: no approval. kill -9 once the dispatch's intent is logged (its call is held):
+    // the restarted engine sends it, once.
     let (code, body) = post(&a, "web-7", "staging");
     assert_eq!(code, 201, "{body}");
+    wait_until(Duration::from_secs(20), "the dispatch's intent", || {
+        a.metric("aiops_workflow_intents_total") >= 1.0
+    });
+    a.kill9();
+    assert_eq!(rec.count(), 0, "the call was held past the kill");
+    let mut a = start_runner(tmp.path(), &rec, port);
     wait_until(Duration::from_secs(20), "the staging dispatch", || {
         rec.count() == 1
     });
