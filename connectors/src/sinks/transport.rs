@@ -12,6 +12,8 @@ use std::error::Error as _;
 pub(crate) const EXCERPT_BYTES: usize = 512;
 /// Longest answer kept in an [`crate::sinks::EffectOutput`] by notification providers.
 pub(crate) const OUTPUT_BYTES: usize = 4096;
+/// Longest service message [`error_message`] keeps.
+pub(crate) const MESSAGE_BYTES: usize = 300;
 /// How much of an answer notification providers read at most.
 pub(crate) const DEFAULT_READ_LIMIT: usize = 256 * 1024;
 
@@ -40,11 +42,24 @@ pub(crate) struct Reply {
     pub status: u16,
     /// The body, at most the read limit.
     pub body: Vec<u8>,
+    /// Whether the answer was longer than the read limit: `body` is then only its first
+    /// `limit` bytes. Only [`HttpSink::send_capped`] returns such a reply; [`HttpSink::send`]
+    /// refuses the answer instead.
+    pub truncated: bool,
 }
 
 impl Reply {
     /// The body as JSON, if it is JSON.
     pub(crate) fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The body parsed into `T` (fields `T` does not name are skipped, not kept), if the answer
+    /// is whole and parses.
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        if self.truncated {
+            return None;
+        }
         serde_json::from_slice(&self.body).ok()
     }
 }
@@ -99,13 +114,46 @@ impl HttpSink {
         host: &str,
         limit: usize,
     ) -> Result<Reply, SinkError> {
+        let result = self.send_inner(req, host, limit).await.and_then(|reply| {
+            if reply.truncated {
+                Err(SinkError::refused(format!(
+                    "{}: answer from {host} exceeds {limit} bytes",
+                    self.kind
+                )))
+            } else {
+                Ok(reply)
+            }
+        });
+        self.log(host, &result);
+        result
+    }
+
+    /// Like [`HttpSink::send`], but a success answer over `limit` is not an error: it comes
+    /// back as its first `limit` bytes with [`Reply::truncated`] set (for calls whose success
+    /// matters more than the answer's content).
+    ///
+    /// # Errors
+    /// Non-2xx → [`SinkError::Http`] with a redacted excerpt; transport failures → `Network`,
+    /// `Timeout` or `Refused` (guard).
+    pub(crate) async fn send_capped(
+        &self,
+        req: reqwest::RequestBuilder,
+        host: &str,
+        limit: usize,
+    ) -> Result<Reply, SinkError> {
         let result = self.send_inner(req, host, limit).await;
-        match &result {
+        self.log(host, &result);
+        result
+    }
+
+    fn log(&self, host: &str, result: &Result<Reply, SinkError>) {
+        match result {
             Ok(reply) => {
                 tracing::debug!(
                     kind = self.kind,
                     host,
                     status = reply.status,
+                    truncated = reply.truncated,
                     "provider call answered"
                 )
             }
@@ -121,7 +169,6 @@ impl HttpSink {
                 )
             }
         }
-        result
     }
 
     async fn send_inner(
@@ -151,13 +198,11 @@ impl HttpSink {
                 body_excerpt: self.excerpt(&body),
             });
         }
-        if over {
-            return Err(SinkError::refused(format!(
-                "{}: answer from {host} exceeds {limit} bytes",
-                self.kind
-            )));
-        }
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            body,
+            truncated: over,
+        })
     }
 
     /// At most [`EXCERPT_BYTES`] of `body` as text, secrets removed.
@@ -209,6 +254,42 @@ impl HttpSink {
     }
 }
 
+/// Checks an API token from the config (never quoting it: it is the secret).
+///
+/// # Errors
+/// [`SinkError::Config`] for an empty token or one with spaces or control characters (which
+/// would also bend the `Authorization` header).
+pub(crate) fn check_token(token: &str) -> Result<(), SinkError> {
+    if token.trim().is_empty() {
+        return Err(SinkError::Config("token must not be empty".into()));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(SinkError::Config(
+            "token must not contain spaces or control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The service's message in an error answer's excerpt: the first non-empty string of `message`
+/// or `error` in a JSON object (GitHub's `{message, documentation_url}`, gRPC-gateway's
+/// `{error, code, message}`), else the excerpt itself; at most [`MESSAGE_BYTES`].
+pub(crate) fn error_message(excerpt: &str) -> String {
+    let parsed = serde_json::from_str::<Value>(excerpt).ok();
+    let msg = parsed
+        .as_ref()
+        .and_then(|v| {
+            ["message", "error"]
+                .iter()
+                .find_map(|k| v.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()))
+        })
+        .unwrap_or_else(|| excerpt.trim());
+    if msg.is_empty() {
+        return "no message".to_owned();
+    }
+    truncate(msg, MESSAGE_BYTES).to_owned()
+}
+
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 pub(crate) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -241,4 +322,42 @@ pub(crate) fn join(base: &url::Url, path: &str) -> url::Url {
     u.set_path(&joined);
     u.set_query(None);
     u
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MESSAGE_BYTES, check_token, error_message};
+    use crate::sinks::SinkError;
+
+    #[test]
+    fn tokens_are_checked_without_quoting_them() {
+        check_token("ghp_abc123").unwrap();
+        for bad in ["", "   ", "abc def-secret", "abc\r\nX-Evil: 1"] {
+            let e = check_token(bad).unwrap_err();
+            assert!(
+                matches!(&e, SinkError::Config(m) if m.contains("token")),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("def-secret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn error_messages_of_github_and_grpc_gateway() {
+        assert_eq!(
+            error_message(r#"{"message": "Bad credentials", "documentation_url": "x"}"#),
+            "Bad credentials"
+        );
+        assert_eq!(
+            error_message(r#"{"error": "denied", "code": 7, "message": ""}"#),
+            "denied"
+        );
+        assert_eq!(
+            error_message("  <html>Bad gateway</html> "),
+            "<html>Bad gateway</html>"
+        );
+        assert_eq!(error_message(r#"{"message": ""}"#), r#"{"message": ""}"#);
+        assert_eq!(error_message(" "), "no message");
+        assert_eq!(error_message(&"é".repeat(400)).len(), MESSAGE_BYTES);
+    }
 }

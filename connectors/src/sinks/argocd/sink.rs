@@ -3,7 +3,9 @@
 use super::config::ArgoCdConfig;
 use crate::sinks::params::{self, Params, type_name};
 use crate::sinks::registry::ProviderContext;
-use crate::sinks::transport::{EXCERPT_BYTES, HttpSink, host_of, join, truncate};
+use crate::sinks::transport::{
+    EXCERPT_BYTES, HttpSink, check_token, error_message, host_of, join, truncate,
+};
 use crate::sinks::{EffectCall, EffectOutput, Provider, Secret, SinkError};
 use serde_json::{Map, Value, json};
 
@@ -19,10 +21,74 @@ const MAX_REVISION_BYTES: usize = 255;
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 /// Longest string kept from the answer in the output.
 const OUTPUT_STRING_BYTES: usize = 256;
-/// Longest service message kept in an error.
-const MESSAGE_BYTES: usize = 300;
 /// The name of the operation info carrying the effect's idempotency key.
 const INFO_NAME: &str = "aiops-effect";
+/// Argo CD's message when the application already has an operation (gRPC FailedPrecondition,
+/// HTTP 400).
+const IN_PROGRESS: &str = "another operation is already in progress";
+
+/// The parts of an Application this provider reads; serde skips the rest (the resource list
+/// can be megabytes) without keeping it.
+#[derive(Debug, Default, serde::Deserialize)]
+struct App {
+    /// The requested operation; set until the controller finishes it.
+    #[serde(default)]
+    operation: Option<Operation>,
+    #[serde(default)]
+    status: Option<AppStatus>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct AppStatus {
+    #[serde(default, rename = "operationState")]
+    operation_state: Option<OperationState>,
+}
+
+/// The state of the operation the controller runs or ran last.
+#[derive(Debug, Default, serde::Deserialize)]
+struct OperationState {
+    #[serde(default)]
+    phase: Option<String>,
+    /// The operation this state is of.
+    #[serde(default)]
+    operation: Option<Operation>,
+    #[serde(default, rename = "syncResult")]
+    sync_result: Option<SyncResult>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct Operation {
+    #[serde(default)]
+    sync: Option<SyncResult>,
+    #[serde(default)]
+    info: Option<Vec<Info>>,
+}
+
+/// `operation.sync` and `operationState.syncResult`: only the revision is read.
+#[derive(Debug, Default, serde::Deserialize)]
+struct SyncResult {
+    #[serde(default)]
+    revision: Option<String>,
+}
+
+/// One `{name, value}` of an operation's `info`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Info {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+impl Operation {
+    /// Whether this operation was started by the effect with idempotency key `key`.
+    fn carries(&self, key: &str) -> bool {
+        self.info
+            .iter()
+            .flatten()
+            .any(|i| i.name.as_deref() == Some(INFO_NAME) && i.value.as_deref() == Some(key))
+    }
+}
 
 /// Syncs applications of one Argo CD.
 #[derive(Debug)]
@@ -138,7 +204,7 @@ impl ArgoCd {
             } => (status, body_excerpt),
             other => return other,
         };
-        let message = argo_message(&body_excerpt);
+        let message = error_message(&body_excerpt);
         let lower = message.to_ascii_lowercase();
         let hint = match status {
             401 => "the token is invalid, expired or revoked",
@@ -149,7 +215,7 @@ impl ArgoCd {
                  app_namespace)"
             }
             404 => "the application does not exist",
-            400 if lower.contains("another operation is already in progress") => {
+            400 if lower.contains(IN_PROGRESS) => {
                 "another operation (a sync) is already in progress on this application: wait \
                  for it to finish, or terminate it (argocd app terminate-op)"
             }
@@ -166,51 +232,99 @@ impl ArgoCd {
         }
     }
 
-    /// What the answer says about the operation: a bounded, secret-free summary.
-    fn summary(&self, application: &str, app: Option<&Value>) -> (String, Value) {
+    /// What the answer says about the operation: a bounded, secret-free summary. `op` is the
+    /// operation requested, `state` the state of that operation when known.
+    fn summary(
+        &self,
+        application: &str,
+        op: Option<&Operation>,
+        state: Option<&OperationState>,
+    ) -> (String, Value) {
         let mut out = json!({"application": self.app_target(application)});
-        let Some(app) = app else {
-            return ("sync started".into(), out);
-        };
-        let text = |v: Option<&Value>| {
-            v.and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
+        let text = |v: Option<&String>| {
+            v.filter(|s| !s.is_empty())
                 .map(|s| truncate(&self.http.redact(s), OUTPUT_STRING_BYTES).to_owned())
         };
         // The server resolves the revision it was asked for (or the target revision) into the
         // operation it sets; the operation state is usually still empty in this answer (the
         // controller starts it), so both are optional.
-        let revision = text(app.pointer("/operation/sync/revision"))
-            .or_else(|| text(app.pointer("/status/operationState/syncResult/revision")));
+        let revision = text(op.and_then(|o| o.sync.as_ref()?.revision.as_ref()))
+            .or_else(|| text(state.and_then(|s| s.sync_result.as_ref()?.revision.as_ref())));
         if let Some(r) = revision {
             out["revision"] = json!(r);
         }
-        let phase = text(app.pointer("/status/operationState/phase"));
+        let phase = text(state.and_then(|s| s.phase.as_ref()));
         if let Some(p) = &phase {
             out["phase"] = json!(p);
         }
         (phase.unwrap_or_else(|| "sync started".into()), out)
     }
+
+    /// After "another operation is already in progress": reads the application and answers
+    /// for the effect if the operation in progress (or just finished) is its own, one sent
+    /// before a crash whose result was never logged. Otherwise `refused` stands, explained.
+    async fn resent(
+        &self,
+        application: &str,
+        key: &str,
+        target: &str,
+        refused: SinkError,
+    ) -> Result<EffectOutput, SinkError> {
+        let mut url = join(&self.base, &format!("api/v1/applications/{application}"));
+        if let Some(ns) = &self.app_namespace {
+            // For a GET the namespace is a query parameter (there is no body).
+            url.query_pairs_mut().append_pair("appNamespace", ns);
+        }
+        let req = self.http.client().get(url).bearer_auth(self.token.expose());
+        let app = match self
+            .http
+            .send_capped(req, &self.host, MAX_ANSWER_BYTES)
+            .await
+        {
+            Ok(reply) => reply.parse::<App>(),
+            // Could not look: retrying may find out (the sync is sent again, refused again
+            // while it runs, and the application read again).
+            Err(e) if e.retryable() => return Err(self.explain(e, target)),
+            // Not allowed to read it (RBAC `applications, get`) or gone: the refusal stands.
+            Err(_) => None,
+        };
+        let Some(app) = app else {
+            return Err(self.explain(refused, target));
+        };
+        let state = app.status.and_then(|s| s.operation_state);
+        let state_ours = state
+            .as_ref()
+            .and_then(|s| s.operation.as_ref())
+            .is_some_and(|o| o.carries(key));
+        let op_ours = app.operation.as_ref().is_some_and(|o| o.carries(key));
+        if !op_ours && !state_ours {
+            return Err(self.explain(refused, target));
+        }
+        let state = state.filter(|_| state_ours);
+        let op = if op_ours {
+            app.operation.as_ref()
+        } else {
+            state.as_ref().and_then(|s| s.operation.as_ref())
+        };
+        let (phase, mut response) = self.summary(application, op, state.as_ref());
+        response["resent"] = json!(true);
+        let status = format!("{phase} (resent)");
+        tracing::info!(kind = "argocd", host = %self.host, application = %target, status = %status, "sync already running for this effect");
+        Ok(EffectOutput { status, response })
+    }
 }
 
-/// Argo CD's `{"error": ..., "code": ..., "message": ...}`, or the excerpt when it is not that.
-fn argo_message(excerpt: &str) -> String {
-    let parsed = serde_json::from_str::<Value>(excerpt).ok();
-    let msg = parsed
-        .as_ref()
-        .and_then(|v| {
-            ["message", "error"]
-                .iter()
-                .find_map(|k| v.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()))
-        })
-        .map(str::to_owned)
-        .unwrap_or_else(|| excerpt.trim().to_owned());
-    let msg = if msg.is_empty() {
-        "no message".to_owned()
-    } else {
-        msg
-    };
-    truncate(&msg, MESSAGE_BYTES).to_owned()
+/// Whether `e` is Argo CD's refusal of a sync because the application has an operation.
+fn is_in_progress(e: &SinkError) -> bool {
+    match e {
+        SinkError::Http {
+            status: 400,
+            body_excerpt,
+        } => error_message(body_excerpt)
+            .to_ascii_lowercase()
+            .contains(IN_PROGRESS),
+        _ => false,
+    }
 }
 
 /// An optional boolean; `"true"`/`"false"` are accepted too, since rendered templates are text.
@@ -225,19 +339,6 @@ fn opt_bool(p: &Params, field: &str) -> Result<Option<bool>, SinkError> {
             format!("must be true or false, got {}", type_name(v)),
         )),
     }
-}
-
-fn check_token(token: &str) -> Result<(), SinkError> {
-    if token.trim().is_empty() {
-        return Err(SinkError::Config("token must not be empty".into()));
-    }
-    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        // Never quote it: it is the secret.
-        return Err(SinkError::Config(
-            "token must not contain spaces or control characters".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// A lowercase RFC 1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63.
@@ -296,18 +397,25 @@ impl Provider for ArgoCd {
             .post(url)
             .bearer_auth(self.token.expose())
             .json(&s.body);
-        let too_big = format!(
-            "argocd: answer from {} exceeds {MAX_ANSWER_BYTES} bytes",
-            self.host
-        );
-        let answer = match self.http.send(req, &self.host, MAX_ANSWER_BYTES).await {
-            Ok(reply) => reply.json(),
-            // A 2xx answer too big to keep: the sync was accepted all the same, and reporting a
-            // failure would make an operator run it again.
-            Err(SinkError::Refused { reason }) if reason == too_big => None,
+        let reply = match self
+            .http
+            .send_capped(req, &self.host, MAX_ANSWER_BYTES)
+            .await
+        {
+            Ok(reply) => reply,
+            Err(e) if is_in_progress(&e) => {
+                return self
+                    .resent(s.application, call.idempotency_key, &target, e)
+                    .await;
+            }
             Err(e) => return Err(self.explain(e, &target)),
         };
-        let (status, response) = self.summary(s.application, answer.as_ref());
+        // An answer too big to keep (`truncated`) is a started sync all the same: reporting a
+        // failure would make an operator run it again.
+        let app = reply.parse::<App>().unwrap_or_default();
+        let state = app.status.and_then(|st| st.operation_state);
+        let (status, response) =
+            self.summary(s.application, app.operation.as_ref(), state.as_ref());
         tracing::info!(kind = "argocd", host = %self.host, application = %target, status = %status, "sync requested");
         Ok(EffectOutput { status, response })
     }

@@ -8,6 +8,8 @@ use crate::sinks::testing::{
 use crate::sinks::{EffectCall, ProviderContext, SinkError, build_provider};
 use axum::response::Response;
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.argocd-api-token-SECRET.sig";
 const KEY: &str = "deploy-run/deploy-17/sync";
@@ -124,46 +126,127 @@ fn application(name: &str, body: &Value, phase: Option<&str>) -> Value {
     app
 }
 
-/// Argo CD served under the root path `/argocd`.
-fn argo_like(r: &Recorded) -> Response {
-    if r.header("authorization") != Some(format!("Bearer {TOKEN}").as_str()) {
-        return argo_error(401, 16, "invalid session: token signature is invalid");
+/// The applications with an operation set, by `(namespace, name)`.
+type Operations = Arc<Mutex<HashMap<(String, String), Value>>>;
+
+/// Why a GET of an application breaks the documented contract, if it does.
+fn get_violation(r: &Recorded) -> Option<String> {
+    if !r
+        .header("user-agent")
+        .is_some_and(|u| u.starts_with("aiops/"))
+    {
+        return Some("user-agent".into());
     }
-    let Some(name) = r
-        .path
-        .strip_prefix("/argocd/api/v1/applications/")
-        .and_then(|p| p.strip_suffix("/sync"))
-    else {
-        return argo_error(404, 5, "Not Found");
-    };
-    if let Some(v) = contract_violation(r, name) {
+    if !r.body.is_empty() {
+        return Some("a GET with a body".into());
+    }
+    // `ApplicationQuery` fields are query parameters; only appNamespace is expected.
+    if let Some(q) = &r.query
+        && !q.starts_with("appNamespace=")
+    {
+        return Some(format!("query {q}"));
+    }
+    None
+}
+
+/// `GET /api/v1/applications/{name}[?appNamespace=]`: the Application with its operation.
+fn get_application(r: &Recorded, name: &str, running: &Operations) -> Response {
+    if let Some(v) = get_violation(r) {
         return reply(418, "text/plain", format!("contract: {v}"));
     }
-    let body = r.json();
+    let ns = r
+        .query
+        .as_deref()
+        .and_then(|q| q.strip_prefix("appNamespace="))
+        .unwrap_or("argocd")
+        .to_owned();
+    if let Some(app) = running.lock().unwrap().get(&(ns, name.to_owned())) {
+        return reply_json(200, app.clone());
+    }
     match name {
-        "checkout" => reply_json(200, application(name, &body, None)),
-        "running" => reply_json(200, application(name, &body, Some("Running"))),
-        "busy" => argo_error(400, 9, "another operation is already in progress"),
-        "secret-app" => argo_error(403, 7, "permission denied"),
-        "windowed" => argo_error(403, 7, "cannot sync: blocked by sync window"),
-        "gone" => argo_error(404, 5, "applications.argoproj.io \"gone\" not found"),
-        "flaky" => reply(503, "text/plain", "upstream connect error"),
-        "throttled" => reply(429, "text/plain", "Too Many Requests"),
-        "echo" => argo_error(
-            400,
-            3,
-            &format!(
-                "bad request from {}",
-                r.header("authorization").unwrap_or_default()
-            ),
-        ),
-        "huge" => {
-            // An application with very many resources: an answer beyond what is kept.
-            let mut app = application(name, &body, None);
-            app["status"]["resources"] = json!("x".repeat(17 * 1024 * 1024));
+        // Someone ran a sync by hand: an operation without aiops' info.
+        "busy" => {
+            let mut app = application(
+                name,
+                &json!({"prune": false, "infos": null}),
+                Some("Running"),
+            );
+            app["operation"]["initiatedBy"] = json!({"username": "admin"});
+            app["status"]["operationState"]["operation"] = app["operation"].clone();
             reply_json(200, app)
         }
+        "busy-flaky" => reply(503, "text/plain", "upstream connect error"),
         _ => argo_error(403, 7, "permission denied"),
+    }
+}
+
+/// Argo CD served under the root path `/argocd`. `deploying` and `queued` keep their operation
+/// after the first sync (the controller runs it, or has not picked it up yet), as Argo CD does
+/// until the operation completes: a second sync is refused as in progress.
+fn argo_like() -> impl Fn(&Recorded) -> Response + Send + Sync + 'static {
+    let running: Operations = Arc::default();
+    move |r: &Recorded| {
+        if r.header("authorization") != Some(format!("Bearer {TOKEN}").as_str()) {
+            return argo_error(401, 16, "invalid session: token signature is invalid");
+        }
+        let Some(rest) = r.path.strip_prefix("/argocd/api/v1/applications/") else {
+            return argo_error(404, 5, "Not Found");
+        };
+        let Some(name) = rest.strip_suffix("/sync") else {
+            if r.method == "GET" && !rest.contains('/') {
+                return get_application(r, rest, &running);
+            }
+            return argo_error(404, 5, "Not Found");
+        };
+        if let Some(v) = contract_violation(r, name) {
+            return reply(418, "text/plain", format!("contract: {v}"));
+        }
+        let body = r.json();
+        match name {
+            "checkout" => reply_json(200, application(name, &body, None)),
+            "running" => reply_json(200, application(name, &body, Some("Running"))),
+            "deploying" | "queued" => {
+                let ns = body["appNamespace"].as_str().unwrap_or("argocd").to_owned();
+                let mut running = running.lock().unwrap();
+                let slot = (ns, name.to_owned());
+                if running.contains_key(&slot) {
+                    return argo_error(400, 9, "another operation is already in progress");
+                }
+                let answer = application(name, &body, None);
+                let mut app = answer.clone();
+                if name == "deploying" {
+                    app["status"]["operationState"] = json!({
+                        "phase": "Running", "message": "one or more tasks are running",
+                        "operation": app["operation"].clone(),
+                        "startedAt": "2026-12-05T11:00:00Z"
+                    });
+                }
+                app["status"]["resources"] = json!([{"kind": "Deployment", "name": name}]);
+                running.insert(slot, app);
+                reply_json(200, answer)
+            }
+            "busy" | "busy-flaky" => argo_error(400, 9, "another operation is already in progress"),
+            "secret-app" => argo_error(403, 7, "permission denied"),
+            "windowed" => argo_error(403, 7, "cannot sync: blocked by sync window"),
+            "gone" => argo_error(404, 5, "applications.argoproj.io \"gone\" not found"),
+            "flaky" => reply(503, "text/plain", "upstream connect error"),
+            "throttled" => reply(429, "text/plain", "Too Many Requests"),
+            "echo" => argo_error(
+                400,
+                3,
+                &format!(
+                    "bad request from {}",
+                    r.header("authorization").unwrap_or_default()
+                ),
+            ),
+            "huge" => {
+                // An application with very many resources: an answer beyond what is kept.
+                let mut app = application(name, &body, None);
+                app["status"]["resources"] = json!("x".repeat(17 * 1024 * 1024));
+                reply_json(200, app)
+            }
+            _ => argo_error(403, 7, "permission denied"),
+        }
     }
 }
 
@@ -175,9 +258,18 @@ async fn call(
     p: &dyn crate::sinks::Provider,
     params: Value,
 ) -> Result<crate::sinks::EffectOutput, SinkError> {
+    call_as(p, params, KEY).await
+}
+
+/// A call of the effect with idempotency key `key`.
+async fn call_as(
+    p: &dyn crate::sinks::Provider,
+    params: Value,
+    key: &str,
+) -> Result<crate::sinks::EffectOutput, SinkError> {
     let params = obj(params);
     p.call(&EffectCall {
-        idempotency_key: KEY,
+        idempotency_key: key,
         params: &params,
     })
     .await
@@ -185,7 +277,7 @@ async fn call(
 
 #[tokio::test]
 async fn syncs_with_the_documented_request() {
-    let server = MockServer::start(argo_like).await;
+    let server = MockServer::start(argo_like()).await;
     let p = build_local(config(&server));
     let out = call(
         p.as_ref(),
@@ -233,7 +325,7 @@ async fn syncs_with_the_documented_request() {
 
 #[tokio::test]
 async fn the_app_namespace_goes_in_the_body() {
-    let server = MockServer::start(argo_like).await;
+    let server = MockServer::start(argo_like()).await;
     let mut cfg = config(&server);
     cfg["app_namespace"] = json!("team-payments");
     let p = build_local(cfg);
@@ -252,7 +344,7 @@ async fn the_app_namespace_goes_in_the_body() {
 
 #[tokio::test]
 async fn an_answer_too_big_to_keep_is_still_a_started_sync() {
-    let server = MockServer::start(argo_like).await;
+    let server = MockServer::start(argo_like()).await;
     let p = build_local(config(&server));
     let out = call(p.as_ref(), json!({"application": "huge"}))
         .await
@@ -261,8 +353,87 @@ async fn an_answer_too_big_to_keep_is_still_a_started_sync() {
     assert_eq!(out.response, json!({"application": "huge"}));
 }
 
+#[tokio::test]
+async fn a_sync_resent_while_it_runs_is_answered_as_its_own() {
+    for ns in [None, Some("team-payments")] {
+        let server = MockServer::start(argo_like()).await;
+        let mut cfg = config(&server);
+        if let Some(ns) = ns {
+            cfg["app_namespace"] = json!(ns);
+        }
+        let p = build_local(cfg);
+        let target = match ns {
+            Some(ns) => format!("{ns}/deploying"),
+            None => "deploying".to_owned(),
+        };
+        let params = json!({"application": "deploying", "revision": "v1.4.2"});
+        let out = call(p.as_ref(), params.clone()).await.unwrap();
+        assert_eq!(out.status, "sync started");
+        // aiops dies before logging the result; the engine resends the intent with its key.
+        let out = call(p.as_ref(), params.clone()).await.unwrap();
+        assert_eq!(out.status, "Running (resent)");
+        assert_eq!(
+            out.response,
+            json!({"application": target, "revision": SHA, "phase": "Running", "resent": true})
+        );
+        let seen = server.requests();
+        assert_eq!(seen.len(), 3, "sync, refused sync, read");
+        let get = &seen[2];
+        assert_eq!(get.method, "GET");
+        assert_eq!(get.path, "/argocd/api/v1/applications/deploying");
+        assert_eq!(get.query, ns.map(|n| format!("appNamespace={n}")));
+        assert_eq!(
+            get.header("authorization"),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+
+        // Another effect's sync while this one runs: refused as before.
+        let e = call_as(p.as_ref(), params.clone(), "deploy-run/deploy-18/sync")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, SinkError::Http { status: 400, .. }), "{e}");
+        assert!(!e.retryable());
+        let t = e.to_string();
+        assert!(
+            t.contains("another operation is already in progress") && t.contains("terminate"),
+            "{t}"
+        );
+        assert_no_secrets(
+            p.as_ref(),
+            &[t, out.response.to_string(), out.status.clone()],
+            &[TOKEN],
+        );
+    }
+
+    // The controller has not started the operation yet: no phase, but it is this effect's.
+    let server = MockServer::start(argo_like()).await;
+    let p = build_local(config(&server));
+    call(p.as_ref(), json!({"application": "queued"}))
+        .await
+        .unwrap();
+    let out = call(p.as_ref(), json!({"application": "queued"}))
+        .await
+        .unwrap();
+    assert_eq!(out.status, "sync started (resent)");
+    assert_eq!(
+        out.response,
+        json!({"application": "queued", "revision": SHA, "resent": true})
+    );
+    let e = call_as(p.as_ref(), json!({"application": "queued"}), "other")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SinkError::Http { status: 400, .. }), "{e}");
+}
+
+#[tokio::test]
+async fn a_refused_sync_that_cannot_be_checked_is_retried() {
+    let (e, t) = failure(TOKEN, "busy-flaky").await;
+    assert!(matches!(e, SinkError::Http { status: 503, .. }), "{t}");
+    assert!(e.retryable(), "{t}");
+}
+
 async fn failure(token: &str, application: &str) -> (SinkError, String) {
-    let server = MockServer::start(argo_like).await;
+    let server = MockServer::start(argo_like()).await;
     let mut cfg = config(&server);
     cfg["token"] = json!(token);
     let p = build_local(cfg);

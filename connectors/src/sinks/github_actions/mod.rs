@@ -8,7 +8,10 @@
 //! receives the idempotency key), `return_run_details?` (default false). Params: `ref` (the
 //! branch or tag the workflow runs on), `workflow?` (file name such as `deploy.yml` or numeric
 //! id; required unless configured), `inputs?` (an object of at most 25 inputs, GitHub's limit,
-//! whose values are strings, numbers or booleans; at most 65,535 characters in all). Owner and
+//! whose values are strings, numbers or booleans — numbers and booleans are sent as strings,
+//! `3` as `"3"` and `true` as `"true"`, since GitHub Enterprise Server versions and clients
+//! answer 422 for other values and GitHub types each input from the workflow's declared type
+//! anyway; at most 65,535 characters in all, counted as sent). Owner and
 //! repo come from the config only, so a rendered template can choose a workflow of that one
 //! repository but never another repository the token may reach.
 //!

@@ -3,7 +3,9 @@
 use super::config::GithubActionsConfig;
 use crate::sinks::params::{self, Params, type_name};
 use crate::sinks::registry::ProviderContext;
-use crate::sinks::transport::{EXCERPT_BYTES, HttpSink, host_of, join, truncate};
+use crate::sinks::transport::{
+    EXCERPT_BYTES, HttpSink, check_token, error_message, host_of, join, truncate,
+};
 use crate::sinks::{EffectCall, EffectOutput, Provider, Secret, SinkError};
 use serde_json::{Map, Value, json};
 
@@ -23,8 +25,6 @@ const MAX_REF_BYTES: usize = 255;
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// Longest URL kept from an answer.
 const MAX_URL_BYTES: usize = 512;
-/// Longest service message kept in an error.
-const MESSAGE_BYTES: usize = 300;
 
 /// Dispatches workflows of one repository.
 #[derive(Debug)]
@@ -118,9 +118,18 @@ impl GithubActions {
                 }
                 match value {
                     // Workflow inputs are strings, choices, numbers, booleans or environments:
-                    // scalars. GitHub keeps booleans as booleans in the `inputs` context.
-                    Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+                    // scalars, sent as strings. GitHub types each from the workflow's declared
+                    // input type (a boolean input is a boolean in the `inputs` context), and
+                    // GitHub Enterprise Server versions and clients answer 422 for a value that
+                    // is not a string.
+                    Value::String(_) => {
                         inputs.insert(name.clone(), value.clone());
+                    }
+                    Value::Number(n) => {
+                        inputs.insert(name.clone(), Value::String(n.to_string()));
+                    }
+                    Value::Bool(b) => {
+                        inputs.insert(name.clone(), Value::String(b.to_string()));
                     }
                     other => {
                         return Err(SinkError::params(
@@ -188,7 +197,7 @@ impl GithubActions {
             } => (status, body_excerpt),
             other => return other,
         };
-        let message = github_message(&body_excerpt);
+        let message = error_message(&body_excerpt);
         let lower = message.to_ascii_lowercase();
         if matches!(status, 403 | 429) && lower.contains("rate limit") {
             // GitHub answers a (secondary) rate limit with 403 as well as 429: both pass.
@@ -227,20 +236,6 @@ impl GithubActions {
     }
 }
 
-/// GitHub's `{"message": ..., "documentation_url": ...}`, or the excerpt when it is not that.
-fn github_message(excerpt: &str) -> String {
-    let msg = serde_json::from_str::<Value>(excerpt)
-        .ok()
-        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| excerpt.trim().to_owned());
-    let msg = if msg.is_empty() {
-        "no message".to_owned()
-    } else {
-        msg
-    };
-    truncate(&msg, MESSAGE_BYTES).to_owned()
-}
-
 /// The field naming an input in errors: `inputs.NAME` for a short name, else `inputs` (a
 /// hostile name should not make a huge field).
 fn input_field(name: &str) -> String {
@@ -249,19 +244,6 @@ fn input_field(name: &str) -> String {
     } else {
         "inputs".to_owned()
     }
-}
-
-fn check_token(token: &str) -> Result<(), SinkError> {
-    if token.trim().is_empty() {
-        return Err(SinkError::Config("token must not be empty".into()));
-    }
-    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        // Never quote it: it is the secret.
-        return Err(SinkError::Config(
-            "token must not contain spaces or control characters".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// GitHub account names: letters, digits and single hyphens, at most 39.
