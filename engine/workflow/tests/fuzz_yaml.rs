@@ -113,6 +113,7 @@ fn catalog() -> StaticCatalog {
         ("local", "exec"),
         ("hook", "webhook"),
         ("rollback", "webhook"),
+        ("gha", "github_actions"),
         ("oncall-slack", "slack"),
         ("jira", "jira"),
     ] {
