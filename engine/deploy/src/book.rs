@@ -228,7 +228,8 @@ fn slug(s: &str, max: usize) -> String {
     if t.is_empty() { "x".into() } else { t.into() }
 }
 
-fn cut(s: &str, max: usize) -> String {
+/// `s` cut to at most `max` bytes on a character boundary.
+pub(crate) fn cut(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.into();
     }

@@ -152,15 +152,14 @@ pub struct LogHistory {
     forgot_at: i64,
 }
 
+/// `s` cut to at most `max` bytes on a character boundary, `…` marking a cut.
 fn cut(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.into();
+    let head = crate::book::cut(s, max);
+    if head.len() < s.len() {
+        format!("{head}…")
+    } else {
+        head
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// Forgets the tenth of `map`'s entries counted longest ago (one sort per tenth of the cap).
