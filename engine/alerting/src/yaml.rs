@@ -18,6 +18,12 @@ use std::fmt;
 /// this and the text's length in bytes.
 pub const MAX_EXPANDED_NODES: usize = 100_000;
 
+/// Flow collections (`[ ]`, `{ }`) nested deeper than this are refused before the parse. The
+/// YAML scanner keeps a record per open flow level and looks at them again for every token, so
+/// 20,000 nested `{a: ` (85 KB) took 1.5 s of CPU before the deserializer's recursion limit
+/// (128) refused them; no configuration nests anywhere near this deep.
+pub const MAX_FLOW_DEPTH: usize = 1_000;
+
 /// Why a YAML text was not loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum YamlError {
@@ -32,6 +38,17 @@ pub enum YamlError {
         /// The limit that applied to this text.
         limit: usize,
     },
+    /// Flow collections nested past [`MAX_FLOW_DEPTH`] (the author must flatten the value).
+    #[error(
+        "YAML flow collections ([ ] or {{ }}) nested deeper than {MAX_FLOW_DEPTH} levels at line \
+         {line} column {column}; refused before parsing"
+    )]
+    TooDeep {
+        /// 1-based line of the bracket that went past the limit.
+        line: usize,
+        /// 1-based column (characters) of that bracket.
+        column: usize,
+    },
     /// The text does not parse or does not fit the expected type (the author must fix it).
     #[error("{0}")]
     Parse(#[from] serde_yaml_ng::Error),
@@ -42,6 +59,7 @@ impl YamlError {
     pub fn line(&self) -> Option<usize> {
         match self {
             YamlError::TooManyNodes { .. } => None,
+            YamlError::TooDeep { line, .. } => Some(*line),
             YamlError::Parse(e) => e.location().map(|l| l.line()),
         }
     }
@@ -52,8 +70,64 @@ impl YamlError {
 /// # Errors
 /// [`YamlError::TooManyNodes`] for an alias bomb, [`YamlError::Parse`] otherwise.
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    check_flow_depth(text)?;
     check_expansion(text)?;
     Ok(serde_yaml_ng::from_str(text)?)
+}
+
+/// Refuses a text whose flow collections nest deeper than [`MAX_FLOW_DEPTH`], in one pass over
+/// its characters. Brackets inside quoted strings and comments do not count; one inside a
+/// plain or block scalar does, which could refuse only a text with a thousand unclosed
+/// brackets in its values.
+///
+/// # Errors
+/// [`YamlError::TooDeep`] naming where the limit was passed.
+pub fn check_flow_depth(text: &str) -> Result<(), YamlError> {
+    let mut depth = 0usize;
+    let (mut line, mut column) = (1usize, 0usize);
+    let (mut double, mut single, mut escaped, mut comment) = (false, false, false, false);
+    // Whether the previous character can precede a token (a quote or `#` starts one only there).
+    let mut boundary = true;
+    for ch in text.chars() {
+        column += 1;
+        if ch == '\n' {
+            (line, column, comment, boundary) = (line + 1, 0, false, true);
+            continue;
+        }
+        if comment {
+            continue;
+        }
+        if double {
+            if escaped {
+                escaped = false;
+            } else if ch == '\\' {
+                escaped = true;
+            } else if ch == '"' {
+                double = false;
+            }
+            continue;
+        }
+        if single {
+            // `''` inside a single-quoted string closes and reopens it: the same count.
+            single = ch != '\'';
+            continue;
+        }
+        match ch {
+            '#' if boundary => comment = true,
+            '"' if boundary => double = true,
+            '\'' if boundary => single = true,
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(YamlError::TooDeep { line, column });
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        boundary = ch.is_whitespace() || matches!(ch, '[' | '{' | ',' | ':' | '-');
+    }
+    Ok(())
 }
 
 /// Refuses a text whose anchors and aliases expand it past the node limit, after visiting at
@@ -235,6 +309,47 @@ mod tests {
         assert_eq!(v["two"]["y"][1].as_i64(), Some(2));
         // A small expansion (three levels) stays under the limit.
         assert!(from_str::<serde_yaml_ng::Value>(&laughs(3)).is_ok());
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_the_parse_with_its_place() {
+        for (open, close) in [("{a: ", "}"), ("[", "]")] {
+            let text = format!(
+                "x: 1\ny: {}z{}\n",
+                open.repeat(20_000),
+                close.repeat(20_000)
+            );
+            let t = Instant::now();
+            let e = from_str::<serde_yaml_ng::Value>(&text).err();
+            assert!(
+                t.elapsed() < Duration::from_millis(100),
+                "{:?}",
+                t.elapsed()
+            );
+            match e {
+                Some(YamlError::TooDeep { line, column }) => {
+                    assert_eq!(line, 2);
+                    assert_eq!(column, 3 + 1000 * open.len() + 1);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // At the limit the parser decides (serde's own recursion limit refuses it, quickly).
+        let text = format!("y: {}z{}\n", "[".repeat(1_000), "]".repeat(1_000));
+        let t = Instant::now();
+        let e = from_str::<serde_yaml_ng::Value>(&text).err();
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(matches!(e, Some(YamlError::Parse(_))), "{e:?}");
+        // Brackets in quotes and comments do not count; ordinary nesting loads.
+        let brackets = "[".repeat(2_000);
+        let text =
+            format!("a: \"{brackets}\"\nb: '{brackets}'\n# {brackets}\nc: [[1, {{d: [2]}}]]\n");
+        let v: serde_yaml_ng::Value = from_str(&text).unwrap();
+        assert_eq!(v["c"][0][1]["d"][0].as_i64(), Some(2));
     }
 
     #[test]
