@@ -617,8 +617,11 @@ async fn http_json_pages_outage_and_kill9_store_every_record_once() {
     assert!(asked > 0);
     let m = metrics_of(&c, &a, "shop").await;
     assert_eq!(m["state"], "ok", "{m}");
+    // The last process backfilled the gap after the kills: one range or more (the gap is ~2 s
+    // plus two starts; with `max_range = 5s` it fits one range when the starts are quick — the
+    // test asked for 2 and failed on a quiet machine). Every record once is asserted above.
     assert!(
-        m["backfilled_ranges"].as_u64().unwrap() >= 2,
+        m["backfilled_ranges"].as_u64().unwrap() >= 1,
         "the gap after the kills: {m}"
     );
     assert!(api.requests.load(Ordering::SeqCst) > 0);
