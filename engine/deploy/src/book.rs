@@ -1134,6 +1134,12 @@ impl DeployBook {
             .saturating_add(v.delay_ms.saturating_mul(2))
             .saturating_add(v.grace_ms);
         let mut oldest = self.st.now_ms.saturating_sub(reach);
+        // Error counts go back to the log baseline of every deploy not judged yet (it starts
+        // before the deploy, which may be long before its window when the rollout took its time).
+        let log_reach = self
+            .log_baseline_ms()
+            .saturating_add(crate::logs::KEEP_MARGIN_MS);
+        let mut log_oldest = self.st.now_ms.saturating_sub(log_reach);
         for d in self.st.deploys.values() {
             if d.status == Status::Verifying
                 && let Some(ver) = &d.verification
@@ -1143,29 +1149,15 @@ impl DeployBook {
                 );
                 oldest = oldest.min(need);
             }
-        }
-        self.st.samples.prune(oldest);
-        // Error counts back to the log baseline of every deploy not judged yet (it starts before
-        // the deploy, which may be long before its window when the rollout took its time).
-        let mut log_oldest = oldest.min(
-            self.st
-                .now_ms
-                .saturating_sub(self.log_baseline_ms())
-                .saturating_sub(crate::logs::KEEP_MARGIN_MS),
-        );
-        for d in self.st.deploys.values() {
             if matches!(
                 d.status,
                 Status::AwaitingApproval | Status::InProgress | Status::Verifying
             ) {
-                log_oldest = log_oldest.min(
-                    d.started_at_ms
-                        .saturating_sub(self.log_baseline_ms())
-                        .saturating_sub(crate::logs::KEEP_MARGIN_MS),
-                );
+                log_oldest = log_oldest.min(d.started_at_ms.saturating_sub(log_reach));
             }
         }
-        self.st.logs.prune(log_oldest, self.st.now_ms);
+        self.st.samples.prune(oldest);
+        self.st.logs.prune(log_oldest.min(oldest), self.st.now_ms);
     }
 
     /// Derives deploy `id`'s verdict now (its window closed): a proposal for the log.
